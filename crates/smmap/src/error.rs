@@ -1,0 +1,204 @@
+//! [`Error`]: every way the engine can fail, each naming the file and, where
+//! one is involved, the offset.
+
+use std::io;
+
+use crate::source::PathOrFd;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with the file and offset it went wrong at.
+///
+/// Errors caused by the operating system carry its [`io::Error`]
+/// ([`raw_os_error`](Self::raw_os_error) gives the errno), so that callers can
+/// tell a missing file from a full address space.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened to map it.
+    #[error("cannot open {file}: {source}")]
+    Open {
+        /// The file.
+        file: PathOrFd,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// The file's size could not be read (missing file, closed descriptor).
+    #[error("cannot stat {file}: {source}")]
+    Stat {
+        /// The file.
+        file: PathOrFd,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// The path names a directory.
+    #[error("cannot map {file}: it is a directory")]
+    IsADirectory {
+        /// The directory.
+        file: PathOrFd,
+    },
+    /// The path names something that cannot be mapped as a file (a FIFO, a
+    /// device, a socket).
+    #[error("cannot map {file}: it is {kind}, not a regular file")]
+    NotRegularFile {
+        /// The file.
+        file: PathOrFd,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The operating system refused the mapping, even after every unused
+    /// window was unmapped and the mapping tried once more.
+    #[error("cannot map {len} bytes at offset {offset} of {file}: {source}")]
+    Map {
+        /// The file.
+        file: PathOrFd,
+        /// Offset of the window that was to be mapped.
+        offset: u64,
+        /// Length of the window that was to be mapped.
+        len: u64,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// Every one of `limit` mapped windows is in use, so no new window can be
+    /// mapped without exceeding `max_open_handles`.
+    #[error(
+        "cannot map offset {offset} of {file}: all {limit} windows allowed by max_open_handles are in use"
+    )]
+    HandleLimit {
+        /// The file.
+        file: PathOrFd,
+        /// The offset that needed a new window.
+        offset: u64,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The file is shorter than when its size was read: another process
+    /// truncated it. Reading the lost pages would raise SIGBUS, so the window
+    /// is not mapped.
+    #[error("{file} shrank from {expected} to {actual} bytes since its size was read; offset {offset} is gone")]
+    FileShrunk {
+        /// The file.
+        file: PathOrFd,
+        /// The offset that was to be mapped.
+        offset: u64,
+        /// The size read when the file was first used.
+        expected: u64,
+        /// The size now.
+        actual: u64,
+    },
+    /// An offset or range lies past the end of the file or buffer.
+    #[error("offset {offset} is out of range for {file} ({size} bytes)")]
+    OutOfRange {
+        /// The file.
+        file: PathOrFd,
+        /// The offending offset (absolute, in the file).
+        offset: u64,
+        /// The size of the file, or of the buffer's view of it.
+        size: u64,
+    },
+    /// A region offset that is not a multiple of the allocation granularity.
+    #[error("offset {offset} of {file} is not a multiple of the allocation granularity {granularity}")]
+    Unaligned {
+        /// The file.
+        file: PathOrFd,
+        /// The offset.
+        offset: u64,
+        /// [`ALLOCATIONGRANULARITY`](crate::ALLOCATIONGRANULARITY).
+        granularity: u64,
+    },
+    /// The cursor or buffer is not associated with a file.
+    #[error("the cursor is not associated with a file")]
+    NotAssociated,
+}
+
+impl Error {
+    /// The operating system's error number, when the operating system refused.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Open { source, .. } | Error::Stat { source, .. } | Error::Map { source, .. } => {
+                source.raw_os_error()
+            }
+            Error::IsADirectory { .. } => Some(libc::EISDIR),
+            _ => None,
+        }
+    }
+
+    /// The file the error is about, if any.
+    pub fn file(&self) -> Option<&PathOrFd> {
+        match self {
+            Error::Open { file, .. }
+            | Error::Stat { file, .. }
+            | Error::IsADirectory { file }
+            | Error::NotRegularFile { file, .. }
+            | Error::Map { file, .. }
+            | Error::HandleLimit { file, .. }
+            | Error::FileShrunk { file, .. }
+            | Error::OutOfRange { file, .. }
+            | Error::Unaligned { file, .. } => Some(file),
+            Error::NotAssociated => None,
+        }
+    }
+
+    /// Whether the operating system ran out of something that unmapping
+    /// unused windows may give back (memory or address space, the map count,
+    /// descriptors).
+    pub(crate) fn is_exhaustion(&self) -> bool {
+        matches!(
+            self.raw_os_error(),
+            Some(libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::EAGAIN)
+        )
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Open { source, .. } | Error::Stat { source, .. } | Error::Map { source, .. } => {
+                source.kind()
+            }
+            Error::IsADirectory { .. } => io::ErrorKind::IsADirectory,
+            Error::OutOfRange { .. } | Error::FileShrunk { .. } => io::ErrorKind::UnexpectedEof,
+            Error::NotRegularFile { .. } | Error::Unaligned { .. } | Error::NotAssociated => {
+                io::ErrorKind::InvalidInput
+            }
+            Error::HandleLimit { .. } => io::ErrorKind::ResourceBusy,
+            #[allow(unreachable_patterns)]
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_file_and_offset() {
+        let e = Error::OutOfRange { file: PathOrFd::from("/data/pack"), offset: 99, size: 10 };
+        let s = e.to_string();
+        assert!(s.contains("/data/pack") && s.contains("99") && s.contains("10"), "{s}");
+        let e = Error::Map {
+            file: PathOrFd::Fd(7),
+            offset: 4096,
+            len: 8192,
+            source: io::Error::from_raw_os_error(libc::ENOMEM),
+        };
+        assert!(e.to_string().contains("file descriptor 7"));
+        assert!(e.to_string().contains("offset 4096"));
+        assert!(e.is_exhaustion());
+        assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+        let io: io::Error = e.into();
+        assert_eq!(io.kind(), io::ErrorKind::OutOfMemory);
+    }
+
+    #[test]
+    fn io_error_kinds() {
+        let io: io::Error = Error::NotAssociated.into();
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+        let io: io::Error = Error::IsADirectory { file: PathOrFd::from("/") }.into();
+        assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
+        assert!(Error::NotAssociated.file().is_none());
+    }
+}

@@ -1,0 +1,38 @@
+//! [`AccessHint`]: how a caller will read, passed to the kernel.
+
+/// How the mapped bytes will be read, passed to the kernel with `madvise` for
+/// each region a cursor or buffer uses. On a cold file a sequential hint alone
+/// can double the speed of a scan (more read-ahead); a random hint stops
+/// read-ahead that would be wasted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessHint {
+    /// Front to back: read ahead aggressively, drop pages behind.
+    Sequential,
+    /// Scattered: no read-ahead.
+    Random,
+    /// Soon: start reading the pages in now.
+    WillNeed,
+}
+
+impl From<AccessHint> for memmap2::Advice {
+    fn from(h: AccessHint) -> Self {
+        match h {
+            AccessHint::Sequential => memmap2::Advice::Sequential,
+            AccessHint::Random => memmap2::Advice::Random,
+            AccessHint::WillNeed => memmap2::Advice::WillNeed,
+        }
+    }
+}
+
+impl std::str::FromStr for AccessHint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sequential" => Ok(AccessHint::Sequential),
+            "random" => Ok(AccessHint::Random),
+            "willneed" | "will-need" => Ok(AccessHint::WillNeed),
+            _ => Err(format!("unknown access hint {s:?}: expected sequential, random or willneed")),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! A thread-safe sliding-window memory-map manager.
+//!
+//! Programs that read many large files at random — pack files, indexes,
+//! archives, column stores — want memory maps, but maps are scarce: address
+//! space, the kernel's map count (`vm.max_map_count`, 65530 by default on
+//! Linux), file descriptors. `smmap` maps *windows* of files on demand, keeps
+//! the mapped bytes and the number of live mappings under limits, and unmaps
+//! the least-recently-used window nobody is using when it must.
+//!
+//! # The model
+//!
+//! ```text
+//! Manager (Static | Sliding)  limits: window_size, max_memory_size, max_open_handles
+//!   └─ MapRegionList, one per file: path or fd, size (read once), regions by offset
+//!         └─ MapRegion: one read-only mapping [ofs, ofs+size), ofs aligned
+//! WindowCursor            holds at most one region; buffer() = [ofs_begin, ofs_end)
+//! SlidingWindowMapBuffer  a cursor behind a byte view of [offset, offset+len)
+//! MapWindow               the arithmetic that places a new region
+//! ```
+//!
+//! A read, [`WindowCursor::use_region`]: if the cursor's region holds the
+//! offset, nothing else happens (no lock, no system call). Otherwise the
+//! manager looks the offset up among the file's regions (ordered, never a
+//! scan); failing that it places a new window — from the offset, grown
+//! towards the neighbouring regions up to `window_size`, aligned to
+//! [`ALLOCATIONGRANULARITY`], clipped to the file end — evicts
+//! least-recently-used unused regions until the window fits the memory limit
+//! and a handle is free, and maps it. If the operating system refuses
+//! (`ENOMEM`, `EMFILE`, `ENFILE`, the map count), every unused region is
+//! unmapped and the mapping tried once more before the error is returned.
+//!
+//! # Limits
+//!
+//! - `max_open_handles` (default unlimited) is never exceeded: when every
+//!   region is in use, a new one is an [`Error::HandleLimit`]. A path is
+//!   opened only to map and closed right after, so a handle is a live
+//!   mapping, not a descriptor.
+//! - `max_memory_size` (default 8 GiB on 64-bit) is exceeded only while every
+//!   region is in use; [`Stats::over_limit_bytes`] shows by how much, and the
+//!   excess is evicted as soon as a region is released.
+//! - `window_size` (default 1 GiB on 64-bit; 0 = whole files).
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data.bin");
+//! # std::fs::write(&path, b"...magic...")?;
+//! let manager = smmap::SlidingWindowMapManager::new();
+//! let mut cursor = manager.make_cursor(&path)?;
+//! cursor.use_region(3, 5)?;
+//! assert_eq!(cursor.buffer(), b"magic");
+//! # Ok(()) }
+//! ```
+//!
+//! # Files that change while mapped
+//!
+//! - **Truncation by another process** makes a later read of the lost pages
+//!   raise `SIGBUS`, which kills the process. This is true of every user of
+//!   memory maps, and no library can prevent it for pages already mapped. What
+//!   `smmap` can do, it does: before mapping a new window it checks that the
+//!   file still holds it, and returns [`Error::FileShrunk`] if not. Do not
+//!   map files that other processes truncate (git never truncates packs).
+//! - **Unlinking** a mapped file is safe: the mapping keeps the data.
+//! - **Growth** is seen once the file size is read again: the size is read
+//!   when the manager first meets a file and kept while any cursor or region
+//!   of it lives, and read anew after they are all gone.
+//!
+//! # Threads
+//!
+//! [`Manager`] is `Send + Sync` and cheap to clone; cursors and buffers are
+//! `Send`. The manager's lock is held only to find, place, map or evict a
+//! region, never while a caller reads.
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod buffer;
+mod cursor;
+mod error;
+mod hint;
+mod manager;
+mod region;
+mod region_list;
+mod source;
+mod state;
+mod stats;
+mod sys;
+mod window;
+
+pub use buffer::{Endian, Matches, Primitive, SlidingWindowMapBuffer, Value, ValueType};
+pub use cursor::WindowCursor;
+pub use error::{Error, Result};
+pub use hint::AccessHint;
+pub use manager::{
+    default_max_memory_size, default_window_size, Manager, ManagerBuilder, SlidingWindowMapManager,
+    StaticWindowMapManager,
+};
+pub use region::MapRegion;
+pub use region_list::MapRegionList;
+pub use source::PathOrFd;
+pub use stats::Stats;
+pub use sys::{align_to_mmap, is_64_bit, ALLOCATIONGRANULARITY};
+pub use window::MapWindow;

@@ -1,0 +1,230 @@
+//! [`MapRegion`]: one read-only mapping of a file range.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, Result};
+use crate::source::PathOrFd;
+use crate::sys::ALLOCATIONGRANULARITY;
+
+/// One read-only mapping of `[ofs_begin, ofs_end)` of a file.
+///
+/// A `MapRegion` is a cheap handle: clones share one mapping, which is
+/// unmapped when the last handle is dropped. That is what keeps bytes handed
+/// out to a caller (a cursor's slice, a Python `memoryview`) valid even after
+/// the manager has stopped counting the region.
+///
+/// The manager counts a region's *clients*: one for the manager itself and
+/// one for each cursor using it. A region whose
+/// [`client_count`](Self::client_count) is 1 is unused and may be evicted.
+///
+/// # Safety of the bytes
+///
+/// The bytes are the file's pages. If another process truncates the file
+/// while it is mapped, reading the lost pages raises `SIGBUS`; no mmap user
+/// can prevent that. See the crate documentation.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// std::fs::write(&path, b"hello, world")?;
+/// let region = smmap::MapRegion::new(&path, 0, 5)?;
+/// assert_eq!(region.as_slice(), b"hello");
+/// assert_eq!((region.ofs_begin(), region.ofs_end()), (0, 5));
+/// assert!(region.includes_ofs(4) && !region.includes_ofs(5));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MapRegion {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    map: Mmap,
+    ofs: u64,
+    clients: AtomicUsize,
+}
+
+impl MapRegion {
+    /// Maps up to `size` bytes of the file at `ofs`, which must be a multiple
+    /// of [`ALLOCATIONGRANULARITY`]. The size is clipped to the file's end; an
+    /// offset at or past the end is an error.
+    ///
+    /// The new region counts one client, its creator.
+    pub fn new(path_or_fd: impl Into<PathOrFd>, ofs: u64, size: u64) -> Result<Self> {
+        let file = path_or_fd.into();
+        let file_size = file.file_size()?;
+        let len = size.min(file_size.saturating_sub(ofs));
+        if ofs >= file_size || len == 0 {
+            return Err(Error::OutOfRange { file, offset: ofs, size: file_size });
+        }
+        Self::map(&file, ofs, len, file_size)
+    }
+
+    /// Maps exactly `[ofs, ofs + len)`, checking first that the file still
+    /// has `expected_size` bytes (so that a shrunk file gives an error here
+    /// rather than SIGBUS later).
+    pub(crate) fn map(file: &PathOrFd, ofs: u64, len: u64, expected_size: u64) -> Result<Self> {
+        let granularity = *ALLOCATIONGRANULARITY;
+        if ofs % granularity != 0 {
+            return Err(Error::Unaligned { file: file.clone(), offset: ofs, granularity });
+        }
+        let map_err = |source| Error::Map { file: file.clone(), offset: ofs, len, source };
+        let too_large = || map_err(std::io::Error::from_raw_os_error(libc::ENOMEM));
+        let ulen = usize::try_from(len).map_err(|_| too_large())?;
+        let mapped = file.with_open(|f| {
+            let actual = f.metadata()?.len();
+            if actual < expected_size && actual < ofs + len {
+                return Ok(Err(actual));
+            }
+            // SAFETY: the mapping is read-only and the file is opened
+            // read-only. Another process may still change or truncate the
+            // file; that contract is documented on this type and the crate
+            // (SIGBUS on truncation), and the size check just above turns the
+            // truncation we can see into an error.
+            let map = unsafe { MmapOptions::new().offset(ofs).len(ulen).map(f) }?;
+            Ok(Ok(map))
+        })?;
+        match mapped {
+            Ok(Ok(map)) => Ok(MapRegion {
+                inner: Arc::new(Inner { map, ofs, clients: AtomicUsize::new(1) }),
+            }),
+            Ok(Err(actual)) => Err(Error::FileShrunk {
+                file: file.clone(),
+                offset: ofs,
+                expected: expected_size,
+                actual,
+            }),
+            Err(source) => Err(map_err(source)),
+        }
+    }
+
+    /// Absolute offset of the first mapped byte.
+    #[inline]
+    pub fn ofs_begin(&self) -> u64 {
+        self.inner.ofs
+    }
+
+    /// Number of mapped bytes.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Absolute offset one past the last mapped byte.
+    #[inline]
+    pub fn ofs_end(&self) -> u64 {
+        self.inner.ofs + self.inner.map.len() as u64
+    }
+
+    /// True if the byte at absolute offset `ofs` is mapped by this region.
+    #[inline]
+    pub fn includes_ofs(&self, ofs: u64) -> bool {
+        self.inner.ofs <= ofs && ofs < self.ofs_end()
+    }
+
+    /// How many clients use the region: the manager counts one, each cursor
+    /// using it one more. 1 means unused (collectable); 0 means the manager
+    /// no longer tracks it (evicted or collected while still referenced).
+    pub fn client_count(&self) -> usize {
+        self.inner.clients.load(Ordering::Relaxed)
+    }
+
+    /// The mapped bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.inner.map
+    }
+
+    /// Passes an access-pattern hint for the whole region to the kernel.
+    pub fn advise(&self, hint: crate::AccessHint) -> std::io::Result<()> {
+        self.inner.map.advise(hint.into())
+    }
+
+    /// True if both handles share one mapping.
+    pub fn same_mapping(&self, other: &MapRegion) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Adds `delta` to the client count. Only the manager calls this, under
+    /// its lock; the count is atomic so that it can be read without the lock.
+    pub(crate) fn add_clients(&self, delta: isize) -> usize {
+        let now = self.client_count().wrapping_add_signed(delta);
+        debug_assert!(now < usize::MAX / 2, "client count went negative");
+        self.inner.clients.store(now, Ordering::Relaxed);
+        now
+    }
+}
+
+impl std::ops::Deref for MapRegion {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for MapRegion {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl fmt::Debug for MapRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MapRegion<{}, {}>", self.ofs_begin(), self.size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        (dir, path, bytes)
+    }
+
+    #[test]
+    fn maps_a_clipped_range() {
+        let g = *ALLOCATIONGRANULARITY as usize;
+        let (_d, path, bytes) = file_of(3 * g + 100);
+        let r = MapRegion::new(&path, g as u64, u64::MAX).unwrap();
+        assert_eq!(r.size(), 2 * g + 100);
+        assert_eq!(r.as_slice(), &bytes[g..]);
+        assert_eq!(r.client_count(), 1);
+        assert_eq!(format!("{r:?}"), format!("MapRegion<{g}, {}>", 2 * g + 100));
+        let r2 = r.clone();
+        assert!(r.same_mapping(&r2));
+        r.advise(crate::AccessHint::Sequential).unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_offsets() {
+        let (_d, path, _) = file_of(100);
+        let e = MapRegion::new(&path, 1, 10).unwrap_err();
+        assert!(matches!(e, Error::Unaligned { offset: 1, .. }), "{e}");
+        let e = MapRegion::new(&path, 1 << 20, 10).unwrap_err();
+        assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+        assert!(e.to_string().contains("data"));
+        let e = MapRegion::new(&path, 0, 0).unwrap_err();
+        assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+    }
+
+    #[test]
+    fn shrunk_file_is_an_error_not_a_sigbus() {
+        let g = *ALLOCATIONGRANULARITY;
+        let (_d, path, _) = file_of(3 * g as usize);
+        let file = PathOrFd::from(path.as_path());
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(g).unwrap();
+        let e = MapRegion::map(&file, g, g, 3 * g).unwrap_err();
+        assert!(matches!(e, Error::FileShrunk { actual, .. } if actual == g), "{e}");
+    }
+}

@@ -1,0 +1,389 @@
+//! The manager's shared state and the core algorithm: finding, placing and
+//! evicting regions. Everything here runs under the manager's lock.
+//!
+//! Data structures, and why:
+//! - files live in a slab indexed by a small integer that a cursor keeps, so
+//!   a miss finds its file without hashing the path; the index is stable
+//!   while the file has a cursor or a region;
+//! - each file's regions are in a `BTreeMap` by offset (ordered lookup and
+//!   neighbours in `O(log n)`);
+//! - unused regions (client count 1) are in a `BTreeMap` keyed by a
+//!   monotonically increasing stamp taken when they became unused: the first
+//!   entry is the true least-recently-used one, found and removed in
+//!   `O(log n)` without scanning all regions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::region::MapRegion;
+use crate::region_list::MapRegionList;
+use crate::source::PathOrFd;
+use crate::stats::Stats;
+use crate::window::MapWindow;
+
+/// Which placement the manager uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// One region per file, mapping the whole file.
+    Static,
+    /// Windows of at most `window_size` placed between existing regions.
+    Sliding,
+}
+
+/// The manager's configuration, with the special values already resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) kind: Kind,
+    /// 0 means unlimited (whole file).
+    pub(crate) window_size: u64,
+    pub(crate) max_memory_size: u64,
+    pub(crate) max_open_handles: usize,
+}
+
+impl Limits {
+    /// The cap on one window; `u64::MAX` when unlimited.
+    pub(crate) fn window_cap(&self) -> u64 {
+        if self.window_size == 0 {
+            u64::MAX
+        } else {
+            self.window_size
+        }
+    }
+}
+
+/// The state behind the manager's lock.
+#[derive(Default)]
+pub(crate) struct State {
+    index: HashMap<Arc<PathOrFd>, usize>,
+    files: Vec<Option<MapRegionList>>,
+    free: Vec<usize>,
+    lru: BTreeMap<u64, (usize, u64)>,
+    clock: u64,
+    memory: u64,
+    handles: usize,
+    stats: Stats,
+}
+
+/// Regions removed from the manager, to be dropped (unmapped) after the lock
+/// is released.
+pub(crate) type Released = Vec<MapRegion>;
+
+impl State {
+    /// The slab index and size of an already known file, counting one more
+    /// cursor on it.
+    pub(crate) fn attach_known(&mut self, key: &PathOrFd) -> Option<(usize, u64, Arc<PathOrFd>)> {
+        let idx = *self.index.get(key)?;
+        let list = self.file_mut(idx);
+        list.cursors += 1;
+        Some((idx, list.file_size(), list.source().clone()))
+    }
+
+    /// Registers a file whose size the caller read, or counts a cursor on it
+    /// if another thread registered it meanwhile.
+    pub(crate) fn attach(&mut self, key: PathOrFd, size: u64) -> (usize, u64, Arc<PathOrFd>) {
+        if let Some(found) = self.attach_known(&key) {
+            return found;
+        }
+        let source = Arc::new(key);
+        let mut list = MapRegionList::with_size(source.clone(), size);
+        list.cursors = 1;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.files[i] = Some(list);
+                i
+            }
+            None => {
+                self.files.push(Some(list));
+                self.files.len() - 1
+            }
+        };
+        self.index.insert(source.clone(), idx);
+        (idx, size, source)
+    }
+
+    /// One cursor fewer on the file; forgets the file when nothing uses it.
+    pub(crate) fn detach(&mut self, idx: usize) {
+        let list = self.file_mut(idx);
+        list.cursors -= 1;
+        self.forget_if_idle(idx);
+    }
+
+    /// One more cursor on the file (a cloned cursor).
+    pub(crate) fn add_cursor(&mut self, idx: usize) {
+        self.file_mut(idx).cursors += 1;
+    }
+
+    pub(crate) fn add_hits(&mut self, hits: u64) {
+        self.stats.hits += hits;
+    }
+
+    fn forget_if_idle(&mut self, idx: usize) {
+        let list = self.files[idx].as_ref().expect("live file index");
+        if list.cursors == 0 && list.is_empty() {
+            let list = self.files[idx].take().expect("live file index");
+            self.index.remove(list.path_or_fd());
+            self.free.push(idx);
+        }
+    }
+
+    fn file_mut(&mut self, idx: usize) -> &mut MapRegionList {
+        self.files[idx].as_mut().expect("a cursor's file stays registered while it lives")
+    }
+
+    fn file(&self, idx: usize) -> &MapRegionList {
+        self.files[idx].as_ref().expect("a cursor's file stays registered while it lives")
+    }
+
+    /// A cursor stops using `region` of file `idx`. If the manager is over
+    /// its memory limit (possible only while every region was in use), the
+    /// now unused regions are evicted until it is not.
+    pub(crate) fn release(&mut self, limits: &Limits, idx: usize, region: &MapRegion, released: &mut Released) {
+        if region.add_clients(-1) == 1 {
+            self.clock += 1;
+            let stamp = self.clock;
+            let start = region.ofs_begin();
+            if let Some(slot) = self.file_mut(idx).slot_mut(start) {
+                slot.lru = Some(stamp);
+                self.lru.insert(stamp, (idx, start));
+            }
+            if self.memory > limits.max_memory_size {
+                let n = self.evict_while(released, |st| st.memory > limits.max_memory_size);
+                self.stats.evictions += n as u64;
+            }
+        }
+    }
+
+    /// A cursor starts using `region` of file `idx`, which the manager tracks.
+    pub(crate) fn acquire(&mut self, idx: usize, region: &MapRegion) {
+        if region.add_clients(1) == 2 {
+            if let Some(slot) = self.file_mut(idx).slot_mut(region.ofs_begin()) {
+                if let Some(stamp) = slot.lru.take() {
+                    self.lru.remove(&stamp);
+                }
+            }
+        }
+    }
+
+    /// The miss path: a region of file `idx` holding `offset`, mapping one if
+    /// needed, with one more client counted on it. `want` is the number of
+    /// bytes the cursor would like from `offset` (already clamped to the
+    /// window size and at least 1).
+    pub(crate) fn obtain(
+        &mut self,
+        limits: &Limits,
+        idx: usize,
+        offset: u64,
+        want: u64,
+        released: &mut Released,
+    ) -> Result<MapRegion> {
+        self.stats.misses += 1;
+        if let Some((_, slot)) = self.file(idx).slot_at(offset) {
+            let region = slot.region.clone();
+            self.acquire(idx, &region);
+            self.stats.reuses += 1;
+            return Ok(region);
+        }
+        let window = self.place(limits, idx, offset, want);
+        let region = self.map_new(limits, idx, offset, window, released)?;
+        // The manager's client is the one the region was created with; the
+        // cursor is the second.
+        region.add_clients(1);
+        self.file_mut(idx).insert(region.clone());
+        self.handles += 1;
+        self.memory += region.size() as u64;
+        self.stats.maps += 1;
+        self.note_peaks(limits);
+        Ok(region)
+    }
+
+    /// Where the new region for `offset` goes: from `offset`, grown towards
+    /// the neighbouring regions up to the window size, aligned, and clipped
+    /// to the next region or the file's end.
+    fn place(&self, limits: &Limits, idx: usize, offset: u64, want: u64) -> MapWindow {
+        let list = self.file(idx);
+        if limits.kind == Kind::Static {
+            return MapWindow::new(0, list.file_size());
+        }
+        let cap = limits.window_cap();
+        let (left, right) = list.neighbours(offset);
+        let mut mid = MapWindow::new(offset, want.min(right.ofs - offset));
+        mid.extend_left_to(&left, cap);
+        mid.extend_right_to(&right, cap);
+        mid.align();
+        if mid.ofs_end() > right.ofs {
+            mid.size = right.ofs - mid.ofs;
+        }
+        debug_assert!(mid.ofs <= offset && offset < mid.ofs_end(), "{mid:?} misses {offset}");
+        mid
+    }
+
+    /// Makes room for `window` within the limits, then maps it; when the
+    /// operating system refuses for lack of a resource, unmaps every unused
+    /// region and tries exactly once more.
+    fn map_new(
+        &mut self,
+        limits: &Limits,
+        idx: usize,
+        offset: u64,
+        window: MapWindow,
+        released: &mut Released,
+    ) -> Result<MapRegion> {
+        let max_memory = limits.max_memory_size;
+        let n = self.evict_while(released, |st| {
+            st.memory.saturating_add(window.size) > max_memory
+                || st.handles >= limits.max_open_handles
+        });
+        self.stats.evictions += n as u64;
+        let list = self.file(idx);
+        if self.handles >= limits.max_open_handles {
+            return Err(Error::HandleLimit {
+                file: list.path_or_fd().clone(),
+                offset,
+                limit: limits.max_open_handles,
+            });
+        }
+        let (source, size) = (list.source().clone(), list.file_size());
+        match MapRegion::map(&source, window.ofs, window.size, size) {
+            Ok(region) => Ok(region),
+            Err(e) if e.is_exhaustion() => {
+                self.stats.map_failures += 1;
+                self.stats.retries += 1;
+                // Unmap now, not after the lock is released: the retry needs
+                // the address space and map count back.
+                self.stats.evictions += self.evict_while(released, |_| true) as u64;
+                released.clear();
+                MapRegion::map(&source, window.ofs, window.size, size).inspect_err(|_| {
+                    self.stats.map_failures += 1;
+                })
+            }
+            Err(e) => {
+                self.stats.map_failures += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Evicts least-recently-used unused regions while `more` holds and there
+    /// are any; returns how many it evicted (the caller counts them as
+    /// evictions or as collected).
+    fn evict_while(&mut self, released: &mut Released, mut more: impl FnMut(&State) -> bool) -> usize {
+        let mut n = 0;
+        while more(self) {
+            let Some((_, (idx, start))) = self.lru.pop_first() else { break };
+            let slot = self.file_mut(idx).remove(start).expect("LRU entries name tracked regions");
+            debug_assert_eq!(slot.region.client_count(), 1);
+            slot.region.add_clients(-1);
+            self.memory -= slot.region.size() as u64;
+            self.handles -= 1;
+            released.push(slot.region);
+            self.forget_if_idle(idx);
+            n += 1;
+        }
+        n
+    }
+
+    /// Unmaps every unused region; returns how many.
+    pub(crate) fn collect(&mut self, released: &mut Released) -> usize {
+        self.collect_lru(0, u64::MAX, released)
+    }
+
+    /// Unmaps least-recently-used unused regions until `size` more bytes fit
+    /// under `max_memory` (all unused regions when `size` is 0).
+    pub(crate) fn collect_lru(&mut self, size: u64, max_memory: u64, released: &mut Released) -> usize {
+        let n = self.evict_while(released, |st| size == 0 || st.memory.saturating_add(size) > max_memory);
+        self.stats.collected += n as u64;
+        n
+    }
+
+    fn note_peaks(&mut self, limits: &Limits) {
+        let s = &mut self.stats;
+        s.peak_mapped_bytes = s.peak_mapped_bytes.max(self.memory);
+        s.peak_windows = s.peak_windows.max(self.handles);
+        let over = self.memory.saturating_sub(limits.max_memory_size);
+        s.peak_over_limit_bytes = s.peak_over_limit_bytes.max(over);
+    }
+
+    pub(crate) fn memory(&self) -> u64 {
+        self.memory
+    }
+
+    pub(crate) fn handles(&self) -> usize {
+        self.handles
+    }
+
+    pub(crate) fn open_files(&self) -> usize {
+        self.files.iter().flatten().filter(|l| !l.is_empty()).count()
+    }
+
+    pub(crate) fn stats(&self, limits: &Limits) -> Stats {
+        Stats {
+            open_files: self.open_files(),
+            known_files: self.index.len(),
+            mapped_bytes: self.memory,
+            windows: self.handles,
+            over_limit_bytes: self.memory.saturating_sub(limits.max_memory_size),
+            ..self.stats
+        }
+    }
+
+    /// Checks every invariant the algorithm maintains; the first broken one
+    /// is described in the error.
+    pub(crate) fn verify(&self, limits: &Limits) -> std::result::Result<(), String> {
+        let g = *crate::ALLOCATIONGRANULARITY;
+        let (mut memory, mut handles, mut unused) = (0u64, 0usize, 0usize);
+        for (idx, list) in self.files.iter().enumerate() {
+            let Some(list) = list else { continue };
+            if self.index.get(list.path_or_fd()) != Some(&idx) {
+                return Err(format!("{} is not indexed at {idx}", list.path_or_fd()));
+            }
+            if list.cursors == 0 && list.is_empty() {
+                return Err(format!("{} is idle but still registered", list.path_or_fd()));
+            }
+            let mut prev_end = 0;
+            for (&start, slot) in list.slots() {
+                let r = &slot.region;
+                let what = format!("{r:?} of {}", list.path_or_fd());
+                if start != r.ofs_begin() || start % g != 0 {
+                    return Err(format!("{what} is keyed at {start} or unaligned"));
+                }
+                if start < prev_end {
+                    return Err(format!("{what} overlaps the region before it"));
+                }
+                if r.ofs_end() > list.file_size() || r.size() == 0 {
+                    return Err(format!("{what} passes the file end {}", list.file_size()));
+                }
+                if limits.kind == Kind::Sliding && r.size() as u64 > limits.window_cap().max(g) + g {
+                    return Err(format!("{what} is larger than the window size"));
+                }
+                let clients = r.client_count();
+                match (clients, slot.lru) {
+                    (0, _) => return Err(format!("{what} is tracked with no client")),
+                    (1, Some(stamp)) if self.lru.get(&stamp) == Some(&(idx, start)) => unused += 1,
+                    (1, _) => return Err(format!("{what} is unused but not in the LRU list")),
+                    (_, Some(_)) => return Err(format!("{what} is used but in the LRU list")),
+                    _ => {}
+                }
+                prev_end = r.ofs_end();
+                memory += r.size() as u64;
+                handles += 1;
+            }
+        }
+        if unused != self.lru.len() {
+            return Err(format!("{} LRU entries for {unused} unused regions", self.lru.len()));
+        }
+        if (memory, handles) != (self.memory, self.handles) {
+            return Err(format!(
+                "accounting says {} bytes in {} regions, the regions add up to {memory} in {handles}",
+                self.memory, self.handles
+            ));
+        }
+        if handles > limits.max_open_handles {
+            return Err(format!("{handles} regions exceed max_open_handles {}", limits.max_open_handles));
+        }
+        if memory > limits.max_memory_size && unused > 0 {
+            return Err(format!("{memory} bytes exceed the limit while {unused} regions are unused"));
+        }
+        Ok(())
+    }
+}

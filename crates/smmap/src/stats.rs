@@ -1,0 +1,48 @@
+//! [`Stats`]: what the manager has done, for tuning and monitoring.
+
+/// A snapshot of a manager's counters, from [`Manager::stats`](crate::Manager::stats).
+///
+/// Counters only grow; the rest describe the moment of the snapshot.
+/// Cursor hits are counted by each cursor without touching shared memory and
+/// added to the manager's total whenever the cursor next asks the manager for
+/// a region, or is dropped; a snapshot may therefore lag behind live
+/// cursors' hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// `use_region` calls served by the cursor's current region (no lock).
+    pub hits: u64,
+    /// `use_region` calls that asked the manager for a region.
+    pub misses: u64,
+    /// Misses served by a region that was already mapped.
+    pub reuses: u64,
+    /// Regions mapped.
+    pub maps: u64,
+    /// Mappings the operating system refused (including ones that succeeded
+    /// when tried again after unmapping every unused region).
+    pub map_failures: u64,
+    /// Times every unused region was unmapped so that a refused mapping
+    /// could be tried again.
+    pub retries: u64,
+    /// Regions unmapped to stay within the limits or to retry a mapping.
+    pub evictions: u64,
+    /// Regions unmapped by `collect`.
+    pub collected: u64,
+    /// Files with at least one mapped region.
+    pub open_files: usize,
+    /// Files known to the manager (with a cursor or a region).
+    pub known_files: usize,
+    /// Bytes mapped now.
+    pub mapped_bytes: u64,
+    /// Most bytes ever mapped at once.
+    pub peak_mapped_bytes: u64,
+    /// Regions ("handles") mapped now.
+    pub windows: usize,
+    /// Most regions ever mapped at once.
+    pub peak_windows: usize,
+    /// Bytes mapped beyond `max_memory_size` now; only non-zero while every
+    /// region is in use.
+    pub over_limit_bytes: u64,
+    /// Most bytes ever mapped beyond `max_memory_size`.
+    pub peak_over_limit_bytes: u64,
+}

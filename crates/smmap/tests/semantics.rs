@@ -1,0 +1,368 @@
+//! The semantics callers rely on (DESIGN.md), one test each.
+
+mod common;
+
+use common::{g, make_file};
+use smmap::{Error, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor};
+
+#[test]
+fn defaults_and_special_values() {
+    let m = SlidingWindowMapManager::new();
+    assert_eq!(m.window_size(), 1024 << 20);
+    assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
+    assert_eq!(m.max_file_handles(), usize::MAX);
+    let m = StaticWindowMapManager::new();
+    assert_eq!(m.window_size(), 0);
+    assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
+    let m = SlidingWindowMapManager::builder().max_memory_size(0).max_open_handles(0).build();
+    assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
+    assert_eq!(m.max_file_handles(), 1);
+}
+
+#[test]
+fn use_region_clamps_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 10 * g() + 123;
+    let (path, bytes) = make_file(dir.path(), "f", 1, len);
+    let m = SlidingWindowMapManager::builder().window_size(4 * g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    assert!(c.is_associated() && !c.is_valid());
+    assert_eq!(c.file_size(), Some(len));
+    assert_eq!(c.path(), Some(path.as_path()));
+    assert_eq!(c.fd(), None);
+
+    // size 0: as much as possible, clamped to the window size.
+    c.use_region(0, 0).unwrap();
+    assert!(c.is_valid());
+    assert_eq!(c.size() as u64, 4 * g());
+    assert_eq!(c.buffer(), &bytes[..4 * g() as usize]);
+    // A size larger than the window is clamped too.
+    c.use_region(1, usize::MAX).unwrap();
+    assert_eq!(c.size() as u64, 4 * g() - 1);
+    assert_eq!((c.ofs_begin(), c.ofs_end()), (1, 4 * g()));
+    assert!(c.includes_ofs(1) && !c.includes_ofs(0) && !c.includes_ofs(4 * g()));
+
+    // Reusing the current region gives fewer bytes than asked: allowed.
+    c.use_region(4 * g() - 10, 100).unwrap();
+    assert_eq!(c.size(), 10);
+    assert_eq!(m.num_file_handles(), 1);
+
+    // Near the end the view is clipped to the file.
+    c.use_region(len - 5, 0).unwrap();
+    assert_eq!(c.buffer(), &bytes[len as usize - 5..]);
+    assert_eq!(c.region().unwrap().ofs_end(), len);
+
+    // At or past the end: invalid, no error, region released.
+    for past in [len, len + 1, u64::MAX] {
+        c.use_region(past, 0).unwrap();
+        assert!(!c.is_valid());
+        assert!(c.buffer().is_empty() && c.map().is_empty());
+    }
+    assert!(c.region().is_none());
+}
+
+#[test]
+fn new_windows_fill_gaps_between_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 2, 20 * g());
+    let m = SlidingWindowMapManager::builder().window_size(8 * g()).build();
+    let mut a = m.make_cursor(&path).unwrap();
+    let mut b = m.make_cursor(&path).unwrap();
+    let mut c = m.make_cursor(&path).unwrap();
+    // The region grows right up to the window size, whatever the view.
+    a.use_region(0, 2 * g() as usize).unwrap();
+    assert_eq!(a.region().unwrap().ofs_end(), 8 * g());
+    assert_eq!(a.size() as u64, 2 * g());
+    // Left of 10g is a's end at 8g: the new region starts there.
+    b.use_region(10 * g() + 5, g() as usize).unwrap();
+    let rb = b.region().unwrap();
+    assert_eq!((rb.ofs_begin(), rb.ofs_end()), (8 * g(), 16 * g()));
+    // The last one is clipped to the file's end.
+    c.use_region(17 * g() + 7, 0).unwrap();
+    let rc = c.region().unwrap();
+    assert_eq!((rc.ofs_begin(), rc.ofs_end()), (16 * g(), 20 * g()));
+    assert_eq!(c.buffer()[0], bytes[17 * g() as usize + 7]);
+    // Free a's region; a miss in [0, 8g) now is placed between 0 and b.
+    a.unuse_region();
+    m.collect();
+    a.use_region(3 * g(), 1).unwrap();
+    let ra = a.region().unwrap();
+    assert_eq!((ra.ofs_begin(), ra.ofs_end()), (0, 8 * g()));
+    assert_eq!(m.num_file_handles(), 3);
+    assert_eq!(m.num_open_files(), 1);
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn client_counts_collect_and_file_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, _) = make_file(dir.path(), "a", 3, 3 * g());
+    let (p2, _) = make_file(dir.path(), "b", 4, 3 * g());
+    let m = SlidingWindowMapManager::new();
+    let mut c1 = m.make_cursor(&p1).unwrap();
+    c1.use_region(0, 0).unwrap();
+    assert_eq!(c1.region().unwrap().client_count(), 2);
+    let c1b = c1.clone();
+    assert_eq!(c1.region().unwrap().client_count(), 3);
+    assert_eq!(c1b.buffer(), c1.buffer());
+    drop(c1b);
+    assert_eq!(c1.region().unwrap().client_count(), 2);
+    let region = c1.region().unwrap().clone();
+    c1.unuse_region();
+    assert!(!c1.is_valid() && c1.is_associated());
+    assert_eq!(region.client_count(), 1, "only the manager uses it now");
+
+    let mut c2 = m.make_cursor(&p2).unwrap();
+    c2.use_region(0, 0).unwrap();
+    assert_eq!(m.num_open_files(), 2);
+    assert_eq!(m.mapped_memory_size(), 6 * g());
+    // collect unmaps only unused regions and says how many.
+    assert_eq!(m.collect(), 1);
+    assert_eq!(region.client_count(), 0, "no longer tracked");
+    assert_eq!(region.as_slice().len() as u64, 3 * g(), "but still readable through its handle");
+    assert_eq!(m.num_file_handles(), 1);
+    assert_eq!(m.num_open_files(), 1);
+    assert_eq!(m.collect(), 0);
+    // The file entry goes once its last cursor is gone and it has no regions.
+    assert_eq!(m.stats().known_files, 2);
+    drop(c1);
+    assert_eq!(m.stats().known_files, 1);
+    drop(c2);
+    assert_eq!(m.stats().known_files, 1, "b still has its (unused) region");
+    assert_eq!(m.collect(), 1);
+    assert_eq!(m.stats().known_files, 0);
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn static_manager_maps_whole_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 5, 7 * g() + 3);
+    let m = StaticWindowMapManager::new();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(5 * g(), 10).unwrap();
+    assert_eq!(c.map(), &bytes[..]);
+    assert_eq!(c.buffer(), &bytes[5 * g() as usize..5 * g() as usize + 10]);
+    let mut d = m.make_cursor(&path).unwrap();
+    d.use_region(0, 0).unwrap();
+    assert!(d.region().unwrap().same_mapping(c.region().unwrap()));
+    assert_eq!(m.num_file_handles(), 1);
+    assert_eq!(m.stats().reuses, 1);
+    // A static manager with a window size still clamps the view.
+    let m = StaticWindowMapManager::builder().window_size(100).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.size(), 100);
+    assert_eq!(c.map().len(), bytes.len());
+}
+
+#[test]
+fn memory_limit_evicts_true_lru() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..4).map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0).collect();
+    let m = SlidingWindowMapManager::builder().max_memory_size(6 * g()).build();
+    let mut cursors: Vec<WindowCursor> = files.iter().map(|p| m.make_cursor(p).unwrap()).collect();
+    for c in &mut cursors[..3] {
+        c.use_region(0, 0).unwrap();
+    }
+    // Release in the order 1, 0, 2: 1 is the least recently used.
+    let regions: Vec<_> = cursors.iter().take(3).map(|c| c.region().unwrap().clone()).collect();
+    cursors[1].unuse_region();
+    cursors[0].unuse_region();
+    cursors[2].unuse_region();
+    cursors[3].use_region(0, 0).unwrap();
+    assert_eq!(regions[1].client_count(), 0, "the LRU region went");
+    assert_eq!(regions[0].client_count(), 1);
+    assert_eq!(regions[2].client_count(), 1);
+    assert_eq!(m.stats().evictions, 1);
+    assert_eq!(m.mapped_memory_size(), 6 * g());
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn memory_limit_exceeded_only_while_all_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..3).map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0).collect();
+    let m = SlidingWindowMapManager::builder().max_memory_size(3 * g()).build();
+    let mut cs: Vec<_> = files.iter().map(|p| m.make_cursor(p).unwrap()).collect();
+    for c in &mut cs {
+        c.use_region(0, 0).unwrap();
+    }
+    let s = m.stats();
+    assert_eq!(s.mapped_bytes, 6 * g());
+    assert_eq!(s.over_limit_bytes, 3 * g());
+    assert_eq!(s.peak_over_limit_bytes, 3 * g());
+    m.verify_invariants().unwrap();
+    // Releasing a region while over the limit evicts it at once.
+    cs[0].unuse_region();
+    assert_eq!(m.mapped_memory_size(), 4 * g());
+    cs[1].unuse_region();
+    assert_eq!(m.mapped_memory_size(), 2 * g());
+    assert_eq!(m.stats().over_limit_bytes, 0);
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn handle_limit_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 9, 16 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).max_open_handles(2).build();
+    let mut a = m.make_cursor(&path).unwrap();
+    let mut b = m.make_cursor(&path).unwrap();
+    let mut c = m.make_cursor(&path).unwrap();
+    a.use_region(0, 0).unwrap();
+    b.use_region(4 * g(), 0).unwrap();
+    let e = c.use_region(8 * g(), 0).unwrap_err();
+    assert!(matches!(e, Error::HandleLimit { limit: 2, offset, .. } if offset == 8 * g()), "{e}");
+    assert!(e.to_string().contains(&path.display().to_string()));
+    assert!(!c.is_valid());
+    assert_eq!(m.num_file_handles(), 2);
+    // Once one is released, the next use evicts it.
+    a.unuse_region();
+    c.use_region(8 * g(), 0).unwrap();
+    assert_eq!(c.buffer()[0], bytes[8 * g() as usize]);
+    assert_eq!(m.num_file_handles(), 2);
+    assert_eq!(m.stats().peak_windows, 2);
+}
+
+#[test]
+fn bad_input_gives_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::new();
+    let missing = dir.path().join("missing");
+    let e = m.make_cursor(&missing).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    assert!(e.to_string().contains("missing"), "{e}");
+    let e = m.make_cursor(dir.path()).unwrap_err();
+    assert!(matches!(e, Error::IsADirectory { .. }), "{e}");
+    let e = m.make_cursor("/dev/zero").unwrap_err();
+    assert!(matches!(e, Error::NotRegularFile { .. }), "{e}");
+    let fifo = dir.path().join("fifo");
+    let cpath = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    let e = m.make_cursor(&fifo).unwrap_err();
+    assert!(e.to_string().contains("FIFO"), "{e}");
+    // A closed descriptor.
+    let e = m.make_cursor_fd(1_000_000).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    assert!(e.to_string().contains("file descriptor 1000000"), "{e}");
+    // An empty file: every offset is past the end.
+    let (empty, _) = make_file(dir.path(), "empty", 0, 0);
+    let mut c = m.make_cursor(&empty).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert!(!c.is_valid());
+    c.use_region(u64::MAX, usize::MAX).unwrap();
+    assert!(!c.is_valid());
+    // An unassociated cursor.
+    let mut c = WindowCursor::new(Some(m.manager().clone()));
+    assert!(matches!(c.use_region(0, 0), Err(Error::NotAssociated)));
+    assert_eq!(c.file_size(), None);
+    assert!(c.path_or_fd().is_none());
+    assert_eq!(m.num_file_handles(), 0);
+}
+
+#[test]
+fn permission_denied_names_the_path() {
+    // Root reads every file, so this can only be seen as another user.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // /proc/self/mem of another process is not readable even by root
+        // without ptrace rights; a write-only sysctl refuses reads to root.
+        let e = smmap::MapRegion::new("/proc/sys/vm/drop_caches", 0, 1);
+        assert!(e.is_err());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "secret", 1, 100);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let m = SlidingWindowMapManager::new();
+    let mut c = m.make_cursor(&path).unwrap();
+    let e = c.use_region(0, 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+    assert!(e.to_string().contains("secret"), "{e}");
+}
+
+#[test]
+fn fd_cursors_borrow_the_descriptor() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 6, 5 * g());
+    let file = std::fs::File::open(&path).unwrap();
+    let fd = file.as_raw_fd();
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    {
+        let mut c = m.make_cursor_fd(fd).unwrap();
+        assert_eq!(c.fd(), Some(fd));
+        assert_eq!(c.path(), None);
+        for i in 0..5 {
+            c.use_region(i * g() + 1, 0).unwrap();
+            assert_eq!(c.buffer()[0], bytes[(i * g() + 1) as usize]);
+        }
+    }
+    m.collect();
+    // Still open: the manager never closes a caller's descriptor.
+    // SAFETY: F_GETFD only queries the descriptor table.
+    assert_ne!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1);
+    drop(file);
+}
+
+#[test]
+fn statistics_count_hits_misses_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "f", 7, 8 * g());
+    let m = SlidingWindowMapManager::builder().window_size(2 * g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap(); // miss, map
+    c.use_region(10, 0).unwrap(); // hit
+    c.use_region(20, 0).unwrap(); // hit
+    c.use_region(4 * g(), 0).unwrap(); // miss, map (flushes 2 hits)
+    c.use_region(0, 0).unwrap(); // miss, reuse
+    let s = m.stats();
+    assert_eq!((s.hits, s.misses, s.maps, s.reuses), (2, 3, 2, 1));
+    assert_eq!(s.windows, 2);
+    assert_eq!(s.peak_mapped_bytes, 4 * g());
+    assert_eq!(s.open_files, 1);
+    drop(c);
+    assert_eq!(m.stats().hits, 2);
+}
+
+#[test]
+fn unlinked_file_stays_readable_and_growth_is_seen_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 8, 3 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(c.buffer(), &bytes[..g() as usize]);
+    // New windows of an unlinked path cannot be opened: a clear error.
+    let e = c.use_region(2 * g(), 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
+    drop(c);
+    m.collect();
+
+    let (path, _) = make_file(dir.path(), "g", 8, g());
+    let c = m.make_cursor(&path).unwrap();
+    assert_eq!(c.file_size(), Some(g()));
+    std::fs::write(&path, vec![1u8; 2 * g() as usize]).unwrap();
+    let c2 = m.make_cursor(&path).unwrap();
+    assert_eq!(c2.file_size(), Some(g()), "size read once while the file is known");
+    drop((c, c2));
+    let c3 = m.make_cursor(&path).unwrap();
+    assert_eq!(c3.file_size(), Some(2 * g()), "read anew once the entry was gone");
+}
+
+#[test]
+fn truncation_before_a_new_window_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "f", 9, 4 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(g()).unwrap();
+    let e = c.use_region(3 * g(), 0).unwrap_err();
+    assert!(matches!(e, Error::FileShrunk { expected, actual, .. } if expected == 4 * g() && actual == g()), "{e}");
+    assert_eq!(m.stats().map_failures, 1);
+    m.verify_invariants().unwrap();
+}
