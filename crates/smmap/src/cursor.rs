@@ -76,7 +76,9 @@ impl WindowCursor {
     /// A cursor associated with no file (smmap's `WindowCursor(manager)`); it
     /// becomes useful through [`assign`](Self::assign).
     pub fn new(manager: Option<Manager>) -> Self {
-        let window_cap = manager.as_ref().map_or(u64::MAX, |m| m.limits().window_cap());
+        let window_cap = manager
+            .as_ref()
+            .map_or(u64::MAX, |m| m.limits().window_cap());
         WindowCursor {
             manager,
             file: None,
@@ -145,7 +147,8 @@ impl WindowCursor {
             if offset >= fsize {
                 return Ok(None);
             }
-            st.obtain(limits, idx, offset, want.max(1), released).map(Some)
+            st.obtain(limits, idx, offset, want.max(1), released)
+                .map(Some)
         });
         drop(previous);
         if let Some(region) = obtained? {
@@ -178,7 +181,9 @@ impl WindowCursor {
     /// Releases the current region, leaving the cursor invalid but still
     /// associated with its file. Does nothing without a region.
     pub fn unuse_region(&mut self) {
-        let Some(region) = self.take_region() else { return };
+        let Some(region) = self.take_region() else {
+            return;
+        };
         let hits = std::mem::take(&mut self.hits);
         if let (Some(manager), Some(file)) = (&self.manager, &self.file) {
             manager.with_state(|st, limits, released| {
@@ -199,7 +204,9 @@ impl WindowCursor {
         // mapping's first byte, and `ofs - rbegin + len <= rend - rbegin`,
         // the mapping's length, is maintained by `use_region`. The region is
         // kept alive by `self.region` for as long as this borrow of `self`.
-        unsafe { std::slice::from_raw_parts(self.base.add((self.ofs - self.rbegin) as usize), self.len) }
+        unsafe {
+            std::slice::from_raw_parts(self.base.add((self.ofs - self.rbegin) as usize), self.len)
+        }
     }
 
     /// The bytes of the whole current region (smmap's `map()`), which may
@@ -354,7 +361,9 @@ impl Clone for WindowCursor {
 impl Drop for WindowCursor {
     fn drop(&mut self) {
         let region = self.take_region();
-        let (Some(manager), Some(file)) = (&self.manager, &self.file) else { return };
+        let (Some(manager), Some(file)) = (&self.manager, &self.file) else {
+            return;
+        };
         let hits = self.hits;
         manager.with_state(|st, limits, released| {
             st.add_hits(hits);

@@ -98,7 +98,9 @@ pub enum Error {
         size: u64,
     },
     /// A region offset that is not a multiple of the allocation granularity.
-    #[error("offset {offset} of {file} is not a multiple of the allocation granularity {granularity}")]
+    #[error(
+        "offset {offset} of {file} is not a multiple of the allocation granularity {granularity}"
+    )]
     Unaligned {
         /// The file.
         file: PathOrFd,
@@ -176,9 +178,16 @@ mod tests {
 
     #[test]
     fn messages_name_file_and_offset() {
-        let e = Error::OutOfRange { file: PathOrFd::from("/data/pack"), offset: 99, size: 10 };
+        let e = Error::OutOfRange {
+            file: PathOrFd::from("/data/pack"),
+            offset: 99,
+            size: 10,
+        };
         let s = e.to_string();
-        assert!(s.contains("/data/pack") && s.contains("99") && s.contains("10"), "{s}");
+        assert!(
+            s.contains("/data/pack") && s.contains("99") && s.contains("10"),
+            "{s}"
+        );
         let e = Error::Map {
             file: PathOrFd::Fd(7),
             offset: 4096,
@@ -197,7 +206,10 @@ mod tests {
     fn io_error_kinds() {
         let io: io::Error = Error::NotAssociated.into();
         assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
-        let io: io::Error = Error::IsADirectory { file: PathOrFd::from("/") }.into();
+        let io: io::Error = Error::IsADirectory {
+            file: PathOrFd::from("/"),
+        }
+        .into();
         assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
         assert!(Error::NotAssociated.file().is_none());
     }

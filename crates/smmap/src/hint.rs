@@ -32,7 +32,9 @@ impl std::str::FromStr for AccessHint {
             "sequential" => Ok(AccessHint::Sequential),
             "random" => Ok(AccessHint::Random),
             "willneed" | "will-need" => Ok(AccessHint::WillNeed),
-            _ => Err(format!("unknown access hint {s:?}: expected sequential, random or willneed")),
+            _ => Err(format!(
+                "unknown access hint {s:?}: expected sequential, random or willneed"
+            )),
         }
     }
 }

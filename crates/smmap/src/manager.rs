@@ -72,13 +72,21 @@ struct Shared {
 
 impl Manager {
     fn new(limits: Limits) -> Self {
-        Manager { shared: Arc::new(Shared { limits, state: Mutex::new(State::default()) }) }
+        Manager {
+            shared: Arc::new(Shared {
+                limits,
+                state: Mutex::new(State::default()),
+            }),
+        }
     }
 
     /// The state, even if a thread panicked while holding the lock: every
     /// update of the state completes before anything that could panic.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn limits(&self) -> &Limits {
@@ -87,7 +95,10 @@ impl Manager {
 
     /// Runs `f` under the lock, then drops the regions it released (which
     /// unmaps those nobody else holds) after the lock is gone.
-    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut State, &Limits, &mut Released) -> T) -> T {
+    pub(crate) fn with_state<T>(
+        &self,
+        f: impl FnOnce(&mut State, &Limits, &mut Released) -> T,
+    ) -> T {
         let mut released = Released::new();
         let out = f(&mut self.lock(), self.limits(), &mut released);
         drop(released);
@@ -240,7 +251,11 @@ impl<M: From<Manager>> ManagerBuilder<M> {
     /// The most bytes mapped at once; 0 means the default
     /// ([`default_max_memory_size`]).
     pub fn max_memory_size(mut self, bytes: u64) -> Self {
-        self.limits.max_memory_size = if bytes == 0 { default_max_memory_size() } else { bytes };
+        self.limits.max_memory_size = if bytes == 0 {
+            default_max_memory_size()
+        } else {
+            bytes
+        };
         self
     }
 

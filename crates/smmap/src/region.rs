@@ -60,7 +60,11 @@ impl MapRegion {
         let file_size = file.file_size()?;
         let len = size.min(file_size.saturating_sub(ofs));
         if ofs >= file_size || len == 0 {
-            return Err(Error::OutOfRange { file, offset: ofs, size: file_size });
+            return Err(Error::OutOfRange {
+                file,
+                offset: ofs,
+                size: file_size,
+            });
         }
         Self::map(&file, ofs, len, file_size)
     }
@@ -71,9 +75,18 @@ impl MapRegion {
     pub(crate) fn map(file: &PathOrFd, ofs: u64, len: u64, expected_size: u64) -> Result<Self> {
         let granularity = *ALLOCATIONGRANULARITY;
         if ofs % granularity != 0 {
-            return Err(Error::Unaligned { file: file.clone(), offset: ofs, granularity });
+            return Err(Error::Unaligned {
+                file: file.clone(),
+                offset: ofs,
+                granularity,
+            });
         }
-        let map_err = |source| Error::Map { file: file.clone(), offset: ofs, len, source };
+        let map_err = |source| Error::Map {
+            file: file.clone(),
+            offset: ofs,
+            len,
+            source,
+        };
         let too_large = || map_err(std::io::Error::from_raw_os_error(libc::ENOMEM));
         let ulen = usize::try_from(len).map_err(|_| too_large())?;
         let mapped = file.with_open(|f| {
@@ -91,7 +104,11 @@ impl MapRegion {
         })?;
         match mapped {
             Ok(Ok(map)) => Ok(MapRegion {
-                inner: Arc::new(Inner { map, ofs, clients: AtomicUsize::new(1) }),
+                inner: Arc::new(Inner {
+                    map,
+                    ofs,
+                    clients: AtomicUsize::new(1),
+                }),
             }),
             Ok(Err(actual)) => Err(Error::FileShrunk {
                 file: file.clone(),
@@ -223,8 +240,16 @@ mod tests {
         let g = *ALLOCATIONGRANULARITY;
         let (_d, path, _) = file_of(3 * g as usize);
         let file = PathOrFd::from(path.as_path());
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(g).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(g)
+            .unwrap();
         let e = MapRegion::map(&file, g, g, 3 * g).unwrap_err();
-        assert!(matches!(e, Error::FileShrunk { actual, .. } if actual == g), "{e}");
+        assert!(
+            matches!(e, Error::FileShrunk { actual, .. } if actual == g),
+            "{e}"
+        );
     }
 }

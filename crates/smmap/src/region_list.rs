@@ -50,7 +50,12 @@ impl MapRegionList {
     }
 
     pub(crate) fn with_size(source: Arc<PathOrFd>, file_size: u64) -> Self {
-        MapRegionList { source, file_size, regions: BTreeMap::new(), cursors: 0 }
+        MapRegionList {
+            source,
+            file_size,
+            regions: BTreeMap::new(),
+            cursors: 0,
+        }
     }
 
     /// The file's path or descriptor.
@@ -103,7 +108,9 @@ impl MapRegionList {
         let left = self.regions.range(..=ofs).next_back();
         let right = self.regions.range(ofs..).next();
         (
-            left.map_or(MapWindow::new(0, 0), |(_, s)| MapWindow::from_region(&s.region)),
+            left.map_or(MapWindow::new(0, 0), |(_, s)| {
+                MapWindow::from_region(&s.region)
+            }),
             right.map_or(MapWindow::new(self.file_size, 0), |(_, s)| {
                 MapWindow::from_region(&s.region)
             }),
@@ -112,8 +119,16 @@ impl MapRegionList {
 
     pub(crate) fn insert(&mut self, region: MapRegion) {
         let start = region.ofs_begin();
-        debug_assert!(self.regions.range(..start).next_back().is_none_or(|(_, s)| s.region.ofs_end() <= start));
-        debug_assert!(self.regions.range(start..).next().is_none_or(|(&o, _)| o >= region.ofs_end()));
+        debug_assert!(self
+            .regions
+            .range(..start)
+            .next_back()
+            .is_none_or(|(_, s)| s.region.ofs_end() <= start));
+        debug_assert!(self
+            .regions
+            .range(start..)
+            .next()
+            .is_none_or(|(&o, _)| o >= region.ofs_end()));
         self.regions.insert(start, Slot { region, lru: None });
     }
 

@@ -44,13 +44,19 @@ impl PathOrFd {
             PathOrFd::Path(p) => std::fs::metadata(p),
             PathOrFd::Fd(fd) => self.with_fd(*fd, |f| f.metadata()),
         }
-        .map_err(|source| Error::Stat { file: self.clone(), source })?;
+        .map_err(|source| Error::Stat {
+            file: self.clone(),
+            source,
+        })?;
         let kind = meta.file_type();
         if kind.is_dir() {
             return Err(Error::IsADirectory { file: self.clone() });
         }
         if !kind.is_file() {
-            return Err(Error::NotRegularFile { file: self.clone(), kind: describe(&kind) });
+            return Err(Error::NotRegularFile {
+                file: self.clone(),
+                kind: describe(&kind),
+            });
         }
         Ok(meta.len())
     }
@@ -63,15 +69,21 @@ impl PathOrFd {
     ) -> Result<std::io::Result<T>> {
         match self {
             PathOrFd::Path(p) => {
-                let file =
-                    File::open(p).map_err(|source| Error::Open { file: self.clone(), source })?;
+                let file = File::open(p).map_err(|source| Error::Open {
+                    file: self.clone(),
+                    source,
+                })?;
                 Ok(f(&file))
             }
             PathOrFd::Fd(fd) => Ok(self.with_fd(*fd, f)),
         }
     }
 
-    fn with_fd<T>(&self, fd: RawFd, f: impl FnOnce(&File) -> std::io::Result<T>) -> std::io::Result<T> {
+    fn with_fd<T>(
+        &self,
+        fd: RawFd,
+        f: impl FnOnce(&File) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         // The descriptor is the caller's: check it is open before wrapping it.
         // SAFETY: F_GETFD only queries the descriptor table; any integer is
         // an acceptable argument.

@@ -128,17 +128,27 @@ impl State {
     }
 
     fn file_mut(&mut self, idx: usize) -> &mut MapRegionList {
-        self.files[idx].as_mut().expect("a cursor's file stays registered while it lives")
+        self.files[idx]
+            .as_mut()
+            .expect("a cursor's file stays registered while it lives")
     }
 
     fn file(&self, idx: usize) -> &MapRegionList {
-        self.files[idx].as_ref().expect("a cursor's file stays registered while it lives")
+        self.files[idx]
+            .as_ref()
+            .expect("a cursor's file stays registered while it lives")
     }
 
     /// A cursor stops using `region` of file `idx`. If the manager is over
     /// its memory limit (possible only while every region was in use), the
     /// now unused regions are evicted until it is not.
-    pub(crate) fn release(&mut self, limits: &Limits, idx: usize, region: &MapRegion, released: &mut Released) {
+    pub(crate) fn release(
+        &mut self,
+        limits: &Limits,
+        idx: usize,
+        region: &MapRegion,
+        released: &mut Released,
+    ) {
         if region.add_clients(-1) == 1 {
             self.clock += 1;
             let stamp = self.clock;
@@ -214,7 +224,10 @@ impl State {
         if mid.ofs_end() > right.ofs {
             mid.size = right.ofs - mid.ofs;
         }
-        debug_assert!(mid.ofs <= offset && offset < mid.ofs_end(), "{mid:?} misses {offset}");
+        debug_assert!(
+            mid.ofs <= offset && offset < mid.ofs_end(),
+            "{mid:?} misses {offset}"
+        );
         mid
     }
 
@@ -267,11 +280,20 @@ impl State {
     /// Evicts least-recently-used unused regions while `more` holds and there
     /// are any; returns how many it evicted (the caller counts them as
     /// evictions or as collected).
-    fn evict_while(&mut self, released: &mut Released, mut more: impl FnMut(&State) -> bool) -> usize {
+    fn evict_while(
+        &mut self,
+        released: &mut Released,
+        mut more: impl FnMut(&State) -> bool,
+    ) -> usize {
         let mut n = 0;
         while more(self) {
-            let Some((_, (idx, start))) = self.lru.pop_first() else { break };
-            let slot = self.file_mut(idx).remove(start).expect("LRU entries name tracked regions");
+            let Some((_, (idx, start))) = self.lru.pop_first() else {
+                break;
+            };
+            let slot = self
+                .file_mut(idx)
+                .remove(start)
+                .expect("LRU entries name tracked regions");
             debug_assert_eq!(slot.region.client_count(), 1);
             slot.region.add_clients(-1);
             self.memory -= slot.region.size() as u64;
@@ -290,8 +312,15 @@ impl State {
 
     /// Unmaps least-recently-used unused regions until `size` more bytes fit
     /// under `max_memory` (all unused regions when `size` is 0).
-    pub(crate) fn collect_lru(&mut self, size: u64, max_memory: u64, released: &mut Released) -> usize {
-        let n = self.evict_while(released, |st| size == 0 || st.memory.saturating_add(size) > max_memory);
+    pub(crate) fn collect_lru(
+        &mut self,
+        size: u64,
+        max_memory: u64,
+        released: &mut Released,
+    ) -> usize {
+        let n = self.evict_while(released, |st| {
+            size == 0 || st.memory.saturating_add(size) > max_memory
+        });
         self.stats.collected += n as u64;
         n
     }
@@ -313,7 +342,11 @@ impl State {
     }
 
     pub(crate) fn open_files(&self) -> usize {
-        self.files.iter().flatten().filter(|l| !l.is_empty()).count()
+        self.files
+            .iter()
+            .flatten()
+            .filter(|l| !l.is_empty())
+            .count()
     }
 
     pub(crate) fn stats(&self, limits: &Limits) -> Stats {
@@ -338,7 +371,10 @@ impl State {
                 return Err(format!("{} is not indexed at {idx}", list.path_or_fd()));
             }
             if list.cursors == 0 && list.is_empty() {
-                return Err(format!("{} is idle but still registered", list.path_or_fd()));
+                return Err(format!(
+                    "{} is idle but still registered",
+                    list.path_or_fd()
+                ));
             }
             let mut prev_end = 0;
             for (&start, slot) in list.slots() {
@@ -353,7 +389,9 @@ impl State {
                 if r.ofs_end() > list.file_size() || r.size() == 0 {
                     return Err(format!("{what} passes the file end {}", list.file_size()));
                 }
-                if limits.kind == Kind::Sliding && r.size() as u64 > limits.window_cap().max(g) + g {
+                if limits.kind == Kind::Sliding
+                    && r.size() as u64 > limits.window_cap().max(g).saturating_add(g)
+                {
                     return Err(format!("{what} is larger than the window size"));
                 }
                 let clients = r.client_count();
@@ -370,7 +408,10 @@ impl State {
             }
         }
         if unused != self.lru.len() {
-            return Err(format!("{} LRU entries for {unused} unused regions", self.lru.len()));
+            return Err(format!(
+                "{} LRU entries for {unused} unused regions",
+                self.lru.len()
+            ));
         }
         if (memory, handles) != (self.memory, self.handles) {
             return Err(format!(
@@ -379,10 +420,15 @@ impl State {
             ));
         }
         if handles > limits.max_open_handles {
-            return Err(format!("{handles} regions exceed max_open_handles {}", limits.max_open_handles));
+            return Err(format!(
+                "{handles} regions exceed max_open_handles {}",
+                limits.max_open_handles
+            ));
         }
         if memory > limits.max_memory_size && unused > 0 {
-            return Err(format!("{memory} bytes exceed the limit while {unused} regions are unused"));
+            return Err(format!(
+                "{memory} bytes exceed the limit while {unused} regions are unused"
+            ));
         }
         Ok(())
     }

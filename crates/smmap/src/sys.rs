@@ -19,7 +19,10 @@ fn read_granularity() -> u64 {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     // A system that cannot tell its page size still maps at 4 KiB boundaries.
-    u64::try_from(page).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096)
+    u64::try_from(page)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096)
 }
 
 /// Aligns `num` to a multiple of [`ALLOCATIONGRANULARITY`]: down, or up when

@@ -14,7 +14,10 @@ fn defaults_and_special_values() {
     let m = StaticWindowMapManager::new();
     assert_eq!(m.window_size(), 0);
     assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
-    let m = SlidingWindowMapManager::builder().max_memory_size(0).max_open_handles(0).build();
+    let m = SlidingWindowMapManager::builder()
+        .max_memory_size(0)
+        .max_open_handles(0)
+        .build();
     assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
     assert_eq!(m.max_file_handles(), 1);
 }
@@ -24,7 +27,9 @@ fn use_region_clamps_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let len = 10 * g() + 123;
     let (path, bytes) = make_file(dir.path(), "f", 1, len);
-    let m = SlidingWindowMapManager::builder().window_size(4 * g()).build();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(4 * g())
+        .build();
     let mut c = m.make_cursor(&path).unwrap();
     assert!(c.is_associated() && !c.is_valid());
     assert_eq!(c.file_size(), Some(len));
@@ -65,7 +70,9 @@ fn use_region_clamps_and_reports() {
 fn new_windows_fill_gaps_between_neighbours() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = make_file(dir.path(), "f", 2, 20 * g());
-    let m = SlidingWindowMapManager::builder().window_size(8 * g()).build();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(8 * g())
+        .build();
     let mut a = m.make_cursor(&path).unwrap();
     let mut b = m.make_cursor(&path).unwrap();
     let mut c = m.make_cursor(&path).unwrap();
@@ -119,7 +126,11 @@ fn client_counts_collect_and_file_entries() {
     // collect unmaps only unused regions and says how many.
     assert_eq!(m.collect(), 1);
     assert_eq!(region.client_count(), 0, "no longer tracked");
-    assert_eq!(region.as_slice().len() as u64, 3 * g(), "but still readable through its handle");
+    assert_eq!(
+        region.as_slice().len() as u64,
+        3 * g(),
+        "but still readable through its handle"
+    );
     assert_eq!(m.num_file_handles(), 1);
     assert_eq!(m.num_open_files(), 1);
     assert_eq!(m.collect(), 0);
@@ -159,14 +170,22 @@ fn static_manager_maps_whole_files() {
 #[test]
 fn memory_limit_evicts_true_lru() {
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = (0..4).map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0).collect();
-    let m = SlidingWindowMapManager::builder().max_memory_size(6 * g()).build();
+    let files: Vec<_> = (0..4)
+        .map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0)
+        .collect();
+    let m = SlidingWindowMapManager::builder()
+        .max_memory_size(6 * g())
+        .build();
     let mut cursors: Vec<WindowCursor> = files.iter().map(|p| m.make_cursor(p).unwrap()).collect();
     for c in &mut cursors[..3] {
         c.use_region(0, 0).unwrap();
     }
     // Release in the order 1, 0, 2: 1 is the least recently used.
-    let regions: Vec<_> = cursors.iter().take(3).map(|c| c.region().unwrap().clone()).collect();
+    let regions: Vec<_> = cursors
+        .iter()
+        .take(3)
+        .map(|c| c.region().unwrap().clone())
+        .collect();
     cursors[1].unuse_region();
     cursors[0].unuse_region();
     cursors[2].unuse_region();
@@ -182,8 +201,12 @@ fn memory_limit_evicts_true_lru() {
 #[test]
 fn memory_limit_exceeded_only_while_all_in_use() {
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = (0..3).map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0).collect();
-    let m = SlidingWindowMapManager::builder().max_memory_size(3 * g()).build();
+    let files: Vec<_> = (0..3)
+        .map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g()).0)
+        .collect();
+    let m = SlidingWindowMapManager::builder()
+        .max_memory_size(3 * g())
+        .build();
     let mut cs: Vec<_> = files.iter().map(|p| m.make_cursor(p).unwrap()).collect();
     for c in &mut cs {
         c.use_region(0, 0).unwrap();
@@ -206,14 +229,20 @@ fn memory_limit_exceeded_only_while_all_in_use() {
 fn handle_limit_holds() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = make_file(dir.path(), "f", 9, 16 * g());
-    let m = SlidingWindowMapManager::builder().window_size(g()).max_open_handles(2).build();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(2)
+        .build();
     let mut a = m.make_cursor(&path).unwrap();
     let mut b = m.make_cursor(&path).unwrap();
     let mut c = m.make_cursor(&path).unwrap();
     a.use_region(0, 0).unwrap();
     b.use_region(4 * g(), 0).unwrap();
     let e = c.use_region(8 * g(), 0).unwrap_err();
-    assert!(matches!(e, Error::HandleLimit { limit: 2, offset, .. } if offset == 8 * g()), "{e}");
+    assert!(
+        matches!(e, Error::HandleLimit { limit: 2, offset, .. } if offset == 8 * g()),
+        "{e}"
+    );
     assert!(e.to_string().contains(&path.display().to_string()));
     assert!(!c.is_valid());
     assert_eq!(m.num_file_handles(), 2);
@@ -264,13 +293,28 @@ fn bad_input_gives_errors_not_panics() {
 
 #[test]
 fn permission_denied_names_the_path() {
-    // Root reads every file, so this can only be seen as another user.
+    // Root reads every file, so as root the test runs itself again as the
+    // unprivileged user `nobody`, where the refusal can be seen.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        // /proc/self/mem of another process is not readable even by root
-        // without ptrace rights; a write-only sysctl refuses reads to root.
-        let e = smmap::MapRegion::new("/proc/sys/vm/drop_caches", 0, 1);
-        assert!(e.is_err());
+        use std::os::unix::process::CommandExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "permission_denied_names_the_path",
+                "--test-threads=1",
+            ])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +324,12 @@ fn permission_denied_names_the_path() {
     let mut c = m.make_cursor(&path).unwrap();
     let e = c.use_region(0, 0).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+    assert!(matches!(e, Error::Open { .. }), "{e}");
     assert!(e.to_string().contains("secret"), "{e}");
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
 }
 
 #[test]
@@ -311,7 +360,9 @@ fn fd_cursors_borrow_the_descriptor() {
 fn statistics_count_hits_misses_maps() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = make_file(dir.path(), "f", 7, 8 * g());
-    let m = SlidingWindowMapManager::builder().window_size(2 * g()).build();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(2 * g())
+        .build();
     let mut c = m.make_cursor(&path).unwrap();
     c.use_region(0, 0).unwrap(); // miss, map
     c.use_region(10, 0).unwrap(); // hit
@@ -347,10 +398,18 @@ fn unlinked_file_stays_readable_and_growth_is_seen_later() {
     assert_eq!(c.file_size(), Some(g()));
     std::fs::write(&path, vec![1u8; 2 * g() as usize]).unwrap();
     let c2 = m.make_cursor(&path).unwrap();
-    assert_eq!(c2.file_size(), Some(g()), "size read once while the file is known");
+    assert_eq!(
+        c2.file_size(),
+        Some(g()),
+        "size read once while the file is known"
+    );
     drop((c, c2));
     let c3 = m.make_cursor(&path).unwrap();
-    assert_eq!(c3.file_size(), Some(2 * g()), "read anew once the entry was gone");
+    assert_eq!(
+        c3.file_size(),
+        Some(2 * g()),
+        "read anew once the entry was gone"
+    );
 }
 
 #[test]
@@ -360,9 +419,17 @@ fn truncation_before_a_new_window_is_an_error() {
     let m = SlidingWindowMapManager::builder().window_size(g()).build();
     let mut c = m.make_cursor(&path).unwrap();
     c.use_region(0, 0).unwrap();
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(g()).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(g())
+        .unwrap();
     let e = c.use_region(3 * g(), 0).unwrap_err();
-    assert!(matches!(e, Error::FileShrunk { expected, actual, .. } if expected == 4 * g() && actual == g()), "{e}");
+    assert!(
+        matches!(e, Error::FileShrunk { expected, actual, .. } if expected == 4 * g() && actual == g()),
+        "{e}"
+    );
     assert_eq!(m.stats().map_failures, 1);
     m.verify_invariants().unwrap();
 }

@@ -51,7 +51,10 @@ impl Seek for SlidingWindowMapBuffer {
             }
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cannot seek to {to:?} from {} in a buffer of {} bytes", self.pos, self.len),
+                format!(
+                    "cannot seek to {to:?} from {} in a buffer of {} bytes",
+                    self.pos, self.len
+                ),
             )),
         }
     }

@@ -58,7 +58,12 @@ impl SlidingWindowMapBuffer {
     /// at or past the end ([`Error::OutOfRange`]), or the first window could
     /// not be mapped.
     pub fn new(cursor: WindowCursor, offset: u64, size: u64) -> Result<Self> {
-        let mut buf = SlidingWindowMapBuffer { cursor, offset: 0, len: 0, pos: 0 };
+        let mut buf = SlidingWindowMapBuffer {
+            cursor,
+            offset: 0,
+            len: 0,
+            pos: 0,
+        };
         buf.begin_access(None, offset, size)?;
         Ok(buf)
     }
@@ -67,7 +72,12 @@ impl SlidingWindowMapBuffer {
     /// another cursor's file; the counterpart of [`end_access`](Self::end_access).
     ///
     /// On error the buffer is left empty (length 0).
-    pub fn begin_access(&mut self, cursor: Option<WindowCursor>, offset: u64, size: u64) -> Result<()> {
+    pub fn begin_access(
+        &mut self,
+        cursor: Option<WindowCursor>,
+        offset: u64,
+        size: u64,
+    ) -> Result<()> {
         if let Some(c) = cursor {
             self.cursor = c;
         }
@@ -79,7 +89,11 @@ impl SlidingWindowMapBuffer {
         self.cursor.use_region(offset, 0)?;
         if !self.cursor.is_valid() {
             let file = self.cursor.path_or_fd().cloned().expect("associated");
-            return Err(Error::OutOfRange { file, offset, size: fsize });
+            return Err(Error::OutOfRange {
+                file,
+                offset,
+                size: fsize,
+            });
         }
         self.offset = offset;
         self.len = size.min(fsize - offset);
@@ -127,7 +141,11 @@ impl SlidingWindowMapBuffer {
 
     fn out_of_range(&self, rel: u64) -> Error {
         Error::OutOfRange {
-            file: self.cursor.path_or_fd().cloned().unwrap_or(crate::PathOrFd::Fd(-1)),
+            file: self
+                .cursor
+                .path_or_fd()
+                .cloned()
+                .unwrap_or(crate::PathOrFd::Fd(-1)),
             offset: self.offset.saturating_add(rel),
             size: self.len,
         }
@@ -163,7 +181,10 @@ impl SlidingWindowMapBuffer {
             self.cursor.use_region(abs, 0)?;
         }
         let end = self.len - i;
-        let tail = self.cursor.region_tail(abs).expect("the window holds the offset it was placed at");
+        let tail = self
+            .cursor
+            .region_tail(abs)
+            .expect("the window holds the offset it was placed at");
         Ok(&tail[..tail.len().min(usize::try_from(end).unwrap_or(usize::MAX))])
     }
 
@@ -189,7 +210,9 @@ impl SlidingWindowMapBuffer {
     ///
     /// Errors: fewer than `out.len()` bytes from `i` ([`Error::OutOfRange`]).
     pub fn read_exact_at(&mut self, i: u64, out: &mut [u8]) -> Result<()> {
-        if i.checked_add(out.len() as u64).is_none_or(|end| end > self.len) {
+        if i.checked_add(out.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(self.out_of_range(i.saturating_add(out.len() as u64)));
         }
         self.read_at(i, out).map(|_| ())
@@ -204,7 +227,8 @@ impl SlidingWindowMapBuffer {
         if range.start > range.end || range.end > self.len {
             return Err(self.out_of_range(range.end.max(range.start)));
         }
-        let n = usize::try_from(range.end - range.start).map_err(|_| self.out_of_range(range.end))?;
+        let n =
+            usize::try_from(range.end - range.start).map_err(|_| self.out_of_range(range.end))?;
         if n == 0 {
             return Ok(Cow::Borrowed(&[]));
         }

@@ -61,7 +61,11 @@ impl SlidingWindowMapBuffer {
             // size earlier, so that walking backwards maps full windows.
             let last = end - 1;
             if !self.cursor.region_range().contains(&(self.offset + last)) {
-                let back = if step == 0 { 0 } else { last.saturating_sub(step - 1) };
+                let back = if step == 0 {
+                    0
+                } else {
+                    last.saturating_sub(step - 1)
+                };
                 self.chunk_at(back)?;
                 if !self.cursor.region_range().contains(&(self.offset + last)) {
                     self.chunk_at(last)?;
@@ -69,7 +73,10 @@ impl SlidingWindowMapBuffer {
             }
             let range = self.cursor.region_range();
             let chunk_start = range.start.saturating_sub(self.offset).min(last);
-            let bytes = self.cursor.region_tail(self.offset + chunk_start).expect("window holds its start");
+            let bytes = self
+                .cursor
+                .region_tail(self.offset + chunk_start)
+                .expect("window holds its start");
             let hay = &bytes[..(end - chunk_start) as usize];
             if let Some(i) = finder.rfind(hay) {
                 return Ok(Some(chunk_start + i as u64));
@@ -106,7 +113,11 @@ impl SlidingWindowMapBuffer {
     /// # Ok(()) }
     /// ```
     pub fn find_iter<'a>(&'a mut self, pattern: &[u8]) -> Matches<'a> {
-        Matches { buffer: self, finder: Finder::new(pattern).into_owned(), next: Some(0) }
+        Matches {
+            buffer: self,
+            finder: Finder::new(pattern).into_owned(),
+            next: Some(0),
+        }
     }
 }
 

@@ -138,7 +138,10 @@ const NAMES: [(&str, Kind, usize); 10] = [
 impl ValueType {
     /// Size in bytes.
     pub fn size(&self) -> usize {
-        NAMES.iter().find(|(_, k, _)| *k == self.kind).map_or(0, |n| n.2)
+        NAMES
+            .iter()
+            .find(|(_, k, _)| *k == self.kind)
+            .map_or(0, |n| n.2)
     }
 
     /// The byte order.
@@ -171,7 +174,10 @@ impl FromStr for ValueType {
 
 impl fmt::Display for ValueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = NAMES.iter().find(|(_, k, _)| *k == self.kind).map_or("?", |n| n.0);
+        let name = NAMES
+            .iter()
+            .find(|(_, k, _)| *k == self.kind)
+            .map_or("?", |n| n.0);
         let suffix = match (self.size(), self.endian) {
             (1, _) => "",
             (_, Endian::Little) => "le",

@@ -1,0 +1,270 @@
+//! The buffer: relative indexing, stitched slices, io traits, typed reads and
+//! searches that straddle windows.
+
+mod common;
+
+use std::borrow::Cow;
+use std::io::{BufRead, Read, Seek, SeekFrom};
+
+use common::{g, make_file};
+use smmap::{AccessHint, Endian, Error, SlidingWindowMapBuffer, SlidingWindowMapManager, Value};
+
+fn small_windows() -> SlidingWindowMapManager {
+    SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_memory_size(3 * g())
+        .build()
+}
+
+#[test]
+fn indices_are_relative_to_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 5 * g() + 17;
+    let (path, bytes) = make_file(dir.path(), "f", 1, len);
+    let m = small_windows();
+    let off = g() + 3;
+    let mut buf =
+        SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), off, u64::MAX).unwrap();
+    assert_eq!(buf.offset(), off);
+    assert_eq!(buf.len(), len - off);
+    for i in [0, 1, g(), 2 * g() - 1, len - off - 1] {
+        assert_eq!(buf.get(i).unwrap(), bytes[(off + i) as usize], "index {i}");
+    }
+    let e = buf.get(len - off).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+    // A size smaller than the rest of the file is kept.
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 10, 100).unwrap();
+    assert_eq!(buf.len(), 100);
+    assert!(buf.get(100).is_err());
+    assert_eq!(buf.get(99).unwrap(), bytes[109]);
+}
+
+#[test]
+fn slices_borrow_within_a_window_and_stitch_across() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 2, 6 * g());
+    let m = small_windows();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let within = buf.slice(10..100).unwrap();
+    assert!(matches!(within, Cow::Borrowed(_)));
+    assert_eq!(&*within, &bytes[10..100]);
+    let across = buf.slice(g() - 10..3 * g() + 10).unwrap();
+    assert!(matches!(across, Cow::Owned(_)));
+    assert_eq!(&*across, &bytes[g() as usize - 10..3 * g() as usize + 10]);
+    // The whole file, through a memory limit of three windows.
+    assert_eq!(&*buf.slice(0..6 * g()).unwrap(), &bytes[..]);
+    assert!(buf.slice(0..0).unwrap().is_empty());
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = 5..4;
+    assert!(buf.slice(reversed).is_err());
+    assert!(buf.slice(0..6 * g() + 1).is_err());
+    assert!(m.mapped_memory_size() <= 3 * g());
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn read_at_copies_across_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 3, 4 * g() + 5);
+    let m = small_windows();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let mut out = vec![0; 2 * g() as usize];
+    assert_eq!(buf.read_at(g() / 2, &mut out).unwrap(), out.len());
+    assert_eq!(out, &bytes[g() as usize / 2..g() as usize / 2 + out.len()]);
+    // Short at the end, zero exactly at it, an error past it.
+    let mut out = vec![0; 100];
+    assert_eq!(buf.read_at(4 * g(), &mut out).unwrap(), 5);
+    assert_eq!(buf.read_at(4 * g() + 5, &mut out).unwrap(), 0);
+    assert!(buf.read_at(4 * g() + 6, &mut out).is_err());
+    assert!(buf.read_exact_at(4 * g(), &mut out).is_err());
+    assert!(buf.read_exact_at(u64::MAX, &mut out).is_err());
+}
+
+#[test]
+fn io_traits_read_the_whole_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 4, 5 * g() + 99);
+    let m = small_windows();
+    let off = 1000;
+    let mut buf =
+        SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), off, u64::MAX).unwrap();
+    let mut all = Vec::new();
+    buf.read_to_end(&mut all).unwrap();
+    assert_eq!(all, &bytes[off as usize..]);
+    assert_eq!(buf.read(&mut [0; 10]).unwrap(), 0);
+
+    // BufRead hands out whole windows without copying.
+    buf.seek(SeekFrom::Start(0)).unwrap();
+    let mut total = 0;
+    loop {
+        let chunk = buf.fill_buf().unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        // Aligning an unaligned start may add one granule to a window.
+        assert!(chunk.len() as u64 <= 2 * g());
+        assert_eq!(
+            chunk,
+            &bytes[(off + total) as usize..(off + total) as usize + chunk.len()]
+        );
+        let n = chunk.len();
+        total += n as u64;
+        buf.consume(n);
+    }
+    assert_eq!(total, buf.len());
+
+    assert_eq!(buf.seek(SeekFrom::End(-10)).unwrap(), buf.len() - 10);
+    let mut tail = Vec::new();
+    buf.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, &bytes[bytes.len() - 10..]);
+    assert_eq!(buf.seek(SeekFrom::Current(-5)).unwrap(), buf.len() - 5);
+    assert!(buf
+        .seek(SeekFrom::Current(-(buf.len() as i64) - 1))
+        .is_err());
+    assert_eq!(buf.seek(SeekFrom::Start(u64::MAX)).unwrap(), u64::MAX);
+    assert_eq!(buf.read(&mut [0; 4]).unwrap(), 0);
+    assert_eq!(buf.position(), u64::MAX);
+    let mut lines = 0;
+    buf.seek(SeekFrom::Start(0)).unwrap();
+    for _ in (&mut buf).split(0) {
+        lines += 1;
+    }
+    assert!(lines > 0);
+}
+
+#[test]
+fn typed_reads_in_both_orders_across_a_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t");
+    let mut data = vec![0u8; 3 * g() as usize];
+    let at = g() as usize - 3; // straddles the first window boundary
+    data[at..at + 8].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+    data[10..14].copy_from_slice(&(-2i32).to_le_bytes());
+    data[20..28].copy_from_slice(&1.25f64.to_be_bytes());
+    std::fs::write(&path, &data).unwrap();
+    let m = small_windows();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(
+        buf.read_be::<u64>(at as u64).unwrap(),
+        0x0102_0304_0506_0708
+    );
+    assert_eq!(
+        buf.read_le::<u64>(at as u64).unwrap(),
+        0x0807_0605_0403_0201
+    );
+    assert_eq!(buf.read_be::<u16>(at as u64 + 2).unwrap(), 0x0304);
+    assert_eq!(buf.read_le::<i32>(10).unwrap(), -2);
+    assert_eq!(buf.read_value::<f64>(20, Endian::Big).unwrap(), 1.25);
+    assert_eq!(buf.read_le::<u8>(at as u64).unwrap(), 1);
+    assert_eq!(
+        buf.read_typed(10, "i32le".parse().unwrap()).unwrap(),
+        Value::I32(-2)
+    );
+    assert_eq!(
+        buf.read_typed(20, "f64be".parse().unwrap())
+            .unwrap()
+            .to_string(),
+        "1.25"
+    );
+    let e = buf.read_le::<u32>(3 * g() - 3).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+}
+
+#[test]
+fn find_sees_matches_straddling_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let mut data = vec![b'.'; 4 * g() as usize];
+    let needle = b"NEEDLE";
+    let spots = [
+        5usize,
+        g() as usize - 3,
+        2 * g() as usize - 1,
+        3 * g() as usize,
+        4 * g() as usize - 6,
+    ];
+    for &s in &spots {
+        data[s..s + needle.len()].copy_from_slice(needle);
+    }
+    std::fs::write(&path, &data).unwrap();
+    let m = small_windows();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let found: Vec<u64> = buf.find_iter(needle).collect::<Result<_, _>>().unwrap();
+    assert_eq!(found, spots.iter().map(|&s| s as u64).collect::<Vec<_>>());
+    assert_eq!(buf.find(needle, 6).unwrap(), Some(spots[1] as u64));
+    assert_eq!(buf.find(b"absent", 0).unwrap(), None);
+    assert_eq!(buf.find(b"", 7).unwrap(), Some(7));
+    assert_eq!(buf.find(b"", 4 * g() + 1).unwrap(), None);
+    // rfind walks backwards, also across boundaries.
+    assert_eq!(buf.rfind(needle, u64::MAX).unwrap(), Some(spots[4] as u64));
+    assert_eq!(
+        buf.rfind(needle, 3 * g() + 5).unwrap(),
+        Some(spots[2] as u64)
+    );
+    assert_eq!(
+        buf.rfind(needle, 3 * g() + 6).unwrap(),
+        Some(spots[3] as u64)
+    );
+    assert_eq!(
+        buf.rfind(needle, 2 * g() + 4).unwrap(),
+        Some(spots[1] as u64)
+    );
+    assert_eq!(buf.rfind(needle, 10).unwrap(), None);
+    assert_eq!(buf.rfind(needle, 11).unwrap(), Some(5));
+    // A buffer at an offset reports relative indices.
+    let mut sub =
+        SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 100, u64::MAX).unwrap();
+    assert_eq!(sub.find(needle, 0).unwrap(), Some(spots[1] as u64 - 100));
+}
+
+#[test]
+fn begin_and_end_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 5, 2 * g());
+    let m = small_windows();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    buf.set_access_hint(Some(AccessHint::Sequential));
+    assert_eq!(buf.cursor().access_hint(), Some(AccessHint::Sequential));
+    buf.end_access();
+    assert!(buf.is_empty() && !buf.cursor().is_valid());
+    assert!(buf.get(0).is_err());
+    assert_eq!(m.collect(), 1);
+    buf.begin_access(None, 7, 3).unwrap();
+    assert_eq!(buf.len(), 3);
+    assert_eq!(buf.get(0).unwrap(), bytes[7]);
+    // Past the end: an error naming the offset, and an empty buffer.
+    let e = buf.begin_access(None, 2 * g(), u64::MAX).unwrap_err();
+    assert!(e.to_string().contains(&(2 * g()).to_string()), "{e}");
+    assert!(buf.is_empty());
+    let e = SlidingWindowMapBuffer::new(smmap::WindowCursor::new(None), 0, 1).unwrap_err();
+    assert!(matches!(e, Error::NotAssociated));
+    let cursor = buf.into_cursor();
+    assert!(cursor.is_associated());
+}
+
+#[test]
+fn hints_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "f", 6, 2 * g());
+    let m = SlidingWindowMapManager::new();
+    for hint in [
+        AccessHint::Sequential,
+        AccessHint::Random,
+        AccessHint::WillNeed,
+    ] {
+        let mut c = m.make_cursor(&path).unwrap();
+        c.set_access_hint(Some(hint));
+        c.use_region(0, 0).unwrap();
+        c.set_access_hint(Some(hint));
+        assert!(c.is_valid());
+    }
+    assert_eq!(
+        "sequential".parse::<AccessHint>(),
+        Ok(AccessHint::Sequential)
+    );
+    assert_eq!("willneed".parse::<AccessHint>(), Ok(AccessHint::WillNeed));
+    assert!("sideways"
+        .parse::<AccessHint>()
+        .unwrap_err()
+        .contains("sideways"));
+}

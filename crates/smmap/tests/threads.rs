@@ -1,0 +1,149 @@
+//! Many threads on one manager with tight limits: every byte read checked,
+//! invariants checked at the end.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{byte, g, make_file};
+use smmap::{SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor};
+
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// 8 threads × random operations on 16 files, 2-page windows, a memory limit
+/// of 24 pages and 24 handles. The `SMMAP_STRESS_OPS` variable raises the
+/// operation count (the reliability run uses 100,000 per thread).
+#[test]
+fn eight_threads_tight_limits() {
+    let ops: u64 = std::env::var("SMMAP_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Arc<Vec<_>> = Arc::new(
+        (0..16)
+            .map(|i| {
+                (
+                    make_file(dir.path(), &format!("f{i}"), i, (i + 1) * 3 * g() + i * 77).0,
+                    i,
+                )
+            })
+            .collect(),
+    );
+    let m = SlidingWindowMapManager::builder()
+        .window_size(2 * g())
+        .max_memory_size(24 * g())
+        .max_open_handles(24)
+        .build();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let m = m.manager().clone();
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut rng = 0x1234_5678 ^ ((t + 1) * 0x9E37_79B9);
+                let mut held: Vec<(u64, WindowCursor)> = Vec::new();
+                let mut verified = 0u64;
+                for _ in 0..ops {
+                    let r = xorshift(&mut rng);
+                    match r % 10 {
+                        0 | 1 if held.len() < 2 => {
+                            let (path, seed) = &files[(r >> 8) as usize % files.len()];
+                            held.push((*seed, m.make_cursor(path).unwrap()));
+                        }
+                        0..=5 if !held.is_empty() => {
+                            let i = (r >> 8) as usize % held.len();
+                            let (seed, c) = &mut held[i];
+                            let fsize = c.file_size().unwrap();
+                            let ofs = (r >> 16) % fsize;
+                            match c.use_region(ofs, 0) {
+                                Ok(c) => {
+                                    let b = c.buffer();
+                                    assert_eq!(b[0], byte(*seed, ofs));
+                                    let last = b.len() as u64 - 1;
+                                    assert_eq!(b[last as usize], byte(*seed, ofs + last));
+                                    verified += 2;
+                                }
+                                // 8 threads × 2 cursors may hold 16 regions;
+                                // the limit of 24 leaves room, so a refusal
+                                // would be a bug.
+                                Err(e) => panic!("refused: {e}"),
+                            }
+                        }
+                        6 if !held.is_empty() => {
+                            let i = (r >> 8) as usize % held.len();
+                            let copy = held[i].1.clone();
+                            let seed = held[i].0;
+                            held.push((seed, copy));
+                            if held.len() > 3 {
+                                held.remove(0);
+                            }
+                        }
+                        7 if !held.is_empty() => {
+                            held.swap_remove((r >> 8) as usize % held.len());
+                        }
+                        8 => {
+                            m.collect();
+                        }
+                        _ => {
+                            let (path, seed) = &files[(r >> 8) as usize % files.len()];
+                            let mut buf = SlidingWindowMapBuffer::new(
+                                m.make_cursor(path).unwrap(),
+                                0,
+                                u64::MAX,
+                            )
+                            .unwrap();
+                            let start = (r >> 20) % buf.len();
+                            let n = ((r >> 40) % 9000).min(buf.len() - start);
+                            let got = buf.slice(start..start + n).unwrap();
+                            for (k, &b) in got.iter().enumerate().step_by(97) {
+                                assert_eq!(b, byte(*seed, start + k as u64));
+                                verified += 1;
+                            }
+                        }
+                    }
+                }
+                verified
+            })
+        })
+        .collect();
+    let mut verified = 0;
+    for t in threads {
+        verified += t.join().expect("no thread panics");
+    }
+    assert!(verified > ops);
+    m.verify_invariants().unwrap();
+    let s = m.stats();
+    assert!(s.peak_windows <= 24);
+    assert!(s.evictions > 0, "tight limits must evict: {s:?}");
+    m.collect();
+    assert_eq!(m.mapped_memory_size(), 0);
+    assert_eq!(m.stats().known_files, 0);
+}
+
+#[test]
+fn cursors_and_buffers_move_between_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 1, 8 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(g(), 0).unwrap();
+    let buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let (c, mut buf) = std::thread::spawn(move || {
+        assert_eq!(c.buffer()[0], byte(1, g()));
+        (c, buf)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(c.buffer()[0], bytes[g() as usize]);
+    assert_eq!(buf.get(5 * g()).unwrap(), bytes[5 * g() as usize]);
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<smmap::Manager>();
+    is_send_sync::<WindowCursor>();
+    is_send_sync::<SlidingWindowMapBuffer>();
+    is_send_sync::<smmap::MapRegion>();
+}
