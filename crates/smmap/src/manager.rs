@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::cursor::WindowCursor;
 use crate::error::Result;
 use crate::source::PathOrFd;
-use crate::state::{Kind, Limits, Released, State};
+use crate::state::{FileKey, Kind, Limits, Released, State};
 use crate::stats::Stats;
 
 const MIB: u64 = 1024 * 1024;
@@ -114,14 +114,30 @@ impl Manager {
     /// Errors: the file is missing, a directory, not a regular file, or its
     /// size cannot be read.
     pub fn make_cursor(&self, path_or_fd: impl Into<PathOrFd>) -> Result<WindowCursor> {
-        let key = path_or_fd.into();
-        let known = self.lock().attach_known(&key);
-        let (idx, size, source) = match known {
-            Some(found) => found,
-            None => {
-                // Read the size without holding the lock.
-                let size = key.file_size()?;
-                self.lock().attach(key, size)
+        let source = path_or_fd.into();
+        let (idx, size, source) = if source.fd().is_some() {
+            // A descriptor is known by what it refers to now (see FileKey).
+            let (size, id) = source.stat()?;
+            self.lock().attach(
+                FileKey {
+                    source,
+                    identity: Some(id),
+                },
+                size,
+            )
+        } else {
+            let key = FileKey {
+                source,
+                identity: None,
+            };
+            let known = self.lock().attach_known(&key);
+            match known {
+                Some(found) => found,
+                None => {
+                    // Read the size without holding the lock.
+                    let size = key.source.file_size()?;
+                    self.lock().attach(key, size)
+                }
             }
         };
         Ok(WindowCursor::attached(self.clone(), idx, size, source))
@@ -130,6 +146,11 @@ impl Manager {
     /// A cursor on the open file descriptor `fd`, which stays the caller's:
     /// it is never closed by the manager, and must stay open while windows of
     /// it are mapped.
+    ///
+    /// Descriptor numbers are recycled by the operating system; the manager
+    /// tells files apart by device and inode, so a new file opened under a
+    /// number the manager has seen before is never served the old file's
+    /// windows.
     pub fn make_cursor_fd(&self, fd: RawFd) -> Result<WindowCursor> {
         self.make_cursor(PathOrFd::Fd(fd))
     }

@@ -31,6 +31,8 @@ pub struct MapRegionList {
     regions: BTreeMap<u64, Slot>,
     /// Cursors associated with this file (manager bookkeeping).
     pub(crate) cursors: usize,
+    /// Device and inode, for files known by descriptor.
+    pub(crate) identity: Option<(u64, u64)>,
 }
 
 /// A region as the manager tracks it.
@@ -55,6 +57,15 @@ impl MapRegionList {
             file_size,
             regions: BTreeMap::new(),
             cursors: 0,
+            identity: None,
+        }
+    }
+
+    /// The manager's key for this file.
+    pub(crate) fn key(&self) -> crate::state::FileKey {
+        crate::state::FileKey {
+            source: (*self.source).clone(),
+            identity: self.identity,
         }
     }
 

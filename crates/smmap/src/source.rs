@@ -40,6 +40,13 @@ impl PathOrFd {
 
     /// Reads the file's size, refusing what is not a regular file.
     pub(crate) fn file_size(&self) -> Result<u64> {
+        self.stat().map(|(size, _)| size)
+    }
+
+    /// Reads the file's size and identity (device and inode), refusing what
+    /// is not a regular file.
+    pub(crate) fn stat(&self) -> Result<(u64, (u64, u64))> {
+        use std::os::unix::fs::MetadataExt;
         let meta = match self {
             PathOrFd::Path(p) => std::fs::metadata(p),
             PathOrFd::Fd(fd) => self.with_fd(*fd, |f| f.metadata()),
@@ -58,7 +65,7 @@ impl PathOrFd {
                 kind: describe(&kind),
             });
         }
-        Ok(meta.len())
+        Ok((meta.len(), (meta.dev(), meta.ino())))
     }
 
     /// Runs `f` with a descriptor of the file: the caller's own, or one opened

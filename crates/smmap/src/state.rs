@@ -52,10 +52,20 @@ impl Limits {
     }
 }
 
+/// How the manager tells files apart. A path is its own key. A descriptor
+/// number is reused by the operating system once closed, so a descriptor is
+/// keyed with the device and inode it referred to: a new file behind a
+/// recycled number is a new entry, never the old file's regions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FileKey {
+    pub(crate) source: PathOrFd,
+    pub(crate) identity: Option<(u64, u64)>,
+}
+
 /// The state behind the manager's lock.
 #[derive(Default)]
 pub(crate) struct State {
-    index: HashMap<Arc<PathOrFd>, usize>,
+    index: HashMap<FileKey, usize>,
     files: Vec<Option<MapRegionList>>,
     free: Vec<usize>,
     lru: BTreeMap<u64, (usize, u64)>,
@@ -72,7 +82,7 @@ pub(crate) type Released = Vec<MapRegion>;
 impl State {
     /// The slab index and size of an already known file, counting one more
     /// cursor on it.
-    pub(crate) fn attach_known(&mut self, key: &PathOrFd) -> Option<(usize, u64, Arc<PathOrFd>)> {
+    pub(crate) fn attach_known(&mut self, key: &FileKey) -> Option<(usize, u64, Arc<PathOrFd>)> {
         let idx = *self.index.get(key)?;
         let list = self.file_mut(idx);
         list.cursors += 1;
@@ -81,12 +91,13 @@ impl State {
 
     /// Registers a file whose size the caller read, or counts a cursor on it
     /// if another thread registered it meanwhile.
-    pub(crate) fn attach(&mut self, key: PathOrFd, size: u64) -> (usize, u64, Arc<PathOrFd>) {
+    pub(crate) fn attach(&mut self, key: FileKey, size: u64) -> (usize, u64, Arc<PathOrFd>) {
         if let Some(found) = self.attach_known(&key) {
             return found;
         }
-        let source = Arc::new(key);
+        let source = Arc::new(key.source.clone());
         let mut list = MapRegionList::with_size(source.clone(), size);
+        list.identity = key.identity;
         list.cursors = 1;
         let idx = match self.free.pop() {
             Some(i) => {
@@ -98,7 +109,7 @@ impl State {
                 self.files.len() - 1
             }
         };
-        self.index.insert(source.clone(), idx);
+        self.index.insert(key, idx);
         (idx, size, source)
     }
 
@@ -122,7 +133,7 @@ impl State {
         let list = self.files[idx].as_ref().expect("live file index");
         if list.cursors == 0 && list.is_empty() {
             let list = self.files[idx].take().expect("live file index");
-            self.index.remove(list.path_or_fd());
+            self.index.remove(&list.key());
             self.free.push(idx);
         }
     }
@@ -367,7 +378,7 @@ impl State {
         let (mut memory, mut handles, mut unused) = (0u64, 0usize, 0usize);
         for (idx, list) in self.files.iter().enumerate() {
             let Some(list) = list else { continue };
-            if self.index.get(list.path_or_fd()) != Some(&idx) {
+            if self.index.get(&list.key()) != Some(&idx) {
                 return Err(format!("{} is not indexed at {idx}", list.path_or_fd()));
             }
             if list.cursors == 0 && list.is_empty() {

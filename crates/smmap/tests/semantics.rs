@@ -433,3 +433,26 @@ fn truncation_before_a_new_window_is_an_error() {
     assert_eq!(m.stats().map_failures, 1);
     m.verify_invariants().unwrap();
 }
+
+#[test]
+fn a_recycled_descriptor_number_is_a_new_file() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, a) = make_file(dir.path(), "a", 1, 2 * g());
+    let (pb, b) = make_file(dir.path(), "b", 2, 2 * g());
+    let m = SlidingWindowMapManager::new();
+    let fa = std::fs::File::open(&pa).unwrap();
+    let n = fa.as_raw_fd();
+    let mut c = m.make_cursor_fd(n).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.buffer(), &a[..]);
+    drop(c); // its region stays mapped, unused
+    drop(fa);
+    let fb = std::fs::File::open(&pb).unwrap();
+    assert_eq!(fb.as_raw_fd(), n, "the number is recycled");
+    let mut c = m.make_cursor_fd(n).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.buffer(), &b[..], "b's bytes, not a's stale window");
+    assert_eq!(m.num_file_handles(), 2);
+    m.verify_invariants().unwrap();
+}
