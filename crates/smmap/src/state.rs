@@ -400,9 +400,9 @@ impl State {
                 if r.ofs_end() > list.file_size() || r.size() == 0 {
                     return Err(format!("{what} passes the file end {}", list.file_size()));
                 }
-                if limits.kind == Kind::Sliding
-                    && r.size() as u64 > limits.window_cap().max(g).saturating_add(g)
-                {
+                // Aligning both ends may add up to a granule on each side.
+                let most = crate::align_to_mmap(limits.window_cap(), true).saturating_add(g);
+                if limits.kind == Kind::Sliding && r.size() as u64 > most {
                     return Err(format!("{what} is larger than the window size"));
                 }
                 let clients = r.client_count();

@@ -1,0 +1,256 @@
+//! Fault tests: the operating system running out of what it hands out. Each
+//! scenario runs in a child process (this test binary again, filtered to the
+//! one test), so that lowered limits stay there and a crash fails only that
+//! test. Each prints its figures on stderr (`--nocapture` shows them).
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use common::{fds_under, g, make_file, maps_of};
+use smmap::{Error, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager};
+
+const CHILD: &str = "SMMAP_FAULT_CHILD";
+
+/// Runs `body` in a child process; returns its stderr.
+fn in_child(name: &str, body: fn()) {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprint!("{stderr}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, soft: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid struct we pass.
+    assert_eq!(unsafe { libc::getrlimit(resource, &mut lim) }, 0);
+    lim.rlim_cur = soft.min(lim.rlim_max);
+    // SAFETY: setrlimit reads the valid struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(resource, &lim) }, 0);
+}
+
+fn sparse(dir: &std::path::Path, name: &str, len: u64) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().set_len(len).unwrap();
+    p
+}
+
+/// More windows than `vm.max_map_count` allows, with no memory or handle
+/// limit: the kernel refuses a mapping, the manager unmaps every unused
+/// window and retries, and every read succeeds.
+#[test]
+fn map_count_exhausted() {
+    in_child("map_count_exhausted", || {
+        let max: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            max <= 1 << 20,
+            "vm.max_map_count {max} is too large to exhaust in a test"
+        );
+        let windows = max + max / 10;
+        let dir = tempfile::tempdir().unwrap();
+        let path = sparse(dir.path(), "sparse", windows * g());
+        let m = SlidingWindowMapManager::builder().window_size(g()).build();
+        let mut c = m.make_cursor(&path).unwrap();
+        for i in 0..windows {
+            let c = c.use_region(i * g(), 0).unwrap();
+            assert_eq!(c.buffer()[0], 0);
+        }
+        let s = m.stats();
+        eprintln!(
+            "map_count_exhausted: vm.max_map_count {max}, {windows} windows read, {} maps, {} refused, {} retries, {} evictions",
+            s.maps, s.map_failures, s.retries, s.evictions
+        );
+        assert_eq!(s.maps, windows);
+        assert!(s.retries >= 1 && s.map_failures >= 1, "{s:?}");
+        m.verify_invariants().unwrap();
+    });
+}
+
+fn vm_size() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// `RLIMIT_AS` too low for three 1 GiB files at once: read in turn, they
+/// all succeed; a single mapping larger than the limit gives a clear error,
+/// and the manager works afterwards.
+#[test]
+fn address_space_exhausted() {
+    in_child("address_space_exhausted", || {
+        const GIB: u64 = 1 << 30;
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..3)
+            .map(|i| sparse(dir.path(), &format!("f{i}"), GIB))
+            .collect();
+        let huge = sparse(dir.path(), "huge", 4 * GIB);
+        let m = SlidingWindowMapManager::builder().window_size(0).build();
+        set_limit(libc::RLIMIT_AS, vm_size() + 2 * GIB + GIB / 2);
+        for round in 0..3 {
+            for p in &files {
+                let mut c = m.make_cursor(p).unwrap();
+                c.use_region(0, 0).unwrap();
+                assert_eq!(c.size() as u64, GIB);
+                assert_eq!(
+                    (c.buffer()[0], c.buffer()[GIB as usize - 1]),
+                    (0, 0),
+                    "round {round}"
+                );
+            }
+        }
+        let s = m.stats();
+        assert!(s.retries >= 1, "{s:?}");
+        let mut c = m.make_cursor(&huge).unwrap();
+        let e = c.use_region(0, 0).unwrap_err();
+        assert!(
+            matches!(&e, Error::Map { len, .. } if *len == 4 * GIB),
+            "{e}"
+        );
+        assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+        assert!(
+            e.to_string().contains("huge") && e.to_string().contains("offset 0"),
+            "{e}"
+        );
+        drop(c);
+        // Still works.
+        let mut c = m.make_cursor(&files[1]).unwrap();
+        c.use_region(GIB - 1, 0).unwrap();
+        assert_eq!(c.buffer(), &[0]);
+        let s = m.stats();
+        eprintln!(
+            "address_space_exhausted: {} maps, {} refused, {} retries, {} evictions, peak {} MiB mapped",
+            s.maps, s.map_failures, s.retries, s.evictions, s.peak_mapped_bytes >> 20
+        );
+        m.verify_invariants().unwrap();
+    });
+}
+
+/// `RLIMIT_NOFILE` of 64 while 1,000 files are read through path cursors
+/// (all alive at once: a live mapping is not a descriptor) and through the
+/// caller's descriptors: no failure, and no descriptor of ours left open.
+/// At the limit itself, mapping a new window is a clear `EMFILE` error.
+#[test]
+fn descriptors_exhausted() {
+    in_child("descriptors_exhausted", || {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..1000)
+            .map(|i| make_file(dir.path(), &format!("f{i}"), i, 2 * g() + i))
+            .collect();
+        set_limit(libc::RLIMIT_NOFILE, 64);
+        let m = SlidingWindowMapManager::new();
+        let mut cursors = Vec::new();
+        for (path, bytes) in &files {
+            let mut c = m.make_cursor(path).unwrap();
+            c.use_region(g() + 1, 0).unwrap();
+            assert_eq!(c.buffer(), &bytes[g() as usize + 1..]);
+            cursors.push(c);
+        }
+        assert_eq!(m.num_file_handles(), 1000);
+        assert_eq!(fds_under(dir.path()), 0);
+        for (path, bytes) in &files {
+            let f = std::fs::File::open(path).unwrap();
+            let mut buf =
+                SlidingWindowMapBuffer::new(m.make_cursor_fd(f.as_raw_fd()).unwrap(), 0, u64::MAX)
+                    .unwrap();
+            assert_eq!(&*buf.slice(0..bytes.len() as u64).unwrap(), &bytes[..]);
+        }
+        assert_eq!(fds_under(dir.path()), 0);
+        // Exhaust the table ourselves: a new window cannot open its file.
+        let (extra, _) = make_file(dir.path(), "emfile-probe", 1, 10);
+        let mut hog = Vec::new();
+        while let Ok(f) = std::fs::File::open(&files[0].0) {
+            hog.push(f);
+        }
+        let e = m
+            .make_cursor(&extra)
+            .and_then(|mut c| c.use_region(0, 0).map(|_| ()));
+        hog.truncate(hog.len() - 2);
+        let mut c = m.make_cursor(&extra).unwrap();
+        match e {
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                assert!(e.to_string().contains("emfile-probe"), "{e}");
+            }
+            Ok(()) => panic!("mapping with a full descriptor table succeeded"),
+        }
+        c.use_region(0, 0).unwrap();
+        drop(hog);
+        assert_eq!(fds_under(dir.path()), 0);
+        let s = m.stats();
+        eprintln!(
+            "descriptors_exhausted: RLIMIT_NOFILE 64, 2000 file reads, {} windows mapped at once, {} refused at a full table, descriptors left: 0",
+            s.peak_windows, s.map_failures
+        );
+        drop(cursors);
+        drop(c);
+        m.collect();
+        assert_eq!(m.num_file_handles(), 0);
+        assert_eq!(files.iter().map(|(p, _)| maps_of(p)).sum::<usize>(), 0);
+    });
+}
+
+/// The documented hazard, shown: a mapped page whose file is truncated
+/// raises SIGBUS when read. The child is expected to die by that signal.
+#[test]
+fn truncation_under_a_mapping_raises_sigbus() {
+    if std::env::var(CHILD).as_deref() == Ok("sigbus") {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = make_file(dir.path(), "f", 1, 4 * g());
+        let m = StaticWindowMapManager::new();
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(0, 0).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let b = c.buffer();
+        // Reading the lost page: SIGBUS.
+        std::hint::black_box(b[3 * g() as usize]);
+        std::process::exit(0);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "truncation_under_a_mapping_raises_sigbus",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "sigbus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{:?}", out.status);
+}
