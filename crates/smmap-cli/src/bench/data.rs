@@ -1,0 +1,299 @@
+//! The benchmark's data: a temporary directory that removes itself, the
+//! generated files, a small fast PRNG, and Ctrl-C handling that lets the
+//! directory be removed.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{bail, Context};
+
+/// A fast, small pseudo-random generator (xorshift64*), seeded through
+/// splitmix64 so that nearby seeds give unrelated streams.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        // splitmix64 of the seed; xorshift needs a non-zero state.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Rng(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n > 0`), by multiply-shift.
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Fills `out` with random bytes.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        let mut words = out.chunks_exact_mut(8);
+        for w in &mut words {
+            w.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = words.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+/// The sum of all bytes, whatever way they are split into slices: the
+/// benchmark's checksum of a read. Eight bytes at a time, in 16-bit lanes.
+#[inline]
+pub fn byte_sum(bytes: &[u8]) -> u64 {
+    const LO: u64 = 0x00ff_00ff_00ff_00ff;
+    let mut total = 0u64;
+    let mut words = bytes.chunks_exact(8);
+    loop {
+        // Each 16-bit lane grows by at most 2 × 255 per word: 128 words fit.
+        let mut acc = 0u64;
+        let mut n = 0;
+        for w in words.by_ref().take(128) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            let x = u64::from_le_bytes(a);
+            acc += (x & LO) + ((x >> 8) & LO);
+            n += 1;
+        }
+        total += (acc & 0xffff) + ((acc >> 16) & 0xffff) + ((acc >> 32) & 0xffff) + (acc >> 48);
+        if n < 128 {
+            break;
+        }
+    }
+    total + words.remainder().iter().map(|&b| u64::from(b)).sum::<u64>()
+}
+
+/// Folds one read's value into a running checksum; the order of reads
+/// matters, so two methods agree only if they read the same bytes in the
+/// same order.
+#[inline]
+pub fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x0100_0000_01B3)
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    // A second Ctrl-C ends the program the usual way.
+    // SAFETY: signal() is async-signal-safe and SIG_DFL a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
+}
+
+/// Makes Ctrl-C (and SIGTERM) set a flag that [`check_interrupted`] turns
+/// into an error, so that the data directory is removed on the way out.
+pub fn catch_interrupts() {
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic and calls signal(), both
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// An error if Ctrl-C was pressed.
+pub fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!(Interrupted);
+    }
+    Ok(())
+}
+
+/// The error [`check_interrupted`] returns.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// A directory made for one run and removed, with everything in it, when
+/// dropped (also on errors and Ctrl-C).
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Makes a new directory `smmap-bench-…` under `parent`.
+    pub fn new(parent: &Path) -> anyhow::Result<Self> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = parent.join(format!("smmap-bench-{}-{stamp:x}", std::process::id()));
+        std::fs::create_dir(&path)
+            .with_context(|| format!("cannot create the data directory {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "smmap: warning: cannot remove {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// One generated small file.
+#[derive(Clone, Debug)]
+pub struct SmallFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The smallest and largest small file.
+pub const SMALL_MIN: u64 = 4096;
+/// See [`SMALL_MIN`].
+pub const SMALL_MAX: u64 = 64 * 1024;
+
+/// Writes `size` random bytes to `path`, calling `tick` with each MiB
+/// written; returns the sum of the bytes (the sequential scan's checksum).
+pub fn write_big(
+    path: &Path,
+    size: u64,
+    seed: u64,
+    mut tick: impl FnMut(u64),
+) -> anyhow::Result<u64> {
+    let mut file =
+        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut rng = Rng::new(seed);
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = size;
+    let mut sum = 0u64;
+    while left > 0 {
+        check_interrupted()?;
+        let n = left.min(block.len() as u64) as usize;
+        rng.fill(&mut block[..n]);
+        sum += byte_sum(&block[..n]);
+        file.write_all(&block[..n])
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        left -= n as u64;
+        tick(n as u64);
+    }
+    // Written pages flushed now do not disturb the timings later.
+    file.sync_data()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(sum)
+}
+
+/// Writes `count` files of 4–64 KiB of random bytes into `dir`.
+pub fn write_small(
+    dir: &Path,
+    count: usize,
+    seed: u64,
+    mut tick: impl FnMut(u64),
+) -> anyhow::Result<Vec<SmallFile>> {
+    std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut rng = Rng::new(seed);
+    let mut block = vec![0u8; SMALL_MAX as usize];
+    let mut files = Vec::with_capacity(count);
+    for i in 0..count {
+        if i % 64 == 0 {
+            check_interrupted()?;
+        }
+        let size = SMALL_MIN + rng.below(SMALL_MAX - SMALL_MIN + 1);
+        let path = dir.join(format!("{i:05}.bin"));
+        rng.fill(&mut block[..size as usize]);
+        std::fs::write(&path, &block[..size as usize])
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        tick(size);
+        files.push(SmallFile { path, size });
+    }
+    Ok(files)
+}
+
+/// Raises the soft limit on open files towards the hard limit so that the
+/// pread baseline can keep `needed` files open; returns the limit in force.
+pub fn raise_open_file_limit(needed: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    let cur = lim.rlim_cur as u64;
+    if cur >= needed || lim.rlim_cur >= lim.rlim_max {
+        return cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max.min(needed as libc::rlim_t),
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads one rlimit through a valid pointer; raising the
+    // soft limit up to the hard one needs no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        raised.rlim_cur as u64
+    } else {
+        cur
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sum_does_not_depend_on_splitting() {
+        let mut data = vec![0u8; 10_000];
+        Rng::new(1).fill(&mut data);
+        data[..2000].fill(0xff);
+        let whole = byte_sum(&data);
+        assert_eq!(whole, data.iter().map(|&b| u64::from(b)).sum::<u64>());
+        for split in [1, 7, 8, 1023, 1024, 1025, 9999] {
+            assert_eq!(byte_sum(&data[..split]) + byte_sum(&data[split..]), whole);
+        }
+        assert_eq!(byte_sum(&[]), 0);
+    }
+
+    #[test]
+    fn rng_is_deterministic_and_in_range() {
+        let (mut a, mut b) = (Rng::new(42), Rng::new(42));
+        for _ in 0..1000 {
+            assert_eq!(a.next_u64(), b.next_u64());
+            assert!(a.below(10) < 10);
+            b.below(10);
+        }
+        assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
+        let mut odd = [0u8; 13];
+        Rng::new(3).fill(&mut odd);
+        assert!(odd.iter().any(|&b| b != 0));
+    }
+}

@@ -1,0 +1,357 @@
+//! `smmap find PATTERN PATH...`: every offset where a byte pattern occurs.
+//!
+//! Each file is read through one shared manager, chunk by chunk, with the
+//! engine's [`SlidingWindowMapBuffer::find_iter`], which sees matches that
+//! straddle two windows. Chunks overlap by `pattern length − 1` bytes so that
+//! matches straddling two chunks are found too, and each match is reported
+//! once, by the chunk it starts in.
+
+use std::ffi::OsString;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Serialize;
+use smmap::{Manager, SlidingWindowMapBuffer};
+
+use crate::limits::LimitArgs;
+use crate::progress::Progress;
+use crate::size::parse_size;
+use crate::Exit;
+
+/// Options of `smmap find`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Output: one `path:offset` line per match (offsets in decimal, from 0, overlapping matches \
+included); with --count one `path:count` line per file; with --json one JSON object per line: \
+{\"path\": \"…\", \"offset\": N} per match, or {\"path\": \"…\", \"count\": N} per file with --count.
+
+Exit status: 0 if anything matched, 1 if nothing did, 2 if a file could not be searched \
+(the others are still searched).
+
+Examples:
+  smmap find PACK repo.pack                     # text pattern
+  smmap find --hex 'ff d8 ff e0' -r ~/Pictures  # bytes, every file under a directory
+  smmap find --count --window 16MiB --max-memory 256MiB needle big1.bin big2.bin")]
+pub struct FindArgs {
+    /// The bytes to look for: the argument's bytes as given, or hexadecimal with --hex
+    #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
+    pattern: OsString,
+
+    /// Files to search; directories too with -r
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+
+    /// PATTERN is hexadecimal digits, e.g. 'deadbeef', 'de ad be ef' or '0xDEADBEEF'
+    #[arg(long)]
+    hex: bool,
+
+    /// Search every file under the directories given (symbolic links inside them are not followed)
+    #[arg(short, long)]
+    recursive: bool,
+
+    /// Print the number of matches per file instead of their offsets
+    #[arg(short, long)]
+    count: bool,
+
+    /// Print JSON lines instead of text
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    /// Bytes searched per step (for tests of the chunk seams)
+    #[arg(long, hide = true, default_value = "64MiB", value_parser = parse_size)]
+    chunk: u64,
+}
+
+/// One match, as a JSON line.
+#[derive(Serialize)]
+struct MatchLine<'a> {
+    path: &'a str,
+    offset: u64,
+}
+
+/// One file's count, as a JSON line.
+#[derive(Serialize)]
+struct CountLine<'a> {
+    path: &'a str,
+    count: u64,
+}
+
+/// Runs `smmap find`.
+pub fn run(args: &FindArgs) -> anyhow::Result<()> {
+    let pattern = if args.hex {
+        parse_hex(&args.pattern.to_string_lossy())?
+    } else {
+        args.pattern.as_bytes().to_vec()
+    };
+    if pattern.is_empty() {
+        bail!("the pattern is empty: give at least one byte to look for");
+    }
+    let chunk = args.chunk.max(1);
+    let mut failed = false;
+    let files = collect_files(&args.paths, args.recursive, &mut failed);
+    let total: u64 = files.iter().map(|(_, size)| size).sum();
+    let mut progress = Progress::bytes(total, "searching");
+    let out_is_tty = std::io::stdout().is_terminal();
+    let mut out = Output {
+        writer: BufWriter::new(std::io::stdout().lock()),
+        flush_each: out_is_tty,
+    };
+    let manager = args.limits.manager();
+    let mut found = 0u64;
+    for (path, size) in &files {
+        let shown = path.to_string_lossy();
+        let mut count = 0u64;
+        let result = search_file(
+            &manager,
+            path,
+            &pattern,
+            chunk,
+            &mut progress,
+            |offset, progress| {
+                count += 1;
+                if args.count {
+                    return Ok(());
+                }
+                progress.suspend(|| {
+                    if args.json {
+                        out.json(&MatchLine {
+                            path: &shown,
+                            offset,
+                        })
+                    } else {
+                        out.line(format_args!("{shown}:{offset}"))
+                    }
+                })
+            },
+        );
+        found += count;
+        match result {
+            Ok(scanned) => progress.inc(size.saturating_sub(scanned)),
+            Err(e) if crate::is_broken_pipe(&e) => return Err(e),
+            Err(e) => {
+                failed = true;
+                progress.suspend(|| report(&e));
+                progress.inc(*size);
+            }
+        }
+        if args.count {
+            progress.suspend(|| {
+                if args.json {
+                    out.json(&CountLine {
+                        path: &shown,
+                        count,
+                    })
+                } else {
+                    out.line(format_args!("{shown}:{count}"))
+                }
+            })?;
+        }
+    }
+    progress.finish();
+    out.writer.flush().context("cannot write to stdout")?;
+    if failed {
+        Err(Exit(2).into())
+    } else if found == 0 {
+        Err(Exit(1).into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Where matches go: stdout, flushed line by line when it is a terminal.
+struct Output<W: Write> {
+    writer: W,
+    flush_each: bool,
+}
+
+impl<W: Write> Output<W> {
+    fn line(&mut self, line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+        writeln!(self.writer, "{line}").context("cannot write to stdout")?;
+        if self.flush_each {
+            self.writer.flush().context("cannot write to stdout")?;
+        }
+        Ok(())
+    }
+
+    fn json(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
+        let text = serde_json::to_string(value).context("cannot encode JSON")?;
+        self.line(format_args!("{text}"))
+    }
+}
+
+/// Prints an error about one file, leaving the others to be searched.
+fn report(e: &anyhow::Error) {
+    let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(&e));
+}
+
+/// Searches one file; calls `on_match` with each absolute offset in
+/// increasing order, and returns how many bytes it advanced the progress by.
+fn search_file(
+    manager: &Manager,
+    path: &Path,
+    pattern: &[u8],
+    chunk: u64,
+    progress: &mut Progress,
+    mut on_match: impl FnMut(u64, &Progress) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let cursor = manager.make_cursor(path)?;
+    let size = cursor.file_size().unwrap_or(0);
+    let m = pattern.len() as u64;
+    if size < m {
+        return Ok(0);
+    }
+    let mut cursor = Some(cursor);
+    let mut buffer: Option<SlidingWindowMapBuffer> = None;
+    let mut start = 0u64;
+    let mut scanned = 0u64;
+    // A match starting at `start + i` for i < chunk ends before
+    // `start + chunk + m - 1`: that is the view each step searches.
+    while start + m <= size {
+        let view = chunk.saturating_add(m - 1).min(size - start);
+        let buf = match (&mut buffer, cursor.take()) {
+            (Some(b), _) => {
+                b.begin_access(None, start, view)?;
+                b
+            }
+            (slot, Some(c)) => slot.insert(SlidingWindowMapBuffer::new(c, start, view)?),
+            (None, None) => unreachable!("the cursor is moved into the buffer exactly once"),
+        };
+        for found in buf.find_iter(pattern) {
+            let rel = found
+                .with_context(|| format!("cannot search {} from offset {start}", path.display()))?;
+            if rel >= chunk {
+                break;
+            }
+            on_match(start + rel, progress)?;
+        }
+        let step = chunk.min(size - start);
+        progress.inc(step);
+        scanned += step;
+        start = start.saturating_add(chunk);
+    }
+    Ok(scanned)
+}
+
+/// The files to search, with their sizes (0 when unknown: the search will
+/// report why). Directories are walked when `recursive`; problems met while
+/// walking are reported and set `failed`.
+fn collect_files(paths: &[PathBuf], recursive: bool, failed: &mut bool) -> Vec<(PathBuf, u64)> {
+    let mut files = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                if recursive {
+                    walk(path, &mut files, failed);
+                } else {
+                    *failed = true;
+                    report(&anyhow::anyhow!(
+                        "{} is a directory (use -r to search the files in it)",
+                        path.display()
+                    ));
+                }
+            }
+            Ok(meta) => files.push((path.clone(), meta.len())),
+            // Missing or unreadable: let the engine say why, naming the path.
+            Err(_) => files.push((path.clone(), 0)),
+        }
+    }
+    files
+}
+
+/// Adds the regular files under `dir`, in name order, without following
+/// symbolic links.
+fn walk(dir: &Path, files: &mut Vec<(PathBuf, u64)>, failed: &mut bool) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            *failed = true;
+            report(&anyhow::anyhow!(
+                "cannot read directory {}: {e}",
+                dir.display()
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(e) => {
+                *failed = true;
+                report(&anyhow::anyhow!(
+                    "cannot read directory {}: {e}",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    paths.sort();
+    for path in paths {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, files, failed),
+            Ok(meta) if meta.is_file() => files.push((path, meta.len())),
+            // Links, FIFOs, sockets, devices: not searched when walking.
+            Ok(_) => {}
+            Err(e) => {
+                *failed = true;
+                report(&anyhow::anyhow!("cannot stat {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Parses a hexadecimal pattern: pairs of digits, optionally prefixed with
+/// `0x`, separated by any whitespace, `:` or `-`.
+pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    let trimmed = text.trim();
+    let body = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let mut digits = Vec::with_capacity(body.len());
+    for (i, c) in body.char_indices() {
+        if c.is_whitespace() || c == ':' || c == '-' {
+            continue;
+        }
+        match c.to_digit(16) {
+            Some(d) => digits.push(d as u8),
+            None => bail!("invalid hex pattern {text:?}: {c:?} at position {i} is not a hex digit"),
+        }
+    }
+    if digits.len() % 2 == 1 {
+        bail!(
+            "invalid hex pattern {text:?}: odd number of hex digits ({}); each byte takes two",
+            digits.len()
+        );
+    }
+    Ok(digits
+        .chunks(2)
+        .map(|pair| pair[0] << 4 | pair[1])
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_patterns() {
+        assert_eq!(parse_hex("deadBEEF").unwrap(), [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(parse_hex("0x0a0B").unwrap(), [0x0a, 0x0b]);
+        assert_eq!(
+            parse_hex(" de ad:be-ef ").unwrap(),
+            [0xde, 0xad, 0xbe, 0xef]
+        );
+        assert!(parse_hex("").unwrap().is_empty());
+        let e = parse_hex("zz").unwrap_err().to_string();
+        assert!(e.contains("'z'") && e.contains("not a hex digit"), "{e}");
+        let e = parse_hex("abc").unwrap_err().to_string();
+        assert!(e.contains("odd number"), "{e}");
+    }
+}

@@ -1,0 +1,155 @@
+//! Parsing and printing byte counts: `64MiB`, `1GiB`, `4k`, `4096`, `0x1000`.
+//!
+//! Units, case-insensitive, with an optional `B`:
+//!
+//! | suffix                | factor |
+//! |-----------------------|--------|
+//! | none, `B`             | 1      |
+//! | `k`, `KiB`            | 1024   |
+//! | `M`, `MiB`            | 1024²  |
+//! | `G`, `GiB`            | 1024³  |
+//! | `T`, `TiB`            | 1024⁴  |
+//! | `KB`, `MB`, `GB`, `TB`| 1000ⁿ (SI, as `dd` and disk vendors use them) |
+//!
+//! A number may be written in hexadecimal with `0x` (no unit then), and may
+//! contain `_` separators: `1_000_000`.
+
+/// Parses a byte count such as `64MiB`, `4k`, `4096` or `0x1000`.
+///
+/// Errors name the input and say what is accepted; overflow of `u64` is an
+/// error, not a wrap.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    let s: String = input.trim().chars().filter(|&c| c != '_').collect();
+    if s.is_empty() {
+        return Err("empty size: expected a number such as 4096, 4k, 64MiB or 1GiB".into());
+    }
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16)
+            .map_err(|_| format!("invalid hexadecimal size {input:?}: expected e.g. 0x1000"));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "invalid size {input:?}: expected a number such as 4096, 4k, 64MiB or 1GiB"
+        ));
+    }
+    let factor = unit_factor(unit).ok_or_else(|| {
+        format!("invalid unit {unit:?} in size {input:?}: expected k, M, G, T (1024ⁿ, also KiB, MiB…) or KB, MB, GB, TB (1000ⁿ)")
+    })?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {input:?} is too large (the limit is {})", u64::MAX))?;
+    n.checked_mul(factor).ok_or_else(|| {
+        format!(
+            "size {input:?} is too large (the limit is {} bytes)",
+            u64::MAX
+        )
+    })
+}
+
+/// The multiplier of a unit suffix, `None` if unknown.
+fn unit_factor(unit: &str) -> Option<u64> {
+    const K: u64 = 1024;
+    let u = unit.trim().to_ascii_lowercase();
+    Some(match u.as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" => K,
+        "m" | "mi" | "mib" => K * K,
+        "g" | "gi" | "gib" => K * K * K,
+        "t" | "ti" | "tib" => K * K * K * K,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    })
+}
+
+/// Parses a count of things (not bytes): plain or with `_` separators, or a
+/// size-like suffix (`4k` = 4096).
+pub fn parse_count(input: &str) -> Result<usize, String> {
+    let n = parse_size(input)?;
+    usize::try_from(n).map_err(|_| format!("{input:?} is too large"))
+}
+
+/// A byte count for people: `512 B`, `4.0 KiB`, `1.00 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else if value >= 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert_eq!(parse_size("10B"), Ok(10));
+        assert_eq!(parse_size(" 1_000 "), Ok(1000));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    #[test]
+    fn si_units_and_hex() {
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert_eq!(parse_size("3MB"), Ok(3_000_000));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("0x1000"), Ok(4096));
+        assert_eq!(parse_size("0XfF"), Ok(255));
+    }
+
+    #[test]
+    fn errors() {
+        for bad in ["", "k", "abc", "12q", "1.5GiB", "-4", "0xZZ", "4 kilobytes"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+        assert!(parse_size("99999999999999999999")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_size("16777216TiB").unwrap_err().contains("too large"));
+        assert!(parse_size("12q").unwrap_err().contains("\"q\""));
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("2000"), Ok(2000));
+        assert_eq!(parse_count("2k"), Ok(2048));
+        assert!(parse_count("x").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(4096), "4.00 KiB");
+        assert_eq!(human(64 << 20), "64.0 MiB");
+        assert_eq!(human(1 << 30), "1.00 GiB");
+        assert_eq!(human(300 << 30), "300 GiB");
+    }
+}
