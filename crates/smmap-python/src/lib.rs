@@ -1,1 +1,46 @@
-//! placeholder
+//! `smmap._smmap`: the native module behind the Python package `smmap`, a
+//! drop-in replacement for smmap 6.0.0 on the Rust engine.
+//!
+//! A thin binding: every class wraps an engine type, reproduces the Python
+//! signature of smmap 6.0.0, and converts engine errors to Python exceptions
+//! only at the boundary (see `errors`). The pure-Python modules `smmap.mman`,
+//! `smmap.buf` and `smmap.util` re-export from here.
+//!
+//! Memory safety: every object that exposes mapped bytes to Python (the
+//! `MappedView` behind `map()` and `buffer()`) holds a clone of the engine's
+//! `MapRegion`, an `Arc` of the mapping, so the pages stay mapped while any
+//! view lives, whatever the manager does meanwhile.
+
+mod args;
+mod buffer;
+mod cursor;
+mod errors;
+mod manager;
+mod region;
+mod util;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+mod _smmap {
+    #[pymodule_export]
+    use super::buffer::PyBuffer;
+    #[pymodule_export]
+    use super::cursor::PyCursor;
+    #[pymodule_export]
+    use super::manager::{PySlidingManager, PyStaticManager};
+    #[pymodule_export]
+    use super::region::{MappedView, PyMapRegion};
+    #[pymodule_export]
+    use super::util::{align_to_mmap, is_64_bit, PyMapWindow};
+
+    use super::*;
+
+    /// Adds the constants.
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("ALLOCATIONGRANULARITY", *smmap::ALLOCATIONGRANULARITY)?;
+        Ok(())
+    }
+}

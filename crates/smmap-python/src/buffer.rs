@@ -1,0 +1,310 @@
+//! `SlidingWindowMapBuffer`: a bytes-like view of `[offset, offset + len)`
+//! of a file, read through a cursor whose window slides to the reads.
+//!
+//! The buffer shares the caller's `WindowCursor` object (as the reference
+//! does: `buf.cursor()` is the cursor passed in, and it moves as the buffer
+//! reads), so it drives that cursor through the engine's public cursor API
+//! rather than owning an engine `SlidingWindowMapBuffer`, which would have to
+//! take the cursor away from Python.
+
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyInt, PySlice};
+
+use crate::args::{AnyInt, Offset, Size};
+use crate::cursor::PyCursor;
+use crate::region::index_arg;
+
+/// Python's `sys.maxsize`, the reference's default buffer size.
+const SYS_MAXSIZE: u64 = isize::MAX as u64;
+
+/// A bytes-like object over `[offset, offset + size)` of a file, read through
+/// a cursor whose window moves to wherever the reads go (smmap's
+/// `SlidingWindowMapBuffer`).
+///
+/// Index 0 is the byte at `offset`: indices are relative to the buffer.
+/// `len(buf)` is `size` clipped to the file's end. `buf[i]` is an int
+/// (negative counts from the end; `IndexError` past either end); `buf[a:b]`
+/// is `bytes`, stitched together across windows as needed.
+///
+/// A buffer is a context manager: leaving the `with` block calls
+/// `end_access()`, as dropping the buffer does.
+#[pyclass(name = "SlidingWindowMapBuffer", module = "smmap.buf", subclass)]
+pub(crate) struct PyBuffer {
+    cursor: Option<Py<PyCursor>>,
+    /// Absolute offset of index 0.
+    offset: u64,
+    len: u64,
+}
+
+impl PyBuffer {
+    fn cursor_ref<'py>(&self, py: Python<'py>) -> PyResult<PyRefMut<'py, PyCursor>> {
+        match &self.cursor {
+            Some(c) => Ok(c.bind(py).try_borrow_mut()?),
+            None => Err(PyIndexError::new_err("buffer index out of range")),
+        }
+    }
+
+    /// The relative index `i` (negative from the end) as an absolute offset.
+    #[inline]
+    fn absolute(&self, i: i128) -> PyResult<u64> {
+        let len = i128::from(self.len);
+        let j = if i < 0 { i + len } else { i };
+        if j < 0 || j >= len {
+            return Err(PyIndexError::new_err("buffer index out of range"));
+        }
+        Ok(self.offset + j as u64)
+    }
+
+    /// The byte at relative index `i`.
+    #[inline]
+    fn byte(&self, py: Python<'_>, i: i128) -> PyResult<u8> {
+        let abs = self.absolute(i)?;
+        let mut c = self.cursor_ref(py)?;
+        if let Some(r) = c.inner.region() {
+            if r.includes_ofs(abs) {
+                return Ok(r.as_slice()[(abs - r.ofs_begin()) as usize]);
+            }
+        }
+        c.move_to(py, abs, 0)?;
+        let r = c
+            .inner
+            .region()
+            .ok_or_else(|| PyIndexError::new_err("buffer index out of range"))?;
+        Ok(r.as_slice()[(abs - r.ofs_begin()) as usize])
+    }
+
+    /// `n` bytes from relative index `start` (`start + n <= len`), borrowed
+    /// from one window when it holds them all, stitched together otherwise.
+    fn read<'py>(&self, py: Python<'py>, start: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        if n == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let abs = self.offset + start;
+        let mut c = self.cursor_ref(py)?;
+        if let Some(r) = c.inner.region() {
+            if r.includes_ofs(abs) && abs + n as u64 <= r.ofs_end() {
+                let at = (abs - r.ofs_begin()) as usize;
+                return Ok(PyBytes::new(py, &r.as_slice()[at..at + n]));
+            }
+        }
+        PyBytes::new_with(py, n, |out| {
+            let mut done = 0;
+            while done < n {
+                let at = abs + done as u64;
+                if !c.inner.region().is_some_and(|r| r.includes_ofs(at)) {
+                    c.move_to(py, at, 0)?;
+                }
+                let r = c
+                    .inner
+                    .region()
+                    .ok_or_else(|| PyIndexError::new_err("buffer index out of range"))?;
+                let from = (at - r.ofs_begin()) as usize;
+                let k = (r.size() - from).min(n - done);
+                out[done..done + k].copy_from_slice(&r.as_slice()[from..from + k]);
+                done += k;
+            }
+            Ok(())
+        })
+    }
+
+    /// `buf[slice]` as `bytes`, with Python's slice semantics.
+    fn get_slice<'py>(
+        &self,
+        py: Python<'py>,
+        slice: &Bound<'py, PySlice>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ind = slice.indices(isize::try_from(self.len).unwrap_or(isize::MAX))?;
+        if ind.step == 1 || ind.slicelength <= 1 {
+            let start = if ind.slicelength == 0 {
+                0
+            } else {
+                ind.start as u64
+            };
+            return self.read(py, start, ind.slicelength);
+        }
+        let mut bytes = Vec::with_capacity(ind.slicelength);
+        let mut i = ind.start;
+        for _ in 0..ind.slicelength {
+            bytes.push(self.byte(py, i as i128)?);
+            i += ind.step;
+        }
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+#[pymethods]
+impl PyBuffer {
+    /// A buffer over `[offset, offset + size)` of the cursor's file (`size`
+    /// clipped to the file's end). Without a cursor, `begin_access()` must be
+    /// called before use. `flags` is accepted for compatibility and ignored.
+    ///
+    /// Raises `ValueError` if the cursor is given but the buffer cannot be
+    /// used (offset at or past the end of the file, cursor without a file) or
+    /// the offset or size is negative.
+    #[new]
+    #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
+    #[pyo3(text_signature = "(cursor=None, offset=0, size=sys.maxsize, flags=0)")]
+    fn new(
+        py: Python<'_>,
+        cursor: Option<Bound<'_, PyCursor>>,
+        offset: Offset,
+        size: Size,
+        flags: i32,
+    ) -> PyResult<Self> {
+        let mut buf = PyBuffer {
+            cursor: None,
+            offset: 0,
+            len: 0,
+        };
+        if let Some(c) = cursor {
+            if !buf.begin_access(py, Some(c), offset, size, flags)? {
+                return Err(PyValueError::new_err(
+                    "Failed to allocate the buffer - probably the given offset is out of bounds",
+                ));
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Returns the buffer itself.
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Calls `end_access()`.
+    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc_value: Option<&Bound<'_, PyAny>>,
+        traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (exc_type, exc_value, traceback);
+        self.end_access(py)
+    }
+
+    /// The number of bytes in the view (0 after `end_access()`).
+    fn __len__(&self) -> usize {
+        usize::try_from(self.len).unwrap_or(usize::MAX)
+    }
+
+    /// `buf[i]`: the byte at relative index `i` as an int (negative counts
+    /// from the end; `IndexError` past either end). `buf[a:b]` (any slice):
+    /// `bytes`.
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<PyObject> {
+        if let Ok(int) = key.downcast_exact::<PyInt>() {
+            // Beyond i64 is past any end.
+            let i = int.extract::<i64>().map_or(i128::MAX, i128::from);
+            return Ok(self.byte(py, i)?.into_pyobject(py)?.into_any().unbind());
+        }
+        if let Ok(slice) = key.downcast::<PySlice>() {
+            return Ok(self.get_slice(py, slice)?.into_any().unbind());
+        }
+        let i = index_arg(key)?;
+        Ok(self.byte(py, i)?.into_pyobject(py)?.into_any().unbind())
+    }
+
+    /// `bytes` of relative indices `[i, j)`, with the reference's rules:
+    /// negative indices count from the end, `j == sys.maxsize` means the end;
+    /// out-of-range bounds are clipped.
+    fn __getslice__<'py>(
+        &self,
+        py: Python<'py>,
+        i: AnyInt,
+        j: AnyInt,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let len = i128::from(self.len);
+        let mut i = i.0;
+        let mut j = j.0;
+        if i < 0 {
+            i += len;
+        }
+        if j == i128::from(SYS_MAXSIZE) {
+            j = len;
+        }
+        if j < 0 {
+            j += len;
+        }
+        let i = i.clamp(0, len);
+        let j = j.clamp(i, len);
+        self.read(py, i as u64, (j - i) as usize)
+    }
+
+    /// Points the buffer at `[offset, offset + size)` of the cursor's file,
+    /// switching to `cursor` if one is given; returns True if the buffer can
+    /// be used (False for an offset at or past the end of the file, or a
+    /// cursor without a file). `flags` is accepted and ignored.
+    ///
+    /// Raises `ValueError` for a negative offset or size, the matching
+    /// `OSError` if the first window cannot be mapped.
+    #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
+    #[pyo3(text_signature = "($self, cursor=None, offset=0, size=sys.maxsize, flags=0)")]
+    fn begin_access(
+        &mut self,
+        py: Python<'_>,
+        cursor: Option<Bound<'_, PyCursor>>,
+        offset: Offset,
+        size: Size,
+        flags: i32,
+    ) -> PyResult<bool> {
+        let _ = flags;
+        if let Some(c) = cursor {
+            self.cursor = Some(c.unbind());
+        }
+        self.len = 0;
+        let Some(cursor) = &self.cursor else {
+            return Ok(false);
+        };
+        let mut c = cursor.bind(py).try_borrow_mut()?;
+        let Some(fsize) = c.inner.file_size() else {
+            return Ok(false);
+        };
+        c.move_to(py, offset.0, size.as_usize())?;
+        if !c.inner.is_valid() {
+            return Ok(false);
+        }
+        self.offset = offset.0;
+        self.len = size.0.min(fsize - offset.0);
+        Ok(true)
+    }
+
+    /// Releases the cursor's region; the buffer is empty (length 0) until
+    /// `begin_access()` is called again. Called when the buffer is dropped.
+    fn end_access(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.len = 0;
+        if let Some(c) = &self.cursor {
+            c.bind(py).try_borrow_mut()?.inner.unuse_region();
+        }
+        Ok(())
+    }
+
+    /// The cursor that provides access to the data, or None.
+    fn cursor(&self, py: Python<'_>) -> Option<Py<PyCursor>> {
+        self.cursor.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<SlidingWindowMapBuffer [{}, {}) of {} bytes>",
+            self.offset,
+            self.offset + self.len,
+            self.len
+        )
+    }
+}
+
+impl Drop for PyBuffer {
+    fn drop(&mut self) {
+        let Some(cursor) = self.cursor.take() else {
+            return;
+        };
+        // As the reference's `__del__`: release the cursor's region now.
+        Python::with_gil(|py| {
+            if let Ok(mut c) = cursor.bind(py).try_borrow_mut() {
+                c.inner.unuse_region();
+            }
+        });
+    }
+}

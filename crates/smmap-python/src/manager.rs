@@ -1,0 +1,262 @@
+//! `StaticWindowMapManager` and its subclass `SlidingWindowMapManager`: one
+//! shared [`smmap::Manager`] behind smmap 6.0.0's manager API.
+
+use pyo3::exceptions::{PyAssertionError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+
+use crate::args::{non_negative, AnyInt, Size};
+use crate::cursor::PyCursor;
+use crate::errors;
+use crate::region::PyMapRegion;
+use crate::util::PyMapWindow;
+
+/// Python's `sys.maxsize` on this platform, the reference's default
+/// `max_open_handles`.
+const SYS_MAXSIZE: i128 = isize::MAX as i128;
+
+/// Provides cursors that map whole files, one region per file, unmapping
+/// the least-recently-used unused files to stay within its limits (smmap's
+/// `StaticWindowMapManager`). Safe to share between threads.
+///
+/// `window_size`: -1 (any negative) picks 1024 MiB on 64-bit systems (64 MiB
+/// on 32-bit); 0 means unlimited. For this manager it only limits the size of
+/// a cursor's view; regions always map the whole file.
+/// `max_memory_size`: the most bytes mapped at once; 0 picks 8192 MiB on
+/// 64-bit (1024 MiB on 32-bit). Exceeded only while every region is in use.
+/// `max_open_handles`: the most regions mapped at once (at least 1).
+#[pyclass(
+    name = "StaticWindowMapManager",
+    module = "smmap.mman",
+    subclass,
+    frozen
+)]
+pub(crate) struct PyStaticManager {
+    pub(crate) inner: smmap::Manager,
+    /// `max_open_handles` as given, returned by `max_file_handles()`.
+    max_handles: u64,
+}
+
+/// Reads the three limits, checking them as the binding promises: negative
+/// sizes are `ValueError`, and `max_open_handles` must be at least 1.
+fn limits(
+    window_size: AnyInt,
+    max_memory_size: AnyInt,
+    max_open_handles: AnyInt,
+) -> PyResult<(u64, u64, u64)> {
+    let window = if window_size.0 < 0 {
+        smmap::default_window_size()
+    } else {
+        u64::try_from(window_size.0).unwrap_or(u64::MAX)
+    };
+    let memory = non_negative(max_memory_size.0, "max_memory_size")?;
+    let handles = non_negative(max_open_handles.0, "max_open_handles")?;
+    if handles == 0 {
+        return Err(PyValueError::new_err("max_open_handles must be at least 1"));
+    }
+    Ok((window, memory, handles))
+}
+
+fn build<M: From<smmap::Manager> + std::ops::Deref<Target = smmap::Manager>>(
+    builder: smmap::ManagerBuilder<M>,
+    (window, memory, handles): (u64, u64, u64),
+) -> PyStaticManager {
+    let m: M = builder
+        .window_size(window)
+        .max_memory_size(memory)
+        .max_open_handles(usize::try_from(handles).unwrap_or(usize::MAX))
+        .build();
+    PyStaticManager {
+        inner: (*m).clone(),
+        max_handles: handles,
+    }
+}
+
+#[pymethods]
+impl PyStaticManager {
+    /// A manager with the given limits (see the class documentation).
+    #[new]
+    #[pyo3(signature = (window_size = AnyInt(0), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[pyo3(text_signature = "(window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)")]
+    fn new(
+        window_size: AnyInt,
+        max_memory_size: AnyInt,
+        max_open_handles: AnyInt,
+    ) -> PyResult<Self> {
+        let l = limits(window_size, max_memory_size, max_open_handles)?;
+        Ok(build(smmap::StaticWindowMapManager::builder(), l))
+    }
+
+    /// A cursor on the file named by `path_or_fd` (a path as `str`, `bytes`
+    /// or `os.PathLike`, or an open file descriptor as `int`). The cursor maps
+    /// nothing until `use_region()`.
+    ///
+    /// A file descriptor is borrowed, never closed, and must stay open while
+    /// new windows of it are mapped. The file's size is read here, once, and
+    /// kept while any cursor or region of the file lives.
+    ///
+    /// Raises the matching `OSError` (`FileNotFoundError`,
+    /// `IsADirectoryError`, `PermissionError`, …) if the file cannot be used.
+    fn make_cursor(slf: &Bound<'_, Self>, path_or_fd: &Bound<'_, PyAny>) -> PyResult<PyCursor> {
+        let py = slf.py();
+        let key = crate::args::path_or_fd(path_or_fd)?;
+        let cursor = slf
+            .get()
+            .inner
+            .make_cursor(key)
+            .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
+        Ok(PyCursor::new(
+            cursor,
+            Some(slf.clone().unbind()),
+            Some(path_or_fd.clone().unbind()),
+        ))
+    }
+
+    /// Unmaps every region no cursor uses; returns how many.
+    fn collect(&self) -> usize {
+        self.inner.collect()
+    }
+
+    /// Unmaps least-recently-used unused regions until `size` more bytes fit
+    /// under the memory limit, or every unused region if `size` is 0;
+    /// returns how many.
+    fn _collect_lru_region(&self, size: Size) -> usize {
+        self.inner.collect_lru_region(size.0)
+    }
+
+    /// Number of mapped regions. Each region counts as one file handle.
+    fn num_file_handles(&self) -> usize {
+        self.inner.num_file_handles()
+    }
+
+    /// Number of files with at least one mapped region.
+    fn num_open_files(&self) -> usize {
+        self.inner.num_open_files()
+    }
+
+    /// The size of each window when new regions are mapped (0: unlimited).
+    fn window_size(&self) -> u64 {
+        self.inner.window_size()
+    }
+
+    /// Bytes mapped now, in total.
+    fn mapped_memory_size(&self) -> u64 {
+        self.inner.mapped_memory_size()
+    }
+
+    /// The most regions ("file handles") that may be mapped at once.
+    fn max_file_handles(&self) -> u64 {
+        self.max_handles
+    }
+
+    /// The most bytes that may be mapped at once (unless every region is in
+    /// use).
+    fn max_mapped_memory_size(&self) -> u64 {
+        self.inner.max_mapped_memory_size()
+    }
+
+    /// Only does something on Windows, where files cannot be deleted while
+    /// mapped; returns None elsewhere, as the reference does.
+    ///
+    /// The engine supports POSIX systems only, where unlinking a mapped file
+    /// is safe, so this always returns None.
+    fn force_map_handle_removal_win(&self, base_path: &Bound<'_, PyAny>) -> Option<usize> {
+        let _ = base_path;
+        None
+    }
+
+    /// Counters of what the manager has done (an extension: not in smmap
+    /// 6.0.0): hits, misses, maps, evictions, current and peak mapped bytes
+    /// and windows, and more.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("hits", s.hits)?;
+        d.set_item("misses", s.misses)?;
+        d.set_item("reuses", s.reuses)?;
+        d.set_item("maps", s.maps)?;
+        d.set_item("map_failures", s.map_failures)?;
+        d.set_item("retries", s.retries)?;
+        d.set_item("evictions", s.evictions)?;
+        d.set_item("collected", s.collected)?;
+        d.set_item("open_files", s.open_files)?;
+        d.set_item("known_files", s.known_files)?;
+        d.set_item("mapped_bytes", s.mapped_bytes)?;
+        d.set_item("peak_mapped_bytes", s.peak_mapped_bytes)?;
+        d.set_item("windows", s.windows)?;
+        d.set_item("peak_windows", s.peak_windows)?;
+        d.set_item("over_limit_bytes", s.over_limit_bytes)?;
+        d.set_item("peak_over_limit_bytes", s.peak_over_limit_bytes)?;
+        Ok(d)
+    }
+
+    /// Checks the manager's internal invariants (an extension, for tests):
+    /// raises `AssertionError` describing the first broken one.
+    fn _verify_invariants(&self) -> PyResult<()> {
+        self.inner
+            .verify_invariants()
+            .map_err(PyAssertionError::new_err)
+    }
+
+    /// The class of window arithmetic (smmap's configuration attribute).
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn MapWindowCls(py: Python<'_>) -> Py<PyType> {
+        py.get_type::<PyMapWindow>().unbind()
+    }
+
+    /// The class of regions (smmap's configuration attribute).
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn MapRegionCls(py: Python<'_>) -> Py<PyType> {
+        py.get_type::<PyMapRegion>().unbind()
+    }
+
+    /// The class of cursors (smmap's configuration attribute).
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn WindowCursorCls(py: Python<'_>) -> Py<PyType> {
+        py.get_type::<PyCursor>().unbind()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let m = &slf.get().inner;
+        Ok(format!(
+            "{}(window_size={}, max_memory_size={}, max_open_handles={})",
+            slf.get_type().qualname()?,
+            m.window_size(),
+            m.max_mapped_memory_size(),
+            slf.get().max_handles
+        ))
+    }
+}
+
+/// Maps windows of at most `window_size` bytes of any number of files,
+/// placed between the file's existing regions and aligned to the allocation
+/// granularity; once the memory or handle limit is reached, the
+/// least-recently-used unused windows are unmapped (smmap's
+/// `SlidingWindowMapManager`). Unlike the reference, it is thread-safe.
+///
+/// Same parameters as `StaticWindowMapManager`, but `window_size` defaults
+/// to -1 (1024 MiB on 64-bit systems).
+#[pyclass(name = "SlidingWindowMapManager", module = "smmap.mman", extends = PyStaticManager, subclass, frozen)]
+pub(crate) struct PySlidingManager;
+
+#[pymethods]
+impl PySlidingManager {
+    /// A manager with the given limits (see the class documentation).
+    #[new]
+    #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[pyo3(text_signature = "(window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)")]
+    fn new(
+        window_size: AnyInt,
+        max_memory_size: AnyInt,
+        max_open_handles: AnyInt,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let l = limits(window_size, max_memory_size, max_open_handles)?;
+        Ok(
+            PyClassInitializer::from(build(smmap::SlidingWindowMapManager::builder(), l))
+                .add_subclass(PySlidingManager),
+        )
+    }
+}

@@ -1,0 +1,54 @@
+"""Module containing a memory memory manager which provides a sliding window on a number of memory mapped files"""
+import os
+import sys
+from typing import Optional, Union
+
+from ._smmap import (
+    ALLOCATIONGRANULARITY,
+    MapRegion,
+    MapWindow,
+    align_to_mmap,
+    is_64_bit,
+)
+
+__all__ = ["align_to_mmap", "is_64_bit",
+           "MapWindow", "MapRegion", "MapRegionList", "ALLOCATIONGRANULARITY"]
+
+
+class MapRegionList(list):
+    """List of MapRegion instances associating a path with a list of regions.
+
+    The managers keep their own per-file region lists inside the engine; this
+    class exists for code that builds one itself, e.g.
+    ``WindowCursor(manager, MapRegionList(path))``."""
+
+    __slots__ = (
+        '_path_or_fd',  # path or file descriptor which is mapped by all our regions
+        '_file_size'    # total size of the file we map
+    )
+
+    def __new__(cls, path_or_fd: "Union[str, bytes, os.PathLike, int]") -> "MapRegionList":
+        return super().__new__(cls)
+
+    def __init__(self, path_or_fd: "Union[str, bytes, os.PathLike, int]") -> None:
+        """Associate the list with the file at ``path_or_fd`` (a path, or an
+        open file descriptor as ``int``). The file is not touched until
+        ``file_size()`` is asked for."""
+        super().__init__()
+        self._path_or_fd = path_or_fd
+        self._file_size: Optional[int] = None
+
+    def path_or_fd(self) -> "Union[str, bytes, os.PathLike, int]":
+        """:return: path or file descriptor we are attached to"""
+        return self._path_or_fd
+
+    def file_size(self) -> int:
+        """:return: size of file we manager"""
+        if self._file_size is None:
+            if isinstance(self._path_or_fd, int):
+                self._file_size = os.fstat(self._path_or_fd).st_size
+            else:
+                self._file_size = os.stat(self._path_or_fd).st_size
+            # END handle path type
+        # END update file size
+        return self._file_size

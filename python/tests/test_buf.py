@@ -1,0 +1,175 @@
+"""smmap.buf: SlidingWindowMapBuffer."""
+import random
+import sys
+
+import pytest
+
+from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor
+from smmap.util import ALLOCATIONGRANULARITY as G
+
+
+@pytest.fixture(params=["sliding-small", "sliding-default", "static"])
+def manager(request):
+    if request.param == "sliding-small":
+        return SlidingWindowMapManager(window_size=2 * G, max_memory_size=6 * G, max_open_handles=3)
+    if request.param == "sliding-default":
+        return SlidingWindowMapManager()
+    return StaticWindowMapManager()
+
+
+def test_whole_file(manager, big):
+    path, content = big
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path))
+    assert len(buf) == len(content)
+    assert buf[0] == content[0]
+    assert buf[len(content) - 1] == content[-1]
+    assert buf[-1] == content[-1]
+    assert buf[-len(content)] == content[0]
+    assert buf[:] == content
+    assert buf[:] is not content and isinstance(buf[:], bytes)
+
+
+def test_random_bytes_and_slices(manager, big):
+    path, content = big
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path))
+    rnd = random.Random(11)
+    n = len(content)
+    for _ in range(3000):
+        i = rnd.randrange(-n, n)
+        assert buf[i] == content[i]
+    for _ in range(1000):
+        a = rnd.randrange(0, n)
+        b = a + rnd.randrange(0, 5 * G)
+        assert buf[a:b] == content[a:b]
+    for _ in range(200):
+        a, b = rnd.randrange(-n, n), rnd.randrange(-n, n)
+        step = rnd.choice([1, 2, 7, -1, -3, G + 1])
+        assert buf[a:b:step] == content[a:b:step]
+
+
+def test_indexing_is_relative_to_the_offset(manager, big):
+    # Deliberate difference: the reference documents relative indexing but
+    # its __getitem__ indexes absolutely; index 0 here is the byte at offset.
+    path, content = big
+    ofs = 3 * G + 17
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path), ofs)
+    assert len(buf) == len(content) - ofs
+    assert buf[0] == content[ofs]
+    assert buf[-1] == content[-1]
+    assert buf[10:20] == content[ofs + 10:ofs + 20]
+    assert buf[:] == content[ofs:]
+
+
+def test_size_limits_the_view(manager, big):
+    path, content = big
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path), 100, 5 * G)
+    assert len(buf) == 5 * G
+    assert buf[-1] == content[100 + 5 * G - 1]
+    assert buf[:] == content[100:100 + 5 * G]
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path), len(content) - 10, 2 ** 80)
+    assert len(buf) == 10
+
+
+def test_index_past_the_end_raises_index_error(manager, big):
+    # Deliberate difference: the reference does not check bounds.
+    path, content = big
+    buf = SlidingWindowMapBuffer(manager.make_cursor(path), 10, 100)
+    with pytest.raises(IndexError):
+        buf[100]
+    with pytest.raises(IndexError):
+        buf[-101]
+    with pytest.raises(IndexError):
+        buf[2 ** 80]
+    with pytest.raises(TypeError):
+        buf["x"]
+    with pytest.raises(TypeError):
+        buf[1.0]
+    assert buf[200:300] == b""
+
+
+def test_getslice_compat(big):
+    path, content = big
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager(window_size=G).make_cursor(path))
+    assert buf.__getslice__(5, 10) == content[5:10]
+    assert buf.__getslice__(-10, sys.maxsize) == content[-10:]
+    assert buf.__getslice__(G - 5, G + 5) == content[G - 5:G + 5]
+
+
+def test_construction_errors(manager, big, empty):
+    path, content = big
+    with pytest.raises(ValueError):
+        SlidingWindowMapBuffer(manager.make_cursor(path), len(content))
+    with pytest.raises(ValueError):
+        SlidingWindowMapBuffer(manager.make_cursor(path), -1)
+    with pytest.raises(ValueError):
+        SlidingWindowMapBuffer(manager.make_cursor(path), 0, -1)
+    with pytest.raises(ValueError):
+        SlidingWindowMapBuffer(manager.make_cursor(empty))
+    with pytest.raises(ValueError):
+        SlidingWindowMapBuffer(WindowCursor(manager))
+    with pytest.raises(TypeError):
+        SlidingWindowMapBuffer("not a cursor")
+
+
+def test_begin_and_end_access(manager, big, small):
+    path, content = big
+    spath, scontent = small
+    buf = SlidingWindowMapBuffer()
+    assert buf.cursor() is None
+    assert len(buf) == 0
+    assert buf.begin_access() is False
+    with pytest.raises(IndexError):
+        buf[0]
+    c = manager.make_cursor(path)
+    assert buf.begin_access(c, 10) is True
+    assert buf.cursor() is c
+    assert buf[0] == content[10]
+    assert c.is_valid()
+    buf.end_access()
+    assert len(buf) == 0 and not c.is_valid()
+    with pytest.raises(IndexError):
+        buf[0]
+    assert buf.begin_access(offset=20, size=5) is True  # reuses the cursor
+    assert buf[:] == content[20:25]
+    assert buf.begin_access(offset=len(content)) is False
+    assert buf.begin_access(manager.make_cursor(spath)) is True
+    assert buf[:] == scontent
+    assert buf.begin_access(WindowCursor()) is False
+    with pytest.raises(ValueError):
+        buf.begin_access(None, -5)
+
+
+def test_buffer_drives_the_given_cursor(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G)
+    c = m.make_cursor(path)
+    buf = SlidingWindowMapBuffer(c)
+    buf[5 * G + 1]
+    assert c.is_valid() and c.region().includes_ofs(5 * G + 1)
+
+
+def test_buffer_context_manager_and_drop_release(big):
+    path, _ = big
+    m = SlidingWindowMapManager()
+    c = m.make_cursor(path)
+    with SlidingWindowMapBuffer(c) as buf:
+        assert buf[0] is not None
+        assert c.is_valid()
+    assert not c.is_valid()
+    assert len(buf) == 0
+    del buf  # (as in the reference, dropping a buffer ends its access)
+    buf = SlidingWindowMapBuffer(c)
+    assert c.is_valid()
+    del buf
+    assert not c.is_valid()
+    assert m.collect() == 1
+
+
+def test_spanning_slices_with_tight_limits(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=2 * G, max_open_handles=2)
+    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+    assert buf[:] == content
+    assert buf[G // 2: 7 * G + 3] == content[G // 2: 7 * G + 3]
+    assert m.num_file_handles() <= 2
+    m._verify_invariants()

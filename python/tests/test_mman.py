@@ -1,0 +1,473 @@
+"""smmap.mman: the managers and WindowCursor, method by method."""
+import copy
+import errno
+import os
+import sys
+
+import pytest
+
+from smmap import SlidingWindowMapManager, StaticWindowMapManager, WindowCursor
+from smmap.util import ALLOCATIONGRANULARITY as G
+from smmap.util import MapRegion, MapRegionList
+
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- managers
+
+def test_sliding_defaults():
+    m = SlidingWindowMapManager()
+    assert m.window_size() == (1024 if sys.maxsize > 2 ** 32 else 64) * MB
+    assert m.max_mapped_memory_size() == (8192 if sys.maxsize > 2 ** 32 else 1024) * MB
+    assert m.max_file_handles() == sys.maxsize
+    assert m.num_file_handles() == 0
+    assert m.num_open_files() == 0
+    assert m.mapped_memory_size() == 0
+    assert m.collect() == 0
+
+
+def test_static_defaults():
+    m = StaticWindowMapManager()
+    assert m.window_size() == 0
+    assert m.max_mapped_memory_size() == (8192 if sys.maxsize > 2 ** 32 else 1024) * MB
+    assert m.max_file_handles() == sys.maxsize
+    assert isinstance(m, StaticWindowMapManager)
+    assert not isinstance(m, SlidingWindowMapManager)
+
+
+def test_explicit_limits():
+    m = SlidingWindowMapManager(window_size=3 * G, max_memory_size=10 * G, max_open_handles=4)
+    assert (m.window_size(), m.max_mapped_memory_size(), m.max_file_handles()) == (3 * G, 10 * G, 4)
+    m = SlidingWindowMapManager(0, 0, 7)
+    assert m.window_size() == 0
+    assert m.max_file_handles() == 7
+    m = StaticWindowMapManager(-1)
+    assert m.window_size() == 1024 * MB
+    m = SlidingWindowMapManager(window_size=-5)
+    assert m.window_size() == 1024 * MB
+    m = SlidingWindowMapManager(max_open_handles=2 ** 80)
+    assert m.max_file_handles() >= sys.maxsize
+
+
+def test_manager_bad_arguments():
+    with pytest.raises(ValueError):
+        SlidingWindowMapManager(max_memory_size=-1)
+    with pytest.raises(ValueError):
+        SlidingWindowMapManager(max_open_handles=-1)
+    with pytest.raises(ValueError):
+        StaticWindowMapManager(max_open_handles=0)
+    with pytest.raises(TypeError):
+        SlidingWindowMapManager("big")
+    with pytest.raises(TypeError):
+        SlidingWindowMapManager(window_size=1.5)
+    with pytest.raises(TypeError):
+        SlidingWindowMapManager(1, 2, 3, 4)
+
+
+def test_make_cursor_errors(data_dir, big, fd_of):
+    m = SlidingWindowMapManager()
+    missing = str(data_dir / "missing")
+    with pytest.raises(FileNotFoundError) as e:
+        m.make_cursor(missing)
+    assert e.value.filename == missing and e.value.errno == errno.ENOENT
+    assert "missing" in str(e.value)
+    with pytest.raises(IsADirectoryError) as e:
+        m.make_cursor(str(data_dir))
+    assert e.value.filename == str(data_dir)
+    with pytest.raises(TypeError):
+        m.make_cursor(1.5)
+    with pytest.raises(TypeError):
+        m.make_cursor(None)
+    with pytest.raises(ValueError):
+        m.make_cursor("a\0b")
+    fd = fd_of(big[0])
+    os.close(fd)
+    with pytest.raises(OSError) as e:
+        m.make_cursor(fd)
+    assert e.value.errno == errno.EBADF
+    with pytest.raises(OSError):
+        m.make_cursor(-1)
+    with pytest.raises(OSError):
+        m.make_cursor("/dev/null")  # not a regular file
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_make_cursor_permission_denied(data_dir):
+    p = data_dir / "secret.bin"
+    p.write_bytes(b"x" * 10)
+    p.chmod(0)
+    try:
+        with pytest.raises(PermissionError) as e:
+            SlidingWindowMapManager().make_cursor(str(p)).use_region()
+        assert e.value.filename == str(p)
+    finally:
+        p.chmod(0o644)
+
+
+def test_accounting_and_collect(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=2 * G)
+    c = m.make_cursor(path)
+    assert m.num_file_handles() == 0 and m.num_open_files() == 0
+    c.use_region(0, 10)
+    assert m.num_file_handles() == 1 and m.num_open_files() == 1
+    assert m.mapped_memory_size() == 2 * G
+    c.use_region(10 * G)
+    assert m.num_file_handles() == 2
+    assert m.mapped_memory_size() == 4 * G
+    assert m.collect() == 1  # the first region is unused now
+    assert m.num_file_handles() == 1
+    c.unuse_region()
+    assert m.collect() == 1
+    assert (m.num_file_handles(), m.num_open_files(), m.mapped_memory_size()) == (0, 0, 0)
+
+
+def test_collect_lru_region(big):
+    path, _ = big
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=100 * G)
+    c = m.make_cursor(path)
+    for i in range(5):
+        c.use_region(i * G, 1)
+    c.unuse_region()
+    assert m.num_file_handles() == 5
+    # Room for 97 more granules needs two regions gone (least recently used first).
+    assert m._collect_lru_region(97 * G) == 2
+    assert m.num_file_handles() == 3
+    assert m._collect_lru_region(0) == 3
+    assert m.num_file_handles() == 0
+    with pytest.raises(ValueError):
+        m._collect_lru_region(-1)
+
+
+def test_lru_evicts_the_least_recently_used(big):
+    path, _ = big
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=3 * G)
+    c = m.make_cursor(path)
+    for i in (0, 1, 2):
+        c.use_region(i * G, 1)
+    c.use_region(0, 1)  # 0 is now the most recently used
+    c.use_region(5 * G)  # evicts 1, the least recently used unused region
+    c2 = m.make_cursor(path)
+    assert c2.use_region(0, 1).region().client_count() == 2  # still mapped, now used by c2
+    assert m.num_file_handles() == 3
+    assert m.mapped_memory_size() == 3 * G
+
+
+def test_handle_limit_holds(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G, max_open_handles=2)
+    cursors = [m.make_cursor(path) for _ in range(3)]
+    cursors[0].use_region(0, 1)
+    cursors[1].use_region(4 * G, 1)
+    with pytest.raises(OSError) as e:
+        cursors[2].use_region(8 * G, 1)  # both regions are in use
+    assert e.value.errno == errno.EMFILE
+    assert m.num_file_handles() == 2
+    cursors[0].unuse_region()
+    assert bytes(cursors[2].use_region(8 * G, 4).buffer()) == content[8 * G:8 * G + 4]
+    assert m.num_file_handles() == 2
+
+
+def test_force_map_handle_removal_win_returns_none(big):
+    m = SlidingWindowMapManager()
+    m.make_cursor(big[0]).use_region()
+    assert m.force_map_handle_removal_win(big[0]) is None
+    assert m.force_map_handle_removal_win("") is None
+
+
+def test_stats_extension(big):
+    m = SlidingWindowMapManager(window_size=G)
+    c = m.make_cursor(big[0])
+    c.use_region(0, 1)
+    c.use_region(1, 1)
+    s = m.stats()
+    assert s["maps"] == 1 and s["windows"] == 1 and s["mapped_bytes"] == G
+    m._verify_invariants()
+
+
+def test_repr():
+    assert repr(SlidingWindowMapManager(window_size=G, max_memory_size=G, max_open_handles=3)) == (
+        "SlidingWindowMapManager(window_size=%d, max_memory_size=%d, max_open_handles=3)" % (G, G)
+    )
+
+
+# ---------------------------------------------------------------- WindowCursor
+
+@pytest.fixture(params=["sliding", "static"])
+def manager(request):
+    if request.param == "sliding":
+        return SlidingWindowMapManager(window_size=4 * G, max_memory_size=16 * G)
+    return StaticWindowMapManager()
+
+
+def test_cursor_from_make_cursor(manager, big):
+    path, content = big
+    c = manager.make_cursor(path)
+    assert isinstance(c, WindowCursor)
+    assert c.is_associated() and not c.is_valid()
+    assert c.region() is None
+    assert c.file_size() == len(content)
+    assert c.path_or_fd() == path
+    assert c.path() == path
+    with pytest.raises(ValueError):
+        c.fd()
+
+
+def test_use_region_returns_the_cursor(manager, big):
+    path, content = big
+    c = manager.make_cursor(path)
+    assert c.use_region(G + 5, 100) is c
+    assert c.is_valid()
+    assert (c.ofs_begin(), c.size(), c.ofs_end()) == (G + 5, 100, G + 105)
+    assert bytes(c.buffer()) == content[G + 5:G + 105]
+    assert c.includes_ofs(G + 5) and c.includes_ofs(G + 104)
+    assert not c.includes_ofs(G + 105) and not c.includes_ofs(G + 4)
+    assert not c.includes_ofs(-1)
+
+
+def test_use_region_defaults_map_as_much_as_possible(big):
+    path, content = big
+    c = SlidingWindowMapManager(window_size=4 * G).make_cursor(path)
+    c.use_region()
+    assert (c.ofs_begin(), c.size()) == (0, 4 * G)
+    s = StaticWindowMapManager().make_cursor(path).use_region()
+    assert s.size() == len(content)
+    assert len(s.map()) == len(content)
+
+
+def test_use_region_size_is_clamped(manager, big):
+    path, content = big
+    c = manager.make_cursor(path)
+    c.use_region(len(content) - 10, 10 ** 9)
+    assert c.size() == 10
+    assert bytes(c.buffer()) == content[-10:]
+    c.use_region(0, 2 ** 100)  # huge sizes clamp too
+    assert c.is_valid() and c.ofs_begin() == 0
+
+
+def test_use_region_past_the_end_leaves_the_cursor_invalid(manager, big):
+    path, content = big
+    c = manager.make_cursor(path)
+    c.use_region(0, 1)
+    assert c.use_region(len(content)).is_valid() is False
+    assert c.use_region(2 ** 80).is_valid() is False
+    assert c.region() is None
+    with pytest.raises(ValueError):
+        c.buffer()
+    with pytest.raises(ValueError):
+        c.map()
+
+
+def test_use_region_reuses_the_current_region(big):
+    path, _ = big
+    m = SlidingWindowMapManager(window_size=4 * G)
+    c = m.make_cursor(path)
+    c.use_region(0, 10)
+    c.use_region(3 * G, 10)
+    assert m.num_file_handles() == 1
+    assert c.size() == 10
+    # Reusing may give fewer bytes than asked.
+    c.use_region(4 * G - 5, 100)
+    assert c.size() == 5
+
+
+def test_use_region_bad_arguments(manager, big):
+    c = manager.make_cursor(big[0])
+    with pytest.raises(ValueError):
+        c.use_region(-1)
+    with pytest.raises(ValueError):
+        c.use_region(0, -1)
+    with pytest.raises(ValueError):
+        c.use_region(-(2 ** 80))
+    with pytest.raises(TypeError):
+        c.use_region("0")
+    with pytest.raises(TypeError):
+        c.use_region(0, 1.0)
+    with pytest.raises(TypeError):
+        c.use_region(0, 0, "r")
+    assert c.use_region(0, 1, os.O_RDONLY).is_valid()
+
+
+def test_empty_file(manager, empty):
+    c = manager.make_cursor(empty)
+    assert c.file_size() == 0
+    assert not c.use_region().is_valid()
+
+
+def test_buffer_is_a_readonly_memoryview(manager, big):
+    path, content = big
+    c = manager.make_cursor(path).use_region(7, 50)
+    mv = c.buffer()
+    assert isinstance(mv, memoryview)
+    assert mv.readonly
+    assert mv[0] == content[7]
+    assert mv[:] == content[7:57]
+    assert mv.tobytes() == content[7:57]
+    with pytest.raises(TypeError):
+        mv[0] = 0
+
+
+def test_map_is_the_whole_region(big):
+    path, content = big
+    c = SlidingWindowMapManager(window_size=4 * G).make_cursor(path).use_region(G + 3, 10)
+    r = c.region()
+    m = c.map()
+    assert len(m) == r.size()
+    assert m[:] == content[r.ofs_begin():r.ofs_end()]
+
+
+def test_region_reports_client_counts(big):
+    path, _ = big
+    m = SlidingWindowMapManager(window_size=4 * G)
+    c = m.make_cursor(path).use_region(0, 1)
+    r = c.region()
+    assert isinstance(r, MapRegion)
+    assert r.client_count() == 2  # the manager and c
+    c2 = copy.copy(c)
+    assert r.client_count() == 3
+    del c2
+    assert r.client_count() == 2
+    c.unuse_region()
+    assert r.client_count() == 1  # unused: collectable
+    assert m.collect() == 1
+    assert r.client_count() == 0  # the manager let go
+    with pytest.raises(ValueError):
+        r.increment_client_count()  # the manager counts its regions' clients
+
+
+def test_fd_cursor(manager, big, fd_of):
+    path, content = big
+    fd = fd_of(path)
+    c = manager.make_cursor(fd)
+    assert c.path_or_fd() == fd
+    assert c.fd() == fd
+    with pytest.raises(ValueError):
+        c.path()
+    assert bytes(c.use_region(100, 10).buffer()) == content[100:110]
+    del c
+    manager.collect()
+    os.fstat(fd)  # the caller's descriptor is never closed
+
+
+def test_pathlike_and_bytes_cursor(manager, big, data_dir):
+    path, content = big
+    p = data_dir / "big.bin"
+    c = manager.make_cursor(p)
+    assert c.path_or_fd() is p and c.path() is p
+    assert bytes(c.use_region(0, 4).buffer()) == content[:4]
+    c = manager.make_cursor(os.fsencode(path))
+    assert bytes(c.use_region(1, 4).buffer()) == content[1:5]
+
+
+def test_unassociated_cursor(manager, big):
+    for c in (WindowCursor(), WindowCursor(manager)):
+        assert not c.is_associated() and not c.is_valid()
+        assert c.region() is None
+        with pytest.raises(ValueError):
+            c.use_region(0)
+        with pytest.raises(ValueError):
+            c.file_size()
+        with pytest.raises(ValueError):
+            c.path_or_fd()
+        with pytest.raises(ValueError):
+            c.buffer()
+        c.unuse_region()
+        c._destroy()
+    with pytest.raises(TypeError):
+        WindowCursor(object())
+
+
+def test_cursor_with_region_list(manager, big):
+    path, content = big
+    c = WindowCursor(manager, MapRegionList(path))
+    assert c.is_associated()
+    assert c.path_or_fd() == path
+    assert bytes(c.use_region(3, 3).buffer()) == content[3:6]
+    with pytest.raises(ValueError):
+        WindowCursor(None, MapRegionList(path))
+
+
+def test_assign_and_copy(manager, big):
+    path, content = big
+    c = manager.make_cursor(path).use_region(G, 8)
+    d = WindowCursor(manager)
+    d.assign(c)
+    assert d.is_valid() and d.is_associated()
+    assert (d.ofs_begin(), d.size()) == (G, 8)
+    assert bytes(d.buffer()) == content[G:G + 8]
+    assert d.path() == path
+    e = copy.copy(c)
+    assert isinstance(e, WindowCursor) and e is not c
+    assert bytes(e.buffer()) == content[G:G + 8]
+    # Independent: moving one leaves the others.
+    e.use_region(0, 2)
+    assert c.ofs_begin() == G and d.ofs_begin() == G
+    c.assign(c)  # assigning to itself changes nothing
+    assert c.is_valid()
+    with pytest.raises(TypeError):
+        c.assign("x")
+    # Assigning an unassociated cursor makes an unassociated one.
+    c.assign(WindowCursor())
+    assert not c.is_associated()
+
+
+def test_cursor_context_manager(big):
+    path, _ = big
+    m = SlidingWindowMapManager()
+    with m.make_cursor(path) as c:
+        c.use_region(0, 10)
+        assert m.num_file_handles() == 1
+    assert not c.is_valid()
+    assert m.collect() == 1
+
+
+def test_destroy_and_unuse(big):
+    path, _ = big
+    m = SlidingWindowMapManager()
+    c = m.make_cursor(path).use_region()
+    r = c.region()
+    c._destroy()
+    assert not c.is_valid()
+    assert r.client_count() == 1
+    c.use_region()  # still associated: usable again
+    assert r.client_count() == 2
+    c.unuse_region()
+    c.unuse_region()
+    assert r.client_count() == 1
+
+
+def test_dropping_a_cursor_releases_at_once(big):
+    path, _ = big
+    m = SlidingWindowMapManager()
+    c = m.make_cursor(path).use_region()
+    r = c.region()
+    assert r.client_count() == 2
+    del c
+    assert r.client_count() == 1
+    assert m.collect() == 1
+
+
+def test_file_size_is_read_once_per_file(data_dir):
+    p = data_dir / "growing.bin"
+    p.write_bytes(b"a" * 100)
+    m = SlidingWindowMapManager()
+    c = m.make_cursor(str(p))
+    with open(p, "ab") as f:
+        f.write(b"b" * 100)
+    assert m.make_cursor(str(p)).file_size() == 100  # known file: size kept
+    del c
+    assert m.make_cursor(str(p)).file_size() == 200  # forgotten, read anew
+
+
+def test_sliding_regions_are_placed_between_neighbours(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=4 * G)
+    a = m.make_cursor(path).use_region(0, 1)
+    b = m.make_cursor(path).use_region(6 * G)
+    c = m.make_cursor(path).use_region(5 * G, 1)
+    # c's region lies between a's [0, 4G) and b's [6G, 10G).
+    r = c.region()
+    assert (r.ofs_begin(), r.ofs_end()) == (4 * G, 6 * G)
+    for cur in (a, b, c):
+        assert bytes(cur.buffer()) == content[cur.ofs_begin():cur.ofs_end()]
+    m._verify_invariants()

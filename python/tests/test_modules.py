@@ -1,0 +1,122 @@
+"""The package's shape: modules, ``__all__``, metadata, utilities, as in
+smmap 6.0.0."""
+import inspect
+import mmap
+import sys
+
+import pytest
+
+import smmap
+import smmap.buf
+import smmap.mman
+import smmap.util
+from smmap.util import ALLOCATIONGRANULARITY as G
+from smmap.util import align_to_mmap, is_64_bit
+
+
+def test_metadata():
+    assert smmap.__version__ == "6.0.0"
+    assert smmap.version_info == (6, 0, 0)
+    assert smmap.__author__ == "Sebastian Thiel"
+    assert smmap.__contact__ == "byronimo@gmail.com"
+    assert smmap.__homepage__ == "https://github.com/gitpython-developers/smmap"
+
+
+def test_all_lists_match_the_reference():
+    assert smmap.mman.__all__ == ["StaticWindowMapManager", "SlidingWindowMapManager", "WindowCursor"]
+    assert smmap.buf.__all__ == ["SlidingWindowMapBuffer"]
+    assert smmap.util.__all__ == [
+        "align_to_mmap", "is_64_bit", "MapWindow", "MapRegion", "MapRegionList", "ALLOCATIONGRANULARITY",
+    ]
+    for mod in (smmap.mman, smmap.buf, smmap.util):
+        for name in mod.__all__:
+            assert hasattr(mod, name), (mod.__name__, name)
+
+
+def test_root_package_reexports_mman_and_buf():
+    for name in smmap.mman.__all__ + smmap.buf.__all__:
+        assert getattr(smmap, name) is getattr(smmap.mman if name in smmap.mman.__all__ else smmap.buf, name)
+    # The reference's root package does not export util's names.
+    assert not hasattr(smmap, "MapWindow")
+
+
+def test_mman_keeps_the_reference_helper_imports():
+    # Code written against the reference imports these from smmap.mman.
+    assert smmap.mman.MapWindow is smmap.util.MapWindow
+    assert smmap.mman.MapRegion is smmap.util.MapRegion
+    assert smmap.mman.MapRegionList is smmap.util.MapRegionList
+    assert smmap.mman.is_64_bit is smmap.util.is_64_bit
+
+
+def test_class_modules_and_hierarchy():
+    assert smmap.SlidingWindowMapManager.__module__ == "smmap.mman"
+    assert smmap.WindowCursor.__module__ == "smmap.mman"
+    assert smmap.SlidingWindowMapBuffer.__module__ == "smmap.buf"
+    assert smmap.util.MapRegion.__module__ == "smmap.util"
+    assert issubclass(smmap.SlidingWindowMapManager, smmap.StaticWindowMapManager)
+    assert issubclass(smmap.util.MapRegionList, list)
+
+
+def test_configuration_class_attributes():
+    M = smmap.StaticWindowMapManager
+    assert M.MapRegionListCls is smmap.util.MapRegionList
+    assert M.MapWindowCls is smmap.util.MapWindow
+    assert M.MapRegionCls is smmap.util.MapRegion
+    assert M.WindowCursorCls is smmap.WindowCursor
+    assert smmap.SlidingWindowMapManager.WindowCursorCls is smmap.WindowCursor
+
+
+def test_signatures_match_the_reference():
+    sig = lambda f: str(inspect.signature(f))  # noqa: E731
+    maxsize = str(sys.maxsize)
+    assert sig(smmap.StaticWindowMapManager) == f"(window_size=0, max_memory_size=0, max_open_handles={maxsize})"
+    assert sig(smmap.SlidingWindowMapManager) == f"(window_size=-1, max_memory_size=0, max_open_handles={maxsize})"
+    assert sig(smmap.WindowCursor.use_region) == "(self, /, offset=0, size=0, flags=0)"
+    assert sig(smmap.SlidingWindowMapBuffer) == f"(cursor=None, offset=0, size={maxsize}, flags=0)"
+    assert sig(smmap.SlidingWindowMapBuffer.begin_access) == f"(self, /, cursor=None, offset=0, size={maxsize}, flags=0)"
+    assert sig(smmap.util.MapRegion) == "(path_or_fd, ofs, size, flags=0)"
+
+
+def test_every_public_class_and_method_has_a_docstring():
+    classes = [
+        smmap.StaticWindowMapManager, smmap.SlidingWindowMapManager, smmap.WindowCursor,
+        smmap.SlidingWindowMapBuffer, smmap.util.MapWindow, smmap.util.MapRegion, smmap.util.MapRegionList,
+    ]
+    for cls in classes:
+        assert cls.__doc__, cls
+        for name, member in vars(cls).items():
+            if name.startswith("__") or not callable(member) or isinstance(member, type):
+                continue
+            assert getattr(member, "__doc__", None), f"{cls.__name__}.{name}"
+    for f in (align_to_mmap, is_64_bit):
+        assert f.__doc__
+
+
+def test_allocation_granularity():
+    assert G == mmap.ALLOCATIONGRANULARITY
+    assert isinstance(G, int) and G & (G - 1) == 0
+
+
+def test_is_64_bit():
+    assert is_64_bit() == (sys.maxsize > (1 << 32) - 1)
+
+
+@pytest.mark.parametrize("num,up,expected", [
+    (0, False, 0), (0, True, 0), (1, False, 0), (1, True, G), (G, True, G), (G, False, G),
+    (G + 1, True, 2 * G), (3 * G - 1, False, 2 * G), (-1, False, -G), (-1, True, 0),
+])
+def test_align_to_mmap(num, up, expected):
+    assert align_to_mmap(num, up) == expected
+
+
+def test_align_to_mmap_takes_any_truthy_round_up():
+    assert align_to_mmap(1, 1) == G
+    assert align_to_mmap(1, 0) == 0
+    assert align_to_mmap(1, []) == 0
+
+
+def test_align_to_mmap_bad_types():
+    with pytest.raises(TypeError):
+        align_to_mmap("1", True)
+    with pytest.raises(TypeError):
+        align_to_mmap(1.5, True)

@@ -1,0 +1,88 @@
+"""Eight Python threads reading through one manager with tight limits.
+(Deliberate difference: the reference manager is not thread-safe.)"""
+import random
+import threading
+
+from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager
+from smmap.util import ALLOCATIONGRANULARITY as G
+
+THREADS = 8
+
+
+def run_threads(target):
+    errors = []
+    barrier = threading.Barrier(THREADS)
+
+    def wrapped(n):
+        try:
+            barrier.wait()
+            target(n)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrapped, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_eight_threads_buffers_and_cursors(tmp_path, big):
+    path, content = big
+    # Two files, so that threads also compete across files.
+    other = tmp_path / "other.bin"
+    other_content = content[::-1]
+    other.write_bytes(other_content)
+    files = [(path, content), (str(other), other_content)]
+    # Every thread holds at most one region at a time, so THREADS handles
+    # always suffice; memory allows only a few windows more than that.
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=(THREADS + 2) * G, max_open_handles=THREADS + 1)
+
+    def work(n):
+        rnd = random.Random(n)
+        fpath, data = files[n % 2]
+        buf = SlidingWindowMapBuffer(m.make_cursor(fpath))
+        cursor = m.make_cursor(files[(n + 1) % 2][0])
+        cdata = files[(n + 1) % 2][1]
+        for i in range(2000):
+            j = rnd.randrange(len(data))
+            assert buf[j] == data[j]
+            a = rnd.randrange(len(data))
+            b = a + rnd.randrange(1, 3 * G)
+            assert buf[a:b] == data[a:b]
+            if i % 4 == 0:
+                buf.end_access()  # hold at most one region at a time
+                ofs = rnd.randrange(len(cdata))
+                mv = cursor.use_region(ofs, 100).buffer()
+                # A reused region may give fewer bytes than asked.
+                assert 1 <= len(mv) <= 100
+                assert bytes(mv) == cdata[ofs:ofs + len(mv)]
+                cursor.unuse_region()
+                assert buf.begin_access()
+        assert m.num_file_handles() <= THREADS + 1
+
+    run_threads(work)
+    stats = m.stats()
+    assert stats["peak_windows"] <= THREADS + 1
+    assert stats["evictions"] > 0
+    m._verify_invariants()
+    m.collect()  # every thread's buffer and cursor is gone: all unused
+    assert m.num_file_handles() == 0 and m.mapped_memory_size() == 0
+
+
+def test_threads_share_a_static_manager(big):
+    path, content = big
+    m = StaticWindowMapManager(max_open_handles=1)
+
+    def work(n):
+        rnd = random.Random(100 + n)
+        for _ in range(300):
+            c = m.make_cursor(path).use_region()
+            mp = c.map()
+            a = rnd.randrange(len(content))
+            assert mp[a:a + 50] == content[a:a + 50]
+            del c
+
+    run_threads(work)
+    assert m.num_file_handles() <= 1
