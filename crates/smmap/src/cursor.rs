@@ -52,6 +52,8 @@ pub struct WindowCursor {
     len: usize,
     /// The largest view: the manager's window size, or unlimited.
     window_cap: u64,
+    /// `min(file size, window_cap)`: the view `use_region(_, 0)` asks for.
+    max_view: u64,
     /// Hits not yet added to the manager's statistics.
     hits: u64,
     hint: Option<AccessHint>,
@@ -89,6 +91,7 @@ impl WindowCursor {
             ofs: 0,
             len: 0,
             window_cap,
+            max_view: 0,
             hits: 0,
             hint: None,
         }
@@ -96,6 +99,7 @@ impl WindowCursor {
 
     pub(crate) fn attached(manager: Manager, idx: usize, size: u64, source: Arc<PathOrFd>) -> Self {
         let mut c = WindowCursor::new(Some(manager));
+        c.max_view = size.min(c.window_cap);
         c.file = Some(FileRef { idx, size, source });
         c
     }
@@ -111,7 +115,9 @@ impl WindowCursor {
     /// Errors: the cursor has no file, or a new region could not be mapped.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
-        if self.rbegin <= offset && offset < self.rend {
+        // One unsigned comparison: `rbegin <= offset < rend` (0..0 without a
+        // region, which nothing passes).
+        if offset.wrapping_sub(self.rbegin) < self.rend - self.rbegin {
             // The hot path: the current region holds the offset.
             self.hits += 1;
             let want = self.clamp(size);
@@ -125,9 +131,11 @@ impl WindowCursor {
     /// How many bytes a view at `size` may have (before the region's end).
     #[inline]
     fn clamp(&self, size: usize) -> u64 {
-        let fsize = self.file.as_ref().map_or(0, |f| f.size);
-        let want = if size == 0 { fsize } else { size as u64 };
-        want.min(self.window_cap).min(fsize)
+        if size == 0 {
+            self.max_view
+        } else {
+            (size as u64).min(self.max_view)
+        }
     }
 
     #[cold]
@@ -340,6 +348,7 @@ impl Clone for WindowCursor {
     fn clone(&self) -> Self {
         let mut copy = WindowCursor::new(self.manager.clone());
         copy.hint = self.hint;
+        copy.max_view = self.max_view;
         if let (Some(manager), Some(file)) = (&self.manager, &self.file) {
             let mut st = manager.lock();
             st.add_cursor(file.idx);

@@ -196,6 +196,16 @@ impl SlidingWindowMapBuffer {
         if i > self.len {
             return Err(self.out_of_range(i));
         }
+        // The common case: one window holds it all, one copy.
+        let want = out
+            .len()
+            .min(usize::try_from(self.len - i).unwrap_or(usize::MAX));
+        if let Some(tail) = self.cursor.region_tail(self.offset + i) {
+            if tail.len() >= want {
+                out[..want].copy_from_slice(&tail[..want]);
+                return Ok(want);
+            }
+        }
         let mut done = 0;
         while done < out.len() && i + (done as u64) < self.len {
             let chunk = self.chunk_at(i + done as u64)?;
