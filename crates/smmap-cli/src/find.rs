@@ -187,7 +187,7 @@ impl<W: Write> Output<W> {
 
 /// Prints an error about one file, leaving the others to be searched.
 fn report(e: &anyhow::Error) {
-    let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(&e));
+    let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(e));
 }
 
 /// Searches one file; calls `on_match` with each absolute offset in

@@ -240,6 +240,8 @@ pub fn write_small(
 
 /// Raises the soft limit on open files towards the hard limit so that the
 /// pread baseline can keep `needed` files open; returns the limit in force.
+// `rlim_t` is not `u64` on every platform.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_file_limit(needed: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -428,8 +428,9 @@ fn in_threads<S>(
             stats,
         });
     }
-    let ready = Barrier::new(reads.len() + 1);
-    let (setup, body, ready) = (&setup, &body, &ready);
+    // All threads set up, then the counters are read, then all start.
+    let (ready, go) = (Barrier::new(reads.len() + 1), Barrier::new(reads.len() + 1));
+    let (setup, body, ready, go) = (&setup, &body, &ready, &go);
     std::thread::scope(|scope| {
         let handles: Vec<_> = reads
             .iter()
@@ -437,6 +438,7 @@ fn in_threads<S>(
                 scope.spawn(move || {
                     let state = setup();
                     ready.wait();
+                    go.wait();
                     let mut state = state?;
                     body(&mut state, list)
                 })
@@ -445,6 +447,7 @@ fn in_threads<S>(
         ready.wait();
         let before = snapshot();
         let start = Instant::now();
+        go.wait();
         let mut checksum = 0u64;
         let mut first_error = None;
         for handle in handles {

@@ -1,0 +1,628 @@
+//! Runs the `smmap` binary on small generated files and checks its output
+//! against the known bytes and offsets, its error messages and exit status.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn smmap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smmap"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+/// Checks success and returns stdout.
+fn ok(args: &[&str]) -> String {
+    let out = smmap(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Checks exit status 2, empty stdout, one error line naming every piece of
+/// `wanted`, and returns stderr.
+fn fails(args: &[&str], wanted: &[&str]) -> String {
+    let out = smmap(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for w in wanted {
+        assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+    }
+    err
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `len` bytes where byte `i` is `i % 251`.
+fn counting(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The page size windows are aligned to, as `stat --json` reports it.
+fn granularity(file: &str) -> u64 {
+    let out = ok(&["stat", "--json", file]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["config"]["granularity"].as_u64().unwrap()
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for sub in ["bench", "find", "dump", "read", "stat"] {
+        let out = ok(&[sub, "--help"]);
+        assert!(out.contains("Examples:"), "{sub}: {out}");
+        assert!(out.contains(&format!("smmap {sub}")), "{sub}: {out}");
+    }
+    assert!(ok(&["--help"]).contains("Examples:"));
+}
+
+#[test]
+fn dump_prints_hexdump_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "hello.txt", b"Hello world, hello smmap\n");
+    assert_eq!(
+        ok(&["dump", &f]),
+        "00000000  48 65 6c 6c 6f 20 77 6f  72 6c 64 2c 20 68 65 6c  |Hello world, hel|\n\
+         00000010  6c 6f 20 73 6d 6d 61 70  0a                       |lo smmap.|\n\
+         00000019\n"
+    );
+    assert_eq!(
+        ok(&["dump", &f, "--offset", "6", "--length", "5"]),
+        "00000006  77 6f 72 6c 64                                    |world|\n0000000b\n"
+    );
+    // A length past the end is clipped; sizes take units and hex.
+    assert_eq!(
+        ok(&["dump", &f, "--offset", "0x14", "--length", "1k"]),
+        "00000014  6d 6d 61 70 0a                                    |mmap.|\n00000019\n"
+    );
+    let empty = write(dir.path(), "empty", b"");
+    assert_eq!(ok(&["dump", &empty]), "");
+}
+
+#[test]
+fn dump_across_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = counting(10_000);
+    let f = write(dir.path(), "count.bin", &data);
+    let out = ok(&[
+        "dump", &f, "--offset", "4090", "--length", "20", "--window", "4096",
+    ]);
+    let hex = |r: std::ops::Range<usize>| {
+        data[r]
+            .iter()
+            .map(|b| format!("{b:02x} "))
+            .collect::<String>()
+    };
+    let ascii = |r: std::ops::Range<usize>| {
+        data[r]
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect::<String>()
+    };
+    let expected = format!(
+        "00000ffa  {} {} |{}|\n0000100a  {}{}|{}|\n0000100e\n",
+        hex(4090..4098),
+        hex(4098..4106),
+        ascii(4090..4106),
+        hex(4106..4110),
+        " ".repeat(3 * 12 + 2),
+        ascii(4106..4110)
+    );
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn dump_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "small", b"0123456789");
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    fails(&["dump", missing], &[missing, "No such file"]);
+    fails(
+        &["dump", dir.path().to_str().unwrap()],
+        &[dir.path().to_str().unwrap(), "is a directory"],
+    );
+    fails(
+        &["dump", &f, "--offset", "10"],
+        &[&f, "offset 10", "past the end", "10 bytes"],
+    );
+    fails(&["dump", &f, "--offset", "1x"], &["invalid unit", "1x"]);
+    fails(&["dump", &f, "--length", "-5"], &["-5"]);
+}
+
+#[test]
+fn read_typed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0x01, 0x02, 0x03, 0x04, 0xff, 0xfe, 0x00, 0x00];
+    bytes.extend_from_slice(&1.5f64.to_be_bytes());
+    bytes.extend_from_slice(&(-2.25f32).to_le_bytes());
+    let f = write(dir.path(), "values.bin", &bytes);
+    assert_eq!(
+        ok(&["read", &f, "--offset", "0", "--type", "u32be"]),
+        "16909060\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "0", "--type", "u32le"]),
+        "67305985\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "0", "--type", "u32"]),
+        "67305985\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "4", "--type", "i16be"]),
+        "-2\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "4", "--type", "u16LE"]),
+        "65279\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "8", "--type", "f64be"]),
+        "1.5\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "16", "--type", "f32le"]),
+        "-2.25\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "-o", "0", "-t", "u8", "--count", "6"]),
+        "1\n2\n3\n4\n255\n254\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "-o", "4", "-t", "i8", "-k", "2"]),
+        "-1\n-2\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "-o", "0", "-t", "u16be", "-k", "3"]),
+        "258\n772\n65534\n"
+    );
+}
+
+#[test]
+fn read_a_value_straddling_two_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; 3 * 4096];
+    data[4094..4098].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    data[8190..8198].copy_from_slice(&(-7i64).to_le_bytes());
+    let f = write(dir.path(), "straddle.bin", &data);
+    assert_eq!(
+        ok(&["read", &f, "--offset", "4094", "--type", "u32be", "--window", "4096"]),
+        "3735928559\n"
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "8190", "--type", "i64le", "--window", "4096"]),
+        "-7\n"
+    );
+}
+
+#[test]
+fn read_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "ten", b"0123456789");
+    fails(
+        &["read", &f, "--offset", "0", "--type", "u33"],
+        &["unknown type", "u33"],
+    );
+    fails(
+        &["read", &f, "--offset", "8", "--type", "u32be"],
+        &[&f, "offset 8", "10 bytes"],
+    );
+    fails(
+        &["read", &f, "--offset", "0", "--type", "u16", "--count", "6"],
+        &[&f, "12 bytes", "10 bytes"],
+    );
+    fails(
+        &["read", &f, "--offset", "100", "--type", "u8"],
+        &[&f, "offset 100"],
+    );
+    let missing = dir.path().join("nope");
+    fails(
+        &[
+            "read",
+            missing.to_str().unwrap(),
+            "--offset",
+            "0",
+            "--type",
+            "u8",
+        ],
+        &["nope", "No such file"],
+    );
+    fails(
+        &[
+            "read",
+            dir.path().to_str().unwrap(),
+            "--offset",
+            "0",
+            "--type",
+            "u8",
+        ],
+        &["is a directory"],
+    );
+}
+
+#[test]
+fn find_offsets_text_and_hex() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "t.txt", b"abcabcab\x00\xffabc");
+    assert_eq!(ok(&["find", "abc", &f]), format!("{f}:0\n{f}:3\n{f}:10\n"));
+    assert_eq!(ok(&["find", "--hex", "00ff", &f]), format!("{f}:8\n"));
+    assert_eq!(
+        ok(&["find", "--hex", "0x62 63", &f]),
+        format!("{f}:1\n{f}:4\n{f}:11\n")
+    );
+    // Overlapping matches are all reported.
+    let a = write(dir.path(), "a.txt", b"aaaa");
+    assert_eq!(ok(&["find", "aa", &a]), format!("{a}:0\n{a}:1\n{a}:2\n"));
+    assert_eq!(
+        ok(&["find", "--count", "abc", &f, &a]),
+        format!("{f}:3\n{a}:0\n")
+    );
+    // A pattern that starts with a dash is a pattern.
+    let d = write(dir.path(), "d.txt", b"x--y");
+    assert_eq!(ok(&["find", "--", "--y", &d]), format!("{d}:1\n"));
+    assert_eq!(ok(&["find", "-y", &d]), format!("{d}:2\n"));
+}
+
+#[test]
+fn find_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "j.bin", b"..xy..xy");
+    let out = ok(&["find", "--json", "xy", &f]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["path"], f.as_str());
+    assert_eq!(lines[0]["offset"], 2);
+    assert_eq!(lines[1]["offset"], 6);
+    let out = ok(&["find", "--json", "--count", "xy", &f]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["path"], f.as_str());
+    assert_eq!(v["count"], 2);
+}
+
+#[test]
+fn find_a_match_straddling_a_window_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![b'.'; 20_000];
+    data[4093..4099].copy_from_slice(b"NEEDLE"); // crosses offset 4096
+    data[8190..8194].copy_from_slice(b"NEED"); // a prefix only, across 8192
+    data[19_994..20_000].copy_from_slice(b"NEEDLE"); // at the very end
+    data[..6].copy_from_slice(b"NEEDLE"); // at the very start
+    let f = write(dir.path(), "hay.bin", &data);
+    let expected = format!("{f}:0\n{f}:4093\n{f}:19994\n");
+    assert_eq!(ok(&["find", "NEEDLE", &f, "--window", "4096"]), expected);
+    // With the tightest budgets: one window of one page alive at a time.
+    assert_eq!(
+        ok(&[
+            "find",
+            "NEEDLE",
+            &f,
+            "--window",
+            "4096",
+            "--max-handles",
+            "1",
+            "--max-memory",
+            "4096"
+        ]),
+        expected
+    );
+    // The chunks find works in overlap too: matches across a chunk seam are
+    // found once.
+    assert_eq!(
+        ok(&["find", "NEEDLE", &f, "--window", "0", "--chunk", "4096"]),
+        expected
+    );
+    assert_eq!(ok(&["find", "NEEDLE", &f, "--chunk", "4093"]), expected);
+    assert_eq!(ok(&["find", "NEEDLE", &f, "--chunk", "4094"]), expected);
+}
+
+#[test]
+fn find_walks_directories_with_r() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+    let b = write(dir.path(), "b.txt", b"xx key");
+    let a = write(&dir.path().join("sub"), "a.txt", b"key");
+    let c = write(&dir.path().join("sub/deeper"), "c.txt", b"no");
+    let root = dir.path().to_str().unwrap();
+    let out = ok(&["find", "-r", "key", root]);
+    assert_eq!(out, format!("{b}:3\n{a}:0\n"));
+    let out = ok(&["find", "-r", "--count", "key", root]);
+    assert_eq!(out, format!("{b}:1\n{a}:1\n{c}:0\n"));
+    fails(&["find", "key", root], &[root, "is a directory", "-r"]);
+}
+
+#[test]
+fn find_errors_and_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", b"hello");
+    let out = smmap(&["find", "absent", &f]);
+    assert_eq!(out.status.code(), Some(1), "no match is status 1");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    fails(
+        &["find", "--hex", "zz", &f],
+        &["invalid hex pattern", "zz", "not a hex digit"],
+    );
+    fails(&["find", "--hex", "abc", &f], &["odd number of hex digits"]);
+    fails(&["find", "", &f], &["pattern is empty"]);
+    // A missing file among others: the others are searched, status 2.
+    let missing = dir.path().join("gone");
+    let out = smmap(&["find", "ell", missing.to_str().unwrap(), &f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), format!("{f}:1\n"));
+    assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("No such file"));
+    // Empty files and files shorter than the pattern have no matches.
+    let empty = write(dir.path(), "empty", b"");
+    assert_eq!(smmap(&["find", "x", &empty]).status.code(), Some(1));
+}
+
+#[test]
+fn a_closed_pipe_ends_find_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "many", &vec![b'a'; 4 << 20]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smmap"))
+        .args(["find", "a", &f])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone now (as with `| head -1`).
+    assert_eq!(first, format!("{f}:0\n"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn stat_counts_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "ten_k", &counting(10_000));
+    let g = granularity(&f);
+    let out = ok(&["stat", "--json", "--window", "4096", &f]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let window = 4096u64.div_ceil(g) * g;
+    let config = &v["config"];
+    assert_eq!(config["window_size"], 4096);
+    assert_eq!(config["max_memory_size"], 1u64 << 30);
+    assert_eq!(config["max_open_handles"], 256);
+    let file = &v["files"][0];
+    assert_eq!(file["path"], f.as_str());
+    assert_eq!(file["size"], 10_000);
+    assert_eq!(file["windows"], 10_000u64.div_ceil(window));
+    assert_eq!(file["mapped_bytes"], 10_000);
+    assert_eq!(file["evictions"], 0);
+    assert_eq!(file.as_object().unwrap().len(), 6);
+    // One window of memory: every window but the last is evicted.
+    let out = ok(&[
+        "stat",
+        "--json",
+        "--window",
+        "4096",
+        "--max-memory",
+        &window.to_string(),
+        &f,
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let windows = 10_000u64.div_ceil(window);
+    assert_eq!(v["files"][0]["evictions"], windows - 1);
+    assert_eq!(v["files"][0]["peak_mapped_bytes"], window.min(10_000));
+    // Whole-file mapping: one window.
+    let out = ok(&["stat", "--window", "0", &f]);
+    assert!(out.starts_with("window whole files,"), "{out}");
+    let row = out.lines().find(|l| l.starts_with(&f)).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..4], ["10000", "9.77", "KiB"]);
+    assert_eq!(cells[4], "1");
+}
+
+#[test]
+fn stat_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", b"x");
+    let missing = dir.path().join("missing");
+    let err = fails(
+        &["stat", &f, missing.to_str().unwrap()],
+        &["missing", "No such file"],
+    );
+    assert_eq!(err.lines().count(), 1);
+    fails(&["stat", dir.path().to_str().unwrap()], &["is a directory"]);
+    fails(&["stat", "--max-handles", "0", &f], &["at least 1"]);
+    fails(&["stat", "--window", "lots", &f], &["lots"]);
+}
+
+#[test]
+fn bench_json_has_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = ok(&[
+        "bench", "--size", "8MiB", "--files", "50", "--json", "--dir", root,
+    ]);
+    // The data is gone afterwards.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let v: Value = serde_json::from_str(&out).expect("one JSON document");
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&v),
+        [
+            "checksums_verified",
+            "config",
+            "schema",
+            "thread_scaling",
+            "workloads"
+        ]
+    );
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["checksums_verified"], true);
+
+    let c = &v["config"];
+    assert_eq!(
+        keys(c),
+        [
+            "data_dir",
+            "file_size",
+            "granularity",
+            "max_memory_size",
+            "read_size",
+            "repeat",
+            "seed",
+            "small_files",
+            "small_files_bytes",
+            "small_max_handles",
+            "small_max_memory_size",
+            "threads",
+            "window_size"
+        ]
+    );
+    assert!(c["data_dir"].as_str().unwrap().starts_with(root));
+    assert_eq!(c["file_size"], 8 << 20);
+    assert_eq!(c["small_files"], 50);
+    let small_bytes = c["small_files_bytes"].as_u64().unwrap();
+    assert!(
+        (50 * 4096..=50 * 65536).contains(&small_bytes),
+        "{small_bytes}"
+    );
+    assert_eq!(c["read_size"], 4096);
+    assert!(c["window_size"].as_u64().unwrap() >= 8 << 20);
+    assert!(c["max_memory_size"].as_u64().unwrap() >= 8 << 20);
+    assert_eq!(c["small_max_memory_size"], 64 << 20);
+    assert_eq!(c["small_max_handles"], 64);
+    assert_eq!(c["threads"], 2);
+    assert_eq!(c["repeat"], 3);
+    assert_eq!(c["seed"], 1);
+    assert!(c["granularity"].as_u64().unwrap().is_power_of_two());
+
+    let rows = v["workloads"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "sequential_scan",
+            "random_1byte",
+            "random_4k",
+            "small_files_random_4k",
+            "small_files_random_4k_threads"
+        ]
+    );
+    let stat_keys = ["evictions", "hits", "maps", "misses", "peak_mapped_bytes"];
+    for r in rows {
+        let name = r["name"].as_str().unwrap();
+        assert_eq!(
+            keys(r),
+            [
+                "buffer_ns",
+                "buffer_ratio",
+                "buffer_stats",
+                "bytes",
+                "checksum",
+                "cursor_ns",
+                "cursor_ratio",
+                "cursor_stats",
+                "label",
+                "mmap_ns",
+                "name",
+                "ops",
+                "pread_ns",
+                "pread_ratio",
+                "threads"
+            ],
+            "{name}"
+        );
+        assert!(!r["label"].as_str().unwrap().is_empty());
+        let ops = r["ops"].as_u64().unwrap();
+        let bytes = r["bytes"].as_u64().unwrap();
+        assert!(ops > 0 && bytes > 0, "{name}");
+        let mmap = r["mmap_ns"].as_u64().unwrap();
+        for m in ["buffer", "cursor", "pread"] {
+            let ns = r[format!("{m}_ns")].as_u64().unwrap();
+            assert!(ns > 0, "{name} {m}");
+            let ratio = r[format!("{m}_ratio")].as_f64().unwrap();
+            assert!(
+                (ratio - ns as f64 / mmap as f64).abs() < 1e-6 * ratio.max(1.0),
+                "{name} {m}"
+            );
+        }
+        assert!(mmap > 0);
+        let checksum = r["checksum"].as_str().unwrap();
+        assert!(
+            checksum.starts_with("0x") && checksum.len() == 18,
+            "{checksum}"
+        );
+        assert!(u64::from_str_radix(&checksum[2..], 16).is_ok());
+        for s in ["buffer_stats", "cursor_stats"] {
+            assert_eq!(keys(&r[s]), stat_keys, "{name} {s}");
+            let peak = r[s]["peak_mapped_bytes"].as_u64().unwrap();
+            assert!(peak > 0, "{name} {s}");
+            if !name.starts_with("small_files") {
+                assert!(r[s]["maps"].as_u64().unwrap() > 0, "{name} {s}");
+            }
+        }
+        let threads = r["threads"].as_u64().unwrap();
+        match name {
+            "sequential_scan" => {
+                assert_eq!((ops, bytes, threads), (1, 8 << 20, 1));
+                assert_eq!(r["buffer_stats"]["peak_mapped_bytes"], 8 << 20);
+                assert_eq!(r["buffer_stats"]["evictions"], 0);
+            }
+            "random_1byte" => assert_eq!((bytes, threads), (ops, 1)),
+            "random_4k" | "small_files_random_4k" => assert_eq!((bytes, threads), (ops * 4096, 1)),
+            _ => {
+                assert_eq!((bytes, threads), (ops * 4096, 2));
+                assert_eq!(ops, 2 * rows[3]["ops"].as_u64().unwrap());
+            }
+        }
+        if name.starts_with("small_files") {
+            for s in ["buffer_stats", "cursor_stats"] {
+                assert!(r[s]["peak_mapped_bytes"].as_u64().unwrap() <= 64 << 20);
+                // Every read releases its window: each one asks the manager.
+                assert!(r[s]["misses"].as_u64().unwrap() >= ops, "{name} {s}");
+            }
+        }
+    }
+    let s = &v["thread_scaling"];
+    assert_eq!(keys(s), ["buffer", "cursor", "mmap", "pread"]);
+    for m in ["buffer", "cursor", "mmap", "pread"] {
+        assert!(s[m].as_f64().unwrap() > 0.0, "{m}");
+    }
+}
+
+#[test]
+fn bench_errors() {
+    fails(&["bench", "--size", "1k"], &["--size", "at least 64KiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere: PathBuf = dir.path().join("no/such/dir");
+    fails(
+        &["bench", "--dir", nowhere.to_str().unwrap(), "--size", "64k"],
+        &[nowhere.to_str().unwrap()],
+    );
+}
