@@ -182,14 +182,9 @@ pub const SMALL_MIN: u64 = 4096;
 /// See [`SMALL_MIN`].
 pub const SMALL_MAX: u64 = 64 * 1024;
 
-/// Writes `size` random bytes to `path`, calling `tick` with each MiB
-/// written; returns the sum of the bytes (the sequential scan's checksum).
-pub fn write_big(
-    path: &Path,
-    size: u64,
-    seed: u64,
-    mut tick: impl FnMut(u64),
-) -> anyhow::Result<u64> {
+/// Writes `size` random bytes to `path`; returns the sum of the bytes (the
+/// sequential scan's checksum).
+pub fn write_big(path: &Path, size: u64, seed: u64) -> anyhow::Result<u64> {
     let mut file =
         File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut rng = Rng::new(seed);
@@ -204,7 +199,6 @@ pub fn write_big(
         file.write_all(&block[..n])
             .with_context(|| format!("cannot write {}", path.display()))?;
         left -= n as u64;
-        tick(n as u64);
     }
     // Written pages flushed now do not disturb the timings later.
     file.sync_data()
@@ -213,12 +207,7 @@ pub fn write_big(
 }
 
 /// Writes `count` files of 4–64 KiB of random bytes into `dir`.
-pub fn write_small(
-    dir: &Path,
-    count: usize,
-    seed: u64,
-    mut tick: impl FnMut(u64),
-) -> anyhow::Result<Vec<SmallFile>> {
+pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<SmallFile>> {
     std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rng = Rng::new(seed);
     let mut block = vec![0u8; SMALL_MAX as usize];
@@ -232,7 +221,6 @@ pub fn write_small(
         rng.fill(&mut block[..size as usize]);
         std::fs::write(&path, &block[..size as usize])
             .with_context(|| format!("cannot write {}", path.display()))?;
-        tick(size);
         files.push(SmallFile { path, size });
     }
     Ok(files)

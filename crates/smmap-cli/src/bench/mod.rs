@@ -1,7 +1,7 @@
 //! `smmap bench`: the engine measured against raw whole-file `mmap` and
 //! `pread` on this machine, on data it generates and removes afterwards.
 //!
-//! Five workloads, each read four ways (see [`workloads::Method`]), each way
+//! Six workloads, each read four ways (see [`workloads::Method`]), each way
 //! timed `--repeat` times, keeping the best. Every run of a workload must
 //! produce the same checksum (and the sequential scan the sum of the bytes
 //! written), so no number can come from a broken read.
@@ -15,23 +15,25 @@
 //!   `read_size`, `window_size`, `max_memory_size` (large-file workloads),
 //!   `small_max_memory_size`, `small_max_handles` (small-files workloads),
 //!   `threads`, `repeat`, `seed`, `granularity`.
-//! - `workloads`: one object per row: `name` (`sequential_scan`,
-//!   `random_1byte`, `random_4k`, `small_files_random_4k`,
-//!   `small_files_random_4k_threads`), `label`, `ops` (reads per run, all
+//! - `workloads`: one object per row, in this order: `name`
+//!   (`sequential_scan`, `random_1byte`, `random_4k`, `random_4k_threads`,
+//!   `small_files_random_4k`, `small_files_random_4k_threads`; the last two
+//!   only with `--files` above 0), `label`, `ops` (reads per run, all
 //!   threads; 1 for the scan), `bytes` (bytes read per run), `threads`,
 //!   `buffer_ns`, `cursor_ns`, `mmap_ns`, `pread_ns` (best wall time of a
 //!   run, nanoseconds), `buffer_ratio`, `cursor_ratio`, `pread_ratio` (time
 //!   divided by `mmap_ns`), `checksum` (hex string, equal for every method
 //!   and run), `buffer_stats`, `cursor_stats` (the manager's counters in the
 //!   best run: `evictions`, `peak_mapped_bytes`, `maps`, `misses`, `hits`).
-//! - `thread_scaling`: `buffer`, `cursor`, `mmap`, `pread`: throughput of
-//!   the threaded small-files row divided by that of the one-thread row, or
-//!   `null` without small files.
+//! - `thread_scaling`: for `random_4k` and `small_files_random_4k`, an
+//!   object `buffer`, `cursor`, `mmap`, `pread`: the throughput of the
+//!   `…_threads` row divided by that of the one-thread row.
 //! - `checksums_verified`: always `true` (a mismatch is an error instead).
 
 mod data;
 mod workloads;
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -49,21 +51,25 @@ use workloads::{BigFile, Method, Run, RunStats, SmallRead, READ};
 /// Options of `smmap bench`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads; random \
-4 KiB reads across the small files (window-limited by --max-handles and --max-memory); the \
-same from --threads threads sharing one manager. Columns: the engine's SlidingWindowMapBuffer \
-and WindowCursor, one raw whole-file memmap2 mapping per file, and pread; then the engine's \
-times divided by raw mmap's (1.00 = as fast), and the evictions and peak mapped bytes of the \
-buffer's run from Manager::stats(). Every method must read the same bytes (checksums are \
-compared), or the benchmark fails.
+Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads; the same \
+from --threads threads sharing one manager; random 4 KiB reads across the small files \
+(under --max-handles and --max-memory, so most reads map a window); the same from --threads \
+threads sharing one manager. Columns: the engine's SlidingWindowMapBuffer and WindowCursor, \
+one raw whole-file memmap2 mapping per file, and pread; then the engine's times divided by raw \
+mmap's (1.00 = as fast), and the evictions and peak mapped bytes of the buffer's run from \
+Manager::stats(). Every method must read the same bytes (checksums are compared), or the \
+benchmark fails. The data is removed afterwards, also on errors and Ctrl-C.
 
 --json fields (stable): schema, config {data_dir, file_size, small_files, small_files_bytes, \
 read_size, window_size, max_memory_size, small_max_memory_size, small_max_handles, threads, \
 repeat, seed, granularity}, workloads [{name, label, ops, bytes, threads, buffer_ns, cursor_ns, \
 mmap_ns, pread_ns, buffer_ratio, cursor_ratio, pread_ratio, checksum, buffer_stats, \
-cursor_stats}], thread_scaling {buffer, cursor, mmap, pread}, checksums_verified. The *_ns \
-fields are the best wall time of a run in nanoseconds; *_stats are {evictions, \
-peak_mapped_bytes, maps, misses, hits}.
+cursor_stats}], thread_scaling {random_4k, small_files_random_4k: {buffer, cursor, mmap, \
+pread}}, checksums_verified. Workload names: sequential_scan, random_1byte, random_4k, \
+random_4k_threads, small_files_random_4k, small_files_random_4k_threads. The *_ns fields are \
+the best wall time of a run in nanoseconds; *_ratio = *_ns / mmap_ns; *_stats are {evictions, \
+peak_mapped_bytes, maps, misses, hits}; thread_scaling is the threads' throughput over one \
+thread's.
 
 Examples:
   cargo run --release -p smmap-cli -- bench
@@ -158,7 +164,7 @@ struct Row {
 }
 
 /// Throughput with threads over throughput without, per method.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, Clone, Copy)]
 struct Scaling {
     buffer: f64,
     cursor: f64,
@@ -172,7 +178,7 @@ struct Report {
     schema: u32,
     config: Config,
     workloads: Vec<Row>,
-    thread_scaling: Option<Scaling>,
+    thread_scaling: BTreeMap<&'static str, Scaling>,
     checksums_verified: bool,
 }
 
@@ -186,6 +192,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.threads < 2 {
         bail!("--threads must be at least 2 (the one-thread row is always there)");
+    }
+    if args.max_handles < args.threads {
+        bail!(
+            "--max-handles {} is fewer than --threads {}: each thread holds a window while it reads",
+            args.max_handles,
+            args.threads
+        );
     }
     if u32::try_from(args.files).is_err() {
         bail!("--files is too large");
@@ -223,7 +236,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let tmp = TempDir::new(&parent)?;
     let window = args.window.unwrap_or_else(smmap::default_window_size);
     let small_rows = args.files > 0;
-    let rows = if small_rows { 5 } else { 3 };
+    let rows = if small_rows { 6 } else { 4 };
     let mut notes = Notes {
         progress: if args.quiet {
             Progress::hidden()
@@ -241,13 +254,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         tmp.path().display()
     ));
     let big_path = tmp.path().join("large.bin");
-    let big_sum = data::write_big(&big_path, args.size, args.seed, |_| {})?;
-    let small = data::write_small(
-        &tmp.path().join("small"),
-        args.files,
-        args.seed ^ 0x5a5a,
-        |_| {},
-    )?;
+    let big_sum = data::write_big(&big_path, args.size, args.seed)?;
+    let small = data::write_small(&tmp.path().join("small"), args.files, args.seed ^ 0x5a5a)?;
     let small_bytes: u64 = small.iter().map(|f| f.size).sum();
     data::raise_open_file_limit(args.files as u64 + 256);
     notes.progress.inc(1);
@@ -262,9 +270,11 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let n_small = (n1 / 10).max(1);
     let mut rng = Rng::new(args.seed ^ 0xb1b1);
     let bytes_at: Vec<u64> = (0..n1).map(|_| rng.below(args.size)).collect();
-    let blocks_at: Vec<u64> = (0..n4)
-        .map(|_| rng.below(args.size - READ as u64 + 1))
-        .collect();
+    let blocks_at = |rng: &mut Rng| -> Vec<u64> {
+        (0..n4)
+            .map(|_| rng.below(args.size - READ as u64 + 1))
+            .collect()
+    };
     let small_reads = |rng: &mut Rng| -> Vec<SmallRead> {
         (0..n_small)
             .map(|_| {
@@ -308,61 +318,43 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let row = measure(&mut notes, args.repeat, "random 1-byte reads", |m| {
         workloads::random_bytes(&big, &bytes_at, m)
     })?;
-    table.push(row.into_row(
-        "random_1byte",
-        "random 1-byte reads",
-        n1 as u64,
-        n1 as u64,
-        1,
-    ));
-    let row = measure(&mut notes, args.repeat, "random 4 KiB reads", |m| {
-        workloads::random_blocks(&big, &blocks_at, m)
-    })?;
-    table.push(row.into_row(
-        "random_4k",
-        "random 4 KiB reads",
-        n4 as u64,
-        (n4 * READ) as u64,
-        1,
-    ));
+    let label = "random 1-byte reads";
+    table.push(row.into_row("random_1byte", label, n1 as u64, n1 as u64, 1));
 
-    let mut scaling = None;
+    // Each of the other workloads once in one thread, then in several.
+    let threads = args.threads;
+    let one = vec![blocks_at(&mut rng)];
+    let label = "random 4 KiB reads";
+    let row = measure(&mut notes, args.repeat, label, |m| {
+        workloads::random_blocks(&big, &one, m)
+    })?;
+    table.push(row.into_row("random_4k", label, n4 as u64, (n4 * READ) as u64, 1));
+    let many: Vec<Vec<u64>> = (0..threads).map(|_| blocks_at(&mut rng)).collect();
+    let label = "random 4 KiB reads, threads";
+    let row = measure(&mut notes, args.repeat, label, |m| {
+        workloads::random_blocks(&big, &many, m)
+    })?;
+    let ops = (n4 * threads) as u64;
+    table.push(row.into_row("random_4k_threads", label, ops, ops * READ as u64, threads));
+
     if small_rows {
         let one = vec![small_reads(&mut rng)];
         let label = "small files, 4 KiB reads";
         let row = measure(&mut notes, args.repeat, label, |m| {
             workloads::small_files(&small, &one, &small_manager, m)
         })?;
-        table.push(row.into_row(
-            "small_files_random_4k",
-            label,
-            n_small as u64,
-            (n_small * READ) as u64,
-            1,
-        ));
-        let many: Vec<Vec<SmallRead>> = (0..args.threads).map(|_| small_reads(&mut rng)).collect();
-        let label = "same, threads on one manager";
+        let ops = n_small as u64;
+        table.push(row.into_row("small_files_random_4k", label, ops, ops * READ as u64, 1));
+        let many: Vec<Vec<SmallRead>> = (0..threads).map(|_| small_reads(&mut rng)).collect();
+        let label = "small files, 4 KiB reads, threads";
         let row = measure(&mut notes, args.repeat, label, |m| {
             workloads::small_files(&small, &many, &small_manager, m)
         })?;
-        let ops = (n_small * args.threads) as u64;
-        table.push(row.into_row(
-            "small_files_random_4k_threads",
-            label,
-            ops,
-            ops * READ as u64,
-            args.threads,
-        ));
-        let (a, b) = (&table[3], &table[4]);
-        let per_op = |ns: u64, ops: u64| ns as f64 / ops as f64;
-        let gain = |t1: u64, tn: u64| per_op(t1, a.ops) / per_op(tn, b.ops);
-        scaling = Some(Scaling {
-            buffer: gain(a.buffer_ns, b.buffer_ns),
-            cursor: gain(a.cursor_ns, b.cursor_ns),
-            mmap: gain(a.mmap_ns, b.mmap_ns),
-            pread: gain(a.pread_ns, b.pread_ns),
-        });
+        let ops = (n_small * threads) as u64;
+        let name = "small_files_random_4k_threads";
+        table.push(row.into_row(name, label, ops, ops * READ as u64, threads));
     }
+    let scaling = scaling(&table);
     notes.progress.finish();
 
     let report = Report {
@@ -398,6 +390,31 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     out.flush().context("cannot write to stdout")?;
     Ok(())
+}
+
+/// For each workload run both in one thread and in several (the row named
+/// `…_threads` right after it), the throughput of the threads over that of
+/// one thread, per method.
+fn scaling(table: &[Row]) -> BTreeMap<&'static str, Scaling> {
+    let mut out = BTreeMap::new();
+    for pair in table.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.name.strip_suffix("_threads") != Some(a.name) {
+            continue;
+        }
+        let per_op = |ns: u64, ops: u64| ns as f64 / ops.max(1) as f64;
+        let gain = |t1: u64, tn: u64| per_op(t1, a.ops) / per_op(tn, b.ops).max(f64::MIN_POSITIVE);
+        out.insert(
+            a.name,
+            Scaling {
+                buffer: gain(a.buffer_ns, b.buffer_ns),
+                cursor: gain(a.cursor_ns, b.cursor_ns),
+                mmap: gain(a.mmap_ns, b.mmap_ns),
+                pread: gain(a.pread_ns, b.pread_ns),
+            },
+        );
+    }
+    out
 }
 
 /// The best run of each method of one workload.
@@ -580,10 +597,15 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         out,
         "evictions, peak mapped: Manager::stats() of the buffer's best run."
     )?;
-    if let Some(s) = &r.thread_scaling {
+    for (name, s) in &r.thread_scaling {
+        let label = r
+            .workloads
+            .iter()
+            .find(|w| w.name == *name)
+            .map_or(*name, |w| w.label);
         writeln!(
             out,
-            "{} threads vs 1: throughput ×{:.2} buffer, ×{:.2} cursor, ×{:.2} raw mmap, ×{:.2} pread.",
+            "{label}, {} threads vs 1: throughput ×{:.2} buffer, ×{:.2} cursor, ×{:.2} raw mmap, ×{:.2} pread.",
             c.threads, s.buffer, s.cursor, s.mmap, s.pread
         )?;
     }

@@ -260,47 +260,67 @@ pub fn random_bytes(big: &BigFile<'_>, offsets: &[u64], method: Method) -> anyho
     }
 }
 
-/// Reads [`READ`] bytes at each offset.
-pub fn random_blocks(big: &BigFile<'_>, offsets: &[u64], method: Method) -> anyhow::Result<Run> {
+/// Reads [`READ`] bytes at each offset of each thread's list, one thread
+/// per list, all on one manager for the engine's methods (each thread with
+/// its own buffer or cursor). The checksum adds up the threads' checksums.
+pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> anyhow::Result<Run> {
     let path = big.path;
     let n = READ as u64;
     match method {
-        Method::Buffer => timed_engine(big, |m| {
-            let cursor = cursor_on(m, path, AccessHint::Random)?;
-            let mut buf = SlidingWindowMapBuffer::new(cursor, 0, u64::MAX)?;
-            let mut h = 0u64;
-            for &o in offsets {
-                h = mix(h, byte_sum(&buf.slice(o..o + n)?));
-            }
-            Ok(h)
-        }),
-        Method::Cursor => timed_engine(big, |m| {
-            let mut cursor = cursor_on(m, path, AccessHint::Random)?;
-            let mut h = 0u64;
-            for &o in offsets {
-                h = mix(h, cursor_sum(&mut cursor, o, READ)?);
-            }
-            Ok(h)
-        }),
-        Method::Mmap => timed(|| {
+        Method::Buffer => {
+            let m = (big.manager)();
+            let setup = || -> anyhow::Result<SlidingWindowMapBuffer> {
+                Ok(SlidingWindowMapBuffer::new(
+                    cursor_on(&m, path, AccessHint::Random)?,
+                    0,
+                    u64::MAX,
+                )?)
+            };
+            let body = |buf: &mut SlidingWindowMapBuffer, offsets: &[u64]| -> anyhow::Result<u64> {
+                let mut h = 0u64;
+                for &o in offsets {
+                    h = mix(h, byte_sum(&buf.slice(o..o + n)?));
+                }
+                Ok(h)
+            };
+            in_threads(lists, Some(&m), setup, body)
+        }
+        Method::Cursor => {
+            let m = (big.manager)();
+            let setup = || cursor_on(&m, path, AccessHint::Random);
+            let body = |cursor: &mut WindowCursor, offsets: &[u64]| -> anyhow::Result<u64> {
+                let mut h = 0u64;
+                for &o in offsets {
+                    h = mix(h, cursor_sum(cursor, o, READ)?);
+                }
+                Ok(h)
+            };
+            in_threads(lists, Some(&m), setup, body)
+        }
+        Method::Mmap => {
             let map = map_whole(path, Advice::Random)?;
-            let mut h = 0u64;
-            for &o in offsets {
-                h = mix(h, byte_sum(&map[o as usize..o as usize + READ]));
-            }
-            Ok(h)
-        }),
-        Method::Pread => timed(|| {
+            let body = |_: &mut (), offsets: &[u64]| -> anyhow::Result<u64> {
+                let mut h = 0u64;
+                for &o in offsets {
+                    h = mix(h, byte_sum(&map[o as usize..o as usize + READ]));
+                }
+                Ok(h)
+            };
+            in_threads(lists, None, || Ok(()), body)
+        }
+        Method::Pread => {
             let file =
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut block = [0u8; READ];
-            let mut h = 0u64;
-            for &o in offsets {
-                file.read_exact_at(&mut block, o)?;
-                h = mix(h, byte_sum(&block));
-            }
-            Ok(h)
-        }),
+            let body = |block: &mut Box<[u8; READ]>, offsets: &[u64]| -> anyhow::Result<u64> {
+                let mut h = 0u64;
+                for &o in offsets {
+                    file.read_exact_at(&mut block[..], o)?;
+                    h = mix(h, byte_sum(&block[..]));
+                }
+                Ok(h)
+            };
+            in_threads(lists, None, || Ok(Box::new([0u8; READ])), body)
+        }
     }
 }
 
@@ -405,11 +425,11 @@ pub fn small_files(
 /// Runs `body` over each list of reads, in as many threads as lists (in
 /// this thread when there is one), each after its own `setup`. Only the
 /// reads are timed: the clock starts when every thread has set up.
-fn in_threads<S>(
-    reads: &[Vec<SmallRead>],
+fn in_threads<S, R: Sync>(
+    reads: &[Vec<R>],
     manager: Option<&Manager>,
     setup: impl Fn() -> anyhow::Result<S> + Sync,
-    body: impl Fn(&mut S, &[SmallRead]) -> anyhow::Result<u64> + Sync,
+    body: impl Fn(&mut S, &[R]) -> anyhow::Result<u64> + Sync,
 ) -> anyhow::Result<Run> {
     let snapshot = || manager.map(Manager::stats);
     if let [only] = reads {
