@@ -118,7 +118,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                 if args.count {
                     return Ok(());
                 }
-                progress.suspend(|| {
+                let mut write = || {
                     if args.json {
                         out.json(&MatchLine {
                             path: &shown,
@@ -127,20 +127,30 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                     } else {
                         out.line(format_args!("{shown}:{offset}"))
                     }
-                })
+                };
+                // The bar shares the terminal only when stdout is one.
+                if out_is_tty {
+                    progress.suspend(write)
+                } else {
+                    write()
+                }
             },
         );
         found += count;
-        match result {
-            Ok(scanned) => progress.inc(size.saturating_sub(scanned)),
+        let searched = match result {
+            Ok(scanned) => {
+                progress.inc(size.saturating_sub(scanned));
+                true
+            }
             Err(e) if crate::is_broken_pipe(&e) => return Err(e),
             Err(e) => {
                 failed = true;
                 progress.suspend(|| report(&e));
                 progress.inc(*size);
+                false
             }
-        }
-        if args.count {
+        };
+        if args.count && searched {
             progress.suspend(|| {
                 if args.json {
                     out.json(&CountLine {

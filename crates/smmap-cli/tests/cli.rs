@@ -374,6 +374,10 @@ fn find_errors_and_exit_status() {
     assert_eq!(text(&out.stdout), format!("{f}:1\n"));
     assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("No such file"));
+    // With --count, only the files searched have a count.
+    let out = smmap(&["find", "--count", "ell", missing.to_str().unwrap(), &f]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), format!("{f}:1\n"));
     // Empty files and files shorter than the pattern have no matches.
     let empty = write(dir.path(), "empty", b"");
     assert_eq!(smmap(&["find", "x", &empty]).status.code(), Some(1));
