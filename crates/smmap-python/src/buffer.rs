@@ -7,12 +7,15 @@
 //! rather than owning an engine `SlidingWindowMapBuffer`, which would have to
 //! take the cursor away from Python.
 
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use std::cell::{Ref, RefCell, RefMut};
+
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use pyo3::types::{PyBytes, PyInt, PySlice};
 
 use crate::args::{AnyInt, Offset, Size};
-use crate::cursor::PyCursor;
+use crate::cursor::{CursorState, PyCursor};
 use crate::region::index_arg;
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
@@ -29,20 +32,67 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
-#[pyclass(name = "SlidingWindowMapBuffer", module = "smmap.buf", subclass)]
+///
+/// (Frozen, with its state behind the GIL, for the same reason as
+/// `WindowCursor`: no atomic borrow flags on the `buf[i]` path.)
+#[pyclass(
+    name = "SlidingWindowMapBuffer",
+    module = "smmap.buf",
+    subclass,
+    frozen
+)]
 pub(crate) struct PyBuffer {
+    state: GILProtected<RefCell<BufState>>,
+}
+
+struct BufState {
     cursor: Option<Py<PyCursor>>,
     /// Absolute offset of index 0.
     offset: u64,
     len: u64,
 }
 
+fn in_use() -> PyErr {
+    PyRuntimeError::new_err("the buffer is already in use by this thread")
+}
+
 impl PyBuffer {
-    fn cursor_ref<'py>(&self, py: Python<'py>) -> PyResult<PyRefMut<'py, PyCursor>> {
+    #[inline]
+    fn view<'py>(&'py self, py: Python<'py>) -> PyResult<Ref<'py, BufState>> {
+        self.state.get(py).try_borrow().map_err(|_| in_use())
+    }
+
+    fn view_mut<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, BufState>> {
+        self.state.get(py).try_borrow_mut().map_err(|_| in_use())
+    }
+}
+
+impl BufState {
+    #[inline]
+    fn cursor_ref<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, CursorState>> {
         match &self.cursor {
-            Some(c) => Ok(c.bind(py).try_borrow_mut()?),
+            Some(c) => c.get().state(py),
             None => Err(PyIndexError::new_err("buffer index out of range")),
         }
+    }
+
+    /// `begin_access` with the cursor already chosen.
+    fn begin(&mut self, py: Python<'_>, offset: u64, size: Size) -> PyResult<bool> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(false);
+        };
+        let mut c = cursor.get().state(py)?;
+        let Some(fsize) = c.inner.file_size() else {
+            return Ok(false);
+        };
+        c.move_to(py, offset, size.as_usize())?;
+        if !c.inner.is_valid() {
+            return Ok(false);
+        }
+        drop(c);
+        self.offset = offset;
+        self.len = size.0.min(fsize - offset);
+        Ok(true)
     }
 
     /// The relative index `i` (negative from the end) as an absolute offset.
@@ -152,10 +202,12 @@ impl PyBuffer {
         size: Size,
         flags: i32,
     ) -> PyResult<Self> {
-        let mut buf = PyBuffer {
-            cursor: None,
-            offset: 0,
-            len: 0,
+        let buf = PyBuffer {
+            state: GILProtected::new(RefCell::new(BufState {
+                cursor: None,
+                offset: 0,
+                len: 0,
+            })),
         };
         if let Some(c) = cursor {
             if !buf.begin_access(py, Some(c), offset, size, flags)? {
@@ -168,14 +220,14 @@ impl PyBuffer {
     }
 
     /// Returns the buffer itself.
-    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
     /// Calls `end_access()`.
     #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
     fn __exit__(
-        &mut self,
+        &self,
         py: Python<'_>,
         exc_type: Option<&Bound<'_, PyAny>>,
         exc_value: Option<&Bound<'_, PyAny>>,
@@ -186,24 +238,25 @@ impl PyBuffer {
     }
 
     /// The number of bytes in the view (0 after `end_access()`).
-    fn __len__(&self) -> usize {
-        usize::try_from(self.len).unwrap_or(usize::MAX)
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(usize::try_from(self.view(py)?.len).unwrap_or(usize::MAX))
     }
 
     /// `buf[i]`: the byte at relative index `i` as an int (negative counts
     /// from the end; `IndexError` past either end). `buf[a:b]` (any slice):
     /// `bytes`.
     fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<PyObject> {
+        let this = self.view(py)?;
         if let Ok(int) = key.downcast_exact::<PyInt>() {
             // Beyond i64 is past any end.
             let i = int.extract::<i64>().map_or(i128::MAX, i128::from);
-            return Ok(self.byte(py, i)?.into_pyobject(py)?.into_any().unbind());
+            return Ok(this.byte(py, i)?.into_pyobject(py)?.into_any().unbind());
         }
         if let Ok(slice) = key.downcast::<PySlice>() {
-            return Ok(self.get_slice(py, slice)?.into_any().unbind());
+            return Ok(this.get_slice(py, slice)?.into_any().unbind());
         }
         let i = index_arg(key)?;
-        Ok(self.byte(py, i)?.into_pyobject(py)?.into_any().unbind())
+        Ok(this.byte(py, i)?.into_pyobject(py)?.into_any().unbind())
     }
 
     /// `bytes` of relative indices `[i, j)`, with the reference's rules:
@@ -215,7 +268,8 @@ impl PyBuffer {
         i: AnyInt,
         j: AnyInt,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let len = i128::from(self.len);
+        let this = self.view(py)?;
+        let len = i128::from(this.len);
         let mut i = i.0;
         let mut j = j.0;
         if i < 0 {
@@ -229,7 +283,7 @@ impl PyBuffer {
         }
         let i = i.clamp(0, len);
         let j = j.clamp(i, len);
-        self.read(py, i as u64, (j - i) as usize)
+        this.read(py, i as u64, (j - i) as usize)
     }
 
     /// Points the buffer at `[offset, offset + size)` of the cursor's file,
@@ -242,7 +296,7 @@ impl PyBuffer {
     #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
     #[pyo3(text_signature = "($self, cursor=None, offset=0, size=sys.maxsize, flags=0)")]
     fn begin_access(
-        &mut self,
+        &self,
         py: Python<'_>,
         cursor: Option<Bound<'_, PyCursor>>,
         offset: Offset,
@@ -250,60 +304,60 @@ impl PyBuffer {
         flags: i32,
     ) -> PyResult<bool> {
         let _ = flags;
-        if let Some(c) = cursor {
-            self.cursor = Some(c.unbind());
-        }
-        self.len = 0;
-        let Some(cursor) = &self.cursor else {
-            return Ok(false);
+        let mut this = self.view_mut(py)?;
+        let old = match cursor {
+            Some(c) => this.cursor.replace(c.unbind()),
+            None => None,
         };
-        let mut c = cursor.bind(py).try_borrow_mut()?;
-        let Some(fsize) = c.inner.file_size() else {
-            return Ok(false);
-        };
-        c.move_to(py, offset.0, size.as_usize())?;
-        if !c.inner.is_valid() {
-            return Ok(false);
-        }
-        self.offset = offset.0;
-        self.len = size.0.min(fsize - offset.0);
-        Ok(true)
+        this.len = 0;
+        let result = this.begin(py, offset.0, size);
+        drop(this);
+        // The replaced cursor is released with no borrow held.
+        drop(old);
+        result
     }
 
     /// Releases the cursor's region; the buffer is empty (length 0) until
     /// `begin_access()` is called again. Called when the buffer is dropped.
-    fn end_access(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.len = 0;
-        if let Some(c) = &self.cursor {
-            c.bind(py).try_borrow_mut()?.inner.unuse_region();
+    fn end_access(&self, py: Python<'_>) -> PyResult<()> {
+        let mut this = self.view_mut(py)?;
+        this.len = 0;
+        if let Some(c) = &this.cursor {
+            c.get().state(py)?.inner.unuse_region();
         }
         Ok(())
     }
 
     /// The cursor that provides access to the data, or None.
-    fn cursor(&self, py: Python<'_>) -> Option<Py<PyCursor>> {
-        self.cursor.as_ref().map(|c| c.clone_ref(py))
+    fn cursor(&self, py: Python<'_>) -> PyResult<Option<Py<PyCursor>>> {
+        Ok(self.view(py)?.cursor.as_ref().map(|c| c.clone_ref(py)))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let this = self.view(py)?;
+        Ok(format!(
             "<SlidingWindowMapBuffer [{}, {}) of {} bytes>",
-            self.offset,
-            self.offset + self.len,
-            self.len
-        )
+            this.offset,
+            this.offset + this.len,
+            this.len
+        ))
     }
 }
 
 impl Drop for PyBuffer {
     fn drop(&mut self) {
-        let Some(cursor) = self.cursor.take() else {
-            return;
-        };
         // As the reference's `__del__`: release the cursor's region now.
+        // Python drops its objects with the GIL held, so this only takes
+        // the thread's GIL count.
         Python::with_gil(|py| {
-            if let Ok(mut c) = cursor.bind(py).try_borrow_mut() {
-                c.inner.unuse_region();
+            let cursor = match self.state.get(py).try_borrow_mut() {
+                Ok(mut state) => state.cursor.take(),
+                Err(_) => None,
+            };
+            if let Some(cursor) = cursor {
+                if let Ok(mut c) = cursor.get().state(py) {
+                    c.inner.unuse_region();
+                }
             }
         });
     }

@@ -1,7 +1,16 @@
 //! `WindowCursor`: a position in one file, holding at most one region.
+//!
+//! The Python object is `frozen` and keeps its state in a
+//! `GILProtected<RefCell<_>>`: the GIL already serializes every access, so
+//! the cheap non-atomic `RefCell` replaces PyO3's atomic borrow flag on the
+//! hot path (`buf[i]` borrows the cursor on every call). No borrow is held
+//! while Python code could run.
 
-use pyo3::exceptions::PyValueError;
+use std::cell::{RefCell, RefMut};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use pyo3::types::PyMemoryView;
 
 use crate::args::{AnyInt, Offset, Size};
@@ -21,8 +30,13 @@ use crate::region::{self, MappedView, PyMapRegion};
 /// A cursor is a context manager: leaving the `with` block releases its
 /// region. Dropping it releases everything at once. `copy.copy(cursor)`
 /// makes an independent cursor on the same region.
-#[pyclass(name = "WindowCursor", module = "smmap.mman", subclass)]
+#[pyclass(name = "WindowCursor", module = "smmap.mman", subclass, frozen)]
 pub(crate) struct PyCursor {
+    state: GILProtected<RefCell<CursorState>>,
+}
+
+/// What a cursor holds.
+pub(crate) struct CursorState {
     pub(crate) inner: smmap::WindowCursor,
     manager: Option<Py<PyStaticManager>>,
     /// The `path_or_fd` the caller named the file with.
@@ -35,13 +49,30 @@ impl PyCursor {
         manager: Option<Py<PyStaticManager>>,
         source: Option<PyObject>,
     ) -> Self {
-        PyCursor {
+        PyCursor::from_state(CursorState {
             inner,
             manager,
             source,
+        })
+    }
+
+    fn from_state(state: CursorState) -> Self {
+        PyCursor {
+            state: GILProtected::new(RefCell::new(state)),
         }
     }
 
+    /// The cursor's state, borrowed for the duration of one call.
+    #[inline]
+    pub(crate) fn state<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, CursorState>> {
+        self.state
+            .get(py)
+            .try_borrow_mut()
+            .map_err(|_| PyRuntimeError::new_err("the cursor is already in use by this thread"))
+    }
+}
+
+impl CursorState {
     /// The Python exception for an engine error on this cursor's file.
     pub(crate) fn error(&self, py: Python<'_>, e: smmap::Error) -> PyErr {
         errors::to_py(py, e, self.source.as_ref().map(|s| s.bind(py)))
@@ -69,7 +100,7 @@ impl PyCursor {
     }
 
     fn copy(&self, py: Python<'_>) -> Self {
-        PyCursor {
+        CursorState {
             inner: self.inner.clone(),
             manager: self.manager.as_ref().map(|m| m.clone_ref(py)),
             source: self.source.as_ref().map(|s| s.clone_ref(py)),
@@ -112,49 +143,55 @@ impl PyCursor {
     }
 
     /// Returns the cursor itself.
-    fn __enter__(slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
     /// Releases the cursor's region (as `_destroy()`).
     #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
     fn __exit__(
-        &mut self,
+        &self,
+        py: Python<'_>,
         exc_type: Option<&Bound<'_, PyAny>>,
         exc_value: Option<&Bound<'_, PyAny>>,
         traceback: Option<&Bound<'_, PyAny>>,
-    ) {
+    ) -> PyResult<()> {
         let _ = (exc_type, exc_value, traceback);
-        self._destroy();
+        self._destroy(py)
     }
 
     /// Releases the cursor's region at once. The cursor stays associated
     /// with its file; the file is forgotten by the manager once no cursor
     /// and no region of it remain.
-    fn _destroy(&mut self) {
-        self.inner.unuse_region();
+    fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
+        self.state(py)?.inner.unuse_region();
+        Ok(())
     }
 
     /// Makes this cursor a copy of `rhs` (without releasing what it held:
     /// see `assign()`).
-    fn _copy_from(slf: &Bound<'_, Self>, rhs: &Bound<'_, Self>) {
-        Self::assign(slf, rhs);
+    fn _copy_from(slf: &Bound<'_, Self>, rhs: &Bound<'_, Self>) -> PyResult<()> {
+        Self::assign(slf, rhs)
     }
 
     /// An independent cursor on the same file and region (`copy.copy`).
-    fn __copy__(&self, py: Python<'_>) -> Self {
-        self.copy(py)
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        Ok(PyCursor::from_state(self.state(py)?.copy(py)))
     }
 
     /// Makes this cursor an independent copy of `rhs`, releasing what it
     /// held before.
-    fn assign(slf: &Bound<'_, Self>, rhs: &Bound<'_, Self>) {
+    fn assign(slf: &Bound<'_, Self>, rhs: &Bound<'_, Self>) -> PyResult<()> {
         if slf.is(rhs) {
-            return;
+            return Ok(());
         }
         let py = slf.py();
-        let copy = rhs.borrow().copy(py);
-        *slf.borrow_mut() = copy;
+        let copy = rhs.get().state(py)?.copy(py);
+        let old = std::mem::replace(&mut *slf.get().state(py)?, copy);
+        // Dropped after the borrow ends: releasing Python references may run
+        // Python code.
+        drop(old);
+        Ok(())
     }
 
     /// Points the cursor at absolute `offset`, with a view of up to `size`
@@ -172,21 +209,24 @@ impl PyCursor {
     #[pyo3(signature = (offset = Offset(0), size = Size(0), flags = 0))]
     #[pyo3(text_signature = "($self, offset=0, size=0, flags=0)")]
     fn use_region(
-        mut slf: PyRefMut<'_, Self>,
+        slf: Bound<'_, Self>,
         offset: Offset,
         size: Size,
         flags: i32,
-    ) -> PyResult<PyRefMut<'_, Self>> {
+    ) -> PyResult<Bound<'_, Self>> {
         let _ = flags;
         let py = slf.py();
-        slf.move_to(py, offset.0, size.as_usize())?;
+        slf.get()
+            .state(py)?
+            .move_to(py, offset.0, size.as_usize())?;
         Ok(slf)
     }
 
     /// Releases the current region; does nothing without one. The cursor
     /// stays associated with its file.
-    fn unuse_region(&mut self) {
-        self.inner.unuse_region();
+    fn unuse_region(&self, py: Python<'_>) -> PyResult<()> {
+        self.state(py)?.inner.unuse_region();
+        Ok(())
     }
 
     /// A `memoryview` of the bytes `[ofs_begin(), ofs_end())`. It keeps its
@@ -195,9 +235,13 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if the cursor is not valid.
     fn buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyMemoryView>> {
-        let region = self.region_or_err()?;
-        let start = (self.inner.ofs_begin() - region.ofs_begin()) as usize;
-        region::memoryview(py, region.clone(), start, self.inner.size())
+        let (region, start, len) = {
+            let st = self.state(py)?;
+            let region = st.region_or_err()?;
+            let start = (st.inner.ofs_begin() - region.ofs_begin()) as usize;
+            (region.clone(), start, st.inner.size())
+        };
+        region::memoryview(py, region, start, len)
     }
 
     /// The whole current region, which may start before and end after the
@@ -207,65 +251,76 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if the cursor is not valid.
     fn map(&self, py: Python<'_>) -> PyResult<Py<MappedView>> {
-        Py::new(py, MappedView::whole(self.region_or_err()?.clone()))
+        let region = self.state(py)?.region_or_err()?.clone();
+        Py::new(py, MappedView::whole(region))
     }
 
     /// True if the cursor holds a region it can read from.
-    fn is_valid(&self) -> bool {
-        self.inner.is_valid()
+    fn is_valid(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.state(py)?.inner.is_valid())
     }
 
     /// True if the cursor is associated with a file.
-    fn is_associated(&self) -> bool {
-        self.inner.is_associated()
+    fn is_associated(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.state(py)?.inner.is_associated())
     }
 
     /// Absolute offset of the first byte of the view (meaningful only when
     /// valid).
-    fn ofs_begin(&self) -> u64 {
-        self.inner.ofs_begin()
+    fn ofs_begin(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.state(py)?.inner.ofs_begin())
     }
 
     /// Absolute offset one past the last byte of the view.
-    fn ofs_end(&self) -> u64 {
-        self.inner.ofs_end()
+    fn ofs_end(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.state(py)?.inner.ofs_end())
     }
 
     /// Number of bytes in the view.
-    fn size(&self) -> usize {
-        self.inner.size()
+    fn size(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.state(py)?.inner.size())
     }
 
     /// The current region, or None if nothing is mapped.
-    fn region(&self) -> Option<PyMapRegion> {
-        self.inner.region().cloned().map(PyMapRegion::managed)
+    fn region(&self, py: Python<'_>) -> PyResult<Option<PyMapRegion>> {
+        Ok(self
+            .state(py)?
+            .inner
+            .region()
+            .cloned()
+            .map(PyMapRegion::managed))
     }
 
     /// True if absolute offset `ofs` lies in the cursor's view.
-    fn includes_ofs(&self, ofs: AnyInt) -> bool {
-        u64::try_from(ofs.0).is_ok_and(|v| self.inner.includes_ofs(v))
+    fn includes_ofs(&self, py: Python<'_>, ofs: AnyInt) -> PyResult<bool> {
+        let st = self.state(py)?;
+        Ok(u64::try_from(ofs.0).is_ok_and(|v| st.inner.includes_ofs(v)))
     }
 
     /// The size of the file, as read when the manager first met it.
     ///
     /// Raises `ValueError` if the cursor is associated with no file.
-    fn file_size(&self) -> PyResult<u64> {
-        self.inner.file_size().ok_or_else(errors::not_associated)
+    fn file_size(&self, py: Python<'_>) -> PyResult<u64> {
+        self.state(py)?
+            .inner
+            .file_size()
+            .ok_or_else(errors::not_associated)
     }
 
     /// The path or file descriptor the file was named with.
     ///
     /// Raises `ValueError` if the cursor is associated with no file.
     fn path_or_fd(&self, py: Python<'_>) -> PyResult<PyObject> {
-        self.associated_source(py)
+        self.state(py)?.associated_source(py)
     }
 
     /// The path the file was named with.
     ///
     /// Raises `ValueError` if it was named by a file descriptor.
     fn path(&self, py: Python<'_>) -> PyResult<PyObject> {
-        let source = self.associated_source(py)?;
-        if self.inner.fd().is_some() {
+        let st = self.state(py)?;
+        let source = st.associated_source(py)?;
+        if st.inner.fd().is_some() {
             return Err(PyValueError::new_err(
                 "Path queried although mapping was applied to a file descriptor",
             ));
@@ -278,8 +333,9 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if it was named by a path.
     fn fd(&self, py: Python<'_>) -> PyResult<PyObject> {
-        let source = self.associated_source(py)?;
-        if self.inner.path().is_some() {
+        let st = self.state(py)?;
+        let source = st.associated_source(py)?;
+        if st.inner.path().is_some() {
             return Err(PyValueError::new_err(
                 "File descriptor queried although mapping was generated from path",
             ));
@@ -288,18 +344,27 @@ impl PyCursor {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let file = match &self.source {
-            Some(s) if self.inner.is_associated() => s.bind(py).repr()?.to_string(),
-            _ => "None".to_owned(),
+        let (source, range) = {
+            let st = self.state(py)?;
+            let source = st
+                .source
+                .as_ref()
+                .filter(|_| st.inner.is_associated())
+                .map(|s| s.clone_ref(py));
+            let range = st
+                .inner
+                .is_valid()
+                .then(|| (st.inner.ofs_begin(), st.inner.ofs_end()));
+            (source, range)
         };
-        Ok(if self.inner.is_valid() {
-            format!(
-                "<WindowCursor {file} [{}, {})>",
-                self.inner.ofs_begin(),
-                self.inner.ofs_end()
-            )
-        } else {
-            format!("<WindowCursor {file} (no region)>")
+        // repr() of the path runs Python code: no borrow is held here.
+        let file = match source {
+            Some(s) => s.bind(py).repr()?.to_string(),
+            None => "None".to_owned(),
+        };
+        Ok(match range {
+            Some((begin, end)) => format!("<WindowCursor {file} [{begin}, {end})>"),
+            None => format!("<WindowCursor {file} (no region)>"),
         })
     }
 }

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Benchmark: our smmap against the reference smmap 6.0.0, side by side.
+
+Run from anywhere, with any Python 3.8+:
+
+    python3 python/bench/bench.py
+
+It prepares two virtual environments at the repository root, each in its
+own process so that the two packages named ``smmap`` never meet:
+
+- ``.venv-bench``: our package, built with ``maturin develop --release``;
+- ``.venv-ref``: ``pip install smmap==6.0.0 gitdb --no-deps`` from the package
+  registry (the pure-Python reference);
+
+then runs every workload in both (best of ``--repeat`` runs, same seeds, same
+files) and prints both times and the ratio. This is a benchmark, not a test:
+it asserts nothing about speed.
+
+Options: ``--quick`` (smaller workloads), ``--repeat N``, ``--skip-build``
+(reuse ``.venv-bench`` as it is), ``--json FILE`` (write the results).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OURS = os.path.join(ROOT, ".venv-bench")
+REF = os.path.join(ROOT, ".venv-ref")
+sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
+
+# The workloads, run inside each venv. Each function gets its parameters and
+# returns the seconds its timed loop took; set-up is not timed.
+WORKER = r'''
+import json, random, sys, time
+import smmap
+from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
+
+def getitem(path, n):
+    m = SlidingWindowMapManager()
+    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+    rnd = random.Random(1)
+    idx = [rnd.randrange(len(buf)) for _ in range(n)]
+    for i in range(0, len(buf), 4096):
+        buf[i]  # fault every page in first: page faults are not smmap's
+    t = time.perf_counter()
+    for i in idx:
+        buf[i]
+    return time.perf_counter() - t
+
+def slices(path, n, window, memory):
+    m = SlidingWindowMapManager(window_size=window, max_memory_size=memory)
+    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+    rnd = random.Random(2)
+    size = len(buf)
+    spans = []
+    for _ in range(n):
+        a = rnd.randrange(size - 4096)
+        spans.append((a, a + rnd.randrange(1, 4097)))
+    t = time.perf_counter()
+    for a, b in spans:
+        buf[a:b]
+    return time.perf_counter() - t
+
+def cursor_moves(path, n, window, memory):
+    m = SlidingWindowMapManager(window_size=window, max_memory_size=memory)
+    c = m.make_cursor(path)
+    rnd = random.Random(3)
+    size = c.file_size()
+    moves = [(rnd.randrange(size), rnd.randrange(1, 4097)) for _ in range(n)]
+    t = time.perf_counter()
+    for ofs, length in moves:
+        c.use_region(ofs, length).buffer()
+    return time.perf_counter() - t
+
+def gitdb_pack(pack, rounds):
+    from gitdb.pack import PackEntity
+    t = time.perf_counter()
+    for _ in range(rounds):
+        entity = PackEntity(pack)
+        for i in range(entity.index().size()):
+            entity.info_at_index(i)
+            entity.stream_at_index(i).read()
+        entity.close()
+    return time.perf_counter() - t
+
+args = json.loads(sys.argv[1])
+name = args.pop("workload")
+repeat = args.pop("repeat")
+best = min(globals()[name](**args) for _ in range(repeat))
+print(json.dumps({"seconds": best, "native": "smmap._smmap" in sys.modules}))
+'''
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def python_of(env):
+    return os.path.join(env, "bin", "python")
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_env(path, packages):
+    if not os.path.exists(python_of(path)):
+        log(f"creating {path}")
+        venv.EnvBuilder(with_pip=True).create(path)
+    missing = [p for p in packages if subprocess.run(
+        [python_of(path), "-m", "pip", "show", "-q", p.split("==")[0]],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0]
+    if missing:
+        run([python_of(path), "-m", "pip", "install", "-q", "--no-deps", *missing])
+
+
+def prepare(skip_build):
+    ensure_env(REF, ["smmap==6.0.0", "gitdb"])
+    ensure_env(OURS, ["maturin", "gitdb"])
+    if not skip_build:
+        log("building our smmap (release) into .venv-bench")
+        env = dict(os.environ, VIRTUAL_ENV=OURS, PATH=os.path.join(OURS, "bin") + os.pathsep + os.environ["PATH"])
+        run([os.path.join(OURS, "bin", "maturin"), "develop", "--release", "-q"], cwd=ROOT, env=env)
+
+
+def measure(env, workload, repeat, **params):
+    arg = json.dumps(dict(params, workload=workload, repeat=repeat))
+    out = subprocess.run([python_of(env), "-c", WORKER, arg], check=True, stdout=subprocess.PIPE,
+                         cwd=tempfile.gettempdir()).stdout
+    result = json.loads(out)
+    # The right package ran: the reference is pure Python, ours is native.
+    assert result["native"] == (env == OURS), (env, result)
+    return result["seconds"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller workloads")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per workload; the best counts")
+    ap.add_argument("--skip-build", action="store_true", help="reuse .venv-bench as built")
+    ap.add_argument("--json", help="also write the results to this file")
+    opts = ap.parse_args()
+    prepare(opts.skip_build)
+    scale = 10 if opts.quick else 1
+    kib = 1024
+    with tempfile.TemporaryDirectory(prefix="smmap-bench-") as tmp:
+        tiny = os.path.join(tmp, "data1.bin")  # fits the CPU caches and TLB
+        small = os.path.join(tmp, "data16.bin")
+        large = os.path.join(tmp, "data64.bin")
+        for path, mib in ((tiny, 1), (small, 16), (large, 64)):
+            with open(path, "wb") as f:
+                f.write(os.urandom(mib * kib * kib))
+        log("making a git repository (300 commits, git gc)")
+        from gitrepo import make_repo
+        pack = make_repo(os.path.join(tmp, "repo"), commits=300)
+        mib = kib * kib
+        n = 200_000 // scale
+        workloads = [
+            ("buf[i], random bytes, default manager, 1 MiB file", "getitem", ">= 10x",
+             dict(path=tiny, n=1_000_000 // scale)),
+            ("  same, 64 MiB file (bound by TLB and cache misses)", "getitem", "-",
+             dict(path=large, n=1_000_000 // scale)),
+            ("buf[a:b] <= 4 KiB, 64 KiB windows, 16 MiB limit, 16 MiB file", "slices", ">= 3x",
+             dict(path=small, n=n, window=64 * kib, memory=16 * mib)),
+            ("  same, 1 MiB limit, 64 KiB windows, 64 MiB file (kernel-bound)", "slices", "-",
+             dict(path=large, n=n // 4, window=64 * kib, memory=mib)),
+            ("use_region+buffer(), 64 KiB windows, 16 MiB limit, 16 MiB file", "cursor_moves", ">= 3x",
+             dict(path=small, n=n, window=64 * kib, memory=16 * mib)),
+            ("  same, 1 MiB limit, 64 MiB file (kernel-bound)", "cursor_moves", "-",
+             dict(path=large, n=n // 4, window=64 * kib, memory=mib)),
+            ("gitdb: read every object of a pack (300 commits)", "gitdb_pack", "faster",
+             dict(pack=pack, rounds=max(1, 3 // scale))),
+        ]
+        results = []
+        for title, name, goal, params in workloads:
+            log(f"running {name}")
+            ref = measure(REF, name, opts.repeat, **params)
+            ours = measure(OURS, name, opts.repeat, **params)
+            results.append(dict(workload=title, reference_s=ref, ours_s=ours, ratio=ref / ours, goal=goal))
+    width = max(len(r["workload"]) for r in results)
+    print(f"{'workload':<{width}}  {'smmap 6.0.0':>12}  {'ours':>10}  {'speed-up':>9}  goal")
+    for r in results:
+        print(f"{r['workload']:<{width}}  {r['reference_s']:>11.3f}s  {r['ours_s']:>9.3f}s  "
+              f"{r['ratio']:>8.1f}x  {r['goal']}")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(dict(results=results, time=time.time()), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
