@@ -1,7 +1,7 @@
 """Module containing a memory memory manager which provides a sliding window on a number of memory mapped files"""
 import os
 import sys
-from typing import Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 from ._smmap import (
     ALLOCATIONGRANULARITY,
@@ -11,11 +11,17 @@ from ._smmap import (
     is_64_bit,
 )
 
+if TYPE_CHECKING:
+    _PathOrFd = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", int]
+    _RegionListBase = List[MapRegion]
+else:
+    _RegionListBase = list
+
 __all__ = ["align_to_mmap", "is_64_bit",
            "MapWindow", "MapRegion", "MapRegionList", "ALLOCATIONGRANULARITY"]
 
 
-class MapRegionList(list):
+class MapRegionList(_RegionListBase):
     """List of MapRegion instances associating a path with a list of regions.
 
     The managers keep their own per-file region lists inside the engine; this
@@ -27,10 +33,10 @@ class MapRegionList(list):
         '_file_size'    # total size of the file we map
     )
 
-    def __new__(cls, path_or_fd: "Union[str, bytes, os.PathLike, int]") -> "MapRegionList":
+    def __new__(cls, path_or_fd: "_PathOrFd") -> "MapRegionList":
         return super().__new__(cls)
 
-    def __init__(self, path_or_fd: "Union[str, bytes, os.PathLike, int]") -> None:
+    def __init__(self, path_or_fd: "_PathOrFd") -> None:
         """Associate the list with the file at ``path_or_fd`` (a path, or an
         open file descriptor as ``int``). The file is not touched until
         ``file_size()`` is asked for."""
@@ -38,7 +44,7 @@ class MapRegionList(list):
         self._path_or_fd = path_or_fd
         self._file_size: Optional[int] = None
 
-    def path_or_fd(self) -> "Union[str, bytes, os.PathLike, int]":
+    def path_or_fd(self) -> "_PathOrFd":
         """:return: path or file descriptor we are attached to"""
         return self._path_or_fd
 
