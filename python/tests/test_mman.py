@@ -335,6 +335,19 @@ def test_region_reports_client_counts(big):
         r.increment_client_count()  # the manager counts its regions' clients
 
 
+def test_region_objects_compare_by_mapping(big):
+    path, _ = big
+    m = SlidingWindowMapManager(window_size=4 * G)
+    c = m.make_cursor(path).use_region(0, 1)
+    d = m.make_cursor(path).use_region(5, 1)
+    e = m.make_cursor(path).use_region(8 * G, 1)
+    assert c.region() == c.region() == d.region()
+    assert hash(c.region()) == hash(d.region())
+    assert c.region() != e.region()
+    assert c.region() != "region"
+    assert len({c.region(), d.region(), e.region()}) == 2
+
+
 def test_fd_cursor(manager, big, fd_of):
     path, content = big
     fd = fd_of(path)

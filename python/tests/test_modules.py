@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import smmap
+import smmap._smmap
 import smmap.buf
 import smmap.mman
 import smmap.util
@@ -81,6 +82,7 @@ def test_every_public_class_and_method_has_a_docstring():
     classes = [
         smmap.StaticWindowMapManager, smmap.SlidingWindowMapManager, smmap.WindowCursor,
         smmap.SlidingWindowMapBuffer, smmap.util.MapWindow, smmap.util.MapRegion, smmap.util.MapRegionList,
+        smmap._smmap.MappedView,
     ]
     for cls in classes:
         assert cls.__doc__, cls

@@ -345,6 +345,27 @@ impl PyMapRegion {
         self.ofs
     }
 
+    /// Two `MapRegion` objects are equal if they are handles to the same
+    /// mapping (`cursor.region() == cursor.region()`), as the reference's
+    /// identical objects are.
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let Ok(other) = other.downcast::<PyMapRegion>() else {
+            return Ok(py.NotImplemented());
+        };
+        let same = slf.is(other)
+            || match (&slf.try_borrow()?.region, &other.try_borrow()?.region) {
+                (Some(a), Some(b)) => a.same_mapping(b),
+                _ => false,
+            };
+        Ok(same.into_pyobject(py)?.to_owned().into_any().unbind())
+    }
+
+    /// A hash consistent with `==`: from the region's offset and size.
+    fn __hash__(&self) -> u64 {
+        self.ofs.rotate_left(17) ^ self.size as u64
+    }
+
     fn __repr__(&self) -> String {
         format!("MapRegion<{}, {}>", self.ofs, self.size)
     }
