@@ -87,6 +87,17 @@ def test_index_past_the_end_raises_index_error(manager, big):
     assert buf[200:300] == b""
 
 
+def test_index_like_keys(big):
+    class Index:
+        def __index__(self):
+            return 3
+
+    path, content = big
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager().make_cursor(path))
+    assert buf[Index()] == content[3]
+    assert buf[True] == content[1]
+
+
 def test_getslice_compat(big):
     path, content = big
     buf = SlidingWindowMapBuffer(SlidingWindowMapManager(window_size=G).make_cursor(path))

@@ -362,6 +362,38 @@ def test_fd_cursor(manager, big, fd_of):
     os.fstat(fd)  # the caller's descriptor is never closed
 
 
+def test_fd_closed_after_make_cursor(big, fd_of):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G)
+    fd = fd_of(path)
+    c = m.make_cursor(fd)
+    assert bytes(c.use_region(0, 4).buffer()) == content[:4]
+    os.close(fd)
+    # The mapped region still reads; a new window needs the descriptor.
+    assert bytes(c.use_region(1, 4).buffer()) == content[1:5]
+    with pytest.raises(OSError) as e:
+        c.use_region(5 * G)
+    assert e.value.errno == errno.EBADF
+
+
+def test_index_like_arguments(big):
+    class Index:
+        def __index__(self):
+            return 7
+
+    path, content = big
+    c = SlidingWindowMapManager().make_cursor(path).use_region(Index(), Index())
+    assert (c.ofs_begin(), c.size()) == (7, 7)
+    assert c.includes_ofs(Index())
+
+
+def test_huge_window_size_means_whole_files(big):
+    path, content = big
+    m = SlidingWindowMapManager(window_size=2 ** 70)
+    assert m.window_size() >= 2 ** 63
+    assert m.make_cursor(path).use_region().size() == len(content)
+
+
 def test_pathlike_and_bytes_cursor(manager, big, data_dir):
     path, content = big
     p = data_dir / "big.bin"
