@@ -343,6 +343,9 @@ impl PyCursor {
         Ok(source)
     }
 
+    /// A short description for debugging.
+
+    /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (source, range) = {
             let st = self.state(py)?;

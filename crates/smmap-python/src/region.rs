@@ -182,6 +182,9 @@ impl MappedView {
     /// Called by Python with the `view` filled by `__getbuffer__`.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
 
+    /// A short description for debugging.
+
+    /// A short description, for debugging.
     fn __repr__(&self) -> String {
         format!(
             "<MappedView of {} bytes at offset {}>",
@@ -366,6 +369,9 @@ impl PyMapRegion {
         self.ofs.rotate_left(17) ^ self.size as u64
     }
 
+    /// A short description for debugging.
+
+    /// A short description, for debugging.
     fn __repr__(&self) -> String {
         format!("MapRegion<{}, {}>", self.ofs, self.size)
     }
