@@ -333,8 +333,6 @@ impl PyBuffer {
         Ok(self.view(py)?.cursor.as_ref().map(|c| c.clone_ref(py)))
     }
 
-    /// A short description for debugging.
-
     /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let this = self.view(py)?;

@@ -343,8 +343,6 @@ impl PyCursor {
         Ok(source)
     }
 
-    /// A short description for debugging.
-
     /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (source, range) = {

@@ -219,8 +219,6 @@ impl PyStaticManager {
         py.get_type::<PyCursor>().unbind()
     }
 
-    /// A short description for debugging.
-
     /// A short description, for debugging.
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let m = &slf.get().inner;

@@ -182,8 +182,6 @@ impl MappedView {
     /// Called by Python with the `view` filled by `__getbuffer__`.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
 
-    /// A short description for debugging.
-
     /// A short description, for debugging.
     fn __repr__(&self) -> String {
         format!(
@@ -368,8 +366,6 @@ impl PyMapRegion {
     fn __hash__(&self) -> u64 {
         self.ofs.rotate_left(17) ^ self.size as u64
     }
-
-    /// A short description for debugging.
 
     /// A short description, for debugging.
     fn __repr__(&self) -> String {

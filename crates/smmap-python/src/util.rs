@@ -159,8 +159,6 @@ impl PyMapWindow {
         Ok(())
     }
 
-    /// A short description for debugging.
-
     /// A short description, for debugging.
     fn __repr__(&self) -> String {
         format!("MapWindow({}, {})", self.ofs, self.size)
