@@ -588,10 +588,11 @@ fn bench_json_has_every_field() {
             assert_eq!(keys(&r[s]), stat_keys, "{name} {s}");
             let peak = r[s]["peak_mapped_bytes"].as_u64().unwrap();
             assert!(peak > 0, "{name} {s}");
-            // Counters cover the timed reads only: the threaded and small-files
-            // runs map their first windows while they set up.
+            // Counters cover the timed reads of the best run only, which may
+            // reuse windows mapped by an earlier run (so `maps` may be 0); the
+            // first read of a new cursor always asks the manager.
+            assert!(r[s]["maps"].is_u64(), "{name} {s}");
             if matches!(name, "sequential_scan" | "random_1byte") {
-                assert!(r[s]["maps"].as_u64().unwrap() > 0, "{name} {s}");
                 assert!(r[s]["misses"].as_u64().unwrap() > 0, "{name} {s}");
             }
             // Every cursor read is a hit or a miss (the buffer reads bytes of

@@ -88,12 +88,30 @@ pub struct Run {
     pub stats: Option<RunStats>,
 }
 
-/// The large file and how the engine is configured to read it.
+/// The large file, the manager that reads it and its raw mapping. Both
+/// live as long as the benchmark, so that after the first run every method
+/// reads through mappings whose pages are already faulted in: the best run
+/// measures the read path, not page faults.
 pub struct BigFile<'a> {
     /// Its path.
     pub path: &'a Path,
-    /// A manager with the large-file limits; a fresh one per run.
-    pub manager: &'a dyn Fn() -> Manager,
+    /// The manager with the large-file limits.
+    pub manager: &'a Manager,
+    /// The whole file, mapped once.
+    pub map: &'a Mmap,
+}
+
+/// The small files, the manager that reads them, one raw mapping and one
+/// open descriptor per file, all kept from run to run.
+pub struct SmallSet<'a> {
+    /// The files.
+    pub files: &'a [SmallFile],
+    /// The manager with the small-files limits.
+    pub manager: &'a Manager,
+    /// Each file mapped whole, once.
+    pub maps: &'a [Mmap],
+    /// Each file open, for pread.
+    pub open: &'a [File],
 }
 
 /// A cursor on `path`, with an access hint for the kernel if given.
@@ -112,7 +130,8 @@ fn cursor_on(
     Ok(cursor)
 }
 
-fn map_whole(path: &Path, advice: Advice) -> anyhow::Result<Mmap> {
+/// Maps the whole file at `path`, read-only, with `advice`.
+pub fn map_whole(path: &Path, advice: Advice) -> anyhow::Result<Mmap> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: a read-only mapping of a file only this benchmark writes, and
     // it writes no file while reading.
@@ -141,12 +160,12 @@ fn cursor_sum(cursor: &mut WindowCursor, offset: u64, len: usize) -> anyhow::Res
     Ok(sum)
 }
 
-/// Times `body` with a fresh manager from `big`, returning its counters.
+/// Times `body` with the manager of `big`, returning its counters.
 fn timed_engine(
     big: &BigFile<'_>,
     body: impl FnOnce(&Manager) -> anyhow::Result<u64>,
 ) -> anyhow::Result<Run> {
-    let manager = (big.manager)();
+    let manager = big.manager;
     let before = manager.stats();
     let start = Instant::now();
     let checksum = body(&manager)?;
@@ -204,7 +223,12 @@ pub fn sequential(big: &BigFile<'_>, method: Method) -> anyhow::Result<Run> {
             }
             Ok(sum)
         }),
-        Method::Mmap => timed(|| Ok(byte_sum(&map_whole(path, Advice::Sequential)?))),
+        Method::Mmap => timed(|| {
+            let _ = big.map.advise(Advice::Sequential);
+            let sum = byte_sum(big.map);
+            let _ = big.map.advise(Advice::Normal);
+            Ok(sum)
+        }),
         Method::Pread => timed(|| {
             let file =
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -249,7 +273,7 @@ pub fn random_bytes(big: &BigFile<'_>, offsets: &[u64], method: Method) -> anyho
             Ok(h)
         }),
         Method::Mmap => timed(|| {
-            let map = map_whole(path, Advice::Normal)?;
+            let map = big.map;
             let mut h = 0u64;
             for &o in offsets {
                 h = mix(h, u64::from(map[o as usize]));
@@ -278,10 +302,10 @@ pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> a
     let n = READ as u64;
     match method {
         Method::Buffer => {
-            let m = (big.manager)();
+            let m = big.manager;
             let setup = || -> anyhow::Result<SlidingWindowMapBuffer> {
                 Ok(SlidingWindowMapBuffer::new(
-                    cursor_on(&m, path, None)?,
+                    cursor_on(m, path, None)?,
                     0,
                     u64::MAX,
                 )?)
@@ -293,11 +317,11 @@ pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> a
                 }
                 Ok(h)
             };
-            in_threads(lists, Some(&m), setup, body)
+            in_threads(lists, Some(m), setup, body)
         }
         Method::Cursor => {
-            let m = (big.manager)();
-            let setup = || cursor_on(&m, path, None);
+            let m = big.manager;
+            let setup = || cursor_on(m, path, None);
             let body = |cursor: &mut WindowCursor, offsets: &[u64]| -> anyhow::Result<u64> {
                 let mut h = 0u64;
                 for &o in offsets {
@@ -305,10 +329,10 @@ pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> a
                 }
                 Ok(h)
             };
-            in_threads(lists, Some(&m), setup, body)
+            in_threads(lists, Some(m), setup, body)
         }
         Method::Mmap => {
-            let map = map_whole(path, Advice::Normal)?;
+            let map = big.map;
             let body = |_: &mut (), offsets: &[u64]| -> anyhow::Result<u64> {
                 let mut h = 0u64;
                 for &o in offsets {
@@ -338,17 +362,15 @@ pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> a
 pub type SmallRead = (u32, u32);
 
 /// Reads [`READ`] bytes at each `(file, offset)` of each thread's list, one
-/// thread per list, all on one manager (made by `manager`) for the engine's
-/// methods. The checksum adds up the threads' checksums.
+/// thread per list, all on the set's manager for the engine's methods. The checksum adds up the threads' checksums.
 pub fn small_files(
-    files: &[SmallFile],
+    set: &SmallSet<'_>,
     reads: &[Vec<SmallRead>],
-    manager: &dyn Fn() -> Manager,
     method: Method,
 ) -> anyhow::Result<Run> {
+    let (files, m) = (set.files, set.manager);
     match method {
         Method::Buffer => {
-            let m = manager();
             let setup = || -> anyhow::Result<Vec<SlidingWindowMapBuffer>> {
                 files
                     .iter()
@@ -372,10 +394,9 @@ pub fn small_files(
                 }
                 Ok(h)
             };
-            in_threads(reads, Some(&m), setup, body)
+            in_threads(reads, Some(m), setup, body)
         }
         Method::Cursor => {
-            let m = manager();
             let setup = || -> anyhow::Result<Vec<WindowCursor>> {
                 files.iter().map(|f| Ok(m.make_cursor(&f.path)?)).collect()
             };
@@ -389,13 +410,10 @@ pub fn small_files(
                     }
                     Ok(h)
                 };
-            in_threads(reads, Some(&m), setup, body)
+            in_threads(reads, Some(m), setup, body)
         }
         Method::Mmap => {
-            let maps = files
-                .iter()
-                .map(|f| map_whole(&f.path, Advice::Normal))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let maps = set.maps;
             let body = |_: &mut (), reads: &[SmallRead]| -> anyhow::Result<u64> {
                 let mut h = 0u64;
                 for &(f, o) in reads {
@@ -407,18 +425,7 @@ pub fn small_files(
             in_threads(reads, None, || Ok(()), body)
         }
         Method::Pread => {
-            let open = files
-                .iter()
-                .map(|f| {
-                    File::open(&f.path).with_context(|| {
-                        format!(
-                            "cannot open {} for the pread baseline, which keeps all {} files open (raise `ulimit -n` or use fewer --files)",
-                            f.path.display(),
-                            files.len()
-                        )
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let open = set.open;
             let body = |block: &mut Box<[u8; READ]>, reads: &[SmallRead]| -> anyhow::Result<u64> {
                 let mut h = 0u64;
                 for &(f, o) in reads {
