@@ -168,7 +168,7 @@ fn timed_engine(
     let manager = big.manager;
     let before = manager.stats();
     let start = Instant::now();
-    let checksum = body(&manager)?;
+    let checksum = body(manager)?;
     let time = start.elapsed();
     let stats = Some(RunStats::between(&before, &manager.stats()));
     Ok(Run {
