@@ -516,3 +516,42 @@ def test_sliding_regions_are_placed_between_neighbours(big):
     for cur in (a, b, c):
         assert bytes(cur.buffer()) == content[cur.ofs_begin():cur.ofs_end()]
     m._verify_invariants()
+
+
+# ---------------------------------------------------------------- subclasses
+
+def test_subclass_with_its_own_constructor(big):
+    path, content = big
+
+    class Tight(SlidingWindowMapManager):
+        def __init__(self, name):
+            super().__init__(window_size=2 * G, max_open_handles=3)
+            self.name = name
+
+    m = Tight("pack")
+    assert m.name == "pack"
+    assert (m.window_size(), m.max_file_handles()) == (2 * G, 3)
+    assert bytes(m.make_cursor(path).use_region(G, 5).buffer()) == content[G:G + 5]
+    assert isinstance(m, SlidingWindowMapManager)
+
+
+def test_subclass_forwarding_its_arguments():
+    class Forward(StaticWindowMapManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    class Plain(SlidingWindowMapManager):
+        pass
+
+    m = Forward(0, 10 * G, max_open_handles=4)
+    assert (m.window_size(), m.max_mapped_memory_size(), m.max_file_handles()) == (0, 10 * G, 4)
+    p = Plain(window_size=G)
+    assert p.window_size() == G
+    with pytest.raises(TypeError):
+        Plain(1, 2, 3, 4)
+    with pytest.raises(TypeError):
+        Plain(bogus=1)
+    with pytest.raises(TypeError):
+        SlidingWindowMapManager(1, window_size=2)
+    with pytest.raises(ValueError):
+        Forward(max_memory_size=-1)

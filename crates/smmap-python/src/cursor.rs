@@ -120,7 +120,7 @@ impl PyCursor {
         regions: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let Some(regions) = regions.filter(|r| !r.is_none()) else {
-            let inner = smmap::WindowCursor::new(manager.as_ref().map(|m| m.get().inner.clone()));
+            let inner = smmap::WindowCursor::new(manager.as_ref().map(|m| m.get().manager(py)));
             return Ok(PyCursor::new(inner, manager.map(Bound::unbind), None));
         };
         let Some(manager) = manager else {
@@ -132,7 +132,7 @@ impl PyCursor {
         let key = crate::args::path_or_fd(&source)?;
         let inner = manager
             .get()
-            .inner
+            .manager(py)
             .make_cursor(key)
             .map_err(|e| errors::to_py(py, e, Some(&source)))?;
         Ok(PyCursor::new(

@@ -1,9 +1,12 @@
 //! `StaticWindowMapManager` and its subclass `SlidingWindowMapManager`: one
 //! shared [`smmap::Manager`] behind smmap 6.0.0's manager API.
 
-use pyo3::exceptions::{PyAssertionError, PyValueError};
+use std::cell::RefCell;
+
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyType};
+use pyo3::sync::GILProtected;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::{non_negative, AnyInt, Size};
 use crate::cursor::PyCursor;
@@ -32,10 +35,22 @@ const SYS_MAXSIZE: i128 = isize::MAX as i128;
     frozen
 )]
 pub(crate) struct PyStaticManager {
-    pub(crate) inner: smmap::Manager,
-    /// `max_open_handles` as given, returned by `max_file_handles()`.
-    max_handles: u64,
+    /// Replaced only by `__init__` (see [`PyStaticManager::reconfigure`]);
+    /// behind the GIL like the cursor's state.
+    config: GILProtected<RefCell<Config>>,
 }
+
+/// A manager and the limits it was made with.
+struct Config {
+    inner: smmap::Manager,
+    sliding: bool,
+    /// `(window_size, max_memory_size, max_open_handles)` as resolved from
+    /// the arguments; `max_open_handles` as given is `max_file_handles()`.
+    limits: (u64, u64, u64),
+}
+
+/// The parameter names, in order.
+const NAMES: [&str; 3] = ["window_size", "max_memory_size", "max_open_handles"];
 
 /// Reads the three limits, checking them as the binding promises: negative
 /// sizes are `ValueError`, and `max_open_handles` must be at least 1.
@@ -57,18 +72,106 @@ fn limits(
     Ok((window, memory, handles))
 }
 
-fn build<M: From<smmap::Manager> + std::ops::Deref<Target = smmap::Manager>>(
-    builder: smmap::ManagerBuilder<M>,
-    (window, memory, handles): (u64, u64, u64),
-) -> PyStaticManager {
-    let m: M = builder
-        .window_size(window)
-        .max_memory_size(memory)
-        .max_open_handles(usize::try_from(handles).unwrap_or(usize::MAX))
-        .build();
-    PyStaticManager {
-        inner: (*m).clone(),
-        max_handles: handles,
+/// The limits from `(window_size=default_window, max_memory_size=0,
+/// max_open_handles=sys.maxsize)` called with `args` and `kwargs`.
+fn parse(
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+    default_window: i128,
+) -> PyResult<(u64, u64, u64)> {
+    let mut vals: [Option<AnyInt>; 3] = [None; 3];
+    if args.len() > NAMES.len() {
+        return Err(PyTypeError::new_err(format!(
+            "takes at most 3 arguments ({} given)",
+            args.len()
+        )));
+    }
+    for (slot, arg) in vals.iter_mut().zip(args.iter()) {
+        *slot = Some(arg.extract()?);
+    }
+    for (key, value) in kwargs.into_iter().flatten() {
+        let name: String = key.extract()?;
+        let Some(i) = NAMES.iter().position(|n| *n == name) else {
+            return Err(PyTypeError::new_err(format!(
+                "got an unexpected keyword argument '{name}'"
+            )));
+        };
+        if vals[i].is_some() {
+            return Err(PyTypeError::new_err(format!(
+                "got multiple values for argument '{name}'"
+            )));
+        }
+        vals[i] = Some(value.extract()?);
+    }
+    limits(
+        vals[0].unwrap_or(AnyInt(default_window)),
+        vals[1].unwrap_or(AnyInt(0)),
+        vals[2].unwrap_or(AnyInt(SYS_MAXSIZE)),
+    )
+}
+
+fn build(sliding: bool, (window, memory, handles): (u64, u64, u64)) -> Config {
+    let handles_usize = usize::try_from(handles).unwrap_or(usize::MAX);
+    let inner: smmap::Manager = if sliding {
+        let b = smmap::SlidingWindowMapManager::builder();
+        b.window_size(window)
+            .max_memory_size(memory)
+            .max_open_handles(handles_usize)
+            .build()
+            .into()
+    } else {
+        let b = smmap::StaticWindowMapManager::builder();
+        b.window_size(window)
+            .max_memory_size(memory)
+            .max_open_handles(handles_usize)
+            .build()
+            .into()
+    };
+    Config {
+        inner,
+        sliding,
+        limits: (window, memory, handles),
+    }
+}
+
+impl PyStaticManager {
+    /// `__new__` of both managers. The exact classes read their arguments
+    /// here. A Python subclass may have a constructor of its own: arguments
+    /// this signature cannot read are then left to its `__init__`, which
+    /// configures the manager through `super().__init__(...)`.
+    fn construct(
+        cls: &Bound<'_, PyType>,
+        exact: bool,
+        sliding: bool,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let _ = cls;
+        let default_window = if sliding { -1 } else { 0 };
+        let limits = match parse(args, kwargs, default_window) {
+            Ok(l) => l,
+            Err(e) if exact => return Err(e),
+            Err(_) => parse(&PyTuple::empty(args.py()), None, default_window)?,
+        };
+        Ok(PyStaticManager {
+            config: GILProtected::new(RefCell::new(build(sliding, limits))),
+        })
+    }
+
+    /// The engine's manager (a cheap handle).
+    pub(crate) fn manager(&self, py: Python<'_>) -> smmap::Manager {
+        self.config.get(py).borrow().inner.clone()
+    }
+
+    /// `__init__`: makes a new engine manager if the limits differ from the
+    /// ones `__new__` used (only a subclass's `super().__init__(...)` or an
+    /// explicit call does that). Cursors made before keep the old manager.
+    fn reconfigure(&self, py: Python<'_>, limits: (u64, u64, u64)) {
+        let mut config = self.config.get(py).borrow_mut();
+        if config.limits != limits {
+            let sliding = config.sliding;
+            *config = build(sliding, limits);
+        }
     }
 }
 
@@ -76,15 +179,35 @@ fn build<M: From<smmap::Manager> + std::ops::Deref<Target = smmap::Manager>>(
 impl PyStaticManager {
     /// A manager with the given limits (see the class documentation).
     #[new]
-    #[pyo3(signature = (window_size = AnyInt(0), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
     #[pyo3(text_signature = "(window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)")]
     fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let exact = cls.is(&cls.py().get_type::<PyStaticManager>());
+        Self::construct(cls, exact, false, args, kwargs)
+    }
+
+    /// Sets the limits (see the class documentation). Construction already
+    /// did, with the same arguments; this exists so that Python subclasses
+    /// can call `super().__init__(...)`, possibly with other limits.
+    #[pyo3(name = "__init__")]
+    #[pyo3(signature = (window_size = AnyInt(0), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[pyo3(
+        text_signature = "($self, window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn init(
+        &self,
+        py: Python<'_>,
         window_size: AnyInt,
         max_memory_size: AnyInt,
         max_open_handles: AnyInt,
-    ) -> PyResult<Self> {
-        let l = limits(window_size, max_memory_size, max_open_handles)?;
-        Ok(build(smmap::StaticWindowMapManager::builder(), l))
+    ) -> PyResult<()> {
+        self.reconfigure(py, limits(window_size, max_memory_size, max_open_handles)?);
+        Ok(())
     }
 
     /// A cursor on the file named by `path_or_fd` (a path as `str`, `bytes`
@@ -102,7 +225,7 @@ impl PyStaticManager {
         let key = crate::args::path_or_fd(path_or_fd)?;
         let cursor = slf
             .get()
-            .inner
+            .manager(py)
             .make_cursor(key)
             .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
         Ok(PyCursor::new(
@@ -113,46 +236,46 @@ impl PyStaticManager {
     }
 
     /// Unmaps every region no cursor uses; returns how many.
-    fn collect(&self) -> usize {
-        self.inner.collect()
+    fn collect(&self, py: Python<'_>) -> usize {
+        self.manager(py).collect()
     }
 
     /// Unmaps least-recently-used unused regions until `size` more bytes fit
     /// under the memory limit, or every unused region if `size` is 0;
     /// returns how many.
-    fn _collect_lru_region(&self, size: Size) -> usize {
-        self.inner.collect_lru_region(size.0)
+    fn _collect_lru_region(&self, py: Python<'_>, size: Size) -> usize {
+        self.manager(py).collect_lru_region(size.0)
     }
 
     /// Number of mapped regions. Each region counts as one file handle.
-    fn num_file_handles(&self) -> usize {
-        self.inner.num_file_handles()
+    fn num_file_handles(&self, py: Python<'_>) -> usize {
+        self.manager(py).num_file_handles()
     }
 
     /// Number of files with at least one mapped region.
-    fn num_open_files(&self) -> usize {
-        self.inner.num_open_files()
+    fn num_open_files(&self, py: Python<'_>) -> usize {
+        self.manager(py).num_open_files()
     }
 
     /// The size of each window when new regions are mapped (0: unlimited).
-    fn window_size(&self) -> u64 {
-        self.inner.window_size()
+    fn window_size(&self, py: Python<'_>) -> u64 {
+        self.manager(py).window_size()
     }
 
     /// Bytes mapped now, in total.
-    fn mapped_memory_size(&self) -> u64 {
-        self.inner.mapped_memory_size()
+    fn mapped_memory_size(&self, py: Python<'_>) -> u64 {
+        self.manager(py).mapped_memory_size()
     }
 
     /// The most regions ("file handles") that may be mapped at once.
-    fn max_file_handles(&self) -> u64 {
-        self.max_handles
+    fn max_file_handles(&self, py: Python<'_>) -> u64 {
+        self.config.get(py).borrow().limits.2
     }
 
     /// The most bytes that may be mapped at once (unless every region is in
     /// use).
-    fn max_mapped_memory_size(&self) -> u64 {
-        self.inner.max_mapped_memory_size()
+    fn max_mapped_memory_size(&self, py: Python<'_>) -> u64 {
+        self.manager(py).max_mapped_memory_size()
     }
 
     /// Only does something on Windows, where files cannot be deleted while
@@ -169,7 +292,7 @@ impl PyStaticManager {
     /// 6.0.0): hits, misses, maps, evictions, current and peak mapped bytes
     /// and windows, and more.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.stats();
+        let s = self.manager(py).stats();
         let d = PyDict::new(py);
         d.set_item("hits", s.hits)?;
         d.set_item("misses", s.misses)?;
@@ -192,8 +315,8 @@ impl PyStaticManager {
 
     /// Checks the manager's internal invariants (an extension, for tests):
     /// raises `AssertionError` describing the first broken one.
-    fn _verify_invariants(&self) -> PyResult<()> {
-        self.inner
+    fn _verify_invariants(&self, py: Python<'_>) -> PyResult<()> {
+        self.manager(py)
             .verify_invariants()
             .map_err(PyAssertionError::new_err)
     }
@@ -221,13 +344,16 @@ impl PyStaticManager {
 
     /// A short description, for debugging.
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let m = &slf.get().inner;
+        let (m, handles) = {
+            let config = slf.get().config.get(slf.py()).borrow();
+            (config.inner.clone(), config.limits.2)
+        };
         Ok(format!(
             "{}(window_size={}, max_memory_size={}, max_open_handles={})",
             slf.get_type().qualname()?,
             m.window_size(),
             m.max_mapped_memory_size(),
-            slf.get().max_handles
+            handles
         ))
     }
 }
@@ -247,17 +373,36 @@ pub(crate) struct PySlidingManager;
 impl PySlidingManager {
     /// A manager with the given limits (see the class documentation).
     #[new]
-    #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
     #[pyo3(text_signature = "(window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)")]
     fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let exact = cls.is(&cls.py().get_type::<PySlidingManager>());
+        let base = PyStaticManager::construct(cls, exact, true, args, kwargs)?;
+        Ok(PyClassInitializer::from(base).add_subclass(PySlidingManager))
+    }
+
+    /// Sets the limits (see the class documentation). Construction already
+    /// did, with the same arguments; this exists so that Python subclasses
+    /// can call `super().__init__(...)`, possibly with other limits.
+    #[pyo3(name = "__init__")]
+    #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
+    #[pyo3(
+        text_signature = "($self, window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn init(
+        slf: PyRef<'_, Self>,
         window_size: AnyInt,
         max_memory_size: AnyInt,
         max_open_handles: AnyInt,
-    ) -> PyResult<PyClassInitializer<Self>> {
+    ) -> PyResult<()> {
+        let py = slf.py();
         let l = limits(window_size, max_memory_size, max_open_handles)?;
-        Ok(
-            PyClassInitializer::from(build(smmap::SlidingWindowMapManager::builder(), l))
-                .add_subclass(PySlidingManager),
-        )
+        slf.as_super().reconfigure(py, l);
+        Ok(())
     }
 }
