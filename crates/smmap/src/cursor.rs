@@ -147,28 +147,23 @@ impl WindowCursor {
         let want = self.clamp(size);
         let previous = self.take_region();
         let hits = std::mem::take(&mut self.hits);
-        let obtained = manager.with_state(|st, limits, released| {
-            st.add_hits(hits);
-            if let Some(prev) = &previous {
-                st.release(limits, idx, prev, released);
-            }
-            if offset >= fsize {
-                return Ok(None);
-            }
-            st.obtain(limits, idx, offset, want.max(1), released)
-                .map(Some)
-        });
-        drop(previous);
+        let obtained = manager.obtain(idx, offset, fsize, want.max(1), previous, hits);
         if let Some(region) = obtained? {
             if let Some(hint) = self.hint {
-                // A hint is advice: a kernel that ignores it changes nothing.
-                let _ = region.advise(hint);
+                region.advise_once(hint);
             }
             self.set_region(region);
             self.ofs = offset;
             self.len = want.min(self.rend - offset) as usize;
         }
         Ok(self)
+    }
+
+    /// Counts a read served by the current region without `use_region`
+    /// (the buffer's fast paths).
+    #[inline]
+    pub(crate) fn note_hit(&mut self) {
+        self.hits += 1;
     }
 
     fn set_region(&mut self, region: MapRegion) {
@@ -328,7 +323,7 @@ impl WindowCursor {
     pub fn set_access_hint(&mut self, hint: Option<AccessHint>) {
         self.hint = hint;
         if let (Some(hint), Some(region)) = (hint, &self.region) {
-            let _ = region.advise(hint);
+            region.advise_once(hint);
         }
     }
 

@@ -11,26 +11,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, with the file and offset it went wrong at.
 ///
 /// Errors caused by the operating system carry its [`io::Error`]
-/// ([`raw_os_error`](Self::raw_os_error) gives the errno), so that callers can
-/// tell a missing file from a full address space.
+/// ([`io_error`](Self::io_error), [`raw_os_error`](Self::raw_os_error)), so
+/// that callers can tell a missing file from a full address space. The
+/// message already includes the operating system's reason, so it is not
+/// also returned by [`std::error::Error::source`] (a chain would say it
+/// twice).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened to map it.
-    #[error("cannot open {file}: {source}")]
+    #[error("cannot open {file}: {reason}")]
     Open {
         /// The file.
         file: PathOrFd,
         /// The operating system's reason.
-        source: io::Error,
+        reason: io::Error,
     },
     /// The file's size could not be read (missing file, closed descriptor).
-    #[error("cannot stat {file}: {source}")]
+    #[error("cannot stat {file}: {reason}")]
     Stat {
         /// The file.
         file: PathOrFd,
         /// The operating system's reason.
-        source: io::Error,
+        reason: io::Error,
     },
     /// The path names a directory.
     #[error("cannot map {file}: it is a directory")]
@@ -49,7 +52,7 @@ pub enum Error {
     },
     /// The operating system refused the mapping, even after every unused
     /// window was unmapped and the mapping tried once more.
-    #[error("cannot map {len} bytes at offset {offset} of {file}: {source}")]
+    #[error("cannot map {len} bytes at offset {offset} of {file}: {reason}")]
     Map {
         /// The file.
         file: PathOrFd,
@@ -58,7 +61,7 @@ pub enum Error {
         /// Length of the window that was to be mapped.
         len: u64,
         /// The operating system's reason.
-        source: io::Error,
+        reason: io::Error,
     },
     /// Every one of `limit` mapped windows is in use, so no new window can be
     /// mapped without exceeding `max_open_handles`.
@@ -118,10 +121,20 @@ impl Error {
     /// The operating system's error number, when the operating system refused.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Open { source, .. } | Error::Stat { source, .. } | Error::Map { source, .. } => {
-                source.raw_os_error()
+            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
+                reason.raw_os_error()
             }
             Error::IsADirectory { .. } => Some(libc::EISDIR),
+            _ => None,
+        }
+    }
+
+    /// The operating system's error, when the operating system refused.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
+                Some(reason)
+            }
             _ => None,
         }
     }
@@ -156,8 +169,8 @@ impl Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
-            Error::Open { source, .. } | Error::Stat { source, .. } | Error::Map { source, .. } => {
-                source.kind()
+            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
+                reason.kind()
             }
             Error::IsADirectory { .. } => io::ErrorKind::IsADirectory,
             Error::OutOfRange { .. } | Error::FileShrunk { .. } => io::ErrorKind::UnexpectedEof,
@@ -192,7 +205,7 @@ mod tests {
             file: PathOrFd::Fd(7),
             offset: 4096,
             len: 8192,
-            source: io::Error::from_raw_os_error(libc::ENOMEM),
+            reason: io::Error::from_raw_os_error(libc::ENOMEM),
         };
         assert!(e.to_string().contains("file descriptor 7"));
         assert!(e.to_string().contains("offset 4096"));

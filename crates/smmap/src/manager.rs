@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::cursor::WindowCursor;
 use crate::error::Result;
+use crate::region::MapRegion;
 use crate::source::PathOrFd;
 use crate::state::{FileKey, Kind, Limits, Released, State};
 use crate::stats::Stats;
@@ -103,6 +104,53 @@ impl Manager {
         let out = f(&mut self.lock(), self.limits(), &mut released);
         drop(released);
         out
+    }
+
+    /// The miss path of a cursor on file `idx`: releases `previous`, then
+    /// finds or maps a region holding `offset` (`None` at or past the end).
+    /// Mapping happens without the lock (see `State::begin_obtain`).
+    pub(crate) fn obtain(
+        &self,
+        idx: usize,
+        offset: u64,
+        file_size: u64,
+        want: u64,
+        previous: Option<MapRegion>,
+        hits: u64,
+    ) -> Result<Option<MapRegion>> {
+        use crate::state::{Finish, Obtain};
+        let mut retried = false;
+        let mut first = Some((previous, hits));
+        loop {
+            let step = self.with_state(|st, limits, released| {
+                if let Some((previous, hits)) = first.take() {
+                    st.add_hits(hits);
+                    if let Some(prev) = &previous {
+                        st.release(limits, idx, prev, released);
+                    }
+                    if offset >= file_size {
+                        return Ok(None);
+                    }
+                    st.count_miss();
+                }
+                st.begin_obtain(limits, idx, offset, want, released)
+                    .map(Some)
+            })?;
+            let reservation = match step {
+                None => return Ok(None),
+                Some(Obtain::Found(region)) => return Ok(Some(region)),
+                Some(Obtain::Map(reservation)) => reservation,
+            };
+            let mapped = reservation.map();
+            let finish = self.with_state(|st, limits, released| {
+                st.finish_obtain(limits, &reservation, mapped, retried, released)
+            })?;
+            match finish {
+                Finish::Done(region) => return Ok(Some(region)),
+                Finish::Retry => retried = true,
+                Finish::Again => {}
+            }
+        }
     }
 
     /// A cursor on the file at `path`, or on a file given as [`PathOrFd`].

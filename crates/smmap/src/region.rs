@@ -47,6 +47,9 @@ struct Inner {
     map: Mmap,
     ofs: u64,
     clients: AtomicUsize,
+    /// The last hint given to the kernel (0: none), so that cursors moving
+    /// back and forth between regions do not repeat the system call.
+    advice: std::sync::atomic::AtomicU8,
 }
 
 impl MapRegion {
@@ -81,11 +84,11 @@ impl MapRegion {
                 granularity,
             });
         }
-        let map_err = |source| Error::Map {
+        let map_err = |reason| Error::Map {
             file: file.clone(),
             offset: ofs,
             len,
-            source,
+            reason,
         };
         let too_large = || map_err(std::io::Error::from_raw_os_error(libc::ENOMEM));
         let ulen = usize::try_from(len).map_err(|_| too_large())?;
@@ -108,6 +111,7 @@ impl MapRegion {
                     map,
                     ofs,
                     clients: AtomicUsize::new(1),
+                    advice: std::sync::atomic::AtomicU8::new(0),
                 }),
             }),
             Ok(Err(actual)) => Err(Error::FileShrunk {
@@ -160,6 +164,15 @@ impl MapRegion {
     /// Passes an access-pattern hint for the whole region to the kernel.
     pub fn advise(&self, hint: crate::AccessHint) -> std::io::Result<()> {
         self.inner.map.advise(hint.into())
+    }
+
+    /// Passes `hint` to the kernel unless it was the last hint given for this
+    /// region. A hint is advice: a kernel that refuses it changes nothing.
+    pub(crate) fn advise_once(&self, hint: crate::AccessHint) {
+        let code = hint as u8 + 1;
+        if self.inner.advice.swap(code, Ordering::Relaxed) != code {
+            let _ = self.advise(hint);
+        }
     }
 
     /// True if both handles share one mapping.

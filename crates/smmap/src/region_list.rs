@@ -128,6 +128,14 @@ impl MapRegionList {
         )
     }
 
+    /// True if a region overlaps `[start, end)`.
+    pub(crate) fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.regions
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, s)| s.region.ofs_end() > start)
+    }
+
     pub(crate) fn insert(&mut self, region: MapRegion) {
         let start = region.ofs_begin();
         debug_assert!(self

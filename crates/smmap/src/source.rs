@@ -51,9 +51,9 @@ impl PathOrFd {
             PathOrFd::Path(p) => std::fs::metadata(p),
             PathOrFd::Fd(fd) => self.with_fd(*fd, |f| f.metadata()),
         }
-        .map_err(|source| Error::Stat {
+        .map_err(|reason| Error::Stat {
             file: self.clone(),
-            source,
+            reason,
         })?;
         let kind = meta.file_type();
         if kind.is_dir() {
@@ -76,9 +76,9 @@ impl PathOrFd {
     ) -> Result<std::io::Result<T>> {
         match self {
             PathOrFd::Path(p) => {
-                let file = File::open(p).map_err(|source| Error::Open {
+                let file = File::open(p).map_err(|reason| Error::Open {
                     file: self.clone(),
-                    source,
+                    reason,
                 })?;
                 Ok(f(&file))
             }

@@ -72,7 +72,50 @@ pub(crate) struct State {
     clock: u64,
     memory: u64,
     handles: usize,
+    /// Bytes and handles of windows being mapped without the lock.
+    reserved_memory: u64,
+    reserved_handles: usize,
     stats: Stats,
+}
+
+/// What the first half of the miss path found.
+pub(crate) enum Obtain {
+    /// A mapped region holds the offset; one more client is counted on it.
+    Found(MapRegion),
+    /// A window to map without the lock; its room is reserved.
+    Map(Reservation),
+}
+
+/// A window being mapped without the lock.
+pub(crate) struct Reservation {
+    idx: usize,
+    offset: u64,
+    pub(crate) window: MapWindow,
+    pub(crate) source: Arc<PathOrFd>,
+    pub(crate) file_size: u64,
+}
+
+impl Reservation {
+    /// Maps the window (the part of the miss path done without the lock).
+    pub(crate) fn map(&self) -> Result<MapRegion> {
+        MapRegion::map(
+            &self.source,
+            self.window.ofs,
+            self.window.size,
+            self.file_size,
+        )
+    }
+}
+
+/// What the second half of the miss path concluded.
+pub(crate) enum Finish {
+    /// The region holding the offset, with one more client counted on it.
+    Done(MapRegion),
+    /// The mapping was refused for lack of a resource; every unused region
+    /// was unmapped: map once more.
+    Retry,
+    /// Another thread's region took part of the window: start again.
+    Again,
 }
 
 /// Regions removed from the manager, to be dropped (unmapped) after the lock
@@ -168,8 +211,10 @@ impl State {
                 slot.lru = Some(stamp);
                 self.lru.insert(stamp, (idx, start));
             }
-            if self.memory > limits.max_memory_size {
-                let n = self.evict_while(released, |st| st.memory > limits.max_memory_size);
+            if self.committed_memory() > limits.max_memory_size {
+                let n = self.evict_while(released, |st| {
+                    st.committed_memory() > limits.max_memory_size
+                });
                 self.stats.evictions += n as u64;
             }
         }
@@ -186,27 +231,98 @@ impl State {
         }
     }
 
-    /// The miss path: a region of file `idx` holding `offset`, mapping one if
-    /// needed, with one more client counted on it. `want` is the number of
-    /// bytes the cursor would like from `offset` (already clamped to the
-    /// window size and at least 1).
-    pub(crate) fn obtain(
+    /// The first half of the miss path: the region of file `idx` holding
+    /// `offset` if one is mapped (with one more client counted on it), or
+    /// else the window to map for it, with room made within the limits and
+    /// its bytes and handle reserved so that no other thread takes them while
+    /// it is mapped without the lock. `want` is the number of bytes the
+    /// cursor would like from `offset` (clamped to the window size, >= 1).
+    pub(crate) fn begin_obtain(
         &mut self,
         limits: &Limits,
         idx: usize,
         offset: u64,
         want: u64,
         released: &mut Released,
-    ) -> Result<MapRegion> {
-        self.stats.misses += 1;
+    ) -> Result<Obtain> {
         if let Some((_, slot)) = self.file(idx).slot_at(offset) {
             let region = slot.region.clone();
             self.acquire(idx, &region);
             self.stats.reuses += 1;
-            return Ok(region);
+            return Ok(Obtain::Found(region));
         }
         let window = self.place(limits, idx, offset, want);
-        let region = self.map_new(limits, idx, offset, window, released)?;
+        let n = self.evict_while(released, |st| {
+            st.committed_memory().saturating_add(window.size) > limits.max_memory_size
+                || st.committed_handles() >= limits.max_open_handles
+        });
+        self.stats.evictions += n as u64;
+        let list = self.file(idx);
+        if self.committed_handles() >= limits.max_open_handles {
+            return Err(Error::HandleLimit {
+                file: list.path_or_fd().clone(),
+                offset,
+                limit: limits.max_open_handles,
+            });
+        }
+        let reservation = Reservation {
+            idx,
+            offset,
+            window,
+            source: list.source().clone(),
+            file_size: list.file_size(),
+        };
+        self.reserved_memory += window.size;
+        self.reserved_handles += 1;
+        Ok(Obtain::Map(reservation))
+    }
+
+    /// The second half of the miss path, after `mapped` was mapped without
+    /// the lock: gives the reservation back and inserts the region, unless
+    /// another thread mapped an overlapping one meanwhile (then that one is
+    /// used, or the caller starts again). A refusal for lack of a resource
+    /// unmaps every unused region and asks the caller to try once more.
+    pub(crate) fn finish_obtain(
+        &mut self,
+        limits: &Limits,
+        reservation: &Reservation,
+        mapped: Result<MapRegion>,
+        retried: bool,
+        released: &mut Released,
+    ) -> Result<Finish> {
+        let (idx, offset) = (reservation.idx, reservation.offset);
+        self.reserved_memory -= reservation.window.size;
+        self.reserved_handles -= 1;
+        let region = match mapped {
+            Ok(region) => region,
+            Err(e) if e.is_exhaustion() && !retried => {
+                self.stats.map_failures += 1;
+                self.stats.retries += 1;
+                self.stats.evictions += self.evict_while(released, |_| true) as u64;
+                return Ok(Finish::Retry);
+            }
+            Err(e) => {
+                self.stats.map_failures += 1;
+                return Err(e);
+            }
+        };
+        if self
+            .file(idx)
+            .overlaps(region.ofs_begin(), region.ofs_end())
+        {
+            // Another thread placed a region here while we mapped.
+            self.stats.discarded += 1;
+            released.push(region);
+            return Ok(match self.file(idx).slot_at(offset) {
+                Some((_, slot)) => {
+                    let region = slot.region.clone();
+                    self.acquire(idx, &region);
+                    self.stats.reuses += 1;
+                    Finish::Done(region)
+                }
+                None => Finish::Again,
+            });
+        }
         // The manager's client is the one the region was created with; the
         // cursor is the second.
         region.add_clients(1);
@@ -215,7 +331,19 @@ impl State {
         self.memory += region.size() as u64;
         self.stats.maps += 1;
         self.note_peaks(limits);
-        Ok(region)
+        Ok(Finish::Done(region))
+    }
+
+    pub(crate) fn count_miss(&mut self) {
+        self.stats.misses += 1;
+    }
+
+    fn committed_memory(&self) -> u64 {
+        self.memory + self.reserved_memory
+    }
+
+    fn committed_handles(&self) -> usize {
+        self.handles + self.reserved_handles
     }
 
     /// Where the new region for `offset` goes: from `offset`, grown towards
@@ -240,52 +368,6 @@ impl State {
             "{mid:?} misses {offset}"
         );
         mid
-    }
-
-    /// Makes room for `window` within the limits, then maps it; when the
-    /// operating system refuses for lack of a resource, unmaps every unused
-    /// region and tries exactly once more.
-    fn map_new(
-        &mut self,
-        limits: &Limits,
-        idx: usize,
-        offset: u64,
-        window: MapWindow,
-        released: &mut Released,
-    ) -> Result<MapRegion> {
-        let max_memory = limits.max_memory_size;
-        let n = self.evict_while(released, |st| {
-            st.memory.saturating_add(window.size) > max_memory
-                || st.handles >= limits.max_open_handles
-        });
-        self.stats.evictions += n as u64;
-        let list = self.file(idx);
-        if self.handles >= limits.max_open_handles {
-            return Err(Error::HandleLimit {
-                file: list.path_or_fd().clone(),
-                offset,
-                limit: limits.max_open_handles,
-            });
-        }
-        let (source, size) = (list.source().clone(), list.file_size());
-        match MapRegion::map(&source, window.ofs, window.size, size) {
-            Ok(region) => Ok(region),
-            Err(e) if e.is_exhaustion() => {
-                self.stats.map_failures += 1;
-                self.stats.retries += 1;
-                // Unmap now, not after the lock is released: the retry needs
-                // the address space and map count back.
-                self.stats.evictions += self.evict_while(released, |_| true) as u64;
-                released.clear();
-                MapRegion::map(&source, window.ofs, window.size, size).inspect_err(|_| {
-                    self.stats.map_failures += 1;
-                })
-            }
-            Err(e) => {
-                self.stats.map_failures += 1;
-                Err(e)
-            }
-        }
     }
 
     /// Evicts least-recently-used unused regions while `more` holds and there
@@ -330,7 +412,7 @@ impl State {
         released: &mut Released,
     ) -> usize {
         let n = self.evict_while(released, |st| {
-            size == 0 || st.memory.saturating_add(size) > max_memory
+            size == 0 || st.committed_memory().saturating_add(size) > max_memory
         });
         self.stats.collected += n as u64;
         n
@@ -430,7 +512,7 @@ impl State {
                 self.memory, self.handles
             ));
         }
-        if handles > limits.max_open_handles {
+        if handles + self.reserved_handles > limits.max_open_handles {
             return Err(format!(
                 "{handles} regions exceed max_open_handles {}",
                 limits.max_open_handles

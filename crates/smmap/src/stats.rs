@@ -24,6 +24,9 @@ pub struct Stats {
     /// Times every unused region was unmapped so that a refused mapping
     /// could be tried again.
     pub retries: u64,
+    /// Windows mapped without the lock and then discarded because another
+    /// thread had mapped an overlapping region of the file meanwhile.
+    pub discarded: u64,
     /// Regions unmapped to stay within the limits or to retry a mapping.
     pub evictions: u64,
     /// Regions unmapped by `collect`.

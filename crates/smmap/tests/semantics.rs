@@ -456,3 +456,38 @@ fn a_recycled_descriptor_number_is_a_new_file() {
     assert_eq!(m.num_file_handles(), 2);
     m.verify_invariants().unwrap();
 }
+
+#[test]
+fn buffer_reads_count_as_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "f", 11, 4 * g());
+    let m = SlidingWindowMapManager::new();
+    let mut buf =
+        smmap::SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    for i in 0..10 {
+        buf.get(i).unwrap();
+    }
+    buf.read_at(100, &mut [0; 16]).unwrap();
+    drop(buf);
+    let s = m.stats();
+    assert_eq!((s.misses, s.maps), (1, 1));
+    assert_eq!(s.hits, 11, "{s:?}");
+}
+
+#[test]
+fn the_os_reason_is_said_once() {
+    use std::error::Error as _;
+    let m = SlidingWindowMapManager::new();
+    let e = m.make_cursor("/nonexistent/smmap-test").unwrap_err();
+    assert!(
+        e.source().is_none(),
+        "the reason is in the message, not also the source"
+    );
+    assert_eq!(
+        e.io_error().map(|io| io.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+    let text = e.to_string();
+    assert_eq!(text.matches("No such file").count(), 1, "{text}");
+    assert!(text.contains("/nonexistent/smmap-test"), "{text}");
+}

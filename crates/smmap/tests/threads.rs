@@ -152,3 +152,48 @@ fn cursors_and_buffers_move_between_threads() {
     is_send_sync::<SlidingWindowMapBuffer>();
     is_send_sync::<smmap::MapRegion>();
 }
+
+/// Threads missing on the same offsets at the same moment map their windows
+/// without the lock; all but one discard theirs and use the winner's.
+#[test]
+fn racing_misses_share_one_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 3, 64 * g());
+    let bytes = Arc::new(bytes);
+    let m = SlidingWindowMapManager::builder()
+        .window_size(4 * g())
+        .build();
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let mut rounds = 0;
+    while m.stats().discarded == 0 && rounds < 5000 {
+        rounds += 1;
+        m.collect();
+        let ofs = (rounds % 60) * g() + 17;
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let (m, b, bytes, path) = (
+                    m.manager().clone(),
+                    barrier.clone(),
+                    bytes.clone(),
+                    path.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut c = m.make_cursor(&path).unwrap();
+                    b.wait();
+                    c.use_region(ofs, 0).unwrap();
+                    assert_eq!(c.buffer()[0], bytes[ofs as usize]);
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        m.verify_invariants().unwrap();
+    }
+    let s = m.stats();
+    assert!(s.discarded > 0, "no race in {rounds} rounds: {s:?}");
+    eprintln!(
+        "racing misses: {} discarded after {rounds} rounds",
+        s.discarded
+    );
+}

@@ -159,6 +159,7 @@ impl SlidingWindowMapBuffer {
     pub fn get(&mut self, i: u64) -> Result<u8> {
         if i < self.len {
             if let Some(b) = self.cursor.byte_at(self.offset + i) {
+                self.cursor.note_hit();
                 return Ok(b);
             }
         }
@@ -177,7 +178,9 @@ impl SlidingWindowMapBuffer {
             return Err(self.out_of_range(i));
         }
         let abs = self.offset + i;
-        if !self.cursor.region_range().contains(&abs) {
+        if self.cursor.region_range().contains(&abs) {
+            self.cursor.note_hit();
+        } else {
             self.cursor.use_region(abs, 0)?;
         }
         let end = self.len - i;
@@ -203,6 +206,7 @@ impl SlidingWindowMapBuffer {
         if let Some(tail) = self.cursor.region_tail(self.offset + i) {
             if tail.len() >= want {
                 out[..want].copy_from_slice(&tail[..want]);
+                self.cursor.note_hit();
                 return Ok(want);
             }
         }
