@@ -122,3 +122,50 @@ def test_align_to_mmap_bad_types():
         align_to_mmap("1", True)
     with pytest.raises(TypeError):
         align_to_mmap(1.5, True)
+
+
+def test_subclasses_with_constructors_of_their_own(big):
+    # The reference's classes are plain Python classes; subclasses calling
+    # super().__init__(...) from a constructor of their own keep working.
+    from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor
+    from smmap.util import MapRegion, MapWindow, MapRegionList
+
+    path, content = big
+    mman = SlidingWindowMapManager()
+
+    class Buf(SlidingWindowMapBuffer):
+        def __init__(self, name):
+            super().__init__(mman.make_cursor(name), 10)
+            self.name = name
+
+    b = Buf(path)
+    assert (b.name, len(b), b[0]) == (path, len(content) - 10, content[10])
+
+    class Cur(WindowCursor):
+        def __init__(self, name):
+            super().__init__(mman, MapRegionList(name))
+
+    c = Cur(path)
+    assert c.is_associated() and bytes(c.use_region(1, 3).buffer()) == content[1:4]
+
+    class Reg(MapRegion):
+        def __init__(self, name):
+            super().__init__(name, 0, 100)
+
+    r = Reg(path)
+    assert r.size() == 100 and r.map()[:] == content[:100]
+
+    class Win(MapWindow):
+        def __init__(self, ofs):
+            super().__init__(ofs, 7)
+
+    w = Win(3)
+    assert (w.ofs, w.size) == (3, 7)
+
+    class Plain(SlidingWindowMapBuffer):
+        pass
+
+    p = Plain(mman.make_cursor(path), offset=5)
+    assert p[0] == content[5]
+    with pytest.raises(ValueError):
+        Plain(mman.make_cursor(path), offset=len(content))

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyString, PyTuple};
 
 /// A Python integer as `i128`: exact within `i64`, saturated beyond it.
 /// Anything that is not an integer (no `__index__`) is a `TypeError`.
@@ -126,4 +126,55 @@ pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
         return Err(PyValueError::new_err("embedded null byte in path"));
     }
     Ok(smmap::PathOrFd::Path(path))
+}
+
+/// Binds `args` and `kwargs` to the parameters `names`, as a Python signature
+/// would: each parameter's value if it was given. `TypeError` (naming
+/// `what`) for too many positional arguments, an unknown keyword, or a
+/// parameter given twice.
+///
+/// Used by the constructors, which take `*args, **kwargs` so that Python
+/// subclasses may have signatures of their own.
+pub(crate) fn bind<'py, const N: usize>(
+    what: &str,
+    names: [&str; N],
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<[Option<Bound<'py, PyAny>>; N]> {
+    let mut vals: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
+    if args.len() > N {
+        return Err(PyTypeError::new_err(format!(
+            "{what} takes at most {N} arguments ({} given)",
+            args.len()
+        )));
+    }
+    for (slot, arg) in vals.iter_mut().zip(args.iter()) {
+        *slot = Some(arg);
+    }
+    for (key, value) in kwargs.into_iter().flatten() {
+        let name: String = key.extract()?;
+        let Some(i) = names.iter().position(|n| *n == name) else {
+            return Err(PyTypeError::new_err(format!(
+                "{what} got an unexpected keyword argument '{name}'"
+            )));
+        };
+        if vals[i].is_some() {
+            return Err(PyTypeError::new_err(format!(
+                "{what} got multiple values for argument '{name}'"
+            )));
+        }
+        vals[i] = Some(value);
+    }
+    Ok(vals)
+}
+
+/// Extracts an optional bound argument, or gives `default`.
+pub(crate) fn arg_or<'py, T: FromPyObject<'py>>(
+    value: Option<Bound<'py, PyAny>>,
+    default: T,
+) -> PyResult<T> {
+    match value {
+        Some(v) => v.extract(),
+        None => Ok(default),
+    }
 }

@@ -12,11 +12,14 @@ use std::cell::{Ref, RefCell, RefMut};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
-use pyo3::types::{PyBytes, PyInt, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple, PyType};
 
-use crate::args::{AnyInt, Offset, Size};
+use crate::args::{arg_or, bind, AnyInt, Offset, Size};
 use crate::cursor::{CursorState, PyCursor};
 use crate::region::index_arg;
+
+/// The constructor's parameters.
+const NAMES: [&str; 4] = ["cursor", "offset", "size", "flags"];
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
 const SYS_MAXSIZE: u64 = isize::MAX as u64;
@@ -193,15 +196,15 @@ impl PyBuffer {
     /// used (offset at or past the end of the file, cursor without a file) or
     /// the offset or size is negative.
     #[new]
-    #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
     #[pyo3(text_signature = "(cursor=None, offset=0, size=sys.maxsize, flags=0)")]
     fn new(
-        py: Python<'_>,
-        cursor: Option<Bound<'_, PyCursor>>,
-        offset: Offset,
-        size: Size,
-        flags: i32,
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let py = cls.py();
         let buf = PyBuffer {
             state: GILProtected::new(RefCell::new(BufState {
                 cursor: None,
@@ -209,14 +212,44 @@ impl PyBuffer {
                 len: 0,
             })),
         };
+        // A Python subclass may have a constructor of its own; its
+        // `__init__` (or ours, inherited) sets the buffer up.
+        if cls.is(&py.get_type::<PyBuffer>()) {
+            let [cursor, offset, size, flags] =
+                bind("SlidingWindowMapBuffer()", NAMES, args, kwargs)?;
+            buf.init(
+                py,
+                arg_or(cursor, None)?,
+                arg_or(offset, Offset(0))?,
+                arg_or(size, Size(SYS_MAXSIZE))?,
+                arg_or(flags, 0)?,
+            )?;
+        }
+        Ok(buf)
+    }
+
+    /// Sets the buffer up (see the class documentation). Construction
+    /// already did, with the same arguments; this exists so that Python
+    /// subclasses can call `super().__init__(...)`.
+    #[pyo3(name = "__init__")]
+    #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
+    #[pyo3(text_signature = "($self, cursor=None, offset=0, size=sys.maxsize, flags=0)")]
+    fn init(
+        &self,
+        py: Python<'_>,
+        cursor: Option<Bound<'_, PyCursor>>,
+        offset: Offset,
+        size: Size,
+        flags: i32,
+    ) -> PyResult<()> {
         if let Some(c) = cursor {
-            if !buf.begin_access(py, Some(c), offset, size, flags)? {
+            if !self.begin_access(py, Some(c), offset, size, flags)? {
                 return Err(PyValueError::new_err(
                     "Failed to allocate the buffer - probably the given offset is out of bounds",
                 ));
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Returns the buffer itself.

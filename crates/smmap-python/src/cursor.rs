@@ -11,9 +11,9 @@ use std::cell::{RefCell, RefMut};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
-use pyo3::types::PyMemoryView;
+use pyo3::types::{PyDict, PyMemoryView, PyTuple, PyType};
 
-use crate::args::{AnyInt, Offset, Size};
+use crate::args::{arg_or, bind, AnyInt, Offset, Size};
 use crate::errors;
 use crate::manager::PyStaticManager;
 use crate::region::{self, MappedView, PyMapRegion};
@@ -73,6 +73,39 @@ impl PyCursor {
 }
 
 impl CursorState {
+    /// The state of `WindowCursor(manager, regions)`.
+    fn made(
+        py: Python<'_>,
+        manager: Option<Bound<'_, PyStaticManager>>,
+        regions: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let Some(regions) = regions.filter(|r| !r.is_none()) else {
+            let inner = smmap::WindowCursor::new(manager.as_ref().map(|m| m.get().manager(py)));
+            return Ok(CursorState {
+                inner,
+                manager: manager.map(Bound::unbind),
+                source: None,
+            });
+        };
+        let Some(manager) = manager else {
+            return Err(PyValueError::new_err(
+                "a cursor with regions needs a manager",
+            ));
+        };
+        let source = regions.call_method0("path_or_fd")?;
+        let key = crate::args::path_or_fd(&source)?;
+        let inner = manager
+            .get()
+            .manager(py)
+            .make_cursor(key)
+            .map_err(|e| errors::to_py(py, e, Some(&source)))?;
+        Ok(CursorState {
+            inner,
+            manager: Some(manager.unbind()),
+            source: Some(source.unbind()),
+        })
+    }
+
     /// The Python exception for an engine error on this cursor's file.
     pub(crate) fn error(&self, py: Python<'_>, e: smmap::Error) -> PyErr {
         errors::to_py(py, e, self.source.as_ref().map(|s| s.bind(py)))
@@ -113,33 +146,44 @@ impl PyCursor {
     /// A cursor of `manager`, associated with no file; or, with `regions` (a
     /// `MapRegionList`), associated with the file it names.
     #[new]
-    #[pyo3(signature = (manager = None, regions = None))]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
+    #[pyo3(text_signature = "(manager=None, regions=None)")]
     fn py_new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let py = cls.py();
+        // A Python subclass may have a constructor of its own; its
+        // `__init__` (or ours, inherited) associates the cursor.
+        if !cls.is(&py.get_type::<PyCursor>()) {
+            return Ok(PyCursor::new(smmap::WindowCursor::new(None), None, None));
+        }
+        let [manager, regions] = bind("WindowCursor()", ["manager", "regions"], args, kwargs)?;
+        Ok(PyCursor::from_state(CursorState::made(
+            py,
+            arg_or(manager, None)?,
+            regions,
+        )?))
+    }
+
+    /// Associates the cursor (see `WindowCursor(manager, regions)`).
+    /// Construction already did, with the same arguments; this exists so
+    /// that Python subclasses can call `super().__init__(...)`.
+    #[pyo3(name = "__init__")]
+    #[pyo3(signature = (manager = None, regions = None))]
+    #[pyo3(text_signature = "($self, manager=None, regions=None)")]
+    fn init(
+        &self,
         py: Python<'_>,
         manager: Option<Bound<'_, PyStaticManager>>,
-        regions: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let Some(regions) = regions.filter(|r| !r.is_none()) else {
-            let inner = smmap::WindowCursor::new(manager.as_ref().map(|m| m.get().manager(py)));
-            return Ok(PyCursor::new(inner, manager.map(Bound::unbind), None));
-        };
-        let Some(manager) = manager else {
-            return Err(PyValueError::new_err(
-                "a cursor with regions needs a manager",
-            ));
-        };
-        let source = regions.call_method0("path_or_fd")?;
-        let key = crate::args::path_or_fd(&source)?;
-        let inner = manager
-            .get()
-            .manager(py)
-            .make_cursor(key)
-            .map_err(|e| errors::to_py(py, e, Some(&source)))?;
-        Ok(PyCursor::new(
-            inner,
-            Some(manager.unbind()),
-            Some(source.unbind()),
-        ))
+        regions: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let state = CursorState::made(py, manager, regions)?;
+        let old = std::mem::replace(&mut *self.state(py)?, state);
+        drop(old);
+        Ok(())
     }
 
     /// Returns the cursor itself.

@@ -3,12 +3,12 @@
 
 use std::cell::RefCell;
 
-use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use crate::args::{non_negative, AnyInt, Size};
+use crate::args::{arg_or, bind, non_negative, AnyInt, Size};
 use crate::cursor::PyCursor;
 use crate::errors;
 use crate::region::PyMapRegion;
@@ -79,34 +79,11 @@ fn parse(
     kwargs: Option<&Bound<'_, PyDict>>,
     default_window: i128,
 ) -> PyResult<(u64, u64, u64)> {
-    let mut vals: [Option<AnyInt>; 3] = [None; 3];
-    if args.len() > NAMES.len() {
-        return Err(PyTypeError::new_err(format!(
-            "takes at most 3 arguments ({} given)",
-            args.len()
-        )));
-    }
-    for (slot, arg) in vals.iter_mut().zip(args.iter()) {
-        *slot = Some(arg.extract()?);
-    }
-    for (key, value) in kwargs.into_iter().flatten() {
-        let name: String = key.extract()?;
-        let Some(i) = NAMES.iter().position(|n| *n == name) else {
-            return Err(PyTypeError::new_err(format!(
-                "got an unexpected keyword argument '{name}'"
-            )));
-        };
-        if vals[i].is_some() {
-            return Err(PyTypeError::new_err(format!(
-                "got multiple values for argument '{name}'"
-            )));
-        }
-        vals[i] = Some(value.extract()?);
-    }
+    let [w, m, h] = bind("the manager", NAMES, args, kwargs)?;
     limits(
-        vals[0].unwrap_or(AnyInt(default_window)),
-        vals[1].unwrap_or(AnyInt(0)),
-        vals[2].unwrap_or(AnyInt(SYS_MAXSIZE)),
+        arg_or(w, AnyInt(default_window))?,
+        arg_or(m, AnyInt(0))?,
+        arg_or(h, AnyInt(SYS_MAXSIZE))?,
     )
 }
 

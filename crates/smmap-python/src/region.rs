@@ -10,9 +10,9 @@ use std::os::raw::{c_int, c_void};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyMemoryView, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyMemoryView, PySlice, PyTuple, PyType};
 
-use crate::args::{AnyInt, Offset, Size};
+use crate::args::{arg_or, bind, AnyInt, Offset, Size};
 use crate::errors;
 
 /// A read-only view of mapped bytes of a file, as `mmap.mmap` offers them for
@@ -210,6 +210,25 @@ pub(crate) struct PyMapRegion {
 }
 
 impl PyMapRegion {
+    /// `MapRegion(path_or_fd, ofs, size)`: a standalone region.
+    fn mapping(
+        py: Python<'_>,
+        path_or_fd: &Bound<'_, PyAny>,
+        ofs: Offset,
+        size: Size,
+    ) -> PyResult<Self> {
+        let key = crate::args::path_or_fd(path_or_fd)?;
+        let size = if size.0 == 0 { u64::MAX } else { size.0 };
+        let region = smmap::MapRegion::new(key, ofs.0, size)
+            .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
+        Ok(PyMapRegion {
+            ofs: region.ofs_begin(),
+            size: region.size(),
+            region: Some(region),
+            own_clients: Some(1),
+        })
+    }
+
     /// A handle to a region the manager tracks.
     pub(crate) fn managed(region: smmap::MapRegion) -> Self {
         PyMapRegion {
@@ -242,26 +261,56 @@ impl PyMapRegion {
     /// Raises `ValueError` for a negative, unaligned or out-of-file offset,
     /// the matching `OSError` if the file cannot be mapped.
     #[new]
-    #[pyo3(signature = (path_or_fd, ofs, size, flags = 0))]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
     #[pyo3(text_signature = "(path_or_fd, ofs, size, flags=0)")]
     fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let py = cls.py();
+        // A Python subclass may have a constructor of its own; its
+        // `__init__` (or ours, inherited) maps the region.
+        if !cls.is(&py.get_type::<PyMapRegion>()) {
+            return Ok(PyMapRegion {
+                region: None,
+                ofs: 0,
+                size: 0,
+                own_clients: Some(0),
+            });
+        }
+        let names = ["path_or_fd", "ofs", "size", "flags"];
+        let [path_or_fd, ofs, size, flags] = bind("MapRegion()", names, args, kwargs)?;
+        let missing = |name: &str| {
+            PyTypeError::new_err(format!("MapRegion() missing required argument '{name}'"))
+        };
+        let path_or_fd = path_or_fd.ok_or_else(|| missing("path_or_fd"))?;
+        let ofs: Offset = ofs.ok_or_else(|| missing("ofs"))?.extract()?;
+        let size: Size = size.ok_or_else(|| missing("size"))?.extract()?;
+        let _flags: i32 = arg_or(flags, 0)?;
+        Self::mapping(py, &path_or_fd, ofs, size)
+    }
+
+    /// Maps the region (see the class documentation). Construction already
+    /// did, with the same arguments; this exists so that Python subclasses
+    /// can call `super().__init__(...)`.
+    #[pyo3(name = "__init__")]
+    #[pyo3(signature = (path_or_fd, ofs, size, flags = 0))]
+    #[pyo3(text_signature = "($self, path_or_fd, ofs, size, flags=0)")]
+    fn init(
+        &mut self,
         py: Python<'_>,
         path_or_fd: &Bound<'_, PyAny>,
         ofs: Offset,
         size: Size,
         flags: i32,
-    ) -> PyResult<Self> {
+    ) -> PyResult<()> {
         let _ = flags;
-        let key = crate::args::path_or_fd(path_or_fd)?;
-        let size = if size.0 == 0 { u64::MAX } else { size.0 };
-        let region = smmap::MapRegion::new(key, ofs.0, size)
-            .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
-        Ok(PyMapRegion {
-            ofs: region.ofs_begin(),
-            size: region.size(),
-            region: Some(region),
-            own_clients: Some(1),
-        })
+        if self.region.is_none() {
+            *self = Self::mapping(py, path_or_fd, ofs, size)?;
+        }
+        Ok(())
     }
 
     /// The mapped bytes, a read-only object with the buffer protocol.

@@ -1,9 +1,10 @@
 //! `smmap.util`: `MapWindow`, `align_to_mmap`, `is_64_bit`.
 
-use pyo3::exceptions::PyOverflowError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
-use crate::args::AnyInt;
+use crate::args::{bind, AnyInt};
 use crate::region::PyMapRegion;
 
 /// The allocation granularity, as `i128` for Python-int arithmetic.
@@ -92,9 +93,37 @@ fn window_of(w: &Bound<'_, PyAny>) -> PyResult<(i128, i128)> {
 impl PyMapWindow {
     /// A window of `size` bytes at `offset`.
     #[new]
+    #[classmethod]
+    #[pyo3(signature = (*args, **kwargs))]
+    #[pyo3(text_signature = "(offset, size)")]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        // A Python subclass may have a constructor of its own; its
+        // `__init__` (or ours, inherited) sets the window.
+        if !cls.is(&cls.py().get_type::<PyMapWindow>()) {
+            return Ok(PyMapWindow { ofs: 0, size: 0 });
+        }
+        let [offset, size] = bind("MapWindow()", ["offset", "size"], args, kwargs)?;
+        let missing = |name: &str| {
+            PyTypeError::new_err(format!("MapWindow() missing required argument '{name}'"))
+        };
+        Ok(PyMapWindow {
+            ofs: offset.ok_or_else(|| missing("offset"))?.extract()?,
+            size: size.ok_or_else(|| missing("size"))?.extract()?,
+        })
+    }
+
+    /// Sets the window (see the class documentation). Construction already
+    /// did, with the same arguments; this exists so that Python subclasses
+    /// can call `super().__init__(...)`.
+    #[pyo3(name = "__init__")]
     #[pyo3(signature = (offset, size))]
-    fn new(offset: i64, size: i64) -> Self {
-        PyMapWindow { ofs: offset, size }
+    #[pyo3(text_signature = "($self, offset, size)")]
+    fn init(&mut self, offset: i64, size: i64) {
+        (self.ofs, self.size) = (offset, size);
     }
 
     /// A new window covering `region`: `cls(region._b, region.size())`.
