@@ -235,17 +235,6 @@ impl WindowCursor {
         }
     }
 
-    /// The byte at absolute offset `abs`, if the current region holds it.
-    #[inline]
-    pub(crate) fn byte_at(&self, abs: u64) -> Option<u8> {
-        if self.rbegin <= abs && abs < self.rend {
-            // SAFETY: as in `region_tail`: the offset lies in the held region.
-            Some(unsafe { *self.base.add((abs - self.rbegin) as usize) })
-        } else {
-            None
-        }
-    }
-
     /// The range of the current region, `0..0` without one.
     #[inline]
     pub(crate) fn region_range(&self) -> std::ops::Range<u64> {

@@ -48,7 +48,22 @@ pub struct SlidingWindowMapBuffer {
     len: u64,
     /// The position of `Read`/`Seek`/`BufRead`, relative.
     pos: u64,
+    /// The current window in buffer indices, `[win_lo, win_lo + win_len)`
+    /// (the cursor's region clipped to the buffer), and the address of the
+    /// byte at `win_lo`: a hit in `get` is one subtraction, one comparison
+    /// and a load. Empty (`win_len` 0) without a window.
+    win_lo: u64,
+    win_len: u64,
+    win_base: *const u8,
 }
+
+// SAFETY: `win_base` points into the mapping of the cursor's current region,
+// which the cursor (owned by the buffer) keeps alive; it is refreshed
+// whenever the cursor moves and never written through. Sending or sharing
+// the buffer sends or shares that read-only mapping, as for the cursor.
+unsafe impl Send for SlidingWindowMapBuffer {}
+// SAFETY: as above; `&self` methods only read.
+unsafe impl Sync for SlidingWindowMapBuffer {}
 
 impl SlidingWindowMapBuffer {
     /// A buffer over `[offset, offset + size)` of the cursor's file, `size`
@@ -63,6 +78,9 @@ impl SlidingWindowMapBuffer {
             offset: 0,
             len: 0,
             pos: 0,
+            win_lo: 0,
+            win_len: 0,
+            win_base: std::ptr::null(),
         };
         buf.begin_access(None, offset, size)?;
         Ok(buf)
@@ -83,6 +101,7 @@ impl SlidingWindowMapBuffer {
         }
         self.len = 0;
         self.pos = 0;
+        self.win_len = 0;
         let Some(fsize) = self.cursor.file_size() else {
             return Err(Error::NotAssociated);
         };
@@ -97,7 +116,27 @@ impl SlidingWindowMapBuffer {
         }
         self.offset = offset;
         self.len = size.min(fsize - offset);
+        self.refresh_window();
         Ok(())
+    }
+
+    /// Recomputes the cached window from the cursor's region.
+    fn refresh_window(&mut self) {
+        let range = self.cursor.region_range();
+        let lo = range.start.max(self.offset);
+        let hi = range.end.min(self.offset + self.len);
+        match self.cursor.region_tail(lo) {
+            Some(tail) if lo < hi => {
+                self.win_lo = lo - self.offset;
+                self.win_len = hi - lo;
+                self.win_base = tail.as_ptr();
+            }
+            _ => {
+                self.win_lo = 0;
+                self.win_len = 0;
+                self.win_base = std::ptr::null();
+            }
+        }
     }
 
     /// Releases the window; the buffer reads nothing (length 0) until
@@ -106,6 +145,7 @@ impl SlidingWindowMapBuffer {
         self.len = 0;
         self.pos = 0;
         self.cursor.unuse_region();
+        self.refresh_window();
     }
 
     /// The cursor.
@@ -157,11 +197,13 @@ impl SlidingWindowMapBuffer {
     /// be mapped.
     #[inline]
     pub fn get(&mut self, i: u64) -> Result<u8> {
-        if i < self.len {
-            if let Some(b) = self.cursor.byte_at(self.offset + i) {
-                self.cursor.note_hit();
-                return Ok(b);
-            }
+        let k = i.wrapping_sub(self.win_lo);
+        if k < self.win_len {
+            self.cursor.note_hit();
+            // SAFETY: `k < win_len` keeps the read inside the cached window,
+            // which lies inside the cursor's current region (see
+            // `refresh_window`); the region lives while the cursor does.
+            return Ok(unsafe { *self.win_base.add(k as usize) });
         }
         self.get_slow(i)
     }
@@ -182,6 +224,7 @@ impl SlidingWindowMapBuffer {
             self.cursor.note_hit();
         } else {
             self.cursor.use_region(abs, 0)?;
+            self.refresh_window();
         }
         let end = self.len - i;
         let tail = self
