@@ -2,7 +2,10 @@
 import copy
 import errno
 import os
+import shutil
 import sys
+import tempfile
+import traceback
 
 import pytest
 
@@ -91,17 +94,43 @@ def test_make_cursor_errors(data_dir, big, fd_of):
         m.make_cursor("/dev/null")  # not a regular file
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
-def test_make_cursor_permission_denied(data_dir):
-    p = data_dir / "secret.bin"
-    p.write_bytes(b"x" * 10)
-    p.chmod(0)
+def _check_permission_denied(directory):
+    p = os.path.join(directory, "secret.bin")
+    with open(p, "wb") as f:
+        f.write(b"x" * 10)
+    os.chmod(p, 0)
+    with pytest.raises(PermissionError) as e:
+        SlidingWindowMapManager().make_cursor(p).use_region()
+    assert e.value.filename == p
+    assert e.value.errno == errno.EACCES
+
+
+def test_make_cursor_permission_denied():
+    # Root reads every file, so as root the check runs in a forked child
+    # that has dropped to the unprivileged user `nobody` (the extension is
+    # already loaded; `nobody` could not start this venv's interpreter).
+    directory = tempfile.mkdtemp()
+    os.chmod(directory, 0o777)
     try:
-        with pytest.raises(PermissionError) as e:
-            SlidingWindowMapManager().make_cursor(str(p)).use_region()
-        assert e.value.filename == str(p)
+        if os.geteuid() != 0:
+            _check_permission_denied(directory)
+            return
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                _check_permission_denied(directory)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     finally:
-        p.chmod(0o644)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_accounting_and_collect(big):

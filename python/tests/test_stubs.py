@@ -1,5 +1,5 @@
-"""The type stubs agree with the native module (mypy's stubtest), when mypy
-is installed (the test script does not install it: `pip install mypy`)."""
+"""The type stubs agree with the native module (mypy's stubtest), and a
+client type-checks with `mypy --strict` (scripts/test-python installs mypy)."""
 import subprocess
 import sys
 
