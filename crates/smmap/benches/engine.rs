@@ -294,21 +294,22 @@ fn churn(c: &mut Criterion) {
         for i in 0..live {
             cursor.use_region(i * page, 0).expect("fill");
         }
-        let offs = offsets(sparse_len, 1 << 14, page);
-        g.throughput(Throughput::Elements(offs.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("use_region_miss", live),
-            &offs,
-            |b, offs| {
-                b.iter(|| {
-                    let mut sum = 0u64;
-                    for &o in offs {
-                        sum += cursor.use_region(o, 0).expect("map").buffer()[0] as u64;
-                    }
-                    sum
-                })
-            },
-        );
+        // A long list consumed in turn, so that no iteration re-reads the
+        // pages an earlier one left mapped.
+        let offs = offsets(sparse_len, 1 << 20, page);
+        let mut next = 0usize;
+        const BATCH: usize = 4096;
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.bench_function(BenchmarkId::new("use_region_miss", live), |b| {
+            b.iter(|| {
+                let mut sum = 0u64;
+                for &o in &offs[next..next + BATCH] {
+                    sum += cursor.use_region(o, 0).expect("map").buffer()[0] as u64;
+                }
+                next = (next + BATCH) % (offs.len() - BATCH);
+                sum
+            })
+        });
         let s = m.stats();
         eprintln!(
             "churn {live}: {} misses, {} served by a live region, {} maps, {} evictions, {} windows",
@@ -334,6 +335,13 @@ fn threads(c: &mut Criterion) {
                 .max_memory_size(limit)
                 .build()
         };
+        // Misses cost microseconds: fewer reads and samples keep the run short.
+        let offs = if window == 0 {
+            &offs[..]
+        } else {
+            &offs[..4096]
+        };
+        g.sample_size(if window == 0 { 100 } else { 10 });
         for n in [1usize, 2, 4] {
             g.throughput(Throughput::Elements((offs.len() * n) as u64));
             g.bench_function(BenchmarkId::new(label, n), |b| {
@@ -341,7 +349,7 @@ fn threads(c: &mut Criterion) {
                     let start = Instant::now();
                     std::thread::scope(|s| {
                         for t in 0..n {
-                            let (m, offs) = (m.manager(), &offs);
+                            let m = m.manager();
                             s.spawn(move || {
                                 let mut buf = SlidingWindowMapBuffer::new(
                                     m.make_cursor(&d.random).expect("cursor"),

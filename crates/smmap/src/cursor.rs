@@ -378,3 +378,52 @@ impl fmt::Debug for WindowCursor {
         d.finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SlidingWindowMapManager, ALLOCATIONGRANULARITY};
+
+    #[test]
+    fn views_are_clamped_to_window_and_file() {
+        let g = *ALLOCATIONGRANULARITY;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![3u8; (3 * g) as usize]).unwrap();
+        let m = SlidingWindowMapManager::builder()
+            .window_size(2 * g)
+            .build();
+        let mut c = m.make_cursor(&path).unwrap();
+        assert_eq!(c.clamp(0), 2 * g);
+        assert_eq!(c.clamp(usize::MAX), 2 * g);
+        assert_eq!(c.clamp(5), 5);
+        let whole = SlidingWindowMapManager::builder().window_size(0).build();
+        assert_eq!(whole.make_cursor(&path).unwrap().clamp(0), 3 * g);
+        c.use_region(1, 0).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            shown.starts_with("WindowCursor { file: Some(Path("),
+            "{shown}"
+        );
+        assert!(
+            // The region is [0, 3g) (the window from 1, aligned), so the
+            // view gets the whole window size.
+            shown.contains("ofs_begin: 1") && shown.contains(&format!("size: {}", 2 * g)),
+            "{shown}"
+        );
+        c.unuse_region();
+        assert!(format!("{c:?}").ends_with(".. }") && !format!("{c:?}").contains("ofs_begin"));
+    }
+
+    #[test]
+    fn an_unassociated_cursor_reads_nothing() {
+        let mut c = WindowCursor::new(None);
+        assert!(!c.is_associated() && !c.is_valid());
+        assert!(c.buffer().is_empty() && c.map().is_empty() && c.region().is_none());
+        assert!(c.manager().is_none() && c.file_size().is_none() && c.fd().is_none());
+        assert!(matches!(c.use_region(0, 0), Err(Error::NotAssociated)));
+        c.unuse_region();
+        let copy = c.clone();
+        assert!(!copy.is_associated());
+    }
+}

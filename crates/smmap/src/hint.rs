@@ -38,3 +38,23 @@ impl std::str::FromStr for AccessHint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_advice() {
+        assert_eq!("random".parse(), Ok(AccessHint::Random));
+        assert_eq!("will-need".parse(), Ok(AccessHint::WillNeed));
+        assert!("Sequential".parse::<AccessHint>().is_err());
+        assert_eq!(
+            memmap2::Advice::from(AccessHint::Sequential) as i32,
+            libc::MADV_SEQUENTIAL
+        );
+        assert_eq!(
+            memmap2::Advice::from(AccessHint::WillNeed) as i32,
+            libc::MADV_WILLNEED
+        );
+    }
+}

@@ -159,3 +159,44 @@ impl MapRegionList {
         self.regions.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ALLOCATIONGRANULARITY;
+
+    #[test]
+    fn ordered_lookup_neighbours_and_overlap() {
+        let g = *ALLOCATIONGRANULARITY;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![1u8; 10 * g as usize]).unwrap();
+        let mut list = MapRegionList::new(&path).unwrap();
+        assert_eq!(
+            list.neighbours(5 * g),
+            (MapWindow::new(0, 0), MapWindow::new(10 * g, 0))
+        );
+        list.insert(MapRegion::new(&path, 2 * g, g).unwrap());
+        list.insert(MapRegion::new(&path, 6 * g, 2 * g).unwrap());
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            list.iter().map(|r| r.ofs_begin()).collect::<Vec<_>>(),
+            [2 * g, 6 * g]
+        );
+        assert_eq!(list.region_at(2 * g).map(|r| r.ofs_begin()), Some(2 * g));
+        assert_eq!(
+            list.region_at(8 * g - 1).map(|r| r.ofs_begin()),
+            Some(6 * g)
+        );
+        assert!(list.region_at(3 * g).is_none() && list.region_at(8 * g).is_none());
+        assert_eq!(
+            list.neighbours(4 * g),
+            (MapWindow::new(2 * g, g), MapWindow::new(6 * g, 2 * g))
+        );
+        assert!(list.overlaps(0, 2 * g + 1) && list.overlaps(7 * g, 9 * g));
+        assert!(!list.overlaps(3 * g, 6 * g) && !list.overlaps(8 * g, 10 * g));
+        assert!(list.remove(2 * g).is_some());
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.key().identity, None);
+    }
+}

@@ -526,3 +526,163 @@ impl State {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ALLOCATIONGRANULARITY;
+
+    fn g() -> u64 {
+        *ALLOCATIONGRANULARITY
+    }
+
+    fn setup(pages: u64) -> (tempfile::TempDir, State, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; (pages * g()) as usize]).unwrap();
+        let mut st = State::default();
+        let key = FileKey {
+            source: PathOrFd::from(path.as_path()),
+            identity: None,
+        };
+        let (idx, _, _) = st.attach(key, pages * g());
+        (dir, st, idx)
+    }
+
+    fn limits(kind: Kind, window: u64, memory: u64, handles: usize) -> Limits {
+        Limits {
+            kind,
+            window_size: window,
+            max_memory_size: memory,
+            max_open_handles: handles,
+        }
+    }
+
+    /// Runs both halves of the miss path, as `Manager::obtain` does.
+    fn obtain(st: &mut State, l: &Limits, idx: usize, offset: u64) -> MapRegion {
+        let mut rel = Released::new();
+        match st.begin_obtain(l, idx, offset, 1, &mut rel).unwrap() {
+            Obtain::Found(r) => r,
+            Obtain::Map(res) => {
+                let mapped = res.map();
+                match st.finish_obtain(l, &res, mapped, false, &mut rel).unwrap() {
+                    Finish::Done(r) => r,
+                    _ => panic!("no race in a single thread"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn placement_fills_between_neighbours() {
+        let (_d, mut st, idx) = setup(20);
+        let l = limits(Kind::Sliding, 4 * g(), u64::MAX, usize::MAX);
+        let a = obtain(&mut st, &l, idx, 0);
+        let b = obtain(&mut st, &l, idx, 10 * g());
+        assert_eq!((a.ofs_begin(), a.ofs_end()), (0, 4 * g()));
+        // One byte wanted at 10g: grown left towards a's end up to the
+        // window size, [6g + 1, 10g + 1), then aligned: [6g, 11g).
+        assert_eq!((b.ofs_begin(), b.ofs_end()), (6 * g(), 11 * g()));
+        // Between them, the gap [4g, 6g) is filled exactly.
+        let gap = st.place(&l, idx, 5 * g(), 1);
+        assert_eq!(gap, MapWindow::new(4 * g(), 2 * g()));
+        // After the last region: [15g + 1, 19g + 1), aligned to [15g, 20g),
+        // which the file's end allows.
+        let last = st.place(&l, idx, 19 * g(), 1);
+        assert_eq!(last, MapWindow::new(15 * g(), 5 * g()));
+        // Wanting a whole window from 12g grows right instead.
+        let forward = st.place(&l, idx, 12 * g(), 4 * g());
+        assert_eq!(forward, MapWindow::new(12 * g(), 4 * g()));
+        let s = limits(Kind::Static, 0, u64::MAX, usize::MAX);
+        assert_eq!(st.place(&s, idx, 19 * g(), 1), MapWindow::new(0, 20 * g()));
+        st.verify(&l).unwrap();
+    }
+
+    #[test]
+    fn a_mapping_in_flight_holds_its_handle_and_bytes() {
+        let (_d, mut st, idx) = setup(8);
+        let l = limits(Kind::Sliding, g(), 2 * g(), 1);
+        let mut rel = Released::new();
+        let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut rel) else {
+            panic!("a miss")
+        };
+        assert_eq!((st.committed_handles(), st.committed_memory()), (1, g()));
+        // While it is mapped without the lock, no second window may be placed.
+        let e = st
+            .begin_obtain(&l, idx, 4 * g(), 1, &mut rel)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, Error::HandleLimit { limit: 1, .. }), "{e}");
+        let mapped = res.map();
+        let Ok(Finish::Done(r)) = st.finish_obtain(&l, &res, mapped, false, &mut rel) else {
+            panic!("done")
+        };
+        assert_eq!((st.committed_handles(), st.reserved_memory), (1, 0));
+        assert_eq!(r.client_count(), 2);
+        st.verify(&l).unwrap();
+    }
+
+    #[test]
+    fn a_lost_race_uses_the_winner_or_starts_again() {
+        let (_d, mut st, idx) = setup(8);
+        let l = limits(Kind::Sliding, 2 * g(), u64::MAX, usize::MAX);
+        let mut rel = Released::new();
+        let Ok(Obtain::Map(mine)) = st.begin_obtain(&l, idx, g(), 1, &mut rel) else {
+            panic!("a miss")
+        };
+        // Another thread maps the same window first.
+        let theirs = obtain(&mut st, &l, idx, g());
+        let mapped = mine.map();
+        match st
+            .finish_obtain(&l, &mine, mapped, false, &mut rel)
+            .unwrap()
+        {
+            Finish::Done(r) => assert!(r.same_mapping(&theirs)),
+            _ => panic!("the winner's region holds the offset"),
+        }
+        assert_eq!(st.stats.discarded, 1);
+        assert_eq!(rel.len(), 1, "our mapping is dropped after the lock");
+        assert_eq!(theirs.client_count(), 3);
+        st.verify(&l).unwrap();
+    }
+
+    #[test]
+    fn refusal_for_lack_of_resources_retries_once() {
+        let (_d, mut st, idx) = setup(8);
+        let l = limits(Kind::Sliding, g(), u64::MAX, usize::MAX);
+        let unused = obtain(&mut st, &l, idx, 5 * g());
+        let mut rel = Released::new();
+        st.release(&l, idx, &unused, &mut rel);
+        let enomem = || {
+            Err(Error::Map {
+                file: PathOrFd::Fd(3),
+                offset: 0,
+                len: g(),
+                reason: std::io::Error::from_raw_os_error(libc::ENOMEM),
+            })
+        };
+        let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut rel) else {
+            panic!("a miss")
+        };
+        assert!(matches!(
+            st.finish_obtain(&l, &res, enomem(), false, &mut rel),
+            Ok(Finish::Retry)
+        ));
+        assert_eq!(
+            (st.handles(), st.stats.retries, st.stats.evictions),
+            (0, 1, 1),
+            "every unused region went"
+        );
+        let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut rel) else {
+            panic!("a miss")
+        };
+        let e = st
+            .finish_obtain(&l, &res, enomem(), true, &mut rel)
+            .err()
+            .expect("no second retry");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(st.stats.map_failures, 2);
+        assert_eq!(st.committed_handles(), 0);
+        st.verify(&l).unwrap();
+    }
+}
