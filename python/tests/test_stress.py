@@ -7,7 +7,8 @@ import copy
 import os
 import random
 import sys
-import threading
+
+from threadrun import run_threads
 
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
 from smmap.util import ALLOCATIONGRANULARITY as G
@@ -27,52 +28,41 @@ def test_stress_eight_threads_sixteen_files(tmp_path):
     # Each thread holds at most 3 cursors and one buffer: 32 regions in use
     # at most, so no use may be refused; memory allows only 24 pages.
     m = SlidingWindowMapManager(window_size=2 * G, max_memory_size=24 * G, max_open_handles=32)
-    errors = []
     verified = [0] * THREADS
-    barrier = threading.Barrier(THREADS)
 
     def work(n):
         rnd = random.Random(1000 + n)
         held = []  # (data, cursor)
-        try:
-            barrier.wait()
-            for _ in range(OPS):
-                r = rnd.randrange(10)
-                if r < 2 and len(held) < 2:
-                    path, data = files[rnd.randrange(16)]
-                    held.append((data, m.make_cursor(path)))
-                elif r < 6 and held:
-                    data, c = held[rnd.randrange(len(held))]
-                    ofs = rnd.randrange(len(data))
-                    mv = c.use_region(ofs, 0).buffer()
-                    assert mv[0] == data[ofs] and mv[-1] == data[ofs + len(mv) - 1]
-                    verified[n] += 2
-                elif r == 6 and held:
-                    data, c = held[rnd.randrange(len(held))]
-                    held.append((data, copy.copy(c)))
-                    if len(held) > 3:
-                        held.pop(0)
-                elif r == 7 and held:
-                    held.pop(rnd.randrange(len(held)))
-                elif r == 8:
-                    m.collect()
-                else:
-                    path, data = files[rnd.randrange(16)]
-                    buf = SlidingWindowMapBuffer(m.make_cursor(path))
-                    a = rnd.randrange(len(data))
-                    b = min(len(data), a + rnd.randrange(1, 9000))
-                    assert buf[a:b] == data[a:b]
-                    verified[n] += b - a
-                    buf.end_access()
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        for _ in range(OPS):
+            r = rnd.randrange(10)
+            if r < 2 and len(held) < 2:
+                path, data = files[rnd.randrange(16)]
+                held.append((data, m.make_cursor(path)))
+            elif r < 6 and held:
+                data, c = held[rnd.randrange(len(held))]
+                ofs = rnd.randrange(len(data))
+                mv = c.use_region(ofs, 0).buffer()
+                assert mv[0] == data[ofs] and mv[-1] == data[ofs + len(mv) - 1]
+                verified[n] += 2
+            elif r == 6 and held:
+                data, c = held[rnd.randrange(len(held))]
+                held.append((data, copy.copy(c)))
+                if len(held) > 3:
+                    held.pop(0)
+            elif r == 7 and held:
+                held.pop(rnd.randrange(len(held)))
+            elif r == 8:
+                m.collect()
+            else:
+                path, data = files[rnd.randrange(16)]
+                buf = SlidingWindowMapBuffer(m.make_cursor(path))
+                a = rnd.randrange(len(data))
+                b = min(len(data), a + rnd.randrange(1, 9000))
+                assert buf[a:b] == data[a:b]
+                verified[n] += b - a
+                buf.end_access()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_threads(work, THREADS)
     m._verify_invariants()
     stats = m.stats()
     assert stats["peak_windows"] <= 32

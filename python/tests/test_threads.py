@@ -1,31 +1,13 @@
 """Eight Python threads reading through one manager with tight limits.
 (Deliberate difference: the reference manager is not thread-safe.)"""
 import random
-import threading
+
+from threadrun import run_threads
 
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager
 from smmap.util import ALLOCATIONGRANULARITY as G
 
 THREADS = 8
-
-
-def run_threads(target):
-    errors = []
-    barrier = threading.Barrier(THREADS)
-
-    def wrapped(n):
-        try:
-            barrier.wait()
-            target(n)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=wrapped, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
 
 
 def test_eight_threads_buffers_and_cursors(tmp_path, big):
@@ -62,7 +44,7 @@ def test_eight_threads_buffers_and_cursors(tmp_path, big):
                 assert buf.begin_access()
         assert m.num_file_handles() <= THREADS + 1
 
-    run_threads(work)
+    run_threads(work, THREADS)
     stats = m.stats()
     assert stats["peak_windows"] <= THREADS + 1
     assert stats["evictions"] > 0
@@ -84,5 +66,5 @@ def test_threads_share_a_static_manager(big):
             assert mp[a:a + 50] == content[a:a + 50]
             del c
 
-    run_threads(work)
+    run_threads(work, THREADS)
     assert m.num_file_handles() <= 1
