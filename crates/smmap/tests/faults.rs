@@ -8,12 +8,13 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use common::{fds_under, g, make_file, maps_of};
+use common::{fds_under, g, make_file, maps_of, truncate};
 use smmap::{Error, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager};
 
 const CHILD: &str = "SMMAP_FAULT_CHILD";
 
-/// Runs `body` in a child process; returns its stderr.
+/// Runs `body` in a child process (this binary, filtered to test `name`),
+/// passing its stderr through; fails if the child fails.
 fn in_child(name: &str, body: fn()) {
     if std::env::var(CHILD).as_deref() == Ok(name) {
         body();
@@ -231,12 +232,7 @@ fn truncation_under_a_mapping_raises_sigbus() {
         let m = StaticWindowMapManager::new();
         let mut c = m.make_cursor(&path).unwrap();
         c.use_region(0, 0).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&path, 0);
         let b = c.buffer();
         // Reading the lost page: SIGBUS.
         std::hint::black_box(b[3 * g() as usize]);

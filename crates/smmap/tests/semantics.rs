@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{g, make_file};
+use common::{g, make_file, truncate};
 use smmap::{Error, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor};
 
 #[test]
@@ -419,12 +419,7 @@ fn truncation_before_a_new_window_is_an_error() {
     let m = SlidingWindowMapManager::builder().window_size(g()).build();
     let mut c = m.make_cursor(&path).unwrap();
     c.use_region(0, 0).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(g())
-        .unwrap();
+    truncate(&path, g());
     let e = c.use_region(3 * g(), 0).unwrap_err();
     assert!(
         matches!(e, Error::FileShrunk { expected, actual, .. } if expected == 4 * g() && actual == g()),

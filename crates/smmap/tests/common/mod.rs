@@ -17,6 +17,17 @@ pub fn make_file(dir: &Path, name: &str, seed: u64, len: u64) -> (PathBuf, Vec<u
     (path, bytes)
 }
 
+/// Truncates (or extends) the file at `path` to `len` bytes, as another
+/// process might.
+pub fn truncate(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 pub fn g() -> u64 {
     *smmap::ALLOCATIONGRANULARITY
 }
