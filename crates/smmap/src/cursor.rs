@@ -3,10 +3,10 @@
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::manager::Manager;
+use crate::held::HeldRegion;
+use crate::manager::{Attachment, Manager, MoveError};
 use crate::region::MapRegion;
 use crate::source::PathOrFd;
 use crate::AccessHint;
@@ -40,13 +40,9 @@ use crate::AccessHint;
 /// ```
 pub struct WindowCursor {
     manager: Option<Manager>,
-    file: Option<FileRef>,
-    region: Option<MapRegion>,
-    /// First byte of the region's mapping; null without a region.
-    base: *const u8,
-    /// The region's range; `0..0` without a region, so the hit test fails.
-    rbegin: u64,
-    rend: u64,
+    file: Option<Attachment>,
+    /// The region held, and the only pointer into it.
+    held: HeldRegion,
     /// The cursor's view: `len` bytes at absolute offset `ofs`.
     ofs: u64,
     len: usize,
@@ -59,21 +55,6 @@ pub struct WindowCursor {
     hint: Option<AccessHint>,
 }
 
-#[derive(Clone)]
-struct FileRef {
-    idx: usize,
-    size: u64,
-    source: Arc<PathOrFd>,
-}
-
-// SAFETY: `base` points into the mapping owned by `region` (an `Arc`), which
-// the cursor keeps alive as long as `base` is set; the mapping is read-only
-// and never mutated, so handing the cursor to another thread is sound.
-unsafe impl Send for WindowCursor {}
-// SAFETY: every `&self` method only reads the cursor's fields and the
-// read-only mapping, so sharing references across threads is sound.
-unsafe impl Sync for WindowCursor {}
-
 impl WindowCursor {
     /// A cursor associated with no file (smmap's `WindowCursor(manager)`); it
     /// becomes useful through [`assign`](Self::assign).
@@ -84,10 +65,7 @@ impl WindowCursor {
         WindowCursor {
             manager,
             file: None,
-            region: None,
-            base: std::ptr::null(),
-            rbegin: 0,
-            rend: 0,
+            held: HeldRegion::empty(),
             ofs: 0,
             len: 0,
             window_cap,
@@ -97,10 +75,10 @@ impl WindowCursor {
         }
     }
 
-    pub(crate) fn attached(manager: Manager, idx: usize, size: u64, source: Arc<PathOrFd>) -> Self {
-        let mut c = WindowCursor::new(Some(manager));
-        c.max_view = size.min(c.window_cap);
-        c.file = Some(FileRef { idx, size, source });
+    pub(crate) fn attached(file: Attachment) -> Self {
+        let mut c = WindowCursor::new(Some(file.manager().clone()));
+        c.max_view = file.file().size.min(c.window_cap);
+        c.file = Some(file);
         c
     }
 
@@ -112,17 +90,19 @@ impl WindowCursor {
     /// `offset` is reused as it is. An `offset` at or past the end of the
     /// file leaves the cursor invalid; that is not an error.
     ///
-    /// Errors: the cursor has no file, or a new region could not be mapped.
+    /// Errors: the cursor has no file, the file cannot be opened (removed,
+    /// replaced by another file, no longer a regular file) — then the cursor
+    /// is left as it was, still reading its region —, or a new region could
+    /// not be mapped — then the cursor holds no region (it is invalid). Either
+    /// way it can be used again.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
-        // One unsigned comparison: `rbegin <= offset < rend` (0..0 without a
-        // region, which nothing passes).
-        if offset.wrapping_sub(self.rbegin) < self.rend - self.rbegin {
+        if self.held.holds(offset) {
             // The hot path: the current region holds the offset.
             self.hits += 1;
             let want = self.clamp(size);
             self.ofs = offset;
-            self.len = want.min(self.rend - offset) as usize;
+            self.len = want.min(self.held.range().end - offset) as usize;
             return Ok(self);
         }
         self.use_region_slow(offset, size)
@@ -140,59 +120,147 @@ impl WindowCursor {
 
     #[cold]
     fn use_region_slow(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
-        let (Some(manager), Some(file)) = (self.manager.clone(), &self.file) else {
+        let Some(file) = &self.file else {
             return Err(Error::NotAssociated);
         };
-        let (idx, fsize) = (file.idx, file.size);
         let want = self.clamp(size);
-        let previous = self.take_region();
+        let (ofs, len) = (self.ofs, std::mem::take(&mut self.len));
+        let previous = self.held.take();
         let hits = std::mem::take(&mut self.hits);
-        let obtained = manager.obtain(idx, offset, fsize, want.max(1), previous, hits);
-        if let Some(region) = obtained? {
-            if let Some(hint) = self.hint {
-                region.advise_once(hint);
+        match file.obtain(offset, want.max(1), previous, hits) {
+            Ok(Some(region)) => {
+                if let Some(hint) = self.hint {
+                    region.advise_once(hint);
+                }
+                self.held.set(region);
+                self.ofs = offset;
+                self.len = want.min(self.held.range().end - offset) as usize;
             }
-            self.set_region(region);
-            self.ofs = offset;
-            self.len = want.min(self.rend - offset) as usize;
+            Ok(None) => {}
+            Err(MoveError { error, kept }) => {
+                // The file could not be opened: the cursor stays as it was.
+                if let Some(region) = kept {
+                    self.held.set(region);
+                    (self.ofs, self.len) = (ofs, len);
+                }
+                return Err(error);
+            }
         }
         Ok(self)
     }
 
-    /// Counts a read served by the current region without `use_region`
-    /// (the buffer's fast paths).
+    /// The bytes from absolute offset `offset` to the end of the region
+    /// holding it, moving the cursor there if its region does not hold it:
+    /// never empty. The view (`ofs_begin`, `size`) moves only when the
+    /// region does.
+    ///
+    /// Errors: `offset` is at or past the end of the file
+    /// ([`Error::OutOfRange`]), or its window could not be mapped (the
+    /// cursor is then invalid, and can be used again).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, b"abcdefghij")?;
+    /// let manager = smmap::SlidingWindowMapManager::new();
+    /// let mut cursor = manager.make_cursor(&path)?;
+    /// assert_eq!(cursor.chunk_at(7)?, b"hij");
+    /// assert_eq!(cursor.byte_at(1)?, b'b');
+    /// let mut out = [0; 4];
+    /// assert_eq!(cursor.read_at(8, &mut out)?, 2);
+    /// assert_eq!(&out[..2], b"ij");
+    /// # Ok(()) }
+    /// ```
     #[inline]
-    pub(crate) fn note_hit(&mut self) {
-        self.hits += 1;
+    pub fn chunk_at(&mut self, offset: u64) -> Result<&[u8]> {
+        if self.held.holds(offset) {
+            self.hits += 1;
+        } else {
+            self.move_to(offset)?;
+        }
+        Ok(self
+            .held
+            .tail(offset)
+            .expect("the region holds the offset it was obtained for"))
     }
 
-    fn set_region(&mut self, region: MapRegion) {
-        self.base = region.as_slice().as_ptr();
-        self.rbegin = region.ofs_begin();
-        self.rend = region.ofs_end();
-        self.region = Some(region);
+    /// The byte at absolute offset `offset`, moving the cursor if its region
+    /// does not hold it. Errors as [`chunk_at`](Self::chunk_at).
+    #[inline]
+    pub fn byte_at(&mut self, offset: u64) -> Result<u8> {
+        if let Some(b) = self.held.byte(offset) {
+            self.hits += 1;
+            return Ok(b);
+        }
+        Ok(self.chunk_at(offset)?[0])
     }
 
-    fn take_region(&mut self) -> Option<MapRegion> {
-        self.base = std::ptr::null();
-        self.rbegin = 0;
-        self.rend = 0;
-        self.len = 0;
-        self.region.take()
+    /// Copies bytes from absolute offset `offset` into `out`, across windows;
+    /// returns how many (fewer than `out.len()` only at the end of the file).
+    ///
+    /// Errors: `offset` is past the end of the file, or a window could not
+    /// be mapped (the cursor is then invalid; nothing is lost, and the read
+    /// can be tried again).
+    pub fn read_at(&mut self, offset: u64, out: &mut [u8]) -> Result<usize> {
+        let size = self.file_size().ok_or(Error::NotAssociated)?;
+        if offset > size {
+            return Err(self.out_of_range(offset));
+        }
+        let want = out
+            .len()
+            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
+        // The common case: one window holds it all, one copy.
+        if let Some(tail) = self.held.tail(offset) {
+            if tail.len() >= want {
+                out[..want].copy_from_slice(&tail[..want]);
+                self.hits += 1;
+                return Ok(want);
+            }
+        }
+        let mut done = 0;
+        while done < want {
+            let chunk = self.chunk_at(offset + done as u64)?;
+            let n = chunk.len().min(want - done);
+            out[done..done + n].copy_from_slice(&chunk[..n]);
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Moves the cursor to a region holding `offset`, which must be in the
+    /// file.
+    fn move_to(&mut self, offset: u64) -> Result<()> {
+        self.use_region(offset, 0)?;
+        if self.held.holds(offset) {
+            Ok(())
+        } else {
+            Err(self.out_of_range(offset))
+        }
+    }
+
+    /// The error for an offset outside the file.
+    fn out_of_range(&self, offset: u64) -> Error {
+        match self.path_or_fd() {
+            Some(file) => Error::OutOfRange {
+                file: file.clone(),
+                offset,
+                size: self.file_size().unwrap_or(0),
+            },
+            None => Error::NotAssociated,
+        }
     }
 
     /// Releases the current region, leaving the cursor invalid but still
     /// associated with its file. Does nothing without a region.
     pub fn unuse_region(&mut self) {
-        let Some(region) = self.take_region() else {
+        self.len = 0;
+        let Some(region) = self.held.take() else {
             return;
         };
         let hits = std::mem::take(&mut self.hits);
-        if let (Some(manager), Some(file)) = (&self.manager, &self.file) {
-            manager.with_state(|st, limits, released| {
-                st.add_hits(hits);
-                st.release(limits, file.idx, &region, released);
-            });
+        if let Some(file) = &self.file {
+            file.release(Some(region), hits);
         }
     }
 
@@ -200,15 +268,9 @@ impl WindowCursor {
     /// cursor is invalid.
     #[inline]
     pub fn buffer(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: a non-zero `len` means a region is held; `base` is its
-        // mapping's first byte, and `ofs - rbegin + len <= rend - rbegin`,
-        // the mapping's length, is maintained by `use_region`. The region is
-        // kept alive by `self.region` for as long as this borrow of `self`.
-        unsafe {
-            std::slice::from_raw_parts(self.base.add((self.ofs - self.rbegin) as usize), self.len)
+        match self.held.tail(self.ofs) {
+            Some(tail) => &tail[..self.len],
+            None => &[],
         }
     }
 
@@ -216,35 +278,19 @@ impl WindowCursor {
     /// start before and end after the cursor's view; empty when invalid.
     #[inline]
     pub fn map(&self) -> &[u8] {
-        self.region.as_ref().map_or(&[], MapRegion::as_slice)
-    }
-
-    /// The bytes of the current region from absolute offset `abs` to its end,
-    /// if the region holds `abs`.
-    #[inline]
-    pub(crate) fn region_tail(&self, abs: u64) -> Option<&[u8]> {
-        if self.rbegin <= abs && abs < self.rend {
-            let start = (abs - self.rbegin) as usize;
-            let len = (self.rend - abs) as usize;
-            // SAFETY: `rbegin <= abs < rend` means a region is held and the
-            // range `[start, start + len)` is exactly the region's bytes from
-            // `abs` to its end; the region lives while `self` is borrowed.
-            Some(unsafe { std::slice::from_raw_parts(self.base.add(start), len) })
-        } else {
-            None
-        }
+        self.held.region().map_or(&[], MapRegion::as_slice)
     }
 
     /// The range of the current region, `0..0` without one.
     #[inline]
     pub(crate) fn region_range(&self) -> std::ops::Range<u64> {
-        self.rbegin..self.rend
+        self.held.range()
     }
 
     /// True if the cursor holds a region it can read from.
     #[inline]
     pub fn is_valid(&self) -> bool {
-        self.region.is_some()
+        self.held.region().is_some()
     }
 
     /// True if the cursor belongs to a file.
@@ -272,7 +318,7 @@ impl WindowCursor {
 
     /// The current region, if any.
     pub fn region(&self) -> Option<&MapRegion> {
-        self.region.as_ref()
+        self.held.region()
     }
 
     /// True if the view holds absolute offset `ofs`.
@@ -283,12 +329,12 @@ impl WindowCursor {
 
     /// The file's size as the manager read it, if associated.
     pub fn file_size(&self) -> Option<u64> {
-        self.file.as_ref().map(|f| f.size)
+        self.file.as_ref().map(|f| f.file().size)
     }
 
     /// The file's path or descriptor, if associated.
     pub fn path_or_fd(&self) -> Option<&PathOrFd> {
-        self.file.as_ref().map(|f| &*f.source)
+        self.file.as_ref().map(|f| f.file().given())
     }
 
     /// The file's path, if associated with a path.
@@ -311,7 +357,7 @@ impl WindowCursor {
     /// every region the cursor moves to from now on, and for the current one.
     pub fn set_access_hint(&mut self, hint: Option<AccessHint>) {
         self.hint = hint;
-        if let (Some(hint), Some(region)) = (hint, &self.region) {
+        if let (Some(hint), Some(region)) = (hint, self.held.region()) {
             region.advise_once(hint);
         }
     }
@@ -333,16 +379,10 @@ impl Clone for WindowCursor {
         let mut copy = WindowCursor::new(self.manager.clone());
         copy.hint = self.hint;
         copy.max_view = self.max_view;
-        if let (Some(manager), Some(file)) = (&self.manager, &self.file) {
-            let mut st = manager.lock();
-            st.add_cursor(file.idx);
-            if let Some(region) = &self.region {
-                st.acquire(file.idx, region);
-            }
-            drop(st);
-            copy.file = Some(file.clone());
-            if let Some(region) = &self.region {
-                copy.set_region(region.clone());
+        if let Some(file) = &self.file {
+            copy.file = Some(file.clone_using(self.held.region()));
+            if let Some(region) = self.held.region() {
+                copy.held.set(region.clone());
                 copy.ofs = self.ofs;
                 copy.len = self.len;
             }
@@ -353,18 +393,12 @@ impl Clone for WindowCursor {
 
 impl Drop for WindowCursor {
     fn drop(&mut self) {
-        let region = self.take_region();
-        let (Some(manager), Some(file)) = (&self.manager, &self.file) else {
-            return;
-        };
-        let hits = self.hits;
-        manager.with_state(|st, limits, released| {
-            st.add_hits(hits);
-            if let Some(region) = &region {
-                st.release(limits, file.idx, region, released);
-            }
-            st.detach(file.idx);
-        });
+        // The region goes back first; the attachment, dropped after this,
+        // then forgets the file if nothing else uses it.
+        let region = self.held.take();
+        if let Some(file) = &self.file {
+            file.release(region, self.hits);
+        }
     }
 }
 

@@ -90,6 +90,26 @@ pub enum Error {
         /// The size now.
         actual: u64,
     },
+    /// The file is no longer the one the manager pinned when it first met
+    /// it: the path was renamed over or replaced, or the descriptor number
+    /// was closed and now names another file. The manager never reads
+    /// another file's bytes through an old entry; once every cursor and
+    /// region of the entry is gone, a new cursor meets the new file.
+    #[error("{file} is no longer the file it was when first opened (replaced, or the descriptor reused); its windows are not mapped from another file")]
+    Replaced {
+        /// The file, as the caller named it.
+        file: PathOrFd,
+    },
+    /// A copy of `len` bytes was asked for that does not fit in memory.
+    #[error("cannot copy {len} bytes at offset {offset} of {file}: not enough memory")]
+    TooLarge {
+        /// The file.
+        file: PathOrFd,
+        /// Absolute offset of the copy.
+        offset: u64,
+        /// Its length.
+        len: u64,
+    },
     /// An offset or range lies past the end of the file or buffer.
     #[error("offset {offset} is out of range for {file} ({size} bytes)")]
     OutOfRange {
@@ -125,6 +145,8 @@ impl Error {
                 reason.raw_os_error()
             }
             Error::IsADirectory { .. } => Some(libc::EISDIR),
+            Error::Replaced { .. } => Some(libc::ESTALE),
+            Error::TooLarge { .. } => Some(libc::ENOMEM),
             _ => None,
         }
     }
@@ -149,20 +171,21 @@ impl Error {
             | Error::Map { file, .. }
             | Error::HandleLimit { file, .. }
             | Error::FileShrunk { file, .. }
+            | Error::Replaced { file }
+            | Error::TooLarge { file, .. }
             | Error::OutOfRange { file, .. }
             | Error::Unaligned { file, .. } => Some(file),
             Error::NotAssociated => None,
         }
     }
 
-    /// Whether the operating system ran out of something that unmapping
-    /// unused windows may give back (memory or address space, the map count,
-    /// descriptors).
+    /// Whether a mapping was refused for lack of memory or address space, or
+    /// because the kernel's map count is used up (Linux says `ENOMEM` for
+    /// both): the refusals that unmapping unused windows can cure. Failing
+    /// to open a file (`EMFILE`, `ENFILE`) is not one: windows hold no
+    /// descriptors.
     pub(crate) fn is_exhaustion(&self) -> bool {
-        matches!(
-            self.raw_os_error(),
-            Some(libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::EAGAIN)
-        )
+        matches!(self, Error::Map { reason, .. } if reason.raw_os_error() == Some(libc::ENOMEM))
     }
 }
 
@@ -178,6 +201,8 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidInput
             }
             Error::HandleLimit { .. } => io::ErrorKind::ResourceBusy,
+            Error::Replaced { .. } => io::ErrorKind::StaleNetworkFileHandle,
+            Error::TooLarge { .. } => io::ErrorKind::OutOfMemory,
             #[allow(unreachable_patterns)]
             _ => io::ErrorKind::Other,
         };

@@ -72,18 +72,15 @@
 //! [`Manager`] is `Send + Sync` and cheap to clone; cursors and buffers are
 //! `Send`. The manager's lock is held only to find, place, map or evict a
 //! region, never while a caller reads.
-#![deny(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod buffer;
 mod cursor;
 mod error;
+mod held;
 mod hint;
 mod manager;
 mod region;
-mod region_list;
 mod source;
-mod state;
 mod stats;
 mod sys;
 mod window;
@@ -93,11 +90,10 @@ pub use cursor::WindowCursor;
 pub use error::{Error, Result};
 pub use hint::AccessHint;
 pub use manager::{
-    default_max_memory_size, default_window_size, Manager, ManagerBuilder, SlidingWindowMapManager,
-    StaticWindowMapManager,
+    default_max_memory_size, default_max_open_handles, default_window_size, Manager,
+    ManagerBuilder, SlidingWindowMapManager, StaticWindowMapManager,
 };
 pub use region::MapRegion;
-pub use region_list::MapRegionList;
 pub use source::PathOrFd;
 pub use stats::Stats;
 pub use sys::{align_to_mmap, is_64_bit, ALLOCATIONGRANULARITY};

@@ -1,13 +1,14 @@
 //! [`MapRegion`]: one read-only mapping of a file range.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
-use crate::source::PathOrFd;
+use crate::source::{Descriptor, PathOrFd, PinnedFile};
+use crate::sys::FileInfo;
 use crate::sys::ALLOCATIONGRANULARITY;
 
 /// One read-only mapping of `[ofs_begin, ofs_end)` of a file.
@@ -20,6 +21,15 @@ use crate::sys::ALLOCATIONGRANULARITY;
 /// The manager counts a region's *clients*: one for the manager itself and
 /// one for each cursor using it. A region whose
 /// [`client_count`](Self::client_count) is 1 is unused and may be evicted.
+///
+/// # Clones and the limits
+///
+/// The manager's limits count the regions it tracks, and those it has
+/// evicted until their unmapping is done. A clone kept by a caller (a
+/// `MapRegion` from [`WindowCursor::region`](crate::WindowCursor::region), a
+/// Python `memoryview`) outlives eviction by design: once the manager has
+/// evicted the region, that mapping is the caller's and counts against no
+/// limit of the manager (it still counts against the kernel's map count).
 ///
 /// # Safety of the bytes
 ///
@@ -49,7 +59,7 @@ struct Inner {
     clients: AtomicUsize,
     /// The last hint given to the kernel (0: none), so that cursors moving
     /// back and forth between regions do not repeat the system call.
-    advice: std::sync::atomic::AtomicU8,
+    advice: AtomicU8,
 }
 
 impl MapRegion {
@@ -59,69 +69,81 @@ impl MapRegion {
     ///
     /// The new region counts one client, its creator.
     pub fn new(path_or_fd: impl Into<PathOrFd>, ofs: u64, size: u64) -> Result<Self> {
-        let file = path_or_fd.into();
-        let file_size = file.file_size()?;
-        let len = size.min(file_size.saturating_sub(ofs));
-        if ofs >= file_size || len == 0 {
+        let file = PinnedFile::stat(path_or_fd.into())?;
+        let len = size.min(file.size.saturating_sub(ofs));
+        if ofs >= file.size || len == 0 {
             return Err(Error::OutOfRange {
-                file,
+                file: file.given().clone(),
                 offset: ofs,
-                size: file_size,
+                size: file.size,
             });
         }
-        Self::map(&file, ofs, len, file_size)
+        Self::map(&file, ofs, len)
     }
 
-    /// Maps exactly `[ofs, ofs + len)`, checking first that the file still
-    /// has `expected_size` bytes (so that a shrunk file gives an error here
-    /// rather than SIGBUS later).
-    pub(crate) fn map(file: &PathOrFd, ofs: u64, len: u64, expected_size: u64) -> Result<Self> {
+    /// Maps exactly `[ofs, ofs + len)` of the pinned file, opening it.
+    pub(crate) fn map(file: &PinnedFile, ofs: u64, len: u64) -> Result<Self> {
+        let (desc, info) = file.open()?;
+        Self::map_opened(file, &desc, &info, ofs, len)
+    }
+
+    /// Maps exactly `[ofs, ofs + len)` of the pinned file through `desc`,
+    /// which [`PinnedFile::open`] gave with `info`: that file, checked. A
+    /// file shorter than when it was pinned and than the window is an
+    /// error here rather than SIGBUS later.
+    pub(crate) fn map_opened(
+        file: &PinnedFile,
+        desc: &Descriptor<'_>,
+        info: &FileInfo,
+        ofs: u64,
+        len: u64,
+    ) -> Result<Self> {
         let granularity = *ALLOCATIONGRANULARITY;
         if ofs % granularity != 0 {
             return Err(Error::Unaligned {
-                file: file.clone(),
+                file: file.given().clone(),
                 offset: ofs,
                 granularity,
             });
         }
         let map_err = |reason| Error::Map {
-            file: file.clone(),
+            file: file.given().clone(),
             offset: ofs,
             len,
             reason,
         };
-        let too_large = || map_err(std::io::Error::from_raw_os_error(libc::ENOMEM));
-        let ulen = usize::try_from(len).map_err(|_| too_large())?;
-        let mapped = file.with_open(|f| {
-            let actual = f.metadata()?.len();
-            if actual < expected_size && actual < ofs + len {
-                return Ok(Err(actual));
-            }
-            // SAFETY: the mapping is read-only and the file is opened
-            // read-only. Another process may still change or truncate the
-            // file; that contract is documented on this type and the crate
-            // (SIGBUS on truncation), and the size check just above turns the
-            // truncation we can see into an error.
-            let map = unsafe { MmapOptions::new().offset(ofs).len(ulen).map(f) }?;
-            Ok(Ok(map))
-        })?;
-        match mapped {
-            Ok(Ok(map)) => Ok(MapRegion {
-                inner: Arc::new(Inner {
-                    map,
-                    ofs,
-                    clients: AtomicUsize::new(1),
-                    advice: std::sync::atomic::AtomicU8::new(0),
-                }),
-            }),
-            Ok(Err(actual)) => Err(Error::FileShrunk {
-                file: file.clone(),
+        let ulen = usize::try_from(len)
+            .map_err(|_| map_err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
+        if info.size < file.size && info.size < ofs.saturating_add(len) {
+            return Err(Error::FileShrunk {
+                file: file.given().clone(),
                 offset: ofs,
-                expected: expected_size,
-                actual,
-            }),
-            Err(source) => Err(map_err(source)),
+                expected: file.size,
+                actual: info.size,
+            });
         }
+        // SAFETY: the mapping is read-only and the descriptor is open for
+        // reading (and was checked to be the pinned regular file when it was
+        // opened). Another process may still change or truncate the file;
+        // that contract is documented on this type and the crate (SIGBUS on
+        // truncation), and the size check just above turns the truncation we
+        // can see into an error.
+        let map =
+            unsafe { MmapOptions::new().offset(ofs).len(ulen).map(&desc.fd()) }.map_err(map_err)?;
+        Ok(MapRegion {
+            inner: Arc::new(Inner {
+                map,
+                ofs,
+                clients: AtomicUsize::new(1),
+                advice: AtomicU8::new(0),
+            }),
+        })
+    }
+
+    /// What the region is charged against `max_memory_size`: its size
+    /// rounded up to whole pages, which is what the mapping occupies.
+    pub(crate) fn cost(&self) -> u64 {
+        crate::sys::page_cost(self.size() as u64)
     }
 
     /// Absolute offset of the first mapped byte.
@@ -252,14 +274,14 @@ mod tests {
     fn shrunk_file_is_an_error_not_a_sigbus() {
         let g = *ALLOCATIONGRANULARITY;
         let (_d, path, _) = file_of(3 * g as usize);
-        let file = PathOrFd::from(path.as_path());
+        let file = PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap();
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
             .set_len(g)
             .unwrap();
-        let e = MapRegion::map(&file, g, g, 3 * g).unwrap_err();
+        let e = MapRegion::map(&file, g, g).unwrap_err();
         assert!(
             matches!(e, Error::FileShrunk { actual, .. } if actual == g),
             "{e}"

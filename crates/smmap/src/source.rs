@@ -1,12 +1,14 @@
-//! [`PathOrFd`]: what a file is known by, and the two system calls the
-//! manager makes on it (stat, and opening it to map).
+//! [`PathOrFd`]: what a caller names a file by; and [`PinnedFile`], what a
+//! manager's file entry knows of it: the file's identity when first met, so
+//! that it is never read through another file later.
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::sys::{self, FileId, FileInfo, FileKind};
 
 /// A file named by path, or by a file descriptor the caller owns.
 ///
@@ -39,87 +41,174 @@ impl PathOrFd {
     }
 
     /// Reads the file's size, refusing what is not a regular file.
+    #[cfg(test)]
     pub(crate) fn file_size(&self) -> Result<u64> {
-        self.stat().map(|(size, _)| size)
-    }
-
-    /// Reads the file's size and identity (device and inode), refusing what
-    /// is not a regular file.
-    pub(crate) fn stat(&self) -> Result<(u64, (u64, u64))> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = match self {
-            PathOrFd::Path(p) => std::fs::metadata(p),
-            PathOrFd::Fd(fd) => self.with_fd(*fd, |f| f.metadata()),
-        }
-        .map_err(|reason| Error::Stat {
-            file: self.clone(),
-            reason,
-        })?;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            return Err(Error::IsADirectory { file: self.clone() });
-        }
-        if !kind.is_file() {
-            return Err(Error::NotRegularFile {
-                file: self.clone(),
-                kind: describe(&kind),
-            });
-        }
-        Ok((meta.len(), (meta.dev(), meta.ino())))
-    }
-
-    /// Runs `f` with a descriptor of the file: the caller's own, or one opened
-    /// read-only for the call and closed when it returns.
-    pub(crate) fn with_open<T>(
-        &self,
-        f: impl FnOnce(&File) -> std::io::Result<T>,
-    ) -> Result<std::io::Result<T>> {
-        match self {
-            PathOrFd::Path(p) => {
-                let file = File::open(p).map_err(|reason| Error::Open {
-                    file: self.clone(),
-                    reason,
-                })?;
-                Ok(f(&file))
-            }
-            PathOrFd::Fd(fd) => Ok(self.with_fd(*fd, f)),
-        }
-    }
-
-    fn with_fd<T>(
-        &self,
-        fd: RawFd,
-        f: impl FnOnce(&File) -> std::io::Result<T>,
-    ) -> std::io::Result<T> {
-        // The descriptor is the caller's: check it is open before wrapping it.
-        // SAFETY: F_GETFD only queries the descriptor table; any integer is
-        // an acceptable argument.
-        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
-        }
-        // SAFETY: the descriptor was just checked to be open, and the caller
-        // promised (see `Manager::make_cursor_fd`) to keep it open while the
-        // manager maps it. The `File` lives in a ManuallyDrop, so the
-        // caller's descriptor is never closed by us.
-        let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
-        f(&file)
+        PinnedFile::stat(self.clone()).map(|p| p.size)
     }
 }
 
-fn describe(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_symlink() {
-        "a symbolic link"
+/// A manager entry's file: the name the caller gave (for messages and
+/// `path()`), the absolute path it was resolved to when the entry was made
+/// (so that a later `chdir` cannot point it elsewhere), and the identity and
+/// size seen then.
+///
+/// Every descriptor the engine reads or maps through is checked against that
+/// identity first: a path renamed over or replaced, or a descriptor number
+/// closed and reused for another file, gives [`Error::Replaced`], never the
+/// other file's bytes.
+#[derive(Debug)]
+pub(crate) struct PinnedFile {
+    given: PathOrFd,
+    resolved: Option<PathBuf>,
+    pub(crate) id: FileId,
+    pub(crate) size: u64,
+}
+
+/// What a manager tells files apart by: the absolute path, or the descriptor
+/// number with the identity it referred to (descriptor numbers are recycled).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum FileKey {
+    Path(PathBuf),
+    Fd(RawFd, FileId),
+}
+
+/// A descriptor to read or map through: opened for the occasion (closed when
+/// dropped) or the caller's own, borrowed.
+pub(crate) enum Descriptor<'a> {
+    Owned(File),
+    Borrowed(BorrowedFd<'a>),
+}
+
+impl Descriptor<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Descriptor::Owned(f) => f.as_fd(),
+            Descriptor::Borrowed(b) => *b,
+        }
+    }
+}
+
+impl PinnedFile {
+    /// Resolves the name and reads the file's size and identity, refusing
+    /// what is not a regular file. A path is not opened (`stat` never blocks
+    /// and needs no read permission).
+    pub(crate) fn stat(given: PathOrFd) -> Result<Self> {
+        let stat_err = |reason| Error::Stat {
+            file: given.clone(),
+            reason,
+        };
+        let (resolved, info) = match &given {
+            PathOrFd::Path(p) => {
+                let abs = std::path::absolute(p).map_err(stat_err)?;
+                let meta = std::fs::metadata(&abs).map_err(stat_err)?;
+                (Some(abs), info_of(&meta))
+            }
+            PathOrFd::Fd(fd) => {
+                let info = borrow(*fd).and_then(sys::fstat).map_err(stat_err)?;
+                (None, info)
+            }
+        };
+        check_kind(&given, info.kind)?;
+        Ok(PinnedFile {
+            given,
+            resolved,
+            id: info.id,
+            size: info.size,
+        })
+    }
+
+    /// The name the caller gave.
+    pub(crate) fn given(&self) -> &PathOrFd {
+        &self.given
+    }
+
+    pub(crate) fn key(&self) -> FileKey {
+        match (&self.given, &self.resolved) {
+            (_, Some(abs)) => FileKey::Path(abs.clone()),
+            (PathOrFd::Fd(fd), None) => FileKey::Fd(*fd, self.id),
+            (PathOrFd::Path(p), None) => FileKey::Path(p.clone()),
+        }
+    }
+
+    /// A descriptor of the pinned file, with what `fstat` says of it now:
+    /// the path opened without blocking, or the caller's descriptor
+    /// borrowed. Errors: it cannot be opened, it is not a regular file, or it
+    /// is another file than the one pinned ([`Error::Replaced`]).
+    pub(crate) fn open(&self) -> Result<(Descriptor<'_>, FileInfo)> {
+        let open_err = |reason| Error::Open {
+            file: self.given.clone(),
+            reason,
+        };
+        let desc = match (&self.given, &self.resolved) {
+            (_, Some(abs)) => Descriptor::Owned(sys::open_nonblocking(abs).map_err(open_err)?),
+            (PathOrFd::Fd(fd), None) => Descriptor::Borrowed(borrow(*fd).map_err(open_err)?),
+            (PathOrFd::Path(p), None) => {
+                Descriptor::Owned(sys::open_nonblocking(p).map_err(open_err)?)
+            }
+        };
+        let info = sys::fstat(desc.fd()).map_err(|reason| Error::Stat {
+            file: self.given.clone(),
+            reason,
+        })?;
+        check_kind(&self.given, info.kind)?;
+        if info.id != self.id {
+            return Err(Error::Replaced {
+                file: self.given.clone(),
+            });
+        }
+        Ok((desc, info))
+    }
+}
+
+/// Borrows the caller's descriptor after checking that it is open.
+fn borrow<'a>(fd: RawFd) -> std::io::Result<BorrowedFd<'a>> {
+    if !sys::fd_is_open(fd) {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the descriptor was just checked to be open, and the caller
+    // promised (see `Manager::make_cursor_fd`) to keep it open while the
+    // manager reads or maps it; the borrow lasts one read or one mapping. If
+    // the caller breaks that promise and the number is reused, the identity
+    // check that follows every borrow refuses the other file.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+fn info_of(meta: &std::fs::Metadata) -> FileInfo {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        FileKind::Regular
+    } else if t.is_dir() {
+        FileKind::Directory
+    } else if t.is_fifo() {
+        FileKind::Other("a FIFO")
+    } else if t.is_char_device() {
+        FileKind::Other("a character device")
+    } else if t.is_block_device() {
+        FileKind::Other("a block device")
+    } else if t.is_socket() {
+        FileKind::Other("a socket")
     } else {
-        "not a regular file"
+        FileKind::Other("not a regular file")
+    };
+    FileInfo {
+        size: meta.len(),
+        id: FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+        kind,
+    }
+}
+
+fn check_kind(file: &PathOrFd, kind: FileKind) -> Result<()> {
+    match kind {
+        FileKind::Regular => Ok(()),
+        FileKind::Directory => Err(Error::IsADirectory { file: file.clone() }),
+        FileKind::Other(kind) => Err(Error::NotRegularFile {
+            file: file.clone(),
+            kind,
+        }),
     }
 }
 
@@ -192,5 +281,30 @@ mod tests {
         let e = PathOrFd::Fd(-1).file_size().unwrap_err();
         assert!(e.to_string().contains("file descriptor -1"), "{e}");
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn a_replaced_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pack");
+        std::fs::write(&path, b"old").unwrap();
+        let pinned = PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap();
+        assert!(pinned.open().is_ok());
+        let other = dir.path().join("new");
+        std::fs::write(&other, b"new!").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let e = pinned.open().err().expect("another file");
+        assert!(matches!(e, Error::Replaced { .. }), "{e}");
+        assert!(e.to_string().contains("pack"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_path_is_resolved_once() {
+        let pinned = PinnedFile::stat(PathOrFd::from("Cargo.toml")).unwrap();
+        assert_eq!(pinned.given(), &PathOrFd::from("Cargo.toml"));
+        let FileKey::Path(abs) = pinned.key() else {
+            panic!("a path key")
+        };
+        assert!(abs.is_absolute() && abs.ends_with("Cargo.toml"));
     }
 }

@@ -24,9 +24,10 @@ pub struct Stats {
     /// Times every unused region was unmapped so that a refused mapping
     /// could be tried again.
     pub retries: u64,
-    /// Windows mapped without the lock and then discarded because another
-    /// thread had mapped an overlapping region of the file meanwhile.
-    pub discarded: u64,
+    /// Misses that waited for another thread: for the window holding their
+    /// offset, which it was mapping, or for room it was unmapping or about
+    /// to use.
+    pub waits: u64,
     /// Regions unmapped to stay within the limits or to retry a mapping.
     pub evictions: u64,
     /// Regions unmapped by `collect`.
@@ -37,13 +38,16 @@ pub struct Stats {
     pub known_files: usize,
     /// Bytes mapped now.
     pub mapped_bytes: u64,
+    /// Bytes charged against `max_memory_size` now: each region's size
+    /// rounded up to whole pages.
+    pub charged_bytes: u64,
     /// Most bytes ever mapped at once.
     pub peak_mapped_bytes: u64,
     /// Regions ("handles") mapped now.
     pub windows: usize,
     /// Most regions ever mapped at once.
     pub peak_windows: usize,
-    /// Bytes mapped beyond `max_memory_size` now; only non-zero while every
+    /// Bytes charged beyond `max_memory_size` now; only non-zero while every
     /// region is in use.
     pub over_limit_bytes: u64,
     /// Most bytes ever mapped beyond `max_memory_size`.

@@ -56,22 +56,89 @@ fn sparse(dir: &std::path::Path, name: &str, len: u64) -> std::path::PathBuf {
     p
 }
 
-/// More windows than `vm.max_map_count` allows, with no memory or handle
-/// limit: the kernel refuses a mapping, the manager unmaps every unused
-/// window and retries, and every read succeeds.
+fn max_map_count() -> u64 {
+    let max: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        max <= 1 << 20,
+        "vm.max_map_count {max} is too large to exhaust in a test"
+    );
+    max
+}
+
+/// Takes `n` of the process's mappings, as the rest of a program (an
+/// allocator, an interpreter) does: one anonymous region whose every other
+/// page is made inaccessible, so that the kernel keeps `n` separate maps.
+fn hog_maps(n: u64) {
+    let page = g() as usize;
+    let len = n as usize * page;
+    // SAFETY: an anonymous private mapping at an address the kernel picks;
+    // it is never freed (the child process exits) and never read.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED);
+    for i in (1..n as usize).step_by(2) {
+        // SAFETY: the page lies inside the mapping made above.
+        let r = unsafe {
+            libc::mprotect(
+                base.cast::<u8>().add(i * page).cast(),
+                page,
+                libc::PROT_NONE,
+            )
+        };
+        assert_eq!(r, 0, "mprotect: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// More windows than `vm.max_map_count` allows, with the default limits:
+/// the manager keeps its mappings at half the kernel's limit, evicting as it
+/// must, and the kernel never refuses it.
+#[test]
+fn map_count_is_never_reached_by_default() {
+    in_child("map_count_is_never_reached_by_default", || {
+        let max = max_map_count();
+        let windows = max + max / 10;
+        let dir = tempfile::tempdir().unwrap();
+        let path = sparse(dir.path(), "sparse", windows * g());
+        let m = SlidingWindowMapManager::builder().window_size(g()).build();
+        assert_eq!(m.max_file_handles() as u64, max / 2);
+        let mut c = m.make_cursor(&path).unwrap();
+        for i in 0..windows {
+            let c = c.use_region(i * g(), 0).unwrap();
+            assert_eq!(c.buffer()[0], 0);
+        }
+        let s = m.stats();
+        eprintln!(
+            "map_count_is_never_reached_by_default: vm.max_map_count {max}, {windows} windows read, {} maps, {} refused, peak {} windows",
+            s.maps, s.map_failures, s.peak_windows
+        );
+        assert_eq!((s.maps, s.map_failures), (windows, 0));
+        assert_eq!(s.peak_windows as u64, max / 2);
+        m.verify_invariants().unwrap();
+    });
+}
+
+/// The rest of the process has taken all but a few thousand of the
+/// kernel's maps: the kernel refuses a mapping before the handle limit is
+/// reached, the manager unmaps every unused window and retries, and every
+/// read succeeds.
 #[test]
 fn map_count_exhausted() {
     in_child("map_count_exhausted", || {
-        let max: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            max <= 1 << 20,
-            "vm.max_map_count {max} is too large to exhaust in a test"
-        );
-        let windows = max + max / 10;
+        let max = max_map_count();
+        hog_maps(max - 3000);
+        let windows = 10_000;
         let dir = tempfile::tempdir().unwrap();
         let path = sparse(dir.path(), "sparse", windows * g());
         let m = SlidingWindowMapManager::builder().window_size(g()).build();
@@ -82,7 +149,7 @@ fn map_count_exhausted() {
         }
         let s = m.stats();
         eprintln!(
-            "map_count_exhausted: vm.max_map_count {max}, {windows} windows read, {} maps, {} refused, {} retries, {} evictions",
+            "map_count_exhausted: vm.max_map_count {max}, all but 3000 taken, {windows} windows read, {} maps, {} refused, {} retries, {} evictions",
             s.maps, s.map_failures, s.retries, s.evictions
         );
         assert_eq!(s.maps, windows);

@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use common::{g, make_file};
 use proptest::prelude::*;
 use smmap::{
-    Error, Manager, MapRegion, MapRegionList, SlidingWindowMapBuffer, SlidingWindowMapManager,
+    Error, Manager, MapRegion, SlidingWindowMapBuffer, SlidingWindowMapManager,
     StaticWindowMapManager, WindowCursor,
 };
 
@@ -237,11 +237,6 @@ fn bad_inputs_table() {
             "region past end",
             MapRegion::new(&path, u64::MAX - u64::MAX % g(), 1).map(drop),
             |e| matches!(e, Error::OutOfRange { .. }),
-        ),
-        (
-            "region list of missing file",
-            MapRegionList::new(&missing).map(drop),
-            |e| e.raw_os_error() == Some(libc::ENOENT),
         ),
     ];
     for (what, result, check) in cases {

@@ -10,7 +10,7 @@ fn defaults_and_special_values() {
     let m = SlidingWindowMapManager::new();
     assert_eq!(m.window_size(), 1024 << 20);
     assert_eq!(m.max_mapped_memory_size(), 8192 << 20);
-    assert_eq!(m.max_file_handles(), usize::MAX);
+    assert_eq!(m.max_file_handles(), smmap::default_max_open_handles());
     let m = StaticWindowMapManager::new();
     assert_eq!(m.window_size(), 0);
     assert_eq!(m.max_mapped_memory_size(), 8192 << 20);

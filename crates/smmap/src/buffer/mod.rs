@@ -48,22 +48,7 @@ pub struct SlidingWindowMapBuffer {
     len: u64,
     /// The position of `Read`/`Seek`/`BufRead`, relative.
     pos: u64,
-    /// The current window in buffer indices, `[win_lo, win_lo + win_len)`
-    /// (the cursor's region clipped to the buffer), and the address of the
-    /// byte at `win_lo`: a hit in `get` is one subtraction, one comparison
-    /// and a load. Empty (`win_len` 0) without a window.
-    win_lo: u64,
-    win_len: u64,
-    win_base: *const u8,
 }
-
-// SAFETY: `win_base` points into the mapping of the cursor's current region,
-// which the cursor (owned by the buffer) keeps alive; it is refreshed
-// whenever the cursor moves and never written through. Sending or sharing
-// the buffer sends or shares that read-only mapping, as for the cursor.
-unsafe impl Send for SlidingWindowMapBuffer {}
-// SAFETY: as above; `&self` methods only read.
-unsafe impl Sync for SlidingWindowMapBuffer {}
 
 impl SlidingWindowMapBuffer {
     /// A buffer over `[offset, offset + size)` of the cursor's file, `size`
@@ -78,9 +63,6 @@ impl SlidingWindowMapBuffer {
             offset: 0,
             len: 0,
             pos: 0,
-            win_lo: 0,
-            win_len: 0,
-            win_base: std::ptr::null(),
         };
         buf.begin_access(None, offset, size)?;
         Ok(buf)
@@ -101,7 +83,6 @@ impl SlidingWindowMapBuffer {
         }
         self.len = 0;
         self.pos = 0;
-        self.win_len = 0;
         let Some(fsize) = self.cursor.file_size() else {
             return Err(Error::NotAssociated);
         };
@@ -116,27 +97,7 @@ impl SlidingWindowMapBuffer {
         }
         self.offset = offset;
         self.len = size.min(fsize - offset);
-        self.refresh_window();
         Ok(())
-    }
-
-    /// Recomputes the cached window from the cursor's region.
-    fn refresh_window(&mut self) {
-        let range = self.cursor.region_range();
-        let lo = range.start.max(self.offset);
-        let hi = range.end.min(self.offset + self.len);
-        match self.cursor.region_tail(lo) {
-            Some(tail) if lo < hi => {
-                self.win_lo = lo - self.offset;
-                self.win_len = hi - lo;
-                self.win_base = tail.as_ptr();
-            }
-            _ => {
-                self.win_lo = 0;
-                self.win_len = 0;
-                self.win_base = std::ptr::null();
-            }
-        }
     }
 
     /// Releases the window; the buffer reads nothing (length 0) until
@@ -145,7 +106,6 @@ impl SlidingWindowMapBuffer {
         self.len = 0;
         self.pos = 0;
         self.cursor.unuse_region();
-        self.refresh_window();
     }
 
     /// The cursor.
@@ -194,23 +154,13 @@ impl SlidingWindowMapBuffer {
     /// The byte at index `i`.
     ///
     /// Errors: `i >= len()` ([`Error::OutOfRange`]), or its window could not
-    /// be mapped.
+    /// be mapped (the buffer stays usable: a later read maps again).
     #[inline]
     pub fn get(&mut self, i: u64) -> Result<u8> {
-        let k = i.wrapping_sub(self.win_lo);
-        if k < self.win_len {
-            self.cursor.note_hit();
-            // SAFETY: `k < win_len` keeps the read inside the cached window,
-            // which lies inside the cursor's current region (see
-            // `refresh_window`); the region lives while the cursor does.
-            return Ok(unsafe { *self.win_base.add(k as usize) });
+        if i < self.len {
+            return self.cursor.byte_at(self.offset + i);
         }
-        self.get_slow(i)
-    }
-
-    #[cold]
-    fn get_slow(&mut self, i: u64) -> Result<u8> {
-        Ok(self.chunk_at(i)?[0])
+        Err(self.out_of_range(i))
     }
 
     /// The bytes from index `i` to the end of the window holding it (or of
@@ -219,19 +169,9 @@ impl SlidingWindowMapBuffer {
         if i >= self.len {
             return Err(self.out_of_range(i));
         }
-        let abs = self.offset + i;
-        if self.cursor.region_range().contains(&abs) {
-            self.cursor.note_hit();
-        } else {
-            self.cursor.use_region(abs, 0)?;
-            self.refresh_window();
-        }
-        let end = self.len - i;
-        let tail = self
-            .cursor
-            .region_tail(abs)
-            .expect("the window holds the offset it was placed at");
-        Ok(&tail[..tail.len().min(usize::try_from(end).unwrap_or(usize::MAX))])
+        let left = usize::try_from(self.len - i).unwrap_or(usize::MAX);
+        let chunk = self.cursor.chunk_at(self.offset + i)?;
+        Ok(&chunk[..chunk.len().min(left)])
     }
 
     /// Copies bytes from index `i` into `out`, across windows; returns how
@@ -242,25 +182,10 @@ impl SlidingWindowMapBuffer {
         if i > self.len {
             return Err(self.out_of_range(i));
         }
-        // The common case: one window holds it all, one copy.
         let want = out
             .len()
             .min(usize::try_from(self.len - i).unwrap_or(usize::MAX));
-        if let Some(tail) = self.cursor.region_tail(self.offset + i) {
-            if tail.len() >= want {
-                out[..want].copy_from_slice(&tail[..want]);
-                self.cursor.note_hit();
-                return Ok(want);
-            }
-        }
-        let mut done = 0;
-        while done < out.len() && i + (done as u64) < self.len {
-            let chunk = self.chunk_at(i + done as u64)?;
-            let n = chunk.len().min(out.len() - done);
-            out[done..done + n].copy_from_slice(&chunk[..n]);
-            done += n;
-        }
-        Ok(done)
+        self.cursor.read_at(self.offset + i, &mut out[..want])
     }
 
     /// Fills `out` exactly from index `i`.
@@ -278,23 +203,41 @@ impl SlidingWindowMapBuffer {
     /// The bytes of `range` (relative): borrowed from the mapping when one
     /// window holds them all, copied and stitched together otherwise.
     ///
-    /// Errors: the range is reversed or ends past `len()`, or a window could
-    /// not be mapped.
+    /// Errors: the range is reversed or ends past `len()`, the copy does not
+    /// fit in memory ([`Error::TooLarge`]), or a window could not be mapped.
     pub fn slice(&mut self, range: Range<u64>) -> Result<Cow<'_, [u8]>> {
         if range.start > range.end || range.end > self.len {
             return Err(self.out_of_range(range.end.max(range.start)));
         }
-        let n =
-            usize::try_from(range.end - range.start).map_err(|_| self.out_of_range(range.end))?;
+        let n = range.end - range.start;
         if n == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
-        if self.chunk_at(range.start)?.len() >= n {
+        if self.chunk_at(range.start)?.len() as u64 >= n {
             let chunk = self.chunk_at(range.start)?;
-            return Ok(Cow::Borrowed(&chunk[..n]));
+            return Ok(Cow::Borrowed(&chunk[..n as usize]));
         }
-        let mut out = vec![0; n];
+        let mut out = self.allocate(range.start, n)?;
         self.read_at(range.start, &mut out)?;
         Ok(Cow::Owned(out))
+    }
+
+    /// A zeroed vector of `n` bytes for a copy of the bytes at index `i`, or
+    /// [`Error::TooLarge`] if it cannot be had.
+    fn allocate(&self, i: u64, n: u64) -> Result<Vec<u8>> {
+        let too_large = || Error::TooLarge {
+            file: self
+                .cursor
+                .path_or_fd()
+                .cloned()
+                .unwrap_or(crate::PathOrFd::Fd(-1)),
+            offset: self.offset.saturating_add(i),
+            len: n,
+        };
+        let n = usize::try_from(n).map_err(|_| too_large())?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| too_large())?;
+        out.resize(n, 0);
+        Ok(out)
     }
 }

@@ -73,10 +73,9 @@ impl SlidingWindowMapBuffer {
             }
             let range = self.cursor.region_range();
             let chunk_start = range.start.saturating_sub(self.offset).min(last);
-            let bytes = self
-                .cursor
-                .region_tail(self.offset + chunk_start)
-                .expect("window holds its start");
+            // The region holds `chunk_start` (it holds `last` and starts at
+            // or before `chunk_start`), so this does not move it.
+            let bytes = self.chunk_at(chunk_start)?;
             let hay = &bytes[..(end - chunk_start) as usize];
             if let Some(i) = finder.rfind(hay) {
                 return Ok(Some(chunk_start + i as u64));

@@ -1,0 +1,638 @@
+//! The managers: [`Manager`], shared by every cursor, and its two flavours
+//! [`SlidingWindowMapManager`] and [`StaticWindowMapManager`].
+
+mod faults;
+mod region_list;
+mod state;
+
+use std::fmt;
+use std::ops::Deref;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::cursor::WindowCursor;
+use crate::error::Result;
+use crate::region::MapRegion;
+use crate::source::{PathOrFd, PinnedFile};
+use crate::stats::Stats;
+use state::{Finish, Obtain, Released, Room, State};
+pub(crate) use state::{Kind, Limits};
+
+const MIB: u64 = 1024 * 1024;
+
+/// The default window size of a sliding manager: 1024 MiB on 64-bit systems,
+/// 64 MiB on 32-bit ones.
+pub fn default_window_size() -> u64 {
+    if crate::is_64_bit() {
+        1024 * MIB
+    } else {
+        64 * MIB
+    }
+}
+
+/// The default memory limit: 8192 MiB on 64-bit systems, 1024 MiB on 32-bit
+/// ones.
+pub fn default_max_memory_size() -> u64 {
+    if crate::is_64_bit() {
+        8192 * MIB
+    } else {
+        1024 * MIB
+    }
+}
+
+/// The default, and the highest, `max_open_handles`: half the kernel's limit
+/// on mappings per process (`vm.max_map_count`, 65530 by default on Linux,
+/// so 32765), leaving the other half to the rest of the process —
+/// allocators, an interpreter, other libraries. Unlimited where the kernel
+/// states no such limit.
+///
+/// ```
+/// assert!(smmap::default_max_open_handles() >= 1);
+/// ```
+pub fn default_max_open_handles() -> usize {
+    crate::sys::default_max_open_handles()
+}
+
+/// A memory-map manager: maps windows of files on demand for its cursors and
+/// keeps the mapped bytes and the number of mappings within its limits.
+///
+/// `Manager` is a cheap handle (`Clone` shares one state) and is `Send +
+/// Sync`: all threads may share one. Its lock is taken only to find, place
+/// or evict a region — never while a caller reads bytes, never while the
+/// operating system maps or unmaps, and never when a cursor's current region
+/// already holds the offset it asks for.
+///
+/// Make one with [`SlidingWindowMapManager`] or [`StaticWindowMapManager`];
+/// both dereference to `Manager`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// std::fs::write(&path, b"0123456789")?;
+/// let manager = smmap::SlidingWindowMapManager::new();
+/// let mut cursor = manager.make_cursor(&path)?;
+/// cursor.use_region(2, 3)?;
+/// assert_eq!(cursor.buffer(), b"234");
+/// assert_eq!(manager.num_file_handles(), 1);
+/// drop(cursor);
+/// assert_eq!(manager.collect(), 1);
+/// assert_eq!(manager.mapped_memory_size(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Manager {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    limits: Limits,
+    state: Mutex<State>,
+    /// Signalled when a pending window or an unmapping finishes.
+    changed: Condvar,
+    faults: faults::Faults,
+}
+
+impl Manager {
+    fn new(limits: Limits) -> Self {
+        Manager {
+            shared: Arc::new(Shared {
+                limits,
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                faults: faults::Faults::default(),
+            }),
+        }
+    }
+
+    /// The state, even if a thread panicked while holding the lock: every
+    /// update of the state completes before anything that could panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Runs `f` under the lock, then unmaps what it evicted, after the lock
+    /// is gone (see [`unmap`](Self::unmap)).
+    fn with_state<T>(&self, f: impl FnOnce(&mut State, &Limits, &mut Released) -> T) -> T {
+        let mut released = Released::default();
+        let out = f(&mut self.lock(), self.limits(), &mut released);
+        self.unmap(released);
+        out
+    }
+
+    /// Drops the evicted regions (unmapping those no caller holds a clone
+    /// of), then frees their room and wakes the misses waiting for it. Until
+    /// then their handles and bytes stay counted, so the limits hold for
+    /// what the operating system has mapped.
+    fn unmap(&self, released: Released) {
+        let room = released.room;
+        drop(released.regions);
+        self.give_back(room);
+    }
+
+    /// Frees the room of regions unmapped since the lock was released.
+    fn give_back(&self, room: Room) {
+        if room != Room::default() {
+            self.lock().unmapped(room);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    /// Waits until the state's generation is no longer `seen`.
+    fn wait(&self, seen: u64) {
+        let mut st = self.lock();
+        st.count_wait();
+        while st.generation() == seen {
+            st = self
+                .shared
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The miss path of a cursor on file `idx`: finds or maps a region
+    /// holding `offset` (`None` at or past the end), releasing `previous`.
+    ///
+    /// The system calls happen outside the lock. Under the lock, find the
+    /// region, or reserve a window for it, evicting first if needed (then
+    /// the evicted regions are unmapped and the lock taken again, which also
+    /// frees their room). Before the first reservation the file is opened,
+    /// without the lock and before `previous` is released, so that a file
+    /// that cannot be opened (removed, replaced, a FIFO now) leaves the
+    /// cursor with its region: the error hands it back in
+    /// [`MoveError::kept`]. The window is mapped without the lock, then put
+    /// in place of its reservation under it.
+    fn obtain(
+        &self,
+        idx: usize,
+        file: &PinnedFile,
+        offset: u64,
+        want: u64,
+        previous: Option<MapRegion>,
+        hits: u64,
+    ) -> std::result::Result<Option<MapRegion>, MoveError> {
+        let mut previous = previous;
+        let mut first = Some(hits);
+        let mut retried = false;
+        let mut opened = None;
+        // Room of regions this thread unmapped, to give back under the lock.
+        let mut freed = Room::default();
+        loop {
+            let mut released = Released::default();
+            let step = {
+                let mut st = self.lock();
+                st.unmapped(std::mem::take(&mut freed));
+                let limits = self.limits();
+                if let Some(hits) = first.take() {
+                    st.add_hits(hits);
+                    if offset < file.size {
+                        st.count_miss();
+                    }
+                }
+                if offset >= file.size {
+                    st.release_previous(limits, idx, &mut previous, &mut released);
+                    Ok(None)
+                } else {
+                    let (prev, can_map) = (&mut previous, opened.is_some());
+                    st.begin_obtain(limits, idx, offset, want, prev, can_map, &mut released)
+                        .map(Some)
+                }
+            };
+            self.shared.changed.notify_all();
+            freed = released.room;
+            drop(released.regions);
+            let reservation = match step {
+                Ok(Some(Obtain::Unmap)) => continue,
+                Ok(Some(Obtain::Open)) => match file.open() {
+                    Ok(desc) => {
+                        opened = Some(desc);
+                        continue;
+                    }
+                    Err(error) => {
+                        self.give_back(freed);
+                        return Err(MoveError::keeping(error, previous));
+                    }
+                },
+                Ok(Some(Obtain::Wait(seen))) => {
+                    self.give_back(std::mem::take(&mut freed));
+                    self.wait(seen);
+                    continue;
+                }
+                Ok(Some(Obtain::Map(reservation))) => reservation,
+                Ok(Some(Obtain::Found(region))) => {
+                    self.give_back(freed);
+                    return Ok(Some(region));
+                }
+                Ok(None) => {
+                    self.give_back(freed);
+                    return Ok(None);
+                }
+                Err(error) => {
+                    self.give_back(freed);
+                    return Err(MoveError::keeping(error, previous));
+                }
+            };
+            debug_assert_eq!(freed, Room::default(), "a reservation follows no eviction");
+            debug_assert!(previous.is_none(), "released before a reservation");
+            let (desc, info) = opened.as_ref().expect("opened before a reservation");
+            let (ofs, len) = (reservation.window.ofs, reservation.window.size);
+            let mapped = self
+                .shared
+                .faults
+                .take()
+                .unwrap_or_else(|| MapRegion::map_opened(file, desc, info, ofs, len))
+                .map_err(|e| self.shared.faults.name(e, &reservation));
+            let finish = self.with_state(|st, limits, released| {
+                st.finish_obtain(limits, &reservation, mapped, retried, released)
+            });
+            self.shared.changed.notify_all();
+            match finish.map_err(|error| MoveError::keeping(error, None))? {
+                Finish::Done(region) => return Ok(Some(region)),
+                Finish::Retry => retried = true,
+            }
+        }
+    }
+
+    /// A cursor on the file at `path`, or on a file given as [`PathOrFd`].
+    ///
+    /// The file's size and identity (device and inode) are read when the
+    /// manager first meets the file and kept while any cursor or region of
+    /// it lives; a relative path is resolved then, too. Every later window
+    /// is mapped from that same file: a path renamed over or replaced since
+    /// gives [`Error::Replaced`](crate::Error::Replaced), never another
+    /// file's bytes. Once every cursor and region of the file is gone, a new
+    /// cursor meets the file anew (at its new size, or the new file).
+    ///
+    /// Errors: the file is missing, a directory, not a regular file, or its
+    /// size cannot be read.
+    pub fn make_cursor(&self, path_or_fd: impl Into<PathOrFd>) -> Result<WindowCursor> {
+        let given = path_or_fd.into();
+        let attached = match &given {
+            PathOrFd::Path(p) => {
+                // A path known already needs no system call.
+                let key = std::path::absolute(p)
+                    .ok()
+                    .map(crate::source::FileKey::Path);
+                key.and_then(|key| self.lock().attach_known(&key))
+            }
+            // A descriptor is known by what it refers to now (see FileKey).
+            PathOrFd::Fd(_) => None,
+        };
+        let (idx, file) = match attached {
+            Some(found) => found,
+            None => {
+                // Read the size without holding the lock.
+                let pinned = PinnedFile::stat(given)?;
+                self.lock().attach(pinned)
+            }
+        };
+        Ok(WindowCursor::attached(Attachment {
+            manager: self.clone(),
+            idx,
+            file,
+        }))
+    }
+
+    /// A cursor on the open file descriptor `fd`, which stays the caller's:
+    /// it is never closed by the manager, and must stay open while windows of
+    /// it are mapped.
+    ///
+    /// Descriptor numbers are recycled by the operating system; the manager
+    /// tells files apart by device and inode, so a new file opened under a
+    /// number the manager has seen before is never served the old file's
+    /// windows, and a cursor whose descriptor number now names another file
+    /// gets [`Error::Replaced`](crate::Error::Replaced).
+    pub fn make_cursor_fd(&self, fd: RawFd) -> Result<WindowCursor> {
+        self.make_cursor(PathOrFd::Fd(fd))
+    }
+
+    /// Makes the next `count` mappings fail as if the operating system had
+    /// refused them with `errno` (`ENOMEM` is retried once after evicting
+    /// every unused region, as a real refusal is). For tests of the failure
+    /// paths; only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_next_maps(&self, count: usize, errno: i32) {
+        self.shared.faults.arm(count, errno);
+    }
+
+    /// Unmaps every region no cursor uses; returns how many.
+    pub fn collect(&self) -> usize {
+        self.with_state(|st, _, rel| st.collect_lru(0, u64::MAX, rel))
+    }
+
+    /// Unmaps least-recently-used unused regions until `size` more bytes fit
+    /// under the memory limit, or every unused region when `size` is 0;
+    /// returns how many. (smmap's `_collect_lru_region`.)
+    pub fn collect_lru_region(&self, size: u64) -> usize {
+        self.with_state(|st, limits, rel| st.collect_lru(size, limits.max_memory_size, rel))
+    }
+
+    /// Number of mapped regions ("handles").
+    pub fn num_file_handles(&self) -> usize {
+        self.lock().handles()
+    }
+
+    /// Number of files with at least one mapped region.
+    pub fn num_open_files(&self) -> usize {
+        self.lock().open_files()
+    }
+
+    /// The largest window mapped for a cursor, in bytes; 0 means unlimited
+    /// (whole files).
+    pub fn window_size(&self) -> u64 {
+        self.limits().window_size
+    }
+
+    /// Bytes mapped now.
+    pub fn mapped_memory_size(&self) -> u64 {
+        self.lock().memory()
+    }
+
+    /// The most regions that may be mapped at once (see
+    /// [`ManagerBuilder::max_open_handles`]).
+    pub fn max_file_handles(&self) -> usize {
+        self.limits().max_open_handles
+    }
+
+    /// The most bytes, charged in whole pages, that may be mapped at once,
+    /// unless every region is in use (see
+    /// [`ManagerBuilder::max_memory_size`]).
+    pub fn max_mapped_memory_size(&self) -> u64 {
+        self.limits().max_memory_size
+    }
+
+    /// True for a [`StaticWindowMapManager`], which maps whole files.
+    pub fn is_static(&self) -> bool {
+        self.limits().kind == Kind::Static
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats(self.limits())
+    }
+
+    /// Checks the manager's invariants: each file's regions sorted, disjoint,
+    /// aligned and within the file; client counts and the LRU list agreeing;
+    /// accounting equal to the sum of the live regions; limits held. Meant
+    /// for tests and debugging; returns a description of the first broken
+    /// invariant.
+    pub fn verify_invariants(&self) -> std::result::Result<(), String> {
+        self.lock().verify(self.limits())
+    }
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = self.limits();
+        f.debug_struct("Manager")
+            .field("kind", &l.kind)
+            .field("window_size", &l.window_size)
+            .field("max_memory_size", &l.max_memory_size)
+            .field("max_open_handles", &l.max_open_handles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets the limits of a new manager. From
+/// [`SlidingWindowMapManager::builder`] or [`StaticWindowMapManager::builder`].
+///
+/// ```
+/// let manager = smmap::SlidingWindowMapManager::builder()
+///     .window_size(1 << 20)
+///     .max_memory_size(16 << 20)
+///     .max_open_handles(64)
+///     .build();
+/// assert_eq!(manager.window_size(), 1 << 20);
+/// assert_eq!(manager.max_file_handles(), 64);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct ManagerBuilder<M> {
+    limits: Limits,
+    _kind: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<M: From<Manager>> ManagerBuilder<M> {
+    fn new(kind: Kind, window_size: u64) -> Self {
+        ManagerBuilder {
+            limits: Limits {
+                kind,
+                window_size,
+                max_memory_size: default_max_memory_size(),
+                max_open_handles: default_max_open_handles(),
+            },
+            _kind: std::marker::PhantomData,
+        }
+    }
+
+    /// The largest window, in bytes; 0 means unlimited (map whole files).
+    pub fn window_size(mut self, bytes: u64) -> Self {
+        self.limits.window_size = bytes;
+        self
+    }
+
+    /// The most bytes mapped at once; 0 means the default
+    /// ([`default_max_memory_size`]).
+    ///
+    /// Each region is charged what its mapping occupies: its size rounded up
+    /// to whole pages, so 10,000 files of 10 bytes cost 10,000 pages. The
+    /// limit is exceeded only while every region is in use (a new window is
+    /// then mapped anyway, and the excess evicted as soon as one is
+    /// released; [`Stats::over_limit_bytes`] shows it).
+    pub fn max_memory_size(mut self, bytes: u64) -> Self {
+        self.limits.max_memory_size = if bytes == 0 {
+            default_max_memory_size()
+        } else {
+            bytes
+        };
+        self
+    }
+
+    /// The most regions ("handles": live mappings) mapped at once; at least
+    /// 1, and at most [`default_max_open_handles`] — half the kernel's map
+    /// limit, which is also the default — since a process whose mappings
+    /// use up the kernel's limit fails elsewhere (its allocator, an
+    /// interpreter) before the manager can evict anything.
+    ///
+    /// The limit counts the regions the manager tracks and those it is
+    /// unmapping; it is never exceeded, even by threads racing. A miss when
+    /// every region is in use by a cursor is [`Error::HandleLimit`](crate::Error::HandleLimit).
+    pub fn max_open_handles(mut self, handles: usize) -> Self {
+        self.limits.max_open_handles = handles.clamp(1, default_max_open_handles());
+        self
+    }
+
+    /// The manager.
+    pub fn build(self) -> M {
+        M::from(Manager::new(self.limits))
+    }
+}
+
+macro_rules! flavour {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $window:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(Manager);
+
+        impl $name {
+            /// A manager with the default limits.
+            pub fn new() -> Self {
+                Self::builder().build()
+            }
+
+            /// A builder to set the limits.
+            pub fn builder() -> ManagerBuilder<Self> {
+                ManagerBuilder::new($kind, $window)
+            }
+
+            /// The shared manager handle.
+            pub fn manager(&self) -> &Manager {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<Manager> for $name {
+            fn from(m: Manager) -> Self {
+                $name(m)
+            }
+        }
+
+        impl From<$name> for Manager {
+            fn from(m: $name) -> Manager {
+                m.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = Manager;
+
+            fn deref(&self) -> &Manager {
+                &self.0
+            }
+        }
+    };
+}
+
+flavour!(
+    /// A manager that maps windows of at most `window_size` bytes (default
+    /// [`default_window_size`]), placed between the file's existing regions
+    /// and aligned to [`ALLOCATIONGRANULARITY`](crate::ALLOCATIONGRANULARITY).
+    /// The right choice for most uses, and the only one for files larger
+    /// than the address space.
+    ///
+    /// ```
+    /// let manager = smmap::SlidingWindowMapManager::new();
+    /// assert_eq!(manager.window_size(), smmap::default_window_size());
+    /// ```
+    SlidingWindowMapManager,
+    Kind::Sliding,
+    default_window_size()
+);
+
+flavour!(
+    /// A manager that maps each file whole, in one region, still unmapping
+    /// the least-recently-used unused files to stay within its limits. A
+    /// cursor's view is still at most `window_size` bytes when one is set
+    /// (default 0: unlimited).
+    ///
+    /// ```
+    /// let manager = smmap::StaticWindowMapManager::new();
+    /// assert_eq!(manager.window_size(), 0);
+    /// assert!(manager.is_static());
+    /// ```
+    StaticWindowMapManager,
+    Kind::Static,
+    0
+);
+
+/// A failed move of a cursor: the error, and the cursor's previous region if
+/// the move failed before releasing it (the file could not be opened).
+pub(crate) struct MoveError {
+    pub(crate) error: crate::Error,
+    pub(crate) kept: Option<MapRegion>,
+}
+
+impl MoveError {
+    fn keeping(error: crate::Error, kept: Option<MapRegion>) -> Self {
+        MoveError { error, kept }
+    }
+}
+
+/// A cursor's tie to its file's entry in a manager: counts one cursor on the
+/// entry while it lives (`Clone` counts another, `Drop` uncounts), and is the
+/// cursor's only way into the manager.
+pub(crate) struct Attachment {
+    manager: Manager,
+    idx: usize,
+    file: Arc<PinnedFile>,
+}
+
+impl Attachment {
+    pub(crate) fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    pub(crate) fn file(&self) -> &PinnedFile {
+        &self.file
+    }
+
+    /// Finds or maps a region holding `offset` (`None` at or past the
+    /// file's end), releasing `previous`; adds `hits` to the statistics. On
+    /// an error, `previous` comes back if it was not released.
+    pub(crate) fn obtain(
+        &self,
+        offset: u64,
+        want: u64,
+        previous: Option<MapRegion>,
+        hits: u64,
+    ) -> std::result::Result<Option<MapRegion>, MoveError> {
+        self.manager
+            .obtain(self.idx, &self.file, offset, want, previous, hits)
+    }
+
+    /// Releases `region` (if any; dropped under the lock, see
+    /// `State::release`) and adds `hits` to the statistics.
+    pub(crate) fn release(&self, region: Option<MapRegion>, hits: u64) {
+        self.manager.with_state(move |st, limits, released| {
+            st.add_hits(hits);
+            if let Some(region) = region {
+                st.release(limits, self.idx, region, released);
+            }
+        });
+    }
+
+    /// Another attachment to the same file, also using `region` if given.
+    pub(crate) fn clone_using(&self, region: Option<&MapRegion>) -> Attachment {
+        let mut st = self.manager.lock();
+        st.add_cursor(self.idx);
+        if let Some(region) = region {
+            st.acquire(self.idx, region);
+        }
+        drop(st);
+        Attachment {
+            manager: self.manager.clone(),
+            idx: self.idx,
+            file: self.file.clone(),
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.manager.lock().detach(self.idx);
+    }
+}
