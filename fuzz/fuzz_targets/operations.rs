@@ -1,5 +1,8 @@
 //! Coverage-guided fuzzing of the public API: arbitrary limits and operation
-//! sequences over three files; any panic or broken invariant is a finding.
+//! sequences over three files, interleaved with operations that make the
+//! next open or mapping fail (the file removed, renamed over, truncated; a
+//! refused mapping); any panic, crash, wrong byte or broken invariant is a
+//! finding.
 //! Run with `scripts/fuzz` (nightly toolchain and cargo-fuzz).
 #![no_main]
 
@@ -38,36 +41,48 @@ enum Op {
     Seek(i64, u8),
     Read(u16),
     Typed(u64, u8),
+    Remove(u8),
+    Replace(u8),
+    TruncateAndRestore(u8, u64),
+    Refuse(u8, bool),
 }
 
-struct Files {
-    _dir: PathBuf,
-    files: Vec<(PathBuf, Vec<u8>)>,
+/// The bytes of version `v` (0: as created, 1: renamed over) of file `i`.
+fn version(i: usize, len: usize, v: usize) -> Vec<u8> {
+    (0..len).map(|k| (k * (31 - 14 * v) + i + 101 * v) as u8).collect()
 }
 
-fn files() -> &'static Files {
-    static FILES: OnceLock<Files> = OnceLock::new();
-    FILES.get_or_init(|| {
+const LENS: [usize; 3] = [0, 5000, 70_000];
+
+/// The files, written afresh for each input (the previous input may have
+/// removed, replaced or truncated them).
+fn files() -> Vec<PathBuf> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("smmap-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let files = [0usize, 5000, 70_000]
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| {
-                let p = dir.join(format!("f{i}"));
-                let bytes: Vec<u8> = (0..len).map(|k| (k * 31 + i) as u8).collect();
-                std::fs::write(&p, &bytes).unwrap();
-                (p, bytes)
-            })
-            .collect();
-        Files { _dir: dir, files }
-    })
+        dir
+    });
+    LENS.iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let p = dir.join(format!("f{i}"));
+            let _ = std::fs::remove_file(&p);
+            std::fs::write(&p, version(i, len, 0)).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// True if `got` at `ofs` is a version of file `i`.
+fn is_version(i: usize, ofs: usize, got: &[u8]) -> bool {
+    (0..2).any(|v| version(i, LENS[i], v).get(ofs..ofs + got.len()) == Some(got))
 }
 
 const TYPES: [&str; 10] = ["u8", "u16le", "u32be", "u64le", "i8", "i16be", "i32le", "i64be", "f32le", "f64be"];
 
 fuzz_target!(|input: Input| {
-    let fs = &files().files;
+    let fs = files();
     let m: Manager = if input.is_static {
         StaticWindowMapManager::builder()
             .window_size(input.window as u64)
@@ -90,13 +105,15 @@ fuzz_target!(|input: Input| {
         match op {
             Op::Make(f) => {
                 let f = f as usize % fs.len();
-                cursors.push((f, m.make_cursor(&fs[f].0).unwrap()));
+                if let Ok(c) = m.make_cursor(&fs[f]) {
+                    cursors.push((f, c));
+                }
             }
             Op::Use(c, o, s) if !cursors.is_empty() => {
                 let (f, c) = &mut cursors[c as usize % n];
                 if let Ok(c) = c.use_region(o, s) {
                     if c.is_valid() {
-                        assert_eq!(c.buffer(), &fs[*f].1[c.ofs_begin() as usize..c.ofs_end() as usize]);
+                        assert!(is_version(*f, c.ofs_begin() as usize, c.buffer()));
                     }
                 }
             }
@@ -117,12 +134,16 @@ fuzz_target!(|input: Input| {
             }
             Op::Buffer(f, o, s) => {
                 let f = f as usize % fs.len();
-                buf = SlidingWindowMapBuffer::new(m.make_cursor(&fs[f].0).unwrap(), o, s).ok().map(|b| (f, b));
+                buf = m
+                    .make_cursor(&fs[f])
+                    .and_then(|c| SlidingWindowMapBuffer::new(c, o, s))
+                    .ok()
+                    .map(|b| (f, b));
             }
             Op::Get(i) => {
                 if let Some((f, b)) = &mut buf {
                     if let Ok(v) = b.get(i) {
-                        assert_eq!(v, fs[*f].1[(b.offset() + i) as usize]);
+                        assert!(is_version(*f, (b.offset() + i) as usize, &[v]));
                     }
                 }
             }
@@ -130,7 +151,8 @@ fuzz_target!(|input: Input| {
                 if let Some((f, b)) = &mut buf {
                     let off = b.offset() as usize;
                     if let Ok(s) = b.slice(a..z) {
-                        assert_eq!(&*s, &fs[*f].1[off + a as usize..off + z as usize]);
+                        assert!(is_version(*f, off + a as usize, &s));
+                        assert_eq!(s.len() as u64, z - a);
                     }
                 }
             }
@@ -139,7 +161,7 @@ fuzz_target!(|input: Input| {
                     let mut out = vec![0; k as usize];
                     let off = b.offset() as usize;
                     if let Ok(got) = b.read_at(o, &mut out) {
-                        assert_eq!(&out[..got], &fs[*f].1[off + o as usize..off + o as usize + got]);
+                        assert!(is_version(*f, off + o as usize, &out[..got]));
                     }
                 }
             }
@@ -147,7 +169,7 @@ fuzz_target!(|input: Input| {
                 if let Some((f, b)) = &mut buf {
                     let off = b.offset() as usize;
                     if let Ok(Some(at)) = b.find(&p, s) {
-                        assert_eq!(&fs[*f].1[off + at as usize..off + at as usize + p.len()], &p[..]);
+                        assert!(is_version(*f, off + at as usize, &p));
                     }
                 }
             }
@@ -155,7 +177,7 @@ fuzz_target!(|input: Input| {
                 if let Some((f, b)) = &mut buf {
                     let off = b.offset() as usize;
                     if let Ok(Some(at)) = b.rfind(&p, e) {
-                        assert_eq!(&fs[*f].1[off + at as usize..off + at as usize + p.len()], &p[..]);
+                        assert!(is_version(*f, off + at as usize, &p));
                     }
                 }
             }
@@ -179,6 +201,33 @@ fuzz_target!(|input: Input| {
                 if let Some((_, b)) = &mut buf {
                     let _ = b.read_typed(o, TYPES[t as usize % TYPES.len()].parse().unwrap());
                 }
+            }
+            Op::Remove(f) => {
+                let _ = std::fs::remove_file(&fs[f as usize % fs.len()]);
+            }
+            Op::Replace(f) => {
+                let i = f as usize % fs.len();
+                let tmp = fs[i].with_extension("new");
+                std::fs::write(&tmp, version(i, LENS[i], 1)).unwrap();
+                std::fs::rename(&tmp, &fs[i]).unwrap();
+            }
+            Op::TruncateAndRestore(f, o) => {
+                // While truncated, only a new cursor is used (no mapped
+                // byte is read: that would be SIGBUS, true of every mmap
+                // user); then the bytes are put back in place.
+                let i = f as usize % fs.len();
+                if let Ok(meta) = std::fs::metadata(&fs[i]) {
+                    let file = std::fs::OpenOptions::new().write(true).open(&fs[i]).unwrap();
+                    let now = std::fs::read(&fs[i]).unwrap();
+                    file.set_len(meta.len() / 2).unwrap();
+                    if let Ok(mut c) = m.make_cursor(&fs[i]) {
+                        let _ = c.use_region(o % (meta.len() + 1), 1);
+                    }
+                    std::os::unix::fs::FileExt::write_all_at(&file, &now, 0).unwrap();
+                }
+            }
+            Op::Refuse(n, enomem) => {
+                m.fail_next_maps(n as usize % 4, if enomem { libc::ENOMEM } else { libc::EACCES });
             }
             _ => {}
         }

@@ -21,24 +21,39 @@
 //! A read, [`WindowCursor::use_region`]: if the cursor's region holds the
 //! offset, nothing else happens (no lock, no system call). Otherwise the
 //! manager looks the offset up among the file's regions (ordered, never a
-//! scan); failing that it places a new window — from the offset, grown
-//! towards the neighbouring regions up to `window_size`, aligned to
+//! scan) — a window another thread is mapping counts, and is waited for;
+//! failing that it places a new window — from the offset, grown towards the
+//! neighbouring regions up to `window_size`, aligned to
 //! [`ALLOCATIONGRANULARITY`], clipped to the file end — evicts
 //! least-recently-used unused regions until the window fits the memory limit
-//! and a handle is free, and maps it. If the operating system refuses
-//! (`ENOMEM`, `EMFILE`, `ENFILE`, the map count), every unused region is
-//! unmapped and the mapping tried once more before the error is returned.
+//! and a handle is free, and maps it, without holding its lock. If the
+//! kernel refuses for lack of memory or of maps (`ENOMEM`), every unused
+//! region is unmapped and the mapping tried once more before the error is
+//! returned.
 //!
 //! # Limits
 //!
-//! - `max_open_handles` (default unlimited) is never exceeded: when every
-//!   region is in use, a new one is an [`Error::HandleLimit`]. A path is
-//!   opened only to map and closed right after, so a handle is a live
+//! The limits count what the operating system holds: the regions the
+//! manager tracks, the windows being mapped, and evicted regions until they
+//! are unmapped — even with many threads racing.
+//!
+//! - `max_open_handles` — live mappings — is never exceeded: when every
+//!   region is in use by a cursor, a new window is an
+//!   [`Error::HandleLimit`]. Its default, and its ceiling, is
+//!   [`default_max_open_handles`]: half the kernel's map limit
+//!   (`vm.max_map_count`), because a process whose mappings use up the
+//!   kernel's limit fails in its allocator before anyone can evict. A path
+//!   is opened only to map and closed right after, so a handle is a
 //!   mapping, not a descriptor.
-//! - `max_memory_size` (default 8 GiB on 64-bit) is exceeded only while every
-//!   region is in use; [`Stats::over_limit_bytes`] shows by how much, and the
-//!   excess is evicted as soon as a region is released.
+//! - `max_memory_size` (default 8 GiB on 64-bit) is charged in whole pages
+//!   and exceeded only while every region is in use;
+//!   [`Stats::over_limit_bytes`] shows by how much, and the excess is
+//!   evicted as soon as a region is released.
 //! - `window_size` (default 1 GiB on 64-bit; 0 = whole files).
+//!
+//! A [`MapRegion`] clone kept by the caller outlives eviction by design (the
+//! bytes stay valid); once evicted it is the caller's mapping and counts
+//! against no limit of the manager — only against the kernel's.
 //!
 //! # Example
 //!
@@ -56,6 +71,14 @@
 //!
 //! # Files that change while mapped
 //!
+//! - **A file is pinned** to its identity (device and inode) when the
+//!   manager first meets it, and a relative path is resolved then. Every
+//!   later window is mapped from that same file: a path renamed over or
+//!   replaced, or a descriptor number closed and reused for another file,
+//!   gives [`Error::Replaced`] — never the other file's bytes. Opening never
+//!   blocks (a FIFO put in the file's place is refused at once). Once every
+//!   cursor and region of the file is gone, a new cursor meets the file
+//!   anew.
 //! - **Truncation by another process** makes a later read of the lost pages
 //!   raise `SIGBUS`, which kills the process. This is true of every user of
 //!   memory maps, and no library can prevent it for pages already mapped. What
@@ -67,11 +90,20 @@
 //!   when the manager first meets a file and kept while any cursor or region
 //!   of it lives, and read anew after they are all gone.
 //!
+//! # Failures
+//!
+//! A failure in the middle of a sequence of reads leaves every object
+//! usable. A cursor whose file cannot be opened (removed, replaced) keeps
+//! the region it had and reads it as before; one whose mapping was refused
+//! holds no region; either way the next read gives the right bytes or an
+//! error. One type owns each mapped window together with the only pointer
+//! into it, so no read can go through a stale address.
+//!
 //! # Threads
 //!
 //! [`Manager`] is `Send + Sync` and cheap to clone; cursors and buffers are
-//! `Send`. The manager's lock is held only to find, place, map or evict a
-//! region, never while a caller reads.
+//! `Send`. The manager's lock is held only to find, place or evict a region,
+//! never while a caller reads and never while the kernel maps or unmaps.
 
 mod buffer;
 mod cursor;

@@ -268,3 +268,80 @@ fn hints_are_accepted() {
         .unwrap_err()
         .contains("sideways"));
 }
+
+/// `Read`, `Seek` and `BufRead` follow `std::io::Cursor`'s position rules:
+/// random sequences of seeks (before the start, past the end), reads,
+/// `fill_buf` and `consume` give the same bytes, positions and errors.
+mod like_std_cursor {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Seek(SeekFrom),
+        Read(usize),
+        FillBuf,
+        Consume(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let delta = prop_oneof![-20_000i64..20_000, Just(i64::MIN), Just(i64::MAX)];
+        prop_oneof![
+            (0..30_000u64).prop_map(|p| Op::Seek(SeekFrom::Start(p))),
+            delta.clone().prop_map(|d| Op::Seek(SeekFrom::End(d))),
+            delta.prop_map(|d| Op::Seek(SeekFrom::Current(d))),
+            (0..10_000usize).prop_map(Op::Read),
+            Just(Op::FillBuf),
+            prop_oneof![0..10_000usize, Just(usize::MAX)].prop_map(Op::Consume),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            cases: std::env::var("SMMAP_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn positions_and_bytes_match(len in 1..(5 * 4096u64), ops in prop::collection::vec(op(), 1..40)) {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, bytes) = make_file(dir.path(), "f", 12, len + 1);
+            let m = SlidingWindowMapManager::builder().window_size(g()).max_open_handles(1).build();
+            // The buffer views [1, len + 1): index 0 is the file's byte 1.
+            let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 1, u64::MAX).unwrap();
+            let mut std_cursor = std::io::Cursor::new(&bytes[1..]);
+            for op in ops {
+                match op {
+                    Op::Seek(to) => {
+                        let ours = buf.seek(to).map_err(|e| e.kind());
+                        let theirs = std_cursor.seek(to).map_err(|e| e.kind());
+                        prop_assert_eq!(ours, theirs, "seek {:?}", to);
+                    }
+                    Op::Read(n) => {
+                        let (mut a, mut b) = (vec![0; n], vec![0; n]);
+                        let ka = buf.read(&mut a).unwrap();
+                        let kb = std_cursor.read(&mut b).unwrap();
+                        prop_assert_eq!(&a[..ka], &b[..kb]);
+                    }
+                    Op::FillBuf => {
+                        // Ours ends where its window ends: a prefix of the
+                        // rest, empty only at the end.
+                        let theirs = std_cursor.fill_buf().unwrap().to_vec();
+                        let ours = buf.fill_buf().unwrap();
+                        prop_assert!(theirs.starts_with(ours));
+                        prop_assert_eq!(ours.is_empty(), theirs.is_empty());
+                    }
+                    Op::Consume(n) => {
+                        // std's Cursor adds without saturating; stay where
+                        // it cannot overflow.
+                        let n = n.min(1 << 40);
+                        buf.consume(n);
+                        std_cursor.consume(n);
+                    }
+                }
+                prop_assert_eq!(buf.position(), std_cursor.position());
+            }
+        }
+    }
+}

@@ -8,35 +8,8 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use common::{fds_under, g, make_file, maps_of, truncate};
+use common::{fds_under, g, in_child, make_file, maps_of, truncate, CHILD};
 use smmap::{Error, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager};
-
-const CHILD: &str = "SMMAP_FAULT_CHILD";
-
-/// Runs `body` in a child process (this binary, filtered to test `name`),
-/// passing its stderr through; fails if the child fails.
-fn in_child(name: &str, body: fn()) {
-    if std::env::var(CHILD).as_deref() == Ok(name) {
-        body();
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprint!("{stderr}");
-    assert!(
-        out.status.success(),
-        "{name} failed in its child process: {:?}\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
-}
 
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64) {
     let mut lim = libc::rlimit {

@@ -1,11 +1,17 @@
 //! Model-based property test: random sequences of make_cursor / use_region /
-//! read / unuse / clone / drop / collect over several files of random sizes
-//! and random limits, checked after every step against the file bytes and
-//! the manager's invariants.
+//! read / unuse / clone / drop / collect / buffer slices over several files
+//! of random sizes and random limits — interleaved with operations that make
+//! the next open or mapping fail: removing a file, renaming another over it,
+//! truncating it (and putting it back), and refusals injected into the next
+//! mappings. After every step: the bytes read are the file's (the version a
+//! cursor first read; a file replaced by rename is another version), every
+//! error is one the step can explain, and the manager's invariants hold.
 
 mod common;
 
-use common::{g, make_file};
+use std::path::{Path, PathBuf};
+
+use common::{byte, g, make_file, truncate};
 use proptest::prelude::*;
 use smmap::{
     Error, Manager, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager,
@@ -31,6 +37,28 @@ enum Op {
         start_permille: u16,
         len: u16,
     },
+    /// A buffer over a whole file, kept for the steps that follow.
+    MakeBuffer(usize),
+    /// `get` or `read_at` (of `len` bytes) at a relative index of a kept
+    /// buffer.
+    BufferRead {
+        buffer: usize,
+        at_permille: u16,
+        len: u16,
+    },
+    /// Removes the file (if there).
+    Remove(usize),
+    /// Renames a new version of the file over its path (or puts it back).
+    Replace(usize),
+    /// Truncates the file to half, asks a new cursor for a window past the
+    /// new end, then puts the bytes back (no mapped byte is read meanwhile).
+    TruncateAndRestore(usize),
+    /// The next `n` mappings are refused, with ENOMEM (retried once) or
+    /// EACCES.
+    Refuse {
+        n: usize,
+        enomem: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +72,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..8usize).prop_map(Op::Drop),
         1 => Just(Op::Collect),
         2 => (0..4usize, 0..1000u16, 0..10_000u16).prop_map(|(file, start_permille, len)| Op::BufferSlice { file, start_permille, len }),
+        1 => (0..4usize).prop_map(Op::MakeBuffer),
+        3 => (0..4usize, 0..1000u16, 0..9000u16).prop_map(|(buffer, at_permille, len)| Op::BufferRead { buffer, at_permille, len }),
+        1 => (0..4usize).prop_map(Op::Remove),
+        1 => (0..4usize).prop_map(Op::Replace),
+        1 => (0..4usize).prop_map(Op::TruncateAndRestore),
+        1 => (1..4usize, any::<bool>()).prop_map(|(n, enomem)| Op::Refuse { n, enomem }),
     ]
 }
 
@@ -93,35 +127,140 @@ fn manager(c: &Config) -> Manager {
     }
 }
 
-/// A handle-limit error is allowed only when every mapped region is in use.
-fn check_refusal(e: &Error, m: &Manager) {
-    assert!(
-        matches!(e, Error::HandleLimit { .. }),
-        "unexpected error {e}"
-    );
-    assert_eq!(m.num_file_handles(), m.max_file_handles());
+/// One file of the test: its path, whether it is there now, and every
+/// version of its bytes ever written there (all of the same length).
+struct File {
+    path: PathBuf,
+    present: bool,
+    versions: Vec<Vec<u8>>,
+}
+
+impl File {
+    fn len(&self) -> u64 {
+        self.versions[0].len() as u64
+    }
+
+    /// Which versions hold `got` at `ofs`.
+    fn matching(&self, ofs: u64, got: &[u8]) -> Vec<usize> {
+        let range = ofs as usize..ofs as usize + got.len();
+        (0..self.versions.len())
+            .filter(|&v| self.versions[v].get(range.clone()) == Some(got))
+            .collect()
+    }
+}
+
+/// A cursor of the test: its file, and the version it has read (the first
+/// successful read decides).
+struct Cursor {
+    file: usize,
+    version: Option<usize>,
+    inner: WindowCursor,
+}
+
+/// What the test has done that can explain an error.
+#[derive(Default)]
+struct Causes {
+    refused: bool,
+    truncating: bool,
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    files: Vec<File>,
+    causes: Causes,
+}
+
+impl World {
+    /// Checks that `got` at `ofs` is a version of the cursor's file, the
+    /// same one it read before.
+    fn check_bytes(&self, file: usize, version: &mut Option<usize>, ofs: u64, got: &[u8]) {
+        let found = self.files[file].matching(ofs, got);
+        assert!(
+            !found.is_empty(),
+            "bytes at {ofs} are no version of the file"
+        );
+        match *version {
+            Some(v) => assert!(found.contains(&v), "a cursor read two versions"),
+            None if found.len() == 1 => *version = Some(found[0]),
+            None => {}
+        }
+    }
+
+    /// Asserts that the error is one the steps taken can explain.
+    fn check_error(&self, e: &Error, m: &Manager, file: usize) {
+        let f = &self.files[file];
+        let ok = match e {
+            Error::HandleLimit { .. } => m.num_file_handles() == m.max_file_handles(),
+            Error::Map { .. } => self.causes.refused,
+            Error::Open { .. } | Error::Stat { .. } => {
+                !f.present && e.raw_os_error() == Some(libc::ENOENT)
+            }
+            Error::Replaced { .. } => f.versions.len() > 1 || !f.present,
+            Error::FileShrunk { .. } => self.causes.truncating,
+            _ => false,
+        };
+        assert!(ok, "unexplained error: {e}");
+    }
+
+    fn write_version(&mut self, i: usize) {
+        let f = &mut self.files[i];
+        let seed = 100 * (i as u64 + 1) + f.versions.len() as u64;
+        let tmp = self.dir.path().join("tmp");
+        let (_, bytes) = make_file(self.dir.path(), "tmp", seed, f.len());
+        std::fs::rename(&tmp, &f.path).unwrap();
+        f.versions.push(bytes);
+        f.present = true;
+    }
+}
+
+fn offset_of(len: u64, permille: u16, past_end: bool) -> u64 {
+    if past_end {
+        len + permille as u64
+    } else {
+        len * permille as u64 / 1000
+    }
 }
 
 fn run(config: Config, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = config
+    let files = config
         .sizes
         .iter()
         .enumerate()
-        .map(|(i, &len)| make_file(dir.path(), &format!("f{i}"), i as u64, len))
+        .map(|(i, &len)| {
+            let (path, bytes) = make_file(dir.path(), &format!("f{i}"), i as u64, len);
+            File {
+                path,
+                present: true,
+                versions: vec![bytes],
+            }
+        })
         .collect();
+    let mut w = World {
+        dir,
+        files,
+        causes: Causes::default(),
+    };
     let m = manager(&config);
     let cap = if config.is_static || config.window_pages == 0 {
         u64::MAX
     } else {
         config.window_pages * g()
     };
-    let mut cursors: Vec<(usize, WindowCursor)> = Vec::new();
+    let mut cursors: Vec<Cursor> = Vec::new();
+    let mut buffers: Vec<(usize, Option<usize>, SlidingWindowMapBuffer)> = Vec::new();
     for op in ops {
         match op {
             Op::Make(f) => {
-                let f = f % files.len();
-                cursors.push((f, m.make_cursor(&files[f].0).unwrap()));
+                let f = f % w.files.len();
+                match m.make_cursor(&w.files[f].path) {
+                    Ok(inner) => cursors.push(Cursor {
+                        file: f,
+                        version: None,
+                        inner,
+                    }),
+                    Err(e) => w.check_error(&e, &m, f),
+                }
             }
             Op::Use {
                 cursor,
@@ -130,55 +269,74 @@ fn run(config: Config, ops: Vec<Op>) {
                 size,
             } if !cursors.is_empty() => {
                 let i = cursor % cursors.len();
-                let (f, c) = &mut cursors[i];
-                let fsize = files[*f].1.len() as u64;
-                let offset = if past_end {
-                    fsize + offset_permille as u64
-                } else {
-                    fsize * offset_permille as u64 / 1000
-                };
-                match c.use_region(offset, size) {
-                    Ok(c) => {
-                        assert_eq!(c.is_valid(), offset < fsize, "offset {offset} of {fsize}");
-                        if c.is_valid() {
+                let c = &mut cursors[i];
+                let fsize = c.inner.file_size().unwrap();
+                let offset = offset_of(fsize, offset_permille, past_end);
+                let before = c.inner.region().cloned();
+                match c.inner.use_region(offset, size) {
+                    Ok(inner) => {
+                        assert_eq!(
+                            inner.is_valid(),
+                            offset < fsize,
+                            "offset {offset} of {fsize}"
+                        );
+                        if inner.is_valid() {
                             let want = if size == 0 { fsize } else { size as u64 }
                                 .min(cap)
                                 .min(fsize);
-                            assert_eq!(c.ofs_begin(), offset);
-                            assert!(c.size() >= 1 && c.size() as u64 <= want);
-                            let region = c.region().unwrap();
+                            assert_eq!(inner.ofs_begin(), offset);
+                            assert!(inner.size() >= 1 && inner.size() as u64 <= want);
+                            let region = inner.region().unwrap();
                             assert!(region.includes_ofs(offset));
                             assert!(region.client_count() >= 2);
                         }
                     }
-                    Err(e) => check_refusal(&e, &m),
+                    Err(e) => {
+                        w.check_error(&e, &m, c.file);
+                        // A failed open keeps the region; anything else
+                        // leaves the cursor invalid.
+                        let now = c.inner.region();
+                        if matches!(e, Error::Open { .. } | Error::Replaced { .. }) {
+                            assert_eq!(now.is_some(), before.is_some());
+                            if let (Some(now), Some(was)) = (now, &before) {
+                                assert!(now.same_mapping(was));
+                            }
+                        } else {
+                            assert!(now.is_none(), "{e}");
+                        }
+                    }
                 }
             }
             Op::Read(cursor) if !cursors.is_empty() => {
-                let (f, c) = &cursors[cursor % cursors.len()];
-                let bytes = &files[*f].1;
-                assert_eq!(
-                    c.buffer(),
-                    &bytes[c.ofs_begin() as usize..c.ofs_end() as usize][..c.size()]
-                );
-                if c.is_valid() {
-                    let r = c.region().unwrap();
-                    assert_eq!(
-                        c.map(),
-                        &bytes[r.ofs_begin() as usize..r.ofs_end() as usize]
-                    );
+                let i = cursor % cursors.len();
+                let (ofs, got) = {
+                    let c = &cursors[i].inner;
+                    (c.ofs_begin(), c.buffer().to_vec())
+                };
+                let c = &mut cursors[i];
+                if c.inner.is_valid() {
+                    w.check_bytes(c.file, &mut c.version, ofs, &got);
+                    let start = c.inner.region().unwrap().ofs_begin();
+                    let map = c.inner.map().to_vec();
+                    w.check_bytes(c.file, &mut c.version, start, &map);
+                } else {
+                    assert!(got.is_empty());
                 }
             }
             Op::Unuse(cursor) if !cursors.is_empty() => {
                 let i = cursor % cursors.len();
-                cursors[i].1.unuse_region();
-                assert!(!cursors[i].1.is_valid());
+                cursors[i].inner.unuse_region();
+                assert!(!cursors[i].inner.is_valid());
             }
             Op::Clone(cursor) if !cursors.is_empty() => {
-                let (f, c) = &cursors[cursor % cursors.len()];
-                let copy = c.clone();
-                assert_eq!(copy.buffer(), c.buffer());
-                cursors.push((*f, copy));
+                let c = &cursors[cursor % cursors.len()];
+                let copy = c.inner.clone();
+                assert_eq!(copy.buffer(), c.inner.buffer());
+                cursors.push(Cursor {
+                    file: c.file,
+                    version: c.version,
+                    inner: copy,
+                });
             }
             Op::Drop(cursor) if !cursors.is_empty() => {
                 let i = cursor % cursors.len();
@@ -194,21 +352,99 @@ fn run(config: Config, ops: Vec<Op>) {
                 start_permille,
                 len,
             } => {
-                let f = file % files.len();
-                let bytes = &files[f].1;
-                let start = bytes.len() as u64 * start_permille as u64 / 1000;
-                let cursor = m.make_cursor(&files[f].0).unwrap();
+                let f = file % w.files.len();
+                let flen = w.files[f].len();
+                let start = flen * start_permille as u64 / 1000;
+                let cursor = match m.make_cursor(&w.files[f].path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        w.check_error(&e, &m, f);
+                        continue;
+                    }
+                };
                 match SlidingWindowMapBuffer::new(cursor, start, u64::MAX) {
                     Ok(mut buf) => {
-                        let end = (start + len as u64).min(bytes.len() as u64);
+                        let end = (start + len as u64).min(flen);
                         match buf.slice(0..end - start) {
-                            Ok(s) => assert_eq!(&*s, &bytes[start as usize..end as usize]),
-                            Err(e) => check_refusal(&e, &m),
+                            Ok(s) => {
+                                let s = s.to_vec();
+                                w.check_bytes(f, &mut None, start, &s);
+                            }
+                            Err(e) => w.check_error(&e, &m, f),
                         }
                     }
-                    Err(Error::OutOfRange { .. }) => assert!(start >= bytes.len() as u64),
-                    Err(e) => check_refusal(&e, &m),
+                    Err(Error::OutOfRange { .. }) => assert!(start >= flen),
+                    Err(e) => w.check_error(&e, &m, f),
                 }
+            }
+            Op::MakeBuffer(f) => {
+                let f = f % w.files.len();
+                let made = m
+                    .make_cursor(&w.files[f].path)
+                    .and_then(|c| SlidingWindowMapBuffer::new(c, 0, u64::MAX));
+                match made {
+                    Ok(b) => buffers.push((f, None, b)),
+                    Err(Error::OutOfRange { .. }) => assert_eq!(w.files[f].len(), 0),
+                    Err(e) => w.check_error(&e, &m, f),
+                }
+            }
+            Op::BufferRead {
+                buffer,
+                at_permille,
+                len,
+            } if !buffers.is_empty() => {
+                let i = buffer % buffers.len();
+                let (f, mut version, b) = (buffers[i].0, buffers[i].1, &mut buffers[i].2);
+                let at = b.len() * at_permille as u64 / 1000;
+                let got = if len % 2 == 0 {
+                    b.get(at).map(|x| vec![x])
+                } else {
+                    let mut out = vec![0; len as usize];
+                    b.read_at(at, &mut out).map(|n| {
+                        out.truncate(n);
+                        out
+                    })
+                };
+                match got {
+                    Ok(got) => {
+                        w.check_bytes(f, &mut version, at, &got);
+                        buffers[i].1 = version;
+                    }
+                    Err(e) => w.check_error(&e, &m, f),
+                }
+            }
+            Op::Remove(f) => {
+                let f = f % w.files.len();
+                if w.files[f].present {
+                    std::fs::remove_file(&w.files[f].path).unwrap();
+                    w.files[f].present = false;
+                }
+            }
+            Op::Replace(f) => w.write_version(f % w.files.len()),
+            Op::TruncateAndRestore(f) => {
+                let f = f % w.files.len();
+                let file = &w.files[f];
+                if !file.present || file.len() < 2 {
+                    continue;
+                }
+                let (path, len) = (file.path.clone(), file.len());
+                truncate(&path, len / 2);
+                w.causes.truncating = true;
+                if let Ok(mut c) = m.make_cursor(&path) {
+                    // Joins the live entry (old size: refused) or meets the
+                    // file anew (new size: past the end, invalid).
+                    // (A window mapped before may hold the offset; its lost
+                    // pages are not read.)
+                    if let Err(e) = c.use_region(len - 1, 1) {
+                        w.check_error(&e, &m, f);
+                    }
+                }
+                w.causes.truncating = false;
+                restore(&path, w.files[f].versions.last().unwrap());
+            }
+            Op::Refuse { n, enomem } => {
+                w.causes.refused = true;
+                m.fail_next_maps(n, if enomem { libc::ENOMEM } else { libc::EACCES });
             }
             _ => {}
         }
@@ -219,10 +455,19 @@ fn run(config: Config, ops: Vec<Op>) {
         assert!(s.windows <= config.handles);
         assert_eq!(s.windows, m.num_file_handles());
     }
+    m.fail_next_maps(0, 0);
+    drop(buffers);
     drop(cursors);
     m.collect();
     let s = m.stats();
     assert_eq!((s.windows, s.mapped_bytes, s.known_files), (0, 0, 0));
+}
+
+/// Writes `bytes` back into the file at `path`, in place (same inode).
+fn restore(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
 }
 
 proptest! {
@@ -236,4 +481,12 @@ proptest! {
     fn manager_matches_the_model(config in config(), ops in prop::collection::vec(op(), 1..60)) {
         run(config, ops);
     }
+}
+
+/// The generated bytes differ between versions, so the check that a
+/// cursor reads one version is meaningful.
+#[test]
+fn versions_differ() {
+    let differ = (0..64).filter(|&i| byte(100, i) != byte(101, i)).count();
+    assert!(differ > 56);
 }

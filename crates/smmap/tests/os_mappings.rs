@@ -210,11 +210,22 @@ fn false_refusals(dir: &Path) -> usize {
     let (m, barrier) = (manager(1, u64::MAX / 2), Arc::new(Barrier::new(2)));
     let m2 = m.clone();
     let refused = on_threads(2, move |_| {
-        let mut refused = 0;
+        let (mut refused, mut failed) = (0, None);
         for round in 0..ops() {
             barrier.wait();
-            let mut c = m2.make_cursor(&path).unwrap();
-            refused += use_checked(&mut c, &bytes, round * g() % bytes.len() as u64, 1);
+            // A failure is kept until every round is done, so that the
+            // other thread is never left waiting at the barrier.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut c = m2.make_cursor(&path).unwrap();
+                use_checked(&mut c, &bytes, round * g() % bytes.len() as u64, 1)
+            }));
+            match step {
+                Ok(n) => refused += n,
+                Err(panic) => failed = failed.or(Some(panic)),
+            }
+        }
+        if let Some(panic) = failed {
+            std::panic::resume_unwind(panic);
         }
         refused
     });

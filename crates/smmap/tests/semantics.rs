@@ -442,14 +442,20 @@ fn a_recycled_descriptor_number_is_a_new_file() {
     c.use_region(0, 0).unwrap();
     assert_eq!(c.buffer(), &a[..]);
     drop(c); // its region stays mapped, unused
-    drop(fa);
+             // The number now names b: forced with dup2 (which closes a's
+             // description), not left to the operating system's recycling, which
+             // other tests' threads would race.
     let fb = std::fs::File::open(&pb).unwrap();
-    assert_eq!(fb.as_raw_fd(), n, "the number is recycled");
+    // SAFETY: both descriptors are open; `fa` owns `n` and closes it (now
+    // b's duplicate) when dropped.
+    assert_eq!(unsafe { libc::dup2(fb.as_raw_fd(), n) }, n);
     let mut c = m.make_cursor_fd(n).unwrap();
     c.use_region(0, 0).unwrap();
     assert_eq!(c.buffer(), &b[..], "b's bytes, not a's stale window");
     assert_eq!(m.num_file_handles(), 2);
     m.verify_invariants().unwrap();
+    drop(c);
+    drop(fa);
 }
 
 #[test]

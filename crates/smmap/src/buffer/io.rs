@@ -30,8 +30,10 @@ impl BufRead for SlidingWindowMapBuffer {
         Ok(self.chunk_at(self.pos)?)
     }
 
+    /// Advances the position by `amt`, as [`std::io::Cursor`] does: past
+    /// the end too (reads then return nothing).
     fn consume(&mut self, amt: usize) {
-        self.pos = self.pos.saturating_add(amt as u64).min(self.len);
+        self.pos = self.pos.saturating_add(amt as u64);
     }
 }
 

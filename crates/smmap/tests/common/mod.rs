@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The byte at `i` of every generated file: varied, and different per file.
 pub fn byte(seed: u64, i: u64) -> u8 {
@@ -46,4 +47,31 @@ pub fn fds_under(dir: &Path) -> usize {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.starts_with(dir))
         .count()
+}
+
+pub const CHILD: &str = "SMMAP_FAULT_CHILD";
+
+/// Runs `body` in a child process (this binary, filtered to test `name`),
+/// passing its stderr through; fails if the child fails.
+pub fn in_child(name: &str, body: fn()) {
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprint!("{stderr}");
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }

@@ -1,0 +1,221 @@
+//! Failures in the middle of a sequence of reads: the file removed, renamed
+//! over, its descriptor number reused, replaced by a FIFO, a read too large
+//! to copy. Every object stays usable: the next read gives the right bytes
+//! or an error naming the file — never another file's bytes, a crash, a hang
+//! or an abort.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{g, in_child, make_file};
+use smmap::{Error, SlidingWindowMapBuffer, SlidingWindowMapManager};
+
+fn one_handle() -> SlidingWindowMapManager {
+    SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .build()
+}
+
+/// The sequence that once read unmapped memory through the buffer's cached
+/// address: the only handle is in use at 0, the file is removed, a read at
+/// 2 pages fails to open it; the read at 0 then gives the right byte.
+#[test]
+fn a_failed_move_leaves_the_buffer_reading_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 1, 3 * g());
+    let m = one_handle();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(buf.get(0).unwrap(), bytes[0]);
+    std::fs::remove_file(&path).unwrap();
+    let e = buf.get(2 * g()).unwrap_err();
+    assert!(matches!(e, Error::Open { .. }), "{e}");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
+    assert_eq!(buf.get(0).unwrap(), bytes[0]);
+    assert_eq!(buf.get(g() - 1).unwrap(), bytes[g() as usize - 1]);
+    let mut out = [0; 8];
+    assert!(
+        buf.read_at(2 * g() - 4, &mut out).is_err(),
+        "crosses into the lost page"
+    );
+    assert_eq!(buf.get(5).unwrap(), bytes[5]);
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn a_failed_move_leaves_the_cursor_reading_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 2, 3 * g());
+    let m = one_handle();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(c.use_region(2 * g(), 0).is_err());
+    assert!(c.is_valid(), "the cursor keeps its region");
+    assert_eq!(c.buffer(), &bytes[..g() as usize]);
+    c.use_region(7, 1).unwrap();
+    assert_eq!(c.buffer(), &bytes[7..8]);
+    // A refused mapping (not an open) leaves the cursor invalid, and usable.
+    let (other, obytes) = make_file(dir.path(), "g", 3, 3 * g());
+    let mut c2 = m.make_cursor(&other).unwrap();
+    drop(c);
+    m.fail_next_maps(2, libc::ENOMEM);
+    let e = c2.use_region(g(), 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+    assert!(e.to_string().contains(&format!("offset {}", g())), "{e}");
+    assert!(!c2.is_valid());
+    c2.use_region(g(), 0).unwrap();
+    assert_eq!(c2.buffer(), &obytes[g() as usize..2 * g() as usize]);
+    m.verify_invariants().unwrap();
+}
+
+/// A file renamed over a mapped one is never read through the old entry:
+/// the old windows keep the old bytes, new windows are refused; once every
+/// cursor and region is gone a new cursor reads the new file.
+#[test]
+fn a_file_renamed_over_is_not_read_through_the_old_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = 1 << 20;
+    let (pack, old) = make_file(dir.path(), "pack", 4, 4 * mib);
+    let (other, new) = make_file(dir.path(), "new", 5, 4 * mib);
+    let m = SlidingWindowMapManager::builder().window_size(mib).build();
+    let mut c = m.make_cursor(&pack).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.buffer()[..16], old[..16]);
+    std::fs::rename(&other, &pack).unwrap();
+    for at in [mib, 2 * mib, 3 * mib] {
+        let e = c.use_region(at, 0).unwrap_err();
+        assert!(matches!(e, Error::Replaced { .. }), "{e}");
+        assert!(e.to_string().contains("pack"), "{e}");
+        assert_eq!(e.raw_os_error(), Some(libc::ESTALE));
+        assert_eq!(c.buffer()[..16], old[..16], "still the old window");
+    }
+    // Another cursor on the same path joins the old entry: refused too.
+    let mut c2 = m.make_cursor(&pack).unwrap();
+    assert_eq!(c2.file_size(), Some(4 * mib));
+    assert!(matches!(
+        c2.use_region(2 * mib, 0),
+        Err(Error::Replaced { .. })
+    ));
+    c2.use_region(5, 0).unwrap();
+    assert_eq!(c2.buffer()[0], old[5], "the old window is shared");
+    drop((c, c2));
+    m.collect();
+    let mut c = m.make_cursor(&pack).unwrap();
+    c.use_region(3 * mib, 0).unwrap();
+    assert_eq!(c.buffer()[..16], new[3 * mib as usize..][..16]);
+    m.verify_invariants().unwrap();
+}
+
+/// A descriptor number closed by its owner and reused for another file:
+/// the cursor made from it refuses to map the other file.
+#[test]
+fn a_reused_descriptor_number_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, a) = make_file(dir.path(), "a", 6, 4 * g());
+    let (pb, _) = make_file(dir.path(), "b", 7, 4 * g());
+    let fa = std::fs::File::open(&pa).unwrap();
+    let fb = std::fs::File::open(&pb).unwrap();
+    let n = fa.as_raw_fd();
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor_fd(n).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.buffer(), &a[..g() as usize]);
+    // The caller closes `n` and the number comes back for b (forced).
+    // SAFETY: both descriptors are open; `fa` owns `n` and closes it.
+    assert_eq!(unsafe { libc::dup2(fb.as_raw_fd(), n) }, n);
+    let e = c.use_region(2 * g(), 0).unwrap_err();
+    assert!(matches!(e, Error::Replaced { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("file descriptor {n}")),
+        "{e}"
+    );
+    assert_eq!(c.buffer(), &a[..g() as usize], "a's window, still");
+    drop(c);
+    drop(fa);
+}
+
+/// A path replaced by a FIFO: the next window is refused at once. (A plain
+/// open of a FIFO blocks until a writer comes.)
+#[test]
+fn a_path_replaced_by_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "victim", 8, 2 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    c.unuse_region();
+    m.collect();
+    std::fs::remove_file(&path).unwrap();
+    mkfifo(&path);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = c.use_region(0, 0).map(|_| ()).map_err(|e| e.to_string());
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("use_region blocked on the FIFO");
+    let e = r.unwrap_err();
+    assert!(e.contains("FIFO") && e.contains("victim"), "{e}");
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// A relative path is resolved when the manager first meets it: a later
+/// `chdir` does not point it at another file. (In a child process: the
+/// working directory is the whole process's.)
+#[test]
+fn a_relative_path_is_resolved_once() {
+    in_child("a_relative_path_is_resolved_once", || {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let (_, bytes_a) = make_file(a.path(), "data", 9, 4 * g());
+        make_file(b.path(), "data", 10, 4 * g());
+        std::env::set_current_dir(a.path()).unwrap();
+        let m = SlidingWindowMapManager::builder().window_size(g()).build();
+        let mut c = m.make_cursor("data").unwrap();
+        c.use_region(0, 0).unwrap();
+        std::env::set_current_dir(b.path()).unwrap();
+        c.use_region(3 * g(), 0).unwrap();
+        assert_eq!(c.buffer(), &bytes_a[3 * g() as usize..]);
+        assert_eq!(c.path(), Some(Path::new("data")), "named as given");
+        // A new cursor on "data" now means b's file: another entry.
+        let mut cb = m.make_cursor("data").unwrap();
+        cb.use_region(0, 0).unwrap();
+        assert_ne!(cb.buffer(), &bytes_a[..g() as usize]);
+        assert_eq!(m.num_open_files(), 2);
+    });
+}
+
+/// A slice too large to copy is an error, not an abort.
+#[test]
+fn a_slice_too_large_to_copy_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge");
+    let f = std::fs::File::create(&path).unwrap();
+    // 32 TiB where the file system allows it; ext4 stops below 16 TiB.
+    let len = [1u64 << 45, (1 << 44) - g(), 1 << 43]
+        .into_iter()
+        .find(|&len| f.set_len(len).is_ok())
+        .expect("a sparse file of 8 TiB or more");
+    let m = SlidingWindowMapManager::builder()
+        .window_size(1 << 20)
+        .build();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(buf.len(), len);
+    let e = buf.slice(0..len).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("huge"), "{e}");
+    assert_eq!(buf.get(len - 1).unwrap(), 0, "still usable");
+    assert_eq!(&*buf.slice(len - 3..len).unwrap(), &[0, 0, 0]);
+}
