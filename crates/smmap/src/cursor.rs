@@ -4,9 +4,10 @@ use std::fmt;
 use std::os::fd::RawFd;
 use std::path::Path;
 
+use crate::copy::{pread_exact, Copy, CHUNK, COPY_MAX};
 use crate::error::{Error, Result};
 use crate::held::HeldRegion;
-use crate::manager::{Attachment, Manager, MoveError};
+use crate::manager::{Attachment, Fetched, Manager, Want};
 use crate::region::MapRegion;
 use crate::source::PathOrFd;
 use crate::AccessHint;
@@ -43,6 +44,8 @@ pub struct WindowCursor {
     file: Option<Attachment>,
     /// The region held, and the only pointer into it.
     held: HeldRegion,
+    /// The bytes copied last by a read the policy did not map.
+    copy: Copy,
     /// The cursor's view: `len` bytes at absolute offset `ofs`.
     ofs: u64,
     len: usize,
@@ -66,6 +69,7 @@ impl WindowCursor {
             manager,
             file: None,
             held: HeldRegion::empty(),
+            copy: Copy::default(),
             ofs: 0,
             len: 0,
             window_cap,
@@ -120,43 +124,52 @@ impl WindowCursor {
 
     #[cold]
     fn use_region_slow(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
-        let Some(file) = &self.file else {
-            return Err(Error::NotAssociated);
-        };
         let want = self.clamp(size);
-        let (ofs, len) = (self.ofs, std::mem::take(&mut self.len));
-        let previous = self.held.take();
-        let hits = std::mem::take(&mut self.hits);
-        match file.obtain(offset, want.max(1), previous, hits) {
-            Ok(Some(region)) => {
-                if let Some(hint) = self.hint {
-                    region.advise_once(hint);
-                }
-                self.held.set(region);
-                self.ofs = offset;
-                self.len = want.min(self.held.range().end - offset) as usize;
-            }
-            Ok(None) => {}
-            Err(MoveError { error, kept }) => {
-                // The file could not be opened: the cursor stays as it was.
-                if let Some(region) = kept {
-                    self.held.set(region);
-                    (self.ofs, self.len) = (ofs, len);
-                }
-                return Err(error);
-            }
+        match self.fetch(offset, want.max(1), Want::Map)? {
+            Fetched::Mapped(region) => self.hold(region, offset, want),
+            // `Want::Map` never copies; past the end, the cursor is invalid.
+            Fetched::Copy { .. } | Fetched::Nothing => {}
         }
         Ok(self)
     }
 
-    /// The bytes from absolute offset `offset` to the end of the region
-    /// holding it, moving the cursor there if its region does not hold it:
-    /// never empty. The view (`ofs_begin`, `size`) moves only when the
-    /// region does.
+    /// The miss path: asks the manager for `want` at `offset`. The region
+    /// held is released only if the manager took it (to map or find the
+    /// next one); otherwise — a copy, a probe that found no room, a file
+    /// that could not be opened — the cursor keeps it, view and all.
+    fn fetch(&mut self, offset: u64, want_size: u64, want: Want) -> Result<Fetched> {
+        let Some(file) = &self.file else {
+            return Err(Error::NotAssociated);
+        };
+        let mut previous = self.held.take();
+        let hits = std::mem::take(&mut self.hits);
+        let fetched = file.obtain(offset, want_size, &mut previous, hits, want);
+        match previous {
+            Some(kept) => self.held.set(kept),
+            None => self.len = 0,
+        }
+        fetched
+    }
+
+    /// Holds `region`, with a view of up to `want` bytes at `offset`.
+    fn hold(&mut self, region: MapRegion, offset: u64, want: u64) {
+        if let Some(hint) = self.hint {
+            region.advise_once(hint);
+        }
+        self.held.set(region);
+        self.ofs = offset;
+        self.len = want.min(self.held.range().end - offset) as usize;
+    }
+
+    /// The bytes from absolute offset `offset` to the end of the window
+    /// holding it — or, when the manager's [`ReadPolicy`](crate::ReadPolicy)
+    /// copies instead of mapping, of a copy of at least a page from it —
+    /// moving the cursor there if its region does not hold it: never empty.
+    /// The view (`ofs_begin`, `size`) moves only when the region does.
     ///
     /// Errors: `offset` is at or past the end of the file
-    /// ([`Error::OutOfRange`]), or its window could not be mapped (the
-    /// cursor is then invalid, and can be used again).
+    /// ([`Error::OutOfRange`]), or its window could not be mapped or read.
+    /// The cursor stays usable.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -174,10 +187,23 @@ impl WindowCursor {
     /// ```
     #[inline]
     pub fn chunk_at(&mut self, offset: u64) -> Result<&[u8]> {
+        self.chunk_for(offset, CHUNK)
+    }
+
+    /// [`chunk_at`](Self::chunk_at) for a caller that wants `want` bytes
+    /// from `offset`: a copy, if the policy makes one, holds that many (at
+    /// least a page, at most [`COPY_MAX`]).
+    pub(crate) fn chunk_for(&mut self, offset: u64, want: u64) -> Result<&[u8]> {
         if self.held.holds(offset) {
             self.hits += 1;
+        } else if self.copy.holds(offset) {
+            self.hits += 1;
+            return Ok(self.copy.tail(offset).expect("the copy holds the offset"));
         } else {
-            self.move_to(offset)?;
+            self.chunk_miss(offset, want)?;
+            if let Some(tail) = self.copy.tail(offset) {
+                return Ok(tail);
+            }
         }
         Ok(self
             .held
@@ -185,23 +211,50 @@ impl WindowCursor {
             .expect("the region holds the offset it was obtained for"))
     }
 
-    /// The byte at absolute offset `offset`, moving the cursor if its region
-    /// does not hold it. Errors as [`chunk_at`](Self::chunk_at).
+    /// Maps the window holding `offset`, or copies at least `want` bytes
+    /// from the page holding it, as the policy decides.
+    #[cold]
+    fn chunk_miss(&mut self, offset: u64, want: u64) -> Result<()> {
+        let size = self.file_size().ok_or(Error::NotAssociated)?;
+        if offset >= size {
+            return Err(self.out_of_range(offset));
+        }
+        let page = crate::sys::page_cost(1);
+        let start = offset - offset % page;
+        let len = (want.saturating_add(offset - start))
+            .clamp(page, COPY_MAX)
+            .min(size - start);
+        match self.fetch(offset, self.max_view.max(1), Want::Bytes(len))? {
+            Fetched::Mapped(region) => self.hold(region, offset, self.max_view),
+            Fetched::Copy { desc, len } => {
+                let file = self.file.as_ref().expect("associated").file();
+                self.copy.fill(file, &desc, start, len)?;
+            }
+            Fetched::Nothing => return Err(self.out_of_range(offset)),
+        }
+        Ok(())
+    }
+
+    /// The byte at absolute offset `offset`, moving the cursor (or copying a
+    /// page) if its region does not hold it. Errors as
+    /// [`chunk_at`](Self::chunk_at).
     #[inline]
     pub fn byte_at(&mut self, offset: u64) -> Result<u8> {
         if let Some(b) = self.held.byte(offset) {
             self.hits += 1;
             return Ok(b);
         }
-        Ok(self.chunk_at(offset)?[0])
+        Ok(self.chunk_for(offset, 1)?[0])
     }
 
     /// Copies bytes from absolute offset `offset` into `out`, across windows;
     /// returns how many (fewer than `out.len()` only at the end of the file).
+    /// Bytes the manager's [`ReadPolicy`](crate::ReadPolicy) does not map are
+    /// read with `pread` straight into `out`.
     ///
     /// Errors: `offset` is past the end of the file, or a window could not
-    /// be mapped (the cursor is then invalid; nothing is lost, and the read
-    /// can be tried again).
+    /// be mapped or read (the cursor stays usable; nothing is lost, and the
+    /// read can be tried again).
     pub fn read_at(&mut self, offset: u64, out: &mut [u8]) -> Result<usize> {
         let size = self.file_size().ok_or(Error::NotAssociated)?;
         if offset > size {
@@ -220,23 +273,46 @@ impl WindowCursor {
         }
         let mut done = 0;
         while done < want {
-            let chunk = self.chunk_at(offset + done as u64)?;
-            let n = chunk.len().min(want - done);
-            out[done..done + n].copy_from_slice(&chunk[..n]);
-            done += n;
+            let at = offset + done as u64;
+            if let Some(tail) = self.held.tail(at).or_else(|| self.copy.tail(at)) {
+                let n = tail.len().min(want - done);
+                out[done..done + n].copy_from_slice(&tail[..n]);
+                done += n;
+                self.hits += 1;
+                continue;
+            }
+            let rest = (want - done) as u64;
+            match self.fetch(at, self.max_view.max(1), Want::Bytes(rest))? {
+                Fetched::Mapped(region) => self.hold(region, at, self.max_view),
+                Fetched::Copy { desc, len } => {
+                    let file = self.file.as_ref().expect("associated").file();
+                    let n = len as usize;
+                    pread_exact(file, &desc, &mut out[done..done + n], at)?;
+                    done += n;
+                }
+                Fetched::Nothing => return Err(self.out_of_range(at)),
+            }
         }
         Ok(done)
     }
 
-    /// Moves the cursor to a region holding `offset`, which must be in the
-    /// file.
-    fn move_to(&mut self, offset: u64) -> Result<()> {
-        self.use_region(offset, 0)?;
+    /// Maps the window holding `offset` if it is mapped already or there is
+    /// room for it without evicting (always, with
+    /// [`ReadPolicy::AlwaysMap`](crate::ReadPolicy::AlwaysMap)); otherwise
+    /// does nothing. A buffer's `begin_access` starts with it.
+    pub(crate) fn probe(&mut self, offset: u64) -> Result<()> {
         if self.held.holds(offset) {
-            Ok(())
-        } else {
-            Err(self.out_of_range(offset))
+            return Ok(());
         }
+        let policy = self.manager.as_ref().map(Manager::read_policy);
+        let want = match policy {
+            Some(crate::ReadPolicy::Adaptive) => Want::Probe,
+            _ => Want::Map,
+        };
+        if let Fetched::Mapped(region) = self.fetch(offset, self.max_view.max(1), want)? {
+            self.hold(region, offset, self.max_view);
+        }
+        Ok(())
     }
 
     /// The error for an offset outside the file.
@@ -255,6 +331,7 @@ impl WindowCursor {
     /// associated with its file. Does nothing without a region.
     pub fn unuse_region(&mut self) {
         self.len = 0;
+        self.copy.clear();
         let Some(region) = self.held.take() else {
             return;
         };
@@ -279,12 +356,6 @@ impl WindowCursor {
     #[inline]
     pub fn map(&self) -> &[u8] {
         self.held.region().map_or(&[], MapRegion::as_slice)
-    }
-
-    /// The range of the current region, `0..0` without one.
-    #[inline]
-    pub(crate) fn region_range(&self) -> std::ops::Range<u64> {
-        self.held.range()
     }
 
     /// True if the cursor holds a region it can read from.

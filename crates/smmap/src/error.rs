@@ -63,6 +63,18 @@ pub enum Error {
         /// The operating system's reason.
         reason: io::Error,
     },
+    /// A copy read (`pread`) through the file's descriptor failed.
+    #[error("cannot read {len} bytes at offset {offset} of {file}: {reason}")]
+    Read {
+        /// The file.
+        file: PathOrFd,
+        /// Offset of the read.
+        offset: u64,
+        /// Bytes still to read.
+        len: u64,
+        /// The operating system's reason.
+        reason: io::Error,
+    },
     /// Every one of `limit` mapped windows is in use, so no new window can be
     /// mapped without exceeding `max_open_handles`.
     #[error(
@@ -141,9 +153,10 @@ impl Error {
     /// The operating system's error number, when the operating system refused.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
-                reason.raw_os_error()
-            }
+            Error::Open { reason, .. }
+            | Error::Stat { reason, .. }
+            | Error::Map { reason, .. }
+            | Error::Read { reason, .. } => reason.raw_os_error(),
             Error::IsADirectory { .. } => Some(libc::EISDIR),
             Error::Replaced { .. } => Some(libc::ESTALE),
             Error::TooLarge { .. } => Some(libc::ENOMEM),
@@ -154,9 +167,10 @@ impl Error {
     /// The operating system's error, when the operating system refused.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
-                Some(reason)
-            }
+            Error::Open { reason, .. }
+            | Error::Stat { reason, .. }
+            | Error::Map { reason, .. }
+            | Error::Read { reason, .. } => Some(reason),
             _ => None,
         }
     }
@@ -169,6 +183,7 @@ impl Error {
             | Error::IsADirectory { file }
             | Error::NotRegularFile { file, .. }
             | Error::Map { file, .. }
+            | Error::Read { file, .. }
             | Error::HandleLimit { file, .. }
             | Error::FileShrunk { file, .. }
             | Error::Replaced { file }
@@ -192,9 +207,10 @@ impl Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
-            Error::Open { reason, .. } | Error::Stat { reason, .. } | Error::Map { reason, .. } => {
-                reason.kind()
-            }
+            Error::Open { reason, .. }
+            | Error::Stat { reason, .. }
+            | Error::Map { reason, .. }
+            | Error::Read { reason, .. } => reason.kind(),
             Error::IsADirectory { .. } => io::ErrorKind::IsADirectory,
             Error::OutOfRange { .. } | Error::FileShrunk { .. } => io::ErrorKind::UnexpectedEof,
             Error::NotRegularFile { .. } | Error::Unaligned { .. } | Error::NotAssociated => {

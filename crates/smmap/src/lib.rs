@@ -106,6 +106,7 @@
 //! never while a caller reads and never while the kernel maps or unmaps.
 
 mod buffer;
+mod copy;
 mod cursor;
 mod error;
 mod held;
@@ -122,8 +123,8 @@ pub use cursor::WindowCursor;
 pub use error::{Error, Result};
 pub use hint::AccessHint;
 pub use manager::{
-    default_max_memory_size, default_max_open_handles, default_window_size, Manager,
-    ManagerBuilder, SlidingWindowMapManager, StaticWindowMapManager,
+    default_max_memory_size, default_max_open_files, default_max_open_handles, default_window_size,
+    Manager, ManagerBuilder, ReadPolicy, SlidingWindowMapManager, StaticWindowMapManager,
 };
 pub use region::MapRegion;
 pub use source::PathOrFd;

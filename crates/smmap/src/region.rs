@@ -7,9 +7,9 @@ use std::sync::Arc;
 use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
-use crate::source::{Descriptor, PathOrFd, PinnedFile};
-use crate::sys::FileInfo;
+use crate::source::{PathOrFd, PinnedFile};
 use crate::sys::ALLOCATIONGRANULARITY;
+use std::os::fd::AsFd;
 
 /// One read-only mapping of `[ofs_begin, ofs_end)` of a file.
 ///
@@ -83,18 +83,17 @@ impl MapRegion {
 
     /// Maps exactly `[ofs, ofs + len)` of the pinned file, opening it.
     pub(crate) fn map(file: &PinnedFile, ofs: u64, len: u64) -> Result<Self> {
-        let (desc, info) = file.open()?;
-        Self::map_opened(file, &desc, &info, ofs, len)
+        let (desc, _) = file.open()?;
+        Self::map_opened(file, &desc, ofs, len)
     }
 
     /// Maps exactly `[ofs, ofs + len)` of the pinned file through `desc`,
-    /// which [`PinnedFile::open`] gave with `info`: that file, checked. A
-    /// file shorter than when it was pinned and than the window is an
-    /// error here rather than SIGBUS later.
+    /// which [`PinnedFile::open`] gave (that file, checked). A file shorter
+    /// than when it was pinned and than the window is an error here rather
+    /// than SIGBUS later.
     pub(crate) fn map_opened(
         file: &PinnedFile,
-        desc: &Descriptor<'_>,
-        info: &FileInfo,
+        desc: &std::fs::File,
         ofs: u64,
         len: u64,
     ) -> Result<Self> {
@@ -114,6 +113,10 @@ impl MapRegion {
         };
         let ulen = usize::try_from(len)
             .map_err(|_| map_err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
+        let info = crate::sys::fstat(desc.as_fd()).map_err(|reason| Error::Stat {
+            file: file.given().clone(),
+            reason,
+        })?;
         if info.size < file.size && info.size < ofs.saturating_add(len) {
             return Err(Error::FileShrunk {
                 file: file.given().clone(),
@@ -128,8 +131,7 @@ impl MapRegion {
         // that contract is documented on this type and the crate (SIGBUS on
         // truncation), and the size check just above turns the truncation we
         // can see into an error.
-        let map =
-            unsafe { MmapOptions::new().offset(ofs).len(ulen).map(&desc.fd()) }.map_err(map_err)?;
+        let map = unsafe { MmapOptions::new().offset(ofs).len(ulen).map(desc) }.map_err(map_err)?;
         Ok(MapRegion {
             inner: Arc::new(Inner {
                 map,

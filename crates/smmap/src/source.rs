@@ -72,22 +72,6 @@ pub(crate) enum FileKey {
     Fd(RawFd, FileId),
 }
 
-/// A descriptor to read or map through: opened for the occasion (closed when
-/// dropped) or the caller's own, borrowed.
-pub(crate) enum Descriptor<'a> {
-    Owned(File),
-    Borrowed(BorrowedFd<'a>),
-}
-
-impl Descriptor<'_> {
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Descriptor::Owned(f) => f.as_fd(),
-            Descriptor::Borrowed(b) => *b,
-        }
-    }
-}
-
 impl PinnedFile {
     /// Resolves the name and reads the file's size and identity, refusing
     /// what is not a regular file. A path is not opened (`stat` never blocks
@@ -100,8 +84,8 @@ impl PinnedFile {
         let (resolved, info) = match &given {
             PathOrFd::Path(p) => {
                 let abs = std::path::absolute(p).map_err(stat_err)?;
-                let meta = std::fs::metadata(&abs).map_err(stat_err)?;
-                (Some(abs), info_of(&meta))
+                let info = sys::stat_path(&abs).map_err(stat_err)?;
+                (Some(abs), info)
             }
             PathOrFd::Fd(fd) => {
                 let info = borrow(*fd).and_then(sys::fstat).map_err(stat_err)?;
@@ -130,23 +114,27 @@ impl PinnedFile {
         }
     }
 
-    /// A descriptor of the pinned file, with what `fstat` says of it now:
-    /// the path opened without blocking, or the caller's descriptor
-    /// borrowed. Errors: it cannot be opened, it is not a regular file, or it
-    /// is another file than the one pinned ([`Error::Replaced`]).
-    pub(crate) fn open(&self) -> Result<(Descriptor<'_>, FileInfo)> {
+    /// A descriptor of the pinned file, owned by the engine, with what
+    /// `fstat` says of it now: the path opened without blocking, or a
+    /// duplicate of the caller's descriptor (the caller's own is never
+    /// closed). Reading or mapping through it reads the pinned file even if
+    /// its path is renamed over later. Errors: it cannot be opened, it is
+    /// not a regular file, or it is another file than the one pinned
+    /// ([`Error::Replaced`]).
+    pub(crate) fn open(&self) -> Result<(File, FileInfo)> {
         let open_err = |reason| Error::Open {
             file: self.given.clone(),
             reason,
         };
-        let desc = match (&self.given, &self.resolved) {
-            (_, Some(abs)) => Descriptor::Owned(sys::open_nonblocking(abs).map_err(open_err)?),
-            (PathOrFd::Fd(fd), None) => Descriptor::Borrowed(borrow(*fd).map_err(open_err)?),
-            (PathOrFd::Path(p), None) => {
-                Descriptor::Owned(sys::open_nonblocking(p).map_err(open_err)?)
+        let file = match (&self.given, &self.resolved) {
+            (_, Some(abs)) => sys::open_nonblocking(abs),
+            (PathOrFd::Fd(fd), None) => {
+                borrow(*fd).and_then(|b| b.try_clone_to_owned().map(File::from))
             }
-        };
-        let info = sys::fstat(desc.fd()).map_err(|reason| Error::Stat {
+            (PathOrFd::Path(p), None) => sys::open_nonblocking(p),
+        }
+        .map_err(open_err)?;
+        let info = sys::fstat(file.as_fd()).map_err(|reason| Error::Stat {
             file: self.given.clone(),
             reason,
         })?;
@@ -156,7 +144,7 @@ impl PinnedFile {
                 file: self.given.clone(),
             });
         }
-        Ok((desc, info))
+        Ok((file, info))
     }
 }
 
@@ -167,38 +155,10 @@ fn borrow<'a>(fd: RawFd) -> std::io::Result<BorrowedFd<'a>> {
     }
     // SAFETY: the descriptor was just checked to be open, and the caller
     // promised (see `Manager::make_cursor_fd`) to keep it open while the
-    // manager reads or maps it; the borrow lasts one read or one mapping. If
-    // the caller breaks that promise and the number is reused, the identity
+    // manager uses it; the borrow lasts one `fstat` or one `dup`. If the
+    // caller breaks that promise and the number is reused, the identity
     // check that follows every borrow refuses the other file.
     Ok(unsafe { BorrowedFd::borrow_raw(fd) })
-}
-
-fn info_of(meta: &std::fs::Metadata) -> FileInfo {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let t = meta.file_type();
-    let kind = if t.is_file() {
-        FileKind::Regular
-    } else if t.is_dir() {
-        FileKind::Directory
-    } else if t.is_fifo() {
-        FileKind::Other("a FIFO")
-    } else if t.is_char_device() {
-        FileKind::Other("a character device")
-    } else if t.is_block_device() {
-        FileKind::Other("a block device")
-    } else if t.is_socket() {
-        FileKind::Other("a socket")
-    } else {
-        FileKind::Other("not a regular file")
-    };
-    FileInfo {
-        size: meta.len(),
-        id: FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        },
-        kind,
-    }
 }
 
 fn check_kind(file: &PathOrFd, kind: FileKind) -> Result<()> {
@@ -293,7 +253,7 @@ mod tests {
         let other = dir.path().join("new");
         std::fs::write(&other, b"new!").unwrap();
         std::fs::rename(&other, &path).unwrap();
-        let e = pinned.open().err().expect("another file");
+        let e = pinned.open().expect_err("another file");
         assert!(matches!(e, Error::Replaced { .. }), "{e}");
         assert!(e.to_string().contains("pack"), "{e}");
     }

@@ -28,6 +28,17 @@ pub struct Stats {
     /// offset, which it was mapping, or for room it was unmapping or about
     /// to use.
     pub waits: u64,
+    /// Copy reads served by `pread` instead of mapping a window that would
+    /// have had to evict another (the adaptive read policy).
+    pub preads: u64,
+    /// Bytes those reads copied.
+    pub pread_bytes: u64,
+    /// Windows mapped because they were asked for again while remembered
+    /// as served by a copy (proof that they are hot).
+    pub ghost_hits: u64,
+    /// Descriptors opened (paths opened, callers' descriptors duplicated);
+    /// each is kept and reused for every map and copy of its file.
+    pub fd_opens: u64,
     /// Regions unmapped to stay within the limits or to retry a mapping.
     pub evictions: u64,
     /// Regions unmapped by `collect`.
@@ -43,6 +54,10 @@ pub struct Stats {
     pub charged_bytes: u64,
     /// Most bytes ever mapped at once.
     pub peak_mapped_bytes: u64,
+    /// Descriptors kept open now.
+    pub open_descriptors: usize,
+    /// Windows remembered as served by a copy now.
+    pub ghosts: usize,
     /// Regions ("handles") mapped now.
     pub windows: usize,
     /// Most regions ever mapped at once.

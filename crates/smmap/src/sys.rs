@@ -74,12 +74,16 @@ pub(crate) struct FileInfo {
     pub(crate) kind: FileKind,
 }
 
-/// A file's identity: device and inode. A path renamed over, or a descriptor
-/// number reused, shows up as another identity.
+/// A file's identity: device, inode and, where the file system records it,
+/// birth time. A path renamed over or replaced, or a descriptor number
+/// reused, shows up as another identity — even when a freed inode number
+/// is given to a new file (the birth time differs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
+    /// Seconds and nanoseconds; `(0, 0)` where unknown.
+    pub(crate) born: (i64, u32),
 }
 
 /// The kinds of file the engine tells apart in its errors.
@@ -118,34 +122,84 @@ pub(crate) fn open_nonblocking(path: &Path) -> io::Result<File> {
     }
 }
 
-/// `fstat` of an open descriptor.
+/// `fstat` of an open descriptor (`statx` on Linux, for the birth time).
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is open for the lifetime of the borrow and `st` is valid
-    // for writes of one `stat`.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+    stat_at(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
+/// `stat` of a path, following symbolic links; never opens it.
+pub(crate) fn stat_path(path: &Path) -> io::Result<FileInfo> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"))?;
+    stat_at(libc::AT_FDCWD, &c, 0)
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn stat_at(dirfd: RawFd, path: &std::ffi::CStr, flags: i32) -> io::Result<FileInfo> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
+    // SAFETY: `path` is NUL-terminated and lives across the call, `dirfd`
+    // is AT_FDCWD or an open descriptor (with AT_EMPTY_PATH), and `st` is
+    // valid for writes of one `statx`.
+    if unsafe { libc::statx(dirfd, path.as_ptr(), flags, mask, st.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fstat returned 0, so it filled `st`.
+    // SAFETY: statx returned 0, so it filled `st`.
     let st = unsafe { st.assume_init() };
-    let kind = match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => FileKind::Regular,
-        libc::S_IFDIR => FileKind::Directory,
-        libc::S_IFIFO => FileKind::Other("a FIFO"),
-        libc::S_IFCHR => FileKind::Other("a character device"),
-        libc::S_IFBLK => FileKind::Other("a block device"),
-        libc::S_IFSOCK => FileKind::Other("a socket"),
-        _ => FileKind::Other("not a regular file"),
+    let born = if st.stx_mask & libc::STATX_BTIME != 0 {
+        (st.stx_btime.tv_sec, st.stx_btime.tv_nsec)
+    } else {
+        (0, 0)
     };
     Ok(FileInfo {
+        size: st.stx_size,
+        id: FileId {
+            dev: (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor),
+            ino: st.stx_ino,
+            born,
+        },
+        kind: kind_of(u32::from(st.stx_mode)),
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn stat_at(dirfd: RawFd, path: &std::ffi::CStr, flags: i32) -> io::Result<FileInfo> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as for statx: a NUL-terminated path, AT_FDCWD or an open
+    // descriptor (with AT_EMPTY_PATH and an empty path), a valid buffer.
+    let r = if flags & libc::AT_EMPTY_PATH != 0 {
+        unsafe { libc::fstat(dirfd, st.as_mut_ptr()) }
+    } else {
+        unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) }
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the call returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // dev_t, ino_t and mode_t differ by platform
+    Ok(FileInfo {
         size: u64::try_from(st.st_size).unwrap_or(0),
-        #[allow(clippy::unnecessary_cast)] // dev_t and ino_t differ by platform
         id: FileId {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
+            born: (0, 0),
         },
-        kind,
+        kind: kind_of(st.st_mode as u32),
     })
+}
+
+#[allow(clippy::unnecessary_cast)] // mode_t is u32 on Linux, u16 on macOS
+fn kind_of(mode: u32) -> FileKind {
+    match mode & libc::S_IFMT as u32 {
+        m if m == libc::S_IFREG as u32 => FileKind::Regular,
+        m if m == libc::S_IFDIR as u32 => FileKind::Directory,
+        m if m == libc::S_IFIFO as u32 => FileKind::Other("a FIFO"),
+        m if m == libc::S_IFCHR as u32 => FileKind::Other("a character device"),
+        m if m == libc::S_IFBLK as u32 => FileKind::Other("a block device"),
+        m if m == libc::S_IFSOCK as u32 => FileKind::Other("a socket"),
+        _ => FileKind::Other("not a regular file"),
+    }
 }
 
 /// True if `fd` is an open descriptor of this process (any integer may be
@@ -177,6 +231,23 @@ pub(crate) fn default_max_open_handles() -> usize {
     static DEFAULT: LazyLock<usize> =
         LazyLock::new(|| max_map_count().map_or(usize::MAX, |n| (n / 2).max(1)));
     *DEFAULT
+}
+
+/// The default number of descriptors a manager keeps open: an eighth of
+/// the process's soft `RLIMIT_NOFILE` (1024 on most systems, so 128), at
+/// least 8 and at most 1024, leaving the rest to the program.
+pub(crate) fn default_max_open_files() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the valid struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (soft / 8).clamp(8, 1024)
 }
 
 #[cfg(test)]
@@ -227,6 +298,33 @@ mod tests {
         );
         assert!(open_nonblocking(Path::new("a\0b")).is_err());
         assert!(!fd_is_open(-1));
+    }
+
+    #[test]
+    fn a_reused_inode_number_is_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"one").unwrap();
+        let first = stat_path(&p).unwrap();
+        assert_eq!(
+            first.id,
+            fstat(open_nonblocking(&p).unwrap().as_fd()).unwrap().id
+        );
+        // Remove and create until the file system hands the number out
+        // again (ext4 usually does at once), then compare.
+        let mut again = first;
+        for _ in 0..50 {
+            std::fs::remove_file(&p).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::fs::write(&p, b"two").unwrap();
+            again = stat_path(&p).unwrap();
+            if again.id.ino == first.id.ino {
+                break;
+            }
+        }
+        if again.id.ino != first.id.ino || first.id.born != (0, 0) {
+            assert_ne!(again.id, first.id, "another file, another identity");
+        }
     }
 
     #[test]

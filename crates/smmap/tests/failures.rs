@@ -21,8 +21,9 @@ fn one_handle() -> SlidingWindowMapManager {
 }
 
 /// The sequence that once read unmapped memory through the buffer's cached
-/// address: the only handle is in use at 0, the file is removed, a read at
-/// 2 pages fails to open it; the read at 0 then gives the right byte.
+/// address: the only handle is in use at 0, the file is removed (and the
+/// manager's descriptor of it closed), a read at 2 pages fails to open it;
+/// the read at 0 then gives the right byte.
 #[test]
 fn a_failed_move_leaves_the_buffer_reading_its_window() {
     let dir = tempfile::tempdir().unwrap();
@@ -31,6 +32,10 @@ fn a_failed_move_leaves_the_buffer_reading_its_window() {
     let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
     assert_eq!(buf.get(0).unwrap(), bytes[0]);
     std::fs::remove_file(&path).unwrap();
+    // While the manager keeps its descriptor, the removed file is read.
+    assert_eq!(buf.get(g()).unwrap(), bytes[g() as usize]);
+    assert_eq!(buf.get(0).unwrap(), bytes[0]);
+    m.collect();
     let e = buf.get(2 * g()).unwrap_err();
     assert!(matches!(e, Error::Open { .. }), "{e}");
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
@@ -54,6 +59,7 @@ fn a_failed_move_leaves_the_cursor_reading_its_window() {
     let mut c = m.make_cursor(&path).unwrap();
     c.use_region(0, 0).unwrap();
     std::fs::remove_file(&path).unwrap();
+    m.collect();
     assert!(c.use_region(2 * g(), 0).is_err());
     assert!(c.is_valid(), "the cursor keeps its region");
     assert_eq!(c.buffer(), &bytes[..g() as usize]);
@@ -74,8 +80,9 @@ fn a_failed_move_leaves_the_cursor_reading_its_window() {
 }
 
 /// A file renamed over a mapped one is never read through the old entry:
-/// the old windows keep the old bytes, new windows are refused; once every
-/// cursor and region is gone a new cursor reads the new file.
+/// new windows come from the old file while the manager keeps its
+/// descriptor, and are refused once it is closed; once every cursor and
+/// region is gone a new cursor reads the new file.
 #[test]
 fn a_file_renamed_over_is_not_read_through_the_old_entry() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +94,14 @@ fn a_file_renamed_over_is_not_read_through_the_old_entry() {
     c.use_region(0, 0).unwrap();
     assert_eq!(c.buffer()[..16], old[..16]);
     std::fs::rename(&other, &pack).unwrap();
+    c.use_region(mib, 0).unwrap();
+    assert_eq!(
+        c.buffer()[..16],
+        old[mib as usize..][..16],
+        "the file it opened"
+    );
+    c.use_region(0, 0).unwrap();
+    m.collect();
     for at in [mib, 2 * mib, 3 * mib] {
         let e = c.use_region(at, 0).unwrap_err();
         assert!(matches!(e, Error::Replaced { .. }), "{e}");
@@ -128,13 +143,21 @@ fn a_reused_descriptor_number_is_refused() {
     // The caller closes `n` and the number comes back for b (forced).
     // SAFETY: both descriptors are open; `fa` owns `n` and closes it.
     assert_eq!(unsafe { libc::dup2(fb.as_raw_fd(), n) }, n);
+    // The manager's own duplicate still reads a.
+    c.use_region(g(), 0).unwrap();
+    assert_eq!(c.buffer(), &a[g() as usize..2 * g() as usize]);
+    m.collect();
     let e = c.use_region(2 * g(), 0).unwrap_err();
     assert!(matches!(e, Error::Replaced { .. }), "{e}");
     assert!(
         e.to_string().contains(&format!("file descriptor {n}")),
         "{e}"
     );
-    assert_eq!(c.buffer(), &a[..g() as usize], "a's window, still");
+    assert_eq!(
+        c.buffer(),
+        &a[g() as usize..2 * g() as usize],
+        "a's window, still"
+    );
     drop(c);
     drop(fa);
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use common::{byte, g, make_file, truncate};
 use proptest::prelude::*;
 use smmap::{
-    Error, Manager, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager,
-    WindowCursor,
+    Error, Manager, ReadPolicy, SlidingWindowMapBuffer, SlidingWindowMapManager,
+    StaticWindowMapManager, WindowCursor,
 };
 
 #[derive(Clone, Debug)]
@@ -88,6 +88,7 @@ struct Config {
     window_pages: u64,
     memory_pages: u64,
     handles: usize,
+    policy: ReadPolicy,
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -97,14 +98,16 @@ fn config() -> impl Strategy<Value = Config> {
         0..5u64,
         1..12u64,
         1..8usize,
+        prop_oneof![Just(ReadPolicy::Adaptive), Just(ReadPolicy::AlwaysMap)],
     )
         .prop_map(
-            |(sizes, is_static, window_pages, memory_pages, handles)| Config {
+            |(sizes, is_static, window_pages, memory_pages, handles, policy)| Config {
                 sizes,
                 is_static,
                 window_pages,
                 memory_pages,
                 handles,
+                policy,
             },
         )
 }
@@ -115,6 +118,7 @@ fn manager(c: &Config) -> Manager {
         StaticWindowMapManager::builder()
             .max_memory_size(mem)
             .max_open_handles(c.handles)
+            .read_policy(c.policy)
             .build()
             .into()
     } else {
@@ -122,6 +126,7 @@ fn manager(c: &Config) -> Manager {
             .window_size(w)
             .max_memory_size(mem)
             .max_open_handles(c.handles)
+            .read_policy(c.policy)
             .build()
             .into()
     }

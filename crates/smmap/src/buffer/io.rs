@@ -21,13 +21,15 @@ impl Read for SlidingWindowMapBuffer {
 }
 
 /// Hands out the mapped bytes themselves: `fill_buf` returns the rest of the
-/// current window, with no copy.
+/// current window, with no copy — or, where the manager's
+/// [`ReadPolicy`](crate::ReadPolicy) copies instead of mapping, the next
+/// 64 KiB read with `pread`.
 impl BufRead for SlidingWindowMapBuffer {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos >= self.len {
             return Ok(&[]);
         }
-        Ok(self.chunk_at(self.pos)?)
+        Ok(self.chunk_for(self.pos, crate::copy::CHUNK)?)
     }
 
     /// Advances the position by `amt`, as [`std::io::Cursor`] does: past

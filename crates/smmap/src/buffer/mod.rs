@@ -86,8 +86,7 @@ impl SlidingWindowMapBuffer {
         let Some(fsize) = self.cursor.file_size() else {
             return Err(Error::NotAssociated);
         };
-        self.cursor.use_region(offset, 0)?;
-        if !self.cursor.is_valid() {
+        if offset >= fsize {
             let file = self.cursor.path_or_fd().cloned().expect("associated");
             return Err(Error::OutOfRange {
                 file,
@@ -95,6 +94,8 @@ impl SlidingWindowMapBuffer {
                 size: fsize,
             });
         }
+        // Maps the first window if there is room (see `ReadPolicy`).
+        self.cursor.probe(offset)?;
         self.offset = offset;
         self.len = size.min(fsize - offset);
         Ok(())
@@ -163,14 +164,15 @@ impl SlidingWindowMapBuffer {
         Err(self.out_of_range(i))
     }
 
-    /// The bytes from index `i` to the end of the window holding it (or of
-    /// the buffer, if sooner): never empty.
-    pub(crate) fn chunk_at(&mut self, i: u64) -> Result<&[u8]> {
+    /// The bytes from index `i` to the end of the window (or copy) holding
+    /// it, or of the buffer if sooner: never empty. `want` is how many bytes
+    /// the caller means to read (what a copy reads, at least a page).
+    pub(crate) fn chunk_for(&mut self, i: u64, want: u64) -> Result<&[u8]> {
         if i >= self.len {
             return Err(self.out_of_range(i));
         }
         let left = usize::try_from(self.len - i).unwrap_or(usize::MAX);
-        let chunk = self.cursor.chunk_at(self.offset + i)?;
+        let chunk = self.cursor.chunk_for(self.offset + i, want)?;
         Ok(&chunk[..chunk.len().min(left)])
     }
 
@@ -213,8 +215,8 @@ impl SlidingWindowMapBuffer {
         if n == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
-        if self.chunk_at(range.start)?.len() as u64 >= n {
-            let chunk = self.chunk_at(range.start)?;
+        if self.chunk_for(range.start, n)?.len() as u64 >= n {
+            let chunk = self.chunk_for(range.start, n)?;
             return Ok(Cow::Borrowed(&chunk[..n as usize]));
         }
         let mut out = self.allocate(range.start, n)?;

@@ -24,7 +24,7 @@ impl SlidingWindowMapBuffer {
         }
         let mut pos = start;
         while pos.saturating_add(m) <= self.len {
-            let chunk = self.chunk_at(pos)?;
+            let chunk = self.chunk_for(pos, crate::copy::COPY_MAX)?;
             if let Some(i) = finder.find(chunk) {
                 return Ok(Some(pos + i as u64));
             }
@@ -48,51 +48,32 @@ impl SlidingWindowMapBuffer {
 
     /// The index of the last occurrence of `pattern` that ends at or before
     /// `end` (clipped to `len()`). An empty pattern matches at `end`.
+    ///
+    /// The range is searched backwards in blocks copied out of the file,
+    /// each overlapping the next by `pattern.len() - 1` bytes so that
+    /// matches straddling two blocks (or two windows) are seen.
     pub fn rfind(&mut self, pattern: &[u8], end: u64) -> Result<Option<u64>> {
+        const BLOCK: u64 = 256 * 1024;
         let finder = FinderRev::new(pattern);
         let m = pattern.len() as u64;
         let mut end = end.min(self.len);
         if m == 0 {
             return Ok(Some(end));
         }
-        let step = self.cursor.manager().map_or(0, |mg| mg.window_size());
+        let mut block = Vec::new();
         while end >= m {
-            // A window ending near `end`: place it to start up to one window
-            // size earlier, so that walking backwards maps full windows.
-            let last = end - 1;
-            if !self.cursor.region_range().contains(&(self.offset + last)) {
-                let back = if step == 0 {
-                    0
-                } else {
-                    last.saturating_sub(step - 1)
-                };
-                self.chunk_at(back)?;
-                if !self.cursor.region_range().contains(&(self.offset + last)) {
-                    self.chunk_at(last)?;
-                }
+            let start = end.saturating_sub(BLOCK.max(2 * m));
+            block.resize((end - start) as usize, 0);
+            self.read_exact_at(start, &mut block)?;
+            if let Some(i) = finder.rfind(&block) {
+                return Ok(Some(start + i as u64));
             }
-            let range = self.cursor.region_range();
-            let chunk_start = range.start.saturating_sub(self.offset).min(last);
-            // The region holds `chunk_start` (it holds `last` and starts at
-            // or before `chunk_start`), so this does not move it.
-            let bytes = self.chunk_at(chunk_start)?;
-            let hay = &bytes[..(end - chunk_start) as usize];
-            if let Some(i) = finder.rfind(hay) {
-                return Ok(Some(chunk_start + i as u64));
-            }
-            if chunk_start == 0 {
+            if start == 0 {
                 break;
             }
-            // Matches that end in the first m - 1 bytes of this window begin
-            // in the previous one.
-            let from = chunk_start.saturating_sub(m - 1);
-            let to = (chunk_start + m - 1).min(end);
-            let mut seam = vec![0; (to - from) as usize];
-            self.read_exact_at(from, &mut seam)?;
-            if let Some(i) = finder.rfind(&seam) {
-                return Ok(Some(from + i as u64));
-            }
-            end = chunk_start;
+            // Matches ending in the first m - 1 bytes of this block begin
+            // before it.
+            end = start + m - 1;
         }
         Ok(None)
     }

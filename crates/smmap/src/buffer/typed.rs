@@ -52,7 +52,7 @@ impl SlidingWindowMapBuffer {
     /// Errors: fewer than `T::SIZE` bytes from `i`.
     #[inline]
     pub fn read_value<T: Primitive>(&mut self, i: u64, endian: Endian) -> Result<T> {
-        if let Ok(chunk) = self.chunk_at(i) {
+        if let Ok(chunk) = self.chunk_for(i, T::SIZE as u64) {
             if chunk.len() >= T::SIZE {
                 return Ok(T::from_bytes(&chunk[..T::SIZE], endian));
             }

@@ -2,6 +2,7 @@
 //! [`SlidingWindowMapManager`] and [`StaticWindowMapManager`].
 
 mod faults;
+mod ghosts;
 mod region_list;
 mod state;
 
@@ -16,7 +17,7 @@ use crate::region::MapRegion;
 use crate::source::{PathOrFd, PinnedFile};
 use crate::stats::Stats;
 use state::{Finish, Obtain, Released, Room, State};
-pub(crate) use state::{Kind, Limits};
+pub(crate) use state::{Kind, Limits, Want};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -51,6 +52,44 @@ pub fn default_max_memory_size() -> u64 {
 /// ```
 pub fn default_max_open_handles() -> usize {
     crate::sys::default_max_open_handles()
+}
+
+/// The default `max_open_files`: an eighth of the process's soft
+/// `RLIMIT_NOFILE` (1024 on most systems, so 128), at least 8 and at most
+/// 1024, leaving the rest of the descriptor table to the program.
+///
+/// ```
+/// assert!((8..=1024).contains(&smmap::default_max_open_files()));
+/// ```
+pub fn default_max_open_files() -> usize {
+    crate::sys::default_max_open_files()
+}
+
+/// How reads that copy bytes — a [`SlidingWindowMapBuffer`](crate::SlidingWindowMapBuffer)'s
+/// `get`, `read_at`, `slice`, typed reads, `Read`/`BufRead`, `find` —
+/// treat a window that is not mapped. The cursor API
+/// ([`WindowCursor::use_region`]) hands out mapped memory, so it always maps.
+///
+/// ```
+/// use smmap::{ReadPolicy, SlidingWindowMapManager};
+/// let m = SlidingWindowMapManager::builder().read_policy(ReadPolicy::AlwaysMap).build();
+/// assert_eq!(m.read_policy(), ReadPolicy::AlwaysMap);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReadPolicy {
+    /// Map the window while the budget has room for it. When it would have
+    /// to evict another window, copy the bytes with `pread` instead and
+    /// remember the window; map it if it is asked for again while
+    /// remembered. A cold scan then never flushes hot windows, and a budget
+    /// far below the working set costs about a `pread` per read instead of a
+    /// map and an unmap (whose TLB shootdown interrupts every CPU running
+    /// the process).
+    #[default]
+    Adaptive,
+    /// Always map the window, evicting as needed (the behaviour of smmap
+    /// 6.0.0).
+    AlwaysMap,
 }
 
 /// A memory-map manager: maps windows of files on demand for its cursors and
@@ -98,7 +137,7 @@ impl Manager {
         Manager {
             shared: Arc::new(Shared {
                 limits,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State::new(&limits)),
                 changed: Condvar::new(),
                 faults: faults::Faults::default(),
             }),
@@ -158,31 +197,33 @@ impl Manager {
         }
     }
 
-    /// The miss path of a cursor on file `idx`: finds or maps a region
-    /// holding `offset` (`None` at or past the end), releasing `previous`.
+    /// The miss path of a cursor on file `idx` at `offset`: finds or maps a
+    /// region, or says to copy (see [`Want`]), releasing the cursor's
+    /// `previous` region (taking it) only once the next one is certain.
     ///
-    /// The system calls happen outside the lock. Under the lock, find the
+    /// The system calls happen outside the lock. Under the lock: find the
     /// region, or reserve a window for it, evicting first if needed (then
     /// the evicted regions are unmapped and the lock taken again, which also
-    /// frees their room). Before the first reservation the file is opened,
-    /// without the lock and before `previous` is released, so that a file
-    /// that cannot be opened (removed, replaced, a FIFO now) leaves the
-    /// cursor with its region: the error hands it back in
-    /// [`MoveError::kept`]. The window is mapped without the lock, then put
-    /// in place of its reservation under it.
+    /// frees their room). The file's descriptor is opened, if it is not
+    /// cached, without the lock and before anything is released, so that a
+    /// file that cannot be opened (removed, replaced, a FIFO now) leaves the
+    /// cursor with its region. The window is mapped without the lock, then
+    /// put in place of its reservation under it.
+    #[allow(clippy::too_many_arguments)]
     fn obtain(
         &self,
         idx: usize,
         file: &PinnedFile,
         offset: u64,
-        want: u64,
-        previous: Option<MapRegion>,
+        want_size: u64,
+        previous: &mut Option<MapRegion>,
         hits: u64,
-    ) -> std::result::Result<Option<MapRegion>, MoveError> {
-        let mut previous = previous;
+        want: Want,
+    ) -> Result<Fetched> {
         let mut first = Some(hits);
         let mut retried = false;
-        let mut opened = None;
+        let mut opened: Option<std::fs::File> = None;
+        let mut closed_descs = false;
         // Room of regions this thread unmapped, to give back under the lock.
         let mut freed = Room::default();
         loop {
@@ -191,6 +232,9 @@ impl Manager {
                 let mut st = self.lock();
                 st.unmapped(std::mem::take(&mut freed));
                 let limits = self.limits();
+                if let Some(desc) = opened.take() {
+                    st.install_desc(limits, idx, desc);
+                }
                 if let Some(hits) = first.take() {
                     st.add_hits(hits);
                     if offset < file.size {
@@ -198,12 +242,21 @@ impl Manager {
                     }
                 }
                 if offset >= file.size {
-                    st.release_previous(limits, idx, &mut previous, &mut released);
+                    if want == Want::Map {
+                        st.release_previous(limits, idx, previous, &mut released);
+                    }
                     Ok(None)
                 } else {
-                    let (prev, can_map) = (&mut previous, opened.is_some());
-                    st.begin_obtain(limits, idx, offset, want, prev, can_map, &mut released)
-                        .map(Some)
+                    st.begin_obtain(
+                        limits,
+                        idx,
+                        offset,
+                        want_size,
+                        previous,
+                        want,
+                        &mut released,
+                    )
+                    .map(Some)
                 }
             };
             self.shared.changed.notify_all();
@@ -211,51 +264,50 @@ impl Manager {
             drop(released.regions);
             let reservation = match step {
                 Ok(Some(Obtain::Unmap)) => continue,
-                Ok(Some(Obtain::Open)) => match file.open() {
-                    Ok(desc) => {
-                        opened = Some(desc);
-                        continue;
+                Ok(Some(Obtain::Open)) => {
+                    self.give_back(std::mem::take(&mut freed));
+                    match file.open() {
+                        Ok((desc, _)) => opened = Some(desc),
+                        Err(e) if descriptors_full(&e) && !closed_descs => {
+                            // Our cached descriptors may be what fills the
+                            // table: close them and try once more.
+                            closed_descs = true;
+                            self.lock().close_descs();
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(error) => {
-                        self.give_back(freed);
-                        return Err(MoveError::keeping(error, previous));
-                    }
-                },
+                    continue;
+                }
                 Ok(Some(Obtain::Wait(seen))) => {
                     self.give_back(std::mem::take(&mut freed));
                     self.wait(seen);
                     continue;
                 }
                 Ok(Some(Obtain::Map(reservation))) => reservation,
-                Ok(Some(Obtain::Found(region))) => {
+                other => {
                     self.give_back(freed);
-                    return Ok(Some(region));
-                }
-                Ok(None) => {
-                    self.give_back(freed);
-                    return Ok(None);
-                }
-                Err(error) => {
-                    self.give_back(freed);
-                    return Err(MoveError::keeping(error, previous));
+                    return Ok(match other? {
+                        Some(Obtain::Found(region)) => Fetched::Mapped(region),
+                        Some(Obtain::Copy { desc, len }) => Fetched::Copy { desc, len },
+                        _ => Fetched::Nothing,
+                    });
                 }
             };
             debug_assert_eq!(freed, Room::default(), "a reservation follows no eviction");
             debug_assert!(previous.is_none(), "released before a reservation");
-            let (desc, info) = opened.as_ref().expect("opened before a reservation");
             let (ofs, len) = (reservation.window.ofs, reservation.window.size);
             let mapped = self
                 .shared
                 .faults
                 .take()
-                .unwrap_or_else(|| MapRegion::map_opened(file, desc, info, ofs, len))
+                .unwrap_or_else(|| MapRegion::map_opened(file, &reservation.desc, ofs, len))
                 .map_err(|e| self.shared.faults.name(e, &reservation));
             let finish = self.with_state(|st, limits, released| {
                 st.finish_obtain(limits, &reservation, mapped, retried, released)
             });
             self.shared.changed.notify_all();
-            match finish.map_err(|error| MoveError::keeping(error, None))? {
-                Finish::Done(region) => return Ok(Some(region)),
+            match finish? {
+                Finish::Done(region) => return Ok(Fetched::Mapped(region)),
                 Finish::Retry => retried = true,
             }
         }
@@ -268,8 +320,11 @@ impl Manager {
     /// it lives; a relative path is resolved then, too. Every later window
     /// is mapped from that same file: a path renamed over or replaced since
     /// gives [`Error::Replaced`](crate::Error::Replaced), never another
-    /// file's bytes. Once every cursor and region of the file is gone, a new
-    /// cursor meets the file anew (at its new size, or the new file).
+    /// file's bytes — or, while the manager keeps the descriptor it opened
+    /// (see [`ManagerBuilder::max_open_files`]), reads the file it opened,
+    /// as git does with a pack. Once every cursor and region of the file is
+    /// gone, a new cursor meets the file anew (at its new size, or the new
+    /// file).
     ///
     /// Errors: the file is missing, a directory, not a regular file, or its
     /// size cannot be read.
@@ -323,9 +378,19 @@ impl Manager {
         self.shared.faults.arm(count, errno);
     }
 
-    /// Unmaps every region no cursor uses; returns how many.
+    /// Unmaps every region no cursor uses, and closes every descriptor the
+    /// manager keeps (they are opened again when needed, and then checked
+    /// to be the same files); returns how many regions it unmapped.
+    ///
+    /// After it, nothing of the manager holds a file but the regions
+    /// cursors use: a file can then be deleted on systems that refuse to
+    /// delete open files, and a file renamed over is no longer read through
+    /// its old descriptor (its next window is [`Error::Replaced`](crate::Error::Replaced)).
     pub fn collect(&self) -> usize {
-        self.with_state(|st, _, rel| st.collect_lru(0, u64::MAX, rel))
+        self.with_state(|st, _, rel| {
+            st.close_descs();
+            st.collect_lru(0, u64::MAX, rel)
+        })
     }
 
     /// Unmaps least-recently-used unused regions until `size` more bytes fit
@@ -367,6 +432,16 @@ impl Manager {
     /// [`ManagerBuilder::max_memory_size`]).
     pub fn max_mapped_memory_size(&self) -> u64 {
         self.limits().max_memory_size
+    }
+
+    /// How copy reads treat windows that are not mapped.
+    pub fn read_policy(&self) -> ReadPolicy {
+        self.limits().policy
+    }
+
+    /// The most descriptors the manager keeps open.
+    pub fn max_open_files(&self) -> usize {
+        self.limits().max_open_files
     }
 
     /// True for a [`StaticWindowMapManager`], which maps whole files.
@@ -428,6 +503,8 @@ impl<M: From<Manager>> ManagerBuilder<M> {
                 window_size,
                 max_memory_size: default_max_memory_size(),
                 max_open_handles: default_max_open_handles(),
+                max_open_files: default_max_open_files(),
+                policy: ReadPolicy::Adaptive,
             },
             _kind: std::marker::PhantomData,
         }
@@ -467,6 +544,26 @@ impl<M: From<Manager>> ManagerBuilder<M> {
     /// every region is in use by a cursor is [`Error::HandleLimit`](crate::Error::HandleLimit).
     pub fn max_open_handles(mut self, handles: usize) -> Self {
         self.limits.max_open_handles = handles.clamp(1, default_max_open_handles());
+        self
+    }
+
+    /// The most descriptors the manager keeps open (at least 1; default
+    /// [`default_max_open_files`]). Each file's descriptor is opened once
+    /// and reused for every window mapped and every copy read from the file,
+    /// and closed when the file's entry goes, or when it is the least
+    /// recently used beyond this limit. When the process's descriptor table
+    /// is full, the manager closes its cached descriptors and tries once
+    /// more.
+    pub fn max_open_files(mut self, files: usize) -> Self {
+        self.limits.max_open_files = files.max(1);
+        self
+    }
+
+    /// How reads that copy bytes ([`SlidingWindowMapBuffer`](crate::SlidingWindowMapBuffer)'s
+    /// reads) treat a window that is not mapped; default
+    /// [`ReadPolicy::Adaptive`].
+    pub fn read_policy(mut self, policy: ReadPolicy) -> Self {
+        self.limits.policy = policy;
         self
     }
 
@@ -559,17 +656,20 @@ flavour!(
     0
 );
 
-/// A failed move of a cursor: the error, and the cursor's previous region if
-/// the move failed before releasing it (the file could not be opened).
-pub(crate) struct MoveError {
-    pub(crate) error: crate::Error,
-    pub(crate) kept: Option<MapRegion>,
+/// What a miss gave a cursor.
+pub(crate) enum Fetched {
+    /// A mapped region holding the offset (one more client counted on it).
+    Mapped(MapRegion),
+    /// Copy `len` bytes from the offset through `desc` (`pread`).
+    Copy { desc: Arc<std::fs::File>, len: u64 },
+    /// Nothing: the offset is at or past the end, or a probe found no room.
+    Nothing,
 }
 
-impl MoveError {
-    fn keeping(error: crate::Error, kept: Option<MapRegion>) -> Self {
-        MoveError { error, kept }
-    }
+/// True if opening failed because a descriptor table is full.
+fn descriptors_full(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Open { .. })
+        && matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 /// A cursor's tie to its file's entry in a manager: counts one cursor on the
@@ -590,18 +690,19 @@ impl Attachment {
         &self.file
     }
 
-    /// Finds or maps a region holding `offset` (`None` at or past the
-    /// file's end), releasing `previous`; adds `hits` to the statistics. On
-    /// an error, `previous` comes back if it was not released.
+    /// The miss path at `offset` (see `Manager::obtain`): `previous` is
+    /// taken only when released. Adds `hits` to the statistics.
     pub(crate) fn obtain(
         &self,
         offset: u64,
-        want: u64,
-        previous: Option<MapRegion>,
+        want_size: u64,
+        previous: &mut Option<MapRegion>,
         hits: u64,
-    ) -> std::result::Result<Option<MapRegion>, MoveError> {
-        self.manager
-            .obtain(self.idx, &self.file, offset, want, previous, hits)
+        want: Want,
+    ) -> Result<Fetched> {
+        self.manager.obtain(
+            self.idx, &self.file, offset, want_size, previous, hits, want,
+        )
     }
 
     /// Releases `region` (if any; dropped under the lock, see

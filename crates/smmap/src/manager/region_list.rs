@@ -3,6 +3,7 @@
 //! mapping right now.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::sync::Arc;
 
 use crate::region::MapRegion;
@@ -20,6 +21,10 @@ pub(super) struct MapRegionList {
     mapped: usize,
     /// Cursors associated with this file.
     pub(super) cursors: usize,
+    /// A number no other entry of the manager ever had.
+    pub(super) serial: u64,
+    /// The file's descriptor, when cached, with its LRU stamp.
+    pub(super) desc: Option<(Arc<File>, u64)>,
 }
 
 /// A range of the file the manager accounts for.
@@ -45,12 +50,14 @@ impl Slot {
 }
 
 impl MapRegionList {
-    pub(super) fn new(file: Arc<PinnedFile>) -> Self {
+    pub(super) fn new(file: Arc<PinnedFile>, serial: u64) -> Self {
         MapRegionList {
             file,
             slots: BTreeMap::new(),
             mapped: 0,
             cursors: 0,
+            serial,
+            desc: None,
         }
     }
 
@@ -156,7 +163,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, vec![1u8; 10 * g as usize]).unwrap();
         let file = Arc::new(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
-        let mut list = MapRegionList::new(file.clone());
+        let mut list = MapRegionList::new(file.clone(), 0);
         assert_eq!(
             list.neighbours(5 * g),
             (MapWindow::new(0, 0), MapWindow::new(10 * g, 0))

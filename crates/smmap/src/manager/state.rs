@@ -25,9 +25,12 @@
 //! [`Error::HandleLimit`] means every mapped region is in use by a cursor.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 use std::sync::Arc;
 
+use super::ghosts::Ghosts;
 use super::region_list::{MapRegionList, Slot};
+use super::ReadPolicy;
 use crate::error::{Error, Result};
 use crate::region::MapRegion;
 use crate::source::{FileKey, PinnedFile};
@@ -52,6 +55,9 @@ pub(crate) struct Limits {
     pub(crate) window_size: u64,
     pub(crate) max_memory_size: u64,
     pub(crate) max_open_handles: usize,
+    /// Descriptors kept open, at most.
+    pub(crate) max_open_files: usize,
+    pub(crate) policy: ReadPolicy,
 }
 
 impl Limits {
@@ -111,7 +117,27 @@ pub(super) struct State {
     /// Bumped whenever a pending window or an unmapping finishes; a miss
     /// that waits, waits for it to change.
     generation: u64,
+    /// The next file entry's serial number.
+    serial: u64,
+    /// Windows served by a copy instead of being mapped.
+    ghosts: Ghosts,
+    /// Files with a cached descriptor, least recently used first.
+    descs: BTreeMap<u64, usize>,
+    desc_clock: u64,
     stats: Stats,
+}
+
+/// What a cursor asks for on a miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A mapped region (the cursor API).
+    Map,
+    /// `len` bytes from the offset, to be copied: a mapped region when the
+    /// policy maps it, or else a descriptor to `pread` them through.
+    Bytes(u64),
+    /// A mapped region if one holds the offset or there is room for one
+    /// without evicting; nothing otherwise (and nothing remembered).
+    Probe,
 }
 
 /// What the first half of the miss path found.
@@ -127,8 +153,13 @@ pub(super) enum Obtain {
     Wait(u64),
     /// Regions were evicted to make room: unmap them, then ask again.
     Unmap,
-    /// A window must be mapped: open the file, then ask again.
+    /// The file's descriptor is needed: open the file, then ask again.
     Open,
+    /// Copy `len` bytes from the offset through `desc` (`pread`); the
+    /// cursor's previous region is kept.
+    Copy { desc: Arc<File>, len: u64 },
+    /// A probe found no region and no room: nothing to do.
+    Nothing,
 }
 
 /// A window being mapped without the lock.
@@ -137,6 +168,7 @@ pub(super) struct Reservation {
     pub(super) window: MapWindow,
     pub(super) cost: u64,
     pub(super) file: Arc<PinnedFile>,
+    pub(super) desc: Arc<File>,
 }
 
 /// What the second half of the miss path concluded.
@@ -149,6 +181,15 @@ pub(super) enum Finish {
 }
 
 impl State {
+    /// An empty state for a manager with these limits: as many ghosts as
+    /// handles (at least 64, at most 65,536).
+    pub(super) fn new(limits: &Limits) -> Self {
+        State {
+            ghosts: Ghosts::new(limits.max_open_handles.clamp(64, 1 << 16)),
+            ..State::default()
+        }
+    }
+
     /// The slab index of the file `key` names, counting one more cursor on
     /// it, if the manager knows it.
     pub(super) fn attach_known(&mut self, key: &FileKey) -> Option<(usize, Arc<PinnedFile>)> {
@@ -166,7 +207,8 @@ impl State {
             return found;
         }
         let file = Arc::new(file);
-        let mut list = MapRegionList::new(file.clone());
+        self.serial += 1;
+        let mut list = MapRegionList::new(file.clone(), self.serial);
         list.cursors = 1;
         let idx = match self.free.pop() {
             Some(i) => {
@@ -213,6 +255,9 @@ impl State {
         let list = self.file(idx);
         if list.cursors == 0 && list.is_empty() {
             let key = list.file().key();
+            if let Some((_, stamp)) = list.desc {
+                self.descs.remove(&stamp);
+            }
             self.files[idx] = None;
             self.index.remove(&key);
             self.free.push(idx);
@@ -264,6 +309,50 @@ impl State {
         self.stats.evictions += n as u64;
     }
 
+    /// File `idx`'s cached descriptor, marked most recently used.
+    fn touch_desc(&mut self, idx: usize) -> Option<Arc<File>> {
+        self.desc_clock += 1;
+        let stamp = self.desc_clock;
+        let list = self.files[idx].as_mut()?;
+        let (desc, old) = list.desc.as_mut()?;
+        let desc = desc.clone();
+        let old = std::mem::replace(old, stamp);
+        self.descs.remove(&old);
+        self.descs.insert(stamp, idx);
+        Some(desc)
+    }
+
+    /// Caches `desc` as file `idx`'s descriptor (unless another thread did
+    /// meanwhile), closing the least recently used ones beyond the limit.
+    /// (A descriptor a thread is reading or mapping through is closed when
+    /// it is done.)
+    pub(super) fn install_desc(&mut self, limits: &Limits, idx: usize, desc: File) {
+        if self.file(idx).desc.is_some() {
+            return;
+        }
+        self.stats.fd_opens += 1;
+        self.desc_clock += 1;
+        let stamp = self.desc_clock;
+        self.file_mut(idx).desc = Some((Arc::new(desc), stamp));
+        self.descs.insert(stamp, idx);
+        while self.descs.len() > limits.max_open_files {
+            let Some((_, old)) = self.descs.pop_first() else {
+                break;
+            };
+            self.file_mut(old).desc = None;
+        }
+    }
+
+    /// Closes every cached descriptor (the descriptor table is full);
+    /// returns how many.
+    pub(super) fn close_descs(&mut self) -> usize {
+        let n = self.descs.len();
+        while let Some((_, idx)) = self.descs.pop_first() {
+            self.file_mut(idx).desc = None;
+        }
+        n
+    }
+
     /// Releases the cursor's previous region, if it still has one.
     pub(super) fn release_previous(
         &mut self,
@@ -311,20 +400,25 @@ impl State {
     /// for now. `want` is the number of bytes the cursor would like from
     /// `offset` (clamped to the window size, >= 1).
     ///
-    /// The cursor's `previous` region is released once its next one is
-    /// certain: found, waited for, or about to be mapped from a file the
-    /// caller has already `opened`. A window to map from a file not yet
-    /// opened asks for [`Obtain::Open`] first, so that a file that cannot be
-    /// opened leaves the cursor with the region it had.
+    /// The cursor's `previous` region is released (taken) once its next one
+    /// is certain: found, waited for, or about to be mapped through the
+    /// file's descriptor, which is asked for ([`Obtain::Open`]) before
+    /// anything is released, so that a file that cannot be opened leaves the
+    /// cursor with the region it had. A copy keeps it too.
+    ///
+    /// With [`Want::Bytes`] and the adaptive policy, a window that would
+    /// have to evict to be mapped is not: the bytes are copied
+    /// ([`Obtain::Copy`]) and the window remembered as a ghost; asked for
+    /// again while its ghost lives, it is mapped.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn begin_obtain(
         &mut self,
         limits: &Limits,
         idx: usize,
         offset: u64,
-        want: u64,
+        want_size: u64,
         previous: &mut Option<MapRegion>,
-        opened: bool,
+        want: Want,
         released: &mut Released,
     ) -> Result<Obtain> {
         match self.file(idx).slot_at(offset) {
@@ -336,14 +430,40 @@ impl State {
                 return Ok(Obtain::Found(region));
             }
             Some((_, Slot::Pending { .. })) => {
-                self.release_previous(limits, idx, previous, released);
+                if want == Want::Map {
+                    self.release_previous(limits, idx, previous, released);
+                }
                 return Ok(Obtain::Wait(self.generation));
             }
-            None if !opened => return Ok(Obtain::Open),
-            None => self.release_previous(limits, idx, previous, released),
+            None => {}
         }
-        let window = self.place(limits, idx, offset, want);
+        let window = self.place(limits, idx, offset, want_size);
         let cost = page_cost(window.size);
+        let room = {
+            let c = self.committed();
+            c.handles < limits.max_open_handles
+                && c.bytes.saturating_add(cost) <= limits.max_memory_size
+        };
+        if want == Want::Probe && !room {
+            return Ok(Obtain::Nothing);
+        }
+        let Some(desc) = self.touch_desc(idx) else {
+            return Ok(Obtain::Open);
+        };
+        if let Want::Bytes(len) = want {
+            if !room && limits.policy == ReadPolicy::Adaptive {
+                let key = (self.file(idx).serial, offset / limits.window_cap());
+                if self.ghosts.take(key) {
+                    self.stats.ghost_hits += 1;
+                } else {
+                    self.ghosts.remember(key);
+                    self.stats.preads += 1;
+                    self.stats.pread_bytes += len;
+                    return Ok(Obtain::Copy { desc, len });
+                }
+            }
+        }
+        self.release_previous(limits, idx, previous, released);
         // What this thread evicts is unmapped before it asks again.
         let short = |st: &State, rel: &Released| {
             let mut c = st.committed();
@@ -379,6 +499,7 @@ impl State {
             window,
             cost,
             file: self.file(idx).file().clone(),
+            desc,
         }))
     }
 
@@ -544,6 +665,8 @@ impl State {
             mapped_bytes: self.memory,
             charged_bytes: self.mapped.bytes,
             windows: self.mapped.handles,
+            open_descriptors: self.descs.len(),
+            ghosts: self.ghosts.len(),
             over_limit_bytes: self.mapped.bytes.saturating_sub(limits.max_memory_size),
             ..self.stats
         }
@@ -608,6 +731,19 @@ impl State {
                     list.mapped()
                 ));
             }
+        }
+        let cached = self
+            .files
+            .iter()
+            .flatten()
+            .filter(|l| l.desc.is_some())
+            .count();
+        if cached != self.descs.len() || cached > limits.max_open_files.max(1) {
+            return Err(format!(
+                "{cached} cached descriptors, {} in the LRU list, limit {}",
+                self.descs.len(),
+                limits.max_open_files
+            ));
         }
         if unused != self.lru.len() {
             return Err(format!(

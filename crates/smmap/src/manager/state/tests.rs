@@ -16,6 +16,8 @@ fn setup(pages: u64) -> (tempfile::TempDir, State, usize) {
     let mut st = State::default();
     let pinned = PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap();
     let (idx, _) = st.attach(pinned);
+    let (desc, _) = st.file(idx).file().open().unwrap();
+    st.install_desc(&limits(Kind::Sliding, 0, u64::MAX, usize::MAX), idx, desc);
     (dir, st, idx)
 }
 
@@ -25,11 +27,20 @@ fn limits(kind: Kind, window: u64, memory: u64, handles: usize) -> Limits {
         window_size: window,
         max_memory_size: memory,
         max_open_handles: handles,
+        max_open_files: 8,
+        policy: ReadPolicy::AlwaysMap,
     }
 }
 
+/// Opens file `idx` and caches its descriptor, as `Manager::obtain` does
+/// when asked to ([`Obtain::Open`]).
+fn open(st: &mut State, l: &Limits, idx: usize) {
+    let (desc, _) = st.file(idx).file().open().unwrap();
+    st.install_desc(l, idx, desc);
+}
+
 fn map(res: &Reservation) -> Result<MapRegion> {
-    MapRegion::map(&res.file, res.window.ofs, res.window.size)
+    MapRegion::map_opened(&res.file, &res.desc, res.window.ofs, res.window.size)
 }
 
 /// Runs both halves of the miss path, as `Manager::obtain` does, with
@@ -38,7 +49,7 @@ fn obtain(st: &mut State, l: &Limits, idx: usize, offset: u64) -> MapRegion {
     loop {
         let mut rel = Released::default();
         let step = st
-            .begin_obtain(l, idx, offset, 1, &mut None, true, &mut rel)
+            .begin_obtain(l, idx, offset, 1, &mut None, Want::Map, &mut rel)
             .unwrap();
         st.unmapped(rel.room);
         match step {
@@ -48,7 +59,8 @@ fn obtain(st: &mut State, l: &Limits, idx: usize, offset: u64) -> MapRegion {
                 _ => panic!("mapped"),
             },
             Obtain::Unmap => {}
-            Obtain::Open | Obtain::Wait(_) => panic!("opened, and nothing in flight"),
+            Obtain::Open => open(st, l, idx),
+            _ => panic!("nothing in flight, nothing to copy"),
         }
     }
 }
@@ -83,7 +95,8 @@ fn a_miss_inside_a_window_in_flight_waits_for_it() {
     let (_d, mut st, idx) = setup(8);
     let l = limits(Kind::Sliding, 2 * g(), u64::MAX, 1);
     let mut rel = Released::default();
-    let Ok(Obtain::Map(mine)) = st.begin_obtain(&l, idx, g(), 1, &mut None, true, &mut rel) else {
+    let Ok(Obtain::Map(mine)) = st.begin_obtain(&l, idx, g(), 1, &mut None, Want::Map, &mut rel)
+    else {
         panic!("a miss")
     };
     assert_eq!((st.pending.handles, st.pending.bytes), (1, 2 * g()));
@@ -91,12 +104,12 @@ fn a_miss_inside_a_window_in_flight_waits_for_it() {
     // Another thread asking for the same window waits, whatever the limit.
     let seen = st.generation();
     assert!(matches!(
-        st.begin_obtain(&l, idx, g() + 5, 1, &mut None, true, &mut rel),
+        st.begin_obtain(&l, idx, g() + 5, 1, &mut None, Want::Map, &mut rel),
         Ok(Obtain::Wait(s)) if s == seen
     ));
     // So does one that needs the only handle, which is in flight.
     assert!(matches!(
-        st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, true, &mut rel),
+        st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Map, &mut rel),
         Ok(Obtain::Wait(_))
     ));
     let Ok(Finish::Done(r)) = st.finish_obtain(&l, &mine, map(&mine), false, &mut rel) else {
@@ -104,7 +117,8 @@ fn a_miss_inside_a_window_in_flight_waits_for_it() {
     };
     assert_ne!(st.generation(), seen, "the waiters wake");
     // Asked again, the waiter finds the region.
-    let Ok(Obtain::Found(again)) = st.begin_obtain(&l, idx, g() + 5, 1, &mut None, true, &mut rel)
+    let Ok(Obtain::Found(again)) =
+        st.begin_obtain(&l, idx, g() + 5, 1, &mut None, Want::Map, &mut rel)
     else {
         panic!("found")
     };
@@ -116,7 +130,7 @@ fn a_miss_inside_a_window_in_flight_waits_for_it() {
     assert_eq!(st.pending, Room::default());
     // With both cursors using it, the other offset is a true refusal.
     let e = st
-        .begin_obtain(&l, idx, 6 * g(), 1, &mut None, true, &mut rel)
+        .begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Map, &mut rel)
         .err()
         .expect("every region in use");
     assert!(matches!(e, Error::HandleLimit { limit: 1, .. }), "{e}");
@@ -133,7 +147,7 @@ fn an_evicted_region_holds_its_handle_until_unmapped() {
     // Thread A evicts it to map another window: it must unmap first.
     let mut a = Released::default();
     assert!(matches!(
-        st.begin_obtain(&l, idx, 4 * g(), 1, &mut None, true, &mut a),
+        st.begin_obtain(&l, idx, 4 * g(), 1, &mut None, Want::Map, &mut a),
         Ok(Obtain::Unmap)
     ));
     assert_eq!((a.regions.len(), st.unmapping.handles), (1, 1));
@@ -141,7 +155,7 @@ fn an_evicted_region_holds_its_handle_until_unmapped() {
     // Thread B, meanwhile, must not take the handle: it waits.
     let mut b = Released::default();
     assert!(matches!(
-        st.begin_obtain(&l, idx, 2 * g(), 1, &mut None, true, &mut b),
+        st.begin_obtain(&l, idx, 2 * g(), 1, &mut None, Want::Map, &mut b),
         Ok(Obtain::Wait(_))
     ));
     assert!(b.regions.is_empty());
@@ -149,7 +163,8 @@ fn an_evicted_region_holds_its_handle_until_unmapped() {
     drop(a.regions);
     st.unmapped(a.room);
     let mut a = Released::default();
-    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 4 * g(), 1, &mut None, true, &mut a) else {
+    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 4 * g(), 1, &mut None, Want::Map, &mut a)
+    else {
         panic!("A maps")
     };
     st.verify(&l).unwrap();
@@ -205,7 +220,8 @@ fn refusal_for_lack_of_memory_retries_once() {
             reason: std::io::Error::from_raw_os_error(errno),
         })
     };
-    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, true, &mut rel) else {
+    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, Want::Map, &mut rel)
+    else {
         panic!("a miss")
     };
     assert!(matches!(
@@ -219,7 +235,8 @@ fn refusal_for_lack_of_memory_retries_once() {
     );
     st.unmapped(rel.room);
     let mut rel = Released::default();
-    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, true, &mut rel) else {
+    let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, Want::Map, &mut rel)
+    else {
         panic!("a miss")
     };
     let e = st
@@ -240,7 +257,8 @@ fn refusals_that_eviction_cannot_cure_are_not_retried() {
     let mut rel = Released::default();
     st.release(&l, idx, unused, &mut rel);
     for errno in [libc::EMFILE, libc::ENFILE, libc::EACCES] {
-        let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, true, &mut rel) else {
+        let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, Want::Map, &mut rel)
+        else {
             panic!("a miss")
         };
         let open_failed = Err(Error::Open {
@@ -259,24 +277,120 @@ fn refusals_that_eviction_cannot_cure_are_not_retried() {
 
 #[test]
 fn the_previous_region_is_released_only_once_the_next_is_certain() {
-    let (_d, mut st, idx) = setup(8);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![7u8; (8 * g()) as usize]).unwrap();
+    let mut st = State::default();
     let l = limits(Kind::Sliding, g(), u64::MAX, 1);
+    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
     let held = obtain(&mut st, &l, idx, 0);
+    // Forget the descriptor, as when the cache is full.
+    st.close_descs();
     let mut previous = Some(held);
     let mut rel = Released::default();
-    // A window to map from a file not yet opened: open first, keep the
-    // previous region (an open that fails leaves the cursor as it was).
+    // A window to map from a file whose descriptor is not open: open
+    // first, keep the previous region (an open that fails leaves the
+    // cursor as it was).
     assert!(matches!(
-        st.begin_obtain(&l, idx, 4 * g(), 1, &mut previous, false, &mut rel),
+        st.begin_obtain(&l, idx, 4 * g(), 1, &mut previous, Want::Map, &mut rel),
         Ok(Obtain::Open)
     ));
     assert_eq!(previous.as_ref().map(MapRegion::client_count), Some(2));
+    open(&mut st, &l, idx);
     // Opened: the previous region is released, evicted for room, unmapped.
     assert!(matches!(
-        st.begin_obtain(&l, idx, 4 * g(), 1, &mut previous, true, &mut rel),
+        st.begin_obtain(&l, idx, 4 * g(), 1, &mut previous, Want::Map, &mut rel),
         Ok(Obtain::Unmap)
     ));
     assert!(previous.is_none() && rel.regions.len() == 1);
     st.unmapped(rel.room);
+    st.verify(&l).unwrap();
+}
+
+#[test]
+fn adaptive_copies_a_cold_window_and_maps_it_when_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![7u8; (8 * g()) as usize]).unwrap();
+    let l = Limits {
+        policy: ReadPolicy::Adaptive,
+        ..limits(Kind::Sliding, g(), u64::MAX, 1)
+    };
+    let mut st = State::new(&l);
+    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
+    // With room, copy reads map (and the descriptor is opened first).
+    let mut rel = Released::default();
+    let ask = |st: &mut State, at: u64, prev: &mut Option<MapRegion>, rel: &mut Released| {
+        st.begin_obtain(&l, idx, at, 1, prev, Want::Bytes(100), rel)
+    };
+    assert!(matches!(
+        ask(&mut st, 0, &mut None, &mut rel),
+        Ok(Obtain::Open)
+    ));
+    open(&mut st, &l, idx);
+    let Ok(Obtain::Map(res)) = ask(&mut st, 0, &mut None, &mut rel) else {
+        panic!("room: map")
+    };
+    let Ok(Finish::Done(r0)) = st.finish_obtain(&l, &res, map(&res), false, &mut rel) else {
+        panic!("mapped")
+    };
+    st.release(&l, idx, r0, &mut rel);
+    // No room without evicting: a cold window is copied and remembered;
+    // the cursor keeps its region.
+    let mut previous = None;
+    let Ok(Obtain::Copy { len: 100, .. }) = ask(&mut st, 3 * g(), &mut previous, &mut rel) else {
+        panic!("copy")
+    };
+    assert_eq!(
+        (st.stats.preads, st.stats.pread_bytes, st.ghosts.len()),
+        (1, 100, 1)
+    );
+    assert_eq!(st.handles(), 1, "nothing evicted");
+    // Asked again while remembered: mapped, evicting the LRU window.
+    assert!(matches!(
+        ask(&mut st, 3 * g() + 9, &mut None, &mut rel),
+        Ok(Obtain::Unmap)
+    ));
+    assert_eq!(st.stats.ghost_hits, 1);
+    st.unmapped(std::mem::take(&mut rel).room);
+    assert!(matches!(
+        ask(&mut st, 3 * g() + 9, &mut None, &mut rel),
+        Ok(Obtain::Map(_))
+    ));
+    // A probe never copies and never remembers.
+    let before = st.ghosts.len();
+    assert!(matches!(
+        st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Probe, &mut rel),
+        Ok(Obtain::Nothing) | Ok(Obtain::Wait(_))
+    ));
+    assert_eq!(st.ghosts.len(), before);
+}
+
+#[test]
+fn descriptors_are_cached_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Limits {
+        max_open_files: 2,
+        ..limits(Kind::Sliding, 0, u64::MAX, usize::MAX)
+    };
+    let mut st = State::new(&l);
+    let mut idx = Vec::new();
+    for i in 0..3 {
+        let path = dir.path().join(format!("f{i}"));
+        std::fs::write(&path, b"abc").unwrap();
+        let (k, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
+        open(&mut st, &l, k);
+        idx.push(k);
+    }
+    assert_eq!((st.stats.fd_opens, st.descs.len()), (3, 2));
+    assert!(
+        st.file(idx[0]).desc.is_none(),
+        "the least recently used went"
+    );
+    st.verify(&l).unwrap();
+    // A forgotten file's descriptor goes with it.
+    st.detach(idx[2]);
+    assert_eq!(st.descs.len(), 1);
+    assert_eq!(st.close_descs(), 1);
     st.verify(&l).unwrap();
 }
