@@ -9,3 +9,5 @@ __version__ = '.'.join(str(i) for i in version_info)
 # make everything available in root package for convenience
 from .mman import *
 from .buf import *
+# An extension, not in the reference: see smmap.util.FileReplacedError.
+from .util import FileReplacedError as FileReplacedError

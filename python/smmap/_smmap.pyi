@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Dict, Iterator, Optional, Type, TypeVar, Union, final, overload
 
 __all__ = [
-    "ALLOCATIONGRANULARITY", "MapRegion", "MapWindow", "MappedView", "SlidingWindowMapBuffer",
+    "ALLOCATIONGRANULARITY", "FileReplacedError", "MapRegion", "MapWindow", "MappedView", "SlidingWindowMapBuffer",
     "SlidingWindowMapManager", "StaticWindowMapManager", "WindowCursor", "align_to_mmap", "is_64_bit",
 ]
 
@@ -21,6 +21,19 @@ _W = TypeVar("_W", bound="MapWindow")
 
 ALLOCATIONGRANULARITY: int
 """The granularity a mapping's file offset must be aligned to (the page size)."""
+
+class FileReplacedError(OSError):
+    """The file is no longer the one the manager first opened: its path was
+    renamed over or replaced, or its file descriptor number now names another
+    file. No window of the other file is ever mapped in its place.
+
+    An ``OSError`` with ``errno.ESTALE``; ``filename`` is the path the cursor
+    was made with (None for a file descriptor, which the message names).
+    Windows already mapped keep reading the original file; once every cursor
+    of the file is gone (and its regions collected), a new cursor opens the
+    new file. Exported as ``smmap.util.FileReplacedError`` and
+    ``smmap.FileReplacedError`` (not in their ``__all__``, which stays the
+    reference's)."""
 
 def align_to_mmap(num: int, round_up: object) -> int:
     """Align ``num`` to ``ALLOCATIONGRANULARITY``: down, or up if ``round_up``
@@ -77,7 +90,12 @@ class MapRegion:
     def release(self) -> None: ...
 
 class WindowCursor:
-    """A pointer into a file of a manager, holding at most one region."""
+    """A pointer into a file of a manager, holding at most one region.
+
+    ``use_region()`` raises the matching ``OSError`` if the file cannot be
+    opened (removed, no longer a regular file) — the cursor then keeps the
+    region it held — and ``FileReplacedError`` if the path or descriptor now
+    names another file."""
 
     def __new__(cls, manager: Optional["StaticWindowMapManager"] = None, regions: Optional[object] = None) -> "WindowCursor": ...
     def __init__(self, manager: Optional["StaticWindowMapManager"] = None, regions: Optional[object] = None) -> None: ...
@@ -109,7 +127,14 @@ class WindowCursor:
     def fd(self) -> int: ...
 
 class StaticWindowMapManager:
-    """Maps whole files, one region per file, within memory and handle limits."""
+    """Maps whole files, one region per file, within memory and handle limits.
+
+    ``max_open_handles`` (the most regions mapped at once, at least 1): the
+    default ``sys.maxsize``, like any larger value, means half the kernel's
+    limit on mappings per process (``/proc/sys/vm/max_map_count // 2``: 32765
+    with Linux's default 65530; unlimited where the kernel states no limit),
+    which is also the cap. ``max_file_handles()`` returns the limit in effect.
+    """
 
     MapRegionListCls: type
     MapWindowCls: Type[MapWindow]
@@ -124,7 +149,9 @@ class StaticWindowMapManager:
     def num_open_files(self) -> int: ...
     def window_size(self) -> int: ...
     def mapped_memory_size(self) -> int: ...
-    def max_file_handles(self) -> int: ...
+    def max_file_handles(self) -> int:
+        """The most regions mapped at once: ``max_open_handles`` capped at half
+        of ``vm.max_map_count`` (also the default)."""
     def max_mapped_memory_size(self) -> int: ...
     def force_map_handle_removal_win(self, base_path: object) -> Optional[int]: ...
     def stats(self) -> Dict[str, int]: ...
@@ -132,14 +159,17 @@ class StaticWindowMapManager:
 
 class SlidingWindowMapManager(StaticWindowMapManager):
     """Maps windows of at most ``window_size`` bytes, evicting the
-    least-recently-used unused ones to stay within its limits."""
+    least-recently-used unused ones to stay within its limits (the same
+    limits as ``StaticWindowMapManager``; ``max_open_handles`` defaults to
+    half of ``vm.max_map_count``)."""
 
     def __new__(cls, window_size: int = -1, max_memory_size: int = 0, max_open_handles: int = sys.maxsize) -> "SlidingWindowMapManager": ...
     def __init__(self, window_size: int = -1, max_memory_size: int = 0, max_open_handles: int = sys.maxsize) -> None: ...
 
 class SlidingWindowMapBuffer:
     """A bytes-like view of ``[offset, offset + size)`` of a file; index 0 is
-    the byte at ``offset``."""
+    the byte at ``offset``. A slice too large to copy raises ``MemoryError``;
+    reads raise the cursor's errors (``OSError``, ``FileReplacedError``)."""
 
     def __new__(
         cls, cursor: Optional[WindowCursor] = None, offset: int = 0, size: int = sys.maxsize, flags: int = 0

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, List, Optional, Union
 
 from ._smmap import (
     ALLOCATIONGRANULARITY,
+    FileReplacedError as FileReplacedError,
     MapRegion,
     MapWindow,
     align_to_mmap,
@@ -19,6 +20,10 @@ else:
 
 __all__ = ["align_to_mmap", "is_64_bit",
            "MapWindow", "MapRegion", "MapRegionList", "ALLOCATIONGRANULARITY"]
+# FileReplacedError (an extension: an OSError subclass, errno ESTALE, raised
+# when a file's path was renamed over or replaced, or its descriptor number
+# reused, since the manager first opened it) is importable from here and from
+# `smmap`, but kept out of __all__, which stays the reference's.
 
 
 class MapRegionList(_RegionListBase):

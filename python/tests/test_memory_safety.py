@@ -91,8 +91,11 @@ def test_views_survive_unlinking_the_file(tmp_path, big):
     mv = c.buffer()
     os.unlink(p)
     assert bytes(mv) == content[:2 * G]
-    # The mapped region still serves reads; a new window cannot be mapped.
+    # The mapped region still serves reads, and so does the descriptor the
+    # manager keeps; once collect() closed it, a new window cannot be mapped.
     assert bytes(c.use_region(G, 10).buffer()) == content[G:G + 10]
+    assert bytes(c.use_region(8 * G, 10).buffer()) == content[8 * G:8 * G + 10]
+    m.collect()
     with pytest.raises(FileNotFoundError):
         c.use_region(10 * G)
 

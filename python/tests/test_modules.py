@@ -39,6 +39,9 @@ def test_root_package_reexports_mman_and_buf():
         assert getattr(smmap, name) is getattr(smmap.mman if name in smmap.mman.__all__ else smmap.buf, name)
     # The reference's root package does not export util's names.
     assert not hasattr(smmap, "MapWindow")
+    # An extension, outside every __all__: the exception for a replaced file.
+    assert smmap.FileReplacedError is smmap.util.FileReplacedError
+    assert "FileReplacedError" not in smmap.util.__all__ + smmap.mman.__all__ + smmap.buf.__all__
 
 
 def test_mman_keeps_the_reference_helper_imports():

@@ -29,6 +29,12 @@ def test_package_type_checks_strictly(tmp_path):
         "y: bytes = b[0:3]\n"
         "z: bytes = c.map()[1:2]\n"
         "n: int = MapRegionList(__file__).file_size()\n"
+        "from smmap.util import FileReplacedError\n"
+        "err: OSError = smmap.FileReplacedError(116, 'replaced', __file__)\n"
+        "try:\n"
+        "    c.use_region(1)\n"
+        "except FileReplacedError as e:\n"
+        "    print(e.errno, e.filename)\n"
     )
     out = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(client)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

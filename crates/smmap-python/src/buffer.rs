@@ -5,11 +5,16 @@
 //! does: `buf.cursor()` is the cursor passed in, and it moves as the buffer
 //! reads), so it drives that cursor through the engine's public cursor API
 //! rather than owning an engine `SlidingWindowMapBuffer`, which would have to
-//! take the cursor away from Python.
+//! take the cursor away from Python. Reads go through the cursor's own
+//! stitching (`byte_at`, `chunk_at`, `read_at`, in absolute offsets); the
+//! binding only turns relative indices into offsets and errors into
+//! exceptions.
 
 use std::cell::{Ref, RefCell, RefMut};
 
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyMemoryError, PyOverflowError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::GILProtected;
 use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple, PyType};
@@ -31,7 +36,9 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 /// Index 0 is the byte at `offset`: indices are relative to the buffer.
 /// `len(buf)` is `size` clipped to the file's end. `buf[i]` is an int
 /// (negative counts from the end; `IndexError` past either end); `buf[a:b]`
-/// is `bytes`, stitched together across windows as needed.
+/// is `bytes`, stitched together across windows as needed (`MemoryError` if
+/// it is too large to copy). Reads raise the cursor's errors: the matching
+/// `OSError`, `FileReplacedError`.
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
@@ -109,56 +116,49 @@ impl BufState {
         Ok(self.offset + j as u64)
     }
 
-    /// The byte at relative index `i`.
+    /// The byte at relative index `i`: the engine cursor's `byte_at`, whose
+    /// hit is one comparison and one load.
     #[inline]
     fn byte(&self, py: Python<'_>, i: i128) -> PyResult<u8> {
         let abs = self.absolute(i)?;
         let mut c = self.cursor_ref(py)?;
-        if let Some(r) = c.inner.region() {
-            if r.includes_ofs(abs) {
-                return Ok(r.as_slice()[(abs - r.ofs_begin()) as usize]);
-            }
+        match c.inner.byte_at(abs) {
+            Ok(b) => Ok(b),
+            Err(e) => Err(read_error(py, &c, e)),
         }
-        c.move_to(py, abs, 0)?;
-        let r = c
-            .inner
-            .region()
-            .ok_or_else(|| PyIndexError::new_err("buffer index out of range"))?;
-        Ok(r.as_slice()[(abs - r.ofs_begin()) as usize])
     }
 
-    /// `n` bytes from relative index `start` (`start + n <= len`), borrowed
-    /// from one window when it holds them all, stitched together otherwise.
-    fn read<'py>(&self, py: Python<'py>, start: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+    /// `n` bytes from relative index `start` (`start + n <= len`): copied
+    /// straight from the mapping when one window holds them all, stitched
+    /// together by the engine cursor's `read_at` otherwise.
+    ///
+    /// Raises `MemoryError` if a copy of `n` bytes cannot be allocated;
+    /// nothing of that size is allocated before Python's `bytes` itself.
+    fn read<'py>(&self, py: Python<'py>, start: u64, n: u64) -> PyResult<Bound<'py, PyBytes>> {
         if n == 0 {
             return Ok(PyBytes::new(py, b""));
         }
         let abs = self.offset + start;
         let mut c = self.cursor_ref(py)?;
-        if let Some(r) = c.inner.region() {
-            if r.includes_ofs(abs) && abs + n as u64 <= r.ofs_end() {
-                let at = (abs - r.ofs_begin()) as usize;
-                return Ok(PyBytes::new(py, &r.as_slice()[at..at + n]));
-            }
+        // The common case: the window holding `abs` holds it all.
+        let whole = c.inner.chunk_at(abs).map(|chunk| {
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= chunk.len())
+                .map(|n| PyBytes::new(py, &chunk[..n]))
+        });
+        match whole {
+            Ok(Some(bytes)) => return Ok(bytes),
+            Ok(None) => {}
+            Err(e) => return Err(read_error(py, &c, e)),
         }
-        PyBytes::new_with(py, n, |out| {
-            let mut done = 0;
-            while done < n {
-                let at = abs + done as u64;
-                if !c.inner.region().is_some_and(|r| r.includes_ofs(at)) {
-                    c.move_to(py, at, 0)?;
-                }
-                let r = c
-                    .inner
-                    .region()
-                    .ok_or_else(|| PyIndexError::new_err("buffer index out of range"))?;
-                let from = (at - r.ofs_begin()) as usize;
-                let k = (r.size() - from).min(n - done);
-                out[done..done + k].copy_from_slice(&r.as_slice()[from..from + k]);
-                done += k;
-            }
-            Ok(())
-        })
+        let c = &mut *c;
+        let bytes = new_bytes(py, n, |out| match c.inner.read_at(abs, out) {
+            Ok(got) if got == out.len() => Ok(()),
+            Ok(_) => Err(PyIndexError::new_err("buffer index out of range")),
+            Err(e) => Err(read_error(py, c, e)),
+        })?;
+        bytes.ok_or_else(|| too_large(py, c, abs, n))
     }
 
     /// `buf[slice]` as `bytes`, with Python's slice semantics.
@@ -174,16 +174,94 @@ impl BufState {
             } else {
                 ind.start as u64
             };
-            return self.read(py, start, ind.slicelength);
+            return self.read(py, start, ind.slicelength as u64);
         }
-        let mut bytes = Vec::with_capacity(ind.slicelength);
-        let mut i = ind.start;
-        for _ in 0..ind.slicelength {
-            bytes.push(self.byte(py, i as i128)?);
-            i += ind.step;
-        }
-        Ok(PyBytes::new(py, &bytes))
+        // A stride: byte by byte, into the `bytes` object itself. `indices`
+        // keeps every index in `[0, len)`.
+        let mut c = self.cursor_ref(py)?;
+        let c = &mut *c;
+        let first = self.offset + ind.start as u64;
+        let n = ind.slicelength as u64;
+        let bytes = new_bytes(py, n, |out| {
+            let mut i = ind.start;
+            for b in out.iter_mut() {
+                let abs = self.offset + i as u64;
+                *b = match c.inner.byte_at(abs) {
+                    Ok(b) => b,
+                    Err(e) => return Err(read_error(py, c, e)),
+                };
+                i += ind.step;
+            }
+            Ok(())
+        })?;
+        bytes.ok_or_else(|| too_large(py, c, first, n))
     }
+}
+
+/// The Python exception for an engine error while reading the buffer: an
+/// offset past the end of the cursor's file (possible only if the cursor was
+/// re-pointed at a shorter file) is the buffer's `IndexError`; anything else
+/// is the cursor's error.
+#[cold]
+fn read_error(py: Python<'_>, c: &CursorState, e: smmap::Error) -> PyErr {
+    match e {
+        smmap::Error::OutOfRange { .. } => PyIndexError::new_err("buffer index out of range"),
+        e => c.error(py, e),
+    }
+}
+
+/// A `bytes` object of `n` bytes, filled by `fill`; `None` if Python cannot
+/// allocate it (the caller raises [`too_large`] then).
+fn new_bytes<'py>(
+    py: Python<'py>,
+    n: u64,
+    fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    // `bytes` holds at most `isize::MAX` bytes (less its header).
+    let Some(len) = usize::try_from(n)
+        .ok()
+        .filter(|&n| isize::try_from(n).is_ok())
+    else {
+        return Ok(None);
+    };
+    let mut filled = false;
+    let result = PyBytes::new_with(py, len, |out| {
+        filled = true;
+        fill(out)
+    });
+    match result {
+        Ok(bytes) => Ok(Some(bytes)),
+        // The allocation itself failed: `MemoryError`, or `OverflowError`
+        // just below `isize::MAX`.
+        Err(e)
+            if !filled
+                && (e.is_instance_of::<PyMemoryError>(py)
+                    || e.is_instance_of::<PyOverflowError>(py)) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The engine's `TooLarge` error for a copy of `n` bytes at absolute offset
+/// `abs` of the cursor's file: a `MemoryError` naming the file, offset and
+/// length.
+#[cold]
+fn too_large(py: Python<'_>, c: &CursorState, abs: u64, n: u64) -> PyErr {
+    let file = c
+        .inner
+        .path_or_fd()
+        .cloned()
+        .unwrap_or(smmap::PathOrFd::Fd(-1));
+    c.error(
+        py,
+        smmap::Error::TooLarge {
+            file,
+            offset: abs,
+            len: n,
+        },
+    )
 }
 
 #[pymethods]
@@ -316,7 +394,7 @@ impl PyBuffer {
         }
         let i = i.clamp(0, len);
         let j = j.clamp(i, len);
-        this.read(py, i as u64, (j - i) as usize)
+        this.read(py, i as u64, (j - i) as u64)
     }
 
     /// Points the buffer at `[offset, offset + size)` of the cursor's file,

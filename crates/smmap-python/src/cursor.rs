@@ -249,7 +249,13 @@ impl PyCursor {
     /// not an error.
     ///
     /// Raises `ValueError` for a negative offset or size or a cursor without
-    /// a file, the matching `OSError` if a region cannot be mapped.
+    /// a file, the matching `OSError` if a region cannot be mapped:
+    /// `FileNotFoundError` if the path is gone, `OSError(ENODEV)` if it is
+    /// no longer a regular file, `FileReplacedError` (errno `ESTALE`) if the
+    /// path or descriptor now names another file than the one first opened.
+    /// When the file cannot be opened, the cursor keeps the region it held;
+    /// when a new region cannot be mapped, it holds none. Either way it can
+    /// be used again.
     #[pyo3(signature = (offset = Offset(0), size = Size(0), flags = 0))]
     #[pyo3(text_signature = "($self, offset=0, size=0, flags=0)")]
     fn use_region(

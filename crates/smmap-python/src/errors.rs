@@ -1,23 +1,60 @@
 //! Engine errors as Python exceptions, converted only here, at the boundary.
 //!
+//! Every `OSError` is built as `OSError(errno, message, filename)` — the
+//! engine's message, which names the file and says what went wrong — so
+//! Python picks the matching subclass from the errno and `str(e)` reads
+//! `[Errno 2] cannot open …: No such file or directory: 'path'`. `filename`
+//! is the object the caller named the file with, and is set only when the
+//! file is a path (a descriptor's message says "file descriptor N").
+//!
 //! - The operating system refused (missing file, directory, no permission,
-//!   closed descriptor, no memory): `OSError(errno, message, filename)`, which
-//!   Python itself turns into the matching subclass — `FileNotFoundError`,
-//!   `IsADirectoryError`, `PermissionError`, …
+//!   closed descriptor, no memory to map): its errno, so `FileNotFoundError`,
+//!   `IsADirectoryError`, `PermissionError`, … A refusal the operating system
+//!   gave no number for: `EIO`.
+//! - The file is no longer the one first opened (a path renamed over or
+//!   replaced, a descriptor number that now names another file):
+//!   [`FileReplacedError`], an `OSError` with `ESTALE` ("stale file handle").
+//! - The file shrank below a window to map (another process truncated it):
+//!   `OSError` with `EIO`. Not `ESTALE`: the file is the same one, its bytes
+//!   are what is gone — what the kernel reports as `SIGBUS`/`EIO` when a
+//!   mapped page past the end is read — and `ESTALE` stays the sign of a
+//!   replaced file.
 //! - Every window allowed by `max_open_handles` is in use: `OSError` with
 //!   `EMFILE` ("too many open files"), the resource the limit models.
 //! - Not a regular file (FIFO, device): `OSError` with `ENODEV`, as `mmap(2)`.
+//! - A copy too large to allocate: `MemoryError` with the engine's message.
 //! - An offset past the end, an unaligned region offset, a cursor without a
 //!   file: `ValueError`.
+//!
+//! An `OSError` is never given a `filename` without an errno (Python would
+//! print `[Errno None] None: 'path'`); an engine error with no errno that
+//! applies is a one-argument `OSError(message)`.
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use smmap::{Error, PathOrFd};
 
+/// "Input/output error" (the same number on Linux, macOS and the BSDs).
+const EIO: i32 = 5;
+/// "Operation not supported by device", what `mmap(2)` says of a FIFO
+/// (the same number on Linux, macOS and the BSDs).
+const ENODEV: i32 = 19;
 /// "Too many open files" (the same number on Linux, macOS and the BSDs).
 const EMFILE: i32 = 24;
-/// "Operation not supported by device", what `mmap(2)` says of a FIFO.
-const ENODEV: i32 = 19;
+
+create_exception!(
+    smmap.util,
+    FileReplacedError,
+    PyOSError,
+    "The file is no longer the one the manager first opened: its path was \
+renamed over or replaced, or its file descriptor number now names another \
+file. No window of the other file is ever mapped in its place.\n\n\
+An OSError with errno ESTALE; filename is the path the cursor was made \
+with (None for a file descriptor, which the message names). Windows already \
+mapped keep reading the original file; once every cursor of the file is \
+gone (and its regions collected), a new cursor opens the new file."
+);
 
 /// The Python exception for an engine error. `filename` is the object the
 /// caller named the file with (set as the exception's `filename` when the
@@ -39,33 +76,37 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
     if let Some(at) = msg.rfind(" (os error ") {
         msg.truncate(at);
     }
-    if let Some(errno) = e.raw_os_error() {
-        return os_error(py, Some(errno), msg, fname);
-    }
-    match e {
-        Error::HandleLimit { .. } => os_error(py, Some(EMFILE), msg, fname),
-        Error::NotRegularFile { .. } => os_error(py, Some(ENODEV), msg, fname),
+    let errno = match &e {
         Error::OutOfRange { .. } | Error::Unaligned { .. } | Error::NotAssociated => {
-            PyValueError::new_err(msg)
+            return PyValueError::new_err(msg);
         }
-        _ => os_error(py, None, msg, fname),
-    }
+        Error::TooLarge { .. } => return PyMemoryError::new_err(msg),
+        Error::Replaced { .. } => {
+            // ESTALE differs between systems: the engine knows this one's.
+            let errno = e.raw_os_error().unwrap_or(EIO);
+            return match fname {
+                Some(f) => FileReplacedError::new_err((errno, msg, f)),
+                None => FileReplacedError::new_err((errno, msg)),
+            };
+        }
+        Error::HandleLimit { .. } => Some(EMFILE),
+        Error::NotRegularFile { .. } => Some(ENODEV),
+        Error::FileShrunk { .. } => Some(EIO),
+        Error::Open { .. } | Error::Stat { .. } | Error::Map { .. } => {
+            Some(e.raw_os_error().unwrap_or(EIO))
+        }
+        _ => e.raw_os_error(),
+    };
+    os_error(errno, msg, fname)
 }
 
 /// `OSError(errno, msg, filename)`; Python picks the subclass from `errno`.
-fn os_error(py: Python<'_>, errno: Option<i32>, msg: String, filename: Option<PyObject>) -> PyErr {
+/// Without an errno, `OSError(msg)` (the message names the file).
+fn os_error(errno: Option<i32>, msg: String, filename: Option<PyObject>) -> PyErr {
     match (errno, filename) {
         (Some(n), Some(f)) => PyOSError::new_err((n, msg, f)),
         (Some(n), None) => PyOSError::new_err((n, msg)),
-        (None, f) => {
-            let err = PyOSError::new_err(msg);
-            if let Some(f) = f {
-                // Setting an attribute of a fresh OSError cannot fail in a
-                // way worth reporting over the error itself.
-                let _ = err.value(py).setattr("filename", f);
-            }
-            err
-        }
+        (None, _) => PyOSError::new_err(msg),
     }
 }
 

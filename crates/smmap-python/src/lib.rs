@@ -37,10 +37,14 @@ mod _smmap {
 
     use super::*;
 
-    /// Adds the constants.
+    /// Adds the constants and the exception class.
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("ALLOCATIONGRANULARITY", *smmap::ALLOCATIONGRANULARITY)?;
+        m.add(
+            "FileReplacedError",
+            m.py().get_type::<errors::FileReplacedError>(),
+        )?;
         Ok(())
     }
 }

@@ -15,7 +15,8 @@ use crate::region::PyMapRegion;
 use crate::util::PyMapWindow;
 
 /// Python's `sys.maxsize` on this platform, the reference's default
-/// `max_open_handles`.
+/// `max_open_handles` (kept in the signatures; the engine caps it at
+/// [`smmap::default_max_open_handles`]).
 const SYS_MAXSIZE: i128 = isize::MAX as i128;
 
 /// Provides cursors that map whole files, one region per file, unmapping
@@ -27,7 +28,14 @@ const SYS_MAXSIZE: i128 = isize::MAX as i128;
 /// a cursor's view; regions always map the whole file.
 /// `max_memory_size`: the most bytes mapped at once; 0 picks 8192 MiB on
 /// 64-bit (1024 MiB on 32-bit). Exceeded only while every region is in use.
-/// `max_open_handles`: the most regions mapped at once (at least 1).
+/// `max_open_handles`: the most regions mapped at once (at least 1). The
+/// default (`sys.maxsize`, as the reference's signature says) and any larger
+/// value mean half the kernel's limit on mappings per process
+/// (`/proc/sys/vm/max_map_count` // 2: 32765 with Linux's default of 65530;
+/// unlimited where the kernel states no limit), which is also the cap: a
+/// process whose mappings use up that limit fails in its allocator before a
+/// manager could unmap anything. `max_file_handles()` returns the limit in
+/// effect.
 #[pyclass(
     name = "StaticWindowMapManager",
     module = "smmap.mman",
@@ -45,7 +53,8 @@ struct Config {
     inner: smmap::Manager,
     sliding: bool,
     /// `(window_size, max_memory_size, max_open_handles)` as resolved from
-    /// the arguments; `max_open_handles` as given is `max_file_handles()`.
+    /// the arguments (`max_open_handles` as given, before the engine caps
+    /// it).
     limits: (u64, u64, u64),
 }
 
@@ -140,6 +149,11 @@ impl PyStaticManager {
         self.config.get(py).borrow().inner.clone()
     }
 
+    /// The handle limit in effect, shown as at most `sys.maxsize`.
+    fn effective_handles(&self, py: Python<'_>) -> usize {
+        self.manager(py).max_file_handles().min(isize::MAX as usize)
+    }
+
     /// `__init__`: makes a new engine manager if the limits differ from the
     /// ones `__new__` used (only a subclass's `super().__init__(...)` or an
     /// explicit call does that). Cursors made before keep the old manager.
@@ -192,8 +206,12 @@ impl PyStaticManager {
     /// nothing until `use_region()`.
     ///
     /// A file descriptor is borrowed, never closed, and must stay open while
-    /// new windows of it are mapped. The file's size is read here, once, and
-    /// kept while any cursor or region of the file lives.
+    /// new windows of it are mapped. The file's size and identity (device
+    /// and inode) are read here, once, and kept while any cursor or region of
+    /// the file lives; a relative path is resolved here, once. Every later
+    /// window is mapped from that same file: a path renamed over or replaced
+    /// since, or a descriptor number that now names another file, raises
+    /// `FileReplacedError`, never another file's bytes.
     ///
     /// Raises the matching `OSError` (`FileNotFoundError`,
     /// `IsADirectoryError`, `PermissionError`, …) if the file cannot be used.
@@ -244,9 +262,12 @@ impl PyStaticManager {
         self.manager(py).mapped_memory_size()
     }
 
-    /// The most regions ("file handles") that may be mapped at once.
-    fn max_file_handles(&self, py: Python<'_>) -> u64 {
-        self.config.get(py).borrow().limits.2
+    /// The most regions ("file handles") that may be mapped at once: the
+    /// `max_open_handles` given, capped at half of `vm.max_map_count` (which
+    /// is also the default: 32765 with Linux's default map count).
+    /// `sys.maxsize` where the kernel states no limit, as the reference.
+    fn max_file_handles(&self, py: Python<'_>) -> usize {
+        self.effective_handles(py)
     }
 
     /// The most bytes that may be mapped at once (unless every region is in
@@ -266,27 +287,18 @@ impl PyStaticManager {
     }
 
     /// Counters of what the manager has done (an extension: not in smmap
-    /// 6.0.0): hits, misses, maps, evictions, current and peak mapped bytes
-    /// and windows, and more.
+    /// 6.0.0), every one the engine keeps: hits, misses, maps, evictions,
+    /// waits for other threads, reads served by `pread` instead of a
+    /// mapping (`preads`, `pread_bytes`) and windows mapped once proven hot
+    /// (`ghost_hits`), descriptors opened and kept, current and peak mapped
+    /// bytes and windows, bytes charged against the memory limit (whole
+    /// pages), and more.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.manager(py).stats();
         let d = PyDict::new(py);
-        d.set_item("hits", s.hits)?;
-        d.set_item("misses", s.misses)?;
-        d.set_item("reuses", s.reuses)?;
-        d.set_item("maps", s.maps)?;
-        d.set_item("map_failures", s.map_failures)?;
-        d.set_item("retries", s.retries)?;
-        d.set_item("evictions", s.evictions)?;
-        d.set_item("collected", s.collected)?;
-        d.set_item("open_files", s.open_files)?;
-        d.set_item("known_files", s.known_files)?;
-        d.set_item("mapped_bytes", s.mapped_bytes)?;
-        d.set_item("peak_mapped_bytes", s.peak_mapped_bytes)?;
-        d.set_item("windows", s.windows)?;
-        d.set_item("peak_windows", s.peak_windows)?;
-        d.set_item("over_limit_bytes", s.over_limit_bytes)?;
-        d.set_item("peak_over_limit_bytes", s.peak_over_limit_bytes)?;
+        for (name, value) in s.fields() {
+            d.set_item(name, value)?;
+        }
         Ok(d)
     }
 
@@ -321,16 +333,14 @@ impl PyStaticManager {
 
     /// A short description, for debugging.
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let (m, handles) = {
-            let config = slf.get().config.get(slf.py()).borrow();
-            (config.inner.clone(), config.limits.2)
-        };
+        let py = slf.py();
+        let m = slf.get().manager(py);
         Ok(format!(
             "{}(window_size={}, max_memory_size={}, max_open_handles={})",
             slf.get_type().qualname()?,
             m.window_size(),
             m.max_mapped_memory_size(),
-            handles
+            slf.get().effective_handles(py)
         ))
     }
 }

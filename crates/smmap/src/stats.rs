@@ -1,70 +1,94 @@
 //! [`Stats`]: what the manager has done, for tuning and monitoring.
 
-/// A snapshot of a manager's counters, from [`Manager::stats`](crate::Manager::stats).
-///
-/// Counters only grow; the rest describe the moment of the snapshot.
-/// Cursor hits are counted by each cursor without touching shared memory and
-/// added to the manager's total whenever the cursor next asks the manager for
-/// a region, or is dropped; a snapshot may therefore lag behind live
-/// cursors' hits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
+/// Declares [`Stats`] and [`Stats::fields`] from one list, so that every
+/// counter is in both.
+macro_rules! stats {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+        /// A snapshot of a manager's counters, from [`Manager::stats`](crate::Manager::stats).
+        ///
+        /// Counters only grow; the rest describe the moment of the snapshot.
+        /// Cursor hits are counted by each cursor without touching shared memory and
+        /// added to the manager's total whenever the cursor next asks the manager for
+        /// a region, or is dropped; a snapshot may therefore lag behind live
+        /// cursors' hits.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: $ty,)*
+        }
+
+        impl Stats {
+            /// Every counter by name, in declaration order: what a binding
+            /// or a report shows.
+            ///
+            /// ```
+            /// let s = smmap::SlidingWindowMapManager::new().stats();
+            /// assert!(s.fields().iter().any(|&(name, v)| name == "maps" && v == 0));
+            /// ```
+            #[allow(clippy::unnecessary_cast)] // counts are u64 and usize
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name as u64),)*]
+            }
+        }
+    };
+}
+
+stats! {
     /// `use_region` calls served by the cursor's current region (no lock).
-    pub hits: u64,
+    hits: u64,
     /// `use_region` calls that asked the manager for a region.
-    pub misses: u64,
+    misses: u64,
     /// Misses served by a region that was already mapped.
-    pub reuses: u64,
+    reuses: u64,
     /// Regions mapped.
-    pub maps: u64,
+    maps: u64,
     /// Mappings the operating system refused (including ones that succeeded
     /// when tried again after unmapping every unused region).
-    pub map_failures: u64,
+    map_failures: u64,
     /// Times every unused region was unmapped so that a refused mapping
     /// could be tried again.
-    pub retries: u64,
+    retries: u64,
     /// Misses that waited for another thread: for the window holding their
     /// offset, which it was mapping, or for room it was unmapping or about
     /// to use.
-    pub waits: u64,
+    waits: u64,
     /// Copy reads served by `pread` instead of mapping a window that would
     /// have had to evict another (the adaptive read policy).
-    pub preads: u64,
+    preads: u64,
     /// Bytes those reads copied.
-    pub pread_bytes: u64,
+    pread_bytes: u64,
     /// Windows mapped because they were asked for again while remembered
     /// as served by a copy (proof that they are hot).
-    pub ghost_hits: u64,
+    ghost_hits: u64,
     /// Descriptors opened (paths opened, callers' descriptors duplicated);
     /// each is kept and reused for every map and copy of its file.
-    pub fd_opens: u64,
+    fd_opens: u64,
     /// Regions unmapped to stay within the limits or to retry a mapping.
-    pub evictions: u64,
+    evictions: u64,
     /// Regions unmapped by `collect`.
-    pub collected: u64,
+    collected: u64,
     /// Files with at least one mapped region.
-    pub open_files: usize,
+    open_files: usize,
     /// Files known to the manager (with a cursor or a region).
-    pub known_files: usize,
+    known_files: usize,
     /// Bytes mapped now.
-    pub mapped_bytes: u64,
+    mapped_bytes: u64,
     /// Bytes charged against `max_memory_size` now: each region's size
     /// rounded up to whole pages.
-    pub charged_bytes: u64,
+    charged_bytes: u64,
     /// Most bytes ever mapped at once.
-    pub peak_mapped_bytes: u64,
+    peak_mapped_bytes: u64,
     /// Descriptors kept open now.
-    pub open_descriptors: usize,
+    open_descriptors: usize,
     /// Windows remembered as served by a copy now.
-    pub ghosts: usize,
+    ghosts: usize,
     /// Regions ("handles") mapped now.
-    pub windows: usize,
+    windows: usize,
     /// Most regions ever mapped at once.
-    pub peak_windows: usize,
+    peak_windows: usize,
     /// Bytes charged beyond `max_memory_size` now; only non-zero while every
     /// region is in use.
-    pub over_limit_bytes: u64,
+    over_limit_bytes: u64,
     /// Most bytes ever mapped beyond `max_memory_size`.
-    pub peak_over_limit_bytes: u64,
+    peak_over_limit_bytes: u64,
 }
