@@ -198,7 +198,7 @@ impl Error {
     /// because the kernel's map count is used up (Linux says `ENOMEM` for
     /// both): the refusals that unmapping unused windows can cure. Failing
     /// to open a file (`EMFILE`, `ENFILE`) is not one: windows hold no
-    /// descriptors.
+    /// descriptors (the manager closes the ones it keeps instead).
     pub(crate) fn is_exhaustion(&self) -> bool {
         matches!(self, Error::Map { reason, .. } if reason.raw_os_error() == Some(libc::ENOMEM))
     }

@@ -42,9 +42,15 @@
 //!   [`Error::HandleLimit`]. Its default, and its ceiling, is
 //!   [`default_max_open_handles`]: half the kernel's map limit
 //!   (`vm.max_map_count`), because a process whose mappings use up the
-//!   kernel's limit fails in its allocator before anyone can evict. A path
-//!   is opened only to map and closed right after, so a handle is a
-//!   mapping, not a descriptor.
+//!   kernel's limit fails in its allocator before anyone can evict. A
+//!   handle is a mapping, not a descriptor.
+//! - `max_open_files`: the manager keeps one descriptor per file it reads,
+//!   opened once and reused for every window and copy, at most this many
+//!   (default [`default_max_open_files`], an eighth of `RLIMIT_NOFILE`),
+//!   least recently used closed first; [`Manager::collect`] closes them.
+//! - [`ReadPolicy`]: reads that copy (the buffer's) do not map a window that
+//!   would have to evict another: they `pread` it, and map it only once it
+//!   is asked for again while remembered. The cursor API always maps.
 //! - `max_memory_size` (default 8 GiB on 64-bit) is charged in whole pages
 //!   and exceeded only while every region is in use;
 //!   [`Stats::over_limit_bytes`] shows by how much, and the excess is

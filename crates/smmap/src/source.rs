@@ -12,9 +12,12 @@ use crate::sys::{self, FileId, FileInfo, FileKind};
 
 /// A file named by path, or by a file descriptor the caller owns.
 ///
-/// A path is opened only to map a window and closed right after (the mapping
-/// stays valid). A descriptor is borrowed: the manager never closes it, and it
-/// must stay open while new windows of it are mapped.
+/// A path is opened when a window of it is first mapped or read, and the
+/// manager keeps that descriptor (see
+/// [`ManagerBuilder::max_open_files`](crate::ManagerBuilder::max_open_files)).
+/// A descriptor is borrowed: the manager never closes it (it keeps a
+/// duplicate of its own), and it must stay open while the manager may need
+/// to duplicate it again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathOrFd {
     /// A file system path.
