@@ -297,11 +297,7 @@ mod like_std_cursor {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: None,
-            cases: std::env::var("SMMAP_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(common::proptest_config(200))]
 
         #[test]
         fn positions_and_bytes_match(len in 1..(5 * 4096u64), ops in prop::collection::vec(op(), 1..40)) {

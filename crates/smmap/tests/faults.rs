@@ -74,6 +74,17 @@ fn hog_maps(n: u64) {
     }
 }
 
+/// Reads the first byte of each of the sparse file's `windows` windows
+/// through one cursor (each a new mapping); returns the manager's figures.
+fn read_every_window(m: &smmap::Manager, path: &std::path::Path, windows: u64) -> smmap::Stats {
+    let mut c = m.make_cursor(path).unwrap();
+    for i in 0..windows {
+        let c = c.use_region(i * g(), 0).unwrap();
+        assert_eq!(c.buffer()[0], 0);
+    }
+    m.stats()
+}
+
 /// More windows than `vm.max_map_count` allows, with the default limits:
 /// the manager keeps its mappings at half the kernel's limit, evicting as it
 /// must, and the kernel never refuses it.
@@ -86,12 +97,7 @@ fn map_count_is_never_reached_by_default() {
         let path = sparse(dir.path(), "sparse", windows * g());
         let m = SlidingWindowMapManager::builder().window_size(g()).build();
         assert_eq!(m.max_file_handles() as u64, max / 2);
-        let mut c = m.make_cursor(&path).unwrap();
-        for i in 0..windows {
-            let c = c.use_region(i * g(), 0).unwrap();
-            assert_eq!(c.buffer()[0], 0);
-        }
-        let s = m.stats();
+        let s = read_every_window(&m, &path, windows);
         eprintln!(
             "map_count_is_never_reached_by_default: vm.max_map_count {max}, {windows} windows read, {} maps, {} refused, peak {} windows",
             s.maps, s.map_failures, s.peak_windows
@@ -115,12 +121,7 @@ fn map_count_exhausted() {
         let dir = tempfile::tempdir().unwrap();
         let path = sparse(dir.path(), "sparse", windows * g());
         let m = SlidingWindowMapManager::builder().window_size(g()).build();
-        let mut c = m.make_cursor(&path).unwrap();
-        for i in 0..windows {
-            let c = c.use_region(i * g(), 0).unwrap();
-            assert_eq!(c.buffer()[0], 0);
-        }
-        let s = m.stats();
+        let s = read_every_window(&m, &path, windows);
         eprintln!(
             "map_count_exhausted: vm.max_map_count {max}, all but 3000 taken, {windows} windows read, {} maps, {} refused, {} retries, {} evictions",
             s.maps, s.map_failures, s.retries, s.evictions

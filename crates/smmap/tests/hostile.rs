@@ -85,11 +85,7 @@ const TYPES: [&str; 10] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        failure_persistence: None,
-        cases: std::env::var("SMMAP_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(300))]
 
     #[test]
     fn arbitrary_operations_never_panic_or_break_invariants(

@@ -476,11 +476,7 @@ fn restore(path: &Path, bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        failure_persistence: None,
-        cases: std::env::var("SMMAP_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(200))]
 
     #[test]
     fn manager_matches_the_model(config in config(), ops in prop::collection::vec(op(), 1..60)) {

@@ -75,3 +75,17 @@ pub fn in_child(name: &str, body: fn()) {
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
 }
+
+/// The property tests' configuration: `SMMAP_PROPTEST_CASES` cases
+/// (`default_cases` without it; CI runs 20,000), and no failure files
+/// written into the tree.
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        failure_persistence: None,
+        cases: std::env::var("SMMAP_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default_cases),
+        ..proptest::test_runner::Config::default()
+    }
+}
