@@ -13,8 +13,9 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
+use indicatif::HumanBytes;
+
 use crate::limits::{check_file, LimitArgs, LimitsReport};
-use crate::size::human;
 use crate::Exit;
 
 /// Options of `smmap stat`.
@@ -110,7 +111,9 @@ fn scan(limits: &LimitArgs, path: &std::path::Path) -> anyhow::Result<FileScan> 
     let size = cursor.file_size().unwrap_or(0);
     let mut mapped_bytes = 0u64;
     let mut offset = 0u64;
-    let mut last_region: Option<u64> = None;
+    // A new window may start where the last one did (grown left over the
+    // room an eviction freed): a window is known by its start and size.
+    let mut last_region: Option<(u64, usize)> = None;
     while offset < size {
         cursor.use_region(offset, 0)?;
         let Some(region) = cursor.region() else {
@@ -119,9 +122,10 @@ fn scan(limits: &LimitArgs, path: &std::path::Path) -> anyhow::Result<FileScan> 
                 path.display()
             );
         };
-        if last_region != Some(region.ofs_begin()) {
-            mapped_bytes += region.size() as u64;
-            last_region = Some(region.ofs_begin());
+        let this = (region.ofs_begin(), region.size());
+        if last_region != Some(this) {
+            mapped_bytes += this.1 as u64;
+            last_region = Some(this);
         }
         // Never 0: a valid cursor's view holds at least the byte at `offset`.
         offset = cursor.ofs_end().max(offset + 1);
@@ -147,12 +151,12 @@ fn write_table(
     let window = if limits.window_size == 0 {
         "whole files".to_string()
     } else {
-        human(limits.window_size)
+        HumanBytes(limits.window_size).to_string()
     };
     writeln!(
         out,
         "window {window}, max memory {}, max handles {}, granularity {}",
-        human(limits.max_memory_size),
+        HumanBytes(limits.max_memory_size),
         limits.max_open_handles,
         limits.granularity
     )?;
@@ -173,10 +177,10 @@ fn write_table(
             "{:<width$}  {:>14}  {:>10}  {:>8}  {:>14}  {:>10}  {:>9}",
             s.path,
             s.size,
-            human(s.size),
+            HumanBytes(s.size).to_string(),
             s.windows,
             s.mapped_bytes,
-            human(s.peak_mapped_bytes),
+            HumanBytes(s.peak_mapped_bytes).to_string(),
             s.evictions
         )?;
     }

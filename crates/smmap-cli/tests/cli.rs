@@ -423,7 +423,9 @@ fn stat_counts_windows() {
     assert_eq!(file["mapped_bytes"], 10_000);
     assert_eq!(file["evictions"], 0);
     assert_eq!(file.as_object().unwrap().len(), 6);
-    // One window of memory: every window but the last is evicted.
+    // One window of memory: every window but the last is evicted (and the
+    // last too if the engine grew it past the limit: it may place a window
+    // from where the evicted one began, up to a page larger than asked).
     let out = ok(&[
         "stat",
         "--json",
@@ -435,8 +437,14 @@ fn stat_counts_windows() {
     ]);
     let v: Value = serde_json::from_str(&out).unwrap();
     let windows = 10_000u64.div_ceil(window);
-    assert_eq!(v["files"][0]["evictions"], windows - 1);
-    assert_eq!(v["files"][0]["peak_mapped_bytes"], window.min(10_000));
+    let scan = &v["files"][0];
+    let evictions = scan["evictions"].as_u64().unwrap();
+    let maps = scan["windows"].as_u64().unwrap();
+    assert!(maps >= windows, "{scan}");
+    assert!((maps - 1..=maps).contains(&evictions), "{scan}");
+    let peak = scan["peak_mapped_bytes"].as_u64().unwrap();
+    assert!(peak <= window + g, "{scan}");
+    assert!(scan["mapped_bytes"].as_u64().unwrap() >= 10_000, "{scan}");
     // Whole-file mapping: one window.
     let out = ok(&["stat", "--window", "0", &f]);
     assert!(out.starts_with("window whole files,"), "{out}");
