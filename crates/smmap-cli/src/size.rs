@@ -1,4 +1,4 @@
-//! Parsing and printing byte counts: `64MiB`, `1GiB`, `4k`, `4096`, `0x1000`.
+//! Parsing byte counts: `64MiB`, `1GiB`, `4k`, `4096`, `0x1000`.
 //!
 //! Units, case-insensitive, with an optional `B`:
 //!
@@ -73,27 +73,6 @@ pub fn parse_count(input: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("{input:?} is too large"))
 }
 
-/// A byte count for people: `512 B`, `4.0 KiB`, `1.00 GiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else if value >= 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,15 +120,5 @@ mod tests {
         assert_eq!(parse_count("2000"), Ok(2000));
         assert_eq!(parse_count("2k"), Ok(2048));
         assert!(parse_count("x").is_err());
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(4096), "4.00 KiB");
-        assert_eq!(human(64 << 20), "64.0 MiB");
-        assert_eq!(human(1 << 30), "1.00 GiB");
-        assert_eq!(human(300 << 30), "300 GiB");
     }
 }

@@ -469,6 +469,23 @@ fn stat_errors() {
     fails(&["stat", "--window", "lots", &f], &["lots"]);
 }
 
+/// The sorted keys of a JSON object.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// `names` with each of `suffixes` appended, sorted.
+fn fields(names: &[&str], suffixes: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = names
+        .iter()
+        .flat_map(|n| suffixes.iter().map(move |s| format!("{n}{s}")))
+        .collect();
+    out.sort();
+    out
+}
+
 #[test]
 fn bench_json_has_every_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -479,16 +496,12 @@ fn bench_json_has_every_field() {
     // The data is gone afterwards.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     let v: Value = serde_json::from_str(&out).expect("one JSON document");
-    let keys = |v: &Value| {
-        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-        k.sort();
-        k
-    };
     assert_eq!(
         keys(&v),
         [
             "checksums_verified",
             "config",
+            "goals",
             "schema",
             "thread_scaling",
             "workloads"
@@ -504,14 +517,20 @@ fn bench_json_has_every_field() {
             "data_dir",
             "file_size",
             "granularity",
+            "hot_files",
+            "hot_files_bytes",
+            "hot_reads_share",
             "max_memory_size",
             "read_size",
             "repeat",
             "seed",
+            "skewed_max_handles",
+            "skewed_max_memory_size",
             "small_files",
             "small_files_bytes",
             "small_max_handles",
             "small_max_memory_size",
+            "small_max_open_files",
             "threads",
             "window_size"
         ]
@@ -529,10 +548,19 @@ fn bench_json_has_every_field() {
     assert!(c["max_memory_size"].as_u64().unwrap() >= 8 << 20);
     assert_eq!(c["small_max_memory_size"], 64 << 20);
     assert_eq!(c["small_max_handles"], 64);
+    assert_eq!(c["small_max_open_files"], 50);
     assert_eq!(c["threads"], 2);
     assert_eq!(c["repeat"], 3);
     assert_eq!(c["seed"], 1);
     assert!(c["granularity"].as_u64().unwrap().is_power_of_two());
+    // The skewed budget holds the hot files and not the whole set.
+    assert_eq!(c["hot_files"], 10);
+    assert_eq!(c["hot_reads_share"], 0.8);
+    let hot_bytes = c["hot_files_bytes"].as_u64().unwrap();
+    let skewed_memory = c["skewed_max_memory_size"].as_u64().unwrap();
+    let skewed_handles = c["skewed_max_handles"].as_u64().unwrap();
+    assert!(hot_bytes <= skewed_memory && skewed_memory < small_bytes);
+    assert!((10..50).contains(&skewed_handles), "{skewed_handles}");
 
     let rows = v["workloads"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -544,39 +572,60 @@ fn bench_json_has_every_field() {
             "random_4k",
             "random_4k_threads",
             "small_files_random_4k",
-            "small_files_random_4k_threads"
+            "small_files_random_4k_threads",
+            "small_files_skewed_4k"
         ]
     );
-    let stat_keys = ["evictions", "hits", "maps", "misses", "peak_mapped_bytes"];
+    let stat_keys = [
+        "evictions",
+        "fd_opens",
+        "ghost_hits",
+        "hit_ratio",
+        "hits",
+        "maps",
+        "misses",
+        "peak_mapped_bytes",
+        "pread_bytes",
+        "preads",
+        "waits",
+    ];
+    let common = ["bytes", "checksum", "label", "name", "ops", "threads"];
     for r in rows {
         let name = r["name"].as_str().unwrap();
-        assert_eq!(
-            keys(r),
-            [
-                "buffer_ns",
-                "buffer_ratio",
-                "buffer_stats",
-                "bytes",
-                "checksum",
-                "cursor_ns",
-                "cursor_ratio",
-                "cursor_stats",
-                "label",
-                "mmap_ns",
-                "name",
-                "ops",
-                "pread_ns",
-                "pread_ratio",
-                "threads"
-            ],
-            "{name}"
-        );
+        let small = name.starts_with("small_files");
+        let (methods, engine): (&[&str], &[&str]) = if small {
+            (
+                &[
+                    "buffer",
+                    "buffer_map",
+                    "cursor",
+                    "mmap",
+                    "pread",
+                    "map_unmap",
+                ],
+                &["buffer", "buffer_map", "cursor"],
+            )
+        } else {
+            (
+                &["buffer", "cursor", "mmap", "pread"],
+                &["buffer", "cursor"],
+            )
+        };
+        let mut want = fields(methods, &["_ns", "_ratio"]);
+        want.extend(fields(engine, &["_stats"]));
+        want.extend(common.iter().map(|s| s.to_string()));
+        if small {
+            want.push("cursor_floor_ratio".into());
+        }
+        want.sort();
+        assert_eq!(keys(r), want, "{name}");
         assert!(!r["label"].as_str().unwrap().is_empty());
         let ops = r["ops"].as_u64().unwrap();
         let bytes = r["bytes"].as_u64().unwrap();
         assert!(ops > 0 && bytes > 0, "{name}");
         let mmap = r["mmap_ns"].as_u64().unwrap();
-        for m in ["buffer", "cursor", "pread"] {
+        assert!(mmap > 0);
+        for m in methods {
             let ns = r[format!("{m}_ns")].as_u64().unwrap();
             assert!(ns > 0, "{name} {m}");
             let ratio = r[format!("{m}_ratio")].as_f64().unwrap();
@@ -585,29 +634,41 @@ fn bench_json_has_every_field() {
                 "{name} {m}"
             );
         }
-        assert!(mmap > 0);
+        if small {
+            let floor = r["cursor_floor_ratio"].as_f64().unwrap();
+            let want = r["cursor_ns"].as_f64().unwrap() / r["map_unmap_ns"].as_f64().unwrap();
+            assert!((floor - want).abs() < 1e-6 * want, "{name}");
+        }
         let checksum = r["checksum"].as_str().unwrap();
         assert!(
             checksum.starts_with("0x") && checksum.len() == 18,
             "{checksum}"
         );
         assert!(u64::from_str_radix(&checksum[2..], 16).is_ok());
-        for s in ["buffer_stats", "cursor_stats"] {
-            assert_eq!(keys(&r[s]), stat_keys, "{name} {s}");
-            let peak = r[s]["peak_mapped_bytes"].as_u64().unwrap();
-            assert!(peak > 0, "{name} {s}");
+        for m in engine {
+            let s = &r[format!("{m}_stats")];
+            assert_eq!(keys(s), stat_keys, "{name} {m}");
+            assert!(s["peak_mapped_bytes"].as_u64().unwrap() > 0, "{name} {m}");
+            let hit = s["hit_ratio"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&hit), "{name} {m}: {hit}");
             // Counters cover the timed reads of the best run only, which may
-            // reuse windows mapped by an earlier run (so `maps` may be 0); the
-            // first read of a new cursor always asks the manager.
-            assert!(r[s]["maps"].is_u64(), "{name} {s}");
-            if matches!(name, "sequential_scan" | "random_1byte") {
-                assert!(r[s]["misses"].as_u64().unwrap() > 0, "{name} {s}");
+            // reuse windows mapped by an earlier run (so `maps` may be 0).
+            assert!(s["maps"].is_u64(), "{name} {m}");
+            // Only the buffer under the adaptive policy copies.
+            if *m != "buffer" {
+                assert_eq!(s["preads"], 0, "{name} {m}");
+                assert_eq!(s["pread_bytes"], 0, "{name} {m}");
             }
-            // Every cursor read is a hit or a miss (the buffer reads bytes of
-            // its current window without asking the cursor, uncounted).
-            let reads = r[s]["hits"].as_u64().unwrap() + r[s]["misses"].as_u64().unwrap();
-            if s == "cursor_stats" {
-                assert!(reads >= ops, "{name} {s}: {reads} < {ops}");
+            // Every cursor read is a hit or a miss (the buffer reads bytes
+            // of its current window without asking the cursor, uncounted).
+            let reads = s["hits"].as_u64().unwrap() + s["misses"].as_u64().unwrap();
+            if *m == "cursor" {
+                assert!(reads >= ops, "{name} {m}: {reads} < {ops}");
+            }
+            if small {
+                assert!(s["peak_mapped_bytes"].as_u64().unwrap() <= 64 << 20);
+                // Every read releases its window: each one asks the manager.
+                assert!(s["misses"].as_u64().unwrap() >= ops, "{name} {m}");
             }
         }
         let threads = r["threads"].as_u64().unwrap();
@@ -618,7 +679,9 @@ fn bench_json_has_every_field() {
                 assert_eq!(r["buffer_stats"]["evictions"], 0);
             }
             "random_1byte" => assert_eq!((bytes, threads), (ops, 1)),
-            "random_4k" | "small_files_random_4k" => assert_eq!((bytes, threads), (ops * 4096, 1)),
+            "random_4k" | "small_files_random_4k" | "small_files_skewed_4k" => {
+                assert_eq!((bytes, threads), (ops * 4096, 1))
+            }
             _ => {
                 assert!(name.ends_with("_threads"), "{name}");
                 assert_eq!((bytes, threads), (ops * 4096, 2));
@@ -628,21 +691,135 @@ fn bench_json_has_every_field() {
                 assert_eq!(ops, 2 * single.unwrap()["ops"].as_u64().unwrap(), "{name}");
             }
         }
-        if name.starts_with("small_files") {
-            for s in ["buffer_stats", "cursor_stats"] {
-                assert!(r[s]["peak_mapped_bytes"].as_u64().unwrap() <= 64 << 20);
-                // Every read releases its window: each one asks the manager.
-                assert!(r[s]["misses"].as_u64().unwrap() >= ops, "{name} {s}");
-            }
-        }
     }
+    // The skewed row's budget is too small for every file: always-map
+    // evicts, and the adaptive buffer copies instead of evicting.
+    let skewed = rows.last().unwrap();
+    assert!(skewed["buffer_map_stats"]["evictions"].as_u64().unwrap() > 0);
+    assert!(skewed["buffer_stats"]["preads"].as_u64().unwrap() > 0);
     let scaling = &v["thread_scaling"];
     assert_eq!(keys(scaling), ["random_4k", "small_files_random_4k"]);
+    assert_eq!(
+        keys(&scaling["random_4k"]),
+        ["buffer", "cursor", "mmap", "pread"]
+    );
+    assert_eq!(
+        keys(&scaling["small_files_random_4k"]),
+        [
+            "buffer",
+            "buffer_map",
+            "cursor",
+            "map_unmap",
+            "mmap",
+            "pread"
+        ]
+    );
     for row in ["random_4k", "small_files_random_4k"] {
-        assert_eq!(keys(&scaling[row]), ["buffer", "cursor", "mmap", "pread"]);
-        for m in ["buffer", "cursor", "mmap", "pread"] {
-            assert!(scaling[row][m].as_f64().unwrap() > 0.0, "{row} {m}");
+        for (m, gain) in scaling[row].as_object().unwrap() {
+            assert!(gain.as_f64().unwrap() > 0.0, "{row} {m}");
         }
+    }
+    let goals = v["goals"].as_array().unwrap();
+    assert_eq!(goals.len(), 4);
+    for g in goals {
+        assert_eq!(keys(g), ["at_least", "label", "met", "target", "value"]);
+        let (value, target) = (g["value"].as_f64().unwrap(), g["target"].as_f64().unwrap());
+        let met = if g["at_least"] == true {
+            value >= target
+        } else {
+            value <= target
+        };
+        assert_eq!(g["met"], met, "{g}");
+    }
+}
+
+#[test]
+fn bench_table_names_every_method_and_goal() {
+    let out = ok(&[
+        "bench", "--size", "1MiB", "--files", "20", "--repeat", "1", "--quiet",
+    ]);
+    for heading in [
+        "buffer",
+        "buf(map)",
+        "cursor",
+        "raw mmap",
+        "pread",
+        "map+unmap",
+        "cur/floor",
+        "small files, skewed 80/20",
+        "the hot files fit",
+        "admitted",
+        "goals, this run:",
+        "small files: cursor / map+unmap floor",
+    ] {
+        assert!(out.contains(heading), "{heading:?} missing from:\n{out}");
+    }
+    // Without small files: the large-file rows only, and no goals.
+    let out = ok(&[
+        "bench", "--size", "1MiB", "--files", "0", "--repeat", "1", "--quiet",
+    ]);
+    assert!(!out.contains("small files, 4 KiB"), "{out}");
+    assert!(out.contains("random 4 KiB reads"), "{out}");
+}
+
+#[test]
+fn bench_sweep_prints_a_table_and_draws_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sweep.svg");
+    let out = ok(&[
+        "bench",
+        "--sweep",
+        "--files",
+        "40",
+        "--ops",
+        "400",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    for piece in ["adaptive", "always-map", "pread", "100%", "µs per read"] {
+        assert!(out.contains(piece), "{piece:?} missing from:\n{out}");
+    }
+    // 2 patterns × 7 budgets.
+    let rows = out
+        .lines()
+        .filter(|l| l.starts_with("uniform ") || l.starts_with("skewed "))
+        .count();
+    assert_eq!(rows, 14, "{out}");
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.starts_with("<svg") && drawn.contains("always-map"),
+        "{drawn}"
+    );
+    // Only the chart is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let json = ok(&[
+        "bench",
+        "--sweep",
+        "--json",
+        "--files",
+        "20",
+        "--ops",
+        "100",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 14);
+    for p in points {
+        assert_eq!(
+            keys(&p["ns_per_read"]),
+            ["buffer", "buffer_map", "pread"],
+            "{p}"
+        );
     }
 }
 

@@ -1,6 +1,6 @@
-//! The benchmark's data: a temporary directory that removes itself, the
-//! generated files, a small fast PRNG, and Ctrl-C handling that lets the
-//! directory be removed.
+//! The benchmark's data: the generated files in a temporary directory that
+//! removes itself, a small fast PRNG, the checksum, and Ctrl-C handling that
+//! lets the directory be removed.
 
 use std::fs::File;
 use std::io::Write;
@@ -58,6 +58,9 @@ impl Rng {
 /// benchmark's checksum of a read. Eight bytes at a time, in 16-bit lanes.
 #[inline]
 pub fn byte_sum(bytes: &[u8]) -> u64 {
+    if let [b] = bytes {
+        return u64::from(*b);
+    }
     const LO: u64 = 0x00ff_00ff_00ff_00ff;
     let mut total = 0u64;
     let mut words = bytes.chunks_exact(8);
@@ -90,26 +93,16 @@ pub fn mix(h: u64, v: u64) -> u64 {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_signal: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    // A second Ctrl-C ends the program the usual way.
-    // SAFETY: signal() is async-signal-safe and SIG_DFL a valid disposition.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
-    }
-}
-
 /// Makes Ctrl-C (and SIGTERM) set a flag that [`check_interrupted`] turns
-/// into an error, so that the data directory is removed on the way out.
+/// into an error, so that the data directory is removed on the way out. A
+/// second Ctrl-C ends the program at once, as it would by default.
 pub fn catch_interrupts() {
-    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic and calls signal(), both
-    // async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
+    // Fails only if a handler is set already: then it is this one.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
 }
 
 /// An error if Ctrl-C was pressed.
@@ -132,49 +125,13 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// A directory made for one run and removed, with everything in it, when
-/// dropped (also on errors and Ctrl-C).
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Makes a new directory `smmap-bench-…` under `parent`.
-    pub fn new(parent: &Path) -> anyhow::Result<Self> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = parent.join(format!("smmap-bench-{}-{stamp:x}", std::process::id()));
-        std::fs::create_dir(&path)
-            .with_context(|| format!("cannot create the data directory {}", path.display()))?;
-        Ok(TempDir { path })
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "smmap: warning: cannot remove {}: {e}",
-                self.path.display()
-            );
-        }
-    }
-}
-
-/// One generated small file.
-#[derive(Clone, Debug)]
-pub struct SmallFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its size in bytes.
-    pub size: u64,
+/// A directory `smmap-bench-…` made under `parent` for one run; it is
+/// removed with everything in it when dropped (also on errors and Ctrl-C).
+pub fn temp_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("smmap-bench-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a data directory in {}", parent.display()))
 }
 
 /// The smallest and largest small file.
@@ -207,7 +164,7 @@ pub fn write_big(path: &Path, size: u64, seed: u64) -> anyhow::Result<u64> {
 }
 
 /// Writes `count` files of 4–64 KiB of random bytes into `dir`.
-pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<SmallFile>> {
+pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rng = Rng::new(seed);
     let mut block = vec![0u8; SMALL_MAX as usize];
@@ -221,7 +178,7 @@ pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<Sm
         rng.fill(&mut block[..size as usize]);
         std::fs::write(&path, &block[..size as usize])
             .with_context(|| format!("cannot write {}", path.display()))?;
-        files.push(SmallFile { path, size });
+        files.push(path);
     }
     Ok(files)
 }

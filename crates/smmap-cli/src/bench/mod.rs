@@ -1,84 +1,69 @@
-//! `smmap bench`: the engine measured against raw whole-file `mmap` and
-//! `pread` on this machine, on data it generates and removes afterwards.
+//! `smmap bench`: the engine measured against raw whole-file `mmap`,
+//! `pread` and a map + unmap per read on this machine, on data it generates
+//! and removes afterwards.
 //!
-//! Six workloads, each read four ways (see [`workloads::Method`]), each way
-//! timed `--repeat` times, keeping the best. Managers, raw mappings and open
-//! files live from run to run, as in a long-running program, so the best run
-//! measures reading through mappings already faulted in rather than page
-//! faults (the first run pays those, alike for every method). Every run of a workload must
-//! produce the same checksum (and the sequential scan the sum of the bytes
-//! written), so no number can come from a broken read.
+//! Three steps: [`setup`] writes the data and opens the baselines'
+//! mappings and descriptors; [`run_all`] times every workload of
+//! [`workloads::plan`] with each of its methods ([`methods::MethodId`]),
+//! `--repeat` times, keeping the best; [`report`] prints the table or the
+//! JSON. Managers, raw mappings and open files live from run to run of a
+//! workload, as in a long-running program, so the best run measures reading
+//! through mappings already faulted in rather than page faults (the first
+//! run pays those, alike for every method). Every run of a workload must
+//! produce the same checksum (and the sequential scan one made of the sum of
+//! the bytes written), so no number can come from a broken read.
 //!
-//! # JSON (`--json`), schema 1
-//!
-//! The field names are stable; new fields may be added.
-//!
-//! - `schema`: 1.
-//! - `config`: `data_dir`, `file_size`, `small_files`, `small_files_bytes`,
-//!   `read_size`, `window_size`, `max_memory_size` (large-file workloads),
-//!   `small_max_memory_size`, `small_max_handles` (small-files workloads),
-//!   `threads`, `repeat`, `seed`, `granularity`.
-//! - `workloads`: one object per row, in this order: `name`
-//!   (`sequential_scan`, `random_1byte`, `random_4k`, `random_4k_threads`,
-//!   `small_files_random_4k`, `small_files_random_4k_threads`; the last two
-//!   only with `--files` above 0), `label`, `ops` (reads per run, all
-//!   threads; 1 for the scan), `bytes` (bytes read per run), `threads`,
-//!   `buffer_ns`, `cursor_ns`, `mmap_ns`, `pread_ns` (best wall time of a
-//!   run, nanoseconds), `buffer_ratio`, `cursor_ratio`, `pread_ratio` (time
-//!   divided by `mmap_ns`), `checksum` (hex string, equal for every method
-//!   and run), `buffer_stats`, `cursor_stats` (the manager's counters in the
-//!   best run: `evictions`, `peak_mapped_bytes`, `maps`, `misses`, `hits`).
-//! - `thread_scaling`: for `random_4k` and `small_files_random_4k`, an
-//!   object `buffer`, `cursor`, `mmap`, `pread`: the throughput of the
-//!   `…_threads` row divided by that of the one-thread row.
-//! - `checksums_verified`: always `true` (a mismatch is an error instead).
+//! `--sweep` times instead the small files under a range of budgets
+//! ([`sweep`]).
 
 mod data;
+mod methods;
+mod report;
+mod sweep;
 mod workloads;
 
-use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use serde::Serialize;
-use smmap::{Manager, SlidingWindowMapManager};
 
 use crate::progress::Progress;
-use crate::size::{human, parse_count, parse_size};
+use crate::size::{parse_count, parse_size};
 use crate::Exit;
-use data::{Rng, TempDir};
-use workloads::{BigFile, Method, Run, RunStats, SmallRead, SmallSet, READ};
+use data::Rng;
+use methods::{FileSet, MethodId};
+use report::{Config, Report, Row};
+use workloads::{Budget, Sizes, Workload, READ};
 
 /// Options of `smmap bench`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads; the same \
 from --threads threads sharing one manager; random 4 KiB reads across the small files \
-(under --max-handles and --max-memory, so most reads map a window); the same from --threads \
-threads sharing one manager. Columns: the engine's SlidingWindowMapBuffer and WindowCursor, \
-one raw whole-file memmap2 mapping per file, and pread; then the engine's times divided by raw \
-mmap's (1.00 = as fast), and the evictions and peak mapped bytes of the buffer's run from \
-Manager::stats(). Managers, raw mappings and open files are kept from run to run, so the best \
-of the runs reads through pages already mapped. Every method must read the same bytes \
-(checksums are compared), or the benchmark fails. The data is removed afterwards, also on errors and Ctrl-C.
+(under --max-handles and --max-memory, so most reads cannot keep a window); the same from \
+--threads threads; the same with 80% of the reads on 20% of the files, under a budget the hot \
+files fit and the whole set does not. Columns: the engine's SlidingWindowMapBuffer (adaptive \
+read policy, and always-map), its WindowCursor, one raw whole-file memmap2 mapping per file, \
+pread, and a map + unmap of the window per read; then times relative to raw mmap and the \
+cursor's relative to map + unmap; then the engine's counters (Manager::stats()) of each best \
+run, and the ratios the project aims at. Managers, raw mappings and open files are kept from \
+run to run, so the best of the runs reads through pages already mapped. Every method must read \
+the same bytes (checksums are compared), or the benchmark fails. The data is removed \
+afterwards, also on errors and Ctrl-C.
 
---json fields (stable): schema, config {data_dir, file_size, small_files, small_files_bytes, \
-read_size, window_size, max_memory_size, small_max_memory_size, small_max_handles, threads, \
-repeat, seed, granularity}, workloads [{name, label, ops, bytes, threads, buffer_ns, cursor_ns, \
-mmap_ns, pread_ns, buffer_ratio, cursor_ratio, pread_ratio, checksum, buffer_stats, \
-cursor_stats}], thread_scaling {random_4k, small_files_random_4k: {buffer, cursor, mmap, \
-pread}}, checksums_verified. Workload names: sequential_scan, random_1byte, random_4k, \
-random_4k_threads, small_files_random_4k, small_files_random_4k_threads. The *_ns fields are \
-the best wall time of a run in nanoseconds; *_ratio = *_ns / mmap_ns; *_stats are {evictions, \
-peak_mapped_bytes, maps, misses, hits}; thread_scaling is the threads' throughput over one \
-thread's.
+--json prints the same as one JSON document (schema 1); its fields are documented on the types \
+that serialize them, in crates/smmap-cli/src/bench/report.rs.
+
+--sweep times 4 KiB reads across the small files under a range of budgets (a share of the \
+files' mappings and bytes) for the adaptive policy, always-map and pread, prints a table and a \
+chart, and draws the chart to --svg.
 
 Examples:
   cargo run --release -p smmap-cli -- bench
   smmap bench --size 256MiB --files 500 --json > bench.json
-  smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk")]
+  smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk
+  smmap bench --sweep --svg crates/smmap-cli/sweep.svg")]
 pub struct BenchArgs {
     /// Size of the large file
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
@@ -92,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
-    /// Print JSON instead of a table (fields listed below)
+    /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
 
@@ -100,15 +85,19 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     window: Option<u64>,
 
-    /// Memory limit of the small-files workloads
+    /// Memory limit of the uniform small-files workloads
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     max_memory: u64,
 
-    /// Mapping limit of the small-files workloads
+    /// Mapping limit of the uniform small-files workloads
     #[arg(long, value_name = "N", default_value = "64", value_parser = parse_count)]
     max_handles: usize,
 
-    /// Threads of the last row, sharing one manager
+    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps)
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    max_open_files: Option<usize>,
+
+    /// Threads of the threaded rows, sharing one manager
     #[arg(long, value_name = "N", default_value = "2", value_parser = parse_count)]
     threads: usize,
 
@@ -124,66 +113,17 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1")]
     seed: u64,
 
+    /// Time the small files under a range of budgets instead (see below)
+    #[arg(long)]
+    sweep: bool,
+
+    /// With --sweep: where to draw the chart
+    #[arg(long, value_name = "PATH", default_value = "smmap-sweep.svg")]
+    svg: PathBuf,
+
     /// No progress on stderr
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// The configuration, as reported.
-#[derive(Serialize, Debug)]
-struct Config {
-    data_dir: String,
-    file_size: u64,
-    small_files: usize,
-    small_files_bytes: u64,
-    read_size: usize,
-    window_size: u64,
-    max_memory_size: u64,
-    small_max_memory_size: u64,
-    small_max_handles: usize,
-    threads: usize,
-    repeat: usize,
-    seed: u64,
-    granularity: u64,
-}
-
-/// One row of the table.
-#[derive(Serialize, Debug)]
-struct Row {
-    name: &'static str,
-    label: &'static str,
-    ops: u64,
-    bytes: u64,
-    threads: usize,
-    buffer_ns: u64,
-    cursor_ns: u64,
-    mmap_ns: u64,
-    pread_ns: u64,
-    buffer_ratio: f64,
-    cursor_ratio: f64,
-    pread_ratio: f64,
-    checksum: String,
-    buffer_stats: RunStats,
-    cursor_stats: RunStats,
-}
-
-/// Throughput with threads over throughput without, per method.
-#[derive(Serialize, Debug, Clone, Copy)]
-struct Scaling {
-    buffer: f64,
-    cursor: f64,
-    mmap: f64,
-    pread: f64,
-}
-
-/// The whole result.
-#[derive(Serialize, Debug)]
-struct Report {
-    schema: u32,
-    config: Config,
-    workloads: Vec<Row>,
-    thread_scaling: BTreeMap<&'static str, Scaling>,
-    checksums_verified: bool,
 }
 
 /// Runs `smmap bench`.
@@ -207,8 +147,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if u32::try_from(args.files).is_err() {
         bail!("--files is too large");
     }
+    if args.sweep && args.files == 0 {
+        bail!("--sweep reads the small files: --files must be at least 1");
+    }
     data::catch_interrupts();
-    match bench(args) {
+    let result = if args.sweep {
+        sweep::run(args)
+    } else {
+        bench(args)
+    };
+    match result {
         Err(e) if e.is::<data::Interrupted>() => {
             let _ = writeln!(
                 std::io::stderr(),
@@ -220,13 +168,24 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Prints a line of progress on stderr when no bar is drawn there.
+/// Progress on stderr: a bar on a terminal, a line per stage otherwise.
 struct Notes {
     progress: Progress,
     plain: bool,
 }
 
 impl Notes {
+    fn new(quiet: bool, steps: u64) -> Self {
+        Notes {
+            progress: if quiet {
+                Progress::hidden()
+            } else {
+                Progress::steps(steps)
+            },
+            plain: !quiet && !std::io::stderr().is_terminal(),
+        }
+    }
+
     fn stage(&self, message: String) {
         if self.plain {
             let _ = writeln!(std::io::stderr(), "smmap bench: {message}");
@@ -235,414 +194,184 @@ impl Notes {
     }
 }
 
-fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let tmp = TempDir::new(&parent)?;
-    let window = args.window.unwrap_or_else(smmap::default_window_size);
-    let small_rows = args.files > 0;
-    let rows = if small_rows { 6 } else { 4 };
-    let mut notes = Notes {
-        progress: if args.quiet {
-            Progress::hidden()
-        } else {
-            Progress::steps(1 + rows * args.repeat as u64 * 4)
-        },
-        plain: !args.quiet && !std::io::stderr().is_terminal(),
-    };
+/// The generated data and what the baselines keep of it.
+struct Data {
+    /// The directory; removed when dropped, after the sets.
+    dir: tempfile::TempDir,
+    large: FileSet,
+    small: FileSet,
+    /// The sum of the large file's bytes.
+    large_sum: u64,
+}
 
-    // The data.
+/// Writes the data into a new directory under `--dir` and opens it.
+fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let dir = data::temp_dir(&parent)?;
+    let size = if large { args.size } else { 0 };
     notes.stage(format!(
         "writing {} and {} small files to {}",
-        human(args.size),
+        indicatif::HumanBytes(size),
         args.files,
-        tmp.path().display()
+        dir.path().display()
     ));
-    let big_path = tmp.path().join("large.bin");
-    let big_sum = data::write_big(&big_path, args.size, args.seed)?;
-    let small = data::write_small(&tmp.path().join("small"), args.files, args.seed ^ 0x5a5a)?;
-    let small_bytes: u64 = small.iter().map(|f| f.size).sum();
+    let mut large_paths = Vec::new();
+    let mut large_sum = 0;
+    if large {
+        let path = dir.path().join("large.bin");
+        large_sum = data::write_big(&path, args.size, args.seed)?;
+        large_paths.push(path);
+    }
+    let small = data::write_small(&dir.path().join("small"), args.files, args.seed ^ 0x5a5a)?;
     data::raise_open_file_limit(args.files as u64 + 256);
-    notes.progress.inc(1);
+    Ok(Data {
+        large: FileSet::open(large_paths)?,
+        small: FileSet::open(small)?,
+        large_sum,
+        dir,
+    })
+}
 
-    // The reads, the same for every method.
-    let n1 = args
+fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let window = args.window.unwrap_or_else(smmap::default_window_size);
+    let max_open_files = Some(args.max_open_files.unwrap_or(args.files).max(1));
+    let small_budget = Budget {
+        max_memory: Some(args.max_memory),
+        max_handles: Some(args.max_handles),
+        max_open_files,
+    };
+    let ops = args
         .ops
         .unwrap_or_else(|| (args.size / 1024).clamp(10_000, 1_000_000) as usize)
         .max(1);
-    let n4 = (n1 / 4).max(1);
-    // Reads across the small files mostly map a window each: fewer of them.
-    let n_small = (n1 / 10).max(1);
-    let mut rng = Rng::new(args.seed ^ 0xb1b1);
-    let bytes_at: Vec<u64> = (0..n1).map(|_| rng.below(args.size)).collect();
-    let blocks_at = |rng: &mut Rng| -> Vec<u64> {
-        (0..n4)
-            .map(|_| rng.below(args.size - READ as u64 + 1))
-            .collect()
+    // The skewed budget depends on the files' sizes: known after setup.
+    let mut sizes = Sizes {
+        ops,
+        threads: args.threads,
+        small: small_budget,
+        skewed: Budget::default(),
+        small_files: args.files > 0,
     };
-    let small_reads = |rng: &mut Rng| -> Vec<SmallRead> {
-        (0..n_small)
-            .map(|_| {
-                let f = rng.below(small.len() as u64) as usize;
-                let o = rng.below(small[f].size - READ as u64 + 1);
-                (f as u32, o as u32)
-            })
-            .collect()
-    };
-
-    // One manager and one set of raw mappings for all runs (see BigFile).
-    let big_manager: Manager = SlidingWindowMapManager::builder()
-        .window_size(window)
-        .build()
-        .into();
-    let big_map = workloads::map_whole(&big_path, memmap2::Advice::Normal)?;
-    let big = BigFile {
-        path: &big_path,
-        manager: &big_manager,
-        map: &big_map,
-    };
-    let small_manager: Manager = SlidingWindowMapManager::builder()
-        .window_size(window)
-        .max_memory_size(args.max_memory)
-        .max_open_handles(args.max_handles.max(1))
-        .build()
-        .into();
-    let small_maps = small
+    let steps: u64 = workloads::plan(sizes)
         .iter()
-        .map(|f| workloads::map_whole(&f.path, memmap2::Advice::Normal))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let small_open = small
-        .iter()
-        .map(|f| {
-            std::fs::File::open(&f.path).with_context(|| {
-                format!(
-                    "cannot open {} for the pread baseline, which keeps all {} files open \
-                     (raise `ulimit -n` or use fewer --files)",
-                    f.path.display(),
-                    small.len()
-                )
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let set = SmallSet {
-        files: &small,
-        manager: &small_manager,
-        maps: &small_maps,
-        open: &small_open,
-    };
-
-    let mut table = Vec::new();
-    let row = measure(&mut notes, args.repeat, "sequential scan", |m| {
-        workloads::sequential(&big, m)
-    })?;
-    if row.checksum != big_sum {
-        bail!(
-            "the sequential scan read bytes summing to {:#x}, but the bytes written sum to {big_sum:#x}",
-            row.checksum
-        );
+        .map(|w| (w.methods.len() * args.repeat) as u64)
+        .sum();
+    let mut notes = Notes::new(args.quiet, 1 + steps);
+    let data = setup(args, &notes, true)?;
+    if args.files > 0 {
+        sizes.skewed = workloads::hot_budget(&data.small.sizes, max_open_files);
     }
-    table.push(row.into_row("sequential_scan", "sequential scan", 1, args.size, 1));
-    // The random reads start from fresh windows, without the scan's hint.
-    big_manager.collect();
-    let row = measure(&mut notes, args.repeat, "random 1-byte reads", |m| {
-        workloads::random_bytes(&big, &bytes_at, m)
-    })?;
-    let label = "random 1-byte reads";
-    table.push(row.into_row("random_1byte", label, n1 as u64, n1 as u64, 1));
+    notes.progress.inc(1);
 
-    // Each of the other workloads once in one thread, then in several.
-    let threads = args.threads;
-    let one = vec![blocks_at(&mut rng)];
-    let label = "random 4 KiB reads";
-    let row = measure(&mut notes, args.repeat, label, |m| {
-        workloads::random_blocks(&big, &one, m)
-    })?;
-    table.push(row.into_row("random_4k", label, n4 as u64, (n4 * READ) as u64, 1));
-    let many: Vec<Vec<u64>> = (0..threads).map(|_| blocks_at(&mut rng)).collect();
-    let label = "random 4 KiB reads, threads";
-    let row = measure(&mut notes, args.repeat, label, |m| {
-        workloads::random_blocks(&big, &many, m)
-    })?;
-    let ops = (n4 * threads) as u64;
-    table.push(row.into_row("random_4k_threads", label, ops, ops * READ as u64, threads));
-
-    if small_rows {
-        let one = vec![small_reads(&mut rng)];
-        let label = "small files, 4 KiB reads";
-        let row = measure(&mut notes, args.repeat, label, |m| {
-            workloads::small_files(&set, &one, m)
-        })?;
-        let ops = n_small as u64;
-        table.push(row.into_row("small_files_random_4k", label, ops, ops * READ as u64, 1));
-        let many: Vec<Vec<SmallRead>> = (0..threads).map(|_| small_reads(&mut rng)).collect();
-        let label = "small files, 4 KiB reads, threads";
-        let row = measure(&mut notes, args.repeat, label, |m| {
-            workloads::small_files(&set, &many, m)
-        })?;
-        let ops = (n_small * threads) as u64;
-        let name = "small_files_random_4k_threads";
-        table.push(row.into_row(name, label, ops, ops * READ as u64, threads));
-    }
-    let scaling = scaling(&table);
+    let plan = workloads::plan(sizes);
+    let rows = run_all(args, &data, &plan, window, &mut notes)?;
     notes.progress.finish();
-
-    let report = Report {
-        schema: 1,
-        config: Config {
-            data_dir: tmp.path().to_string_lossy().into_owned(),
-            file_size: args.size,
-            small_files: small.len(),
-            small_files_bytes: small_bytes,
-            read_size: READ,
-            window_size: window,
-            max_memory_size: big_manager.max_mapped_memory_size(),
-            small_max_memory_size: small_manager.max_mapped_memory_size(),
-            small_max_handles: small_manager.max_file_handles(),
-            threads: args.threads,
-            repeat: args.repeat,
-            seed: args.seed,
-            granularity: *smmap::ALLOCATIONGRANULARITY,
-        },
-        workloads: table,
-        thread_scaling: scaling,
-        checksums_verified: true,
-    };
+    let report = report(args, &data, rows, window, sizes);
     // The data goes before the output, so that a reader of the output
-    // (`… | head`) that quits early leaves nothing behind.
-    // Unmapped and closed before their files are removed.
-    let _ = (set, big);
-    drop(small_open);
-    drop(small_maps);
-    drop(big_map);
-    drop(small_manager);
-    drop(big_manager);
-    drop(tmp);
+    // (`… | head`) that quits early leaves nothing behind. Unmapped and
+    // closed before their files are removed.
+    let Data {
+        dir, large, small, ..
+    } = data;
+    drop((large, small));
+    drop(dir);
     let mut out = BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
         writeln!(out).context("cannot write to stdout")?;
     } else {
-        write_table(&mut out, &report).context("cannot write to stdout")?;
+        report::write_table(&mut out, &report).context("cannot write to stdout")?;
     }
-    out.flush().context("cannot write to stdout")?;
-    Ok(())
+    out.flush().context("cannot write to stdout")
 }
 
-/// For each workload run both in one thread and in several (the row named
-/// `…_threads` right after it), the throughput of the threads over that of
-/// one thread, per method.
-fn scaling(table: &[Row]) -> BTreeMap<&'static str, Scaling> {
-    let mut out = BTreeMap::new();
-    for pair in table.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if b.name.strip_suffix("_threads") != Some(a.name) {
-            continue;
-        }
-        let per_op = |ns: u64, ops: u64| ns as f64 / ops.max(1) as f64;
-        let gain = |t1: u64, tn: u64| per_op(t1, a.ops) / per_op(tn, b.ops).max(f64::MIN_POSITIVE);
-        out.insert(
-            a.name,
-            Scaling {
-                buffer: gain(a.buffer_ns, b.buffer_ns),
-                cursor: gain(a.cursor_ns, b.cursor_ns),
-                mmap: gain(a.mmap_ns, b.mmap_ns),
-                pread: gain(a.pread_ns, b.pread_ns),
-            },
-        );
-    }
-    out
-}
-
-/// The best run of each method of one workload.
-struct Measured {
-    best: [Run; 4],
-    checksum: u64,
-}
-
-impl Measured {
-    fn into_row(
-        self,
-        name: &'static str,
-        label: &'static str,
-        ops: u64,
-        bytes: u64,
-        threads: usize,
-    ) -> Row {
-        let ns = |m: Method| {
-            self.best[m as usize]
-                .time
-                .as_nanos()
-                .min(u128::from(u64::MAX)) as u64
-        };
-        let mmap = ns(Method::Mmap).max(1);
-        let ratio = |m: Method| ns(m) as f64 / mmap as f64;
-        let stats = |m: Method| self.best[m as usize].stats.unwrap_or_default();
-        Row {
-            name,
-            label,
-            ops,
-            bytes,
-            threads,
-            buffer_ns: ns(Method::Buffer),
-            cursor_ns: ns(Method::Cursor),
-            mmap_ns: ns(Method::Mmap),
-            pread_ns: ns(Method::Pread),
-            buffer_ratio: ratio(Method::Buffer),
-            cursor_ratio: ratio(Method::Cursor),
-            pread_ratio: ratio(Method::Pread),
-            checksum: format!("{:#018x}", self.checksum),
-            buffer_stats: stats(Method::Buffer),
-            cursor_stats: stats(Method::Cursor),
-        }
-    }
-}
-
-/// Runs every method `repeat` times, interleaved so that drift in the
-/// machine's speed spreads over all of them; keeps each method's fastest run
-/// and checks that every run read the same bytes.
-fn measure(
+/// Times every workload of `plan`.
+fn run_all(
+    args: &BenchArgs,
+    data: &Data,
+    plan: &[Workload],
+    window: u64,
     notes: &mut Notes,
-    repeat: usize,
-    label: &str,
-    mut one: impl FnMut(Method) -> anyhow::Result<Run>,
-) -> anyhow::Result<Measured> {
-    notes.stage(label.to_string());
-    let mut best: [Option<Run>; 4] = [None; 4];
-    let mut first: Option<(Method, u64)> = None;
-    for round in 0..repeat {
-        for method in Method::ALL {
-            data::check_interrupted()?;
-            notes.progress.set_message(format!(
-                "{label}: {} (run {} of {repeat})",
-                method.label(),
-                round + 1
+) -> anyhow::Result<Vec<Row>> {
+    let mut rng = Rng::new(args.seed ^ 0xb1b1);
+    let mut rows = Vec::new();
+    for w in plan {
+        let set = match w.files {
+            workloads::Files::Large => &data.large,
+            workloads::Files::Small => &data.small,
+        };
+        let lists = w.ops(set, &mut rng);
+        let ops = w.total_ops(&lists);
+        let bytes: u64 = lists.iter().flatten().map(|op| op.len).sum();
+        notes.stage(w.label.to_string());
+        let methods = w
+            .methods
+            .iter()
+            .map(|&id| Ok((id, id.prepare(set, w.access(window))?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let progress = &mut notes.progress;
+        let measured = workloads::measure(&methods, &lists, args.repeat, w.label, |id, round| {
+            progress.set_message(format!(
+                "{}: {} (run {} of {})",
+                w.label,
+                id.label(),
+                round + 1,
+                args.repeat
             ));
-            let run = one(method).with_context(|| format!("{label}, {}", method.label()))?;
-            match first {
-                None => first = Some((method, run.checksum)),
-                Some((m0, c0)) if c0 != run.checksum => bail!(
-                    "{label}: {} read bytes with checksum {:#x} but {} read {c0:#x}; the timings would be meaningless",
-                    method.label(),
-                    run.checksum,
-                    m0.label()
-                ),
-                Some(_) => {}
+            progress.inc(1);
+        })?;
+        if w.pattern == workloads::Pattern::Scan {
+            let want = data::mix(0, data.large_sum);
+            if measured.checksum != want {
+                bail!(
+                    "the sequential scan read bytes whose checksum is {:#x}, but the bytes written give {want:#x}",
+                    measured.checksum
+                );
             }
-            let slot = &mut best[method as usize];
-            if slot.is_none_or(|b| run.time < b.time) {
-                *slot = Some(run);
-            }
-            notes.progress.inc(1);
         }
+        rows.push(Row::new(w, ops, bytes, &measured));
     }
-    let best = best.map(|b| b.expect("repeat is at least 1"));
-    Ok(Measured {
-        best,
-        checksum: first.map_or(0, |f| f.1),
-    })
+    Ok(rows)
 }
 
-/// The table for people.
-fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    let c = &r.config;
-    writeln!(
-        out,
-        "smmap bench: {} file + {} small files ({}), best of {} runs; checksums verified",
-        human(c.file_size),
-        c.small_files,
-        human(c.small_files_bytes),
-        c.repeat
-    )?;
-    writeln!(
-        out,
-        "large file: window {}, max memory {}; small files: window {}, max memory {}, max handles {}",
-        human(c.window_size),
-        human(c.max_memory_size),
-        human(c.window_size),
-        human(c.small_max_memory_size),
-        c.small_max_handles
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<30} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "workload",
-        "ops",
-        "unit",
-        "buffer",
-        "cursor",
-        "raw mmap",
-        "pread",
-        "buf/mmap",
-        "cur/mmap",
-        "evictions",
-        "peak mapped"
-    )?;
-    for row in &r.workloads {
-        let scan = row.name == "sequential_scan";
-        let (unit, cell): (&str, Box<dyn Fn(u64) -> String>) = if scan {
-            let bytes = row.bytes as f64;
-            (
-                "GiB/s",
-                Box::new(move |ns| {
-                    format!(
-                        "{:.2}",
-                        bytes / (1u64 << 30) as f64 / (ns.max(1) as f64 / 1e9)
-                    )
-                }),
-            )
-        } else {
-            let ops = row.ops.max(1) as f64;
-            (
-                "ns/op",
-                Box::new(move |ns| format!("{:.1}", ns as f64 / ops)),
-            )
-        };
-        let label = if row.threads > 1 {
-            format!("same, {} threads, one manager", row.threads)
-        } else {
-            row.label.to_string()
-        };
-        let ops = if scan {
-            human(row.bytes)
-        } else {
-            row.ops.to_string()
-        };
-        writeln!(
-            out,
-            "{:<30} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9.2} {:>9.2} {:>9} {:>11}",
-            label,
-            ops,
-            unit,
-            cell(row.buffer_ns),
-            cell(row.cursor_ns),
-            cell(row.mmap_ns),
-            cell(row.pread_ns),
-            row.buffer_ratio,
-            row.cursor_ratio,
-            row.buffer_stats.evictions,
-            human(row.buffer_stats.peak_mapped_bytes)
-        )?;
+/// The report of the rows.
+fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: Sizes) -> Report {
+    let hot = workloads::hot_count(data.small.sizes.len()).min(data.small.sizes.len());
+    let probe = |b: Budget| b.manager(window, smmap::ReadPolicy::Adaptive);
+    let (large, small, skewed) = (
+        probe(Budget::default()),
+        probe(sizes.small),
+        probe(sizes.skewed),
+    );
+    Report {
+        schema: 1,
+        config: Config {
+            data_dir: data.dir.path().to_string_lossy().into_owned(),
+            file_size: args.size,
+            small_files: data.small.paths.len(),
+            small_files_bytes: data.small.bytes(),
+            read_size: READ,
+            window_size: window,
+            max_memory_size: large.max_mapped_memory_size(),
+            small_max_memory_size: small.max_mapped_memory_size(),
+            small_max_handles: small.max_file_handles(),
+            small_max_open_files: small.max_open_files(),
+            skewed_max_memory_size: skewed.max_mapped_memory_size(),
+            skewed_max_handles: skewed.max_file_handles(),
+            hot_files: hot,
+            hot_files_bytes: data.small.sizes[..hot].iter().sum(),
+            hot_reads_share: workloads::HOT_READS,
+            threads: args.threads,
+            repeat: args.repeat,
+            seed: args.seed,
+            granularity: *smmap::ALLOCATIONGRANULARITY,
+        },
+        thread_scaling: report::scaling(&rows),
+        goals: report::goals(&rows),
+        workloads: rows,
+        checksums_verified: true,
     }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "buf/mmap, cur/mmap: time relative to raw mmap (1.00 = as fast, 2.00 = twice as slow);"
-    )?;
-    writeln!(
-        out,
-        "evictions, peak mapped: Manager::stats() of the buffer's best run."
-    )?;
-    for (name, s) in &r.thread_scaling {
-        let label = r
-            .workloads
-            .iter()
-            .find(|w| w.name == *name)
-            .map_or(*name, |w| w.label);
-        writeln!(
-            out,
-            "{label}, {} threads vs 1: throughput ×{:.2} buffer, ×{:.2} cursor, ×{:.2} raw mmap, ×{:.2} pread.",
-            c.threads, s.buffer, s.cursor, s.mmap, s.pread
-        )?;
-    }
-    Ok(())
 }
+
+/// The methods the sweep compares.
+const SWEPT: [MethodId; 3] = [MethodId::Buffer, MethodId::BufferMap, MethodId::Pread];

@@ -1,78 +1,329 @@
-//! The timed loops: each workload read four ways — through the engine's
-//! buffer, through a bare cursor, through one raw whole-file `memmap2`
-//! mapping per file, and with `pread` — each returning its time and a
-//! checksum of everything it read.
+//! The workloads as data — which files, which reads, how many threads,
+//! which budget, which methods — and the timed runs of one workload.
+//!
+//! Adding a workload: one entry in [`plan`].
 
-use std::fs::File;
-use std::io::BufRead;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use memmap2::{Advice, Mmap};
 use serde::Serialize;
-use smmap::{AccessHint, Manager, SlidingWindowMapBuffer, WindowCursor};
+use smmap::{Manager, ReadPolicy, SlidingWindowMapManager};
 
-use super::data::{byte_sum, mix, SmallFile};
+use super::data::{self, Rng};
+use super::methods::{Access, FileSet, Method, MethodId, Op};
 
 /// Bytes per read of the 4 KiB workloads.
-pub const READ: usize = 4096;
+pub const READ: u64 = 4096;
 
-/// The four ways of reading, in the order of the table's columns.
+/// Which files a workload reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// [`SlidingWindowMapBuffer`].
-    Buffer,
-    /// [`WindowCursor`] and `use_region`.
-    Cursor,
-    /// One `memmap2` mapping of each whole file, no limits.
-    Mmap,
-    /// `pread(2)` into a buffer.
-    Pread,
+pub enum Files {
+    /// The one large file; each thread keeps its buffer or cursor.
+    Large,
+    /// The small files; each read releases its window.
+    Small,
 }
 
-impl Method {
-    /// All of them, in column order.
-    pub const ALL: [Method; 4] = [Method::Buffer, Method::Cursor, Method::Mmap, Method::Pread];
+/// Where the reads go.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pattern {
+    /// Each file once, whole, front to back.
+    Scan,
+    /// `len` bytes at a random offset of a random file.
+    Uniform {
+        /// Bytes per read.
+        len: u64,
+    },
+    /// As `Uniform`, but the first `hot_files` of the files (a fraction)
+    /// get `hot_reads` of the reads.
+    Skewed {
+        /// Bytes per read.
+        len: u64,
+        /// The hot share of the files.
+        hot_files: f64,
+        /// The share of the reads that go to them.
+        hot_reads: f64,
+    },
+}
 
-    /// The column heading.
-    pub fn label(self) -> &'static str {
-        match self {
-            Method::Buffer => "buffer",
-            Method::Cursor => "cursor",
-            Method::Mmap => "raw mmap",
-            Method::Pread => "pread",
+/// The engine's budget for a workload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Most bytes mapped (`None`: the engine's default).
+    pub max_memory: Option<u64>,
+    /// Most mappings (`None`: the engine's default).
+    pub max_handles: Option<usize>,
+    /// Most descriptors kept (`None`: the engine's default).
+    pub max_open_files: Option<usize>,
+}
+
+impl Budget {
+    /// A manager with this budget, windows of `window` bytes and `policy`.
+    pub fn manager(&self, window: u64, policy: ReadPolicy) -> Manager {
+        let mut b = SlidingWindowMapManager::builder()
+            .window_size(window)
+            .read_policy(policy);
+        if let Some(m) = self.max_memory {
+            b = b.max_memory_size(m);
         }
+        if let Some(h) = self.max_handles {
+            b = b.max_open_handles(h);
+        }
+        if let Some(f) = self.max_open_files {
+            b = b.max_open_files(f);
+        }
+        b.build().into()
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// The JSON name; a row named `{name}_threads` right after the row
+    /// `{name}` is its threaded twin (see thread scaling).
+    pub name: &'static str,
+    /// The table's label.
+    pub label: &'static str,
+    /// Which files.
+    pub files: Files,
+    /// Which reads.
+    pub pattern: Pattern,
+    /// Threads, each with its own list of reads, sharing one manager.
+    pub threads: usize,
+    /// Reads per thread.
+    pub ops: usize,
+    /// The engine's budget.
+    pub budget: Budget,
+    /// The methods timed, in column order.
+    pub methods: &'static [MethodId],
+}
+
+/// The methods of the large-file rows: those that need no budget.
+const LARGE: &[MethodId] = &[
+    MethodId::Buffer,
+    MethodId::Cursor,
+    MethodId::Mmap,
+    MethodId::Pread,
+];
+
+/// The methods of the small-files rows: every one.
+const SMALL: &[MethodId] = &MethodId::ALL;
+
+/// What [`plan`] needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Random 1-byte reads of the large file per run.
+    pub ops: usize,
+    /// Threads of the threaded rows.
+    pub threads: usize,
+    /// The budget of the uniform small-files rows.
+    pub small: Budget,
+    /// The budget of the skewed row.
+    pub skewed: Budget,
+    /// Whether there are small files.
+    pub small_files: bool,
+}
+
+/// The share of the small files that is hot in the skewed row, and the
+/// share of its reads that go to them.
+pub const HOT_FILES: f64 = 0.2;
+/// See [`HOT_FILES`].
+pub const HOT_READS: f64 = 0.8;
+
+/// The benchmark's rows, in order: one line each (name, label, files,
+/// reads, reads per thread, budget); a threaded twin follows its row.
+#[rustfmt::skip]
+pub fn plan(s: Sizes) -> Vec<Workload> {
+    use Files::{Large, Small};
+    let n4 = (s.ops / 4).max(1);
+    // Reads across the small files mostly map a window each: fewer of them.
+    let n_small = (s.ops / 10).max(1);
+    let (none, t) = (Budget::default(), s.threads);
+    let uniform = |len| Pattern::Uniform { len };
+    let skewed = Pattern::Skewed { len: READ, hot_files: HOT_FILES, hot_reads: HOT_READS };
+    let w = Workload::new;
+    let blocks = w("random_4k", "random 4 KiB reads", Large, uniform(READ), n4, none);
+    let mut rows = vec![
+        w("sequential_scan", "sequential scan", Large, Pattern::Scan, 1, none),
+        w("random_1byte", "random 1-byte reads", Large, uniform(1), s.ops, none),
+        blocks.clone(),
+        blocks.threaded("random_4k_threads", "random 4 KiB reads, threads", t),
+    ];
+    if s.small_files {
+        let small = w("small_files_random_4k", "small files, 4 KiB reads", Small, uniform(READ), n_small, s.small);
+        rows.extend([
+            small.clone(),
+            small.threaded("small_files_random_4k_threads", "small files, 4 KiB reads, threads", t),
+            w("small_files_skewed_4k", "small files, skewed 80/20", Small, skewed, n_small, s.skewed),
+        ]);
+    }
+    rows
+}
+
+/// The budget under which the hot files of the skewed row fit and the whole
+/// set does not: a quarter more mappings and memory than the hot files
+/// take (memory charged in whole pages, as the engine charges it).
+pub fn hot_budget(sizes: &[u64], max_open_files: Option<usize>) -> Budget {
+    let hot = hot_count(sizes.len());
+    let page = *smmap::ALLOCATIONGRANULARITY;
+    let hot_bytes: u64 = sizes[..hot].iter().map(|s| s.div_ceil(page) * page).sum();
+    Budget {
+        max_memory: Some((hot_bytes + hot_bytes / 4).max(page)),
+        max_handles: Some((hot + hot / 4).max(2)),
+        max_open_files,
+    }
+}
+
+/// How many of `n` files are hot.
+pub fn hot_count(n: usize) -> usize {
+    ((n as f64 * HOT_FILES).ceil() as usize).clamp(1, n.max(1))
+}
+
+impl Workload {
+    /// A row read by one thread, with every method that suits its files.
+    pub fn new(
+        name: &'static str,
+        label: &'static str,
+        files: Files,
+        pattern: Pattern,
+        ops: usize,
+        budget: Budget,
+    ) -> Self {
+        let methods = match files {
+            Files::Large => LARGE,
+            Files::Small => SMALL,
+        };
+        Workload {
+            name,
+            label,
+            files,
+            pattern,
+            threads: 1,
+            ops,
+            budget,
+            methods,
+        }
+    }
+
+    /// The same reads from `threads` threads, each with a list of its own.
+    pub fn threaded(&self, name: &'static str, label: &'static str, threads: usize) -> Self {
+        Workload {
+            name,
+            label,
+            threads,
+            ..self.clone()
+        }
+    }
+
+    /// How the methods read this workload's files.
+    pub fn access(&self, window: u64) -> Access {
+        Access {
+            release: self.files == Files::Small,
+            sequential: self.pattern == Pattern::Scan,
+            window,
+            budget: self.budget,
+        }
+    }
+
+    /// Each thread's reads of `set`.
+    pub fn ops(&self, set: &FileSet, rng: &mut Rng) -> Vec<Vec<Op>> {
+        let n = set.sizes.len() as u64;
+        let at = |rng: &mut Rng, file: u64, len: u64| Op {
+            file: file as u32,
+            offset: rng.below(set.sizes[file as usize] - len + 1),
+            len,
+        };
+        (0..self.threads)
+            .map(|_| match self.pattern {
+                Pattern::Scan => (0..n)
+                    .map(|f| Op {
+                        file: f as u32,
+                        offset: 0,
+                        len: set.sizes[f as usize],
+                    })
+                    .collect(),
+                Pattern::Uniform { len } => (0..self.ops)
+                    .map(|_| {
+                        let f = rng.below(n);
+                        at(rng, f, len)
+                    })
+                    .collect(),
+                Pattern::Skewed { len, hot_reads, .. } => {
+                    let hot = hot_count(n as usize) as u64;
+                    (0..self.ops)
+                        .map(|_| {
+                            let to_hot =
+                                rng.below(1 << 20) < (hot_reads * f64::from(1 << 20)) as u64;
+                            let f = if to_hot || hot == n {
+                                rng.below(hot)
+                            } else {
+                                hot + rng.below(n - hot)
+                            };
+                            at(rng, f, len)
+                        })
+                        .collect()
+                }
+            })
+            .collect()
+    }
+
+    /// Reads per run, all threads.
+    pub fn total_ops(&self, lists: &[Vec<Op>]) -> u64 {
+        lists.iter().map(|l| l.len() as u64).sum()
     }
 }
 
 /// The manager's counters over one timed run (set-up excluded), from
-/// `Manager::stats()`. JSON fields: `evictions`, `peak_mapped_bytes`,
-/// `maps`, `misses`, `hits`.
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `Manager::stats()`. JSON object `{method}_stats` of a row.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
 pub struct RunStats {
     /// Windows unmapped to stay within the limits during the run.
     pub evictions: u64,
-    /// Most bytes mapped at once by the manager (set-up included).
+    /// Most bytes mapped at once by the manager (set-up and earlier runs
+    /// included).
     pub peak_mapped_bytes: u64,
     /// Windows mapped during the run.
     pub maps: u64,
     /// Reads that needed the manager (took its lock).
     pub misses: u64,
-    /// Reads served by the cursor's current window without a lock.
+    /// Reads served by the cursor's current window (or copy) without a lock.
     pub hits: u64,
+    /// Reads served by `pread` instead of mapping a window that would have
+    /// had to evict another (adaptive policy).
+    pub preads: u64,
+    /// Bytes those reads copied.
+    pub pread_bytes: u64,
+    /// Windows mapped because they were asked for again while remembered
+    /// as copied ("admitted").
+    pub ghost_hits: u64,
+    /// Descriptors the manager opened.
+    pub fd_opens: u64,
+    /// Misses that waited for another thread.
+    pub waits: u64,
+    /// The share of reads served by a window already mapped:
+    /// `1 − (maps + preads) / reads`, at least 0.
+    pub hit_ratio: f64,
 }
 
 impl RunStats {
-    fn between(before: &smmap::Stats, after: &smmap::Stats) -> Self {
+    fn between(before: &smmap::Stats, after: &smmap::Stats, reads: u64) -> Self {
+        let d = |f: fn(&smmap::Stats) -> u64| f(after) - f(before);
+        let maps = d(|s| s.maps);
+        let preads = d(|s| s.preads);
         RunStats {
-            evictions: after.evictions - before.evictions,
+            evictions: d(|s| s.evictions),
             peak_mapped_bytes: after.peak_mapped_bytes,
-            maps: after.maps - before.maps,
-            misses: after.misses - before.misses,
-            hits: after.hits - before.hits,
+            maps,
+            misses: d(|s| s.misses),
+            hits: d(|s| s.hits),
+            preads,
+            pread_bytes: d(|s| s.pread_bytes),
+            ghost_hits: d(|s| s.ghost_hits),
+            fd_opens: d(|s| s.fd_opens),
+            waits: d(|s| s.waits),
+            hit_ratio: (1.0 - (maps + preads) as f64 / reads.max(1) as f64).max(0.0),
         }
     }
 }
@@ -88,396 +339,40 @@ pub struct Run {
     pub stats: Option<RunStats>,
 }
 
-/// The large file, the manager that reads it and its raw mapping. Both
-/// live as long as the benchmark, so that after the first run every method
-/// reads through mappings whose pages are already faulted in: the best run
-/// measures the read path, not page faults.
-pub struct BigFile<'a> {
-    /// Its path.
-    pub path: &'a Path,
-    /// The manager with the large-file limits.
-    pub manager: &'a Manager,
-    /// The whole file, mapped once.
-    pub map: &'a Mmap,
-}
-
-/// The small files, the manager that reads them, one raw mapping and one
-/// open descriptor per file, all kept from run to run.
-pub struct SmallSet<'a> {
-    /// The files.
-    pub files: &'a [SmallFile],
-    /// The manager with the small-files limits.
-    pub manager: &'a Manager,
-    /// Each file mapped whole, once.
-    pub maps: &'a [Mmap],
-    /// Each file open, for pread.
-    pub open: &'a [File],
-}
-
-/// A cursor on `path`, with an access hint for the kernel if given.
-///
-/// Only the sequential scan gives one (to both the engine and raw mmap): the
-/// engine passes a cursor's hint to madvise each time the cursor moves to
-/// another window, already mapped or not, which would charge the random
-/// reads a system call per window switch that raw mmap never pays.
-fn cursor_on(
-    manager: &Manager,
-    path: &Path,
-    hint: Option<AccessHint>,
-) -> anyhow::Result<WindowCursor> {
-    let mut cursor = manager.make_cursor(path)?;
-    cursor.set_access_hint(hint);
-    Ok(cursor)
-}
-
-/// Maps the whole file at `path`, read-only, with `advice`.
-pub fn map_whole(path: &Path, advice: Advice) -> anyhow::Result<Mmap> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: a read-only mapping of a file only this benchmark writes, and
-    // it writes no file while reading.
-    let map =
-        unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-    // Advice is advice: a kernel that ignores it changes nothing.
-    let _ = map.advise(advice);
-    Ok(map)
-}
-
-/// Reads `len` bytes at `offset` through a cursor, window by window; returns
-/// their sum.
-#[inline]
-fn cursor_sum(cursor: &mut WindowCursor, offset: u64, len: usize) -> anyhow::Result<u64> {
-    let mut done = 0usize;
-    let mut sum = 0u64;
-    while done < len {
-        let at = offset + done as u64;
-        let view = cursor.use_region(at, len - done)?.buffer();
-        if view.is_empty() {
-            bail!("the cursor could not map offset {at}");
-        }
-        sum += byte_sum(view);
-        done += view.len();
-    }
-    Ok(sum)
-}
-
-/// Times `body` with the manager of `big`, returning its counters.
-fn timed_engine(
-    big: &BigFile<'_>,
-    body: impl FnOnce(&Manager) -> anyhow::Result<u64>,
-) -> anyhow::Result<Run> {
-    let manager = big.manager;
-    let before = manager.stats();
-    let start = Instant::now();
-    let checksum = body(manager)?;
-    let time = start.elapsed();
-    let stats = Some(RunStats::between(&before, &manager.stats()));
-    Ok(Run {
+/// Runs each list of reads in a thread of its own (in this thread when
+/// there is one), each with its own reader made first. Only the reads are
+/// timed: the clock starts when every thread has its reader. The checksum
+/// adds up the threads' checksums.
+pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
+    let snapshot = || method.manager().map(Manager::stats);
+    let reads: u64 = lists.iter().map(|l| l.len() as u64).sum();
+    let finish = |time, checksum, before: Option<smmap::Stats>| Run {
         time,
         checksum,
-        stats,
-    })
-}
-
-fn timed(body: impl FnOnce() -> anyhow::Result<u64>) -> anyhow::Result<Run> {
-    let start = Instant::now();
-    let checksum = body()?;
-    Ok(Run {
-        time: start.elapsed(),
-        checksum,
-        stats: None,
-    })
-}
-
-/// Reads the whole large file front to back; the checksum is the sum of its
-/// bytes.
-pub fn sequential(big: &BigFile<'_>, method: Method) -> anyhow::Result<Run> {
-    let path = big.path;
-    match method {
-        Method::Buffer => timed_engine(big, |m| {
-            let cursor = cursor_on(m, path, Some(AccessHint::Sequential))?;
-            let mut buf = SlidingWindowMapBuffer::new(cursor, 0, u64::MAX)?;
-            let mut sum = 0u64;
-            loop {
-                let chunk = buf.fill_buf()?;
-                if chunk.is_empty() {
-                    break;
-                }
-                sum += byte_sum(chunk);
-                let n = chunk.len();
-                buf.consume(n);
-            }
-            Ok(sum)
-        }),
-        Method::Cursor => timed_engine(big, |m| {
-            let mut cursor = cursor_on(m, path, Some(AccessHint::Sequential))?;
-            let size = cursor.file_size().unwrap_or(0);
-            let mut offset = 0;
-            let mut sum = 0u64;
-            while offset < size {
-                let view = cursor.use_region(offset, 0)?.buffer();
-                if view.is_empty() {
-                    bail!("the cursor could not map offset {offset}");
-                }
-                sum += byte_sum(view);
-                offset += view.len() as u64;
-            }
-            Ok(sum)
-        }),
-        Method::Mmap => timed(|| {
-            let _ = big.map.advise(Advice::Sequential);
-            let sum = byte_sum(big.map);
-            let _ = big.map.advise(Advice::Normal);
-            Ok(sum)
-        }),
-        Method::Pread => timed(|| {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut block = vec![0u8; 1 << 20];
-            let mut offset = 0u64;
-            let mut sum = 0u64;
-            loop {
-                let n = file.read_at(&mut block, offset)?;
-                if n == 0 {
-                    break;
-                }
-                sum += byte_sum(&block[..n]);
-                offset += n as u64;
-            }
-            Ok(sum)
-        }),
-    }
-}
-
-/// Reads one byte at each offset.
-pub fn random_bytes(big: &BigFile<'_>, offsets: &[u64], method: Method) -> anyhow::Result<Run> {
-    let path = big.path;
-    match method {
-        Method::Buffer => timed_engine(big, |m| {
-            let cursor = cursor_on(m, path, None)?;
-            let mut buf = SlidingWindowMapBuffer::new(cursor, 0, u64::MAX)?;
-            let mut h = 0u64;
-            for &o in offsets {
-                h = mix(h, u64::from(buf.get(o)?));
-            }
-            Ok(h)
-        }),
-        Method::Cursor => timed_engine(big, |m| {
-            let mut cursor = cursor_on(m, path, None)?;
-            let mut h = 0u64;
-            for &o in offsets {
-                match cursor.use_region(o, 1)?.buffer().first() {
-                    Some(&b) => h = mix(h, u64::from(b)),
-                    None => bail!("the cursor could not map offset {o}"),
-                }
-            }
-            Ok(h)
-        }),
-        Method::Mmap => timed(|| {
-            let map = big.map;
-            let mut h = 0u64;
-            for &o in offsets {
-                h = mix(h, u64::from(map[o as usize]));
-            }
-            Ok(h)
-        }),
-        Method::Pread => timed(|| {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut byte = [0u8; 1];
-            let mut h = 0u64;
-            for &o in offsets {
-                file.read_exact_at(&mut byte, o)?;
-                h = mix(h, u64::from(byte[0]));
-            }
-            Ok(h)
-        }),
-    }
-}
-
-/// Reads [`READ`] bytes at each offset of each thread's list, one thread
-/// per list, all on one manager for the engine's methods (each thread with
-/// its own buffer or cursor). The checksum adds up the threads' checksums.
-pub fn random_blocks(big: &BigFile<'_>, lists: &[Vec<u64>], method: Method) -> anyhow::Result<Run> {
-    let path = big.path;
-    let n = READ as u64;
-    match method {
-        Method::Buffer => {
-            let m = big.manager;
-            let setup = || -> anyhow::Result<SlidingWindowMapBuffer> {
-                Ok(SlidingWindowMapBuffer::new(
-                    cursor_on(m, path, None)?,
-                    0,
-                    u64::MAX,
-                )?)
-            };
-            let body = |buf: &mut SlidingWindowMapBuffer, offsets: &[u64]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &o in offsets {
-                    h = mix(h, byte_sum(&buf.slice(o..o + n)?));
-                }
-                Ok(h)
-            };
-            in_threads(lists, Some(m), setup, body)
-        }
-        Method::Cursor => {
-            let m = big.manager;
-            let setup = || cursor_on(m, path, None);
-            let body = |cursor: &mut WindowCursor, offsets: &[u64]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &o in offsets {
-                    h = mix(h, cursor_sum(cursor, o, READ)?);
-                }
-                Ok(h)
-            };
-            in_threads(lists, Some(m), setup, body)
-        }
-        Method::Mmap => {
-            let map = big.map;
-            let body = |_: &mut (), offsets: &[u64]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &o in offsets {
-                    h = mix(h, byte_sum(&map[o as usize..o as usize + READ]));
-                }
-                Ok(h)
-            };
-            in_threads(lists, None, || Ok(()), body)
-        }
-        Method::Pread => {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let body = |block: &mut Box<[u8; READ]>, offsets: &[u64]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &o in offsets {
-                    file.read_exact_at(&mut block[..], o)?;
-                    h = mix(h, byte_sum(&block[..]));
-                }
-                Ok(h)
-            };
-            in_threads(lists, None, || Ok(Box::new([0u8; READ])), body)
-        }
-    }
-}
-
-/// One read of the small-files workloads: a file's index and an offset in it.
-pub type SmallRead = (u32, u32);
-
-/// Reads [`READ`] bytes at each `(file, offset)` of each thread's list, one
-/// thread per list, all on the set's manager for the engine's methods. The checksum adds up the threads' checksums.
-pub fn small_files(
-    set: &SmallSet<'_>,
-    reads: &[Vec<SmallRead>],
-    method: Method,
-) -> anyhow::Result<Run> {
-    let (files, m) = (set.files, set.manager);
-    match method {
-        Method::Buffer => {
-            let setup = || -> anyhow::Result<Vec<SlidingWindowMapBuffer>> {
-                files
-                    .iter()
-                    .map(|f| {
-                        let mut b =
-                            SlidingWindowMapBuffer::new(m.make_cursor(&f.path)?, 0, u64::MAX)?;
-                        b.end_access();
-                        Ok(b)
-                    })
-                    .collect()
-            };
-            let body = |bufs: &mut Vec<SlidingWindowMapBuffer>,
-                        reads: &[SmallRead]|
-             -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &(f, o) in reads {
-                    let b = &mut bufs[f as usize];
-                    b.begin_access(None, u64::from(o), READ as u64)?;
-                    h = mix(h, byte_sum(&b.slice(0..READ as u64)?));
-                    b.end_access();
-                }
-                Ok(h)
-            };
-            in_threads(reads, Some(m), setup, body)
-        }
-        Method::Cursor => {
-            let setup = || -> anyhow::Result<Vec<WindowCursor>> {
-                files.iter().map(|f| Ok(m.make_cursor(&f.path)?)).collect()
-            };
-            let body =
-                |cursors: &mut Vec<WindowCursor>, reads: &[SmallRead]| -> anyhow::Result<u64> {
-                    let mut h = 0u64;
-                    for &(f, o) in reads {
-                        let c = &mut cursors[f as usize];
-                        h = mix(h, cursor_sum(c, u64::from(o), READ)?);
-                        c.unuse_region();
-                    }
-                    Ok(h)
-                };
-            in_threads(reads, Some(m), setup, body)
-        }
-        Method::Mmap => {
-            let maps = set.maps;
-            let body = |_: &mut (), reads: &[SmallRead]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &(f, o) in reads {
-                    let o = o as usize;
-                    h = mix(h, byte_sum(&maps[f as usize][o..o + READ]));
-                }
-                Ok(h)
-            };
-            in_threads(reads, None, || Ok(()), body)
-        }
-        Method::Pread => {
-            let open = set.open;
-            let body = |block: &mut Box<[u8; READ]>, reads: &[SmallRead]| -> anyhow::Result<u64> {
-                let mut h = 0u64;
-                for &(f, o) in reads {
-                    open[f as usize].read_exact_at(&mut block[..], u64::from(o))?;
-                    h = mix(h, byte_sum(&block[..]));
-                }
-                Ok(h)
-            };
-            in_threads(reads, None, || Ok(Box::new([0u8; READ])), body)
-        }
-    }
-}
-
-/// Runs `body` over each list of reads, in as many threads as lists (in
-/// this thread when there is one), each after its own `setup`. Only the
-/// reads are timed: the clock starts when every thread has set up.
-fn in_threads<S, R: Sync>(
-    reads: &[Vec<R>],
-    manager: Option<&Manager>,
-    setup: impl Fn() -> anyhow::Result<S> + Sync,
-    body: impl Fn(&mut S, &[R]) -> anyhow::Result<u64> + Sync,
-) -> anyhow::Result<Run> {
-    let snapshot = || manager.map(Manager::stats);
-    if let [only] = reads {
-        let mut state = setup()?;
+        stats: before
+            .zip(snapshot())
+            .map(|(b, a)| RunStats::between(&b, &a, reads)),
+    };
+    if let [only] = lists {
+        let mut reader = method.reader()?;
         let before = snapshot();
         let start = Instant::now();
-        let checksum = body(&mut state, only)?;
+        let checksum = reader.fold(only)?;
         let time = start.elapsed();
-        drop(state);
-        let stats = before
-            .zip(snapshot())
-            .map(|(b, a)| RunStats::between(&b, &a));
-        return Ok(Run {
-            time,
-            checksum,
-            stats,
-        });
+        drop(reader);
+        return Ok(finish(time, checksum, before));
     }
-    // All threads set up, then the counters are read, then all start.
-    let (ready, go) = (Barrier::new(reads.len() + 1), Barrier::new(reads.len() + 1));
-    let (setup, body, ready, go) = (&setup, &body, &ready, &go);
+    let n = lists.len() + 1;
+    let (ready, go) = (&Barrier::new(n), &Barrier::new(n));
     std::thread::scope(|scope| {
-        let handles: Vec<_> = reads
+        let handles: Vec<_> = lists
             .iter()
             .map(|list| {
                 scope.spawn(move || {
-                    let state = setup();
+                    let reader = method.reader();
                     ready.wait();
                     go.wait();
-                    let mut state = state?;
-                    body(&mut state, list)
+                    reader?.fold(list)
                 })
             })
             .collect();
@@ -498,16 +393,59 @@ fn in_threads<S, R: Sync>(
             }
         }
         let time = start.elapsed();
-        if let Some(e) = first_error {
-            return Err(e);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(finish(time, checksum, before)),
         }
-        let stats = before
-            .zip(snapshot())
-            .map(|(b, a)| RunStats::between(&b, &a));
-        Ok(Run {
-            time,
-            checksum,
-            stats,
-        })
+    })
+}
+
+/// The best run of each method of one workload, and the checksum every run
+/// agreed on.
+pub struct Measured {
+    /// Each method's fastest run.
+    pub best: BTreeMap<MethodId, Run>,
+    /// The checksum.
+    pub checksum: u64,
+}
+
+/// Runs every method `repeat` times, interleaved so that drift in the
+/// machine's speed spreads over all of them; keeps each method's fastest run
+/// and checks that every run read the same bytes. `step` is called before
+/// each run with the method and the round.
+pub fn measure(
+    methods: &[(MethodId, Box<dyn Method + '_>)],
+    lists: &[Vec<Op>],
+    repeat: usize,
+    label: &str,
+    mut step: impl FnMut(MethodId, usize),
+) -> anyhow::Result<Measured> {
+    let mut best: BTreeMap<MethodId, Run> = BTreeMap::new();
+    let mut first: Option<(MethodId, u64)> = None;
+    for round in 0..repeat {
+        for (id, method) in methods {
+            data::check_interrupted()?;
+            step(*id, round);
+            let run = run_once(method.as_ref(), lists)
+                .with_context(|| format!("{label}, {}", id.label()))?;
+            match first {
+                None => first = Some((*id, run.checksum)),
+                Some((m0, c0)) if c0 != run.checksum => bail!(
+                    "{label}: {} read bytes with checksum {:#x} but {} read {c0:#x}; the timings would be meaningless",
+                    id.label(),
+                    run.checksum,
+                    m0.label()
+                ),
+                Some(_) => {}
+            }
+            let slot = best.entry(*id).or_insert(run);
+            if run.time < slot.time {
+                *slot = run;
+            }
+        }
+    }
+    Ok(Measured {
+        best,
+        checksum: first.map_or(0, |f| f.1),
     })
 }

@@ -1,0 +1,484 @@
+//! The ways of reading, each a [`Method`] that hands every thread a
+//! [`Reader`]: the engine's buffer (under either read policy) and cursor,
+//! one raw whole-file `memmap2` mapping per file, `pread`, and a fresh
+//! mapping of the window per read (map, touch, unmap: the floor any
+//! always-mapping cursor pays).
+//!
+//! Adding a method: a variant of [`MethodId`], its key and label, an arm in
+//! [`MethodId::prepare`], and a `Reader`.
+
+use std::fs::File;
+use std::io::{BufRead, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use memmap2::{Advice, Mmap, MmapOptions};
+use smmap::{AccessHint, Manager, ReadPolicy, SlidingWindowMapBuffer, WindowCursor};
+
+use super::data::{byte_sum, mix};
+use super::workloads::Budget;
+
+/// The files of a workload, and what the baselines keep of them from run to
+/// run: a raw mapping of each whole file and an open descriptor.
+pub struct FileSet {
+    /// Where they are.
+    pub paths: Vec<PathBuf>,
+    /// Their sizes.
+    pub sizes: Vec<u64>,
+    /// Each file mapped whole, once.
+    pub maps: Vec<Mmap>,
+    /// Each file open, for `pread` and the per-read mappings.
+    pub open: Vec<File>,
+}
+
+impl FileSet {
+    /// Opens and maps every file.
+    pub fn open(paths: Vec<PathBuf>) -> anyhow::Result<Self> {
+        let open = paths
+            .iter()
+            .map(|p| {
+                File::open(p).with_context(|| {
+                    format!(
+                        "cannot open {}: the baselines keep all {} files open \
+                         (raise `ulimit -n` or use fewer --files)",
+                        p.display(),
+                        paths.len()
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sizes = open
+            .iter()
+            .map(|f| Ok(f.metadata()?.len()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let maps = open
+            .iter()
+            .zip(&paths)
+            .map(|(f, p)| {
+                // SAFETY: a read-only mapping of a file only this benchmark
+                // writes, and it writes no file while reading.
+                unsafe { Mmap::map(f) }.with_context(|| format!("cannot map {}", p.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(FileSet {
+            paths,
+            sizes,
+            maps,
+            open,
+        })
+    }
+
+    /// Total bytes.
+    pub fn bytes(&self) -> u64 {
+        self.sizes.iter().sum()
+    }
+}
+
+/// How a workload reads its files, as the methods need to know it.
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    /// Each read releases its window (many files, one read at a time each);
+    /// otherwise each thread keeps one buffer or cursor per file.
+    pub release: bool,
+    /// A front-to-back scan: the engine's cursors and the raw mappings are
+    /// told so (`madvise(MADV_SEQUENTIAL)`). Random reads get no hint: the
+    /// engine passes a hint to the kernel once per window, which would
+    /// charge the random reads a system call that raw mmap never pays.
+    pub sequential: bool,
+    /// The engine's window size.
+    pub window: u64,
+    /// The engine's budget.
+    pub budget: Budget,
+}
+
+/// One read: `len` bytes at `offset` of file `file`.
+#[derive(Clone, Copy, Debug)]
+pub struct Op {
+    /// Index into the workload's [`FileSet`].
+    pub file: u32,
+    /// Where the read starts.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+}
+
+/// A way of reading, set up once per workload and kept from run to run.
+pub trait Method: Sync {
+    /// A reader for one thread, made before the clock starts.
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>>;
+
+    /// The engine's manager, whose counters the report shows.
+    fn manager(&self) -> Option<&Manager> {
+        None
+    }
+}
+
+/// One thread's reads.
+pub trait Reader {
+    /// The sum of the bytes read by `op` (see [`byte_sum`]).
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64>;
+
+    /// The checksum of a list of reads: each read's sum folded in order
+    /// with [`mix`]. (Called once per run; `sum` is called directly, not
+    /// through the trait object, for every read.)
+    fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64> {
+        let mut h = 0u64;
+        for &op in ops {
+            h = mix(h, self.sum(op)?);
+        }
+        Ok(h)
+    }
+}
+
+/// The ways of reading, in the order of the table's columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MethodId {
+    /// [`SlidingWindowMapBuffer`], adaptive read policy (the default).
+    Buffer,
+    /// [`SlidingWindowMapBuffer`], [`ReadPolicy::AlwaysMap`].
+    BufferMap,
+    /// [`WindowCursor`] and `use_region`.
+    Cursor,
+    /// One `memmap2` mapping of each whole file, no limits.
+    Mmap,
+    /// `pread(2)` into a buffer.
+    Pread,
+    /// `mmap` of the window, touch, `munmap`, for every read.
+    MapUnmap,
+}
+
+impl MethodId {
+    /// All of them, in column order.
+    pub const ALL: [MethodId; 6] = [
+        MethodId::Buffer,
+        MethodId::BufferMap,
+        MethodId::Cursor,
+        MethodId::Mmap,
+        MethodId::Pread,
+        MethodId::MapUnmap,
+    ];
+
+    /// The name in JSON fields (`{key}_ns`, `{key}_ratio`, `{key}_stats`).
+    pub fn key(self) -> &'static str {
+        match self {
+            MethodId::Buffer => "buffer",
+            MethodId::BufferMap => "buffer_map",
+            MethodId::Cursor => "cursor",
+            MethodId::Mmap => "mmap",
+            MethodId::Pread => "pread",
+            MethodId::MapUnmap => "map_unmap",
+        }
+    }
+
+    /// The column heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            MethodId::Buffer => "buffer",
+            MethodId::BufferMap => "buf(map)",
+            MethodId::Cursor => "cursor",
+            MethodId::Mmap => "raw mmap",
+            MethodId::Pread => "pread",
+            MethodId::MapUnmap => "map+unmap",
+        }
+    }
+
+    /// Sets the method up for a workload on `files`.
+    pub fn prepare<'a>(
+        self,
+        files: &'a FileSet,
+        access: Access,
+    ) -> anyhow::Result<Box<dyn Method + 'a>> {
+        Ok(match self {
+            MethodId::Buffer => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, true)),
+            MethodId::BufferMap => {
+                Box::new(Engine::new(files, access, ReadPolicy::AlwaysMap, true))
+            }
+            MethodId::Cursor => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, false)),
+            MethodId::Mmap => Box::new(RawMaps::new(files, access)),
+            MethodId::Pread => Box::new(Pread { files }),
+            MethodId::MapUnmap => Box::new(MapUnmap {
+                files,
+                window: access.window,
+            }),
+        })
+    }
+}
+
+/// The engine: a manager with the workload's budget, read through buffers
+/// or bare cursors.
+struct Engine<'a> {
+    files: &'a FileSet,
+    access: Access,
+    manager: Manager,
+    buffers: bool,
+}
+
+impl<'a> Engine<'a> {
+    fn new(files: &'a FileSet, access: Access, policy: ReadPolicy, buffers: bool) -> Self {
+        Engine {
+            files,
+            access,
+            manager: access.budget.manager(access.window, policy),
+            buffers,
+        }
+    }
+
+    fn cursor(&self, i: usize) -> anyhow::Result<WindowCursor> {
+        let mut c = self.manager.make_cursor(&self.files.paths[i])?;
+        c.set_access_hint(self.access.sequential.then_some(AccessHint::Sequential));
+        Ok(c)
+    }
+}
+
+impl Method for Engine<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        let n = self.files.paths.len();
+        let release = self.access.release;
+        if !self.buffers {
+            let cursors = (0..n).map(|i| self.cursor(i)).collect::<Result<_, _>>()?;
+            return Ok(Box::new(CursorReader { cursors, release }));
+        }
+        let bufs = (0..n)
+            .map(|i| {
+                let mut b = SlidingWindowMapBuffer::new(self.cursor(i)?, 0, u64::MAX)?;
+                if release {
+                    b.end_access();
+                }
+                Ok(b)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Box::new(BufferReader { bufs, release }))
+    }
+
+    fn manager(&self) -> Option<&Manager> {
+        Some(&self.manager)
+    }
+}
+
+/// Reads of more bytes than this go through `BufRead`, a window at a time.
+const SLICE_MAX: u64 = 1 << 20;
+
+/// One buffer per file: a view of the whole file kept for every read, or,
+/// with `release`, pointed at each read (`begin_access`) and released after
+/// it (`end_access`).
+struct BufferReader {
+    bufs: Vec<SlidingWindowMapBuffer>,
+    release: bool,
+}
+
+impl BufferReader {
+    /// The sum of `len` bytes from index `i` of `b`.
+    #[inline]
+    fn sum_in(b: &mut SlidingWindowMapBuffer, i: u64, len: u64) -> anyhow::Result<u64> {
+        if len == 1 {
+            return Ok(u64::from(b.get(i)?));
+        }
+        if len <= SLICE_MAX {
+            return Ok(byte_sum(&b.slice(i..i + len)?));
+        }
+        b.seek(SeekFrom::Start(i))?;
+        let mut left = len;
+        let mut sum = 0u64;
+        while left > 0 {
+            let chunk = b.fill_buf()?;
+            if chunk.is_empty() {
+                bail!("the buffer ended {left} bytes early");
+            }
+            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            sum += byte_sum(&chunk[..n]);
+            b.consume(n);
+            left -= n as u64;
+        }
+        Ok(sum)
+    }
+}
+
+impl Reader for BufferReader {
+    #[inline]
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
+        let b = &mut self.bufs[op.file as usize];
+        if !self.release {
+            return Self::sum_in(b, op.offset, op.len);
+        }
+        b.begin_access(None, op.offset, op.len)?;
+        let sum = Self::sum_in(b, 0, op.len);
+        b.end_access();
+        sum
+    }
+}
+
+/// One cursor per file, moved window by window with `use_region`; with
+/// `release`, the window is released after each read (`unuse_region`).
+struct CursorReader {
+    cursors: Vec<WindowCursor>,
+    release: bool,
+}
+
+impl Reader for CursorReader {
+    #[inline]
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
+        let c = &mut self.cursors[op.file as usize];
+        let mut done = 0u64;
+        let mut sum = 0u64;
+        while done < op.len {
+            let at = op.offset + done;
+            let want = usize::try_from(op.len - done).unwrap_or(usize::MAX);
+            let view = c.use_region(at, want)?.buffer();
+            if view.is_empty() {
+                bail!("the cursor could not map offset {at}");
+            }
+            sum += byte_sum(view);
+            done += view.len() as u64;
+        }
+        if self.release {
+            c.unuse_region();
+        }
+        Ok(sum)
+    }
+}
+
+/// The raw whole-file mappings; a scan tells the kernel it is one for as
+/// long as the workload lasts.
+struct RawMaps<'a> {
+    files: &'a FileSet,
+    sequential: bool,
+}
+
+impl<'a> RawMaps<'a> {
+    fn new(files: &'a FileSet, access: Access) -> Self {
+        if access.sequential {
+            for m in &files.maps {
+                // Advice is advice: a kernel that ignores it changes nothing.
+                let _ = m.advise(Advice::Sequential);
+            }
+        }
+        RawMaps {
+            files,
+            sequential: access.sequential,
+        }
+    }
+}
+
+impl Drop for RawMaps<'_> {
+    fn drop(&mut self) {
+        if self.sequential {
+            for m in &self.files.maps {
+                let _ = m.advise(Advice::Normal);
+            }
+        }
+    }
+}
+
+impl Method for RawMaps<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        Ok(Box::new(MapsReader(&self.files.maps)))
+    }
+}
+
+struct MapsReader<'a>(&'a [Mmap]);
+
+impl Reader for MapsReader<'_> {
+    #[inline]
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
+        let map = &self.0[op.file as usize];
+        let at = op.offset as usize;
+        if op.len == 1 {
+            return Ok(u64::from(map[at]));
+        }
+        Ok(byte_sum(&map[at..at + op.len as usize]))
+    }
+}
+
+/// `pread` into a buffer of each thread, a MiB at a time at most.
+struct Pread<'a> {
+    files: &'a FileSet,
+}
+
+impl Method for Pread<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        Ok(Box::new(PreadReader {
+            open: &self.files.open,
+            block: vec![0; SLICE_MAX as usize],
+        }))
+    }
+}
+
+struct PreadReader<'a> {
+    open: &'a [File],
+    block: Vec<u8>,
+}
+
+impl Reader for PreadReader<'_> {
+    #[inline]
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
+        let file = &self.open[op.file as usize];
+        let mut done = 0u64;
+        let mut sum = 0u64;
+        while done < op.len {
+            let n = (op.len - done).min(self.block.len() as u64) as usize;
+            let block = &mut self.block[..n];
+            file.read_exact_at(block, op.offset + done)?;
+            sum += byte_sum(block);
+            done += n as u64;
+        }
+        Ok(sum)
+    }
+}
+
+/// For every read, maps the window the engine would map for it (from the
+/// read's page, `window` bytes or to the end of the file), reads, and
+/// unmaps: the system calls and the page fault that any cursor pays when it
+/// has to map a window per read.
+struct MapUnmap<'a> {
+    files: &'a FileSet,
+    window: u64,
+}
+
+impl Method for MapUnmap<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        Ok(Box::new(MapUnmapReader {
+            files: self.files,
+            window: self.window,
+            granularity: *smmap::ALLOCATIONGRANULARITY,
+        }))
+    }
+}
+
+struct MapUnmapReader<'a> {
+    files: &'a FileSet,
+    window: u64,
+    granularity: u64,
+}
+
+impl Reader for MapUnmapReader<'_> {
+    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
+        let f = op.file as usize;
+        let size = self.files.sizes[f];
+        let mut done = 0u64;
+        let mut sum = 0u64;
+        while done < op.len {
+            let at = op.offset + done;
+            // The whole file when a window holds it, as the engine maps it.
+            let (start, len) = if self.window == 0 || self.window >= size {
+                (0, size)
+            } else {
+                let start = at - at % self.granularity;
+                (start, self.window.min(size - start))
+            };
+            // SAFETY: as for the whole-file mappings in `FileSet::open`.
+            let map = unsafe {
+                MmapOptions::new()
+                    .offset(start)
+                    .len(len as usize)
+                    .map(&self.files.open[f])
+            }
+            .with_context(|| format!("cannot map {}", self.files.paths[f].display()))?;
+            let from = (at - start) as usize;
+            let n = (len - (at - start)).min(op.len - done) as usize;
+            sum += byte_sum(&map[from..from + n]);
+            done += n as u64;
+        }
+        Ok(sum)
+    }
+}

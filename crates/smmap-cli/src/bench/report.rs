@@ -1,0 +1,450 @@
+//! The benchmark's report: the types `--json` serializes (their fields are
+//! the JSON schema, documented here and only here), the ratios the project
+//! aims at, and the table for people.
+//!
+//! JSON, schema 1: field names are stable; new fields may be added.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::methods::MethodId;
+use super::workloads::{Measured, RunStats, Workload};
+
+/// The whole result: `--json` prints it.
+#[derive(Serialize, Debug)]
+pub struct Report {
+    /// 1.
+    pub schema: u32,
+    /// What was run.
+    pub config: Config,
+    /// One object per row, in table order.
+    pub workloads: Vec<Row>,
+    /// For each row that has a `…_threads` twin right after it (`random_4k`,
+    /// `small_files_random_4k`), per method key: the twin's throughput
+    /// divided by the row's.
+    pub thread_scaling: BTreeMap<&'static str, BTreeMap<&'static str, f64>>,
+    /// The ratios the project aims at, measured in this run.
+    pub goals: Vec<Goal>,
+    /// Always `true` (a mismatch is an error instead).
+    pub checksums_verified: bool,
+}
+
+/// The configuration, as run.
+#[derive(Serialize, Debug)]
+pub struct Config {
+    /// The temporary directory of the data (removed afterwards).
+    pub data_dir: String,
+    /// Size of the large file.
+    pub file_size: u64,
+    /// Number of small files.
+    pub small_files: usize,
+    /// Their total size.
+    pub small_files_bytes: u64,
+    /// Bytes per read of the 4 KiB rows.
+    pub read_size: u64,
+    /// The engine's window size, every row.
+    pub window_size: u64,
+    /// Memory limit of the large-file rows (the engine's default).
+    pub max_memory_size: u64,
+    /// Memory limit of the uniform small-files rows.
+    pub small_max_memory_size: u64,
+    /// Mapping limit of the uniform small-files rows.
+    pub small_max_handles: usize,
+    /// Descriptors the engine keeps in the small-files rows.
+    pub small_max_open_files: usize,
+    /// Memory limit of the skewed row: fits the hot files, not all.
+    pub skewed_max_memory_size: u64,
+    /// Mapping limit of the skewed row.
+    pub skewed_max_handles: usize,
+    /// Hot files of the skewed row.
+    pub hot_files: usize,
+    /// Their total size.
+    pub hot_files_bytes: u64,
+    /// The share of the skewed row's reads that go to them.
+    pub hot_reads_share: f64,
+    /// Threads of the `…_threads` rows.
+    pub threads: usize,
+    /// Runs of each method per row; the best counts.
+    pub repeat: usize,
+    /// Seed of the data and the offsets.
+    pub seed: u64,
+    /// The allocation granularity windows are aligned to.
+    pub granularity: u64,
+}
+
+/// One row of the table.
+///
+/// Besides the fields below, for each method run on the row, with its key
+/// `M` (`buffer`: buffer, adaptive policy; `buffer_map`: buffer,
+/// always-map policy; `cursor`; `mmap`: raw whole-file mappings; `pread`;
+/// `map_unmap`: map, touch, unmap per read — the last two and `buffer_map`
+/// on the small-files rows only):
+///
+/// - `M_ns`: the best wall time of a run, nanoseconds;
+/// - `M_ratio`: `M_ns / mmap_ns`;
+/// - `M_stats` (engine methods: `buffer`, `buffer_map`, `cursor`): the
+///   manager's counters over that run, a [`RunStats`].
+#[derive(Serialize, Debug)]
+pub struct Row {
+    /// `sequential_scan`, `random_1byte`, `random_4k`, `random_4k_threads`,
+    /// and with small files `small_files_random_4k`,
+    /// `small_files_random_4k_threads`, `small_files_skewed_4k`.
+    pub name: &'static str,
+    /// For people.
+    pub label: &'static str,
+    /// Reads per run, all threads (1 for the scan).
+    pub ops: u64,
+    /// Bytes read per run.
+    pub bytes: u64,
+    /// Threads.
+    pub threads: usize,
+    /// Hex string; equal for every method and run.
+    pub checksum: String,
+    /// `cursor_ns / map_unmap_ns`: the cursor against the floor of mapping
+    /// per read (rows with `map_unmap` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor_floor_ratio: Option<f64>,
+    /// The per-method fields.
+    #[serde(flatten)]
+    pub methods: Map<String, Value>,
+    /// The same, typed, for the table.
+    #[serde(skip)]
+    pub cells: BTreeMap<MethodId, (u64, Option<RunStats>)>,
+}
+
+/// A ratio the project aims at.
+#[derive(Serialize, Debug)]
+pub struct Goal {
+    /// What is compared.
+    pub label: &'static str,
+    /// The ratio measured.
+    pub value: f64,
+    /// The aim.
+    pub target: f64,
+    /// `true`: the value should be at least the target; `false`: at most.
+    pub at_least: bool,
+    /// Whether it was met.
+    pub met: bool,
+}
+
+impl Row {
+    /// The row of `w` from its measurements.
+    pub fn new(w: &Workload, ops: u64, bytes: u64, m: &Measured) -> Self {
+        let ns = |id: &MethodId| {
+            m.best
+                .get(id)
+                .map(|r| r.time.as_nanos().min(u128::from(u64::MAX)) as u64)
+        };
+        let mmap = ns(&MethodId::Mmap).unwrap_or(1).max(1);
+        let mut methods = Map::new();
+        let mut cells = BTreeMap::new();
+        for (id, run) in &m.best {
+            let t = ns(id).unwrap_or(0);
+            methods.insert(format!("{}_ns", id.key()), t.into());
+            methods.insert(
+                format!("{}_ratio", id.key()),
+                (t as f64 / mmap as f64).into(),
+            );
+            if let Some(s) = run.stats {
+                let v = serde_json::to_value(s).unwrap_or(Value::Null);
+                methods.insert(format!("{}_stats", id.key()), v);
+            }
+            cells.insert(*id, (t, run.stats));
+        }
+        let cursor_floor_ratio = ns(&MethodId::Cursor)
+            .zip(ns(&MethodId::MapUnmap))
+            .map(|(c, f)| c as f64 / f.max(1) as f64);
+        Row {
+            name: w.name,
+            label: w.label,
+            ops,
+            bytes,
+            threads: w.threads,
+            checksum: format!("{:#018x}", m.checksum),
+            cursor_floor_ratio,
+            methods,
+            cells,
+        }
+    }
+
+    fn ns(&self, id: MethodId) -> Option<u64> {
+        self.cells.get(&id).map(|c| c.0)
+    }
+
+    fn per_op(&self, id: MethodId) -> Option<f64> {
+        self.ns(id).map(|t| t as f64 / self.ops.max(1) as f64)
+    }
+}
+
+/// For each row followed by its `…_threads` twin, the twin's throughput
+/// over the row's, per method.
+pub fn scaling(rows: &[Row]) -> BTreeMap<&'static str, BTreeMap<&'static str, f64>> {
+    let mut out = BTreeMap::new();
+    for pair in rows.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.name.strip_suffix("_threads") != Some(a.name) {
+            continue;
+        }
+        let gains = a
+            .cells
+            .keys()
+            .filter_map(|&id| {
+                let (t1, tn) = (a.per_op(id)?, b.per_op(id)?);
+                Some((id.key(), t1 / tn.max(f64::MIN_POSITIVE)))
+            })
+            .collect();
+        out.insert(a.name, gains);
+    }
+    out
+}
+
+/// The ratios the project aims at, from this run's rows (those it has).
+pub fn goals(rows: &[Row]) -> Vec<Goal> {
+    let row = |name: &str| rows.iter().find(|r| r.name == name);
+    let mut out = Vec::new();
+    let mut goal = |label, value: Option<f64>, target, at_least| {
+        if let Some(value) = value {
+            let met = if at_least {
+                value >= target
+            } else {
+                value <= target
+            };
+            out.push(Goal {
+                label,
+                value,
+                target,
+                at_least,
+                met,
+            });
+        }
+    };
+    let small = row("small_files_random_4k");
+    let ratio = |r: Option<&Row>, a: MethodId, b: MethodId| {
+        r.and_then(|r| Some(r.ns(a)? as f64 / r.ns(b)?.max(1) as f64))
+    };
+    use MethodId::*;
+    goal(
+        "small files: buffer / pread",
+        ratio(small, Buffer, Pread),
+        1.5,
+        false,
+    );
+    let gain = scaling(rows)
+        .get("small_files_random_4k")
+        .and_then(|g| g.get("buffer").copied());
+    goal(
+        "small files: buffer throughput, threads vs 1",
+        gain,
+        1.7,
+        true,
+    );
+    let skewed = row("small_files_skewed_4k").and_then(|r| {
+        let floor = r.ns(Pread)?.min(r.ns(Mmap)?);
+        Some(r.ns(Buffer)? as f64 / floor.max(1) as f64)
+    });
+    goal(
+        "skewed small files: buffer / min(pread, raw mmap)",
+        skewed,
+        1.2,
+        false,
+    );
+    goal(
+        "small files: cursor / map+unmap floor",
+        ratio(small, Cursor, MapUnmap),
+        1.2,
+        false,
+    );
+    out
+}
+
+/// `1.00 GiB`, `64.00 MiB`.
+fn bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
+/// The table for people.
+pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    let c = &r.config;
+    writeln!(
+        out,
+        "smmap bench: {} file + {} small files ({}), best of {} runs; checksums verified",
+        bytes(c.file_size),
+        c.small_files,
+        bytes(c.small_files_bytes),
+        c.repeat
+    )?;
+    writeln!(
+        out,
+        "window {} everywhere; large file: max memory {}; small files: max memory {}, max handles {}, descriptors {}",
+        bytes(c.window_size),
+        bytes(c.max_memory_size),
+        bytes(c.small_max_memory_size),
+        c.small_max_handles,
+        c.small_max_open_files
+    )?;
+    if c.small_files > 0 {
+        writeln!(
+            out,
+            "skewed: {:.0}% of the reads go to {} hot files ({}); max memory {}, max handles {}: \
+             the hot files fit, all {} ({}) do not",
+            c.hot_reads_share * 100.0,
+            c.hot_files,
+            bytes(c.hot_files_bytes),
+            bytes(c.skewed_max_memory_size),
+            c.skewed_max_handles,
+            c.small_files,
+            bytes(c.small_files_bytes)
+        )?;
+    }
+    writeln!(out)?;
+    write!(out, "{:<30} {:>9} {:>6}", "workload", "ops", "unit")?;
+    for id in MethodId::ALL {
+        write!(out, " {:>9}", id.label())?;
+    }
+    writeln!(
+        out,
+        " {:>8} {:>8} {:>9}",
+        "buf/mmap", "cur/mmap", "cur/floor"
+    )?;
+    for row in &r.workloads {
+        let scan = row.ops == 1;
+        let cell = |id: MethodId| match row.ns(id) {
+            None => "-".to_string(),
+            Some(ns) if scan => format!(
+                "{:.2}",
+                row.bytes as f64 / (1u64 << 30) as f64 / (ns.max(1) as f64 / 1e9)
+            ),
+            Some(ns) => format!("{:.1}", ns as f64 / row.ops as f64),
+        };
+        let ratio = |id: MethodId| {
+            row.ns(id)
+                .zip(row.ns(MethodId::Mmap))
+                .map_or("-".into(), |(a, b)| {
+                    format!("{:.2}", a as f64 / b.max(1) as f64)
+                })
+        };
+        let label = if row.threads > 1 {
+            format!("same, {} threads, one manager", row.threads)
+        } else {
+            row.label.to_string()
+        };
+        let ops = if scan {
+            bytes(row.bytes)
+        } else {
+            row.ops.to_string()
+        };
+        let unit = if scan { "GiB/s" } else { "ns/op" };
+        write!(out, "{label:<30} {ops:>9} {unit:>6}")?;
+        for id in MethodId::ALL {
+            write!(out, " {:>9}", cell(id))?;
+        }
+        let floor = row
+            .cursor_floor_ratio
+            .map_or("-".into(), |f| format!("{f:.2}"));
+        writeln!(
+            out,
+            " {:>8} {:>8} {:>9}",
+            ratio(MethodId::Buffer),
+            ratio(MethodId::Cursor),
+            floor
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "buffer: SlidingWindowMapBuffer, adaptive reads (copies what would evict); buf(map): the same, always mapping;"
+    )?;
+    writeln!(
+        out,
+        "map+unmap: mmap the window, read, munmap, every read (the floor of mapping per read);"
+    )?;
+    writeln!(
+        out,
+        "x/mmap: time relative to raw mmap (1.00 = as fast); cur/floor: cursor relative to map+unmap."
+    )?;
+    for (name, gains) in &r.thread_scaling {
+        let label = r
+            .workloads
+            .iter()
+            .find(|w| w.name == *name)
+            .map_or(*name, |w| w.label);
+        let list: Vec<String> = MethodId::ALL
+            .iter()
+            .filter_map(|id| Some(format!("×{:.2} {}", gains.get(id.key())?, id.label())))
+            .collect();
+        writeln!(
+            out,
+            "{label}, {} threads vs 1: throughput {}.",
+            c.threads,
+            list.join(", ")
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "engine counters of the best run: hit = reads served by a window already mapped"
+    )?;
+    writeln!(
+        out,
+        "{:<30} {:<9} {:>6} {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
+        "workload",
+        "method",
+        "hit",
+        "maps",
+        "evictions",
+        "preads",
+        "copied",
+        "admitted",
+        "fd opens",
+        "waits",
+        "peak mapped"
+    )?;
+    for row in &r.workloads {
+        for (id, (_, stats)) in &row.cells {
+            let Some(s) = stats else { continue };
+            writeln!(
+                out,
+                "{:<30} {:<9} {:>5.1}% {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
+                row.name,
+                id.label(),
+                s.hit_ratio * 100.0,
+                s.maps,
+                s.evictions,
+                s.preads,
+                bytes(s.pread_bytes),
+                s.ghost_hits,
+                s.fd_opens,
+                s.waits,
+                bytes(s.peak_mapped_bytes)
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "preads: reads copied instead of mapped; admitted: windows mapped on a second ask (ghost hits)."
+    )?;
+    if !r.goals.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "goals, this run:")?;
+        for g in &r.goals {
+            let (sign, x) = if g.at_least {
+                ("≥", "×")
+            } else {
+                ("≤", "")
+            };
+            writeln!(
+                out,
+                "  {:<52} {x}{:.2} (goal {sign} {x}{:.2}): {}",
+                g.label,
+                g.value,
+                g.target,
+                if g.met { "met" } else { "missed" }
+            )?;
+        }
+    }
+    Ok(())
+}
