@@ -1,23 +1,24 @@
 //! `smmap find PATTERN PATH...`: every offset where a byte pattern occurs.
 //!
-//! Each file is read through one shared manager, chunk by chunk, with the
-//! engine's [`SlidingWindowMapBuffer::find_iter`], which sees matches that
-//! straddle two windows. Chunks overlap by `pattern length − 1` bytes so that
-//! matches straddling two chunks are found too, and each match is reported
-//! once, by the chunk it starts in.
+//! Each file is searched through one shared manager, in ranges searched by
+//! `--threads` threads at once (see [`crate::ranges`], where ranges
+//! overlap by `pattern length − 1` bytes and each match is kept by the range
+//! it starts in), with the engine's [`smmap::SlidingWindowMapBuffer::find_iter`],
+//! which sees matches straddling two windows. Matches are printed in offset
+//! order.
 
 use std::ffi::OsString;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use smmap::{Manager, SlidingWindowMapBuffer};
 
-use crate::limits::LimitArgs;
+use crate::limits::{parse_positive, LimitArgs};
 use crate::progress::Progress;
+use crate::ranges::{self, Plan};
 use crate::size::parse_size;
 use crate::Exit;
 
@@ -34,7 +35,8 @@ Exit status: 0 if anything matched, 1 if nothing did, 2 if a file could not be s
 Examples:
   smmap find PACK repo.pack                     # text pattern
   smmap find --hex 'ff d8 ff e0' -r ~/Pictures  # bytes, every file under a directory
-  smmap find --count --window 16MiB --max-memory 256MiB needle big1.bin big2.bin")]
+  smmap find --count --window 16MiB --max-memory 256MiB needle big1.bin big2.bin
+  smmap find -j 4 --count needle huge.bin        # four threads on one file")]
 pub struct FindArgs {
     /// The bytes to look for: the argument's bytes as given, or hexadecimal with --hex
     #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
@@ -60,11 +62,15 @@ pub struct FindArgs {
     #[arg(long)]
     json: bool,
 
+    /// Threads searching each file, in ranges (default: the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_positive)]
+    threads: Option<usize>,
+
     #[command(flatten)]
     limits: LimitArgs,
 
-    /// Bytes searched per step (for tests of the chunk seams)
-    #[arg(long, hide = true, default_value = "64MiB", value_parser = parse_size)]
+    /// Match starts per range a thread searches (for tests of the range seams)
+    #[arg(long, hide = true, default_value = "16MiB", value_parser = parse_size)]
     chunk: u64,
 }
 
@@ -92,7 +98,13 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
     if pattern.is_empty() {
         bail!("the pattern is empty: give at least one byte to look for");
     }
-    let chunk = args.chunk.max(1);
+    let plan = Plan {
+        range: args.chunk.max(1),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        count_only: args.count,
+    };
     let mut failed = false;
     let files = collect_files(&args.paths, args.recursive, &mut failed);
     let total: u64 = files.iter().map(|(_, size)| size).sum();
@@ -106,39 +118,37 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
     let mut found = 0u64;
     for (path, size) in &files {
         let shown = path.to_string_lossy();
-        let mut count = 0u64;
-        let result = search_file(
-            &manager,
-            path,
-            &pattern,
-            chunk,
-            &mut progress,
-            |offset, progress| {
-                count += 1;
-                if args.count {
-                    return Ok(());
-                }
-                let mut write = || {
+        let mut scanned = 0u64;
+        let result = ranges::search(&manager, path, &pattern, plan, |bytes, offsets| {
+            scanned += bytes;
+            progress.inc(bytes);
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            let mut write = || {
+                for &offset in offsets {
                     if args.json {
                         out.json(&MatchLine {
                             path: &shown,
                             offset,
-                        })
+                        })?;
                     } else {
-                        out.line(format_args!("{shown}:{offset}"))
+                        out.line(format_args!("{shown}:{offset}"))?;
                     }
-                };
-                // The bar shares the terminal only when stdout is one.
-                if out_is_tty {
-                    progress.suspend(write)
-                } else {
-                    write()
                 }
-            },
-        );
+                Ok(())
+            };
+            // The bar shares the terminal only when stdout is one.
+            if out_is_tty {
+                progress.suspend(write)
+            } else {
+                write()
+            }
+        });
+        let count = *result.as_ref().unwrap_or(&0);
         found += count;
         let searched = match result {
-            Ok(scanned) => {
+            Ok(_) => {
                 progress.inc(size.saturating_sub(scanned));
                 true
             }
@@ -200,54 +210,6 @@ fn report(e: &anyhow::Error) {
     let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(e));
 }
 
-/// Searches one file; calls `on_match` with each absolute offset in
-/// increasing order, and returns how many bytes it advanced the progress by.
-fn search_file(
-    manager: &Manager,
-    path: &Path,
-    pattern: &[u8],
-    chunk: u64,
-    progress: &mut Progress,
-    mut on_match: impl FnMut(u64, &Progress) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
-    let cursor = manager.make_cursor(path)?;
-    let size = cursor.file_size().unwrap_or(0);
-    let m = pattern.len() as u64;
-    if size < m {
-        return Ok(0);
-    }
-    let mut cursor = Some(cursor);
-    let mut buffer: Option<SlidingWindowMapBuffer> = None;
-    let mut start = 0u64;
-    let mut scanned = 0u64;
-    // A match starting at `start + i` for i < chunk ends before
-    // `start + chunk + m - 1`: that is the view each step searches.
-    while start + m <= size {
-        let view = chunk.saturating_add(m - 1).min(size - start);
-        let buf = match (&mut buffer, cursor.take()) {
-            (Some(b), _) => {
-                b.begin_access(None, start, view)?;
-                b
-            }
-            (slot, Some(c)) => slot.insert(SlidingWindowMapBuffer::new(c, start, view)?),
-            (None, None) => unreachable!("the cursor is moved into the buffer exactly once"),
-        };
-        for found in buf.find_iter(pattern) {
-            let rel = found
-                .with_context(|| format!("cannot search {} from offset {start}", path.display()))?;
-            if rel >= chunk {
-                break;
-            }
-            on_match(start + rel, progress)?;
-        }
-        let step = chunk.min(size - start);
-        progress.inc(step);
-        scanned += step;
-        start = start.saturating_add(chunk);
-    }
-    Ok(scanned)
-}
-
 /// The files to search, with their sizes (0 when unknown: the search will
 /// report why). Directories are walked when `recursive`; problems met while
 /// walking are reported and set `failed`.
@@ -274,43 +236,17 @@ fn collect_files(paths: &[PathBuf], recursive: bool, failed: &mut bool) -> Vec<(
     files
 }
 
-/// Adds the regular files under `dir`, in name order, without following
-/// symbolic links.
-fn walk(dir: &Path, files: &mut Vec<(PathBuf, u64)>, failed: &mut bool) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            *failed = true;
-            report(&anyhow::anyhow!(
-                "cannot read directory {}: {e}",
-                dir.display()
-            ));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        match entry {
-            Ok(entry) => paths.push(entry.path()),
-            Err(e) => {
-                *failed = true;
-                report(&anyhow::anyhow!(
-                    "cannot read directory {}: {e}",
-                    dir.display()
-                ));
-            }
-        }
-    }
-    paths.sort();
-    for path in paths {
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, files, failed),
-            Ok(meta) if meta.is_file() => files.push((path, meta.len())),
-            // Links, FIFOs, sockets, devices: not searched when walking.
+/// Adds the regular files under `dir`, in name order, depth first, without
+/// following symbolic links.
+fn walk(dir: &std::path::Path, files: &mut Vec<(PathBuf, u64)>, failed: &mut bool) {
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        match entry.and_then(|e| Ok((e.metadata()?, e))) {
+            Ok((meta, e)) if meta.is_file() => files.push((e.into_path(), meta.len())),
+            // Directories, links, FIFOs, sockets, devices: not searched.
             Ok(_) => {}
             Err(e) => {
                 *failed = true;
-                report(&anyhow::anyhow!("cannot stat {}: {e}", path.display()));
+                report(&anyhow::anyhow!("cannot walk {}: {e}", dir.display()));
             }
         }
     }

@@ -24,7 +24,7 @@ pub struct LimitArgs {
     pub max_memory: u64,
 
     /// Most windows (mappings) alive at once, at least 1
-    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_handles)]
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_positive)]
     pub max_handles: usize,
 }
 
@@ -64,8 +64,8 @@ impl LimitArgs {
     }
 }
 
-/// Parses `--max-handles`: a count of at least 1.
-fn parse_handles(s: &str) -> Result<usize, String> {
+/// Parses a count of at least 1 (`--max-handles`, `find --threads`).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
     match parse_count(s)? {
         0 => Err("must be at least 1".into()),
         n => Ok(n),
@@ -94,9 +94,9 @@ mod tests {
 
     #[test]
     fn handles_must_be_positive() {
-        assert_eq!(parse_handles("64"), Ok(64));
-        assert!(parse_handles("0").is_err());
-        assert!(parse_handles("x").is_err());
+        assert_eq!(parse_positive("64"), Ok(64));
+        assert!(parse_positive("0").is_err());
+        assert!(parse_positive("x").is_err());
     }
 
     #[test]

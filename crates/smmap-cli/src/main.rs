@@ -16,6 +16,7 @@ mod dump;
 mod find;
 mod limits;
 mod progress;
+mod ranges;
 mod read;
 mod size;
 mod stat;

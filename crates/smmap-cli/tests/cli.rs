@@ -339,6 +339,111 @@ fn find_a_match_straddling_a_window_boundary() {
     assert_eq!(ok(&["find", "NEEDLE", &f, "--chunk", "4094"]), expected);
 }
 
+/// Checks that `out` is one `file:offset` line per offset of `want`, in
+/// order; a failure names the first difference only.
+fn assert_offsets(out: &str, file: &str, want: &[u64], what: &str) {
+    let got: Vec<u64> = out
+        .lines()
+        .map(|l| l.strip_prefix(file).unwrap()[1..].parse().unwrap())
+        .collect();
+    if got != want {
+        let i = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+        panic!(
+            "{what}: {} offsets, {} wanted; first difference at #{i}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i)
+        );
+    }
+}
+
+/// Every offset of `needle` in `hay`, overlapping ones included.
+fn brute_force(hay: &[u8], needle: &[u8]) -> Vec<u64> {
+    hay.windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i as u64)
+        .collect()
+}
+
+#[test]
+fn find_in_ranges_sees_every_seam_position_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = write(dir.path(), "probe", b"x");
+    let g = granularity(&probe) as usize;
+    // Windows of one page; ranges of 3 pages and 5 bytes, so that range
+    // seams fall between window seams.
+    let range = 3 * g + 5;
+    let size = 40 * g + 123;
+    let needle = b"NEEDLE";
+    let m = needle.len();
+    let seams: Vec<usize> = (1..)
+        .map(|k| k * g)
+        .take_while(|&b| b < size)
+        .chain((1..).map(|k| k * range).take_while(|&b| b < size))
+        .collect();
+    let rg = Command::new("rg").arg("--version").output().is_ok();
+    // One file per position of the needle against the seams: ending just
+    // before, straddling at every split, starting just after.
+    for shift in 0..=m {
+        let mut data = vec![b'.'; size];
+        for &b in &seams {
+            let Some(at) = b.checked_sub(shift) else {
+                continue;
+            };
+            if at + m <= size && data[at..at + m].iter().all(|&c| c == b'.') {
+                data[at..at + m].copy_from_slice(needle);
+            }
+        }
+        let f = write(dir.path(), &format!("seams{shift}.bin"), &data);
+        let want = brute_force(&data, needle);
+        assert!(want.len() > seams.len() / 2, "shift {shift}");
+        let (g_s, r_s) = (g.to_string(), range.to_string());
+        for threads in ["1", "3"] {
+            let base = [
+                "find", "NEEDLE", &f, "--window", &g_s, "--chunk", &r_s, "-j", threads,
+            ];
+            let what = format!("shift {shift}, {threads} threads");
+            assert_offsets(&ok(&base), &f, &want, &what);
+            let count = ok(&[&base[..], &["--count"]].concat());
+            assert_eq!(count, format!("{f}:{}\n", want.len()), "shift {shift}");
+            // The tightest memory budget: one window's worth for all threads.
+            let tight = ok(&[&base[..], &["--max-memory", &g_s]].concat());
+            assert_offsets(&tight, &f, &want, &format!("{what}, one window"));
+        }
+        if rg {
+            let out = Command::new("rg")
+                .args(["--count-matches", "-a", "-F", "NEEDLE", &f])
+                .output()
+                .unwrap();
+            assert_eq!(
+                text(&out.stdout).trim(),
+                want.len().to_string(),
+                "rg, shift {shift}"
+            );
+        }
+    }
+}
+
+#[test]
+fn find_in_ranges_keeps_offset_order_with_many_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    // Overlapping matches everywhere, ranges of 1,000 starts, 2 threads.
+    let data: Vec<u8> = (0..50_000)
+        .map(|i| if i % 7 == 3 { b'b' } else { b'a' })
+        .collect();
+    let f = write(dir.path(), "aa.bin", &data);
+    let want = brute_force(&data, b"aa");
+    let out = ok(&["find", "aa", &f, "--chunk", "1000", "-j", "2"]);
+    assert_offsets(&out, &f, &want, "2 threads");
+    assert_eq!(
+        ok(&["find", "aa", &f, "--chunk", "1000", "-j", "2", "--count"]),
+        format!("{f}:{}\n", want.len())
+    );
+    fails(&["find", "aa", &f, "-j", "0"], &["at least 1"]);
+}
+
 #[test]
 fn find_walks_directories_with_r() {
     let dir = tempfile::tempdir().unwrap();
