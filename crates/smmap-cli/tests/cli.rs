@@ -929,6 +929,38 @@ fn bench_sweep_prints_a_table_and_draws_a_chart() {
 }
 
 #[test]
+fn bench_find_agrees_with_ripgrep() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&[
+        "bench",
+        "--find",
+        "--size",
+        "1MiB",
+        "--quiet",
+        "--json",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // Three needles planted per MiB (random bytes add none, almost surely).
+    assert_eq!(v["matches"], 3);
+    let commands = v["commands"].as_array().unwrap();
+    let rg = Command::new("rg").arg("--version").output().is_ok();
+    let threads = v["threads"].as_u64().unwrap();
+    let ours = if threads > 1 { 2 } else { 1 };
+    assert_eq!(commands.len(), ours + usize::from(rg), "{v}");
+    for c in commands {
+        assert!(c["best_ns"].as_u64().unwrap() <= c["median_ns"].as_u64().unwrap());
+        assert_eq!(c["vs_ripgrep"].is_f64(), rg, "{c}");
+    }
+    assert!(commands.iter().any(|c| c["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("smmap find --count -j 1")));
+}
+
+#[test]
 fn bench_errors() {
     fails(&["bench", "--size", "1k"], &["--size", "at least 64KiB"]);
     fails(

@@ -14,9 +14,10 @@
 //! the bytes written), so no number can come from a broken read.
 //!
 //! `--sweep` times instead the small files under a range of budgets
-//! ([`sweep`]).
+//! ([`sweep`]); `--find` times `smmap find` beside ripgrep ([`grep`]).
 
 mod data;
+mod grep;
 mod methods;
 mod report;
 mod sweep;
@@ -59,11 +60,16 @@ that serialize them, in crates/smmap-cli/src/bench/report.rs.
 files' mappings and bytes) for the adaptive policy, always-map and pread, prints a table and a \
 chart, and draws the chart to --svg.
 
+--find times `smmap find --count` on a --size file of random bytes (all CPUs, then one thread) \
+beside `rg --count-matches -a -F` when ripgrep is on the PATH, each as a process of its own, \
+best and median of --repeat runs (at least 5); the counts must agree.
+
 Examples:
   cargo run --release -p smmap-cli -- bench
   smmap bench --size 256MiB --files 500 --json > bench.json
   smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk
-  smmap bench --sweep --svg crates/smmap-cli/sweep.svg")]
+  smmap bench --sweep --svg crates/smmap-cli/sweep.svg
+  smmap bench --find                              # smmap find beside ripgrep on 1 GiB")]
 pub struct BenchArgs {
     /// Size of the large file
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
@@ -114,8 +120,12 @@ pub struct BenchArgs {
     seed: u64,
 
     /// Time the small files under a range of budgets instead (see below)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "find")]
     sweep: bool,
+
+    /// Time `smmap find --count` on the large file beside ripgrep instead (see below)
+    #[arg(long)]
+    find: bool,
 
     /// With --sweep: where to draw the chart
     #[arg(long, value_name = "PATH", default_value = "smmap-sweep.svg")]
@@ -153,6 +163,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     data::catch_interrupts();
     let result = if args.sweep {
         sweep::run(args)
+    } else if args.find {
+        grep::run(args)
     } else {
         bench(args)
     };
