@@ -259,12 +259,14 @@ fn write_chart(out: &mut impl Write, pattern: &str, points: &[&SweepPoint]) -> s
         "µs per read, {pattern} reads, by budget (log scale; {})",
         legend.join(", ")
     )?;
+    // The decades label the rows nearest them.
+    let decades: Vec<(usize, f64)> = (llo.round() as i32..=lhi.round() as i32)
+        .map(|d| (row_of(10f64.powi(d)), 10f64.powi(d)))
+        .collect();
     for (r, line) in grid.iter().enumerate() {
-        let value = 10f64.powf(lhi - (lhi - llo) * r as f64 / (ROWS - 1) as f64);
-        let axis = if r == 0 || r == ROWS - 1 || r == ROWS / 2 {
-            format!("{value:>8.2}")
-        } else {
-            " ".repeat(8)
+        let axis = match decades.iter().find(|d| d.0 == r) {
+            Some(&(_, value)) => format!("{value:>8}"),
+            None => " ".repeat(8),
         };
         let text: String = line.iter().collect();
         writeln!(out, "{axis} |{}", text.trim_end())?;
