@@ -448,3 +448,77 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row named `name` with `ops` reads and these times.
+    fn row(name: &'static str, ops: u64, times: &[(MethodId, u64)]) -> Row {
+        Row {
+            name,
+            label: name,
+            ops,
+            bytes: ops * 4096,
+            threads: 1,
+            checksum: String::new(),
+            cursor_floor_ratio: None,
+            methods: Map::new(),
+            cells: times.iter().map(|&(id, t)| (id, (t, None))).collect(),
+        }
+    }
+
+    #[test]
+    fn goals_and_scaling_come_from_the_rows() {
+        use MethodId::*;
+        let rows = [
+            row(
+                "small_files_random_4k",
+                100,
+                &[
+                    (Buffer, 1400),
+                    (Pread, 1000),
+                    (Cursor, 1300),
+                    (MapUnmap, 1000),
+                    (Mmap, 100),
+                ],
+            ),
+            row(
+                "small_files_random_4k_threads",
+                200,
+                &[
+                    (Buffer, 1500),
+                    (Pread, 1000),
+                    (Cursor, 2600),
+                    (MapUnmap, 1000),
+                    (Mmap, 100),
+                ],
+            ),
+            row(
+                "small_files_skewed_4k",
+                100,
+                &[(Buffer, 130), (Pread, 1000), (Mmap, 100)],
+            ),
+        ];
+        let s = scaling(&rows);
+        assert_eq!(s.len(), 1);
+        let gains = &s["small_files_random_4k"];
+        // Twice the reads in 1500 ns against 100 in 1400: ×1.87.
+        assert!((gains["buffer"] - 2.0 * 1400.0 / 1500.0).abs() < 1e-9);
+        assert!((gains["cursor"] - 1.0).abs() < 1e-9);
+        let g = goals(&rows);
+        let got: Vec<(&str, bool)> = g.iter().map(|g| (g.label, g.met)).collect();
+        assert_eq!(
+            got,
+            [
+                ("small files: buffer / pread", true),
+                ("small files: buffer throughput, threads vs 1", true),
+                ("skewed small files: buffer / min(pread, raw mmap)", false),
+                ("small files: cursor / map+unmap floor", false),
+            ]
+        );
+        assert!((g[2].value - 1.3).abs() < 1e-9);
+        // A run without small files has no goals.
+        assert!(goals(&[row("random_4k", 10, &[(Buffer, 1)])]).is_empty());
+    }
+}

@@ -449,3 +449,89 @@ pub fn measure(
         checksum: first.map_or(0, |f| f.1),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(sizes: &[u64]) -> FileSet {
+        FileSet {
+            paths: Vec::new(),
+            sizes: sizes.to_vec(),
+            maps: Vec::new(),
+            open: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn skewed_reads_go_mostly_to_the_hot_files() {
+        let sizes: Vec<u64> = (0..100).map(|i| 4096 + i * 512).collect();
+        let w = Workload::new(
+            "skewed",
+            "skewed",
+            Files::Small,
+            Pattern::Skewed {
+                len: READ,
+                hot_files: HOT_FILES,
+                hot_reads: HOT_READS,
+            },
+            20_000,
+            Budget::default(),
+        );
+        let lists = w.ops(&set(&sizes), &mut Rng::new(3));
+        let hot = hot_count(sizes.len()) as u32;
+        assert_eq!(hot, 20);
+        let to_hot = lists[0].iter().filter(|op| op.file < hot).count();
+        let share = to_hot as f64 / 20_000.0;
+        assert!((0.78..0.82).contains(&share), "{share}");
+        for op in &lists[0] {
+            assert!(op.offset + op.len <= sizes[op.file as usize]);
+        }
+        // Every cold file is read too.
+        let cold: std::collections::BTreeSet<u32> = lists[0]
+            .iter()
+            .map(|op| op.file)
+            .filter(|&f| f >= hot)
+            .collect();
+        assert_eq!(cold.len(), 80);
+    }
+
+    #[test]
+    fn the_hot_budget_holds_the_hot_files_only() {
+        let sizes: Vec<u64> = (0..1000).map(|i| 4096 + (i * 7919) % 61440).collect();
+        let b = hot_budget(&sizes, Some(1000));
+        let page = *smmap::ALLOCATIONGRANULARITY;
+        let charged = |s: &[u64]| -> u64 { s.iter().map(|x| x.div_ceil(page) * page).sum() };
+        let hot = hot_count(sizes.len());
+        let (memory, handles) = (b.max_memory.unwrap(), b.max_handles.unwrap());
+        assert!(charged(&sizes[..hot]) <= memory && hot <= handles);
+        assert!(charged(&sizes) > memory && sizes.len() > handles);
+        assert_eq!(b.max_open_files, Some(1000));
+    }
+
+    #[test]
+    fn every_threaded_row_follows_its_twin() {
+        let sizes = Sizes {
+            ops: 1000,
+            threads: 3,
+            small: Budget::default(),
+            skewed: Budget::default(),
+            small_files: true,
+        };
+        let rows = plan(sizes);
+        for (i, w) in rows.iter().enumerate() {
+            if let Some(base) = w.name.strip_suffix("_threads") {
+                assert_eq!(rows[i - 1].name, base);
+                assert_eq!((w.threads, rows[i - 1].threads), (3, 1));
+                assert_eq!(w.pattern, rows[i - 1].pattern);
+            }
+        }
+        let names: Vec<&str> = rows.iter().map(|w| w.name).collect();
+        assert_eq!(names.len(), 7);
+        let large_only = plan(Sizes {
+            small_files: false,
+            ..sizes
+        });
+        assert_eq!(large_only.len(), 4);
+    }
+}
