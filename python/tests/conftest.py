@@ -72,3 +72,16 @@ def mappings_of(path):
         return None
     real = os.path.realpath(path)
     return [line for line in lines if line.endswith(real) or line.endswith(real + " (deleted)")]
+
+
+def pytest_configure(config):
+    # scripts/test-python-ft runs the suite on a free-threaded interpreter:
+    # refuse to report results if the GIL came back on (an extension that
+    # does not declare itself free-threading safe re-enables it on import).
+    if os.environ.get("SMMAP_EXPECT_NOGIL") == "1":
+        import sys
+
+        import smmap  # noqa: F401 - importing it must not re-enable the GIL
+
+        if getattr(sys, "_is_gil_enabled", lambda: True)():
+            raise pytest.UsageError("SMMAP_EXPECT_NOGIL=1 but the GIL is enabled")

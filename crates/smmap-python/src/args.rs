@@ -1,32 +1,72 @@
 //! Reading Python arguments: integers that must not be negative, integers
 //! that may be, and what a file is known by.
 //!
-//! Python integers are unbounded; the engine counts in `u64`. An integer too
-//! large for `u64` means "as much as there is", so it saturates instead of
-//! raising `OverflowError` (the reference accepts `sys.maxsize` and larger).
+//! An integer argument is an `int` or any object with `__index__`, which is
+//! called exactly once (its exception propagates; what it returned is what
+//! is compared and used). Python integers are unbounded; the engine counts
+//! in `u64`. An integer too large for `u64` means "as much as there is", so
+//! it saturates instead of raising `OverflowError` (the reference accepts
+//! `sys.maxsize` and larger).
+//!
+//! Every conversion here may run Python code (`__index__`, `__fspath__`), so
+//! each happens before a method takes its object's state (see `guard`).
 
 use std::ffi::OsStr;
+use std::os::raw::c_int;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PySlice, PyString};
 
-/// A Python integer as `i128`: exact within `i64`, saturated beyond it.
-/// Anything that is not an integer (no `__index__`) is a `TypeError`.
-pub(crate) fn int_arg(ob: &Bound<'_, PyAny>) -> PyResult<i128> {
-    match ob.extract::<i64>() {
-        Ok(v) => Ok(i128::from(v)),
-        Err(e) if e.is_instance_of::<PyOverflowError>(ob.py()) => {
-            if ob.lt(0i32)? {
-                Ok(i128::MIN)
-            } else {
-                Ok(i128::MAX)
-            }
-        }
-        Err(e) => Err(e),
+/// The value of a Python `int` as `i128`: exact within `i64`, saturated
+/// beyond it (`i128::MAX` or `i128::MIN`).
+#[inline]
+pub(crate) fn int_value(int: &Bound<'_, PyInt>) -> i128 {
+    let mut overflow: c_int = 0;
+    // SAFETY: `int` is an `int` object; PyLong_AsLongLongAndOverflow sets
+    // `overflow` to ±1 instead of raising when the value does not fit, and
+    // cannot fail otherwise for an `int`.
+    let v = unsafe { ffi::PyLong_AsLongLongAndOverflow(int.as_ptr(), &mut overflow) };
+    match overflow {
+        0 => i128::from(v),
+        1 => i128::MAX,
+        _ => i128::MIN,
     }
+}
+
+/// A Python integer argument as `i128` (see [`int_value`]). Anything else is
+/// what `__index__` raises: `TypeError` for an object without it.
+pub(crate) fn int_arg(ob: &Bound<'_, PyAny>) -> PyResult<i128> {
+    if let Ok(int) = ob.cast_exact::<PyInt>() {
+        return Ok(int_value(int));
+    }
+    // SAFETY: PyNumber_Index takes any object and returns a new reference to
+    // an `int` (calling `__index__` once), or NULL with the exception set.
+    let index = unsafe { Bound::from_owned_ptr_or_err(ob.py(), ffi::PyNumber_Index(ob.as_ptr())) }?;
+    // SAFETY: PyNumber_Index returns an `int` (or, before 3.10, a subclass).
+    Ok(int_value(unsafe { index.cast_unchecked::<PyInt>() }))
+}
+
+extern "C" {
+    /// CPython's `PyIndex_Check`, a function in the stable ABI since 3.8
+    /// (pyo3-ffi 0.28 links it under PyPy's name in limited-API builds).
+    fn PyIndex_Check(o: *mut ffi::PyObject) -> c_int;
+}
+
+/// An index (`buf[i]`, `view[i]`): an `int` or an object with `__index__`,
+/// else `TypeError` "indices must be integers or slices".
+pub(crate) fn index_arg(key: &Bound<'_, PyAny>) -> PyResult<i128> {
+    // SAFETY: PyIndex_Check only reads the object's type.
+    if unsafe { PyIndex_Check(key.as_ptr()) } == 0 {
+        return Err(PyTypeError::new_err(format!(
+            "indices must be integers or slices, not {}",
+            key.get_type().name()?
+        )));
+    }
+    int_arg(key)
 }
 
 /// `v` as a `u64` if it is not negative (saturating), else a `ValueError`
@@ -56,14 +96,12 @@ macro_rules! unsigned_arg {
         #[derive(Clone, Copy, Debug)]
         pub(crate) struct $name(pub(crate) u64);
 
-        impl<'py> FromPyObject<'py> for $name {
+        impl<'a, 'py> FromPyObject<'a, 'py> for $name {
+            type Error = PyErr;
+
             #[inline]
-            fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-                // The common case first: a small non-negative int.
-                if let Ok(v) = ob.extract::<u32>() {
-                    return Ok($name(u64::from(v)));
-                }
-                non_negative(int_arg(ob)?, $what).map($name)
+            fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+                non_negative(int_arg(&ob)?, $what).map($name)
             }
         }
     };
@@ -90,19 +128,23 @@ impl Size {
     }
 }
 
-/// A signed Python int, saturated to `i128` (see [`int_arg`]).
+/// A signed Python int, saturated to `i128` (see [`int_value`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AnyInt(pub(crate) i128);
 
-impl<'py> FromPyObject<'py> for AnyInt {
-    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-        int_arg(ob).map(AnyInt)
+impl<'a, 'py> FromPyObject<'a, 'py> for AnyInt {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        int_arg(&ob).map(AnyInt)
     }
 }
 
 /// Turns what the caller passed as `path_or_fd` into the engine's
 /// [`smmap::PathOrFd`]: an `int` is a file descriptor (borrowed, never
-/// closed); `str`, `bytes` and `os.PathLike` are paths.
+/// closed); `str`, `bytes` and `os.PathLike` are paths, encoded as
+/// `os.fsencode` does (a `str` that the file system encoding cannot encode,
+/// such as a lone surrogate, raises its `UnicodeEncodeError`).
 pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
     if ob.is_instance_of::<PyInt>() {
         let fd: i32 = ob.extract()?;
@@ -110,71 +152,77 @@ pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
     }
     let py = ob.py();
     // SAFETY: PyOS_FSPath takes any object and returns a new reference to a
-    // str or bytes, or NULL with an exception set (TypeError for an object
-    // that is not path-like); `from_owned_ptr_or_err` handles both.
-    let fspath = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyOS_FSPath(ob.as_ptr())) }?;
-    let path = if let Ok(b) = fspath.downcast::<PyBytes>() {
-        PathBuf::from(OsStr::from_bytes(b.as_bytes()))
-    } else if fspath.is_instance_of::<PyString>() {
-        fspath.extract::<PathBuf>()?
+    // str or bytes (calling `__fspath__` once), or NULL with an exception set
+    // (TypeError for an object that is not path-like).
+    let fspath = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyOS_FSPath(ob.as_ptr())) }?;
+    let encoded = if fspath.is_instance_of::<PyString>() {
+        // SAFETY: PyUnicode_EncodeFSDefault takes a str and returns a new
+        // reference to bytes, or NULL with the encoder's exception set.
+        unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_EncodeFSDefault(fspath.as_ptr()))
+        }?
     } else {
+        fspath
+    };
+    let Ok(bytes) = encoded.cast::<PyBytes>() else {
         return Err(PyTypeError::new_err(
             "path_or_fd must be an int, str, bytes or os.PathLike",
         ));
     };
-    if path.as_os_str().as_bytes().contains(&0) {
+    let bytes = bytes.as_bytes();
+    if bytes.contains(&0) {
         return Err(PyValueError::new_err("embedded null byte in path"));
     }
-    Ok(smmap::PathOrFd::Path(path))
+    Ok(smmap::PathOrFd::Path(PathBuf::from(OsStr::from_bytes(
+        bytes,
+    ))))
 }
 
-/// Binds `args` and `kwargs` to the parameters `names`, as a Python signature
-/// would: each parameter's value if it was given. `TypeError` (naming
-/// `what`) for too many positional arguments, an unknown keyword, or a
-/// parameter given twice.
-///
-/// Used by the constructors, which take `*args, **kwargs` so that Python
-/// subclasses may have signatures of their own.
-pub(crate) fn bind<'py, const N: usize>(
-    what: &str,
-    names: [&str; N],
-    args: &Bound<'py, PyTuple>,
-    kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<[Option<Bound<'py, PyAny>>; N]> {
-    let mut vals: [Option<Bound<'py, PyAny>>; N] = std::array::from_fn(|_| None);
-    if args.len() > N {
-        return Err(PyTypeError::new_err(format!(
-            "{what} takes at most {N} arguments ({} given)",
-            args.len()
-        )));
-    }
-    for (slot, arg) in vals.iter_mut().zip(args.iter()) {
-        *slot = Some(arg);
-    }
-    for (key, value) in kwargs.into_iter().flatten() {
-        let name: String = key.extract()?;
-        let Some(i) = names.iter().position(|n| *n == name) else {
-            return Err(PyTypeError::new_err(format!(
-                "{what} got an unexpected keyword argument '{name}'"
-            )));
-        };
-        if vals[i].is_some() {
-            return Err(PyTypeError::new_err(format!(
-                "{what} got multiple values for argument '{name}'"
-            )));
+/// A slice's bounds, read (with `__index__`, which may run Python code)
+/// before the length they apply to is known: `PySlice_Unpack` now,
+/// [`SliceBounds::adjust`] once the object's state is held.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SliceBounds {
+    start: ffi::Py_ssize_t,
+    stop: ffi::Py_ssize_t,
+    step: ffi::Py_ssize_t,
+}
+
+/// Indices of a slice for a given length, as `slice.indices(len)`: every
+/// index is in `[0, len)` when `len > 0`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SliceIndices {
+    pub(crate) start: u64,
+    pub(crate) step: i64,
+    pub(crate) count: u64,
+}
+
+impl SliceBounds {
+    /// Reads the bounds of `slice` (`ValueError` for a zero step, whatever
+    /// `__index__` raises).
+    pub(crate) fn unpack(slice: &Bound<'_, PySlice>) -> PyResult<Self> {
+        let (mut start, mut stop, mut step) = (0, 0, 0);
+        // SAFETY: `slice` is a slice object; the out-pointers are valid.
+        if unsafe { ffi::PySlice_Unpack(slice.as_ptr(), &mut start, &mut stop, &mut step) } < 0 {
+            return Err(PyErr::fetch(slice.py()));
         }
-        vals[i] = Some(value);
+        Ok(SliceBounds { start, stop, step })
     }
-    Ok(vals)
-}
 
-/// Extracts an optional bound argument, or gives `default`.
-pub(crate) fn arg_or<'py, T: FromPyObject<'py>>(
-    value: Option<Bound<'py, PyAny>>,
-    default: T,
-) -> PyResult<T> {
-    match value {
-        Some(v) => v.extract(),
-        None => Ok(default),
+    /// The indices for an object of `len` items.
+    pub(crate) fn adjust(self, len: u64) -> SliceIndices {
+        let SliceBounds {
+            mut start,
+            mut stop,
+            step,
+        } = self;
+        let len = ffi::Py_ssize_t::try_from(len).unwrap_or(ffi::Py_ssize_t::MAX);
+        // SAFETY: plain arithmetic on the three values (no object).
+        let count = unsafe { ffi::PySlice_AdjustIndices(len, &mut start, &mut stop, step) };
+        SliceIndices {
+            start: if count > 0 { start as u64 } else { 0 },
+            step: step as i64,
+            count: count as u64,
+        }
     }
 }

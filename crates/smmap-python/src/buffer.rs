@@ -8,23 +8,20 @@
 //! take the cursor away from Python. Reads go through the cursor's own
 //! stitching (`byte_at`, `chunk_at`, `read_at`, in absolute offsets); the
 //! binding only turns relative indices into offsets and errors into
-//! exceptions.
+//! exceptions, and runs a read that misses the current region (which may
+//! map, or `pread`) detached from the interpreter.
 
-use std::cell::{Ref, RefCell, RefMut};
-
-use pyo3::exceptions::{
-    PyIndexError, PyMemoryError, PyOverflowError, PyRuntimeError, PyValueError,
-};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::GILProtected;
-use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyInt, PySlice};
+use pyo3::PyTraverseError;
 
-use crate::args::{arg_or, bind, AnyInt, Offset, Size};
-use crate::cursor::{CursorState, PyCursor};
-use crate::region::index_arg;
-
-/// The constructor's parameters.
-const NAMES: [&str; 4] = ["cursor", "offset", "size", "flags"];
+use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
+use crate::cursor::{holds, CursorState, PyCursor};
+use crate::guard::{Guarded, StateGuard};
+use crate::shared::Unset;
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
 const SYS_MAXSIZE: u64 = isize::MAX as u64;
@@ -42,9 +39,6 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
-///
-/// (Frozen, with its state behind the GIL, for the same reason as
-/// `WindowCursor`: no atomic borrow flags on the `buf[i]` path.)
 #[pyclass(
     name = "SlidingWindowMapBuffer",
     module = "smmap.buf",
@@ -52,7 +46,7 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
     frozen
 )]
 pub(crate) struct PyBuffer {
-    state: GILProtected<RefCell<BufState>>,
+    state: Guarded<BufState>,
 }
 
 struct BufState {
@@ -62,27 +56,26 @@ struct BufState {
     len: u64,
 }
 
-fn in_use() -> PyErr {
-    PyRuntimeError::new_err("the buffer is already in use by this thread")
-}
-
-impl PyBuffer {
-    #[inline]
-    fn view<'py>(&'py self, py: Python<'py>) -> PyResult<Ref<'py, BufState>> {
-        self.state.get(py).try_borrow().map_err(|_| in_use())
-    }
-
-    fn view_mut<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, BufState>> {
-        self.state.get(py).try_borrow_mut().map_err(|_| in_use())
+impl Unset for PyBuffer {
+    fn unset() -> PyClassInitializer<Self> {
+        PyBuffer {
+            state: Guarded::new(BufState {
+                cursor: None,
+                offset: 0,
+                len: 0,
+            }),
+        }
+        .into()
     }
 }
 
 impl BufState {
+    /// The cursor's state (taken after the buffer's: the lock order).
     #[inline]
-    fn cursor_ref<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, CursorState>> {
+    fn cursor<'a>(&'a self, py: Python<'_>) -> PyResult<StateGuard<'a, CursorState>> {
         match &self.cursor {
             Some(c) => c.get().state(py),
-            None => Err(PyIndexError::new_err("buffer index out of range")),
+            None => Err(out_of_range()),
         }
     }
 
@@ -95,7 +88,9 @@ impl BufState {
         let Some(fsize) = c.inner.file_size() else {
             return Ok(false);
         };
-        c.move_to(py, offset, size.as_usize())?;
+        if let Err(e) = c.move_to(py, offset, size.as_usize()) {
+            return Err(c.error(py, e));
+        }
         if !c.inner.is_valid() {
             return Ok(false);
         }
@@ -111,7 +106,7 @@ impl BufState {
         let len = i128::from(self.len);
         let j = if i < 0 { i + len } else { i };
         if j < 0 || j >= len {
-            return Err(PyIndexError::new_err("buffer index out of range"));
+            return Err(out_of_range());
         }
         Ok(self.offset + j as u64)
     }
@@ -121,81 +116,88 @@ impl BufState {
     #[inline]
     fn byte(&self, py: Python<'_>, i: i128) -> PyResult<u8> {
         let abs = self.absolute(i)?;
-        let mut c = self.cursor_ref(py)?;
-        match c.inner.byte_at(abs) {
-            Ok(b) => Ok(b),
-            Err(e) => Err(read_error(py, &c, e)),
-        }
+        let mut c = self.cursor(py)?;
+        let inner = &mut c.inner;
+        let read = if holds(inner, abs, 1) {
+            inner.byte_at(abs)
+        } else {
+            py.detach(|| inner.byte_at(abs))
+        };
+        read.map_err(|e| read_error(py, &c, e))
     }
 
-    /// `n` bytes from relative index `start` (`start + n <= len`): copied
-    /// straight from the mapping when one window holds them all, stitched
-    /// together by the engine cursor's `read_at` otherwise.
+    /// `n` bytes from relative index `start`, clipped to the buffer: copied
+    /// straight from the mapping when the current region holds them all,
+    /// stitched together by the engine cursor's `read_at` otherwise.
     ///
     /// Raises `MemoryError` if a copy of `n` bytes cannot be allocated;
     /// nothing of that size is allocated before Python's `bytes` itself.
     fn read<'py>(&self, py: Python<'py>, start: u64, n: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let n = n.min(self.len.saturating_sub(start));
         if n == 0 {
             return Ok(PyBytes::new(py, b""));
         }
         let abs = self.offset + start;
-        let mut c = self.cursor_ref(py)?;
-        // The common case: the window holding `abs` holds it all.
-        let whole = c.inner.chunk_at(abs).map(|chunk| {
-            usize::try_from(n)
-                .ok()
-                .filter(|&n| n <= chunk.len())
-                .map(|n| PyBytes::new(py, &chunk[..n]))
-        });
-        match whole {
-            Ok(Some(bytes)) => return Ok(bytes),
-            Ok(None) => {}
-            Err(e) => return Err(read_error(py, &c, e)),
-        }
+        let mut c = self.cursor(py)?;
         let c = &mut *c;
-        let bytes = new_bytes(py, n, |out| match c.inner.read_at(abs, out) {
-            Ok(got) if got == out.len() => Ok(()),
-            Ok(_) => Err(PyIndexError::new_err("buffer index out of range")),
-            Err(e) => Err(read_error(py, c, e)),
-        })?;
-        bytes.ok_or_else(|| too_large(py, c, abs, n))
+        if holds(&c.inner, abs, n) {
+            // The common case: the current region holds it all, one copy.
+            return match c.inner.chunk_at(abs) {
+                Ok(chunk) => Ok(PyBytes::new(py, &chunk[..n as usize])),
+                Err(e) => Err(read_error(py, c, e)),
+            };
+        }
+        let inner = &mut c.inner;
+        let read = new_bytes(py, n, |out| Ok(py.detach(|| inner.read_at(abs, out))))?;
+        match read {
+            Some((_, Ok(got))) if got < n as usize => Err(out_of_range()),
+            Some((bytes, Ok(_))) => Ok(bytes),
+            Some((_, Err(e))) => Err(read_error(py, c, e)),
+            None => Err(too_large(py, c, abs, n)),
+        }
     }
 
-    /// `buf[slice]` as `bytes`, with Python's slice semantics.
-    fn get_slice<'py>(
+    /// The bytes at `count` relative indices from `start`, `step` apart
+    /// (every index inside the buffer), byte by byte into the `bytes` object.
+    fn read_strided<'py>(
         &self,
         py: Python<'py>,
-        slice: &Bound<'py, PySlice>,
+        start: u64,
+        step: i64,
+        count: u64,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let ind = slice.indices(isize::try_from(self.len).unwrap_or(isize::MAX))?;
-        if ind.step == 1 || ind.slicelength <= 1 {
-            let start = if ind.slicelength == 0 {
-                0
-            } else {
-                ind.start as u64
-            };
-            return self.read(py, start, ind.slicelength as u64);
-        }
-        // A stride: byte by byte, into the `bytes` object itself. `indices`
-        // keeps every index in `[0, len)`.
-        let mut c = self.cursor_ref(py)?;
+        let mut c = self.cursor(py)?;
         let c = &mut *c;
-        let first = self.offset + ind.start as u64;
-        let n = ind.slicelength as u64;
-        let bytes = new_bytes(py, n, |out| {
-            let mut i = ind.start;
+        let offset = self.offset;
+        let inner = &mut c.inner;
+        let read = new_bytes(py, count, |out| {
+            let mut at = start as i64;
             for b in out.iter_mut() {
-                let abs = self.offset + i as u64;
-                *b = match c.inner.byte_at(abs) {
-                    Ok(b) => b,
-                    Err(e) => return Err(read_error(py, c, e)),
+                let abs = offset + at as u64;
+                let byte = if holds(inner, abs, 1) {
+                    inner.byte_at(abs)
+                } else {
+                    py.detach(|| inner.byte_at(abs))
                 };
-                i += ind.step;
+                match byte {
+                    Ok(v) => *b = v,
+                    Err(e) => return Ok(Err(e)),
+                }
+                at += step;
             }
-            Ok(())
+            Ok(Ok(()))
         })?;
-        bytes.ok_or_else(|| too_large(py, c, first, n))
+        match read {
+            Some((bytes, Ok(()))) => Ok(bytes),
+            Some((_, Err(e))) => Err(read_error(py, c, e)),
+            None => Err(too_large(py, c, offset + start, count)),
+        }
     }
+}
+
+/// The buffer's `IndexError`.
+fn out_of_range() -> PyErr {
+    PyIndexError::new_err("buffer index out of range")
 }
 
 /// The Python exception for an engine error while reading the buffer: an
@@ -205,18 +207,19 @@ impl BufState {
 #[cold]
 fn read_error(py: Python<'_>, c: &CursorState, e: smmap::Error) -> PyErr {
     match e {
-        smmap::Error::OutOfRange { .. } => PyIndexError::new_err("buffer index out of range"),
+        smmap::Error::OutOfRange { .. } => out_of_range(),
         e => c.error(py, e),
     }
 }
 
-/// A `bytes` object of `n` bytes, filled by `fill`; `None` if Python cannot
-/// allocate it (the caller raises [`too_large`] then).
-fn new_bytes<'py>(
+/// A `bytes` object of `n` bytes, filled by `fill`, with what `fill`
+/// returned; `None` if Python cannot allocate it (the caller raises
+/// [`too_large`] then).
+fn new_bytes<'py, R>(
     py: Python<'py>,
     n: u64,
-    fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
-) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fill: impl FnOnce(&mut [u8]) -> PyResult<R>,
+) -> PyResult<Option<(Bound<'py, PyBytes>, R)>> {
     // `bytes` holds at most `isize::MAX` bytes (less its header).
     let Some(len) = usize::try_from(n)
         .ok()
@@ -224,23 +227,22 @@ fn new_bytes<'py>(
     else {
         return Ok(None);
     };
-    let mut filled = false;
+    let mut filled = None;
     let result = PyBytes::new_with(py, len, |out| {
-        filled = true;
-        fill(out)
+        filled = Some(fill(out)?);
+        Ok(())
     });
-    match result {
-        Ok(bytes) => Ok(Some(bytes)),
+    match (result, filled) {
+        (Ok(bytes), Some(r)) => Ok(Some((bytes, r))),
         // The allocation itself failed: `MemoryError`, or `OverflowError`
         // just below `isize::MAX`.
-        Err(e)
-            if !filled
-                && (e.is_instance_of::<PyMemoryError>(py)
-                    || e.is_instance_of::<PyOverflowError>(py)) =>
+        (Err(e), None)
+            if e.is_instance_of::<PyMemoryError>(py) || e.is_instance_of::<PyOverflowError>(py) =>
         {
             Ok(None)
         }
-        Err(e) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(_), None) => unreachable!("new_with fills what it returns"),
     }
 }
 
@@ -264,110 +266,115 @@ fn too_large(py: Python<'_>, c: &CursorState, abs: u64, n: u64) -> PyErr {
     )
 }
 
+impl PyBuffer {
+    /// The buffer's state, for the duration of one call.
+    #[inline]
+    fn state(&self, py: Python<'_>) -> PyResult<StateGuard<'_, BufState>> {
+        self.state.lock(py)
+    }
+
+    /// `buf[i]` (relative, negative from the end) as a Python int.
+    #[inline]
+    fn item(&self, py: Python<'_>, i: i128) -> PyResult<Py<PyAny>> {
+        let b = self.state(py)?.byte(py, i)?;
+        Ok(b.into_pyobject(py)?.into_any().unbind())
+    }
+}
+
 #[pymethods]
 impl PyBuffer {
     /// A buffer over `[offset, offset + size)` of the cursor's file (`size`
-    /// clipped to the file's end). Without a cursor, `begin_access()` must be
-    /// called before use. `flags` is accepted for compatibility and ignored.
+    /// clipped to the file's end): as the reference, `__init__(cursor=None,
+    /// offset=0, size=sys.maxsize, flags=0)` calls
+    /// `self.begin_access(cursor, ...)` (a subclass's, if it has one) when a
+    /// cursor is given. Without one, `begin_access()` must be called before
+    /// use. `flags` is accepted for compatibility and ignored.
     ///
     /// Raises `ValueError` if the cursor is given but the buffer cannot be
     /// used (offset at or past the end of the file, cursor without a file) or
     /// the offset or size is negative.
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(cursor=None, offset=0, size=sys.maxsize, flags=0)")]
-    fn new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let py = cls.py();
-        let buf = PyBuffer {
-            state: GILProtected::new(RefCell::new(BufState {
-                cursor: None,
-                offset: 0,
-                len: 0,
-            })),
-        };
-        // A Python subclass may have a constructor of its own; its
-        // `__init__` (or ours, inherited) sets the buffer up.
-        if cls.is(&py.get_type::<PyBuffer>()) {
-            let [cursor, offset, size, flags] =
-                bind("SlidingWindowMapBuffer()", NAMES, args, kwargs)?;
-            buf.init(
-                py,
-                arg_or(cursor, None)?,
-                arg_or(offset, Offset(0))?,
-                arg_or(size, Size(SYS_MAXSIZE))?,
-                arg_or(flags, 0)?,
-            )?;
-        }
-        Ok(buf)
-    }
-
-    /// Sets the buffer up (see the class documentation). Construction
-    /// already did, with the same arguments; this exists so that Python
-    /// subclasses can call `super().__init__(...)`.
-    #[pyo3(name = "__init__")]
-    #[pyo3(signature = (cursor = None, offset = Offset(0), size = Size(SYS_MAXSIZE), flags = 0))]
-    #[pyo3(text_signature = "($self, cursor=None, offset=0, size=sys.maxsize, flags=0)")]
-    fn init(
-        &self,
-        py: Python<'_>,
-        cursor: Option<Bound<'_, PyCursor>>,
-        offset: Offset,
-        size: Size,
-        flags: i32,
+    #[pyo3(signature = (cursor = None, offset = None, size = None, flags = None))]
+    fn __init__(
+        slf: &Bound<'_, Self>,
+        cursor: Option<&Bound<'_, PyAny>>,
+        offset: Option<&Bound<'_, PyAny>>,
+        size: Option<&Bound<'_, PyAny>>,
+        flags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        if let Some(c) = cursor {
-            if !self.begin_access(py, Some(c), offset, size, flags)? {
-                return Err(PyValueError::new_err(
-                    "Failed to allocate the buffer - probably the given offset is out of bounds",
-                ));
+        let py = slf.py();
+        let Some(cursor) = cursor.filter(|c| !c.is_none()) else {
+            let old = {
+                let mut st = slf.get().state(py)?;
+                st.len = 0;
+                st.cursor.take()
+            };
+            drop(old);
+            return Ok(());
+        };
+        let given = PyDict::new(py);
+        for (name, value) in [("offset", offset), ("size", size), ("flags", flags)] {
+            if let Some(value) = value {
+                given.set_item(name, value)?;
             }
+        }
+        let usable = slf.call_method(intern!(py, "begin_access"), (cursor,), Some(&given))?;
+        if !usable.is_truthy()? {
+            return Err(PyValueError::new_err(
+                "Failed to allocate the buffer - probably the given offset is out of bounds",
+            ));
         }
         Ok(())
     }
 
-    /// Returns the buffer itself.
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
+    /// The cursor is a Python object the buffer holds.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(st) = self.state.try_lock_for_gc() {
+            visit.call(&st.cursor)?;
+        }
+        Ok(())
     }
 
-    /// Calls `end_access()`.
-    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let _ = (exc_type, exc_value, traceback);
-        self.end_access(py)
+    /// Breaks a reference cycle: ends access (as dropping the buffer does)
+    /// and forgets the cursor.
+    fn __clear__(&self) {
+        let cursor = self.state.try_lock_for_gc().and_then(|mut st| {
+            st.len = 0;
+            st.cursor.take()
+        });
+        if let Some(c) = &cursor {
+            if let Some(mut c) = c.get().state_for_gc() {
+                c.inner.unuse_region();
+            }
+        }
+        drop(cursor);
     }
 
     /// The number of bytes in the view (0 after `end_access()`).
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(usize::try_from(self.view(py)?.len).unwrap_or(usize::MAX))
+        Ok(usize::try_from(self.state(py)?.len).unwrap_or(usize::MAX))
     }
 
     /// `buf[i]`: the byte at relative index `i` as an int (negative counts
     /// from the end; `IndexError` past either end). `buf[a:b]` (any slice):
     /// `bytes`.
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<PyObject> {
-        let this = self.view(py)?;
-        if let Ok(int) = key.downcast_exact::<PyInt>() {
-            // Beyond i64 is past any end.
-            let i = int.extract::<i64>().map_or(i128::MAX, i128::from);
-            return Ok(this.byte(py, i)?.into_pyobject(py)?.into_any().unbind());
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if let Ok(int) = key.cast_exact::<PyInt>() {
+            return self.item(py, int_value(int));
         }
-        if let Ok(slice) = key.downcast::<PySlice>() {
-            return Ok(this.get_slice(py, slice)?.into_any().unbind());
+        if let Ok(slice) = key.cast::<PySlice>() {
+            // The bounds' `__index__` runs before the state is taken.
+            let bounds = SliceBounds::unpack(slice)?;
+            let st = self.state(py)?;
+            let ind = bounds.adjust(st.len);
+            let bytes = if ind.step == 1 || ind.count <= 1 {
+                st.read(py, ind.start, ind.count)?
+            } else {
+                st.read_strided(py, ind.start, ind.step, ind.count)?
+            };
+            return Ok(bytes.into_any().unbind());
         }
         let i = index_arg(key)?;
-        Ok(this.byte(py, i)?.into_pyobject(py)?.into_any().unbind())
+        self.item(py, i)
     }
 
     /// `bytes` of relative indices `[i, j)`, with the reference's rules:
@@ -379,8 +386,8 @@ impl PyBuffer {
         i: AnyInt,
         j: AnyInt,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let this = self.view(py)?;
-        let len = i128::from(this.len);
+        let st = self.state(py)?;
+        let len = i128::from(st.len);
         let mut i = i.0;
         let mut j = j.0;
         if i < 0 {
@@ -394,7 +401,7 @@ impl PyBuffer {
         }
         let i = i.clamp(0, len);
         let j = j.clamp(i, len);
-        this.read(py, i as u64, (j - i) as u64)
+        st.read(py, i as u64, (j - i) as u64)
     }
 
     /// Points the buffer at `[offset, offset + size)` of the cursor's file,
@@ -415,25 +422,26 @@ impl PyBuffer {
         flags: i32,
     ) -> PyResult<bool> {
         let _ = flags;
-        let mut this = self.view_mut(py)?;
-        let old = match cursor {
-            Some(c) => this.cursor.replace(c.unbind()),
-            None => None,
+        let (old, result) = {
+            let mut st = self.state(py)?;
+            let old = match cursor {
+                Some(c) => st.cursor.replace(c.unbind()),
+                None => None,
+            };
+            st.len = 0;
+            (old, st.begin(py, offset.0, size))
         };
-        this.len = 0;
-        let result = this.begin(py, offset.0, size);
-        drop(this);
-        // The replaced cursor is released with no borrow held.
+        // The replaced cursor is released with no state held.
         drop(old);
         result
     }
 
     /// Releases the cursor's region; the buffer is empty (length 0) until
     /// `begin_access()` is called again. Called when the buffer is dropped.
-    fn end_access(&self, py: Python<'_>) -> PyResult<()> {
-        let mut this = self.view_mut(py)?;
-        this.len = 0;
-        if let Some(c) = &this.cursor {
+    pub(crate) fn end_access(&self, py: Python<'_>) -> PyResult<()> {
+        let mut st = self.state(py)?;
+        st.len = 0;
+        if let Some(c) = &st.cursor {
             c.get().state(py)?.inner.unuse_region();
         }
         Ok(())
@@ -441,17 +449,17 @@ impl PyBuffer {
 
     /// The cursor that provides access to the data, or None.
     fn cursor(&self, py: Python<'_>) -> PyResult<Option<Py<PyCursor>>> {
-        Ok(self.view(py)?.cursor.as_ref().map(|c| c.clone_ref(py)))
+        Ok(self.state(py)?.cursor.as_ref().map(|c| c.clone_ref(py)))
     }
 
     /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let this = self.view(py)?;
+        let st = self.state(py)?;
         Ok(format!(
             "<SlidingWindowMapBuffer [{}, {}) of {} bytes>",
-            this.offset,
-            this.offset + this.len,
-            this.len
+            st.offset,
+            st.offset + st.len,
+            st.len
         ))
     }
 }
@@ -459,18 +467,12 @@ impl PyBuffer {
 impl Drop for PyBuffer {
     fn drop(&mut self) {
         // As the reference's `__del__`: release the cursor's region now.
-        // Python drops its objects with the GIL held, so this only takes
-        // the thread's GIL count.
-        Python::with_gil(|py| {
-            let cursor = match self.state.get(py).try_borrow_mut() {
-                Ok(mut state) => state.cursor.take(),
-                Err(_) => None,
-            };
-            if let Some(cursor) = cursor {
-                if let Ok(mut c) = cursor.get().state(py) {
-                    c.inner.unuse_region();
-                }
-            }
+        let Some(cursor) = self.state.get_mut().cursor.take() else {
+            return;
+        };
+        Python::attach(|py| {
+            cursor.get().state_quietly(py).inner.unuse_region();
+            drop(cursor);
         });
     }
 }

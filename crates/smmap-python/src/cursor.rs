@@ -1,22 +1,23 @@
 //! `WindowCursor`: a position in one file, holding at most one region.
 //!
-//! The Python object is `frozen` and keeps its state in a
-//! `GILProtected<RefCell<_>>`: the GIL already serializes every access, so
-//! the cheap non-atomic `RefCell` replaces PyO3's atomic borrow flag on the
-//! hot path (`buf[i]` borrows the cursor on every call). No borrow is held
-//! while Python code could run.
+//! The Python object is `frozen` and keeps its state in a [`Guarded`]: the
+//! hot path (`use_region` on the current region, `buf[i]`) takes it with a
+//! plain load and store under the GIL, a compare-and-swap without it. An
+//! engine call that may block (a miss: open, mmap, pread) runs detached from
+//! the interpreter, so other Python threads keep running meanwhile.
 
-use std::cell::{RefCell, RefMut};
-
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::sync::GILProtected;
-use pyo3::types::{PyDict, PyMemoryView, PyTuple, PyType};
+use pyo3::types::PyMemoryView;
+use pyo3::PyTraverseError;
 
-use crate::args::{arg_or, bind, AnyInt, Offset, Size};
+use crate::args::{AnyInt, Offset, Size};
 use crate::errors;
+use crate::guard::{Guarded, StateGuard};
 use crate::manager::PyStaticManager;
 use crate::region::{self, MappedView, PyMapRegion};
+use crate::shared::Unset;
 
 /// A pointer into a file of a manager, keeping its region mapped while it
 /// uses it (smmap's `WindowCursor`). Cursors come from
@@ -29,10 +30,11 @@ use crate::region::{self, MappedView, PyMapRegion};
 ///
 /// A cursor is a context manager: leaving the `with` block releases its
 /// region. Dropping it releases everything at once. `copy.copy(cursor)`
-/// makes an independent cursor on the same region.
+/// makes an independent cursor on the same region (of the cursor's own
+/// class: `type(cursor)()`, then `_copy_from(cursor)`, as the reference).
 #[pyclass(name = "WindowCursor", module = "smmap.mman", subclass, frozen)]
 pub(crate) struct PyCursor {
-    state: GILProtected<RefCell<CursorState>>,
+    state: Guarded<CursorState>,
 }
 
 /// What a cursor holds.
@@ -40,14 +42,32 @@ pub(crate) struct CursorState {
     pub(crate) inner: smmap::WindowCursor,
     manager: Option<Py<PyStaticManager>>,
     /// The `path_or_fd` the caller named the file with.
-    source: Option<PyObject>,
+    source: Option<Py<PyAny>>,
+}
+
+/// True if the cursor's current region holds `[offset, offset + len)`
+/// (`len` at least 1): reading there is a hit, which never blocks.
+#[inline]
+pub(crate) fn holds(inner: &smmap::WindowCursor, offset: u64, len: u64) -> bool {
+    inner.region().is_some_and(|r| {
+        let begin = r.ofs_begin();
+        offset >= begin
+            && offset - begin < r.size() as u64
+            && len <= r.size() as u64 - (offset - begin)
+    })
+}
+
+impl Unset for PyCursor {
+    fn unset() -> PyClassInitializer<Self> {
+        PyCursor::new(smmap::WindowCursor::new(None), None, None).into()
+    }
 }
 
 impl PyCursor {
     pub(crate) fn new(
         inner: smmap::WindowCursor,
         manager: Option<Py<PyStaticManager>>,
-        source: Option<PyObject>,
+        source: Option<Py<PyAny>>,
     ) -> Self {
         PyCursor::from_state(CursorState {
             inner,
@@ -58,17 +78,56 @@ impl PyCursor {
 
     fn from_state(state: CursorState) -> Self {
         PyCursor {
-            state: GILProtected::new(RefCell::new(state)),
+            state: Guarded::new(state),
         }
     }
 
-    /// The cursor's state, borrowed for the duration of one call.
+    /// The cursor's state, for the duration of one call.
     #[inline]
-    pub(crate) fn state<'py>(&'py self, py: Python<'py>) -> PyResult<RefMut<'py, CursorState>> {
-        self.state
-            .get(py)
-            .try_borrow_mut()
-            .map_err(|_| PyRuntimeError::new_err("the cursor is already in use by this thread"))
+    pub(crate) fn state(&self, py: Python<'_>) -> PyResult<StateGuard<'_, CursorState>> {
+        self.state.lock(py)
+    }
+
+    /// The cursor's state, for a destructor.
+    pub(crate) fn state_quietly(&self, py: Python<'_>) -> StateGuard<'_, CursorState> {
+        self.state.lock_quietly(py)
+    }
+
+    /// The cursor's state if no thread holds it, for the garbage collector.
+    pub(crate) fn state_for_gc(&self) -> Option<StateGuard<'_, CursorState>> {
+        self.state.try_lock_for_gc()
+    }
+
+    /// Runs `f` on the state; an engine error becomes the Python exception
+    /// for this cursor's file once the state is released.
+    fn engine<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CursorState) -> smmap::Result<R>,
+    ) -> PyResult<R> {
+        let (result, source) = {
+            let mut st = self.state(py)?;
+            let result = f(&mut st);
+            let source = match &result {
+                Err(_) => st.source.as_ref().map(|s| s.clone_ref(py)),
+                Ok(_) => None,
+            };
+            (result, source)
+        };
+        result.map_err(|e| errors::to_py(py, e, source.as_ref().map(|s| s.bind(py))))
+    }
+
+    /// Reads a value of the state.
+    fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&CursorState) -> R) -> PyResult<R> {
+        Ok(f(&*self.state(py)?))
+    }
+
+    /// Replaces the state; the old one is dropped once it is released
+    /// (dropping Python references may run Python code).
+    fn replace(&self, py: Python<'_>, new: CursorState) -> PyResult<()> {
+        let old = std::mem::replace(&mut *self.state(py)?, new);
+        drop(old);
+        Ok(())
     }
 }
 
@@ -79,25 +138,26 @@ impl CursorState {
         manager: Option<Bound<'_, PyStaticManager>>,
         regions: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let engine_manager = match &manager {
+            Some(m) => Some(m.get().manager(py)?),
+            None => None,
+        };
         let Some(regions) = regions.filter(|r| !r.is_none()) else {
-            let inner = smmap::WindowCursor::new(manager.as_ref().map(|m| m.get().manager(py)));
             return Ok(CursorState {
-                inner,
+                inner: smmap::WindowCursor::new(engine_manager),
                 manager: manager.map(Bound::unbind),
                 source: None,
             });
         };
-        let Some(manager) = manager else {
+        let (Some(manager), Some(engine_manager)) = (manager, engine_manager) else {
             return Err(PyValueError::new_err(
                 "a cursor with regions needs a manager",
             ));
         };
         let source = regions.call_method0("path_or_fd")?;
         let key = crate::args::path_or_fd(&source)?;
-        let inner = manager
-            .get()
-            .manager(py)
-            .make_cursor(key)
+        let inner = py
+            .detach(|| engine_manager.make_cursor(key))
             .map_err(|e| errors::to_py(py, e, Some(&source)))?;
         Ok(CursorState {
             inner,
@@ -111,21 +171,30 @@ impl CursorState {
         errors::to_py(py, e, self.source.as_ref().map(|s| s.bind(py)))
     }
 
-    /// Moves the cursor to absolute `offset`; nothing but a range check when
-    /// the current region holds it.
+    /// Moves the cursor to absolute `offset`: nothing but a range check when
+    /// the current region holds it; detached from the interpreter when the
+    /// manager must find, open or map.
     #[inline]
-    pub(crate) fn move_to(&mut self, py: Python<'_>, offset: u64, size: usize) -> PyResult<()> {
-        match self.inner.use_region(offset, size) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.error(py, e)),
+    pub(crate) fn move_to(
+        &mut self,
+        py: Python<'_>,
+        offset: u64,
+        size: usize,
+    ) -> smmap::Result<()> {
+        let inner = &mut self.inner;
+        if holds(inner, offset, 1) {
+            inner.use_region(offset, size)?;
+        } else {
+            py.detach(|| inner.use_region(offset, size).map(|_| ()))?;
         }
+        Ok(())
     }
 
     fn region_or_err(&self) -> PyResult<&smmap::MapRegion> {
         self.inner.region().ok_or_else(errors::invalid_cursor)
     }
 
-    fn associated_source(&self, py: Python<'_>) -> PyResult<PyObject> {
+    fn associated_source(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match (&self.source, self.inner.is_associated()) {
             (Some(s), true) => Ok(s.clone_ref(py)),
             _ => Err(errors::not_associated()),
@@ -145,82 +214,60 @@ impl CursorState {
 impl PyCursor {
     /// A cursor of `manager`, associated with no file; or, with `regions` (a
     /// `MapRegionList`), associated with the file it names.
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(manager=None, regions=None)")]
-    fn py_new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let py = cls.py();
-        // A Python subclass may have a constructor of its own; its
-        // `__init__` (or ours, inherited) associates the cursor.
-        if !cls.is(&py.get_type::<PyCursor>()) {
-            return Ok(PyCursor::new(smmap::WindowCursor::new(None), None, None));
-        }
-        let [manager, regions] = bind("WindowCursor()", ["manager", "regions"], args, kwargs)?;
-        Ok(PyCursor::from_state(CursorState::made(
-            py,
-            arg_or(manager, None)?,
-            regions,
-        )?))
-    }
-
-    /// Associates the cursor (see `WindowCursor(manager, regions)`).
-    /// Construction already did, with the same arguments; this exists so
-    /// that Python subclasses can call `super().__init__(...)`.
-    #[pyo3(name = "__init__")]
     #[pyo3(signature = (manager = None, regions = None))]
-    #[pyo3(text_signature = "($self, manager=None, regions=None)")]
-    fn init(
+    fn __init__(
         &self,
         py: Python<'_>,
         manager: Option<Bound<'_, PyStaticManager>>,
         regions: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let state = CursorState::made(py, manager, regions)?;
-        let old = std::mem::replace(&mut *self.state(py)?, state);
-        drop(old);
+        self.replace(py, state)
+    }
+
+    /// The manager and the file's name are Python objects the cursor holds.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(st) = self.state.try_lock_for_gc() {
+            visit.call(&st.manager)?;
+            visit.call(&st.source)?;
+        }
         Ok(())
     }
 
-    /// Returns the cursor itself.
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    /// Releases the cursor's region (as `_destroy()`).
-    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let _ = (exc_type, exc_value, traceback);
-        self._destroy(py)
+    /// Breaks a reference cycle: forgets the manager and the file's name
+    /// (the engine cursor keeps working).
+    fn __clear__(&self) {
+        let taken = self
+            .state
+            .try_lock_for_gc()
+            .map(|mut st| (st.manager.take(), st.source.take()));
+        drop(taken);
     }
 
     /// Releases the cursor's region at once. The cursor stays associated
     /// with its file; the file is forgotten by the manager once no cursor
     /// and no region of it remain.
-    fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
-        self.state(py)?.inner.unuse_region();
-        Ok(())
+    pub(crate) fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
+        self.unuse_region(py)
     }
 
-    /// Makes this cursor a copy of `rhs` (without releasing what it held:
-    /// see `assign()`).
+    /// Makes this cursor a copy of `rhs`, releasing what it held before (as
+    /// `assign()`).
     fn _copy_from(slf: &Bound<'_, Self>, rhs: &Bound<'_, Self>) -> PyResult<()> {
         Self::assign(slf, rhs)
     }
 
-    /// An independent cursor on the same file and region (`copy.copy`).
-    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
-        Ok(PyCursor::from_state(self.state(py)?.copy(py)))
+    /// An independent cursor on the same file and region (`copy.copy`), of
+    /// the cursor's own class: `type(self)()`, then `_copy_from(self)`.
+    fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if slf.is_exact_instance_of::<Self>() {
+            let copy = slf.get().read(py, |st| st.copy(py))?;
+            return Ok(Bound::new(py, PyCursor::from_state(copy))?.into_any());
+        }
+        let copy = slf.get_type().call0()?;
+        copy.call_method1("_copy_from", (slf,))?;
+        Ok(copy)
     }
 
     /// Makes this cursor an independent copy of `rhs`, releasing what it
@@ -230,12 +277,8 @@ impl PyCursor {
             return Ok(());
         }
         let py = slf.py();
-        let copy = rhs.get().state(py)?.copy(py);
-        let old = std::mem::replace(&mut *slf.get().state(py)?, copy);
-        // Dropped after the borrow ends: releasing Python references may run
-        // Python code.
-        drop(old);
-        Ok(())
+        let copy = rhs.get().read(py, |st| st.copy(py))?;
+        slf.get().replace(py, copy)
     }
 
     /// Points the cursor at absolute `offset`, with a view of up to `size`
@@ -267,8 +310,7 @@ impl PyCursor {
         let _ = flags;
         let py = slf.py();
         slf.get()
-            .state(py)?
-            .move_to(py, offset.0, size.as_usize())?;
+            .engine(py, |st| st.move_to(py, offset.0, size.as_usize()))?;
         Ok(slf)
     }
 
@@ -285,12 +327,11 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if the cursor is not valid.
     fn buffer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyMemoryView>> {
-        let (region, start, len) = {
-            let st = self.state(py)?;
+        let (region, start, len) = self.read(py, |st| {
             let region = st.region_or_err()?;
             let start = (st.inner.ofs_begin() - region.ofs_begin()) as usize;
-            (region.clone(), start, st.inner.size())
-        };
+            Ok::<_, PyErr>((region.clone(), start, st.inner.size()))
+        })??;
         region::memoryview(py, region, start, len)
     }
 
@@ -301,102 +342,97 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if the cursor is not valid.
     fn map(&self, py: Python<'_>) -> PyResult<Py<MappedView>> {
-        let region = self.state(py)?.region_or_err()?.clone();
+        let region = self.read(py, |st| st.region_or_err().cloned())??;
         Py::new(py, MappedView::whole(region))
     }
 
     /// True if the cursor holds a region it can read from.
     fn is_valid(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.state(py)?.inner.is_valid())
+        self.read(py, |st| st.inner.is_valid())
     }
 
     /// True if the cursor is associated with a file.
     fn is_associated(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.state(py)?.inner.is_associated())
+        self.read(py, |st| st.inner.is_associated())
     }
 
     /// Absolute offset of the first byte of the view (meaningful only when
     /// valid).
     fn ofs_begin(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.state(py)?.inner.ofs_begin())
+        self.read(py, |st| st.inner.ofs_begin())
     }
 
     /// Absolute offset one past the last byte of the view.
     fn ofs_end(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.state(py)?.inner.ofs_end())
+        self.read(py, |st| st.inner.ofs_end())
     }
 
     /// Number of bytes in the view.
     fn size(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.state(py)?.inner.size())
+        self.read(py, |st| st.inner.size())
     }
 
     /// The current region, or None if nothing is mapped.
     fn region(&self, py: Python<'_>) -> PyResult<Option<PyMapRegion>> {
-        Ok(self
-            .state(py)?
-            .inner
-            .region()
-            .cloned()
-            .map(PyMapRegion::managed))
+        let region = self.read(py, |st| st.inner.region().cloned())?;
+        Ok(region.map(PyMapRegion::managed))
     }
 
     /// True if absolute offset `ofs` lies in the cursor's view.
     fn includes_ofs(&self, py: Python<'_>, ofs: AnyInt) -> PyResult<bool> {
-        let st = self.state(py)?;
-        Ok(u64::try_from(ofs.0).is_ok_and(|v| st.inner.includes_ofs(v)))
+        self.read(py, |st| {
+            u64::try_from(ofs.0).is_ok_and(|v| st.inner.includes_ofs(v))
+        })
     }
 
     /// The size of the file, as read when the manager first met it.
     ///
     /// Raises `ValueError` if the cursor is associated with no file.
     fn file_size(&self, py: Python<'_>) -> PyResult<u64> {
-        self.state(py)?
-            .inner
-            .file_size()
+        self.read(py, |st| st.inner.file_size())?
             .ok_or_else(errors::not_associated)
     }
 
     /// The path or file descriptor the file was named with.
     ///
     /// Raises `ValueError` if the cursor is associated with no file.
-    fn path_or_fd(&self, py: Python<'_>) -> PyResult<PyObject> {
-        self.state(py)?.associated_source(py)
+    fn path_or_fd(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.read(py, |st| st.associated_source(py))?
     }
 
     /// The path the file was named with.
     ///
     /// Raises `ValueError` if it was named by a file descriptor.
-    fn path(&self, py: Python<'_>) -> PyResult<PyObject> {
-        let st = self.state(py)?;
-        let source = st.associated_source(py)?;
-        if st.inner.fd().is_some() {
+    fn path(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let (source, by_fd) =
+            self.read(py, |st| (st.associated_source(py), st.inner.fd().is_some()))?;
+        if by_fd {
             return Err(PyValueError::new_err(
                 "Path queried although mapping was applied to a file descriptor",
             ));
         }
-        Ok(source)
+        source
     }
 
     /// The file descriptor the file was named with (it may have been closed
     /// by its owner since).
     ///
     /// Raises `ValueError` if it was named by a path.
-    fn fd(&self, py: Python<'_>) -> PyResult<PyObject> {
-        let st = self.state(py)?;
-        let source = st.associated_source(py)?;
-        if st.inner.path().is_some() {
+    fn fd(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let (source, by_path) = self.read(py, |st| {
+            (st.associated_source(py), st.inner.path().is_some())
+        })?;
+        if by_path {
             return Err(PyValueError::new_err(
                 "File descriptor queried although mapping was generated from path",
             ));
         }
-        Ok(source)
+        source
     }
 
     /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let (source, range) = {
-            let st = self.state(py)?;
+        let (source, range) = self.read(py, |st| {
             let source = st
                 .source
                 .as_ref()
@@ -407,8 +443,8 @@ impl PyCursor {
                 .is_valid()
                 .then(|| (st.inner.ofs_begin(), st.inner.ofs_end()));
             (source, range)
-        };
-        // repr() of the path runs Python code: no borrow is held here.
+        })?;
+        // repr() of the path runs Python code: the state is not held here.
         let file = match source {
             Some(s) => s.bind(py).repr()?.to_string(),
             None => "None".to_owned(),

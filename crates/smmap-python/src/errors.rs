@@ -60,7 +60,7 @@ gone (and its regions collected), a new cursor opens the new file."
 /// caller named the file with (set as the exception's `filename` when the
 /// file is a path); without it the engine's path is used.
 pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>>) -> PyErr {
-    let fname: Option<PyObject> = match e.file() {
+    let fname: Option<Py<PyAny>> = match e.file() {
         Some(PathOrFd::Path(p)) => match filename {
             Some(f) if !f.is_none() => Some(f.clone().unbind()),
             _ => p
@@ -102,7 +102,7 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
 
 /// `OSError(errno, msg, filename)`; Python picks the subclass from `errno`.
 /// Without an errno, `OSError(msg)` (the message names the file).
-fn os_error(errno: Option<i32>, msg: String, filename: Option<PyObject>) -> PyErr {
+fn os_error(errno: Option<i32>, msg: String, filename: Option<Py<PyAny>>) -> PyErr {
     match (errno, filename) {
         (Some(n), Some(f)) => PyOSError::new_err((n, msg, f)),
         (Some(n), None) => PyOSError::new_err((n, msg)),

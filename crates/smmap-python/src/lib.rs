@@ -15,14 +15,17 @@ mod args;
 mod buffer;
 mod cursor;
 mod errors;
+mod guard;
 mod manager;
 mod region;
+mod shared;
 mod util;
 
 use pyo3::prelude::*;
 
-/// The native module.
-#[pymodule]
+/// The native module. Every class guards its own state (see `guard`), so
+/// the module runs without the GIL on a free-threaded interpreter.
+#[pymodule(gil_used = false)]
 mod _smmap {
     #[pymodule_export]
     use super::buffer::PyBuffer;

@@ -1,23 +1,27 @@
 //! `StaticWindowMapManager` and its subclass `SlidingWindowMapManager`: one
 //! shared [`smmap::Manager`] behind smmap 6.0.0's manager API.
 
-use std::cell::RefCell;
-
 use pyo3::exceptions::{PyAssertionError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::GILProtected;
-use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
-use crate::args::{arg_or, bind, non_negative, AnyInt, Size};
+use crate::args::{non_negative, AnyInt, Size};
 use crate::cursor::PyCursor;
 use crate::errors;
+use crate::guard::Guarded;
 use crate::region::PyMapRegion;
+use crate::shared::Unset;
 use crate::util::PyMapWindow;
 
 /// Python's `sys.maxsize` on this platform, the reference's default
 /// `max_open_handles` (kept in the signatures; the engine caps it at
 /// [`smmap::default_max_open_handles`]).
 const SYS_MAXSIZE: i128 = isize::MAX as i128;
+
+/// `smmap.util.MapRegionList`, the default `MapRegionListCls`.
+static DEFAULT_REGION_LIST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Provides cursors that map whole files, one region per file, unmapping
 /// the least-recently-used unused files to stay within its limits (smmap's
@@ -43,23 +47,23 @@ const SYS_MAXSIZE: i128 = isize::MAX as i128;
     frozen
 )]
 pub(crate) struct PyStaticManager {
-    /// Replaced only by `__init__` (see [`PyStaticManager::reconfigure`]);
-    /// behind the GIL like the cursor's state.
-    config: GILProtected<RefCell<Config>>,
+    /// Which engine manager a default configuration makes.
+    sliding: bool,
+    /// Set by `__init__`; a manager whose `__init__` never ran (a subclass
+    /// that does not call `super().__init__()`) gets the default limits on
+    /// first use. Replaced only by `__init__`: cursors made before keep the
+    /// engine manager they were made with.
+    config: Guarded<Option<Config>>,
 }
 
 /// A manager and the limits it was made with.
 struct Config {
     inner: smmap::Manager,
-    sliding: bool,
     /// `(window_size, max_memory_size, max_open_handles)` as resolved from
     /// the arguments (`max_open_handles` as given, before the engine caps
     /// it).
     limits: (u64, u64, u64),
 }
-
-/// The parameter names, in order.
-const NAMES: [&str; 3] = ["window_size", "max_memory_size", "max_open_handles"];
 
 /// Reads the three limits, checking them as the binding promises: negative
 /// sizes are `ValueError`, and `max_open_handles` must be at least 1.
@@ -81,19 +85,10 @@ fn limits(
     Ok((window, memory, handles))
 }
 
-/// The limits from `(window_size=default_window, max_memory_size=0,
-/// max_open_handles=sys.maxsize)` called with `args` and `kwargs`.
-fn parse(
-    args: &Bound<'_, PyTuple>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-    default_window: i128,
-) -> PyResult<(u64, u64, u64)> {
-    let [w, m, h] = bind("the manager", NAMES, args, kwargs)?;
-    limits(
-        arg_or(w, AnyInt(default_window))?,
-        arg_or(m, AnyInt(0))?,
-        arg_or(h, AnyInt(SYS_MAXSIZE))?,
-    )
+/// The default limits of either manager.
+fn default_limits(sliding: bool) -> (u64, u64, u64) {
+    let window = if sliding { -1 } else { 0 };
+    limits(AnyInt(window), AnyInt(0), AnyInt(SYS_MAXSIZE)).expect("the defaults are valid")
 }
 
 fn build(sliding: bool, (window, memory, handles): (u64, u64, u64)) -> Config {
@@ -115,95 +110,77 @@ fn build(sliding: bool, (window, memory, handles): (u64, u64, u64)) -> Config {
     };
     Config {
         inner,
-        sliding,
         limits: (window, memory, handles),
     }
 }
 
 impl PyStaticManager {
-    /// `__new__` of both managers. The exact classes read their arguments
-    /// here. A Python subclass may have a constructor of its own: arguments
-    /// this signature cannot read are then left to its `__init__`, which
-    /// configures the manager through `super().__init__(...)`.
-    fn construct(
-        cls: &Bound<'_, PyType>,
-        exact: bool,
-        sliding: bool,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let _ = cls;
-        let default_window = if sliding { -1 } else { 0 };
-        let limits = match parse(args, kwargs, default_window) {
-            Ok(l) => l,
-            Err(e) if exact => return Err(e),
-            Err(_) => parse(&PyTuple::empty(args.py()), None, default_window)?,
-        };
-        Ok(PyStaticManager {
-            config: GILProtected::new(RefCell::new(build(sliding, limits))),
-        })
+    fn unset_with(sliding: bool) -> Self {
+        PyStaticManager {
+            sliding,
+            config: Guarded::new(None),
+        }
     }
 
     /// The engine's manager (a cheap handle).
-    pub(crate) fn manager(&self, py: Python<'_>) -> smmap::Manager {
-        self.config.get(py).borrow().inner.clone()
+    pub(crate) fn manager(&self, py: Python<'_>) -> PyResult<smmap::Manager> {
+        let mut config = self.config.lock(py)?;
+        let config =
+            config.get_or_insert_with(|| build(self.sliding, default_limits(self.sliding)));
+        Ok(config.inner.clone())
     }
 
     /// The handle limit in effect, shown as at most `sys.maxsize`.
-    fn effective_handles(&self, py: Python<'_>) -> usize {
-        self.manager(py).max_file_handles().min(isize::MAX as usize)
+    fn effective_handles(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self
+            .manager(py)?
+            .max_file_handles()
+            .min(isize::MAX as usize))
     }
 
-    /// `__init__`: makes a new engine manager if the limits differ from the
-    /// ones `__new__` used (only a subclass's `super().__init__(...)` or an
-    /// explicit call does that). Cursors made before keep the old manager.
-    fn reconfigure(&self, py: Python<'_>, limits: (u64, u64, u64)) {
-        let mut config = self.config.get(py).borrow_mut();
-        if config.limits != limits {
-            let sliding = config.sliding;
-            *config = build(sliding, limits);
-        }
+    /// `__init__`: makes a new engine manager unless one with these limits
+    /// is there already.
+    fn configure(&self, py: Python<'_>, limits: (u64, u64, u64)) -> PyResult<()> {
+        let old = {
+            let mut config = self.config.lock(py)?;
+            if config.as_ref().is_some_and(|c| c.limits == limits) {
+                return Ok(());
+            }
+            config.replace(build(self.sliding, limits))
+        };
+        drop(old);
+        Ok(())
+    }
+}
+
+impl Unset for PyStaticManager {
+    fn unset() -> PyClassInitializer<Self> {
+        PyStaticManager::unset_with(false).into()
     }
 }
 
 #[pymethods]
 impl PyStaticManager {
-    /// A manager with the given limits (see the class documentation).
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)")]
-    fn new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let exact = cls.is(&cls.py().get_type::<PyStaticManager>());
-        Self::construct(cls, exact, false, args, kwargs)
-    }
-
-    /// Sets the limits (see the class documentation). Construction already
-    /// did, with the same arguments; this exists so that Python subclasses
-    /// can call `super().__init__(...)`, possibly with other limits.
-    #[pyo3(name = "__init__")]
+    /// A manager with the given limits (see the class documentation). Called
+    /// again (or through `super().__init__(...)` with other limits), it makes
+    /// a new engine manager; cursors made before keep the old one.
     #[pyo3(signature = (window_size = AnyInt(0), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
-    #[pyo3(
-        text_signature = "($self, window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)"
-    )]
-    fn init(
+    fn __init__(
         &self,
         py: Python<'_>,
         window_size: AnyInt,
         max_memory_size: AnyInt,
         max_open_handles: AnyInt,
     ) -> PyResult<()> {
-        self.reconfigure(py, limits(window_size, max_memory_size, max_open_handles)?);
-        Ok(())
+        self.configure(py, limits(window_size, max_memory_size, max_open_handles)?)
     }
 
     /// A cursor on the file named by `path_or_fd` (a path as `str`, `bytes`
     /// or `os.PathLike`, or an open file descriptor as `int`). The cursor maps
-    /// nothing until `use_region()`.
+    /// nothing until `use_region()`. It is made by the manager's
+    /// `WindowCursorCls`, as `WindowCursorCls(manager,
+    /// MapRegionListCls(path_or_fd))` when either class attribute names a
+    /// class of its own (a subclass's, say).
     ///
     /// A file descriptor is borrowed, never closed, and must stay open while
     /// new windows of it are mapped. The file's size and identity (device
@@ -211,69 +188,86 @@ impl PyStaticManager {
     /// the file lives; a relative path is resolved here, once. Every later
     /// window is mapped from that same file: a path renamed over or replaced
     /// since, or a descriptor number that now names another file, raises
-    /// `FileReplacedError`, never another file's bytes.
+    /// `FileReplacedError`, never another file's bytes. The interpreter is
+    /// not held while the file is opened.
     ///
     /// Raises the matching `OSError` (`FileNotFoundError`,
     /// `IsADirectoryError`, `PermissionError`, …) if the file cannot be used.
-    fn make_cursor(slf: &Bound<'_, Self>, path_or_fd: &Bound<'_, PyAny>) -> PyResult<PyCursor> {
+    fn make_cursor<'py>(
+        slf: &Bound<'py, Self>,
+        path_or_fd: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        let cursor_cls = slf.getattr(intern!(py, "WindowCursorCls"))?;
+        let list_cls = slf.getattr_opt(intern!(py, "MapRegionListCls"))?;
+        let default_list = DEFAULT_REGION_LIST.import(py, "smmap.util", "MapRegionList")?;
+        let custom_list = list_cls.as_ref().filter(|c| !c.is(default_list));
+        if custom_list.is_some() || !cursor_cls.is(py.get_type::<PyCursor>()) {
+            let regions = match &list_cls {
+                Some(cls) => cls.call1((path_or_fd,))?,
+                None => default_list.call1((path_or_fd,))?,
+            };
+            return cursor_cls.call1((slf, regions));
+        }
         let key = crate::args::path_or_fd(path_or_fd)?;
-        let cursor = slf
-            .get()
-            .manager(py)
-            .make_cursor(key)
+        let manager = slf.get().manager(py)?;
+        let cursor = py
+            .detach(|| manager.make_cursor(key))
             .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
-        Ok(PyCursor::new(
+        let cursor = PyCursor::new(
             cursor,
             Some(slf.clone().unbind()),
             Some(path_or_fd.clone().unbind()),
-        ))
+        );
+        Ok(Bound::new(py, cursor)?.into_any())
     }
 
     /// Unmaps every region no cursor uses; returns how many.
-    fn collect(&self, py: Python<'_>) -> usize {
-        self.manager(py).collect()
+    fn collect(&self, py: Python<'_>) -> PyResult<usize> {
+        let m = self.manager(py)?;
+        Ok(py.detach(|| m.collect()))
     }
 
     /// Unmaps least-recently-used unused regions until `size` more bytes fit
     /// under the memory limit, or every unused region if `size` is 0;
     /// returns how many.
-    fn _collect_lru_region(&self, py: Python<'_>, size: Size) -> usize {
-        self.manager(py).collect_lru_region(size.0)
+    fn _collect_lru_region(&self, py: Python<'_>, size: Size) -> PyResult<usize> {
+        let m = self.manager(py)?;
+        Ok(py.detach(|| m.collect_lru_region(size.0)))
     }
 
     /// Number of mapped regions. Each region counts as one file handle.
-    fn num_file_handles(&self, py: Python<'_>) -> usize {
-        self.manager(py).num_file_handles()
+    fn num_file_handles(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.manager(py)?.num_file_handles())
     }
 
     /// Number of files with at least one mapped region.
-    fn num_open_files(&self, py: Python<'_>) -> usize {
-        self.manager(py).num_open_files()
+    fn num_open_files(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.manager(py)?.num_open_files())
     }
 
     /// The size of each window when new regions are mapped (0: unlimited).
-    fn window_size(&self, py: Python<'_>) -> u64 {
-        self.manager(py).window_size()
+    fn window_size(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.manager(py)?.window_size())
     }
 
     /// Bytes mapped now, in total.
-    fn mapped_memory_size(&self, py: Python<'_>) -> u64 {
-        self.manager(py).mapped_memory_size()
+    fn mapped_memory_size(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.manager(py)?.mapped_memory_size())
     }
 
     /// The most regions ("file handles") that may be mapped at once: the
     /// `max_open_handles` given, capped at half of `vm.max_map_count` (which
     /// is also the default: 32765 with Linux's default map count).
     /// `sys.maxsize` where the kernel states no limit, as the reference.
-    fn max_file_handles(&self, py: Python<'_>) -> usize {
+    fn max_file_handles(&self, py: Python<'_>) -> PyResult<usize> {
         self.effective_handles(py)
     }
 
     /// The most bytes that may be mapped at once (unless every region is in
     /// use).
-    fn max_mapped_memory_size(&self, py: Python<'_>) -> u64 {
-        self.manager(py).max_mapped_memory_size()
+    fn max_mapped_memory_size(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.manager(py)?.max_mapped_memory_size())
     }
 
     /// Only does something on Windows, where files cannot be deleted while
@@ -294,7 +288,7 @@ impl PyStaticManager {
     /// bytes and windows, bytes charged against the memory limit (whole
     /// pages), and more.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.manager(py).stats();
+        let s = self.manager(py)?.stats();
         let d = PyDict::new(py);
         for (name, value) in s.fields() {
             d.set_item(name, value)?;
@@ -305,26 +299,29 @@ impl PyStaticManager {
     /// Checks the manager's internal invariants (an extension, for tests):
     /// raises `AssertionError` describing the first broken one.
     fn _verify_invariants(&self, py: Python<'_>) -> PyResult<()> {
-        self.manager(py)
+        self.manager(py)?
             .verify_invariants()
             .map_err(PyAssertionError::new_err)
     }
 
     /// The class of window arithmetic (smmap's configuration attribute).
+    /// The engine places windows itself: this class is not used.
     #[classattr]
     #[allow(non_snake_case)]
     fn MapWindowCls(py: Python<'_>) -> Py<PyType> {
         py.get_type::<PyMapWindow>().unbind()
     }
 
-    /// The class of regions (smmap's configuration attribute).
+    /// The class of regions (smmap's configuration attribute). The engine
+    /// maps regions itself: this class is not used.
     #[classattr]
     #[allow(non_snake_case)]
     fn MapRegionCls(py: Python<'_>) -> Py<PyType> {
         py.get_type::<PyMapRegion>().unbind()
     }
 
-    /// The class of cursors (smmap's configuration attribute).
+    /// The class of cursors `make_cursor` makes (smmap's configuration
+    /// attribute).
     #[classattr]
     #[allow(non_snake_case)]
     fn WindowCursorCls(py: Python<'_>) -> Py<PyType> {
@@ -334,13 +331,13 @@ impl PyStaticManager {
     /// A short description, for debugging.
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
-        let m = slf.get().manager(py);
+        let m = slf.get().manager(py)?;
         Ok(format!(
             "{}(window_size={}, max_memory_size={}, max_open_handles={})",
             slf.get_type().qualname()?,
             m.window_size(),
             m.max_mapped_memory_size(),
-            slf.get().effective_handles(py)
+            slf.get().effective_handles(py)?
         ))
     }
 }
@@ -356,40 +353,23 @@ impl PyStaticManager {
 #[pyclass(name = "SlidingWindowMapManager", module = "smmap.mman", extends = PyStaticManager, subclass, frozen)]
 pub(crate) struct PySlidingManager;
 
+impl Unset for PySlidingManager {
+    fn unset() -> PyClassInitializer<Self> {
+        PyClassInitializer::from(PyStaticManager::unset_with(true)).add_subclass(PySlidingManager)
+    }
+}
+
 #[pymethods]
 impl PySlidingManager {
     /// A manager with the given limits (see the class documentation).
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)")]
-    fn new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<PyClassInitializer<Self>> {
-        let exact = cls.is(&cls.py().get_type::<PySlidingManager>());
-        let base = PyStaticManager::construct(cls, exact, true, args, kwargs)?;
-        Ok(PyClassInitializer::from(base).add_subclass(PySlidingManager))
-    }
-
-    /// Sets the limits (see the class documentation). Construction already
-    /// did, with the same arguments; this exists so that Python subclasses
-    /// can call `super().__init__(...)`, possibly with other limits.
-    #[pyo3(name = "__init__")]
     #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
-    #[pyo3(
-        text_signature = "($self, window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)"
-    )]
-    fn init(
-        slf: PyRef<'_, Self>,
+    fn __init__(
+        slf: &Bound<'_, Self>,
         window_size: AnyInt,
         max_memory_size: AnyInt,
         max_open_handles: AnyInt,
     ) -> PyResult<()> {
-        let py = slf.py();
         let l = limits(window_size, max_memory_size, max_open_handles)?;
-        slf.as_super().reconfigure(py, l);
-        Ok(())
+        slf.as_super().get().configure(slf.py(), l)
     }
 }

@@ -7,13 +7,15 @@
 
 use std::os::raw::{c_int, c_void};
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyMemoryView, PySlice, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyMemoryView, PySlice};
 
-use crate::args::{arg_or, bind, AnyInt, Offset, Size};
+use crate::args::{index_arg, AnyInt, Offset, Size};
 use crate::errors;
+use crate::guard::Guarded;
+use crate::shared::Unset;
 
 /// A read-only view of mapped bytes of a file, as `mmap.mmap` offers them for
 /// reading: `len()`, int indexing (negative too), slicing to `bytes`, and the
@@ -74,8 +76,8 @@ pub(crate) fn index_bytes<'py>(
     py: Python<'py>,
     data: &[u8],
     key: &Bound<'py, PyAny>,
-) -> PyResult<PyObject> {
-    if let Ok(slice) = key.downcast::<PySlice>() {
+) -> PyResult<Py<PyAny>> {
+    if let Ok(slice) = key.cast::<PySlice>() {
         let ind = slice.indices(isize::try_from(data.len()).unwrap_or(isize::MAX))?;
         let n = ind.slicelength;
         let out = if ind.step == 1 {
@@ -102,17 +104,6 @@ pub(crate) fn index_bytes<'py>(
     Ok(data[j as usize].into_pyobject(py)?.into_any().unbind())
 }
 
-/// An index: an int (or an object with `__index__`), else `TypeError`.
-pub(crate) fn index_arg(key: &Bound<'_, PyAny>) -> PyResult<i128> {
-    if !key.is_instance_of::<PyInt>() && !key.hasattr("__index__")? {
-        return Err(PyTypeError::new_err(format!(
-            "indices must be integers or slices, not {}",
-            key.get_type().name()?
-        )));
-    }
-    crate::args::int_arg(key)
-}
-
 #[pymethods]
 impl MappedView {
     /// Number of bytes in the view.
@@ -122,7 +113,7 @@ impl MappedView {
 
     /// `m[i]` is the byte at `i` as an int (negative counts from the end);
     /// `m[a:b]` (any slice) is `bytes`.
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<PyObject> {
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
         index_bytes(py, self.bytes(), key)
     }
 
@@ -193,14 +184,20 @@ impl MappedView {
 }
 
 /// One read-only mapping of `[ofs, ofs + size)` of a file, aligned to
-/// `ALLOCATIONGRANULARITY` (smmap's `MapRegion`).
+/// `ALLOCATIONGRANULARITY` (smmap's `MapRegion`). Weak references to it may
+/// be made, as to the reference's.
 ///
 /// Regions made by a manager (`cursor.region()`) report the manager's client
 /// count: one for the manager and one per cursor using it. A region made
 /// directly, `MapRegion(path_or_fd, ofs, size)`, counts its own clients,
 /// starting at 1, and releases its mapping when the count drops to 0.
-#[pyclass(name = "MapRegion", module = "smmap.util", subclass)]
+#[pyclass(name = "MapRegion", module = "smmap.util", subclass, frozen, weakref)]
 pub(crate) struct PyMapRegion {
+    state: Guarded<RegionState>,
+}
+
+/// What a region holds.
+struct RegionState {
     region: Option<smmap::MapRegion>,
     ofs: u64,
     size: usize,
@@ -209,44 +206,47 @@ pub(crate) struct PyMapRegion {
     own_clients: Option<i64>,
 }
 
-impl PyMapRegion {
-    /// `MapRegion(path_or_fd, ofs, size)`: a standalone region.
-    fn mapping(
-        py: Python<'_>,
-        path_or_fd: &Bound<'_, PyAny>,
-        ofs: Offset,
-        size: Size,
-    ) -> PyResult<Self> {
-        let key = crate::args::path_or_fd(path_or_fd)?;
-        let size = if size.0 == 0 { u64::MAX } else { size.0 };
-        let region = smmap::MapRegion::new(key, ofs.0, size)
-            .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
-        Ok(PyMapRegion {
-            ofs: region.ofs_begin(),
-            size: region.size(),
-            region: Some(region),
-            own_clients: Some(1),
+impl Unset for PyMapRegion {
+    fn unset() -> PyClassInitializer<Self> {
+        PyMapRegion::with(RegionState {
+            region: None,
+            ofs: 0,
+            size: 0,
+            own_clients: Some(0),
         })
+        .into()
+    }
+}
+
+impl PyMapRegion {
+    fn with(state: RegionState) -> Self {
+        PyMapRegion {
+            state: Guarded::new(state),
+        }
     }
 
     /// A handle to a region the manager tracks.
     pub(crate) fn managed(region: smmap::MapRegion) -> Self {
-        PyMapRegion {
+        PyMapRegion::with(RegionState {
             ofs: region.ofs_begin(),
             size: region.size(),
             region: Some(region),
             own_clients: None,
-        }
+        })
     }
 
-    /// The region's window (offset, size), for `MapWindow.from_region`.
-    pub(crate) fn window(&self) -> (u64, usize) {
-        (self.ofs, self.size)
+    /// `(ofs, size)`.
+    fn window(&self, py: Python<'_>) -> PyResult<(u64, usize)> {
+        let st = self.state.lock(py)?;
+        Ok((st.ofs, st.size))
     }
 
-    fn mapped(&self) -> PyResult<&smmap::MapRegion> {
-        self.region
-            .as_ref()
+    /// A handle to the mapping (a clone of the engine's region).
+    fn mapped(&self, py: Python<'_>) -> PyResult<smmap::MapRegion> {
+        self.state
+            .lock(py)?
+            .region
+            .clone()
             .ok_or_else(|| PyValueError::new_err("the region was released"))
     }
 }
@@ -256,50 +256,14 @@ impl PyMapRegion {
     /// Maps up to `size` bytes of the file at `ofs`, which must be a multiple
     /// of `ALLOCATIONGRANULARITY`; the size is clipped to the file's end, and
     /// 0 means "to the end". `flags` is accepted for compatibility and
-    /// ignored (the file is always opened read-only).
+    /// ignored (the file is always opened read-only). The interpreter is not
+    /// held while the file is opened and mapped.
     ///
     /// Raises `ValueError` for a negative, unaligned or out-of-file offset,
     /// the matching `OSError` if the file cannot be mapped.
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(path_or_fd, ofs, size, flags=0)")]
-    fn new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let py = cls.py();
-        // A Python subclass may have a constructor of its own; its
-        // `__init__` (or ours, inherited) maps the region.
-        if !cls.is(&py.get_type::<PyMapRegion>()) {
-            return Ok(PyMapRegion {
-                region: None,
-                ofs: 0,
-                size: 0,
-                own_clients: Some(0),
-            });
-        }
-        let names = ["path_or_fd", "ofs", "size", "flags"];
-        let [path_or_fd, ofs, size, flags] = bind("MapRegion()", names, args, kwargs)?;
-        let missing = |name: &str| {
-            PyTypeError::new_err(format!("MapRegion() missing required argument '{name}'"))
-        };
-        let path_or_fd = path_or_fd.ok_or_else(|| missing("path_or_fd"))?;
-        let ofs: Offset = ofs.ok_or_else(|| missing("ofs"))?.extract()?;
-        let size: Size = size.ok_or_else(|| missing("size"))?.extract()?;
-        let _flags: i32 = arg_or(flags, 0)?;
-        Self::mapping(py, &path_or_fd, ofs, size)
-    }
-
-    /// Maps the region (see the class documentation). Construction already
-    /// did, with the same arguments; this exists so that Python subclasses
-    /// can call `super().__init__(...)`.
-    #[pyo3(name = "__init__")]
     #[pyo3(signature = (path_or_fd, ofs, size, flags = 0))]
-    #[pyo3(text_signature = "($self, path_or_fd, ofs, size, flags=0)")]
-    fn init(
-        &mut self,
+    fn __init__(
+        &self,
         py: Python<'_>,
         path_or_fd: &Bound<'_, PyAny>,
         ofs: Offset,
@@ -307,15 +271,25 @@ impl PyMapRegion {
         flags: i32,
     ) -> PyResult<()> {
         let _ = flags;
-        if self.region.is_none() {
-            *self = Self::mapping(py, path_or_fd, ofs, size)?;
-        }
+        let key = crate::args::path_or_fd(path_or_fd)?;
+        let size = if size.0 == 0 { u64::MAX } else { size.0 };
+        let region = py
+            .detach(|| smmap::MapRegion::new(key, ofs.0, size))
+            .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
+        let new = RegionState {
+            ofs: region.ofs_begin(),
+            size: region.size(),
+            region: Some(region),
+            own_clients: Some(1),
+        };
+        let old = std::mem::replace(&mut *self.state.lock(py)?, new);
+        drop(old);
         Ok(())
     }
 
     /// The mapped bytes, a read-only object with the buffer protocol.
     fn buffer(&self, py: Python<'_>) -> PyResult<Py<MappedView>> {
-        Py::new(py, MappedView::whole(self.mapped()?.clone()))
+        Py::new(py, MappedView::whole(self.mapped(py)?))
     }
 
     /// The mapped bytes, a read-only object with the buffer protocol (the
@@ -325,34 +299,38 @@ impl PyMapRegion {
     }
 
     /// Absolute offset of the first mapped byte.
-    fn ofs_begin(&self) -> u64 {
-        self.ofs
+    fn ofs_begin(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.window(py)?.0)
     }
 
     /// Number of mapped bytes.
-    fn size(&self) -> usize {
-        self.size
+    fn size(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.window(py)?.1)
     }
 
     /// Absolute offset one past the last mapped byte.
-    fn ofs_end(&self) -> u64 {
-        self.ofs + self.size as u64
+    fn ofs_end(&self, py: Python<'_>) -> PyResult<u64> {
+        let (ofs, size) = self.window(py)?;
+        Ok(ofs + size as u64)
     }
 
     /// True if the byte at absolute offset `ofs` is mapped by this region.
-    fn includes_ofs(&self, ofs: AnyInt) -> bool {
-        i128::from(self.ofs) <= ofs.0 && ofs.0 < i128::from(self.ofs_end())
+    fn includes_ofs(&self, py: Python<'_>, ofs: AnyInt) -> PyResult<bool> {
+        let (begin, size) = self.window(py)?;
+        let begin = i128::from(begin);
+        Ok(begin <= ofs.0 && ofs.0 < begin + size as i128)
     }
 
     /// The number of clients using the region. For a region of a manager:
     /// one for the manager plus one per cursor using it (1 means unused); 0
     /// once the manager dropped it.
-    fn client_count(&self) -> i64 {
-        match (self.own_clients, &self.region) {
+    fn client_count(&self, py: Python<'_>) -> PyResult<i64> {
+        let st = self.state.lock(py)?;
+        Ok(match (st.own_clients, &st.region) {
             (Some(n), _) => n,
             (None, Some(r)) => i64::try_from(r.client_count()).unwrap_or(i64::MAX),
             (None, None) => 0,
-        }
+        })
     }
 
     /// Adds `ofs` (may be negative) to the client count of a standalone
@@ -362,8 +340,9 @@ impl PyMapRegion {
     /// Raises `ValueError` for a region of a manager (the manager keeps that
     /// count) or if the count would go negative.
     #[pyo3(signature = (ofs = 1))]
-    fn increment_client_count(&mut self, ofs: i64) -> PyResult<bool> {
-        let Some(n) = self.own_clients else {
+    fn increment_client_count(&self, py: Python<'_>, ofs: i64) -> PyResult<bool> {
+        let mut st = self.state.lock(py)?;
+        let Some(n) = st.own_clients else {
             return Err(PyValueError::new_err(
                 "the manager counts the clients of its regions; use cursors to change them",
             ));
@@ -374,9 +353,9 @@ impl PyMapRegion {
                 i128::from(n) + i128::from(ofs)
             ))
         })?;
-        self.own_clients = Some(now);
+        st.own_clients = Some(now);
         if now == 0 {
-            self.release();
+            st.region = None;
             return Ok(true);
         }
         Ok(false)
@@ -385,39 +364,43 @@ impl PyMapRegion {
     /// Drops this object's handle to the mapping. The pages stay mapped
     /// while the manager or any view of them still holds them, so releasing
     /// never invalidates bytes Python can read.
-    fn release(&mut self) {
-        self.region = None;
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let old = self.state.lock(py)?.region.take();
+        drop(old);
+        Ok(())
     }
 
     /// The offset of the first byte (smmap's `_b` slot).
     #[getter]
-    fn _b(&self) -> u64 {
-        self.ofs
+    fn _b(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.window(py)?.0)
     }
 
     /// Two `MapRegion` objects are equal if they are handles to the same
     /// mapping (`cursor.region() == cursor.region()`), as the reference's
     /// identical objects are.
-    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let Ok(other) = other.downcast::<PyMapRegion>() else {
+        let Ok(other) = other.cast::<PyMapRegion>() else {
             return Ok(py.NotImplemented());
         };
-        let same = slf.is(other)
-            || match (&slf.try_borrow()?.region, &other.try_borrow()?.region) {
-                (Some(a), Some(b)) => a.same_mapping(b),
-                _ => false,
-            };
+        let same = slf.is(other) || {
+            let a = slf.get().state.lock(py)?.region.clone();
+            let b = other.get().state.lock(py)?.region.clone();
+            matches!((a, b), (Some(a), Some(b)) if a.same_mapping(&b))
+        };
         Ok(same.into_pyobject(py)?.to_owned().into_any().unbind())
     }
 
     /// A hash consistent with `==`: from the region's offset and size.
-    fn __hash__(&self) -> u64 {
-        self.ofs.rotate_left(17) ^ self.size as u64
+    fn __hash__(&self, py: Python<'_>) -> PyResult<u64> {
+        let (ofs, size) = self.window(py)?;
+        Ok(ofs.rotate_left(17) ^ size as u64)
     }
 
     /// A short description, for debugging.
-    fn __repr__(&self) -> String {
-        format!("MapRegion<{}, {}>", self.ofs, self.size)
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (ofs, size) = self.window(py)?;
+        Ok(format!("MapRegion<{ofs}, {size}>"))
     }
 }

@@ -1,11 +1,13 @@
 //! `smmap.util`: `MapWindow`, `align_to_mmap`, `is_64_bit`.
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use crate::args::{bind, AnyInt};
-use crate::region::PyMapRegion;
+use crate::args::AnyInt;
+use crate::shared::Unset;
 
 /// The allocation granularity, as `i128` for Python-int arithmetic.
 fn granularity() -> i128 {
@@ -60,136 +62,140 @@ pub(crate) fn is_64_bit() -> bool {
 ///
 /// The arithmetic is the reference's, on Python integers (within 64 bits):
 /// `extend_left_to`/`extend_right_to` may shrink a window that is already
-/// larger than `max_size`, as the reference does.
-#[pyclass(name = "MapWindow", module = "smmap.util", subclass)]
+/// larger than `max_size`, as the reference does. Windows can be copied and
+/// pickled (with a subclass's `__dict__`).
+#[pyclass(name = "MapWindow", module = "smmap.util", subclass, frozen)]
+#[derive(Default)]
 pub(crate) struct PyMapWindow {
-    /// Offset into the file in bytes.
-    #[pyo3(get, set)]
-    ofs: i64,
-    /// Size of the window in bytes.
-    #[pyo3(get, set)]
-    size: i64,
+    /// Each value is read and written whole; as with the reference's
+    /// attributes, a method that reads both and writes both is not atomic.
+    ofs: AtomicI64,
+    size: AtomicI64,
+}
+
+impl Unset for PyMapWindow {
+    fn unset() -> PyClassInitializer<Self> {
+        PyMapWindow::default().into()
+    }
 }
 
 impl PyMapWindow {
-    fn end(&self) -> i128 {
-        i128::from(self.ofs) + i128::from(self.size)
+    fn get(&self) -> (i128, i128) {
+        (
+            i128::from(self.ofs.load(Ordering::Relaxed)),
+            i128::from(self.size.load(Ordering::Relaxed)),
+        )
+    }
+
+    fn set(&self, ofs: i128, size: i128) -> PyResult<()> {
+        let (ofs, size) = (to_i64(ofs)?, to_i64(size)?);
+        self.ofs.store(ofs, Ordering::Relaxed);
+        self.size.store(size, Ordering::Relaxed);
+        Ok(())
     }
 }
 
-/// `(ofs, size)` of a window-like object: a `MapWindow`, or anything with
-/// integer attributes `ofs` and `size`.
-fn window_of(w: &Bound<'_, PyAny>) -> PyResult<(i128, i128)> {
-    if let Ok(w) = w.downcast::<PyMapWindow>() {
-        let w = w.borrow();
-        return Ok((i128::from(w.ofs), i128::from(w.size)));
-    }
-    let ofs: AnyInt = w.getattr("ofs")?.extract()?;
-    let size: AnyInt = w.getattr("size")?.extract()?;
-    Ok((clamp64(ofs.0), clamp64(size.0)))
+/// A plain int within 64 bits, from a value a window-like object returned.
+fn window_int(v: &Bound<'_, PyAny>) -> PyResult<i128> {
+    Ok(clamp64(v.extract::<AnyInt>()?.0))
 }
 
 #[pymethods]
 impl PyMapWindow {
     /// A window of `size` bytes at `offset`.
-    #[new]
-    #[classmethod]
-    #[pyo3(signature = (*args, **kwargs))]
-    #[pyo3(text_signature = "(offset, size)")]
-    fn new(
-        cls: &Bound<'_, PyType>,
-        args: &Bound<'_, PyTuple>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        // A Python subclass may have a constructor of its own; its
-        // `__init__` (or ours, inherited) sets the window.
-        if !cls.is(&cls.py().get_type::<PyMapWindow>()) {
-            return Ok(PyMapWindow { ofs: 0, size: 0 });
-        }
-        let [offset, size] = bind("MapWindow()", ["offset", "size"], args, kwargs)?;
-        let missing = |name: &str| {
-            PyTypeError::new_err(format!("MapWindow() missing required argument '{name}'"))
-        };
-        Ok(PyMapWindow {
-            ofs: offset.ok_or_else(|| missing("offset"))?.extract()?,
-            size: size.ok_or_else(|| missing("size"))?.extract()?,
-        })
+    fn __init__(&self, offset: i64, size: i64) {
+        self.ofs.store(offset, Ordering::Relaxed);
+        self.size.store(size, Ordering::Relaxed);
     }
 
-    /// Sets the window (see the class documentation). Construction already
-    /// did, with the same arguments; this exists so that Python subclasses
-    /// can call `super().__init__(...)`.
-    #[pyo3(name = "__init__")]
-    #[pyo3(signature = (offset, size))]
-    #[pyo3(text_signature = "($self, offset, size)")]
-    fn init(&mut self, offset: i64, size: i64) {
-        (self.ofs, self.size) = (offset, size);
+    /// Offset into the file in bytes.
+    #[getter]
+    fn get_ofs(&self) -> i64 {
+        self.ofs.load(Ordering::Relaxed)
+    }
+
+    #[setter]
+    fn set_ofs(&self, value: i64) {
+        self.ofs.store(value, Ordering::Relaxed);
+    }
+
+    /// Size of the window in bytes.
+    #[getter]
+    fn get_size(&self) -> i64 {
+        self.size.load(Ordering::Relaxed)
+    }
+
+    #[setter]
+    fn set_size(&self, value: i64) {
+        self.size.store(value, Ordering::Relaxed);
     }
 
     /// A new window covering `region`: `cls(region._b, region.size())`.
     #[classmethod]
     fn from_region<'py>(
-        cls: &Bound<'py, pyo3::types::PyType>,
+        cls: &Bound<'py, PyType>,
         region: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (ofs, size): (PyObject, PyObject) = if let Ok(r) = region.downcast::<PyMapRegion>() {
-            let (o, s) = r.borrow().window();
-            let py = cls.py();
-            (
-                o.into_pyobject(py)?.into_any().unbind(),
-                s.into_pyobject(py)?.into_any().unbind(),
-            )
-        } else {
-            (
-                region.getattr("_b")?.unbind(),
-                region.call_method0("size")?.unbind(),
-            )
-        };
+        let ofs = region.getattr("_b")?;
+        let size = region.call_method0("size")?;
         cls.call1((ofs, size))
     }
 
     /// Offset one past the last byte.
     fn ofs_end(&self) -> i128 {
-        self.end()
+        let (ofs, size) = self.get();
+        ofs + size
     }
 
     /// Moves the start down to the granularity and rounds the size up to it,
     /// so that the aligned window contains the old one.
-    fn align(&mut self) -> PyResult<()> {
-        let ofs = i128::from(self.ofs);
+    fn align(&self) -> PyResult<()> {
+        let (ofs, size) = self.get();
         let nofs = align(ofs, false);
-        let size = i128::from(self.size) + ofs - nofs;
-        let size = align(size, true);
-        self.ofs = to_i64(nofs)?;
-        self.size = to_i64(size)?;
-        Ok(())
+        self.set(nofs, align(size + ofs - nofs, true))
     }
 
-    /// Moves the start towards the end of `window`, the neighbour on the
-    /// left, without making the window larger than `max_size`; the new window
-    /// still contains the old one's end.
-    fn extend_left_to(&mut self, window: &Bound<'_, PyAny>, max_size: AnyInt) -> PyResult<()> {
-        let (wofs, wsize) = window_of(window)?;
-        let mut rofs = i128::from(self.ofs) - (wofs + wsize);
-        let nsize = rofs + i128::from(self.size);
+    /// Moves the start towards the end of `window` (`window.ofs_end()`), the
+    /// neighbour on the left, without making the window larger than
+    /// `max_size`; the new window still contains the old one's end. `window`
+    /// may be this window itself.
+    fn extend_left_to(&self, window: &Bound<'_, PyAny>, max_size: AnyInt) -> PyResult<()> {
+        let left_end = window_int(&window.call_method0("ofs_end")?)?;
+        let (ofs, size) = self.get();
+        let mut rofs = ofs - left_end;
+        let nsize = rofs + size;
         rofs -= nsize - nsize.min(clamp64(max_size.0));
-        let ofs = to_i64(i128::from(self.ofs) - rofs)?;
-        let size = to_i64(i128::from(self.size) + rofs)?;
-        (self.ofs, self.size) = (ofs, size);
-        Ok(())
+        self.set(ofs - rofs, size + rofs)
     }
 
-    /// Moves the end towards the start of `window`, the neighbour on the
-    /// right, without making the window larger than `max_size`.
-    fn extend_right_to(&mut self, window: &Bound<'_, PyAny>, max_size: AnyInt) -> PyResult<()> {
-        let (wofs, _) = window_of(window)?;
-        let size = (i128::from(self.size) + (wofs - self.end())).min(clamp64(max_size.0));
-        self.size = to_i64(size)?;
-        Ok(())
+    /// Moves the end towards the start of `window` (`window.ofs`), the
+    /// neighbour on the right, without making the window larger than
+    /// `max_size`. `window` may be this window itself.
+    fn extend_right_to(&self, window: &Bound<'_, PyAny>, max_size: AnyInt) -> PyResult<()> {
+        let right = window_int(&window.getattr("ofs")?)?;
+        let (ofs, size) = self.get();
+        let nsize = (size + (right - (ofs + size))).min(clamp64(max_size.0));
+        self.set(ofs, nsize)
+    }
+
+    /// The state `copy` and `pickle` keep: `(__dict__ or None, {"ofs": …,
+    /// "size": …})`, restored on an object made by `cls.__new__(cls)` (as
+    /// for the reference's `__slots__` class).
+    fn __getstate__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let dict = slf
+            .getattr_opt("__dict__")?
+            .unwrap_or_else(|| py.None().into_bound(py));
+        let (ofs, size) = slf.get().get();
+        let slots = PyDict::new(py);
+        slots.set_item("ofs", ofs)?;
+        slots.set_item("size", size)?;
+        PyTuple::new(py, [dict, slots.into_any()])
     }
 
     /// A short description, for debugging.
     fn __repr__(&self) -> String {
-        format!("MapWindow({}, {})", self.ofs, self.size)
+        let (ofs, size) = self.get();
+        format!("MapWindow({ofs}, {size})")
     }
 }
