@@ -39,9 +39,13 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
+///
+/// This is the implementation; the class Python sees is a subclass of it
+/// that answers `buf[key]` on a hit without PyO3's call overhead (see
+/// `fast`).
 #[pyclass(
     name = "SlidingWindowMapBuffer",
-    module = "smmap.buf",
+    module = "smmap._smmap",
     subclass,
     frozen
 )]
@@ -49,11 +53,11 @@ pub(crate) struct PyBuffer {
     state: Guarded<BufState>,
 }
 
-struct BufState {
-    cursor: Option<Py<PyCursor>>,
+pub(crate) struct BufState {
+    pub(crate) cursor: Option<Py<PyCursor>>,
     /// Absolute offset of index 0.
-    offset: u64,
-    len: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
 impl Unset for PyBuffer {
@@ -103,12 +107,16 @@ impl BufState {
     /// The relative index `i` (negative from the end) as an absolute offset.
     #[inline]
     fn absolute(&self, i: i128) -> PyResult<u64> {
+        self.absolute_in_range(i).ok_or_else(out_of_range)
+    }
+
+    /// The relative index `i` (negative from the end) as an absolute
+    /// offset, if it lies in the buffer.
+    #[inline]
+    pub(crate) fn absolute_in_range(&self, i: i128) -> Option<u64> {
         let len = i128::from(self.len);
         let j = if i < 0 { i + len } else { i };
-        if j < 0 || j >= len {
-            return Err(out_of_range());
-        }
-        Ok(self.offset + j as u64)
+        (0..len).contains(&j).then(|| self.offset + j as u64)
     }
 
     /// The byte at relative index `i`: the engine cursor's `byte_at`, whose
@@ -279,6 +287,28 @@ impl PyBuffer {
         let b = self.state(py)?.byte(py, i)?;
         Ok(b.into_pyobject(py)?.into_any().unbind())
     }
+
+    /// `buf[slice]`, its bounds read already, with Python's slice semantics.
+    pub(crate) fn slice<'py>(
+        &self,
+        py: Python<'py>,
+        bounds: SliceBounds,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let st = self.state(py)?;
+        let ind = bounds.adjust(st.len);
+        if ind.step == 1 || ind.count <= 1 {
+            st.read(py, ind.start, ind.count)
+        } else {
+            st.read_strided(py, ind.start, ind.step, ind.count)
+        }
+    }
+
+    /// The state if no thread holds it, for the fast path (see `fast`),
+    /// which leaves anything else to the methods here.
+    #[inline]
+    pub(crate) fn try_state(&self) -> Option<StateGuard<'_, BufState>> {
+        self.state.try_lock()
+    }
 }
 
 #[pymethods]
@@ -328,7 +358,7 @@ impl PyBuffer {
 
     /// The cursor is a Python object the buffer holds.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(st) = self.state.try_lock_for_gc() {
+        if let Some(st) = self.state.try_lock() {
             visit.call(&st.cursor)?;
         }
         Ok(())
@@ -337,12 +367,12 @@ impl PyBuffer {
     /// Breaks a reference cycle: ends access (as dropping the buffer does)
     /// and forgets the cursor.
     fn __clear__(&self) {
-        let cursor = self.state.try_lock_for_gc().and_then(|mut st| {
+        let cursor = self.state.try_lock().and_then(|mut st| {
             st.len = 0;
             st.cursor.take()
         });
         if let Some(c) = &cursor {
-            if let Some(mut c) = c.get().state_for_gc() {
+            if let Some(mut c) = c.get().try_state() {
                 c.inner.unuse_region();
             }
         }
@@ -357,6 +387,8 @@ impl PyBuffer {
     /// `buf[i]`: the byte at relative index `i` as an int (negative counts
     /// from the end; `IndexError` past either end). `buf[a:b]` (any slice):
     /// `bytes`.
+    ///
+    /// (The public class answers hits without this method: see `fast`.)
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         if let Ok(int) = key.cast_exact::<PyInt>() {
             return self.item(py, int_value(int));
@@ -364,14 +396,7 @@ impl PyBuffer {
         if let Ok(slice) = key.cast::<PySlice>() {
             // The bounds' `__index__` runs before the state is taken.
             let bounds = SliceBounds::unpack(slice)?;
-            let st = self.state(py)?;
-            let ind = bounds.adjust(st.len);
-            let bytes = if ind.step == 1 || ind.count <= 1 {
-                st.read(py, ind.start, ind.count)?
-            } else {
-                st.read_strided(py, ind.start, ind.step, ind.count)?
-            };
-            return Ok(bytes.into_any().unbind());
+            return Ok(self.slice(py, bounds)?.into_any().unbind());
         }
         let i = index_arg(key)?;
         self.item(py, i)

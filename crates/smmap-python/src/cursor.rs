@@ -93,9 +93,11 @@ impl PyCursor {
         self.state.lock_quietly(py)
     }
 
-    /// The cursor's state if no thread holds it, for the garbage collector.
-    pub(crate) fn state_for_gc(&self) -> Option<StateGuard<'_, CursorState>> {
-        self.state.try_lock_for_gc()
+    /// The cursor's state if no thread holds it, without waiting (see
+    /// `Guarded::try_lock`).
+    #[inline]
+    pub(crate) fn try_state(&self) -> Option<StateGuard<'_, CursorState>> {
+        self.state.try_lock()
     }
 
     /// Runs `f` on the state; an engine error becomes the Python exception
@@ -227,7 +229,7 @@ impl PyCursor {
 
     /// The manager and the file's name are Python objects the cursor holds.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(st) = self.state.try_lock_for_gc() {
+        if let Some(st) = self.state.try_lock() {
             visit.call(&st.manager)?;
             visit.call(&st.source)?;
         }
@@ -239,7 +241,7 @@ impl PyCursor {
     fn __clear__(&self) {
         let taken = self
             .state
-            .try_lock_for_gc()
+            .try_lock()
             .map(|mut st| (st.manager.take(), st.source.take()));
         drop(taken);
     }

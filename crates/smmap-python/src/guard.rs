@@ -126,10 +126,13 @@ impl<T> Guarded<T> {
         }
     }
 
-    /// The state if no thread holds it, for the garbage collector's
-    /// `__traverse__` and `__clear__`, which must never wait (a state held
-    /// by a thread is also reachable from it, so skipping it is safe).
-    pub(crate) fn try_lock_for_gc(&self) -> Option<StateGuard<'_, T>> {
+    /// The state if no thread holds it, without waiting: for a fast path
+    /// that leaves the other case to a slower one, and for the garbage
+    /// collector's `__traverse__` and `__clear__`, which must never wait (a
+    /// state held by a thread is also reachable from it, so skipping it is
+    /// safe). The caller is attached, or is the collector.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<StateGuard<'_, T>> {
         self.try_acquire().then_some(StateGuard { cell: self })
     }
 

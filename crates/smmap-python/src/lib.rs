@@ -15,6 +15,7 @@ mod args;
 mod buffer;
 mod cursor;
 mod errors;
+mod fast;
 mod guard;
 mod manager;
 mod region;
@@ -27,8 +28,6 @@ use pyo3::prelude::*;
 /// the module runs without the GIL on a free-threaded interpreter.
 #[pymodule(gil_used = false)]
 mod _smmap {
-    #[pymodule_export]
-    use super::buffer::PyBuffer;
     #[pymodule_export]
     use super::cursor::PyCursor;
     #[pymodule_export]
@@ -44,6 +43,9 @@ mod _smmap {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("ALLOCATIONGRANULARITY", *smmap::ALLOCATIONGRANULARITY)?;
+        // The buffer class Python sees: PyO3's, with a fast `buf[key]`.
+        let buffer = m.py().get_type::<buffer::PyBuffer>();
+        m.add("SlidingWindowMapBuffer", fast::public_buffer_type(&buffer)?)?;
         m.add(
             "FileReplacedError",
             m.py().get_type::<errors::FileReplacedError>(),
