@@ -1,6 +1,7 @@
 """Stress: 8 Python threads x N random operations (make cursor, use region,
 read, copy, drop, collect, buffer slices) on one manager over 16 files with
 tight limits; every byte read is checked, invariants are checked at the end.
+scripts/test-python-ft runs it on a free-threaded interpreter, GIL off.
 N is SMMAP_STRESS_OPS (default 5,000; .ci/run sets 100,000).
 (Deliberate difference: the reference manager is not thread-safe.)"""
 import copy
@@ -42,8 +43,8 @@ def test_stress_eight_threads_sixteen_files(tmp_path):
                 data, c = held[rnd.randrange(len(held))]
                 ofs = rnd.randrange(len(data))
                 mv = c.use_region(ofs, 0).buffer()
-                assert mv[0] == data[ofs] and mv[-1] == data[ofs + len(mv) - 1]
-                verified[n] += 2
+                assert len(mv) >= 1 and mv == data[ofs:ofs + len(mv)]
+                verified[n] += len(mv)
             elif r == 6 and held:
                 data, c = held[rnd.randrange(len(held))]
                 held.append((data, copy.copy(c)))

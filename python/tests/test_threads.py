@@ -68,3 +68,25 @@ def test_threads_share_a_static_manager(big):
 
     run_threads(work, THREADS)
     assert m.num_file_handles() <= 1
+
+
+def test_threads_sharing_one_buffer(big):
+    # One buffer (so one cursor) used by every thread at once: each read
+    # takes the buffer's and the cursor's state in turn, and a read that
+    # misses (1-granule windows, a budget of three) maps or reads with the
+    # interpreter released while the others wait for the state.
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=3 * G, max_open_handles=3)
+    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+
+    def work(n):
+        rnd = random.Random(200 + n)
+        for _ in range(1500):
+            a = rnd.randrange(len(content))
+            assert buf[a] == content[a]
+            b = a + rnd.randrange(1, 2 * G)
+            assert buf[a:b] == content[a:b]
+
+    run_threads(work, THREADS)
+    assert m.num_file_handles() <= 3
+    m._verify_invariants()
