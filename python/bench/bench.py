@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark: our smmap against the reference smmap 6.0.0, side by side.
+"""Benchmark: our smmap against the reference smmap 6.0.0 and the standard
+library's mmap.mmap, side by side.
 
 Run from anywhere, with any Python 3.8+:
 
@@ -13,13 +14,16 @@ own process so that the two packages named ``smmap`` never meet:
   registry (the pure-Python reference);
 
 then runs every workload in both (best of ``--repeat`` runs, same seeds, same
-files) and prints both times and the ratio. This is a benchmark, not a test:
-it asserts nothing about speed.
+files) and prints both times and the ratio. Where the workload reads bytes,
+the same reads from a whole-file ``mmap.mmap`` (in our venv's interpreter)
+make a third column: the speed of mapped memory with no window management.
+This is a benchmark, not a test: it asserts nothing about speed.
 
 Options: ``--quick`` (smaller workloads), ``--repeat N``, ``--skip-build``
 (reuse ``.venv-bench`` as it is), ``--json FILE`` (write the results).
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -36,13 +40,20 @@ sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
 # The workloads, run inside each venv. Each function gets its parameters and
 # returns the seconds its timed loop took; set-up is not timed.
 WORKER = r'''
-import json, random, sys, time
+import json, mmap, random, sys, time
 import smmap
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
 
-def getitem(path, n):
-    m = SlidingWindowMapManager()
-    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+def whole_file(path):
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+def getitem(path, n, stdlib=False):
+    if stdlib:
+        buf = whole_file(path)
+    else:
+        m = SlidingWindowMapManager()
+        buf = SlidingWindowMapBuffer(m.make_cursor(path))
     rnd = random.Random(1)
     idx = [rnd.randrange(len(buf)) for _ in range(n)]
     for i in range(0, len(buf), 4096):
@@ -52,9 +63,12 @@ def getitem(path, n):
         buf[i]
     return time.perf_counter() - t
 
-def slices(path, n, window, memory):
-    m = SlidingWindowMapManager(window_size=window, max_memory_size=memory)
-    buf = SlidingWindowMapBuffer(m.make_cursor(path))
+def slices(path, n, window=-1, memory=0, handles=sys.maxsize, stdlib=False):
+    if stdlib:
+        buf = whole_file(path)
+    else:
+        m = SlidingWindowMapManager(window_size=window, max_memory_size=memory, max_open_handles=handles)
+        buf = SlidingWindowMapBuffer(m.make_cursor(path))
     rnd = random.Random(2)
     size = len(buf)
     spans = []
@@ -124,12 +138,17 @@ def prepare(skip_build):
     ensure_env(OURS, ["maturin", "gitdb"])
     if not skip_build:
         log("building our smmap (release) into .venv-bench")
+        # As scripts/test-python: no other build's extension may shadow this one.
+        for old in glob.glob(os.path.join(ROOT, "python", "smmap", "_smmap.*.so")):
+            os.remove(old)
         env = dict(os.environ, VIRTUAL_ENV=OURS, PATH=os.path.join(OURS, "bin") + os.pathsep + os.environ["PATH"])
         run([os.path.join(OURS, "bin", "maturin"), "develop", "--release", "-q"], cwd=ROOT, env=env)
 
 
 def measure(env, workload, repeat, **params):
     arg = json.dumps(dict(params, workload=workload, repeat=repeat))
+    if params.get("stdlib"):
+        env = OURS
     out = subprocess.run([python_of(env), "-c", WORKER, arg], check=True, stdout=subprocess.PIPE,
                          cwd=tempfile.gettempdir()).stdout
     result = json.loads(out)
@@ -152,41 +171,55 @@ def main():
         tiny = os.path.join(tmp, "data1.bin")  # fits the CPU caches and TLB
         small = os.path.join(tmp, "data16.bin")
         large = os.path.join(tmp, "data64.bin")
-        for path, mib in ((tiny, 1), (small, 16), (large, 64)):
+        huge = os.path.join(tmp, "data100.bin")  # 100 MB
+        for path, size in ((tiny, kib * kib), (small, 16 * kib * kib), (large, 64 * kib * kib), (huge, 100_000_000)):
             with open(path, "wb") as f:
-                f.write(os.urandom(mib * kib * kib))
+                chunk = os.urandom(kib * kib)
+                for _ in range(size // len(chunk)):
+                    f.write(chunk)
+                f.write(chunk[:size % len(chunk)])
         log("making a git repository (300 commits, git gc)")
         from gitrepo import make_repo
         pack = make_repo(os.path.join(tmp, "repo"), commits=300)
         mib = kib * kib
         n = 200_000 // scale
+        # (title, workload, goal, parameters, also with a whole-file mmap.mmap)
         workloads = [
-            ("buf[i], random bytes, default manager, 1 MiB file", "getitem", ">= 10x",
-             dict(path=tiny, n=1_000_000 // scale)),
-            ("  same, 64 MiB file (bound by TLB and cache misses)", "getitem", "-",
-             dict(path=large, n=1_000_000 // scale)),
+            ("buf[i], random bytes, default manager, 1 MiB file", "getitem", ">= 10x, <= 1.2x mmap",
+             dict(path=tiny, n=1_000_000 // scale), True),
+            ("  same, 100 MB file (bound by TLB and cache misses)", "getitem", "<= 1.2x mmap",
+             dict(path=huge, n=1_000_000 // scale), True),
+            ("buf[a:b] <= 4 KiB, default manager, 1 MiB file", "slices", "<= 1.2x mmap",
+             dict(path=tiny, n=n), True),
+            ("  same, 100 MB file", "slices", "<= 1.2x mmap",
+             dict(path=huge, n=n), True),
             ("buf[a:b] <= 4 KiB, 64 KiB windows, 16 MiB limit, 16 MiB file", "slices", ">= 3x",
-             dict(path=small, n=n, window=64 * kib, memory=16 * mib)),
-            ("  same, 1 MiB limit, 64 KiB windows, 64 MiB file (kernel-bound)", "slices", "-",
-             dict(path=large, n=n // 4, window=64 * kib, memory=mib)),
+             dict(path=small, n=n, window=64 * kib, memory=16 * mib), False),
+            ("random slices <= 4 KiB under a budget (1 MB windows, 15 handles, 100 MB file)", "slices", "-",
+             dict(path=huge, n=n // 4, window=mib, memory=15 * mib, handles=15), True),
             ("use_region+buffer(), 64 KiB windows, 16 MiB limit, 16 MiB file", "cursor_moves", ">= 3x",
-             dict(path=small, n=n, window=64 * kib, memory=16 * mib)),
+             dict(path=small, n=n, window=64 * kib, memory=16 * mib), False),
             ("  same, 1 MiB limit, 64 MiB file (kernel-bound)", "cursor_moves", "-",
-             dict(path=large, n=n // 4, window=64 * kib, memory=mib)),
+             dict(path=large, n=n // 4, window=64 * kib, memory=mib), False),
             ("gitdb: read every object of a pack (300 commits)", "gitdb_pack", "faster",
-             dict(pack=pack, rounds=max(1, 3 // scale))),
+             dict(pack=pack, rounds=max(1, 3 // scale)), False),
         ]
         results = []
-        for title, name, goal, params in workloads:
+        for title, name, goal, params, with_mmap in workloads:
             log(f"running {name}")
             ref = measure(REF, name, opts.repeat, **params)
             ours = measure(OURS, name, opts.repeat, **params)
-            results.append(dict(workload=title, reference_s=ref, ours_s=ours, ratio=ref / ours, goal=goal))
+            std = measure(OURS, name, opts.repeat, stdlib=True, **params) if with_mmap else None
+            results.append(dict(workload=title, reference_s=ref, ours_s=ours, mmap_s=std,
+                                ratio=ref / ours, vs_mmap=None if std is None else ours / std, goal=goal))
     width = max(len(r["workload"]) for r in results)
-    print(f"{'workload':<{width}}  {'smmap 6.0.0':>12}  {'ours':>10}  {'speed-up':>9}  goal")
+    print(f"{'workload':<{width}}  {'smmap 6.0.0':>12}  {'ours':>10}  {'speed-up':>9}  "
+          f"{'mmap.mmap':>10}  {'ours/mmap':>9}  goal")
     for r in results:
+        std = "-" if r["mmap_s"] is None else f"{r['mmap_s']:.3f}s"
+        vs = "-" if r["vs_mmap"] is None else f"{r['vs_mmap']:.2f}x"
         print(f"{r['workload']:<{width}}  {r['reference_s']:>11.3f}s  {r['ours_s']:>9.3f}s  "
-              f"{r['ratio']:>8.1f}x  {r['goal']}")
+              f"{r['ratio']:>8.1f}x  {std:>10}  {vs:>9}  {r['goal']}")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(dict(results=results, time=time.time()), f, indent=2)
