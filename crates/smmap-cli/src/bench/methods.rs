@@ -17,7 +17,6 @@ use memmap2::{Advice, Mmap, MmapOptions};
 use smmap::{AccessHint, Manager, ReadPolicy, SlidingWindowMapBuffer, WindowCursor};
 
 use super::data::{byte_sum, mix};
-use super::workloads::Budget;
 
 /// The files of a workload, and what the baselines keep of them from run to
 /// run: a raw mapping of each whole file and an open descriptor.
@@ -76,7 +75,7 @@ impl FileSet {
 }
 
 /// How a workload reads its files, as the methods need to know it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Access {
     /// Each read releases its window (many files, one read at a time each);
     /// otherwise each thread keeps one buffer or cursor per file.
@@ -88,8 +87,20 @@ pub struct Access {
     pub sequential: bool,
     /// The engine's window size.
     pub window: u64,
-    /// The engine's budget.
-    pub budget: Budget,
+    /// The workload's managers with its budget, adaptive and always-map:
+    /// the engine's methods of one policy share one, as the readers of a
+    /// program do (and, the large file mapped once, read the same pages).
+    pub managers: [Manager; 2],
+}
+
+impl Access {
+    /// The manager of `policy`.
+    fn manager(&self, policy: ReadPolicy) -> Manager {
+        match policy {
+            ReadPolicy::AlwaysMap => self.managers[1].clone(),
+            _ => self.managers[0].clone(),
+        }
+    }
 }
 
 /// One read: `len` bytes at `offset` of file `file`.
@@ -116,18 +127,60 @@ pub trait Method: Sync {
 
 /// One thread's reads.
 pub trait Reader {
-    /// The sum of the bytes read by `op` (see [`byte_sum`]).
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64>;
+    /// The checksum of a list of reads: each read's [`byte_sum`] folded in
+    /// order with [`mix`].
+    fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64>;
+}
 
-    /// The checksum of a list of reads: each read's sum folded in order
-    /// with [`mix`]. (Called once per run; `sum` is called directly, not
-    /// through the trait object, for every read.)
-    fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64> {
-        let mut h = 0u64;
-        for &op in ops {
-            h = mix(h, self.sum(op)?);
+/// What reads one file for one thread.
+trait FileReader {
+    /// The sum of the `len` bytes at `offset`; `scratch` is the thread's
+    /// buffer, for methods that copy.
+    fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64>;
+}
+
+/// A [`FileReader`] per file, and the thread's scratch buffer.
+struct PerFile<F> {
+    files: Vec<F>,
+    scratch: Vec<u8>,
+}
+
+impl<F> PerFile<F> {
+    fn new(files: Vec<F>) -> Self {
+        PerFile {
+            files,
+            scratch: Vec::new(),
         }
-        Ok(h)
+    }
+
+    /// With a scratch buffer of `n` bytes.
+    fn with_scratch(files: Vec<F>, n: usize) -> Self {
+        PerFile {
+            files,
+            scratch: vec![0; n],
+        }
+    }
+}
+
+impl<F: FileReader> Reader for PerFile<F> {
+    fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64> {
+        let scratch = &mut self.scratch[..];
+        // A lone file's reader is moved into a local for the loop, as a
+        // program reading one file holds it: its state (a cursor's hit
+        // counter) then lives in registers, not behind the vector.
+        if let [_] = self.files[..] {
+            let mut one = self.files.pop().expect("one file");
+            let h = ops
+                .iter()
+                .try_fold(0, |h, op| Ok(mix(h, one.sum(op.offset, op.len, scratch)?)));
+            self.files.push(one);
+            return h;
+        }
+        let files = &mut self.files;
+        ops.iter().try_fold(0, |h, op| {
+            let f = &mut files[op.file as usize];
+            Ok(mix(h, f.sum(op.offset, op.len, scratch)?))
+        })
     }
 }
 
@@ -187,7 +240,7 @@ impl MethodId {
     pub fn prepare<'a>(
         self,
         files: &'a FileSet,
-        access: Access,
+        access: &Access,
     ) -> anyhow::Result<Box<dyn Method + 'a>> {
         Ok(match self {
             MethodId::Buffer => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, true)),
@@ -209,24 +262,26 @@ impl MethodId {
 /// or bare cursors.
 struct Engine<'a> {
     files: &'a FileSet,
-    access: Access,
     manager: Manager,
+    release: bool,
+    sequential: bool,
     buffers: bool,
 }
 
 impl<'a> Engine<'a> {
-    fn new(files: &'a FileSet, access: Access, policy: ReadPolicy, buffers: bool) -> Self {
+    fn new(files: &'a FileSet, access: &Access, policy: ReadPolicy, buffers: bool) -> Self {
         Engine {
             files,
-            access,
-            manager: access.budget.manager(access.window, policy),
+            manager: access.manager(policy),
+            release: access.release,
+            sequential: access.sequential,
             buffers,
         }
     }
 
     fn cursor(&self, i: usize) -> anyhow::Result<WindowCursor> {
         let mut c = self.manager.make_cursor(&self.files.paths[i])?;
-        c.set_access_hint(self.access.sequential.then_some(AccessHint::Sequential));
+        c.set_access_hint(self.sequential.then_some(AccessHint::Sequential));
         Ok(c)
     }
 }
@@ -234,21 +289,28 @@ impl<'a> Engine<'a> {
 impl Method for Engine<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
         let n = self.files.paths.len();
-        let release = self.access.release;
+        let release = self.release;
         if !self.buffers {
-            let cursors = (0..n).map(|i| self.cursor(i)).collect::<Result<_, _>>()?;
-            return Ok(Box::new(CursorReader { cursors, release }));
+            let cursors = (0..n)
+                .map(|i| {
+                    Ok(CursorFile {
+                        cursor: self.cursor(i)?,
+                        release,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            return Ok(Box::new(PerFile::new(cursors)));
         }
         let bufs = (0..n)
             .map(|i| {
-                let mut b = SlidingWindowMapBuffer::new(self.cursor(i)?, 0, u64::MAX)?;
+                let mut buf = SlidingWindowMapBuffer::new(self.cursor(i)?, 0, u64::MAX)?;
                 if release {
-                    b.end_access();
+                    buf.end_access();
                 }
-                Ok(b)
+                Ok(BufferFile { buf, release })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Box::new(BufferReader { bufs, release }))
+        Ok(Box::new(PerFile::new(bufs)))
     }
 
     fn manager(&self) -> Option<&Manager> {
@@ -259,18 +321,19 @@ impl Method for Engine<'_> {
 /// Reads of more bytes than this go through `BufRead`, a window at a time.
 const SLICE_MAX: u64 = 1 << 20;
 
-/// One buffer per file: a view of the whole file kept for every read, or,
-/// with `release`, pointed at each read (`begin_access`) and released after
-/// it (`end_access`).
-struct BufferReader {
-    bufs: Vec<SlidingWindowMapBuffer>,
+/// A buffer: a view of the whole file kept for every read, or, with
+/// `release`, pointed at each read (`begin_access`) and released after it
+/// (`end_access`).
+struct BufferFile {
+    buf: SlidingWindowMapBuffer,
     release: bool,
 }
 
-impl BufferReader {
-    /// The sum of `len` bytes from index `i` of `b`.
-    #[inline]
-    fn sum_in(b: &mut SlidingWindowMapBuffer, i: u64, len: u64) -> anyhow::Result<u64> {
+impl BufferFile {
+    /// The sum of `len` bytes from index `i`.
+    #[inline(always)]
+    fn sum_in(&mut self, i: u64, len: u64) -> anyhow::Result<u64> {
+        let b = &mut self.buf;
         if len == 1 {
             return Ok(u64::from(b.get(i)?));
         }
@@ -294,36 +357,41 @@ impl BufferReader {
     }
 }
 
-impl Reader for BufferReader {
-    #[inline]
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
-        let b = &mut self.bufs[op.file as usize];
+impl FileReader for BufferFile {
+    #[inline(always)]
+    fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
         if !self.release {
-            return Self::sum_in(b, op.offset, op.len);
+            return self.sum_in(offset, len);
         }
-        b.begin_access(None, op.offset, op.len)?;
-        let sum = Self::sum_in(b, 0, op.len);
-        b.end_access();
+        self.buf.begin_access(None, offset, len)?;
+        let sum = self.sum_in(0, len);
+        self.buf.end_access();
         sum
     }
 }
 
-/// One cursor per file, moved window by window with `use_region`; with
-/// `release`, the window is released after each read (`unuse_region`).
-struct CursorReader {
-    cursors: Vec<WindowCursor>,
+/// A cursor moved window by window with `use_region`; with `release`, the
+/// window is released after each read (`unuse_region`).
+struct CursorFile {
+    cursor: WindowCursor,
     release: bool,
 }
 
-impl Reader for CursorReader {
-    #[inline]
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
-        let c = &mut self.cursors[op.file as usize];
+impl FileReader for CursorFile {
+    #[inline(always)]
+    fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        let c = &mut self.cursor;
+        if len == 1 && !self.release {
+            return match c.use_region(offset, 1)?.buffer().first() {
+                Some(&b) => Ok(u64::from(b)),
+                None => bail!("the cursor could not map offset {offset}"),
+            };
+        }
         let mut done = 0u64;
         let mut sum = 0u64;
-        while done < op.len {
-            let at = op.offset + done;
-            let want = usize::try_from(op.len - done).unwrap_or(usize::MAX);
+        while done < len {
+            let at = offset + done;
+            let want = usize::try_from(len - done).unwrap_or(usize::MAX);
             let view = c.use_region(at, want)?.buffer();
             if view.is_empty() {
                 bail!("the cursor could not map offset {at}");
@@ -346,7 +414,7 @@ struct RawMaps<'a> {
 }
 
 impl<'a> RawMaps<'a> {
-    fn new(files: &'a FileSet, access: Access) -> Self {
+    fn new(files: &'a FileSet, access: &Access) -> Self {
         if access.sequential {
             for m in &files.maps {
                 // Advice is advice: a kernel that ignores it changes nothing.
@@ -372,53 +440,54 @@ impl Drop for RawMaps<'_> {
 
 impl Method for RawMaps<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(MapsReader(&self.files.maps)))
+        Ok(Box::new(PerFile::new(
+            self.files.maps.iter().map(MapFile).collect(),
+        )))
     }
 }
 
-struct MapsReader<'a>(&'a [Mmap]);
+/// A whole-file mapping.
+struct MapFile<'a>(&'a Mmap);
 
-impl Reader for MapsReader<'_> {
-    #[inline]
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
-        let map = &self.0[op.file as usize];
-        let at = op.offset as usize;
-        if op.len == 1 {
-            return Ok(u64::from(map[at]));
+impl FileReader for MapFile<'_> {
+    #[inline(always)]
+    fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        let at = offset as usize;
+        if len == 1 {
+            return Ok(u64::from(self.0[at]));
         }
-        Ok(byte_sum(&map[at..at + op.len as usize]))
+        Ok(byte_sum(&self.0[at..at + len as usize]))
     }
 }
 
-/// `pread` into a buffer of each thread, a MiB at a time at most.
+/// `pread` into the thread's buffer, a MiB at a time at most.
 struct Pread<'a> {
     files: &'a FileSet,
 }
 
 impl Method for Pread<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(PreadReader {
-            open: &self.files.open,
-            block: vec![0; SLICE_MAX as usize],
-        }))
+        let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
+        let files = self.files.open.iter().map(PreadFile).collect();
+        Ok(Box::new(PerFile::with_scratch(
+            files,
+            largest.min(SLICE_MAX) as usize,
+        )))
     }
 }
 
-struct PreadReader<'a> {
-    open: &'a [File],
-    block: Vec<u8>,
-}
+/// An open descriptor.
+struct PreadFile<'a>(&'a File);
 
-impl Reader for PreadReader<'_> {
-    #[inline]
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
-        let file = &self.open[op.file as usize];
+impl FileReader for PreadFile<'_> {
+    #[inline(always)]
+    fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
         let mut done = 0u64;
         let mut sum = 0u64;
-        while done < op.len {
-            let n = (op.len - done).min(self.block.len() as u64) as usize;
-            let block = &mut self.block[..n];
-            file.read_exact_at(block, op.offset + done)?;
+        while done < len {
+            let n = (len - done).min(scratch.len() as u64) as usize;
+            let block = &mut scratch[..n];
+            self.0.read_exact_at(block, offset + done)?;
             sum += byte_sum(block);
             done += n as u64;
         }
@@ -426,10 +495,10 @@ impl Reader for PreadReader<'_> {
     }
 }
 
-/// For every read, maps the window the engine would map for it (from the
-/// read's page, `window` bytes or to the end of the file), reads, and
-/// unmaps: the system calls and the page fault that any cursor pays when it
-/// has to map a window per read.
+/// For every read, maps the window the engine would map for it (the whole
+/// file when a window holds it, else `window` bytes from the read's page),
+/// reads, and unmaps: the system calls and the page fault that any cursor
+/// pays when it has to map a window per read.
 struct MapUnmap<'a> {
     files: &'a FileSet,
     window: u64,
@@ -437,45 +506,48 @@ struct MapUnmap<'a> {
 
 impl Method for MapUnmap<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(MapUnmapReader {
-            files: self.files,
-            window: self.window,
-            granularity: *smmap::ALLOCATIONGRANULARITY,
-        }))
+        let files = (0..self.files.paths.len())
+            .map(|i| MapUnmapFile {
+                files: self.files,
+                i,
+                window: self.window,
+            })
+            .collect();
+        Ok(Box::new(PerFile::new(files)))
     }
 }
 
-struct MapUnmapReader<'a> {
+/// File `i` of a set, mapped per read.
+struct MapUnmapFile<'a> {
     files: &'a FileSet,
+    i: usize,
     window: u64,
-    granularity: u64,
 }
 
-impl Reader for MapUnmapReader<'_> {
-    fn sum(&mut self, op: Op) -> anyhow::Result<u64> {
-        let f = op.file as usize;
-        let size = self.files.sizes[f];
+impl FileReader for MapUnmapFile<'_> {
+    fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        let size = self.files.sizes[self.i];
+        let granularity = *smmap::ALLOCATIONGRANULARITY;
         let mut done = 0u64;
         let mut sum = 0u64;
-        while done < op.len {
-            let at = op.offset + done;
-            // The whole file when a window holds it, as the engine maps it.
-            let (start, len) = if self.window == 0 || self.window >= size {
+        while done < len {
+            let at = offset + done;
+            let (start, n_map) = if self.window == 0 || self.window >= size {
                 (0, size)
             } else {
-                let start = at - at % self.granularity;
+                let start = at - at % granularity;
                 (start, self.window.min(size - start))
             };
             // SAFETY: as for the whole-file mappings in `FileSet::open`.
             let map = unsafe {
                 MmapOptions::new()
                     .offset(start)
-                    .len(len as usize)
-                    .map(&self.files.open[f])
+                    .len(n_map as usize)
+                    .map(&self.files.open[self.i])
             }
-            .with_context(|| format!("cannot map {}", self.files.paths[f].display()))?;
+            .with_context(|| format!("cannot map {}", self.files.paths[self.i].display()))?;
             let from = (at - start) as usize;
-            let n = (len - (at - start)).min(op.len - done) as usize;
+            let n = (n_map - (at - start)).min(len - done) as usize;
             sum += byte_sum(&map[from..from + n]);
             done += n as u64;
         }

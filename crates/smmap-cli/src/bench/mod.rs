@@ -316,10 +316,11 @@ fn run_all(
         let ops = w.total_ops(&lists);
         let bytes: u64 = lists.iter().flatten().map(|op| op.len).sum();
         notes.stage(w.label.to_string());
+        let access = w.access(window);
         let methods = w
             .methods
             .iter()
-            .map(|&id| Ok((id, id.prepare(set, w.access(window))?)))
+            .map(|&id| Ok((id, id.prepare(set, &access)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let progress = &mut notes.progress;
         let measured = workloads::measure(&methods, &lists, args.repeat, w.label, |id, round| {

@@ -100,9 +100,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let label = format!("{name} reads, budget {:.0}%", share * 100.0);
             notes.stage(label.clone());
             let lists = w.ops(set, &mut rng);
+            let access = w.access(window);
             let methods = SWEPT
                 .iter()
-                .map(|&id| Ok((id, id.prepare(set, w.access(window))?)))
+                .map(|&id| Ok((id, id.prepare(set, &access)?)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let progress = &mut notes.progress;
             let m = workloads::measure(&methods, &lists, args.repeat, &label, |_, _| {

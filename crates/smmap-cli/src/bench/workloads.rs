@@ -217,13 +217,14 @@ impl Workload {
         }
     }
 
-    /// How the methods read this workload's files.
+    /// How the methods read this workload's files, with fresh managers.
     pub fn access(&self, window: u64) -> Access {
         Access {
             release: self.files == Files::Small,
             sequential: self.pattern == Pattern::Scan,
             window,
-            budget: self.budget,
+            managers: [ReadPolicy::Adaptive, ReadPolicy::AlwaysMap]
+                .map(|p| self.budget.manager(window, p)),
         }
     }
 
