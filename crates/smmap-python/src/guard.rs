@@ -133,7 +133,9 @@ impl<T> Guarded<T> {
     /// safe). The caller is attached, or is the collector.
     #[inline]
     pub(crate) fn try_lock(&self) -> Option<StateGuard<'_, T>> {
-        self.try_acquire().then_some(StateGuard { cell: self })
+        // `then`, not `then_some`: a guard made for a failed attempt would
+        // release, when dropped, the flag another thread holds.
+        self.try_acquire().then(|| StateGuard { cell: self })
     }
 
     /// The state of an object no one else can reach (being dropped).
