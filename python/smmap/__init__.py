@@ -1,5 +1,7 @@
 """Initialize the smmap package"""
 
+# The reference's values, kept for API compatibility (code may read them);
+# this package's authors are in its metadata (pyproject.toml).
 __author__ = "Sebastian Thiel"
 __contact__ = "byronimo@gmail.com"
 __homepage__ = "https://github.com/gitpython-developers/smmap"
