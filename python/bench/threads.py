@@ -17,11 +17,16 @@ Python; without it, they run in parallel as far as the engine lets them.
   file, default manager: after the first touch every read is a hit (no lock
   is shared between the threads but the interpreter's).
 - budget: `buf[a:b]` (<= 4 KiB) at random offsets of a 100 MB file, 1 MB
-  windows, 15 handles: nearly every read misses and is served by `pread`,
-  through the manager's shared state, detached from the interpreter.
+  windows, 15 handles: nearly every read misses and is served by `pread`
+  (or maps), through the manager's shared state, detached from the
+  interpreter.
+- mmap: the hits workload on a whole-file `mmap.mmap` per thread (the
+  standard library, no smmap): the control, which shows what the
+  interpreter and the machine allow two threads.
 """
 import argparse
 import json
+import mmap
 import os
 import random
 import sys
@@ -59,9 +64,18 @@ def budget(buf, rnd, n):
         buf[a:a + rnd.randrange(1, 4097)]
 
 
+def whole_file(path):
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def run(manager, path, workload, threads, n):
-    """Seconds for `threads` threads doing `n` reads each, started together."""
-    bufs = [SlidingWindowMapBuffer(manager.make_cursor(path)) for _ in range(threads)]
+    """Seconds for `threads` threads doing `n` reads each, started together
+    (each with a whole-file mmap.mmap when `manager` is None)."""
+    if manager is None:
+        bufs = [whole_file(path) for _ in range(threads)]
+    else:
+        bufs = [SlidingWindowMapBuffer(manager.make_cursor(path)) for _ in range(threads)]
     barrier = threading.Barrier(threads + 1)
     done = []
 
@@ -97,6 +111,7 @@ def main():
             ("budget", budget, large,
              lambda: SlidingWindowMapManager(window_size=MIB, max_memory_size=15 * MIB, max_open_handles=15),
              opts.reads // 4),
+            ("mmap", hits, small, lambda: None, opts.reads),
         ]
         for name, workload, path, make, n in cases:
             row = {"workload": name, "reads_per_thread": n}
