@@ -57,8 +57,9 @@ stats! {
     preads: u64,
     /// Bytes those reads copied.
     pread_bytes: u64,
-    /// Windows mapped because they were asked for again while remembered
-    /// as served by a copy (proof that they are hot).
+    /// Windows a copy read mapped, evicting another, because they proved
+    /// hotter than it (asked for at least 3 times lately, and more than
+    /// twice as often).
     ghost_hits: u64,
     /// Descriptors opened (paths opened, callers' descriptors duplicated);
     /// each is kept and reused for every map and copy of its file.
@@ -80,7 +81,7 @@ stats! {
     peak_mapped_bytes: u64,
     /// Descriptors kept open now.
     open_descriptors: usize,
-    /// Windows remembered as served by a copy now.
+    /// Windows whose asks are being counted now (for the proof of heat).
     ghosts: usize,
     /// Regions ("handles") mapped now.
     windows: usize,

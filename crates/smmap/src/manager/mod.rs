@@ -2,7 +2,7 @@
 //! [`SlidingWindowMapManager`] and [`StaticWindowMapManager`].
 
 mod faults;
-mod ghosts;
+mod heat;
 mod region_list;
 mod state;
 
@@ -79,12 +79,15 @@ pub fn default_max_open_files() -> usize {
 #[non_exhaustive]
 pub enum ReadPolicy {
     /// Map the window while the budget has room for it. When it would have
-    /// to evict another window, copy the bytes with `pread` instead and
-    /// remember the window; map it if it is asked for again while
-    /// remembered. A cold scan then never flushes hot windows, and a budget
-    /// far below the working set costs about a `pread` per read instead of a
-    /// map and an unmap (whose TLB shootdown interrupts every CPU running
-    /// the process).
+    /// to evict another window, copy the bytes with `pread` instead — unless
+    /// the window has proved hotter than the one it would evict: asked for
+    /// at least 3 times lately, and more than twice as often (the counts
+    /// halve every 16 windows' worth of asks; TinyLFU's admission rule). A
+    /// cold scan then never flushes hot windows, uniformly random reads under
+    /// a budget far below the working set cost about a `pread` each instead
+    /// of a map and an unmap (whose TLB shootdown interrupts every CPU
+    /// running the process), and skewed reads keep their hot windows
+    /// mapped.
     #[default]
     Adaptive,
     /// Always map the window, evicting as needed (the behaviour of smmap
@@ -239,6 +242,9 @@ impl Manager {
                     st.add_hits(hits);
                     if offset < file.size {
                         st.count_miss();
+                        if want != Want::Probe {
+                            st.count_ask(limits, idx, offset);
+                        }
                     }
                 }
                 if offset >= file.size {

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::Arc;
 
-use super::ghosts::Ghosts;
+use super::heat::Heat;
 use super::region_list::{MapRegionList, Slot};
 use super::ReadPolicy;
 use crate::error::{Error, Result};
@@ -119,8 +119,9 @@ pub(super) struct State {
     generation: u64,
     /// The next file entry's serial number.
     serial: u64,
-    /// Windows served by a copy instead of being mapped.
-    ghosts: Ghosts,
+    /// How often each window was asked for lately (the adaptive policy's
+    /// proof of heat).
+    heat: Heat,
     /// Files with a cached descriptor, least recently used first.
     descs: BTreeMap<u64, usize>,
     desc_clock: u64,
@@ -181,11 +182,11 @@ pub(super) enum Finish {
 }
 
 impl State {
-    /// An empty state for a manager with these limits: as many ghosts as
-    /// handles (at least 64, at most 65,536).
+    /// An empty state for a manager with these limits: window counts that
+    /// halve every 16 handles' worth of asks (16 × 16 to 16 × 4096).
     pub(super) fn new(limits: &Limits) -> Self {
         State {
-            ghosts: Ghosts::new(limits.max_open_handles.clamp(64, 1 << 16)),
+            heat: Heat::new(16 * limits.max_open_handles.clamp(16, 4096)),
             ..State::default()
         }
     }
@@ -241,6 +242,18 @@ impl State {
 
     pub(super) fn count_miss(&mut self) {
         self.stats.misses += 1;
+    }
+
+    /// The key of the window of file `idx` holding `offset`, for [`Heat`].
+    fn heat_key(&self, limits: &Limits, idx: usize, offset: u64) -> (u64, u64) {
+        (self.file(idx).serial, offset / limits.window_cap())
+    }
+
+    /// Counts one ask for the window of file `idx` holding `offset` (once
+    /// per miss, however many times the miss path asks again).
+    pub(super) fn count_ask(&mut self, limits: &Limits, idx: usize, offset: u64) {
+        let key = self.heat_key(limits, idx, offset);
+        self.heat.ask(key);
     }
 
     pub(super) fn count_wait(&mut self) {
@@ -407,9 +420,9 @@ impl State {
     /// cursor with the region it had. A copy keeps it too.
     ///
     /// With [`Want::Bytes`] and the adaptive policy, a window that would
-    /// have to evict to be mapped is not: the bytes are copied
-    /// ([`Obtain::Copy`]) and the window remembered as a ghost; asked for
-    /// again while its ghost lives, it is mapped.
+    /// have to evict to be mapped is not, unless it has proved hotter than
+    /// the least recently used window it would evict ([`Heat::admits`]): the
+    /// bytes are copied ([`Obtain::Copy`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn begin_obtain(
         &mut self,
@@ -421,6 +434,7 @@ impl State {
         want: Want,
         released: &mut Released,
     ) -> Result<Obtain> {
+        let asked = self.heat.count(self.heat_key(limits, idx, offset));
         match self.file(idx).slot_at(offset) {
             Some((_, Slot::Mapped { region, .. })) => {
                 let region = region.clone();
@@ -452,11 +466,14 @@ impl State {
         };
         if let Want::Bytes(len) = want {
             if !room && limits.policy == ReadPolicy::Adaptive {
-                let key = (self.file(idx).serial, offset / limits.window_cap());
-                if self.ghosts.take(key) {
+                // Map only a window hotter than the one it would evict.
+                let victim = self
+                    .lru
+                    .first_key_value()
+                    .map(|(_, &(v, start))| self.heat.count(self.heat_key(limits, v, start)));
+                if victim.is_some_and(|v| Heat::admits(asked, v)) {
                     self.stats.ghost_hits += 1;
                 } else {
-                    self.ghosts.remember(key);
                     self.stats.preads += 1;
                     self.stats.pread_bytes += len;
                     return Ok(Obtain::Copy { desc, len });
@@ -666,7 +683,7 @@ impl State {
             charged_bytes: self.mapped.bytes,
             windows: self.mapped.handles,
             open_descriptors: self.descs.len(),
-            ghosts: self.ghosts.len(),
+            ghosts: self.heat.len(),
             over_limit_bytes: self.mapped.bytes.saturating_sub(limits.max_memory_size),
             ..self.stats
         }

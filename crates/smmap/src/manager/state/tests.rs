@@ -308,7 +308,7 @@ fn the_previous_region_is_released_only_once_the_next_is_certain() {
 }
 
 #[test]
-fn adaptive_copies_a_cold_window_and_maps_it_when_asked_again() {
+fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, vec![7u8; (8 * g()) as usize]).unwrap();
@@ -318,52 +318,104 @@ fn adaptive_copies_a_cold_window_and_maps_it_when_asked_again() {
     };
     let mut st = State::new(&l);
     let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
-    // With room, copy reads map (and the descriptor is opened first).
-    let mut rel = Released::default();
-    let ask = |st: &mut State, at: u64, prev: &mut Option<MapRegion>, rel: &mut Released| {
-        st.begin_obtain(&l, idx, at, 1, prev, Want::Bytes(100), rel)
+    // One miss, as `Manager::obtain` makes it: the ask counted once, then
+    // the steps until there is an answer (opening, unmapping).
+    let miss = |st: &mut State, at: u64| {
+        st.count_ask(&l, idx, at);
+        loop {
+            let mut rel = Released::default();
+            let step = st.begin_obtain(&l, idx, at, 1, &mut None, Want::Bytes(100), &mut rel);
+            st.unmapped(rel.room);
+            match step.unwrap() {
+                Obtain::Open => open(st, &l, idx),
+                Obtain::Unmap => {}
+                other => return other,
+            }
+        }
     };
-    assert!(matches!(
-        ask(&mut st, 0, &mut None, &mut rel),
-        Ok(Obtain::Open)
-    ));
-    open(&mut st, &l, idx);
-    let Ok(Obtain::Map(res)) = ask(&mut st, 0, &mut None, &mut rel) else {
+    // With room, copy reads map.
+    let Obtain::Map(res) = miss(&mut st, 0) else {
         panic!("room: map")
     };
+    let mut rel = Released::default();
     let Ok(Finish::Done(r0)) = st.finish_obtain(&l, &res, map(&res), false, &mut rel) else {
         panic!("mapped")
     };
     st.release(&l, idx, r0, &mut rel);
-    // No room without evicting: a cold window is copied and remembered;
-    // the cursor keeps its region.
-    let mut previous = None;
-    let Ok(Obtain::Copy { len: 100, .. }) = ask(&mut st, 3 * g(), &mut previous, &mut rel) else {
-        panic!("copy")
-    };
-    assert_eq!(
-        (st.stats.preads, st.stats.pread_bytes, st.ghosts.len()),
-        (1, 100, 1)
-    );
+    // No room without evicting: window 3 is copied, twice, the cursor's
+    // region untouched and nothing evicted.
+    for n in 1..=2 {
+        let Obtain::Copy { len: 100, .. } = miss(&mut st, 3 * g()) else {
+            panic!("copy")
+        };
+        assert_eq!((st.stats.preads, st.stats.pread_bytes), (n, 100 * n));
+    }
     assert_eq!(st.handles(), 1, "nothing evicted");
-    // Asked again while remembered: mapped, evicting the LRU window.
-    assert!(matches!(
-        ask(&mut st, 3 * g() + 9, &mut None, &mut rel),
-        Ok(Obtain::Unmap)
-    ));
-    assert_eq!(st.stats.ghost_hits, 1);
-    st.unmapped(std::mem::take(&mut rel).room);
-    assert!(matches!(
-        ask(&mut st, 3 * g() + 9, &mut None, &mut rel),
-        Ok(Obtain::Map(_))
-    ));
-    // A probe never copies and never remembers.
-    let before = st.ghosts.len();
+    // Asked a third time, more than twice as often as window 0: mapped.
+    let Obtain::Map(_) = miss(&mut st, 3 * g() + 9) else {
+        panic!("hot: map")
+    };
+    assert_eq!((st.stats.ghost_hits, st.stats.evictions), (1, 1));
+    // A probe never copies and counts nothing.
+    let before = st.heat.len();
+    let mut rel = Released::default();
     assert!(matches!(
         st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Probe, &mut rel),
         Ok(Obtain::Nothing) | Ok(Obtain::Wait(_))
     ));
-    assert_eq!(st.ghosts.len(), before);
+    assert_eq!(st.heat.len(), before);
+}
+
+#[test]
+fn uniform_reads_under_a_small_budget_settle() {
+    // 100 windows, 4 handles, reads spread evenly: windows are no hotter
+    // than one another, so after the first few the rest are copied.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, vec![1u8; (100 * g()) as usize]).unwrap();
+    let l = Limits {
+        policy: ReadPolicy::Adaptive,
+        ..limits(Kind::Sliding, g(), u64::MAX, 4)
+    };
+    let mut st = State::new(&l);
+    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
+    open(&mut st, &l, idx);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = (x % 100) * g();
+        st.count_ask(&l, idx, at);
+        loop {
+            let mut rel = Released::default();
+            let step = st.begin_obtain(&l, idx, at, 1, &mut None, Want::Bytes(1), &mut rel);
+            st.unmapped(rel.room);
+            match step.unwrap() {
+                Obtain::Unmap => continue,
+                Obtain::Map(res) => {
+                    let Ok(Finish::Done(r)) =
+                        st.finish_obtain(&l, &res, map(&res), false, &mut rel)
+                    else {
+                        panic!("mapped")
+                    };
+                    st.release(&l, idx, r, &mut rel);
+                }
+                Obtain::Found(r) => st.release(&l, idx, r, &mut rel),
+                _ => {}
+            }
+            st.unmapped(rel.room);
+            break;
+        }
+    }
+    let s = &st.stats;
+    assert!(
+        s.maps < 400,
+        "{} maps for 20,000 uniform reads: churn",
+        s.maps
+    );
+    assert!(s.preads > 15_000, "{s:?}");
+    st.verify(&l).unwrap();
 }
 
 #[test]
