@@ -37,16 +37,21 @@ def sparse(tmp_path, size):
     return str(path)
 
 
+# Long enough (100 ms or more: a gigabyte copied out of a sparse file) that
+# a signal sent 15 ms in, or a thread watched at 10 ms margins, always lands
+# inside it, however fast the machine.
+READ = 1 << 30
+
+
 def long_read(path, size):
-    """A buffer whose buf[0:size] stitches 1 MiB windows under a 4 MiB budget:
-    one engine call long enough to watch."""
+    """A buffer whose buf[0:size] reads across 1 MiB windows under a 4 MiB
+    budget: one engine call long enough to watch."""
     m = SlidingWindowMapManager(window_size=1 << 20, max_memory_size=4 << 20)
     return m, SlidingWindowMapBuffer(m.make_cursor(path))
 
 
 def test_other_threads_run_during_a_long_engine_call(tmp_path):
-    size = 256 << 20
-    m, buf = long_read(sparse(tmp_path, size), size)
+    m, buf = long_read(sparse(tmp_path, READ), READ)
     ticks = []
     stop = threading.Event()
 
@@ -59,12 +64,13 @@ def test_other_threads_run_during_a_long_engine_call(tmp_path):
     try:
         time.sleep(0.02)
         start = time.perf_counter()
-        data = buf[0:size]
+        data = buf[0:READ]
         end = time.perf_counter()
     finally:
         stop.set()
         t.join()
-    assert len(data) == size and data[:8] == data[-8:] == bytes(8)
+    assert len(data) == READ and data[:8] == data[-8:] == bytes(8)
+    del data
     # Away from the edges (where the other thread may hold the interpreter
     # for a switch interval), the other thread kept running: the read was
     # done with the interpreter released.
@@ -74,18 +80,18 @@ def test_other_threads_run_during_a_long_engine_call(tmp_path):
     assert inside > 0, f"no other thread ran during a {end - start:.3f} s read"
 
 
-@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
-def test_ctrl_c_is_handled_while_another_thread_is_in_an_engine_call(tmp_path):
-    # The main thread handles signals; a worker is inside a long read. The
-    # handler (a KeyboardInterrupt, as Ctrl-C) runs at once, not after it.
-    size = 256 << 20
-    m, buf = long_read(sparse(tmp_path, size), size)
+def interrupt_during_a_long_read(tmp_path, main_loop):
+    """A worker thread reads READ bytes in one engine call; 15 ms in, SIGALRM
+    raises KeyboardInterrupt (as Ctrl-C does) in the main thread, which runs
+    `main_loop(buf)` meanwhile. Asserts the handler ran before the read
+    ended; returns the buffer."""
+    m, buf = long_read(sparse(tmp_path, READ), READ)
     started = threading.Event()
     finished = []
 
     def worker():
         started.set()
-        buf[0:size]
+        buf[0:READ]
         finished.append(time.perf_counter())
 
     def interrupt(signum, frame):
@@ -99,49 +105,36 @@ def test_ctrl_c_is_handled_while_another_thread_is_in_an_engine_call(tmp_path):
         time.sleep(0.005)  # the worker is inside the read now
         signal.setitimer(signal.ITIMER_REAL, 0.01)
         with pytest.raises(KeyboardInterrupt):
-            while True:
-                pass
+            main_loop(buf)
         interrupted = time.perf_counter()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         t.join()
     assert finished and interrupted < finished[0], "the handler waited for the engine call"
+    return buf
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_ctrl_c_is_handled_while_another_thread_is_in_an_engine_call(tmp_path):
+    # The main thread handles signals; a worker is inside a long read. The
+    # handler runs at once, not after it.
+    def spin(buf):
+        while True:
+            pass
+
+    interrupt_during_a_long_read(tmp_path, spin)
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
 def test_ctrl_c_interrupts_a_wait_for_an_object_another_thread_uses(tmp_path):
     # The worker's read holds the buffer; the main thread's buf[0] waits for
     # it, without holding the interpreter, and Ctrl-C ends the wait.
-    size = 256 << 20
-    m, buf = long_read(sparse(tmp_path, size), size)
-    started = threading.Event()
-    finished = []
+    def wait_for_the_buffer(buf):
+        while True:
+            buf[0]
 
-    def worker():
-        started.set()
-        buf[0:size]
-        finished.append(time.perf_counter())
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    t = threading.Thread(target=worker)
-    try:
-        t.start()
-        started.wait()
-        time.sleep(0.005)
-        signal.setitimer(signal.ITIMER_REAL, 0.01)
-        with pytest.raises(KeyboardInterrupt):
-            while True:
-                buf[0]
-        interrupted = time.perf_counter()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        t.join()
-    assert finished and interrupted < finished[0], "the wait ignored Ctrl-C"
+    buf = interrupt_during_a_long_read(tmp_path, wait_for_the_buffer)
     assert buf[0] == 0
 
 
