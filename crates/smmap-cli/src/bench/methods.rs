@@ -137,6 +137,13 @@ trait FileReader {
     /// The sum of the `len` bytes at `offset`; `scratch` is the thread's
     /// buffer, for methods that copy.
     fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64>;
+
+    /// The byte at `offset`: [`sum`](Self::sum) of one byte, without the
+    /// branches on the length.
+    #[inline(always)]
+    fn byte(&mut self, offset: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
+        self.sum(offset, 1, scratch)
+    }
 }
 
 /// A [`FileReader`] per file, and the thread's scratch buffer.
@@ -170,9 +177,14 @@ impl<F: FileReader> Reader for PerFile<F> {
         // counter) then lives in registers, not behind the vector.
         if let [_] = self.files[..] {
             let mut one = self.files.pop().expect("one file");
-            let h = ops
-                .iter()
-                .try_fold(0, |h, op| Ok(mix(h, one.sum(op.offset, op.len, scratch)?)));
+            let h = ops.iter().try_fold(0, |h, op| {
+                let v = if op.len == 1 {
+                    one.byte(op.offset, scratch)?
+                } else {
+                    one.sum(op.offset, op.len, scratch)?
+                };
+                Ok(mix(h, v))
+            });
             self.files.push(one);
             return h;
         }
@@ -359,6 +371,14 @@ impl BufferFile {
 
 impl FileReader for BufferFile {
     #[inline(always)]
+    fn byte(&mut self, offset: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        if self.release {
+            return self.sum(offset, 1, &mut []);
+        }
+        Ok(u64::from(self.buf.get(offset)?))
+    }
+
+    #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
         if !self.release {
             return self.sum_in(offset, len);
@@ -378,6 +398,17 @@ struct CursorFile {
 }
 
 impl FileReader for CursorFile {
+    #[inline(always)]
+    fn byte(&mut self, offset: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        if self.release {
+            return self.sum(offset, 1, &mut []);
+        }
+        match self.cursor.use_region(offset, 1)?.buffer().first() {
+            Some(&b) => Ok(u64::from(b)),
+            None => bail!("the cursor could not map offset {offset}"),
+        }
+    }
+
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
         let c = &mut self.cursor;
@@ -451,6 +482,11 @@ struct MapFile<'a>(&'a Mmap);
 
 impl FileReader for MapFile<'_> {
     #[inline(always)]
+    fn byte(&mut self, offset: u64, _: &mut [u8]) -> anyhow::Result<u64> {
+        Ok(u64::from(self.0[offset as usize]))
+    }
+
+    #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
         let at = offset as usize;
         if len == 1 {
@@ -482,6 +518,9 @@ struct PreadFile<'a>(&'a File);
 impl FileReader for PreadFile<'_> {
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
+        if scratch.is_empty() && len > 0 {
+            bail!("no buffer to read into");
+        }
         let mut done = 0u64;
         let mut sum = 0u64;
         while done < len {
