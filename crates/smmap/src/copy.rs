@@ -44,9 +44,13 @@ impl Copy {
         start: u64,
         len: u64,
     ) -> Result<()> {
-        self.bytes.clear();
         let n = usize::try_from(len).expect("a copy is at most COPY_MAX bytes");
-        self.bytes.resize(n, 0);
+        // Reuse the bytes of the last copy (pread overwrites all of them or
+        // fails, which empties the copy): no zeroing on every read.
+        if self.bytes.len() < n {
+            self.bytes.resize(n, 0);
+        }
+        self.bytes.truncate(n);
         match pread_exact(file, desc, &mut self.bytes, start) {
             Ok(()) => {
                 self.start = start;

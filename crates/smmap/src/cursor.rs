@@ -219,8 +219,14 @@ impl WindowCursor {
         if offset >= size {
             return Err(self.out_of_range(offset));
         }
+        // A page around a small read (bytes near it are likely next); from
+        // the offset itself for a read of a page or more.
         let page = crate::sys::page_cost(1);
-        let start = offset - offset % page;
+        let start = if want >= page {
+            offset
+        } else {
+            offset - offset % page
+        };
         let len = (want.saturating_add(offset - start))
             .clamp(page, COPY_MAX)
             .min(size - start);

@@ -9,6 +9,7 @@ mod state;
 use std::fmt;
 use std::ops::Deref;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::cursor::WindowCursor;
@@ -132,6 +133,8 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a pending window or an unmapping finishes.
     changed: Condvar,
+    /// Threads waiting on `changed`, counted under the lock (see `notify`).
+    waiters: AtomicUsize,
     faults: faults::Faults,
 }
 
@@ -142,6 +145,7 @@ impl Manager {
                 limits,
                 state: Mutex::new(State::new(&limits)),
                 changed: Condvar::new(),
+                waiters: AtomicUsize::new(0),
                 faults: faults::Faults::default(),
             }),
         }
@@ -183,7 +187,7 @@ impl Manager {
     fn give_back(&self, room: Room) {
         if room != Room::default() {
             self.lock().unmapped(room);
-            self.shared.changed.notify_all();
+            self.notify();
         }
     }
 
@@ -191,12 +195,26 @@ impl Manager {
     fn wait(&self, seen: u64) {
         let mut st = self.lock();
         st.count_wait();
+        self.shared.waiters.fetch_add(1, Ordering::Relaxed);
         while st.generation() == seen {
             st = self
                 .shared
                 .changed
                 .wait(st)
                 .unwrap_or_else(PoisonError::into_inner);
+        }
+        self.shared.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Wakes the waiting misses, if there are any (a notification is a
+    /// system call; most misses have nobody to wake). No wake-up is lost: a
+    /// waiter counts itself under the lock before it sleeps, and every
+    /// change of the generation is made under the lock before this is
+    /// called, so either the waiter saw the new generation or this sees the
+    /// waiter.
+    fn notify(&self) {
+        if self.shared.waiters.load(Ordering::Relaxed) > 0 {
+            self.shared.changed.notify_all();
         }
     }
 
@@ -265,7 +283,7 @@ impl Manager {
                     .map(Some)
                 }
             };
-            self.shared.changed.notify_all();
+            self.notify();
             freed = released.room;
             drop(released.regions);
             let reservation = match step {
@@ -311,7 +329,7 @@ impl Manager {
             let finish = self.with_state(|st, limits, released| {
                 st.finish_obtain(limits, &reservation, mapped, retried, released)
             });
-            self.shared.changed.notify_all();
+            self.notify();
             match finish? {
                 Finish::Done(region) => return Ok(Fetched::Mapped(region)),
                 Finish::Retry => retried = true,
