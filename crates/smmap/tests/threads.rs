@@ -155,7 +155,11 @@ fn cursors_and_buffers_move_between_threads() {
 
 /// Threads missing on the same offset at the same moment map one window,
 /// once: the others wait for it (a window being mapped sits in its file's
-/// slots) and share it.
+/// slots) or find it mapped, and share it. Whether a round races depends on
+/// the scheduler (under valgrind threads rarely overlap), so the test checks
+/// what must hold either way, every round; the wait itself is driven
+/// deterministically by the state's unit test
+/// `a_miss_inside_a_window_in_flight_waits_for_it`.
 #[test]
 fn racing_misses_share_one_region() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,11 +169,10 @@ fn racing_misses_share_one_region() {
         .window_size(4 * g())
         .build();
     let barrier = Arc::new(std::sync::Barrier::new(4));
-    let mut rounds = 0;
-    while m.stats().waits == 0 && rounds < 5000 {
-        rounds += 1;
+    let rounds = 300;
+    for round in 1..=rounds {
         m.collect();
-        let ofs = (rounds % 60) * g() + 17;
+        let ofs = (round % 60) * g() + 17;
         let workers: Vec<_> = (0..4)
             .map(|_| {
                 let (m, b, bytes, path) = (
@@ -190,9 +193,8 @@ fn racing_misses_share_one_region() {
             w.join().unwrap();
         }
         m.verify_invariants().unwrap();
-        assert_eq!(m.stats().maps, rounds, "one window mapped per round");
+        assert_eq!(m.stats().maps, round, "one window mapped per round");
     }
     let s = m.stats();
-    assert!(s.waits > 0, "no race in {rounds} rounds: {s:?}");
     eprintln!("racing misses: {} waits in {rounds} rounds", s.waits);
 }
