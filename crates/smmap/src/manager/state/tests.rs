@@ -10,14 +10,20 @@ fn g() -> u64 {
 }
 
 fn setup(pages: u64) -> (tempfile::TempDir, State, usize) {
+    let (dir, mut st, idx) = setup_for(pages, None);
+    let (desc, _) = st.file(idx).file().open().unwrap();
+    st.install_desc(&limits(Kind::Sliding, 0, u64::MAX, usize::MAX), idx, desc);
+    (dir, st, idx)
+}
+
+/// A file of `pages` pages attached to a new state, made for `l` if given
+/// (its descriptor not opened yet).
+fn setup_for(pages: u64, l: Option<&Limits>) -> (tempfile::TempDir, State, usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, vec![7u8; (pages * g()) as usize]).unwrap();
-    let mut st = State::default();
-    let pinned = PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap();
-    let (idx, _) = st.attach(pinned);
-    let (desc, _) = st.file(idx).file().open().unwrap();
-    st.install_desc(&limits(Kind::Sliding, 0, u64::MAX, usize::MAX), idx, desc);
+    let mut st = l.map_or_else(State::default, State::new);
+    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
     (dir, st, idx)
 }
 
@@ -277,12 +283,8 @@ fn refusals_that_eviction_cannot_cure_are_not_retried() {
 
 #[test]
 fn the_previous_region_is_released_only_once_the_next_is_certain() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, vec![7u8; (8 * g()) as usize]).unwrap();
-    let mut st = State::default();
+    let (_dir, mut st, idx) = setup_for(8, None);
     let l = limits(Kind::Sliding, g(), u64::MAX, 1);
-    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
     let held = obtain(&mut st, &l, idx, 0);
     // Forget the descriptor, as when the cache is full.
     st.close_descs();
@@ -309,15 +311,11 @@ fn the_previous_region_is_released_only_once_the_next_is_certain() {
 
 #[test]
 fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, vec![7u8; (8 * g()) as usize]).unwrap();
     let l = Limits {
         policy: ReadPolicy::Adaptive,
         ..limits(Kind::Sliding, g(), u64::MAX, 1)
     };
-    let mut st = State::new(&l);
-    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
+    let (_dir, mut st, idx) = setup_for(8, Some(&l));
     // One miss, as `Manager::obtain` makes it: the ask counted once, then
     // the steps until there is an answer (opening, unmapping).
     let miss = |st: &mut State, at: u64| {
@@ -370,15 +368,11 @@ fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
 fn uniform_reads_under_a_small_budget_settle() {
     // 100 windows, 4 handles, reads spread evenly: windows are no hotter
     // than one another, so after the first few the rest are copied.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f");
-    std::fs::write(&path, vec![1u8; (100 * g()) as usize]).unwrap();
     let l = Limits {
         policy: ReadPolicy::Adaptive,
         ..limits(Kind::Sliding, g(), u64::MAX, 4)
     };
-    let mut st = State::new(&l);
-    let (idx, _) = st.attach(PinnedFile::stat(PathOrFd::from(path.as_path())).unwrap());
+    let (_dir, mut st, idx) = setup_for(100, Some(&l));
     open(&mut st, &l, idx);
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for _ in 0..20_000 {
