@@ -14,10 +14,18 @@ pub(crate) const COPY_MAX: u64 = 256 * 1024;
 /// How many bytes `chunk_at` asks a copy for.
 pub(crate) const CHUNK: u64 = 64 * 1024;
 
-/// Bytes `[start, start + bytes.len())` of a cursor's file, copied.
+/// Bytes `[start, start + len)` of a cursor's file, copied.
+///
+/// The scratch `bytes` is zeroed once, when it is first made, then
+/// overwritten by each `pread`: a copy read never pays for zeroing. An
+/// emptied copy hands its scratch to a small pool of the thread's, where
+/// the next copy of any cursor on that thread takes it: an idle cursor holds
+/// no scratch, and a thread reading through many cursors in turn copies into
+/// the same few, cache-warm bytes.
 #[derive(Default)]
 pub(crate) struct Copy {
     bytes: Vec<u8>,
+    len: usize,
     start: u64,
 }
 
@@ -25,14 +33,14 @@ impl Copy {
     /// True if the copy holds absolute offset `abs`.
     #[inline]
     pub(crate) fn holds(&self, abs: u64) -> bool {
-        abs.wrapping_sub(self.start) < self.bytes.len() as u64
+        abs.wrapping_sub(self.start) < self.len as u64
     }
 
     /// The bytes from `abs` to the end of the copy, if it holds `abs`.
     #[inline]
     pub(crate) fn tail(&self, abs: u64) -> Option<&[u8]> {
         self.holds(abs)
-            .then(|| &self.bytes[(abs - self.start) as usize..])
+            .then(|| &self.bytes[(abs - self.start) as usize..self.len])
     }
 
     /// Fills the copy with `len` bytes of the file from `start`. On error
@@ -45,27 +53,62 @@ impl Copy {
         len: u64,
     ) -> Result<()> {
         let n = usize::try_from(len).expect("a copy is at most COPY_MAX bytes");
-        // Reuse the bytes of the last copy (pread overwrites all of them or
-        // fails, which empties the copy): no zeroing on every read.
         if self.bytes.len() < n {
-            self.bytes.resize(n, 0);
-        }
-        self.bytes.truncate(n);
-        match pread_exact(file, desc, &mut self.bytes, start) {
-            Ok(()) => {
-                self.start = start;
-                Ok(())
-            }
-            Err(e) => {
-                self.bytes.clear();
-                Err(e)
+            let old = std::mem::replace(&mut self.bytes, spare::take());
+            spare::give(old);
+            if self.bytes.len() < n {
+                self.bytes.resize(n, 0);
             }
         }
+        self.len = 0;
+        pread_exact(file, desc, &mut self.bytes[..n], start)?;
+        self.start = start;
+        self.len = n;
+        Ok(())
     }
 
-    /// Empties the copy (keeping its allocation).
+    /// Empties the copy, handing its scratch to the thread's pool.
     pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
+        self.len = 0;
+        spare::give(std::mem::take(&mut self.bytes));
+    }
+}
+
+/// The thread's pool of spare scratch for [`Copy`]: a few buffers of at
+/// most [`CHUNK`] bytes each (larger ones are freed).
+mod spare {
+    use std::cell::RefCell;
+
+    use super::CHUNK;
+
+    /// Buffers kept per thread.
+    const KEPT: usize = 4;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A spare buffer (empty if there is none).
+    pub(super) fn take() -> Vec<u8> {
+        SPARE
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Keeps `bytes` for a later [`take`] if it is small and there is room.
+    pub(super) fn give(bytes: Vec<u8>) {
+        if bytes.is_empty() || bytes.len() > CHUNK as usize {
+            return;
+        }
+        // During the thread's exit the pool may be gone: then drop it.
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < KEPT {
+                s.push(bytes);
+            }
+        });
     }
 }
 
@@ -109,6 +152,43 @@ pub(crate) fn pread_exact(
 mod tests {
     use super::*;
     use crate::PathOrFd;
+
+    #[test]
+    fn an_emptied_copy_holds_nothing_and_keeps_little_scratch() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(f.path(), &bytes).unwrap();
+        let pinned = PinnedFile::stat(PathOrFd::from(f.path())).unwrap();
+        let (desc, _) = pinned.open().unwrap();
+        let mut c = Copy::default();
+        c.fill(&pinned, &desc, 0, 4096).unwrap();
+        let scratch = c.bytes.as_ptr();
+        c.clear();
+        assert!(!c.holds(0) && c.tail(0).is_none() && c.bytes.is_empty());
+        // Another cursor's copy on this thread takes the same scratch.
+        let mut other = Copy::default();
+        other.fill(&pinned, &desc, 8192, 4096).unwrap();
+        assert_eq!(other.bytes.as_ptr(), scratch, "the scratch is reused");
+        assert_eq!(other.tail(8192).unwrap(), &bytes[8192..12288]);
+        // A shorter copy after a longer one holds only its own bytes.
+        c.fill(&pinned, &desc, 100, 10).unwrap();
+        assert_eq!(c.tail(100).unwrap(), &bytes[100..110]);
+        assert!(!c.holds(110));
+        c.fill(&pinned, &desc, 0, COPY_MAX).unwrap();
+        assert_eq!(
+            c.tail(COPY_MAX - 1).unwrap(),
+            &bytes[COPY_MAX as usize - 1..COPY_MAX as usize]
+        );
+        c.clear();
+        assert!(c.bytes.is_empty());
+        assert!(
+            spare::take().len() <= CHUNK as usize,
+            "large scratch is freed"
+        );
+        // A failed fill leaves the copy empty.
+        assert!(c.fill(&pinned, &desc, 299_000, 4096).is_err());
+        assert!(!c.holds(299_000));
+    }
 
     #[test]
     fn copies_and_says_when_the_file_shrank() {

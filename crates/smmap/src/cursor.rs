@@ -302,20 +302,17 @@ impl WindowCursor {
         Ok(done)
     }
 
-    /// Maps the window holding `offset` if it is mapped already or there is
-    /// room for it without evicting (always, with
-    /// [`ReadPolicy::AlwaysMap`](crate::ReadPolicy::AlwaysMap)); otherwise
-    /// does nothing. A buffer's `begin_access` starts with it.
+    /// Maps the window holding `offset` under
+    /// [`ReadPolicy::AlwaysMap`](crate::ReadPolicy::AlwaysMap); does nothing
+    /// under [`ReadPolicy::Adaptive`](crate::ReadPolicy::Adaptive), whose
+    /// first read decides (and so asks the manager once, not twice). A
+    /// buffer's `begin_access` starts with it.
     pub(crate) fn probe(&mut self, offset: u64) -> Result<()> {
-        if self.held.holds(offset) {
+        let policy = self.manager.as_ref().map(Manager::read_policy);
+        if self.held.holds(offset) || policy != Some(crate::ReadPolicy::AlwaysMap) {
             return Ok(());
         }
-        let policy = self.manager.as_ref().map(Manager::read_policy);
-        let want = match policy {
-            Some(crate::ReadPolicy::Adaptive) => Want::Probe,
-            _ => Want::Map,
-        };
-        if let Fetched::Mapped(region) = self.fetch(offset, self.max_view.max(1), want)? {
+        if let Fetched::Mapped(region) = self.fetch(offset, self.max_view.max(1), Want::Map)? {
             self.hold(region, offset, self.max_view);
         }
         Ok(())

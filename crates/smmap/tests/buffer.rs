@@ -232,6 +232,11 @@ fn begin_and_end_access() {
     let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
     buf.set_access_hint(Some(AccessHint::Sequential));
     assert_eq!(buf.cursor().access_hint(), Some(AccessHint::Sequential));
+    // Under the adaptive policy `begin_access` maps nothing: the first
+    // read maps (the budget has room) and ending the access releases it.
+    assert!(!buf.cursor().is_valid());
+    assert_eq!(buf.get(1).unwrap(), bytes[1]);
+    assert!(buf.cursor().is_valid());
     buf.end_access();
     assert!(buf.is_empty() && !buf.cursor().is_valid());
     assert!(buf.get(0).is_err());
@@ -239,6 +244,14 @@ fn begin_and_end_access() {
     buf.begin_access(None, 7, 3).unwrap();
     assert_eq!(buf.len(), 3);
     assert_eq!(buf.get(0).unwrap(), bytes[7]);
+    // Always-map: `begin_access` maps the first window, as smmap 6.0.0's does.
+    let always: smmap::Manager = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .read_policy(smmap::ReadPolicy::AlwaysMap)
+        .build()
+        .into();
+    let b = SlidingWindowMapBuffer::new(always.make_cursor(&path).unwrap(), g() + 1, 5).unwrap();
+    assert!(b.cursor().is_valid() && b.cursor().includes_ofs(g() + 1));
     // Past the end: an error naming the offset, and an empty buffer.
     let e = buf.begin_access(None, 2 * g(), u64::MAX).unwrap_err();
     assert!(e.to_string().contains(&(2 * g()).to_string()), "{e}");

@@ -55,8 +55,11 @@ impl SlidingWindowMapBuffer {
     /// clipped to the file's end (`u64::MAX`: to the end).
     ///
     /// Errors: the cursor has no file ([`Error::NotAssociated`]), `offset` is
-    /// at or past the end ([`Error::OutOfRange`]), or the first window could
-    /// not be mapped.
+    /// at or past the end ([`Error::OutOfRange`]), or, under
+    /// [`ReadPolicy::AlwaysMap`](crate::ReadPolicy::AlwaysMap), the first
+    /// window could not be mapped (under the default
+    /// [`Adaptive`](crate::ReadPolicy::Adaptive) policy the first read maps
+    /// or copies, and reports what fails).
     pub fn new(cursor: WindowCursor, offset: u64, size: u64) -> Result<Self> {
         let mut buf = SlidingWindowMapBuffer {
             cursor,
@@ -94,7 +97,7 @@ impl SlidingWindowMapBuffer {
                 size: fsize,
             });
         }
-        // Maps the first window if there is room (see `ReadPolicy`).
+        // Maps the first window under `ReadPolicy::AlwaysMap`.
         self.cursor.probe(offset)?;
         self.offset = offset;
         self.len = size.min(fsize - offset);

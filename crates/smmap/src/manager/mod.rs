@@ -82,17 +82,20 @@ pub enum ReadPolicy {
     /// Map the window while the budget has room for it. When it would have
     /// to evict another window, copy the bytes with `pread` instead — unless
     /// the window has proved hotter than the one it would evict: asked for
-    /// at least 3 times lately, and more than twice as often (the counts
-    /// halve every 16 windows' worth of asks; TinyLFU's admission rule). A
+    /// at least 3 times lately, and more than twice as often (TinyLFU's
+    /// admission rule; the counts halve every 16 windows' worth of asks, or
+    /// every 8 asks per window read when more windows are read than the
+    /// budget holds). A
     /// cold scan then never flushes hot windows, uniformly random reads under
     /// a budget far below the working set cost about a `pread` each instead
     /// of a map and an unmap (whose TLB shootdown interrupts every CPU
     /// running the process), and skewed reads keep their hot windows
-    /// mapped.
+    /// mapped. A buffer's `begin_access` maps nothing: its first read
+    /// decides.
     #[default]
     Adaptive,
-    /// Always map the window, evicting as needed (the behaviour of smmap
-    /// 6.0.0).
+    /// Always map the window, evicting as needed; a buffer's `begin_access`
+    /// maps its first window (the behaviour of smmap 6.0.0).
     AlwaysMap,
 }
 
@@ -260,9 +263,7 @@ impl Manager {
                     st.add_hits(hits);
                     if offset < file.size {
                         st.count_miss();
-                        if want != Want::Probe {
-                            st.count_ask(limits, idx, offset);
-                        }
+                        st.count_ask(limits, idx, offset);
                     }
                 }
                 if offset >= file.size {
@@ -686,7 +687,7 @@ pub(crate) enum Fetched {
     Mapped(MapRegion),
     /// Copy `len` bytes from the offset through `desc` (`pread`).
     Copy { desc: Arc<std::fs::File>, len: u64 },
-    /// Nothing: the offset is at or past the end, or a probe found no room.
+    /// Nothing: the offset is at or past the end.
     Nothing,
 }
 

@@ -136,9 +136,6 @@ pub(crate) enum Want {
     /// `len` bytes from the offset, to be copied: a mapped region when the
     /// policy maps it, or else a descriptor to `pread` them through.
     Bytes(u64),
-    /// A mapped region if one holds the offset or there is room for one
-    /// without evicting; nothing otherwise (and nothing remembered).
-    Probe,
 }
 
 /// What the first half of the miss path found.
@@ -159,8 +156,6 @@ pub(super) enum Obtain {
     /// Copy `len` bytes from the offset through `desc` (`pread`); the
     /// cursor's previous region is kept.
     Copy { desc: Arc<File>, len: u64 },
-    /// A probe found no region and no room: nothing to do.
-    Nothing,
 }
 
 /// A window being mapped without the lock.
@@ -183,7 +178,8 @@ pub(super) enum Finish {
 
 impl State {
     /// An empty state for a manager with these limits: window counts that
-    /// halve every 16 handles' worth of asks (16 × 16 to 16 × 4096).
+    /// halve every 16 handles' worth of asks at least (16 × 16 to 16 × 4096;
+    /// more when more windows are read, see [`Heat`]).
     pub(super) fn new(limits: &Limits) -> Self {
         State {
             heat: Heat::new(16 * limits.max_open_handles.clamp(16, 4096)),
@@ -458,9 +454,6 @@ impl State {
             c.handles < limits.max_open_handles
                 && c.bytes.saturating_add(cost) <= limits.max_memory_size
         };
-        if want == Want::Probe && !room {
-            return Ok(Obtain::Nothing);
-        }
         let Some(desc) = self.touch_desc(idx) else {
             return Ok(Obtain::Open);
         };

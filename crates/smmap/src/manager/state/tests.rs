@@ -354,14 +354,6 @@ fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
         panic!("hot: map")
     };
     assert_eq!((st.stats.ghost_hits, st.stats.evictions), (1, 1));
-    // A probe never copies and counts nothing.
-    let before = st.heat.len();
-    let mut rel = Released::default();
-    assert!(matches!(
-        st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Probe, &mut rel),
-        Ok(Obtain::Nothing) | Ok(Obtain::Wait(_))
-    ));
-    assert_eq!(st.heat.len(), before);
 }
 
 #[test]
@@ -403,8 +395,10 @@ fn uniform_reads_under_a_small_budget_settle() {
         }
     }
     let s = &st.stats;
+    // A map and an unmap cost about ten copies: churn must stay far
+    // below one read in a hundred.
     assert!(
-        s.maps < 400,
+        s.maps < 100,
         "{} maps for 20,000 uniform reads: churn",
         s.maps
     );
