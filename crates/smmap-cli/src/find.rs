@@ -36,10 +36,11 @@ Examples:
   smmap find PACK repo.pack                     # text pattern
   smmap find --hex 'ff d8 ff e0' -r ~/Pictures  # bytes, every file under a directory
   smmap find --count --window 16MiB --max-memory 256MiB needle big1.bin big2.bin
-  smmap find -j 4 --count needle huge.bin        # four threads on one file")]
+  smmap find -j 4 --count needle huge.bin        # four threads on one file
+  smmap find -- -v notes.txt                     # a pattern that starts with a dash")]
 pub struct FindArgs {
-    /// The bytes to look for: the argument's bytes as given, or hexadecimal with --hex
-    #[arg(value_name = "PATTERN", allow_hyphen_values = true)]
+    /// The bytes to look for: the argument's bytes as given, or hexadecimal with --hex (one that starts with '-' goes after '--')
+    #[arg(value_name = "PATTERN")]
     pattern: OsString,
 
     /// Files to search; directories too with -r

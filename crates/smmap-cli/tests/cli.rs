@@ -278,10 +278,16 @@ fn find_offsets_text_and_hex() {
         ok(&["find", "--count", "abc", &f, &a]),
         format!("{f}:3\n{a}:0\n")
     );
-    // A pattern that starts with a dash is a pattern.
+    // A pattern that starts with a dash goes after `--`; options may come
+    // before the pattern.
     let d = write(dir.path(), "d.txt", b"x--y");
     assert_eq!(ok(&["find", "--", "--y", &d]), format!("{d}:1\n"));
-    assert_eq!(ok(&["find", "-y", &d]), format!("{d}:2\n"));
+    assert_eq!(ok(&["find", "--", "-y", &d]), format!("{d}:2\n"));
+    assert_eq!(ok(&["find", "-j1", "--count", "-", "--", &d]), format!("{d}:2\n"));
+    assert_eq!(ok(&["find", "-j", "2", "-c", "y", &d]), format!("{d}:1\n"));
+    let out = smmap(&["find", "-y", &d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-- -y"), "{out:?}");
 }
 
 #[test]
