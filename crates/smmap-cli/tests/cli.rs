@@ -283,11 +283,17 @@ fn find_offsets_text_and_hex() {
     let d = write(dir.path(), "d.txt", b"x--y");
     assert_eq!(ok(&["find", "--", "--y", &d]), format!("{d}:1\n"));
     assert_eq!(ok(&["find", "--", "-y", &d]), format!("{d}:2\n"));
-    assert_eq!(ok(&["find", "-j1", "--count", "-", "--", &d]), format!("{d}:2\n"));
+    assert_eq!(
+        ok(&["find", "-j1", "--count", "-", "--", &d]),
+        format!("{d}:2\n")
+    );
     assert_eq!(ok(&["find", "-j", "2", "-c", "y", &d]), format!("{d}:1\n"));
     let out = smmap(&["find", "-y", &d]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("-- -y"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-- -y"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -255,11 +255,11 @@ impl MethodId {
         access: &Access,
     ) -> anyhow::Result<Box<dyn Method + 'a>> {
         Ok(match self {
-            MethodId::Buffer => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, true)),
+            MethodId::Buffer => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, true)?),
             MethodId::BufferMap => {
-                Box::new(Engine::new(files, access, ReadPolicy::AlwaysMap, true))
+                Box::new(Engine::new(files, access, ReadPolicy::AlwaysMap, true)?)
             }
-            MethodId::Cursor => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, false)),
+            MethodId::Cursor => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, false)?),
             MethodId::Mmap => Box::new(RawMaps::new(files, access)),
             MethodId::Pread => Box::new(Pread { files }),
             MethodId::MapUnmap => Box::new(MapUnmap {
@@ -272,23 +272,42 @@ impl MethodId {
 
 /// The engine: a manager with the workload's budget, read through buffers
 /// or bare cursors.
+///
+/// Like the baselines, which open every file and map it once for all the
+/// runs of a workload, the engine knows every file for all the runs: an idle
+/// cursor per file keeps the manager's entry for it, and so the descriptor
+/// the manager opens in the first run (within `max_open_files`).
 struct Engine<'a> {
     files: &'a FileSet,
     manager: Manager,
     release: bool,
     sequential: bool,
     buffers: bool,
+    /// One idle cursor per file, never read through.
+    _known: Vec<WindowCursor>,
 }
 
 impl<'a> Engine<'a> {
-    fn new(files: &'a FileSet, access: &Access, policy: ReadPolicy, buffers: bool) -> Self {
-        Engine {
+    fn new(
+        files: &'a FileSet,
+        access: &Access,
+        policy: ReadPolicy,
+        buffers: bool,
+    ) -> anyhow::Result<Self> {
+        let manager = access.manager(policy);
+        let known = files
+            .paths
+            .iter()
+            .map(|p| manager.make_cursor(p))
+            .collect::<Result<_, _>>()?;
+        Ok(Engine {
             files,
-            manager: access.manager(policy),
+            manager,
             release: access.release,
             sequential: access.sequential,
             buffers,
-        }
+            _known: known,
+        })
     }
 
     fn cursor(&self, i: usize) -> anyhow::Result<WindowCursor> {
