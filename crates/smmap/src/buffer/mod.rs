@@ -146,7 +146,7 @@ impl SlidingWindowMapBuffer {
                 .cursor
                 .path_or_fd()
                 .cloned()
-                .unwrap_or(crate::PathOrFd::Fd(-1)),
+                .unwrap_or(crate::PathOrFd::UNNAMED),
             offset: self.offset.saturating_add(rel),
             size: self.len,
         }
@@ -232,7 +232,7 @@ impl SlidingWindowMapBuffer {
                 .cursor
                 .path_or_fd()
                 .cloned()
-                .unwrap_or(crate::PathOrFd::Fd(-1)),
+                .unwrap_or(crate::PathOrFd::UNNAMED),
             offset: self.offset.saturating_add(i),
             len: n,
         };
