@@ -224,7 +224,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn devices_are_not_regular_files() {
+    fn other_kinds_of_file_are_told_apart() {
         let nul = open_for_map(Path::new("NUL")).unwrap();
         assert_eq!(
             fstat(&nul).unwrap().kind,
@@ -233,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn lent_handles_are_checked() {
+    fn lent_descriptors_are_checked() {
         let f = tempfile::tempfile().unwrap();
         let h = f.as_raw_handle();
         assert_eq!(fstat_lent(h).unwrap(), fstat(&f).unwrap());
