@@ -3,10 +3,13 @@
 //! `GetFileType` and `GetFileInformationByHandle` for a file's kind and
 //! identity, positional `ReadFile`.
 //!
-//! Windows refuses to delete or rename over a file while a view of it is
-//! mapped; the handles the engine opens do not stand in the way (they share
-//! deletion), so once [`Manager::collect`](crate::Manager::collect) has
-//! unmapped every window no cursor uses, the file can be deleted.
+//! Windows refuses to delete, truncate or rename over a file while a view
+//! of it is mapped, and to rename over it while a handle of it is open
+//! (the handles the engine opens share deletion, so they do not stop a
+//! deletion or a rename away). Once
+//! [`Manager::collect`](crate::Manager::collect) has unmapped every window
+//! no cursor uses and closed every handle the manager keeps, the file is
+//! free.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,14 +19,14 @@ use std::path::Path;
 
 use memmap2::Mmap;
 use windows_sys::Win32::Foundation::{
-    GetHandleInformation, GetLastError, ERROR_COMMITMENT_LIMIT, ERROR_DIRECTORY_NOT_SUPPORTED,
-    ERROR_INVALID_HANDLE, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY, ERROR_TOO_MANY_OPEN_FILES,
-    HANDLE, NO_ERROR,
+    GetHandleInformation, GetLastError, SetLastError, ERROR_COMMITMENT_LIMIT,
+    ERROR_DIRECTORY_NOT_SUPPORTED, ERROR_INVALID_HANDLE, ERROR_NOT_ENOUGH_MEMORY,
+    ERROR_OUTOFMEMORY, ERROR_TOO_MANY_OPEN_FILES, HANDLE, NO_ERROR,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     GetFileInformationByHandle, GetFileType, BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY,
     FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    FILE_TYPE_CHAR, FILE_TYPE_DISK, FILE_TYPE_PIPE,
+    FILE_TYPE_CHAR, FILE_TYPE_DISK, FILE_TYPE_PIPE, FILE_TYPE_UNKNOWN,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 
@@ -72,7 +75,8 @@ pub(crate) fn allocation_granularity() -> u64 {
 
 /// The share mode of every handle the engine opens: other processes may
 /// read, write, rename and delete the file while the handle is open (a
-/// mapped view still stops the last two).
+/// mapped view still stops deleting or truncating it and renaming another
+/// file over it).
 const SHARE_ALL: u32 = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE;
 
 /// Opens `path` for reading, sharing reads, writes and deletion. Opening
@@ -143,10 +147,14 @@ fn check_open(handle: RawHandle) -> io::Result<()> {
 ///
 /// `handle` is open for the whole call.
 unsafe fn stat_handle(handle: HANDLE) -> io::Result<FileInfo> {
+    // FILE_TYPE_UNKNOWN is a failure only if the call set an error: clear
+    // it first.
+    // SAFETY: SetLastError only sets this thread's error code.
+    unsafe { SetLastError(NO_ERROR) };
     // SAFETY: the caller keeps the handle open.
     let kind = unsafe { GetFileType(handle) };
     // SAFETY: GetLastError has no preconditions.
-    if kind != FILE_TYPE_DISK && unsafe { GetLastError() } != NO_ERROR {
+    if kind == FILE_TYPE_UNKNOWN && unsafe { GetLastError() } != NO_ERROR {
         return Err(io::Error::last_os_error());
     }
     let other = match kind {
