@@ -9,7 +9,6 @@
 
 use std::ffi::OsString;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -94,7 +93,8 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
     let pattern = if args.hex {
         parse_hex(&args.pattern.to_string_lossy())?
     } else {
-        args.pattern.as_bytes().to_vec()
+        // The argument's bytes on Unix; its UTF-8 on Windows.
+        args.pattern.as_encoded_bytes().to_vec()
     };
     if pattern.is_empty() {
         bail!("the pattern is empty: give at least one byte to look for");

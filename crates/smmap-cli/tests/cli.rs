@@ -42,6 +42,12 @@ fn fails(args: &[&str], wanted: &[&str]) -> String {
     err
 }
 
+/// The system's own words for a missing file (error 2, `ENOENT` on Unix,
+/// `ERROR_FILE_NOT_FOUND` on Windows), as the tool prints them.
+fn not_found() -> String {
+    std::io::Error::from_raw_os_error(2).to_string()
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -137,7 +143,7 @@ fn dump_errors() {
     let f = write(dir.path(), "small", b"0123456789");
     let missing = dir.path().join("missing");
     let missing = missing.to_str().unwrap();
-    fails(&["dump", missing], &[missing, "No such file"]);
+    fails(&["dump", missing], &[missing, &not_found()]);
     fails(
         &["dump", dir.path().to_str().unwrap()],
         &[dir.path().to_str().unwrap(), "is a directory"],
@@ -246,7 +252,7 @@ fn read_errors() {
             "--type",
             "u8",
         ],
-        &["nope", "No such file"],
+        &["nope", &not_found()],
     );
     fails(
         &[
@@ -459,10 +465,11 @@ fn find_in_ranges_keeps_offset_order_with_many_matches() {
 #[test]
 fn find_walks_directories_with_r() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+    let deeper = dir.path().join("sub").join("deeper");
+    std::fs::create_dir_all(&deeper).unwrap();
     let b = write(dir.path(), "b.txt", b"xx key");
     let a = write(&dir.path().join("sub"), "a.txt", b"key");
-    let c = write(&dir.path().join("sub/deeper"), "c.txt", b"no");
+    let c = write(&deeper, "c.txt", b"no");
     let root = dir.path().to_str().unwrap();
     let out = ok(&["find", "-r", "key", root]);
     assert_eq!(out, format!("{b}:3\n{a}:0\n"));
@@ -490,7 +497,7 @@ fn find_errors_and_exit_status() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stdout), format!("{f}:1\n"));
     assert!(text(&out.stderr).contains("gone"), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("No such file"));
+    assert!(text(&out.stderr).contains(&not_found()));
     // With --count, only the files searched have a count.
     let out = smmap(&["find", "--count", "ell", missing.to_str().unwrap(), &f]);
     assert_eq!(out.status.code(), Some(2));
@@ -578,7 +585,7 @@ fn stat_errors() {
     let missing = dir.path().join("missing");
     let err = fails(
         &["stat", &f, missing.to_str().unwrap()],
-        &["missing", "No such file"],
+        &["missing", &not_found()],
     );
     assert_eq!(err.lines().count(), 1);
     fails(&["stat", dir.path().to_str().unwrap()], &["is a directory"]);

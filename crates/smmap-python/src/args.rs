@@ -11,9 +11,7 @@
 //! Every conversion here may run Python code (`__index__`, `__fspath__`), so
 //! each happens before a method takes its object's state (see `guard`).
 
-use std::ffi::OsStr;
 use std::os::raw::c_int;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -142,19 +140,50 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AnyInt {
 
 /// Turns what the caller passed as `path_or_fd` into the engine's
 /// [`smmap::PathOrFd`]: an `int` is a file descriptor (borrowed, never
-/// closed); `str`, `bytes` and `os.PathLike` are paths, encoded as
-/// `os.fsencode` does (a `str` that the file system encoding cannot encode,
-/// such as a lone surrogate, raises its `UnicodeEncodeError`).
+/// closed; on Windows, the handle behind it); `str`, `bytes` and
+/// `os.PathLike` are paths, as `os.fsencode` (Unix) or `os.fsdecode`
+/// (Windows) makes them (on Unix, a `str` that the file system encoding
+/// cannot encode, such as a lone surrogate, raises its `UnicodeEncodeError`).
 pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
     if ob.is_instance_of::<PyInt>() {
         let fd: i32 = ob.extract()?;
-        return Ok(smmap::PathOrFd::Fd(fd));
+        return lent(ob.py(), fd);
     }
     let py = ob.py();
     // SAFETY: PyOS_FSPath takes any object and returns a new reference to a
     // str or bytes (calling `__fspath__` once), or NULL with an exception set
     // (TypeError for an object that is not path-like).
     let fspath = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyOS_FSPath(ob.as_ptr())) }?;
+    Ok(smmap::PathOrFd::Path(to_path(&fspath)?))
+}
+
+/// A file descriptor lent by Python.
+#[cfg(unix)]
+fn lent(_py: Python<'_>, fd: i32) -> PyResult<smmap::PathOrFd> {
+    Ok(smmap::PathOrFd::Fd(fd))
+}
+
+/// A file descriptor lent by Python, as the handle behind it. The
+/// descriptor belongs to Python's C runtime, whose table this extension
+/// cannot see, so Python's own `msvcrt.get_osfhandle` is asked (a closed
+/// descriptor raises its `OSError`, `EBADF`).
+#[cfg(windows)]
+fn lent(py: Python<'_>, fd: i32) -> PyResult<smmap::PathOrFd> {
+    let handle: isize = py
+        .import("msvcrt")?
+        .call_method1("get_osfhandle", (fd,))?
+        .extract()?;
+    Ok(smmap::PathOrFd::Handle(
+        handle as std::os::windows::io::RawHandle,
+    ))
+}
+
+/// The path a `str` or `bytes` from `os.fspath` names: its bytes as
+/// `os.fsencode` gives them.
+#[cfg(unix)]
+fn to_path(fspath: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let py = fspath.py();
     let encoded = if fspath.is_instance_of::<PyString>() {
         // SAFETY: PyUnicode_EncodeFSDefault takes a str and returns a new
         // reference to bytes, or NULL with the encoder's exception set.
@@ -162,20 +191,43 @@ pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
             Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_EncodeFSDefault(fspath.as_ptr()))
         }?
     } else {
-        fspath
+        fspath.clone()
     };
     let Ok(bytes) = encoded.cast::<PyBytes>() else {
-        return Err(PyTypeError::new_err(
-            "path_or_fd must be an int, str, bytes or os.PathLike",
-        ));
+        return Err(not_a_path());
     };
     let bytes = bytes.as_bytes();
     if bytes.contains(&0) {
         return Err(PyValueError::new_err("embedded null byte in path"));
     }
-    Ok(smmap::PathOrFd::Path(PathBuf::from(OsStr::from_bytes(
-        bytes,
-    ))))
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+}
+
+/// The path a `str` or `bytes` from `os.fspath` names. Windows paths are
+/// UTF-16: a `str` is taken as it is (lone surrogates included), `bytes`
+/// are decoded as `os.fsdecode` does.
+#[cfg(windows)]
+fn to_path(fspath: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    use std::os::windows::ffi::OsStrExt;
+    let text = if fspath.is_instance_of::<PyString>() {
+        fspath.clone()
+    } else if fspath.is_instance_of::<PyBytes>() {
+        fspath
+            .py()
+            .import("os")?
+            .call_method1("fsdecode", (fspath,))?
+    } else {
+        return Err(not_a_path());
+    };
+    let path: std::ffi::OsString = text.extract()?;
+    if path.encode_wide().any(|unit| unit == 0) {
+        return Err(PyValueError::new_err("embedded null byte in path"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn not_a_path() -> PyErr {
+    PyTypeError::new_err("path_or_fd must be an int, str, bytes or os.PathLike")
 }
 
 /// A slice's bounds, read (with `__index__`, which may run Python code)

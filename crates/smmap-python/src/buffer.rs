@@ -20,6 +20,7 @@ use pyo3::PyTraverseError;
 
 use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
 use crate::cursor::{holds, CursorState, PyCursor};
+use crate::errors;
 use crate::guard::{Guarded, StateGuard};
 use crate::shared::Unset;
 
@@ -259,11 +260,9 @@ fn new_bytes<'py, R>(
 /// length.
 #[cold]
 fn too_large(py: Python<'_>, c: &CursorState, abs: u64, n: u64) -> PyErr {
-    let file = c
-        .inner
-        .path_or_fd()
-        .cloned()
-        .unwrap_or(smmap::PathOrFd::Fd(-1));
+    let Some(file) = c.inner.path_or_fd().cloned() else {
+        return errors::not_associated();
+    };
     c.error(
         py,
         smmap::Error::TooLarge {

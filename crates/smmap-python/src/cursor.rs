@@ -406,8 +406,10 @@ impl PyCursor {
     ///
     /// Raises `ValueError` if it was named by a file descriptor.
     fn path(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let (source, by_fd) =
-            self.read(py, |st| (st.associated_source(py), st.inner.fd().is_some()))?;
+        let (source, by_fd) = self.read(py, |st| {
+            let lent = st.inner.path_or_fd().is_some_and(|f| f.path().is_none());
+            (st.associated_source(py), lent)
+        })?;
         if by_fd {
             return Err(PyValueError::new_err(
                 "Path queried although mapping was applied to a file descriptor",

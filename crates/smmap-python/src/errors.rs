@@ -26,6 +26,12 @@
 //! - An offset past the end, an unaligned region offset, a cursor without a
 //!   file: `ValueError`.
 //!
+//! On Windows the operating system's number is a Windows error code: it is
+//! passed as `OSError`'s fourth argument, `winerror`, from which Python
+//! derives the errno and the subclass; the numbers chosen here (`EIO`,
+//! `EISDIR`, …) are errnos of Windows' C runtime too. A replaced file has
+//! no errno of its own there: `EIO`.
+//!
 //! An `OSError` is never given a `filename` without an errno (Python would
 //! print `[Errno None] None: 'path'`); an engine error with no errno that
 //! applies is a one-argument `OSError(message)`.
@@ -42,6 +48,19 @@ const EIO: i32 = 5;
 const ENODEV: i32 = 19;
 /// "Too many open files" (the same number on Linux, macOS and the BSDs).
 const EMFILE: i32 = 24;
+/// "Is a directory" (the same number on Linux, macOS, the BSDs and in
+/// Windows' C runtime).
+const EISDIR: i32 = 21;
+
+/// The number an `OSError` is built with.
+#[derive(Clone, Copy)]
+enum Number {
+    /// The operating system's own code for its refusal (an errno on Unix,
+    /// a Windows error code on Windows).
+    System(i32),
+    /// An errno chosen here.
+    Errno(i32),
+}
 
 create_exception!(
     smmap.util,
@@ -82,31 +101,44 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
         }
         Error::TooLarge { .. } => return PyMemoryError::new_err(msg),
         Error::Replaced { .. } => {
-            // ESTALE differs between systems: the engine knows this one's.
+            // ESTALE differs between systems: the engine knows this one's
+            // (Windows has none).
             let errno = e.raw_os_error().unwrap_or(EIO);
             return match fname {
                 Some(f) => FileReplacedError::new_err((errno, msg, f)),
                 None => FileReplacedError::new_err((errno, msg)),
             };
         }
-        Error::HandleLimit { .. } => Some(EMFILE),
-        Error::NotRegularFile { .. } => Some(ENODEV),
-        Error::FileShrunk { .. } => Some(EIO),
+        Error::HandleLimit { .. } => Some(Number::Errno(EMFILE)),
+        Error::NotRegularFile { .. } => Some(Number::Errno(ENODEV)),
+        Error::FileShrunk { .. } => Some(Number::Errno(EIO)),
+        Error::IsADirectory { .. } => Some(Number::Errno(EISDIR)),
         Error::Open { .. } | Error::Stat { .. } | Error::Map { .. } => {
-            Some(e.raw_os_error().unwrap_or(EIO))
+            Some(e.raw_os_error().map_or(Number::Errno(EIO), Number::System))
         }
-        _ => e.raw_os_error(),
+        _ => e
+            .io_error()
+            .and_then(std::io::Error::raw_os_error)
+            .map(Number::System),
     };
     os_error(errno, msg, fname)
 }
 
-/// `OSError(errno, msg, filename)`; Python picks the subclass from `errno`.
-/// Without an errno, `OSError(msg)` (the message names the file).
-fn os_error(errno: Option<i32>, msg: String, filename: Option<Py<PyAny>>) -> PyErr {
-    match (errno, filename) {
-        (Some(n), Some(f)) => PyOSError::new_err((n, msg, f)),
-        (Some(n), None) => PyOSError::new_err((n, msg)),
-        (None, _) => PyOSError::new_err(msg),
+/// `OSError(errno, msg, filename)`; Python picks the subclass from `errno`
+/// (on Windows, a system code goes as `winerror`, from which Python derives
+/// both). Without a number, `OSError(msg)` (the message names the file).
+fn os_error(number: Option<Number>, msg: String, filename: Option<Py<PyAny>>) -> PyErr {
+    let errno = match number {
+        None => return PyOSError::new_err(msg),
+        #[cfg(windows)]
+        Some(Number::System(code)) => return PyOSError::new_err((0, msg, filename, code)),
+        #[cfg(not(windows))]
+        Some(Number::System(errno)) => errno,
+        Some(Number::Errno(errno)) => errno,
+    };
+    match filename {
+        Some(f) => PyOSError::new_err((errno, msg, f)),
+        None => PyOSError::new_err((errno, msg)),
     }
 }
 

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::hint::black_box;
 use std::io::BufRead;
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -16,6 +17,30 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use smmap::{SlidingWindowMapBuffer, SlidingWindowMapManager};
 
 const MIB: u64 = 1 << 20;
+
+/// `pread` on Windows: `seek_read`, which reads at the offset given (it
+/// also moves the file position, which these benchmarks never use).
+#[cfg(windows)]
+trait FileExt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => (buf, offset) = (&mut buf[n..], offset + n as u64),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+impl FileExt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_read(self, buf, offset)
+    }
+}
 
 struct Data {
     _dir: tempfile::TempDir,

@@ -1,12 +1,12 @@
-//! Reads that copy instead of mapping: `pread` through a file's cached
-//! descriptor, and [`Copy`], the bytes a cursor copied last, kept to serve
+//! Reads that copy instead of mapping: positional reads (`pread`, or
+//! `ReadFile` at an offset on Windows) through a file's cached descriptor, and [`Copy`], the bytes a cursor copied last, kept to serve
 //! the reads that follow them.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
 use crate::source::PinnedFile;
+use crate::sys;
 
 /// The most bytes one copy into a cursor holds.
 pub(crate) const COPY_MAX: u64 = 256 * 1024;
@@ -124,7 +124,7 @@ pub(crate) fn pread_exact(
     let mut done = 0;
     while done < out.len() {
         let at = offset + done as u64;
-        match desc.read_at(&mut out[done..], at) {
+        match sys::read_at(desc, &mut out[done..], at) {
             Ok(0) => {
                 return Err(Error::FileShrunk {
                     file: file.given().clone(),

@@ -1,7 +1,10 @@
 //! [`WindowCursor`]: a position in one file, holding at most one region.
 
 use std::fmt;
+#[cfg(unix)]
 use std::os::fd::RawFd;
+#[cfg(windows)]
+use std::os::windows::io::RawHandle;
 use std::path::Path;
 
 use crate::copy::{pread_exact, Copy, CHUNK, COPY_MAX};
@@ -418,8 +421,16 @@ impl WindowCursor {
 
     /// The file descriptor, if associated with one (it may have been closed
     /// by its owner since).
+    #[cfg(unix)]
     pub fn fd(&self) -> Option<RawFd> {
         self.path_or_fd().and_then(PathOrFd::fd)
+    }
+
+    /// The file handle, if associated with one (it may have been closed by
+    /// its owner since).
+    #[cfg(windows)]
+    pub fn handle(&self) -> Option<RawHandle> {
+        self.path_or_fd().and_then(PathOrFd::handle)
     }
 
     /// The manager, if any.
@@ -528,7 +539,7 @@ mod tests {
         let mut c = WindowCursor::new(None);
         assert!(!c.is_associated() && !c.is_valid());
         assert!(c.buffer().is_empty() && c.map().is_empty() && c.region().is_none());
-        assert!(c.manager().is_none() && c.file_size().is_none() && c.fd().is_none());
+        assert!(c.manager().is_none() && c.file_size().is_none() && c.path_or_fd().is_none());
         assert!(matches!(c.use_region(0, 0), Err(Error::NotAssociated)));
         c.unuse_region();
         let copy = c.clone();

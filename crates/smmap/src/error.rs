@@ -4,6 +4,7 @@
 use std::io;
 
 use crate::source::PathOrFd;
+use crate::sys;
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -157,9 +158,9 @@ impl Error {
             | Error::Stat { reason, .. }
             | Error::Map { reason, .. }
             | Error::Read { reason, .. } => reason.raw_os_error(),
-            Error::IsADirectory { .. } => Some(libc::EISDIR),
-            Error::Replaced { .. } => Some(libc::ESTALE),
-            Error::TooLarge { .. } => Some(libc::ENOMEM),
+            Error::IsADirectory { .. } => Some(sys::IS_A_DIRECTORY),
+            Error::Replaced { .. } => sys::STALE,
+            Error::TooLarge { .. } => Some(sys::NO_MEMORY),
             _ => None,
         }
     }
@@ -197,10 +198,12 @@ impl Error {
     /// Whether a mapping was refused for lack of memory or address space, or
     /// because the kernel's map count is used up (Linux says `ENOMEM` for
     /// both): the refusals that unmapping unused windows can cure. Failing
-    /// to open a file (`EMFILE`, `ENFILE`) is not one: windows hold no
-    /// descriptors (the manager closes the ones it keeps instead).
+    /// to open a file (`EMFILE`, `ENFILE`) is not one: a mapping holds no
+    /// descriptor on Unix (the manager closes the ones it keeps instead),
+    /// and Windows's handle table is not what runs out.
     pub(crate) fn is_exhaustion(&self) -> bool {
-        matches!(self, Error::Map { reason, .. } if reason.raw_os_error() == Some(libc::ENOMEM))
+        matches!(self, Error::Map { reason, .. }
+            if reason.raw_os_error().is_some_and(sys::is_out_of_memory))
     }
 }
 
@@ -243,15 +246,15 @@ mod tests {
             "{s}"
         );
         let e = Error::Map {
-            file: PathOrFd::Fd(7),
+            file: PathOrFd::from("/data/pack"),
             offset: 4096,
             len: 8192,
-            reason: io::Error::from_raw_os_error(libc::ENOMEM),
+            reason: io::Error::from_raw_os_error(sys::NO_MEMORY),
         };
-        assert!(e.to_string().contains("file descriptor 7"));
+        assert!(e.to_string().contains("/data/pack"));
         assert!(e.to_string().contains("offset 4096"));
         assert!(e.is_exhaustion());
-        assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(e.raw_os_error(), Some(sys::NO_MEMORY));
         let io: io::Error = e.into();
         assert_eq!(io.kind(), io::ErrorKind::OutOfMemory);
     }

@@ -96,6 +96,34 @@
 //!   when the manager first meets a file and kept while any cursor or region
 //!   of it lives, and read anew after they are all gone.
 //!
+//! # Platforms
+//!
+//! Linux, macOS (and the other Unix systems) and Windows. What the engine
+//! asks of the operating system lives in one private module with a Unix and
+//! a Windows implementation; the API is the same everywhere but for how a
+//! caller lends an open file: `PathOrFd::Fd` and
+//! `Manager::make_cursor_fd` take a raw descriptor on Unix,
+//! `PathOrFd::Handle` and `Manager::make_cursor_handle` a raw handle on
+//! Windows. On Windows:
+//!
+//! - [`ALLOCATIONGRANULARITY`] is 64 KiB (the page size elsewhere): windows
+//!   start at multiples of it, and `max_memory_size` charges each window in
+//!   whole 64 KiB units, the address space a view reserves.
+//! - **A mapped file cannot be deleted, truncated or renamed over**, and
+//!   renaming over it is refused while a handle of it is open (the handles
+//!   the engine opens share reading, writing and deletion, so they never
+//!   stop a reader or a writer, and a file can be renamed away while
+//!   mapped). A caller that wants to delete or replace a file drops its
+//!   cursors on it (or moves them to other files) and calls
+//!   [`Manager::collect`], which unmaps every window nobody uses and closes
+//!   every handle the manager keeps; the file is then free.
+//! - A file's identity is its volume serial number and file index
+//!   (`GetFileInformationByHandle`); there are no FIFOs, so opening never
+//!   blocks anyway.
+//! - Access hints are accepted and do nothing (Windows takes no `madvise`
+//!   for a view), and there is no map-count limit: `max_open_handles` is
+//!   unlimited by default, and `max_open_files` is 1024.
+//!
 //! # Failures
 //!
 //! A failure in the middle of a sequence of reads leaves every object

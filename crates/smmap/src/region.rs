@@ -8,8 +8,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::source::{PathOrFd, PinnedFile};
-use crate::sys::ALLOCATIONGRANULARITY;
-use std::os::fd::AsFd;
+use crate::sys::{self, ALLOCATIONGRANULARITY};
 
 /// One read-only mapping of `[ofs_begin, ofs_end)` of a file.
 ///
@@ -112,8 +111,8 @@ impl MapRegion {
             reason,
         };
         let ulen = usize::try_from(len)
-            .map_err(|_| map_err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
-        let info = crate::sys::fstat(desc.as_fd()).map_err(|reason| Error::Stat {
+            .map_err(|_| map_err(std::io::Error::from_raw_os_error(sys::NO_MEMORY)))?;
+        let info = sys::fstat(desc).map_err(|reason| Error::Stat {
             file: file.given().clone(),
             reason,
         })?;
@@ -145,7 +144,7 @@ impl MapRegion {
     /// What the region is charged against `max_memory_size`: its size
     /// rounded up to whole pages, which is what the mapping occupies.
     pub(crate) fn cost(&self) -> u64 {
-        crate::sys::page_cost(self.size() as u64)
+        sys::page_cost(self.size() as u64)
     }
 
     /// Absolute offset of the first mapped byte.
@@ -185,9 +184,10 @@ impl MapRegion {
         &self.inner.map
     }
 
-    /// Passes an access-pattern hint for the whole region to the kernel.
+    /// Passes an access-pattern hint for the whole region to the kernel
+    /// (`madvise`; on Windows, which takes none, it does nothing).
     pub fn advise(&self, hint: crate::AccessHint) -> std::io::Result<()> {
-        self.inner.map.advise(hint.into())
+        sys::advise(&self.inner.map, hint)
     }
 
     /// Passes `hint` to the kernel unless it was the last hint given for this

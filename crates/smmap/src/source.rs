@@ -4,42 +4,91 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+#[cfg(unix)]
+use std::os::fd::RawFd;
+#[cfg(windows)]
+use std::os::windows::io::RawHandle;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::sys::{self, FileId, FileInfo, FileKind};
 
-/// A file named by path, or by a file descriptor the caller owns.
+/// A file named by path, or by a file descriptor (on Windows, a handle) the
+/// caller owns.
 ///
 /// A path is opened when a window of it is first mapped or read, and the
 /// manager keeps that descriptor (see
 /// [`ManagerBuilder::max_open_files`](crate::ManagerBuilder::max_open_files)).
-/// A descriptor is borrowed: the manager never closes it (it keeps a
-/// duplicate of its own), and it must stay open while the manager may need
-/// to duplicate it again.
+/// A descriptor or handle is borrowed: the manager never closes it (it
+/// keeps a duplicate of its own), and it must stay open while the manager
+/// may need to duplicate it again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathOrFd {
     /// A file system path.
     Path(PathBuf),
     /// An open file descriptor, borrowed from the caller.
+    #[cfg(unix)]
     Fd(RawFd),
+    /// An open file handle, borrowed from the caller.
+    #[cfg(windows)]
+    Handle(RawHandle),
 }
 
+// SAFETY: a `RawHandle` is a value naming an entry of the process's handle
+// table, as valid in one thread as in another (which is why the standard
+// library's `BorrowedHandle` and `OwnedHandle` are `Send + Sync`); it is
+// typed as a pointer but never dereferenced. `PathOrFd` only stores,
+// compares and prints it, and lends it to system calls, which take it from
+// any thread.
+#[cfg(windows)]
+unsafe impl Send for PathOrFd {}
+// SAFETY: as for `Send`: nothing reachable through a shared `PathOrFd`
+// can be changed, and the handle value is never dereferenced.
+#[cfg(windows)]
+unsafe impl Sync for PathOrFd {}
+
 impl PathOrFd {
+    /// What errors name when no file is known: a descriptor (handle) that
+    /// is never open.
+    #[cfg(unix)]
+    pub(crate) const UNNAMED: PathOrFd = PathOrFd::Fd(-1);
+    #[cfg(windows)]
+    pub(crate) const UNNAMED: PathOrFd = PathOrFd::Handle(std::ptr::null_mut());
+
     /// The path, if this is one.
     pub fn path(&self) -> Option<&Path> {
         match self {
             PathOrFd::Path(p) => Some(p),
-            PathOrFd::Fd(_) => None,
+            _ => None,
         }
     }
 
     /// The file descriptor, if this is one.
+    #[cfg(unix)]
     pub fn fd(&self) -> Option<RawFd> {
         match self {
             PathOrFd::Path(_) => None,
             PathOrFd::Fd(fd) => Some(*fd),
+        }
+    }
+
+    /// The file handle, if this is one.
+    #[cfg(windows)]
+    pub fn handle(&self) -> Option<RawHandle> {
+        match self {
+            PathOrFd::Path(_) => None,
+            PathOrFd::Handle(h) => Some(*h),
+        }
+    }
+
+    /// The path, or the descriptor (handle) the caller lent.
+    fn name(&self) -> Name<'_> {
+        match self {
+            PathOrFd::Path(p) => Name::Path(p),
+            #[cfg(unix)]
+            PathOrFd::Fd(fd) => Name::Lent(*fd),
+            #[cfg(windows)]
+            PathOrFd::Handle(h) => Name::Lent(*h),
         }
     }
 
@@ -48,6 +97,12 @@ impl PathOrFd {
     pub(crate) fn file_size(&self) -> Result<u64> {
         PinnedFile::stat(self.clone()).map(|p| p.size)
     }
+}
+
+/// A [`PathOrFd`] seen the same way on every platform.
+enum Name<'a> {
+    Path(&'a Path),
+    Lent(sys::RawDesc),
 }
 
 /// A manager entry's file: the name the caller gave (for messages and
@@ -68,11 +123,12 @@ pub(crate) struct PinnedFile {
 }
 
 /// What a manager tells files apart by: the absolute path, or the descriptor
-/// number with the identity it referred to (descriptor numbers are recycled).
+/// (handle) with the identity it referred to (descriptor numbers and handle
+/// values are recycled).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum FileKey {
     Path(PathBuf),
-    Fd(RawFd, FileId),
+    Lent(PathOrFd, FileId),
 }
 
 impl PinnedFile {
@@ -84,16 +140,13 @@ impl PinnedFile {
             file: given.clone(),
             reason,
         };
-        let (resolved, info) = match &given {
-            PathOrFd::Path(p) => {
+        let (resolved, info) = match given.name() {
+            Name::Path(p) => {
                 let abs = std::path::absolute(p).map_err(stat_err)?;
                 let info = sys::stat_path(&abs).map_err(stat_err)?;
                 (Some(abs), info)
             }
-            PathOrFd::Fd(fd) => {
-                let info = borrow(*fd).and_then(sys::fstat).map_err(stat_err)?;
-                (None, info)
-            }
+            Name::Lent(lent) => (None, sys::fstat_lent(lent).map_err(stat_err)?),
         };
         check_kind(&given, info.kind)?;
         Ok(PinnedFile {
@@ -112,8 +165,8 @@ impl PinnedFile {
     pub(crate) fn key(&self) -> FileKey {
         match (&self.given, &self.resolved) {
             (_, Some(abs)) => FileKey::Path(abs.clone()),
-            (PathOrFd::Fd(fd), None) => FileKey::Fd(*fd, self.id),
             (PathOrFd::Path(p), None) => FileKey::Path(p.clone()),
+            (lent, None) => FileKey::Lent(lent.clone(), self.id),
         }
     }
 
@@ -129,15 +182,13 @@ impl PinnedFile {
             file: self.given.clone(),
             reason,
         };
-        let file = match (&self.given, &self.resolved) {
-            (_, Some(abs)) => sys::open_nonblocking(abs),
-            (PathOrFd::Fd(fd), None) => {
-                borrow(*fd).and_then(|b| b.try_clone_to_owned().map(File::from))
-            }
-            (PathOrFd::Path(p), None) => sys::open_nonblocking(p),
+        let file = match (self.given.name(), &self.resolved) {
+            (_, Some(abs)) => sys::open_for_map(abs),
+            (Name::Path(p), None) => sys::open_for_map(p),
+            (Name::Lent(lent), None) => sys::clone_lent(lent),
         }
         .map_err(open_err)?;
-        let info = sys::fstat(file.as_fd()).map_err(|reason| Error::Stat {
+        let info = sys::fstat(&file).map_err(|reason| Error::Stat {
             file: self.given.clone(),
             reason,
         })?;
@@ -149,19 +200,6 @@ impl PinnedFile {
         }
         Ok((file, info))
     }
-}
-
-/// Borrows the caller's descriptor after checking that it is open.
-fn borrow<'a>(fd: RawFd) -> std::io::Result<BorrowedFd<'a>> {
-    if !sys::fd_is_open(fd) {
-        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: the descriptor was just checked to be open, and the caller
-    // promised (see `Manager::make_cursor_fd`) to keep it open while the
-    // manager uses it; the borrow lasts one `fstat` or one `dup`. If the
-    // caller breaks that promise and the number is reused, the identity
-    // check that follows every borrow refuses the other file.
-    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 fn check_kind(file: &PathOrFd, kind: FileKind) -> Result<()> {
@@ -179,7 +217,10 @@ impl fmt::Display for PathOrFd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PathOrFd::Path(p) => write!(f, "{}", p.display()),
+            #[cfg(unix)]
             PathOrFd::Fd(fd) => write!(f, "file descriptor {fd}"),
+            #[cfg(windows)]
+            PathOrFd::Handle(h) => write!(f, "file handle {:p}", *h),
         }
     }
 }
@@ -218,17 +259,33 @@ impl From<&PathBuf> for PathOrFd {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
+
+    /// The file lent by its descriptor (handle).
+    fn lent(f: &File) -> PathOrFd {
+        #[cfg(unix)]
+        return PathOrFd::Fd(std::os::fd::AsRawFd::as_raw_fd(f));
+        #[cfg(windows)]
+        return PathOrFd::Handle(std::os::windows::io::AsRawHandle::as_raw_handle(f));
+    }
+
+    /// A descriptor (handle) that is not open.
+    fn closed() -> PathOrFd {
+        #[cfg(unix)]
+        return PathOrFd::Fd(-1);
+        #[cfg(windows)]
+        return PathOrFd::Handle(std::ptr::null_mut());
+    }
 
     #[test]
     fn size_of_a_regular_file() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"hello").unwrap();
         assert_eq!(PathOrFd::from(f.path()).file_size().unwrap(), 5);
-        let fd = PathOrFd::Fd(f.as_file().as_raw_fd());
+        let fd = lent(f.as_file());
         assert_eq!(fd.file_size().unwrap(), 5);
         // The borrowed descriptor is still open afterwards.
         assert_eq!(fd.file_size().unwrap(), 5);
+        assert!(fd.path().is_none() && PathOrFd::from("p").path().is_some());
     }
 
     #[test]
@@ -239,11 +296,17 @@ mod tests {
         assert!(e.to_string().contains("missing"), "{e}");
         let e = PathOrFd::from(dir.path()).file_size().unwrap_err();
         assert!(matches!(e, Error::IsADirectory { .. }), "{e}");
-        let e = PathOrFd::from("/dev/zero").file_size().unwrap_err();
+        let device = if cfg!(windows) { "NUL" } else { "/dev/zero" };
+        let e = PathOrFd::from(device).file_size().unwrap_err();
         assert!(e.to_string().contains("character device"), "{e}");
-        let e = PathOrFd::Fd(-1).file_size().unwrap_err();
-        assert!(e.to_string().contains("file descriptor -1"), "{e}");
-        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        let e = closed().file_size().unwrap_err();
+        let name = if cfg!(windows) {
+            "file handle 0x0"
+        } else {
+            "file descriptor -1"
+        };
+        assert!(e.to_string().contains(name), "{e}");
+        assert_eq!(e.raw_os_error(), Some(sys::BAD_DESCRIPTOR));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! scenario runs in a child process (this test binary again, filtered to the
 //! one test), so that lowered limits stay there and a crash fails only that
 //! test. Each prints its figures on stderr (`--nocapture` shows them).
+//!
+//! Linux with glibc only: the limits are lowered with `setrlimit`
+//! (`RLIMIT_AS`, `RLIMIT_NOFILE`) and read from `/proc`, and a truncated
+//! mapping is shown to raise `SIGBUS` — none of which Windows has.
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 mod common;
 

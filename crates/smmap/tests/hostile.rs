@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Seek, SeekFrom};
 
-use common::{g, make_file};
+use common::{g, is_not_found, make_file, never_open, BAD_DESCRIPTOR, DEVICE};
 use proptest::prelude::*;
 use smmap::{
     Error, Manager, MapRegion, SlidingWindowMapBuffer, SlidingWindowMapManager,
@@ -193,22 +193,27 @@ fn bad_inputs_table() {
     let missing = dir.path().join("missing");
     let m = SlidingWindowMapManager::new();
     type Check = fn(&Error) -> bool;
+    let [(closed, _), (negative, _)] = never_open();
     let cases: Vec<(&str, Result<(), Error>, Check)> = vec![
-        ("missing file", m.make_cursor(&missing).map(drop), |e| {
-            e.raw_os_error() == Some(libc::ENOENT)
-        }),
+        (
+            "missing file",
+            m.make_cursor(&missing).map(drop),
+            is_not_found,
+        ),
         ("directory", m.make_cursor(dir.path()).map(drop), |e| {
             matches!(e, Error::IsADirectory { .. })
         }),
-        ("/dev/zero", m.make_cursor("/dev/zero").map(drop), |e| {
+        ("device", m.make_cursor(DEVICE).map(drop), |e| {
             matches!(e, Error::NotRegularFile { .. })
         }),
-        ("closed fd", m.make_cursor_fd(999_999).map(drop), |e| {
-            e.raw_os_error() == Some(libc::EBADF)
+        ("closed fd", m.make_cursor(closed).map(drop), |e| {
+            e.raw_os_error() == Some(BAD_DESCRIPTOR)
         }),
-        ("negative fd", m.make_cursor_fd(-5).map(drop), |e| {
-            e.raw_os_error() == Some(libc::EBADF)
-        }),
+        (
+            "negative or null fd",
+            m.make_cursor(negative).map(drop),
+            |e| e.raw_os_error() == Some(BAD_DESCRIPTOR),
+        ),
         (
             "buffer past end",
             SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 3 * g(), 1).map(drop),

@@ -141,10 +141,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     out.flush().context("cannot write to stdout")
 }
 
-/// The command as shown: the program's file name and its arguments.
+/// The command as shown: the program's name (without Windows's `.exe`) and
+/// its arguments.
 fn short(c: &[String]) -> String {
     let program = Path::new(&c[0])
-        .file_name()
+        .file_stem()
         .map_or(c[0].clone(), |n| n.to_string_lossy().into_owned());
     std::iter::once(program)
         .chain(c[1..].iter().cloned())

@@ -9,14 +9,37 @@
 
 use std::fs::File;
 use std::io::{BufRead, Seek, SeekFrom};
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use memmap2::{Advice, Mmap, MmapOptions};
+#[cfg(unix)]
+use memmap2::Advice;
+use memmap2::{Mmap, MmapOptions};
 use smmap::{AccessHint, Manager, ReadPolicy, SlidingWindowMapBuffer, WindowCursor};
 
 use super::data::{byte_sum, mix};
+
+/// `pread` on Windows: `seek_read`, which reads at the offset given (and
+/// moves the file position, which the bench never uses).
+#[cfg(windows)]
+trait FileExt {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+#[cfg(windows)]
+impl FileExt for File {
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(self, buf, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => (buf, offset) = (&mut buf[n..], offset + n as u64),
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The files of a workload, and what the baselines keep of them from run to
 /// run: a raw mapping of each whole file and an open descriptor.
@@ -467,8 +490,7 @@ impl<'a> RawMaps<'a> {
     fn new(files: &'a FileSet, access: &Access) -> Self {
         if access.sequential {
             for m in &files.maps {
-                // Advice is advice: a kernel that ignores it changes nothing.
-                let _ = m.advise(Advice::Sequential);
+                advise(m, true);
             }
         }
         RawMaps {
@@ -478,11 +500,25 @@ impl<'a> RawMaps<'a> {
     }
 }
 
+/// Tells the kernel a raw map is (or no longer is) read front to back.
+/// Advice is advice: a kernel that ignores it changes nothing, and Windows
+/// takes none for a view.
+fn advise(map: &Mmap, sequential: bool) {
+    #[cfg(unix)]
+    let _ = map.advise(if sequential {
+        Advice::Sequential
+    } else {
+        Advice::Normal
+    });
+    #[cfg(windows)]
+    let _ = (map, sequential);
+}
+
 impl Drop for RawMaps<'_> {
     fn drop(&mut self) {
         if self.sequential {
             for m in &self.files.maps {
-                let _ = m.advise(Advice::Normal);
+                advise(m, false);
             }
         }
     }

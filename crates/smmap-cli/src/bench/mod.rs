@@ -206,14 +206,16 @@ impl Notes {
     }
 }
 
-/// The generated data and what the baselines keep of it.
+/// The generated data and what the baselines keep of it. Fields drop in
+/// order: the sets (their maps and descriptors) before the directory, as
+/// Windows refuses to delete a mapped file.
 struct Data {
-    /// The directory; removed when dropped, after the sets.
-    dir: tempfile::TempDir,
     large: FileSet,
     small: FileSet,
     /// The sum of the large file's bytes.
     large_sum: u64,
+    /// The directory; removed when dropped, after the sets.
+    dir: tempfile::TempDir,
 }
 
 /// Writes the data into a new directory under `--dir` and opens it.

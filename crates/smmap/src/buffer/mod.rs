@@ -149,7 +149,7 @@ impl SlidingWindowMapBuffer {
                 .cursor
                 .path_or_fd()
                 .cloned()
-                .unwrap_or(crate::PathOrFd::Fd(-1)),
+                .unwrap_or(crate::PathOrFd::UNNAMED),
             offset: self.offset.saturating_add(rel),
             size: self.len,
         }
@@ -235,7 +235,7 @@ impl SlidingWindowMapBuffer {
                 .cursor
                 .path_or_fd()
                 .cloned()
-                .unwrap_or(crate::PathOrFd::Fd(-1)),
+                .unwrap_or(crate::PathOrFd::UNNAMED),
             offset: self.offset.saturating_add(i),
             len: n,
         };

@@ -55,8 +55,12 @@ impl Faults {
     }
 }
 
-/// The placeholder file of an injected refusal, replaced by `name`.
+/// The placeholder file of an injected refusal, replaced by `name`: a
+/// descriptor (handle) no file is ever opened under.
+#[cfg(unix)]
 const INJECTED: crate::PathOrFd = crate::PathOrFd::Fd(i32::MIN);
+#[cfg(windows)]
+const INJECTED: crate::PathOrFd = crate::PathOrFd::Handle(std::ptr::null_mut());
 
 #[cfg(feature = "fault-injection")]
 fn injected(errno: i32) -> Error {

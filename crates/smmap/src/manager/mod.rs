@@ -8,7 +8,10 @@ mod state;
 
 use std::fmt;
 use std::ops::Deref;
+#[cfg(unix)]
 use std::os::fd::RawFd;
+#[cfg(windows)]
+use std::os::windows::io::RawHandle;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -340,9 +343,10 @@ impl Manager {
 
     /// A cursor on the file at `path`, or on a file given as [`PathOrFd`].
     ///
-    /// The file's size and identity (device and inode) are read when the
-    /// manager first meets the file and kept while any cursor or region of
-    /// it lives; a relative path is resolved then, too. Every later window
+    /// The file's size and identity (device and inode; on Windows, volume
+    /// and file index) are read when the manager first meets the file and
+    /// kept while any cursor or region of it lives; a relative path is
+    /// resolved then, too. Every later window
     /// is mapped from that same file: a path renamed over or replaced since
     /// gives [`Error::Replaced`](crate::Error::Replaced), never another
     /// file's bytes — or, while the manager keeps the descriptor it opened
@@ -364,7 +368,7 @@ impl Manager {
                 key.and_then(|key| self.lock().attach_known(&key))
             }
             // A descriptor is known by what it refers to now (see FileKey).
-            PathOrFd::Fd(_) => None,
+            _ => None,
         };
         let (idx, file) = match attached {
             Some(found) => found,
@@ -390,13 +394,28 @@ impl Manager {
     /// number the manager has seen before is never served the old file's
     /// windows, and a cursor whose descriptor number now names another file
     /// gets [`Error::Replaced`](crate::Error::Replaced).
+    #[cfg(unix)]
     pub fn make_cursor_fd(&self, fd: RawFd) -> Result<WindowCursor> {
         self.make_cursor(PathOrFd::Fd(fd))
     }
 
+    /// A cursor on the open file handle `handle`, which stays the caller's:
+    /// it is never closed by the manager (which keeps a duplicate), and must
+    /// stay open while the manager may duplicate it again.
+    ///
+    /// Handle values are recycled; the manager tells files apart by volume
+    /// and file index, so a handle value now naming another file gets
+    /// [`Error::Replaced`](crate::Error::Replaced), never the old file's
+    /// windows.
+    #[cfg(windows)]
+    pub fn make_cursor_handle(&self, handle: RawHandle) -> Result<WindowCursor> {
+        self.make_cursor(PathOrFd::Handle(handle))
+    }
+
     /// Makes the next `count` mappings fail as if the operating system had
-    /// refused them with `errno` (`ENOMEM` is retried once after evicting
-    /// every unused region, as a real refusal is). For tests of the failure
+    /// refused them with `errno` (`ENOMEM` — on Windows,
+    /// `ERROR_NOT_ENOUGH_MEMORY` — is retried once after evicting every
+    /// unused region, as a real refusal is). For tests of the failure
     /// paths; only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub fn fail_next_maps(&self, count: usize, errno: i32) {
@@ -694,7 +713,8 @@ pub(crate) enum Fetched {
 /// True if opening failed because a descriptor table is full.
 fn descriptors_full(e: &crate::Error) -> bool {
     matches!(e, crate::Error::Open { .. })
-        && matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+        && e.raw_os_error()
+            .is_some_and(crate::sys::is_descriptor_table_full)
 }
 
 /// A cursor's tie to its file's entry in a manager: counts one cursor on the

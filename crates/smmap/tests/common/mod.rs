@@ -4,6 +4,76 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use smmap::{Error, PathOrFd};
+
+/// The operating system's "out of memory": a refusal the manager answers by
+/// evicting every unused window and mapping once more.
+#[cfg(unix)]
+pub const NO_MEMORY: i32 = libc::ENOMEM;
+/// `ERROR_NOT_ENOUGH_MEMORY`.
+#[cfg(windows)]
+pub const NO_MEMORY: i32 = 8;
+
+/// "Permission denied": a refusal that eviction cannot cure.
+#[cfg(unix)]
+pub const ACCESS_DENIED: i32 = libc::EACCES;
+/// `ERROR_ACCESS_DENIED`.
+#[cfg(windows)]
+pub const ACCESS_DENIED: i32 = 5;
+
+/// What a descriptor (handle) that is not open is refused with.
+#[cfg(unix)]
+pub const BAD_DESCRIPTOR: i32 = libc::EBADF;
+/// `ERROR_INVALID_HANDLE`.
+#[cfg(windows)]
+pub const BAD_DESCRIPTOR: i32 = 6;
+
+/// A character device, which is not a regular file.
+pub const DEVICE: &str = if cfg!(windows) { "NUL" } else { "/dev/zero" };
+
+/// `file` lent to the manager by its descriptor (on Windows, its handle).
+pub fn lent(file: &std::fs::File) -> PathOrFd {
+    #[cfg(unix)]
+    return PathOrFd::Fd(std::os::fd::AsRawFd::as_raw_fd(file));
+    #[cfg(windows)]
+    return PathOrFd::Handle(std::os::windows::io::AsRawHandle::as_raw_handle(file));
+}
+
+/// Descriptors (handles) that are not open, and what errors call them.
+pub fn never_open() -> [(PathOrFd, &'static str); 2] {
+    #[cfg(unix)]
+    return [
+        (PathOrFd::Fd(999_999), "file descriptor 999999"),
+        (PathOrFd::Fd(-5), "file descriptor -5"),
+    ];
+    #[cfg(windows)]
+    return [
+        (
+            PathOrFd::Handle(std::ptr::without_provenance_mut(0x7ff0_0000)),
+            "file handle 0x7ff00000",
+        ),
+        (PathOrFd::Handle(std::ptr::null_mut()), "file handle 0x0"),
+    ];
+}
+
+/// True if the error says the file does not exist.
+pub fn is_not_found(e: &Error) -> bool {
+    e.io_error().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound)
+}
+
+/// Makes `path` name no file while windows of it may be mapped: removes
+/// it on Unix; moves it away on Windows, which refuses to delete a mapped
+/// file (or, under wine, only marks it for deletion) but lets it be renamed.
+pub fn remove_mapped(path: &Path) {
+    if cfg!(windows) {
+        static MOVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::fs::rename(path, path.with_extension(format!("removed{n}"))).unwrap();
+    } else {
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
 /// The byte at `i` of every generated file: varied, and different per file.
 pub fn byte(seed: u64, i: u64) -> u8 {
     let x = (i ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0x2545_F491_4F6C_DD1D);

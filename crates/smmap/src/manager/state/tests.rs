@@ -220,7 +220,7 @@ fn refusal_for_lack_of_memory_retries_once() {
     st.release(&l, idx, unused, &mut rel);
     let refusal = |errno| {
         Err(Error::Map {
-            file: PathOrFd::Fd(3),
+            file: PathOrFd::from("f"),
             offset: 0,
             len: g(),
             reason: std::io::Error::from_raw_os_error(errno),
@@ -231,7 +231,7 @@ fn refusal_for_lack_of_memory_retries_once() {
         panic!("a miss")
     };
     assert!(matches!(
-        st.finish_obtain(&l, &res, refusal(libc::ENOMEM), false, &mut rel),
+        st.finish_obtain(&l, &res, refusal(crate::sys::NO_MEMORY), false, &mut rel),
         Ok(Finish::Retry)
     ));
     assert_eq!(
@@ -246,10 +246,10 @@ fn refusal_for_lack_of_memory_retries_once() {
         panic!("a miss")
     };
     let e = st
-        .finish_obtain(&l, &res, refusal(libc::ENOMEM), true, &mut rel)
+        .finish_obtain(&l, &res, refusal(crate::sys::NO_MEMORY), true, &mut rel)
         .err()
         .expect("no second retry");
-    assert_eq!(e.raw_os_error(), Some(libc::ENOMEM));
+    assert_eq!(e.raw_os_error(), Some(crate::sys::NO_MEMORY));
     assert_eq!(st.stats.map_failures, 2);
     assert_eq!((st.pending, st.handles()), (Room::default(), 0));
     st.verify(&l).unwrap();
@@ -262,13 +262,18 @@ fn refusals_that_eviction_cannot_cure_are_not_retried() {
     let unused = obtain(&mut st, &l, idx, 5 * g());
     let mut rel = Released::default();
     st.release(&l, idx, unused, &mut rel);
-    for errno in [libc::EMFILE, libc::ENFILE, libc::EACCES] {
+    #[cfg(unix)]
+    let uncurable = [libc::EMFILE, libc::ENFILE, libc::EACCES];
+    // ERROR_TOO_MANY_OPEN_FILES, ERROR_ACCESS_DENIED
+    #[cfg(windows)]
+    let uncurable = [4, 5];
+    for errno in uncurable {
         let Ok(Obtain::Map(res)) = st.begin_obtain(&l, idx, 0, 1, &mut None, Want::Map, &mut rel)
         else {
             panic!("a miss")
         };
         let open_failed = Err(Error::Open {
-            file: PathOrFd::Fd(3),
+            file: PathOrFd::from("f"),
             reason: std::io::Error::from_raw_os_error(errno),
         });
         let e = st
