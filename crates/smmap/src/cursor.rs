@@ -138,8 +138,8 @@ impl WindowCursor {
 
     /// The miss path: asks the manager for `want` at `offset`. The region
     /// held is released only if the manager took it (to map or find the
-    /// next one); otherwise — a copy, a probe that found no room, a file
-    /// that could not be opened — the cursor keeps it, view and all.
+    /// next one); otherwise — a copy, a file that could not be opened — the
+    /// cursor keeps it, view and all.
     fn fetch(&mut self, offset: u64, want_size: u64, want: Want) -> Result<Fetched> {
         let Some(file) = &self.file else {
             return Err(Error::NotAssociated);
@@ -310,7 +310,7 @@ impl WindowCursor {
     /// under [`ReadPolicy::Adaptive`](crate::ReadPolicy::Adaptive), whose
     /// first read decides (and so asks the manager once, not twice). A
     /// buffer's `begin_access` starts with it.
-    pub(crate) fn probe(&mut self, offset: u64) -> Result<()> {
+    pub(crate) fn map_first(&mut self, offset: u64) -> Result<()> {
         let policy = self.manager.as_ref().map(Manager::read_policy);
         if self.held.holds(offset) || policy != Some(crate::ReadPolicy::AlwaysMap) {
             return Ok(());

@@ -98,7 +98,7 @@ impl SlidingWindowMapBuffer {
             });
         }
         // Maps the first window under `ReadPolicy::AlwaysMap`.
-        self.cursor.probe(offset)?;
+        self.cursor.map_first(offset)?;
         self.offset = offset;
         self.len = size.min(fsize - offset);
         Ok(())
