@@ -406,7 +406,7 @@ impl WindowCursor {
 
     /// The file's size as the manager read it, if associated.
     pub fn file_size(&self) -> Option<u64> {
-        self.file.as_ref().map(|f| f.file().size)
+        self.file.as_ref().map(|f| f.size())
     }
 
     /// The file's path or descriptor, if associated.

@@ -1,6 +1,7 @@
 //! The managers: [`Manager`], shared by every cursor, and its two flavours
 //! [`SlidingWindowMapManager`] and [`StaticWindowMapManager`].
 
+mod desc_ring;
 mod faults;
 mod heat;
 mod region_list;
@@ -239,14 +240,14 @@ impl Manager {
     #[allow(clippy::too_many_arguments)]
     fn obtain(
         &self,
-        idx: usize,
-        file: &PinnedFile,
+        at: &Attachment,
         offset: u64,
         want_size: u64,
         previous: &mut Option<MapRegion>,
         hits: u64,
         want: Want,
     ) -> Result<Fetched> {
+        let (idx, file, size) = (at.idx, &*at.file, at.size);
         let mut first = Some(hits);
         let mut retried = false;
         let mut opened: Option<std::fs::File> = None;
@@ -264,12 +265,12 @@ impl Manager {
                 }
                 if let Some(hits) = first.take() {
                     st.add_hits(hits);
-                    if offset < file.size {
+                    if offset < size {
                         st.count_miss();
                         st.count_ask(limits, idx, offset);
                     }
                 }
-                if offset >= file.size {
+                if offset >= size {
                     if want == Want::Map {
                         st.release_previous(limits, idx, previous, &mut released);
                     }
@@ -381,6 +382,7 @@ impl Manager {
         Ok(WindowCursor::attached(Attachment {
             manager: self.clone(),
             idx,
+            size: file.size,
             file,
         }))
     }
@@ -724,6 +726,9 @@ pub(crate) struct Attachment {
     manager: Manager,
     idx: usize,
     file: Arc<PinnedFile>,
+    /// The pinned size, kept in the cursor: reads check it without touching
+    /// the pinned file (one cache miss fewer).
+    size: u64,
 }
 
 impl Attachment {
@@ -733,6 +738,12 @@ impl Attachment {
 
     pub(crate) fn file(&self) -> &PinnedFile {
         &self.file
+    }
+
+    /// The file's size, as pinned.
+    #[inline]
+    pub(crate) fn size(&self) -> u64 {
+        self.size
     }
 
     /// The miss path at `offset` (see `Manager::obtain`): `previous` is
@@ -745,9 +756,8 @@ impl Attachment {
         hits: u64,
         want: Want,
     ) -> Result<Fetched> {
-        self.manager.obtain(
-            self.idx, &self.file, offset, want_size, previous, hits, want,
-        )
+        self.manager
+            .obtain(self, offset, want_size, previous, hits, want)
     }
 
     /// Releases `region` (if any; dropped under the lock, see
@@ -773,6 +783,7 @@ impl Attachment {
             manager: self.manager.clone(),
             idx: self.idx,
             file: self.file.clone(),
+            size: self.size,
         }
     }
 }

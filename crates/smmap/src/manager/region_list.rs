@@ -16,6 +16,9 @@ use crate::window::MapWindow;
 #[derive(Debug)]
 pub(super) struct MapRegionList {
     file: Arc<PinnedFile>,
+    /// The pinned size, kept here as well: a miss reads it without touching
+    /// the pinned file (one cache miss fewer).
+    size: u64,
     slots: BTreeMap<u64, Slot>,
     /// Slots that are mapped regions (the rest are pending).
     mapped: usize,
@@ -23,8 +26,9 @@ pub(super) struct MapRegionList {
     pub(super) cursors: usize,
     /// A number no other entry of the manager ever had.
     pub(super) serial: u64,
-    /// The file's descriptor, when cached, with its LRU stamp.
-    pub(super) desc: Option<(Arc<File>, u64)>,
+    /// The file's descriptor, when cached, with its position in the
+    /// manager's descriptor ring.
+    pub(super) desc: Option<(Arc<File>, usize)>,
 }
 
 /// A range of the file the manager accounts for.
@@ -52,6 +56,7 @@ impl Slot {
 impl MapRegionList {
     pub(super) fn new(file: Arc<PinnedFile>, serial: u64) -> Self {
         MapRegionList {
+            size: file.size,
             file,
             slots: BTreeMap::new(),
             mapped: 0,
@@ -66,7 +71,7 @@ impl MapRegionList {
     }
 
     pub(super) fn file_size(&self) -> u64 {
-        self.file.size
+        self.size
     }
 
     /// True if nothing of the file is mapped or being mapped.
@@ -98,7 +103,7 @@ impl MapRegionList {
         let right = self.slots.range(ofs..).next().map(window);
         (
             left.unwrap_or(MapWindow::new(0, 0)),
-            right.unwrap_or(MapWindow::new(self.file.size, 0)),
+            right.unwrap_or(MapWindow::new(self.size, 0)),
         )
     }
 

@@ -11,7 +11,9 @@
 //! - unused regions (client count 1) are in a `BTreeMap` keyed by a
 //!   monotonically increasing stamp taken when they became unused: the first
 //!   entry is the true least-recently-used one, found and removed in
-//!   `O(log n)` without scanning all regions.
+//!   `O(log n)` without scanning all regions;
+//! - cached descriptors are in a CLOCK ring ([`DescRing`]): marking one used
+//!   on a miss is a store, not a reordering.
 //!
 //! The limits count what the operating system holds. A window being mapped
 //! without the lock is *pending*: it holds its handle and bytes, and sits in
@@ -28,6 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::Arc;
 
+use super::desc_ring::DescRing;
 use super::heat::Heat;
 use super::region_list::{MapRegionList, Slot};
 use super::ReadPolicy;
@@ -122,9 +125,8 @@ pub(super) struct State {
     /// How often each window was asked for lately (the adaptive policy's
     /// proof of heat).
     heat: Heat,
-    /// Files with a cached descriptor, least recently used first.
-    descs: BTreeMap<u64, usize>,
-    desc_clock: u64,
+    /// Files with a cached descriptor, and which closes first.
+    descs: DescRing,
     stats: Stats,
 }
 
@@ -264,8 +266,8 @@ impl State {
         let list = self.file(idx);
         if list.cursors == 0 && list.is_empty() {
             let key = list.file().key();
-            if let Some((_, stamp)) = list.desc {
-                self.descs.remove(&stamp);
+            if let Some((_, at)) = list.desc {
+                self.close_desc(at);
             }
             self.files[idx] = None;
             self.index.remove(&key);
@@ -318,17 +320,23 @@ impl State {
         self.stats.evictions += n as u64;
     }
 
-    /// File `idx`'s cached descriptor, marked most recently used.
+    /// File `idx`'s cached descriptor, marked used.
     fn touch_desc(&mut self, idx: usize) -> Option<Arc<File>> {
-        self.desc_clock += 1;
-        let stamp = self.desc_clock;
-        let list = self.files[idx].as_mut()?;
-        let (desc, old) = list.desc.as_mut()?;
-        let desc = desc.clone();
-        let old = std::mem::replace(old, stamp);
-        self.descs.remove(&old);
-        self.descs.insert(stamp, idx);
-        Some(desc)
+        let (desc, at) = self.files[idx].as_ref()?.desc.as_ref()?;
+        self.descs.touch(*at);
+        Some(desc.clone())
+    }
+
+    /// Closes the cached descriptor at position `at` of the ring (once the
+    /// threads reading through it are done with it).
+    fn close_desc(&mut self, at: usize) {
+        let idx = self.descs.file(at);
+        self.file_mut(idx).desc = None;
+        if let Some(moved) = self.descs.remove(at) {
+            if let Some((_, pos)) = &mut self.file_mut(moved).desc {
+                *pos = at;
+            }
+        }
     }
 
     /// Caches `desc` as file `idx`'s descriptor (unless another thread did
@@ -340,15 +348,13 @@ impl State {
             return;
         }
         self.stats.fd_opens += 1;
-        self.desc_clock += 1;
-        let stamp = self.desc_clock;
-        self.file_mut(idx).desc = Some((Arc::new(desc), stamp));
-        self.descs.insert(stamp, idx);
+        let at = self.descs.push(idx);
+        self.file_mut(idx).desc = Some((Arc::new(desc), at));
         while self.descs.len() > limits.max_open_files {
-            let Some((_, old)) = self.descs.pop_first() else {
+            let Some(at) = self.descs.victim() else {
                 break;
             };
-            self.file_mut(old).desc = None;
+            self.close_desc(at);
         }
     }
 
@@ -356,8 +362,10 @@ impl State {
     /// returns how many.
     pub(super) fn close_descs(&mut self) -> usize {
         let n = self.descs.len();
-        while let Some((_, idx)) = self.descs.pop_first() {
-            self.file_mut(idx).desc = None;
+        for idx in self.descs.drain() {
+            if let Some(list) = self.files[idx].as_mut() {
+                list.desc = None;
+            }
         }
         n
     }
@@ -430,7 +438,6 @@ impl State {
         want: Want,
         released: &mut Released,
     ) -> Result<Obtain> {
-        let asked = self.heat.count(self.heat_key(limits, idx, offset));
         match self.file(idx).slot_at(offset) {
             Some((_, Slot::Mapped { region, .. })) => {
                 let region = region.clone();
@@ -460,6 +467,7 @@ impl State {
         if let Want::Bytes(len) = want {
             if !room && limits.policy == ReadPolicy::Adaptive {
                 // Map only a window hotter than the one it would evict.
+                let asked = self.heat.count(self.heat_key(limits, idx, offset));
                 let victim = self
                     .lru
                     .first_key_value()
@@ -750,10 +758,18 @@ impl State {
             .count();
         if cached != self.descs.len() || cached > limits.max_open_files.max(1) {
             return Err(format!(
-                "{cached} cached descriptors, {} in the LRU list, limit {}",
+                "{cached} cached descriptors, {} in the ring, limit {}",
                 self.descs.len(),
                 limits.max_open_files
             ));
+        }
+        for (at, idx) in self.descs.files().enumerate() {
+            let here = self.files.get(idx).and_then(Option::as_ref);
+            if here.and_then(|l| l.desc.as_ref()).map(|d| d.1) != Some(at) {
+                return Err(format!(
+                    "descriptor ring position {at} names file {idx}, which is not there"
+                ));
+            }
         }
         if unused != self.lru.len() {
             return Err(format!(
