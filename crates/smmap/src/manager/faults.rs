@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::region::MapRegion;
+use crate::source::PinnedFile;
 
 use super::state::Reservation;
 
@@ -41,11 +42,11 @@ impl Faults {
         None
     }
 
-    /// Fills in the file and window of an injected refusal.
-    pub(super) fn name(&self, e: Error, reservation: &Reservation) -> Error {
+    /// Fills in the file (`pinned`) and window of an injected refusal.
+    pub(super) fn name(&self, e: Error, pinned: &PinnedFile, reservation: &Reservation) -> Error {
         match e {
             Error::Map { file, reason, .. } if file == INJECTED => Error::Map {
-                file: reservation.file.given().clone(),
+                file: pinned.given().clone(),
                 offset: reservation.window.ofs,
                 len: reservation.window.size,
                 reason,

@@ -330,7 +330,7 @@ impl Manager {
                 .faults
                 .take()
                 .unwrap_or_else(|| MapRegion::map_opened(file, &reservation.desc, ofs, len))
-                .map_err(|e| self.shared.faults.name(e, &reservation));
+                .map_err(|e| self.shared.faults.name(e, file, &reservation));
             let finish = self.with_state(|st, limits, released| {
                 st.finish_obtain(limits, &reservation, mapped, retried, released)
             });
@@ -597,7 +597,9 @@ impl<M: From<Manager>> ManagerBuilder<M> {
     /// [`default_max_open_files`]). Each file's descriptor is opened once
     /// and reused for every window mapped and every copy read from the file,
     /// and closed when the file's entry goes, or when it is the least
-    /// recently used beyond this limit. When the process's descriptor table
+    /// recently used beyond this limit (by the CLOCK approximation: the
+    /// first, in the order they were opened, not used since the last such
+    /// closing passed it). When the process's descriptor table
     /// is full, the manager closes its cached descriptors and tries once
     /// more.
     pub fn max_open_files(mut self, files: usize) -> Self {

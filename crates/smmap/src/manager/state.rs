@@ -165,7 +165,6 @@ pub(super) struct Reservation {
     pub(super) idx: usize,
     pub(super) window: MapWindow,
     pub(super) cost: u64,
-    pub(super) file: Arc<PinnedFile>,
     pub(super) desc: Arc<File>,
 }
 
@@ -516,7 +515,6 @@ impl State {
             idx,
             window,
             cost,
-            file: self.file(idx).file().clone(),
             desc,
         }))
     }

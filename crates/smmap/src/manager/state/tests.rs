@@ -45,8 +45,9 @@ fn open(st: &mut State, l: &Limits, idx: usize) {
     st.install_desc(l, idx, desc);
 }
 
-fn map(res: &Reservation) -> Result<MapRegion> {
-    MapRegion::map_opened(&res.file, &res.desc, res.window.ofs, res.window.size)
+fn map(st: &State, res: &Reservation) -> Result<MapRegion> {
+    let file = st.file(res.idx).file();
+    MapRegion::map_opened(file, &res.desc, res.window.ofs, res.window.size)
 }
 
 /// Runs both halves of the miss path, as `Manager::obtain` does, with
@@ -60,7 +61,7 @@ fn obtain(st: &mut State, l: &Limits, idx: usize, offset: u64) -> MapRegion {
         st.unmapped(rel.room);
         match step {
             Obtain::Found(r) => return r,
-            Obtain::Map(res) => match st.finish_obtain(l, &res, map(&res), false, &mut rel) {
+            Obtain::Map(res) => match st.finish_obtain(l, &res, map(st, &res), false, &mut rel) {
                 Ok(Finish::Done(r)) => return r,
                 _ => panic!("mapped"),
             },
@@ -118,7 +119,7 @@ fn a_miss_inside_a_window_in_flight_waits_for_it() {
         st.begin_obtain(&l, idx, 6 * g(), 1, &mut None, Want::Map, &mut rel),
         Ok(Obtain::Wait(_))
     ));
-    let Ok(Finish::Done(r)) = st.finish_obtain(&l, &mine, map(&mine), false, &mut rel) else {
+    let Ok(Finish::Done(r)) = st.finish_obtain(&l, &mine, map(&st, &mine), false, &mut rel) else {
         panic!("done")
     };
     assert_ne!(st.generation(), seen, "the waiters wake");
@@ -175,7 +176,7 @@ fn an_evicted_region_holds_its_handle_until_unmapped() {
     };
     st.verify(&l).unwrap();
     assert!(matches!(
-        st.finish_obtain(&l, &res, map(&res), false, &mut a),
+        st.finish_obtain(&l, &res, map(&st, &res), false, &mut a),
         Ok(Finish::Done(_))
     ));
     assert_eq!((st.handles(), st.unmapping.handles), (1, 0));
@@ -341,7 +342,7 @@ fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
         panic!("room: map")
     };
     let mut rel = Released::default();
-    let Ok(Finish::Done(r0)) = st.finish_obtain(&l, &res, map(&res), false, &mut rel) else {
+    let Ok(Finish::Done(r0)) = st.finish_obtain(&l, &res, map(&st, &res), false, &mut rel) else {
         panic!("mapped")
     };
     st.release(&l, idx, r0, &mut rel);
@@ -386,7 +387,7 @@ fn uniform_reads_under_a_small_budget_settle() {
                 Obtain::Unmap => continue,
                 Obtain::Map(res) => {
                     let Ok(Finish::Done(r)) =
-                        st.finish_obtain(&l, &res, map(&res), false, &mut rel)
+                        st.finish_obtain(&l, &res, map(&st, &res), false, &mut rel)
                     else {
                         panic!("mapped")
                     };
