@@ -91,6 +91,9 @@ struct Config {
     window_pages: u64,
     memory_pages: u64,
     handles: usize,
+    /// Descriptors kept open: fewer than the files, often, so that closing
+    /// the least recently used one happens in the middle of reads.
+    open_files: usize,
     policy: ReadPolicy,
 }
 
@@ -101,15 +104,17 @@ fn config() -> impl Strategy<Value = Config> {
         0..5u64,
         1..12u64,
         1..8usize,
+        1..5usize,
         prop_oneof![Just(ReadPolicy::Adaptive), Just(ReadPolicy::AlwaysMap)],
     )
         .prop_map(
-            |(sizes, is_static, window_pages, memory_pages, handles, policy)| Config {
+            |(sizes, is_static, window_pages, memory_pages, handles, open_files, policy)| Config {
                 sizes,
                 is_static,
                 window_pages,
                 memory_pages,
                 handles,
+                open_files,
                 policy,
             },
         )
@@ -121,6 +126,7 @@ fn manager(c: &Config) -> Manager {
         StaticWindowMapManager::builder()
             .max_memory_size(mem)
             .max_open_handles(c.handles)
+            .max_open_files(c.open_files)
             .read_policy(c.policy)
             .build()
             .into()
@@ -129,6 +135,7 @@ fn manager(c: &Config) -> Manager {
             .window_size(w)
             .max_memory_size(mem)
             .max_open_handles(c.handles)
+            .max_open_files(c.open_files)
             .read_policy(c.policy)
             .build()
             .into()

@@ -16,8 +16,9 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 /// 8 threads × random operations on 16 files, 2-page windows, a memory limit
-/// of 24 pages and 32 handles: each thread holds at most 3 cursors and a
-/// buffer, so 32 regions may be in use at once and no use may be refused.
+/// of 24 pages, 32 handles and 4 descriptors: each thread holds at most 3
+/// cursors and a buffer, so 32 regions may be in use at once and no use may
+/// be refused.
 /// The `SMMAP_STRESS_OPS` variable raises the
 /// operation count (the reliability run uses 100,000 per thread).
 #[test]
@@ -41,6 +42,9 @@ fn eight_threads_tight_limits() {
         .window_size(2 * g())
         .max_memory_size(24 * g())
         .max_open_handles(32)
+        // Four descriptors for 16 files: threads close each other's while
+        // they read through them.
+        .max_open_files(4)
         .build();
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
