@@ -225,7 +225,7 @@ impl Manager {
         }
     }
 
-    /// The miss path of a cursor on file `idx` at `offset`: finds or maps a
+    /// The miss path of the cursor attached as `at`, at `offset`: finds or maps a
     /// region, or says to copy (see [`Want`]), releasing the cursor's
     /// `previous` region (taking it) only once the next one is certain.
     ///
@@ -237,7 +237,6 @@ impl Manager {
     /// file that cannot be opened (removed, replaced, a FIFO now) leaves the
     /// cursor with its region. The window is mapped without the lock, then
     /// put in place of its reservation under it.
-    #[allow(clippy::too_many_arguments)]
     fn obtain(
         &self,
         at: &Attachment,
