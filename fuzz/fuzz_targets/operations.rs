@@ -20,6 +20,9 @@ struct Input {
     window: u32,
     memory: u32,
     handles: u8,
+    /// Descriptors kept (`max_open_files`, at least 1): few, so that one is
+    /// closed for another in the middle of reads.
+    open_files: u8,
     ops: Vec<Op>,
 }
 
@@ -88,6 +91,7 @@ fuzz_target!(|input: Input| {
             .window_size(input.window as u64)
             .max_memory_size(input.memory as u64)
             .max_open_handles(input.handles as usize)
+            .max_open_files(usize::from(input.open_files % 8))
             .build()
             .into()
     } else {
@@ -95,6 +99,7 @@ fuzz_target!(|input: Input| {
             .window_size(input.window as u64)
             .max_memory_size(input.memory as u64)
             .max_open_handles(input.handles as usize)
+            .max_open_files(usize::from(input.open_files % 8))
             .build()
             .into()
     };
