@@ -112,16 +112,13 @@ impl MapRegion {
         };
         let ulen = usize::try_from(len)
             .map_err(|_| map_err(std::io::Error::from_raw_os_error(sys::NO_MEMORY)))?;
-        let info = sys::fstat(desc).map_err(|reason| Error::Stat {
-            file: file.given().clone(),
-            reason,
-        })?;
-        if info.size < file.size && info.size < ofs.saturating_add(len) {
+        let size = file.size_now(desc)?;
+        if size < file.size && size < ofs.saturating_add(len) {
             return Err(Error::FileShrunk {
                 file: file.given().clone(),
                 offset: ofs,
                 expected: file.size,
-                actual: info.size,
+                actual: size,
             });
         }
         // SAFETY: the mapping is read-only and the descriptor is open for

@@ -202,6 +202,23 @@ impl PinnedFile {
     }
 }
 
+impl PinnedFile {
+    /// The size now of the file behind `desc`, a descriptor [`Self::open`]
+    /// gave: through the cheapest call the system has when the engine
+    /// opened the path itself, through `fstat` when `desc` duplicates a
+    /// descriptor the caller lent (whose file position it shares).
+    pub(crate) fn size_now(&self, desc: &File) -> Result<u64> {
+        match self.given.name() {
+            Name::Path(_) => sys::private_size(desc),
+            Name::Lent(_) => sys::fstat(desc).map(|info| info.size),
+        }
+        .map_err(|reason| Error::Stat {
+            file: self.given.clone(),
+            reason,
+        })
+    }
+}
+
 fn check_kind(file: &PathOrFd, kind: FileKind) -> Result<()> {
     match kind {
         FileKind::Regular => Ok(()),

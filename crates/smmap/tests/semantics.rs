@@ -455,6 +455,56 @@ fn truncation_before_a_new_window_is_an_error() {
     m.verify_invariants().unwrap();
 }
 
+/// A lent descriptor's duplicate shares the caller's file position: the
+/// engine's size checks and copies never move it, and a truncation seen
+/// through it is an error as through a path.
+#[cfg(unix)]
+#[test]
+fn a_lent_descriptor_keeps_its_position_and_sees_truncation() {
+    use smmap::SlidingWindowMapBuffer;
+    use std::io::{Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 5, 4 * g());
+    let mut lent = std::fs::File::open(&path).unwrap();
+    lent.seek(SeekFrom::Start(7)).unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .build();
+    let mut c = m.make_cursor_fd(lent.as_raw_fd()).unwrap();
+    for w in 0..4 {
+        let at = w * g();
+        assert_eq!(c.use_region(at, 1).unwrap().buffer()[0], bytes[at as usize]);
+    }
+    c.unuse_region();
+    // Copy reads (the budget has room for one window, held by `pin`).
+    let mut pin = m.make_cursor_fd(lent.as_raw_fd()).unwrap();
+    pin.use_region(0, 1).unwrap();
+    let mut buf = SlidingWindowMapBuffer::new(c, 0, u64::MAX).unwrap();
+    let at = 3 * g() + 1;
+    assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+    assert_eq!(m.stats().preads, 1);
+    assert_eq!(
+        lent.stream_position().unwrap(),
+        7,
+        "the engine moved the caller's position"
+    );
+    drop(buf);
+
+    // `pin` keeps the entry, and the size it pinned, across the truncation.
+    pin.unuse_region();
+    m.collect();
+    truncate(&path, g());
+    let e = pin.use_region(2 * g(), 0).unwrap_err();
+    assert!(
+        matches!(e, Error::FileShrunk { expected, actual, .. } if expected == 4 * g() && actual == g()),
+        "{e}"
+    );
+    assert_eq!(lent.stream_position().unwrap(), 7);
+    m.verify_invariants().unwrap();
+}
+
 /// Unix: `dup2` forces the reuse; a handle value cannot be chosen on
 /// Windows.
 #[cfg(unix)]

@@ -14,6 +14,8 @@
 //!   letting other processes rename or delete it where the system allows;
 //! - `stat_path`, `fstat`, `fstat_lent`: a file's size, kind and identity,
 //!   of a path (not opened for reading), an open file or a lent descriptor;
+//! - `private_size`: the size of a file the engine opened itself, as
+//!   cheaply as the system tells it (it may move the file position);
 //! - `clone_lent`: an owned duplicate of a lent descriptor, if it is open;
 //! - `read_at`: a positional read that leaves no state behind that the
 //!   engine relies on;
@@ -37,7 +39,7 @@ compile_error!("smmap runs on Unix (Linux, macOS, the BSDs) and Windows");
 pub(crate) use os::BAD_DESCRIPTOR;
 pub(crate) use os::{
     advise, clone_lent, fstat, fstat_lent, is_descriptor_table_full, is_out_of_memory,
-    open_for_map, read_at, stat_path, RawDesc, IS_A_DIRECTORY, NO_MEMORY, STALE,
+    open_for_map, private_size, read_at, stat_path, RawDesc, IS_A_DIRECTORY, NO_MEMORY, STALE,
 };
 
 /// The granularity a mapping's file offset must be aligned to, in bytes.

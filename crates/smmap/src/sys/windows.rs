@@ -107,6 +107,12 @@ pub(crate) fn fstat(file: &File) -> io::Result<FileInfo> {
     unsafe { stat_handle(file.as_raw_handle()) }
 }
 
+/// The size of a file the engine opened itself (what `fstat` says: Windows
+/// has no cheaper way).
+pub(crate) fn private_size(file: &File) -> io::Result<u64> {
+    fstat(file).map(|info| info.size)
+}
+
 /// What a handle the caller lent is, after checking that it is open.
 pub(crate) fn fstat_lent(handle: RawHandle) -> io::Result<FileInfo> {
     check_open(handle)?;
