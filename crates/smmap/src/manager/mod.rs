@@ -4,6 +4,7 @@
 mod desc_ring;
 mod faults;
 mod heat;
+mod lru;
 mod region_list;
 mod state;
 

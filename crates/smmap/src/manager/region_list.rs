@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::sync::Arc;
 
+use super::lru::Entry;
 use crate::region::MapRegion;
 use crate::source::PinnedFile;
 use crate::window::MapWindow;
@@ -34,8 +35,12 @@ pub(super) struct MapRegionList {
 /// A range of the file the manager accounts for.
 #[derive(Debug)]
 pub(super) enum Slot {
-    /// A mapped region, with its LRU stamp while unused (`None` in use).
-    Mapped { region: MapRegion, lru: Option<u64> },
+    /// A mapped region, with its entry in the LRU list while unused (`None`
+    /// in use).
+    Mapped {
+        region: MapRegion,
+        lru: Option<Entry>,
+    },
     /// A window `[start, end)` a thread is mapping without the lock: a miss
     /// inside it waits for it, and placement treats it as a neighbour.
     Pending { end: u64 },

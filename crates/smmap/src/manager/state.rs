@@ -8,10 +8,10 @@
 //!   while the file has a cursor or a slot;
 //! - each file's slots (mapped regions, and windows being mapped) are in a
 //!   `BTreeMap` by offset: ordered lookup and neighbours in `O(log n)`;
-//! - unused regions (client count 1) are in a `BTreeMap` keyed by a
-//!   monotonically increasing stamp taken when they became unused: the first
-//!   entry is the true least-recently-used one, found and removed in
-//!   `O(log n)` without scanning all regions;
+//! - unused regions (client count 1) are in a doubly linked list ([`Lru`])
+//!   in the order they became unused: the first entry is the true
+//!   least-recently-used one, and releasing a region or taking it back is
+//!   `O(1)` (a cursor that ends each access does both per read);
 //! - cached descriptors are in a CLOCK ring ([`DescRing`]): marking one used
 //!   on a miss is a store, not a reordering.
 //!
@@ -26,12 +26,13 @@
 //! threads' pending or unmapping windows, the miss waits for them;
 //! [`Error::HandleLimit`] means every mapped region is in use by a cursor.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 
 use super::desc_ring::DescRing;
 use super::heat::Heat;
+use super::lru::Lru;
 use super::region_list::{MapRegionList, Slot};
 use super::ReadPolicy;
 use crate::error::{Error, Result};
@@ -107,8 +108,8 @@ pub(super) struct State {
     index: HashMap<FileKey, usize>,
     files: Vec<Option<MapRegionList>>,
     free: Vec<usize>,
-    lru: BTreeMap<u64, (usize, u64)>,
-    clock: u64,
+    /// Unused regions, least recently used first.
+    lru: Lru,
     /// Exact bytes of the tracked regions (what `mapped_memory_size` says).
     memory: u64,
     /// Tracked regions, charged in whole pages.
@@ -303,13 +304,13 @@ impl State {
         if region.add_clients(-1) != 1 {
             return;
         }
-        self.clock += 1;
-        let stamp = self.clock;
         let start = region.ofs_begin();
-        if let Some(Slot::Mapped { region: r, lru }) = self.file_mut(idx).slot_mut(start) {
+        let list = self.files[idx]
+            .as_mut()
+            .expect("a cursor's file stays registered while it lives");
+        if let Some(Slot::Mapped { region: r, lru }) = list.slot_mut(start) {
             if r.same_mapping(&region) {
-                *lru = Some(stamp);
-                self.lru.insert(stamp, (idx, start));
+                *lru = Some(self.lru.push(idx, start));
             }
         }
         drop(region);
@@ -388,8 +389,8 @@ impl State {
             return;
         }
         if let Some(Slot::Mapped { lru, .. }) = self.file_mut(idx).slot_mut(region.ofs_begin()) {
-            if let Some(stamp) = lru.take() {
-                self.lru.remove(&stamp);
+            if let Some(entry) = lru.take() {
+                self.lru.remove(entry);
             }
         }
     }
@@ -469,8 +470,8 @@ impl State {
                 let asked = self.heat.count(self.heat_key(limits, idx, offset));
                 let victim = self
                     .lru
-                    .first_key_value()
-                    .map(|(_, &(v, start))| self.heat.count(self.heat_key(limits, v, start)));
+                    .first()
+                    .map(|(v, start)| self.heat.count(self.heat_key(limits, v, start)));
                 if victim.is_some_and(|v| Heat::admits(asked, v)) {
                     self.stats.ghost_hits += 1;
                 } else {
@@ -609,7 +610,7 @@ impl State {
     ) -> usize {
         let mut n = 0;
         while more(self, released) {
-            let Some((_, (idx, start))) = self.lru.pop_first() else {
+            let Some((idx, start)) = self.lru.pop_first() else {
                 break;
             };
             let region = self
@@ -732,7 +733,7 @@ impl State {
                 }
                 match (r.client_count(), lru) {
                     (0, _) => return Err(format!("{what} is tracked with no client")),
-                    (1, Some(stamp)) if self.lru.get(stamp) == Some(&(idx, start)) => unused += 1,
+                    (1, &Some(entry)) if self.lru.get(entry) == Some((idx, start)) => unused += 1,
                     (1, _) => return Err(format!("{what} is unused but not in the LRU list")),
                     (_, Some(_)) => return Err(format!("{what} is used but in the LRU list")),
                     _ => {}
