@@ -2,7 +2,8 @@
 //! [`Reader`]: the engine's buffer (under either read policy) and cursor,
 //! one raw whole-file `memmap2` mapping per file, `pread`, and a fresh
 //! mapping of the window per read (map, touch, unmap: the floor any
-//! always-mapping cursor pays).
+//! always-mapping cursor pays), and an oracle that knows which files are hot
+//! (the floor of any reader under the budget).
 //!
 //! Adding a method: a variant of [`MethodId`], its key and label, an arm in
 //! [`MethodId::prepare`], and a `Reader`.
@@ -20,6 +21,7 @@ use memmap2::{Mmap, MmapOptions};
 use smmap::{AccessHint, Manager, ReadPolicy, SlidingWindowMapBuffer, WindowCursor};
 
 use super::data::{byte_sum, mix};
+use super::workloads::Budget;
 
 /// `pread` on Windows: `seek_read`, which reads at the offset given (and
 /// moves the file position, which the bench never uses).
@@ -114,6 +116,8 @@ pub struct Access {
     /// the engine's methods of one policy share one, as the readers of a
     /// program do (and, the large file mapped once, read the same pages).
     pub managers: [Manager; 2],
+    /// The workload's budget (for the oracle).
+    pub budget: Budget,
 }
 
 impl Access {
@@ -234,17 +238,22 @@ pub enum MethodId {
     Pread,
     /// `mmap` of the window, touch, `munmap`, for every read.
     MapUnmap,
+    /// The files the budget holds read through their whole-file mappings,
+    /// the rest with `pread`: a reader told in advance which files are hot
+    /// (they come first), under the engine's budget.
+    Oracle,
 }
 
 impl MethodId {
     /// All of them, in column order.
-    pub const ALL: [MethodId; 6] = [
+    pub const ALL: [MethodId; 7] = [
         MethodId::Buffer,
         MethodId::BufferMap,
         MethodId::Cursor,
         MethodId::Mmap,
         MethodId::Pread,
         MethodId::MapUnmap,
+        MethodId::Oracle,
     ];
 
     /// The name in JSON fields (`{key}_ns`, `{key}_ratio`, `{key}_stats`).
@@ -256,6 +265,7 @@ impl MethodId {
             MethodId::Mmap => "mmap",
             MethodId::Pread => "pread",
             MethodId::MapUnmap => "map_unmap",
+            MethodId::Oracle => "oracle",
         }
     }
 
@@ -268,6 +278,7 @@ impl MethodId {
             MethodId::Mmap => "raw mmap",
             MethodId::Pread => "pread",
             MethodId::MapUnmap => "map+unmap",
+            MethodId::Oracle => "oracle",
         }
     }
 
@@ -289,6 +300,7 @@ impl MethodId {
                 files,
                 window: access.window,
             }),
+            MethodId::Oracle => Box::new(Oracle::new(files, &access.budget)),
         })
     }
 }
@@ -646,5 +658,74 @@ impl FileReader for MapUnmapFile<'_> {
             done += n as u64;
         }
         Ok(sum)
+    }
+}
+
+/// Reads the first files, as many as the budget holds (whole, in pages, and
+/// one mapping each), through their whole-file mappings, and the rest with
+/// `pread`: what a reader that knew in advance which files are hot could do
+/// under the engine's budget. The skewed row's hot files come first, so
+/// there this is the floor of any reader that keeps to the budget.
+struct Oracle<'a> {
+    files: &'a FileSet,
+    /// How many of the first files are read through their mappings.
+    mapped: usize,
+}
+
+impl<'a> Oracle<'a> {
+    fn new(files: &'a FileSet, budget: &Budget) -> Self {
+        let (memory, handles) = (
+            budget.max_memory.unwrap_or(u64::MAX),
+            budget.max_handles.unwrap_or(usize::MAX),
+        );
+        // Charged as the bench's budgets charge them (see `hot_budget`).
+        let page = *smmap::ALLOCATIONGRANULARITY;
+        let mut charged = 0u64;
+        let mapped = files
+            .sizes
+            .iter()
+            .take(handles)
+            .take_while(|&&size| {
+                charged = charged.saturating_add(size.div_ceil(page) * page);
+                charged <= memory
+            })
+            .count();
+        Oracle { files, mapped }
+    }
+}
+
+impl Method for Oracle<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
+        let files = (self.files.maps.iter().zip(&self.files.open))
+            .enumerate()
+            .map(|(i, (map, file))| {
+                if i < self.mapped {
+                    OracleFile::Mapped(MapFile(map))
+                } else {
+                    OracleFile::Read(PreadFile(file))
+                }
+            })
+            .collect();
+        Ok(Box::new(PerFile::with_scratch(
+            files,
+            largest.min(SLICE_MAX) as usize,
+        )))
+    }
+}
+
+/// A file the oracle maps, or one it reads.
+enum OracleFile<'a> {
+    Mapped(MapFile<'a>),
+    Read(PreadFile<'a>),
+}
+
+impl FileReader for OracleFile<'_> {
+    #[inline(always)]
+    fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
+        match self {
+            OracleFile::Mapped(f) => f.sum(offset, len, scratch),
+            OracleFile::Read(f) => f.sum(offset, len, scratch),
+        }
     }
 }
