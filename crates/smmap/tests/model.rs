@@ -438,7 +438,16 @@ fn run(config: Config, ops: Vec<Op>) {
                     w.files[f].present = false;
                 }
             }
-            Op::Replace(f) => w.write_version(f % w.files.len()),
+            Op::Replace(f) => {
+                let f = f % w.files.len();
+                // Valgrind 3.19 asserts in its own bookkeeping, at random,
+                // when a mapped file is renamed over (see scripts/valgrind);
+                // it still runs every other step, and scripts/test this one.
+                if w.files[f].present && under_valgrind() {
+                    continue;
+                }
+                w.write_version(f)
+            }
             Op::TruncateAndRestore(f) => {
                 let f = f % w.files.len();
                 let file = &w.files[f];
@@ -493,6 +502,11 @@ fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
         .write(true)
         .open(path)?
         .set_len(len)
+}
+
+/// True when scripts/valgrind runs the tests (it sets `SMMAP_VALGRIND`).
+fn under_valgrind() -> bool {
+    std::env::var_os("SMMAP_VALGRIND").is_some()
 }
 
 fn restore(path: &Path, bytes: &[u8]) {
