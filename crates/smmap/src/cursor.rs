@@ -11,7 +11,7 @@ use crate::copy::{pread_exact, Copy, CHUNK, COPY_MAX};
 use crate::error::{Error, Result};
 use crate::held::HeldRegion;
 use crate::manager::{Attachment, Fetched, Manager, Want};
-use crate::region::MapRegion;
+use crate::region::{MapRegion, Parked};
 use crate::source::PathOrFd;
 use crate::AccessHint;
 
@@ -49,6 +49,9 @@ pub struct WindowCursor {
     held: HeldRegion,
     /// The bytes copied last by a read the policy did not map.
     copy: Copy,
+    /// The region released last without the lock, to take back without it
+    /// (no mapping is held through it).
+    parked: Option<Parked>,
     /// The cursor's view: `len` bytes at absolute offset `ofs`.
     ofs: u64,
     len: usize,
@@ -73,6 +76,7 @@ impl WindowCursor {
             file: None,
             held: HeldRegion::empty(),
             copy: Copy::default(),
+            parked: None,
             ofs: 0,
             len: 0,
             window_cap,
@@ -141,6 +145,10 @@ impl WindowCursor {
     /// next one); otherwise — a copy, a file that could not be opened — the
     /// cursor keeps it, view and all.
     fn fetch(&mut self, offset: u64, want_size: u64, want: Want) -> Result<Fetched> {
+        if let Some(region) = self.unpark(offset) {
+            self.hits += 1;
+            return Ok(Fetched::Mapped(region));
+        }
         let Some(file) = &self.file else {
             return Err(Error::NotAssociated);
         };
@@ -152,6 +160,16 @@ impl WindowCursor {
             None => self.len = 0,
         }
         fetched
+    }
+
+    /// The parked region back, if it holds `offset`, the cursor holds none,
+    /// and the manager has not evicted it: taken without the lock.
+    #[inline]
+    fn unpark(&mut self, offset: u64) -> Option<MapRegion> {
+        match &self.parked {
+            Some(p) if p.holds(offset) && self.held.region().is_none() => p.unpark(),
+            _ => None,
+        }
     }
 
     /// Holds `region`, with a view of up to `want` bytes at `offset`.
@@ -341,10 +359,18 @@ impl WindowCursor {
         let Some(region) = self.held.take() else {
             return;
         };
-        let hits = std::mem::take(&mut self.hits);
-        if let Some(file) = &self.file {
-            file.release(Some(region), hits);
+        let Some(file) = &self.file else {
+            return;
+        };
+        // A region the manager lists is released without its lock (it is
+        // where the evictor looks already); the cursor parks on it, to take
+        // it back without the lock if it reads there next.
+        let parked = region.parking(self.parked.take());
+        match region.park(&parked) {
+            Ok(()) => file.manager().after_park(),
+            Err(region) => file.release(Some(region), std::mem::take(&mut self.hits)),
         }
+        self.parked = Some(parked);
     }
 
     /// The bytes of the current view, `[ofs_begin, ofs_end)`; empty when the

@@ -140,6 +140,7 @@
 //! never while a caller reads and never while the kernel maps or unmaps.
 
 mod buffer;
+mod claim;
 mod copy;
 mod cursor;
 mod error;

@@ -1,11 +1,12 @@
 //! [`MapRegion`]: one read-only mapping of a file range.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 
 use memmap2::{Mmap, MmapOptions};
 
+use crate::claim::Claims;
 use crate::error::{Error, Result};
 use crate::source::{PathOrFd, PinnedFile};
 use crate::sys::{self, ALLOCATIONGRANULARITY};
@@ -55,7 +56,9 @@ pub struct MapRegion {
 struct Inner {
     map: Mmap,
     ofs: u64,
-    clients: AtomicUsize,
+    /// Its clients, shared with the cursors that parked on it (see
+    /// [`Parked`]).
+    claims: Arc<Claims>,
     /// The last hint given to the kernel (0: none), so that cursors moving
     /// back and forth between regions do not repeat the system call.
     advice: AtomicU8,
@@ -132,7 +135,7 @@ impl MapRegion {
             inner: Arc::new(Inner {
                 map,
                 ofs,
-                clients: AtomicUsize::new(1),
+                claims: Arc::new(Claims::new()),
                 advice: AtomicU8::new(0),
             }),
         })
@@ -172,7 +175,7 @@ impl MapRegion {
     /// using it one more. 1 means unused (collectable); 0 means the manager
     /// no longer tracks it (evicted or collected while still referenced).
     pub fn client_count(&self) -> usize {
-        self.inner.clients.load(Ordering::Relaxed)
+        self.inner.claims.clients()
     }
 
     /// The mapped bytes.
@@ -201,13 +204,84 @@ impl MapRegion {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Adds `delta` to the client count. Only the manager calls this, under
-    /// its lock; the count is atomic so that it can be read without the lock.
-    pub(crate) fn add_clients(&self, delta: isize) -> usize {
-        let now = self.client_count().wrapping_add_signed(delta);
-        debug_assert!(now < usize::MAX / 2, "client count went negative");
-        self.inner.clients.store(now, Ordering::Relaxed);
-        now
+    /// Its clients (see [`Claims`]).
+    pub(crate) fn claims(&self) -> &Claims {
+        &self.inner.claims
+    }
+
+    /// The token a cursor keeps to take the region back without the lock
+    /// once it released it ([`Parked`]); `reuse` is the cursor's last one,
+    /// kept if it is this region's.
+    pub(crate) fn parking(&self, reuse: Option<Parked>) -> Parked {
+        match reuse {
+            Some(p) if Arc::ptr_eq(&p.claims, &self.inner.claims) => p,
+            _ => Parked {
+                claims: self.inner.claims.clone(),
+                region: Arc::downgrade(&self.inner),
+                begin: self.ofs_begin(),
+                end: self.ofs_end(),
+            },
+        }
+    }
+
+    /// Stops using the region without the manager's lock, if the manager
+    /// lists it: the handle is dropped, then the cursor's client given back.
+    /// An unlisted region is handed back for the manager to release under
+    /// its lock (which lists it once it is unused).
+    /// `token` is the region's own (from [`parking`](Self::parking)).
+    pub(crate) fn park(self, token: &Parked) -> std::result::Result<(), MapRegion> {
+        debug_assert!(Arc::ptr_eq(&token.claims, &self.inner.claims));
+        if !self.inner.claims.is_listed() {
+            return Err(self);
+        }
+        let claims = &token.claims;
+        // Our handle goes first: while our client is counted the manager
+        // keeps its own, so this never unmaps; once the count is back the
+        // manager may evict and unmap it at any moment, and must be the one
+        // that does (it counts the room free when its handle goes).
+        drop(self);
+        let parked = claims.park();
+        debug_assert!(parked, "listed stays listed while counted");
+        Ok(())
+    }
+}
+
+/// A region a cursor used last and released: it takes it back
+/// ([`unpark`](Self::unpark)) without the manager's lock, unless the manager
+/// evicted it meanwhile. It holds no mapping: only the region's
+/// [`Claims`] and a weak handle, which reaches the mapping only while a
+/// client is counted.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    claims: Arc<Claims>,
+    region: Weak<Inner>,
+    begin: u64,
+    end: u64,
+}
+
+impl Parked {
+    /// True if the region held absolute offset `abs`.
+    #[inline]
+    pub(crate) fn holds(&self, abs: u64) -> bool {
+        abs.wrapping_sub(self.begin) < self.end - self.begin
+    }
+
+    /// The region again, with the cursor's client counted, if the manager
+    /// has not evicted it.
+    pub(crate) fn unpark(&self) -> Option<MapRegion> {
+        if !self.claims.unpark() {
+            return None;
+        }
+        // Counted, so the manager still tracks the region and holds its
+        // handle: the upgrade succeeds.
+        match self.region.upgrade() {
+            Some(inner) => Some(MapRegion { inner }),
+            None => {
+                debug_assert!(false, "a counted region lost its mapping");
+                self.claims.unpark_undo();
+                None
+            }
+        }
     }
 }
 

@@ -609,3 +609,94 @@ fn collect_lets_the_caller_replace_and_delete_the_file() {
     std::fs::remove_file(&path).unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn a_released_window_is_taken_back_without_a_miss_until_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 21, 3 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 10).unwrap();
+    let region = c.region().unwrap().clone();
+    c.unuse_region();
+    assert_eq!(region.client_count(), 1);
+    // Taken back: no miss, the same mapping, counted again.
+    c.use_region(5, 10).unwrap();
+    assert!(c.region().unwrap().same_mapping(&region));
+    assert_eq!(region.client_count(), 2);
+    assert_eq!(c.buffer(), &bytes[5..15]);
+    let s = m.stats();
+    assert_eq!((s.misses, s.maps, s.reuses), (1, 1, 0), "{s:?}");
+    c.unuse_region();
+    assert_eq!(region.client_count(), 1, "released without the lock");
+    m.verify_invariants().unwrap();
+    // Evicted meanwhile: the next read maps anew, and reads the file.
+    assert_eq!(m.collect(), 1);
+    assert_eq!(region.client_count(), 0);
+    c.use_region(7, 10).unwrap();
+    assert!(!c.region().unwrap().same_mapping(&region));
+    assert_eq!(c.buffer(), &bytes[7..17]);
+    let s = m.stats();
+    assert_eq!((s.misses, s.maps, s.windows), (2, 2, 1), "{s:?}");
+    m.verify_invariants().unwrap();
+    drop(c);
+    assert_eq!(m.stats().hits, 1, "the take-back counts as a hit");
+}
+
+#[test]
+fn a_window_taken_back_lately_gets_a_second_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 22, 3 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(2)
+        .build();
+    let (mut a, mut b, mut c) = (
+        m.make_cursor(&path).unwrap(),
+        m.make_cursor(&path).unwrap(),
+        m.make_cursor(&path).unwrap(),
+    );
+    a.use_region(0, 1).unwrap();
+    let ra = a.region().unwrap().clone();
+    a.unuse_region();
+    b.use_region(g(), 1).unwrap();
+    let rb = b.region().unwrap().clone();
+    b.unuse_region();
+    // `a`'s window is the least recently released, but `a` takes it back.
+    a.use_region(1, 1).unwrap();
+    a.unuse_region();
+    c.use_region(2 * g(), 1).unwrap();
+    assert_eq!(c.buffer(), &bytes[2 * g() as usize..][..1]);
+    assert_eq!((ra.client_count(), rb.client_count()), (1, 0), "b's went");
+    assert_eq!(m.stats().evictions, 1);
+    m.verify_invariants().unwrap();
+}
+
+#[test]
+fn a_release_without_the_lock_while_over_the_limit_evicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 23, 2 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_memory_size(g())
+        .build();
+    let (mut a, mut b) = (m.make_cursor(&path).unwrap(), m.make_cursor(&path).unwrap());
+    a.use_region(0, 1).unwrap();
+    let ra = a.region().unwrap().clone();
+    a.unuse_region();
+    a.use_region(0, 1).unwrap(); // taken back without the lock: in use
+                                 // Every region in use: the limit is exceeded for `b`'s window.
+    b.use_region(g(), 1).unwrap();
+    assert_eq!(b.buffer(), &bytes[g() as usize..][..1]);
+    assert_eq!(m.stats().over_limit_bytes, g());
+    // `a` releases without the lock, and sees the excess: evicted now.
+    a.unuse_region();
+    assert_eq!(ra.client_count(), 0);
+    let s = m.stats();
+    assert_eq!(
+        (s.over_limit_bytes, s.windows, s.mapped_bytes),
+        (0, 1, g()),
+        "{s:?}"
+    );
+    m.verify_invariants().unwrap();
+}

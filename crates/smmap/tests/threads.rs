@@ -94,6 +94,19 @@ fn eight_threads_tight_limits() {
                         8 => {
                             m.collect();
                         }
+                        9 if !held.is_empty() => {
+                            // Release and take back: without the lock,
+                            // racing the other threads' evictions.
+                            let i = (r >> 8) as usize % held.len();
+                            let (seed, c) = &mut held[i];
+                            let ofs = (r >> 16) % c.file_size().unwrap();
+                            for _ in 0..2 {
+                                let b = c.use_region(ofs, 1).unwrap().buffer();
+                                assert_eq!(b[0], byte(*seed, ofs));
+                                verified += 1;
+                                c.unuse_region();
+                            }
+                        }
                         _ => {
                             let (path, seed) = &files[(r >> 8) as usize % files.len()];
                             let mut buf = SlidingWindowMapBuffer::new(

@@ -60,6 +60,18 @@ impl Heat {
         *c
     }
 
+    /// Counts `n` asks for `key` at once (hits on a mapped window that
+    /// bypassed the lock, gathered later).
+    pub(super) fn add(&mut self, key: Key, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.asks = self.asks.saturating_add(n as usize);
+        let c = self.counts.entry(key).or_insert(0);
+        *c = c.saturating_add(n);
+    }
+
     /// The count of `key`.
     pub(super) fn count(&self, key: Key) -> u32 {
         self.counts.get(&key).copied().unwrap_or(0)

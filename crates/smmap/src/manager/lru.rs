@@ -1,8 +1,7 @@
-//! [`Lru`]: the unused regions in the order they were released, the least
-//! recently used first. Releasing a region and taking it back are the
-//! commonest steps under the manager's lock (a cursor or buffer that ends
-//! each access does both per read), so each is O(1) on a doubly linked list
-//! kept in one array: no allocation once warm, no tree to walk.
+//! [`Lru`]: the regions released at least once, the least recently used
+//! first (see the manager's state for who is in it and why). Listing a
+//! region, moving it to the back and evicting it are O(1) on a doubly
+//! linked list kept in one array: no allocation once warm, no tree to walk.
 
 /// Where a region's entry sits in the list (valid until it is removed).
 pub(super) type Entry = u32;
@@ -19,7 +18,7 @@ struct Node {
     start: u64,
 }
 
-/// Unused regions, least recently used first.
+/// Regions released at least once, least recently used first.
 #[derive(Debug)]
 pub(super) struct Lru {
     nodes: Vec<Node>,
@@ -87,13 +86,43 @@ impl Lru {
         self.len -= 1;
     }
 
+    /// The least recently used region, with its entry.
+    pub(super) fn front(&self) -> Option<(Entry, usize, u64)> {
+        (self.head != NONE).then(|| {
+            let (idx, start) = self.region(self.head);
+            (self.head, idx, start)
+        })
+    }
+
+    /// Makes entry `at` the most recently used; it keeps its entry.
+    pub(super) fn move_to_back(&mut self, at: Entry) {
+        if self.tail == at {
+            return;
+        }
+        let Node { prev, next, .. } = self.nodes[at as usize];
+        match prev {
+            NONE => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        // Not the tail, so it has a next.
+        self.nodes[next as usize].prev = prev;
+        let tail = self.tail;
+        self.nodes[tail as usize].next = at;
+        let node = &mut self.nodes[at as usize];
+        node.prev = tail;
+        node.next = NONE;
+        self.tail = at;
+    }
+
     /// The least recently used region, if any.
-    pub(super) fn first(&self) -> Option<(usize, u64)> {
+    #[cfg(test)]
+    fn first(&self) -> Option<(usize, u64)> {
         (self.head != NONE).then(|| self.region(self.head))
     }
 
     /// Takes the least recently used region out of the list.
-    pub(super) fn pop_first(&mut self) -> Option<(usize, u64)> {
+    #[cfg(test)]
+    fn pop_first(&mut self) -> Option<(usize, u64)> {
         let at = self.head;
         if at == NONE {
             return None;
@@ -148,5 +177,25 @@ mod tests {
         l.remove(e);
         assert_eq!(l.get(e), None);
         assert_eq!(l.get(99), None);
+    }
+
+    #[test]
+    fn moved_to_the_back_keeps_its_entry() {
+        let mut l = Lru::default();
+        let a = l.push(0, 0);
+        let b = l.push(1, 10);
+        let c = l.push(2, 20);
+        l.move_to_back(c); // already last
+        l.move_to_back(a); // the head
+        assert_eq!(l.front(), Some((b, 1, 10)));
+        l.move_to_back(c); // from the middle
+        assert_eq!(l.get(a), Some((0, 0)));
+        assert_eq!(
+            [l.pop_first(), l.pop_first(), l.pop_first(), l.pop_first()],
+            [Some((1, 10)), Some((0, 0)), Some((2, 20)), None]
+        );
+        let d = l.push(3, 30);
+        l.move_to_back(d); // a lone entry
+        assert_eq!((l.len(), l.front()), (1, Some((d, 3, 30))));
     }
 }

@@ -14,7 +14,7 @@ use std::ops::Deref;
 use std::os::fd::RawFd;
 #[cfg(windows)]
 use std::os::windows::io::RawHandle;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::cursor::WindowCursor;
@@ -143,6 +143,10 @@ struct Shared {
     changed: Condvar,
     /// Threads waiting on `changed`, counted under the lock (see `notify`).
     waiters: AtomicUsize,
+    /// Whether the state is over its memory limit, for cursors that release
+    /// a region without the lock (see [`Manager::after_park`]); written
+    /// under the lock.
+    over: AtomicBool,
     faults: faults::Faults,
 }
 
@@ -154,6 +158,7 @@ impl Manager {
                 state: Mutex::new(State::new(&limits)),
                 changed: Condvar::new(),
                 waiters: AtomicUsize::new(0),
+                over: AtomicBool::new(false),
                 faults: faults::Faults::default(),
             }),
         }
@@ -176,9 +181,42 @@ impl Manager {
     /// is gone (see [`unmap`](Self::unmap)).
     fn with_state<T>(&self, f: impl FnOnce(&mut State, &Limits, &mut Released) -> T) -> T {
         let mut released = Released::default();
-        let out = f(&mut self.lock(), self.limits(), &mut released);
+        let out = {
+            let mut st = self.lock();
+            let out = f(&mut st, self.limits(), &mut released);
+            self.settle(&mut st, &mut released);
+            out
+        };
         self.unmap(released);
         out
+    }
+
+    /// Says whether the state is over its memory limit, for
+    /// [`after_park`](Self::after_park), and if it is, evicts the unused
+    /// regions until it is not. Under the lock, after every change.
+    ///
+    /// With `after_park`, no unused region is left over the limit: a cursor
+    /// gives its client back, then reads the flag; this stores the flag,
+    /// then reads the clients as it evicts (all sequentially consistent).
+    /// Either the eviction here sees the client gone, or the cursor sees the
+    /// flag and evicts under the lock itself.
+    fn settle(&self, st: &mut State, released: &mut Released) {
+        let over = st.is_over(self.limits());
+        if over || self.shared.over.load(Ordering::Relaxed) {
+            self.shared.over.store(over, Ordering::SeqCst);
+        }
+        if over {
+            st.evict_over(self.limits(), released);
+        }
+    }
+
+    /// After a cursor released its region without the lock (see
+    /// `MapRegion::park`): if the manager is over its memory limit, evicts
+    /// under the lock what is now unused, as a release under the lock does.
+    pub(crate) fn after_park(&self) {
+        if self.shared.over.load(Ordering::SeqCst) {
+            self.with_state(|_, _, _| ());
+        }
     }
 
     /// Drops the evicted regions (unmapping those no caller holds a clone
@@ -267,10 +305,10 @@ impl Manager {
                     st.add_hits(hits);
                     if offset < size {
                         st.count_miss();
-                        st.count_ask(limits, idx, offset);
+                        st.count_ask(idx, offset);
                     }
                 }
-                if offset >= size {
+                let step = if offset >= size {
                     if want == Want::Map {
                         st.release_previous(limits, idx, previous, &mut released);
                     }
@@ -286,7 +324,14 @@ impl Manager {
                         &mut released,
                     )
                     .map(Some)
+                };
+                // A reservation follows no eviction: its finish settles.
+                if matches!(step, Ok(Some(Obtain::Map(_)))) {
+                    self.shared.over.store(st.is_over(limits), Ordering::SeqCst);
+                } else {
+                    self.settle(&mut st, &mut released);
                 }
+                step
             };
             self.notify();
             freed = released.room;
@@ -778,7 +823,7 @@ impl Attachment {
         let mut st = self.manager.lock();
         st.add_cursor(self.idx);
         if let Some(region) = region {
-            st.acquire(self.idx, region);
+            st.acquire(region);
         }
         drop(st);
         Attachment {

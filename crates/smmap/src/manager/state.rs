@@ -8,10 +8,13 @@
 //!   while the file has a cursor or a slot;
 //! - each file's slots (mapped regions, and windows being mapped) are in a
 //!   `BTreeMap` by offset: ordered lookup and neighbours in `O(log n)`;
-//! - unused regions (client count 1) are in a doubly linked list ([`Lru`])
-//!   in the order they became unused: the first entry is the true
-//!   least-recently-used one, and releasing a region or taking it back is
-//!   `O(1)` (a cursor that ends each access does both per read);
+//! - regions released at least once are in a doubly linked list ([`Lru`]),
+//!   every unused one among them, least recently used first. A cursor that
+//!   released its region without moving on parks on it and takes it back,
+//!   and releases it again, without the lock (see [`crate::claim`]): it
+//!   stays in the list meanwhile, and the evictor passes over regions in
+//!   use or taken back since its last pass (CLOCK's second chance), moving
+//!   them to the back;
 //! - cached descriptors are in a CLOCK ring ([`DescRing`]): marking one used
 //!   on a miss is a store, not a reordering.
 //!
@@ -35,6 +38,7 @@ use super::heat::Heat;
 use super::lru::Lru;
 use super::region_list::{MapRegionList, Slot};
 use super::ReadPolicy;
+use crate::claim::Eviction;
 use crate::error::{Error, Result};
 use crate::region::MapRegion;
 use crate::source::{FileKey, PinnedFile};
@@ -108,8 +112,11 @@ pub(super) struct State {
     index: HashMap<FileKey, usize>,
     files: Vec<Option<MapRegionList>>,
     free: Vec<usize>,
-    /// Unused regions, least recently used first.
+    /// The regions released at least once (every unused one, and those
+    /// cursors took back without the lock), least recently used first.
     lru: Lru,
+    /// The window size heat is counted in.
+    window_cap: u64,
     /// Exact bytes of the tracked regions (what `mapped_memory_size` says).
     memory: u64,
     /// Tracked regions, charged in whole pages.
@@ -185,6 +192,7 @@ impl State {
     pub(super) fn new(limits: &Limits) -> Self {
         State {
             heat: Heat::new(16 * limits.max_open_handles.clamp(16, 4096)),
+            window_cap: limits.window_cap(),
             ..State::default()
         }
     }
@@ -243,14 +251,14 @@ impl State {
     }
 
     /// The key of the window of file `idx` holding `offset`, for [`Heat`].
-    fn heat_key(&self, limits: &Limits, idx: usize, offset: u64) -> (u64, u64) {
-        (self.file(idx).serial, offset / limits.window_cap())
+    fn heat_key(&self, idx: usize, offset: u64) -> (u64, u64) {
+        (self.file(idx).serial, offset / self.window_cap.max(1))
     }
 
     /// Counts one ask for the window of file `idx` holding `offset` (once
     /// per miss, however many times the miss path asks again).
-    pub(super) fn count_ask(&mut self, limits: &Limits, idx: usize, offset: u64) {
-        let key = self.heat_key(limits, idx, offset);
+    pub(super) fn count_ask(&mut self, idx: usize, offset: u64) {
+        let key = self.heat_key(idx, offset);
         self.heat.ask(key);
     }
 
@@ -301,7 +309,8 @@ impl State {
         region: MapRegion,
         released: &mut Released,
     ) {
-        if region.add_clients(-1) != 1 {
+        let claims = region.claims();
+        if claims.release() != 1 {
             return;
         }
         let start = region.ofs_begin();
@@ -310,13 +319,28 @@ impl State {
             .expect("a cursor's file stays registered while it lives");
         if let Some(Slot::Mapped { region: r, lru }) = list.slot_mut(start) {
             if r.same_mapping(&region) {
-                *lru = Some(self.lru.push(idx, start));
+                match *lru {
+                    Some(entry) => self.lru.move_to_back(entry),
+                    None => {
+                        *lru = Some(self.lru.push(idx, start));
+                        claims.list();
+                    }
+                }
             }
         }
         drop(region);
-        let over =
-            |st: &State, _: &Released| st.mapped.bytes + st.pending.bytes > limits.max_memory_size;
-        let n = self.evict_while(released, over);
+        self.evict_over(limits, released);
+    }
+
+    /// True if the manager is over its memory limit (possible only while
+    /// every region was in use).
+    pub(super) fn is_over(&self, limits: &Limits) -> bool {
+        self.mapped.bytes + self.pending.bytes > limits.max_memory_size
+    }
+
+    /// Evicts unused regions while the manager is over its memory limit.
+    pub(super) fn evict_over(&mut self, limits: &Limits, released: &mut Released) {
+        let n = self.evict_while(released, false, |st, _| st.is_over(limits));
         self.stats.evictions += n as u64;
     }
 
@@ -384,15 +408,10 @@ impl State {
     }
 
     /// A cursor starts using `region` of file `idx`, which the manager tracks.
-    pub(super) fn acquire(&mut self, idx: usize, region: &MapRegion) {
-        if region.add_clients(1) != 2 {
-            return;
-        }
-        if let Some(Slot::Mapped { lru, .. }) = self.file_mut(idx).slot_mut(region.ofs_begin()) {
-            if let Some(entry) = lru.take() {
-                self.lru.remove(entry);
-            }
-        }
+    /// It stays in the LRU list, if it is there: the evictor passes over
+    /// regions in use.
+    pub(super) fn acquire(&mut self, region: &MapRegion) {
+        region.claims().acquire();
     }
 
     /// The room committed: tracked, pending and unmapping.
@@ -441,7 +460,7 @@ impl State {
         match self.file(idx).slot_at(offset) {
             Some((_, Slot::Mapped { region, .. })) => {
                 let region = region.clone();
-                self.acquire(idx, &region);
+                self.acquire(&region);
                 self.release_previous(limits, idx, previous, released);
                 self.stats.reuses += 1;
                 return Ok(Obtain::Found(region));
@@ -467,11 +486,8 @@ impl State {
         if let Want::Bytes(len) = want {
             if !room && limits.policy == ReadPolicy::Adaptive {
                 // Map only a window hotter than the one it would evict.
-                let asked = self.heat.count(self.heat_key(limits, idx, offset));
-                let victim = self
-                    .lru
-                    .first()
-                    .map(|(v, start)| self.heat.count(self.heat_key(limits, v, start)));
+                let asked = self.heat.count(self.heat_key(idx, offset));
+                let victim = self.victim_heat();
                 if victim.is_some_and(|v| Heat::admits(asked, v)) {
                     self.stats.ghost_hits += 1;
                 } else {
@@ -489,7 +505,7 @@ impl State {
             c.handles >= limits.max_open_handles
                 || c.bytes.saturating_add(cost) > limits.max_memory_size
         };
-        let n = self.evict_while(released, short);
+        let n = self.evict_while(released, false, short);
         self.stats.evictions += n as u64;
         if !released.regions.is_empty() {
             return Ok(Obtain::Unmap);
@@ -546,7 +562,7 @@ impl State {
                 self.stats.map_failures += 1;
                 if e.is_exhaustion() && !retried {
                     self.stats.retries += 1;
-                    self.stats.evictions += self.evict_while(released, |_, _| true) as u64;
+                    self.stats.evictions += self.evict_while(released, true, |_, _| true) as u64;
                     return Ok(Finish::Retry);
                 }
                 return Err(e);
@@ -555,7 +571,7 @@ impl State {
         debug_assert_eq!(region.cost(), reservation.cost);
         // The manager's client is the one the region was created with; the
         // cursor is the second.
-        region.add_clients(1);
+        region.claims().acquire();
         self.file_mut(idx).complete(region.clone());
         self.mapped.add(1, region.cost());
         self.memory += region.size() as u64;
@@ -603,22 +619,43 @@ impl State {
     /// are any; returns how many it evicted (the caller counts them as
     /// evictions or as collected). Their room moves to `unmapping` until the
     /// caller has unmapped them.
+    ///
+    /// The list holds regions in use too (cursors take released regions
+    /// back without the lock), and regions taken back since the last pass
+    /// get a second chance (CLOCK): both go to the back, their hits counted
+    /// as asks in their heat. Each region is passed over at most twice per
+    /// call. `force` evicts unused regions whatever their hits.
     fn evict_while(
         &mut self,
         released: &mut Released,
+        force: bool,
         mut more: impl FnMut(&State, &Released) -> bool,
     ) -> usize {
         let mut n = 0;
+        let mut turns = 2 * self.lru.len();
         while more(self, released) {
-            let Some((idx, start)) = self.lru.pop_first() else {
+            let Some((entry, idx, start)) = self.lru.front() else {
                 break;
             };
+            let region = match self.file(idx).slot_at(start) {
+                Some((_, Slot::Mapped { region, .. })) => region,
+                _ => unreachable!("LRU entries name mapped regions"),
+            };
+            if let Eviction::Spared { hits } = region.claims().try_evict(force) {
+                if turns == 0 {
+                    break;
+                }
+                turns -= 1;
+                let key = self.heat_key(idx, start);
+                self.heat.add(key, hits);
+                self.lru.move_to_back(entry);
+                continue;
+            }
+            self.lru.remove(entry);
             let region = self
                 .file_mut(idx)
                 .remove(start)
                 .expect("LRU entries name mapped regions");
-            debug_assert_eq!(region.client_count(), 1);
-            region.add_clients(-1);
             let room = Room {
                 handles: 1,
                 bytes: region.cost(),
@@ -634,6 +671,32 @@ impl State {
         n
     }
 
+    /// The heat of the region the next eviction would take: the first in
+    /// the LRU list that is unused and was not taken back since the last
+    /// pass; those before it go to the back, as [`evict_while`] would move
+    /// them. `None` if the list is empty.
+    ///
+    /// [`evict_while`]: Self::evict_while
+    fn victim_heat(&mut self) -> Option<u32> {
+        let mut turns = 2 * self.lru.len();
+        loop {
+            let (entry, idx, start) = self.lru.front()?;
+            let key = self.heat_key(idx, start);
+            let region = match self.file(idx).slot_at(start) {
+                Some((_, Slot::Mapped { region, .. })) => region,
+                _ => unreachable!("LRU entries name mapped regions"),
+            };
+            match region.claims().sweep() {
+                Some(hits) if turns > 0 => {
+                    turns -= 1;
+                    self.heat.add(key, hits);
+                    self.lru.move_to_back(entry);
+                }
+                _ => return Some(self.heat.count(key)),
+            }
+        }
+    }
+
     /// Evicts least-recently-used unused regions until `size` more bytes fit
     /// under `max_memory` (every unused region when `size` is 0); returns
     /// how many.
@@ -643,7 +706,7 @@ impl State {
         max_memory: u64,
         released: &mut Released,
     ) -> usize {
-        let n = self.evict_while(released, |st, _| {
+        let n = self.evict_while(released, size == 0, |st, _| {
             size == 0
                 || (st.mapped.bytes + st.pending.bytes).saturating_add(page_cost(size)) > max_memory
         });
@@ -693,8 +756,8 @@ impl State {
     /// is described in the error.
     pub(super) fn verify(&self, limits: &Limits) -> std::result::Result<(), String> {
         let g = *crate::ALLOCATIONGRANULARITY;
-        let (mut mapped, mut pending, mut memory, mut unused) =
-            (Room::default(), Room::default(), 0u64, 0usize);
+        let (mut mapped, mut pending, mut memory, mut unused, mut in_list) =
+            (Room::default(), Room::default(), 0u64, 0usize, 0usize);
         for (idx, list) in self.files.iter().enumerate() {
             let Some(list) = list else { continue };
             let name = list.file().given();
@@ -731,11 +794,18 @@ impl State {
                 if start != r.ofs_begin() {
                     return Err(format!("{what} is keyed at {start}"));
                 }
+                let listed = r.claims().is_listed();
                 match (r.client_count(), lru) {
                     (0, _) => return Err(format!("{what} is tracked with no client")),
-                    (1, &Some(entry)) if self.lru.get(entry) == Some((idx, start)) => unused += 1,
-                    (1, _) => return Err(format!("{what} is unused but not in the LRU list")),
-                    (_, Some(_)) => return Err(format!("{what} is used but in the LRU list")),
+                    (n, &Some(entry)) if self.lru.get(entry) == Some((idx, start)) && listed => {
+                        in_list += 1;
+                        unused += usize::from(n == 1);
+                    }
+                    (_, Some(_)) => return Err(format!("{what} is in the LRU list unmarked")),
+                    (1, None) => return Err(format!("{what} is unused but not in the LRU list")),
+                    (_, None) if listed => {
+                        return Err(format!("{what} is marked listed, but is not"))
+                    }
                     _ => {}
                 }
                 regions += 1;
@@ -770,9 +840,9 @@ impl State {
                 ));
             }
         }
-        if unused != self.lru.len() {
+        if in_list != self.lru.len() {
             return Err(format!(
-                "{} LRU entries for {unused} unused regions",
+                "{} LRU entries for {in_list} listed regions",
                 self.lru.len()
             ));
         }

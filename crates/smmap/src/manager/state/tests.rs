@@ -325,7 +325,7 @@ fn adaptive_copies_a_window_until_it_proves_hotter_than_its_victim() {
     // One miss, as `Manager::obtain` makes it: the ask counted once, then
     // the steps until there is an answer (opening, unmapping).
     let miss = |st: &mut State, at: u64| {
-        st.count_ask(&l, idx, at);
+        st.count_ask(idx, at);
         loop {
             let mut rel = Released::default();
             let step = st.begin_obtain(&l, idx, at, 1, &mut None, Want::Bytes(100), &mut rel);
@@ -378,7 +378,7 @@ fn uniform_reads_under_a_small_budget_settle() {
         x ^= x >> 7;
         x ^= x << 17;
         let at = (x % 100) * g();
-        st.count_ask(&l, idx, at);
+        st.count_ask(idx, at);
         loop {
             let mut rel = Released::default();
             let step = st.begin_obtain(&l, idx, at, 1, &mut None, Want::Bytes(1), &mut rel);
