@@ -792,8 +792,9 @@ fn bench_json_has_every_field() {
             }
             if small {
                 assert!(s["peak_mapped_bytes"].as_u64().unwrap() <= 64 << 20);
-                // Every read releases its window: each one asks the manager.
-                assert!(s["misses"].as_u64().unwrap() >= ops, "{name} {m}");
+                // Every read releases its window: each one asks the manager
+                // (a miss) or takes its released window back (a hit).
+                assert!(reads >= ops, "{name} {m}: {reads} < {ops}");
             }
         }
         let threads = r["threads"].as_u64().unwrap();

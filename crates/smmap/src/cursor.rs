@@ -353,6 +353,10 @@ impl WindowCursor {
 
     /// Releases the current region, leaving the cursor invalid but still
     /// associated with its file. Does nothing without a region.
+    ///
+    /// Once the manager knows the region (after its first release), this
+    /// takes no lock, and the next read inside the region takes it back
+    /// without the lock too, unless the manager evicted it meanwhile.
     pub fn unuse_region(&mut self) {
         self.len = 0;
         self.copy.clear();

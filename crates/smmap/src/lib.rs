@@ -19,7 +19,12 @@
 //! ```
 //!
 //! A read, [`WindowCursor::use_region`]: if the cursor's region holds the
-//! offset, nothing else happens (no lock, no system call). Otherwise the
+//! offset, nothing else happens (no lock, no system call). A cursor that
+//! released its region ([`WindowCursor::unuse_region`], a buffer's
+//! `end_access`) released it without the lock once the manager knew it, and
+//! takes it back the same way, by one compare-and-swap, unless it was
+//! evicted meanwhile (the evictor passes over regions taken back since its
+//! last look: a second chance). Otherwise the
 //! manager looks the offset up among the file's regions (ordered, never a
 //! scan) — a window another thread is mapping counts, and is waited for;
 //! failing that it places a new window — from the offset, grown towards the
@@ -137,7 +142,9 @@
 //!
 //! [`Manager`] is `Send + Sync` and cheap to clone; cursors and buffers are
 //! `Send`. The manager's lock is held only to find, place or evict a region,
-//! never while a caller reads and never while the kernel maps or unmaps.
+//! never while a caller reads and never while the kernel maps or unmaps;
+//! reads within a region, and releasing and taking back a region the
+//! manager knows, take no lock at all.
 
 mod buffer;
 mod claim;
