@@ -35,10 +35,10 @@ use std::sync::Arc;
 
 use super::desc_ring::DescRing;
 use super::heat::Heat;
-use super::lru::Lru;
+use super::lru::{Entry, Lru};
 use super::region_list::{MapRegionList, Slot};
 use super::ReadPolicy;
-use crate::claim::Eviction;
+use crate::claim::{Claims, Eviction};
 use crate::error::{Error, Result};
 use crate::region::MapRegion;
 use crate::source::{FileKey, PinnedFile};
@@ -634,23 +634,12 @@ impl State {
         let mut n = 0;
         let mut turns = 2 * self.lru.len();
         while more(self, released) {
-            let Some((entry, idx, start)) = self.lru.front() else {
+            let Some((entry, idx, start)) = self.hand(&mut turns, |c| match c.try_evict(force) {
+                Eviction::Done => None,
+                Eviction::Spared { hits } => Some(hits),
+            }) else {
                 break;
             };
-            let region = match self.file(idx).slot_at(start) {
-                Some((_, Slot::Mapped { region, .. })) => region,
-                _ => unreachable!("LRU entries name mapped regions"),
-            };
-            if let Eviction::Spared { hits } = region.claims().try_evict(force) {
-                if turns == 0 {
-                    break;
-                }
-                turns -= 1;
-                let key = self.heat_key(idx, start);
-                self.heat.add(key, hits);
-                self.lru.move_to_back(entry);
-                continue;
-            }
             self.lru.remove(entry);
             let region = self
                 .file_mut(idx)
@@ -671,6 +660,36 @@ impl State {
         n
     }
 
+    /// CLOCK's hand over the LRU list: the first entry `take` accepts
+    /// (`None`; for eviction, `take` has evicted it). The entries it spares
+    /// (`Some(hits)`: in use, or taken back `hits` times since the last
+    /// pass) go to the back, their hits counted as asks in their heat, at
+    /// most `turns` times in all. `None` if the list is empty or the turns
+    /// ran out.
+    fn hand(
+        &mut self,
+        turns: &mut usize,
+        take: impl Fn(&Claims) -> Option<u64>,
+    ) -> Option<(Entry, usize, u64)> {
+        loop {
+            let (entry, idx, start) = self.lru.front()?;
+            let region = match self.file(idx).slot_at(start) {
+                Some((_, Slot::Mapped { region, .. })) => region,
+                _ => unreachable!("LRU entries name mapped regions"),
+            };
+            let Some(hits) = take(region.claims()) else {
+                return Some((entry, idx, start));
+            };
+            if *turns == 0 {
+                return None;
+            }
+            *turns -= 1;
+            let key = self.heat_key(idx, start);
+            self.heat.add(key, hits);
+            self.lru.move_to_back(entry);
+        }
+    }
+
     /// The heat of the region the next eviction would take: the first in
     /// the LRU list that is unused and was not taken back since the last
     /// pass; those before it go to the back, as [`evict_while`] would move
@@ -679,22 +698,10 @@ impl State {
     /// [`evict_while`]: Self::evict_while
     fn victim_heat(&mut self) -> Option<u32> {
         let mut turns = 2 * self.lru.len();
-        loop {
-            let (entry, idx, start) = self.lru.front()?;
-            let key = self.heat_key(idx, start);
-            let region = match self.file(idx).slot_at(start) {
-                Some((_, Slot::Mapped { region, .. })) => region,
-                _ => unreachable!("LRU entries name mapped regions"),
-            };
-            match region.claims().sweep() {
-                Some(hits) if turns > 0 => {
-                    turns -= 1;
-                    self.heat.add(key, hits);
-                    self.lru.move_to_back(entry);
-                }
-                _ => return Some(self.heat.count(key)),
-            }
-        }
+        let (_, idx, start) = self
+            .hand(&mut turns, Claims::sweep)
+            .or_else(|| self.lru.front())?;
+        Some(self.heat.count(self.heat_key(idx, start)))
     }
 
     /// Evicts least-recently-used unused regions until `size` more bytes fit
