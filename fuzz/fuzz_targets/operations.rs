@@ -31,6 +31,9 @@ enum Op {
     Make(u8),
     Use(u8, u64, usize),
     Unuse(u8),
+    /// Release the cursor's region and take it back at the same offset
+    /// (without the manager's lock once it lists the region).
+    UnuseAndTakeBack(u8),
     Clone(u8),
     Drop(u8),
     Collect,
@@ -107,6 +110,11 @@ fuzz_target!(|input: Input| {
     let mut buf: Option<(usize, SlidingWindowMapBuffer)> = None;
     for op in input.ops.into_iter().take(64) {
         let n = cursors.len().max(1);
+        // Reads that copy (the buffer's) never fail for lack of a handle
+        // and never map past the memory limit under the adaptive policy.
+        let copy_read = matches!(op, Op::Get(_) | Op::Slice(..) | Op::ReadAt(..) | Op::Find(..) | Op::Rfind(..) | Op::Read(_) | Op::Typed(..));
+        let over_before = m.stats().peak_over_limit_bytes;
+        let mut handle_limit = false;
         match op {
             Op::Make(f) => {
                 let f = f as usize % fs.len();
@@ -123,6 +131,16 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Unuse(c) if !cursors.is_empty() => cursors[c as usize % n].1.unuse_region(),
+            Op::UnuseAndTakeBack(c) if !cursors.is_empty() => {
+                let (f, c) = &mut cursors[c as usize % n];
+                if c.is_valid() {
+                    let (o, s) = (c.ofs_begin(), c.size());
+                    c.unuse_region();
+                    if let Ok(c) = c.use_region(o, s) {
+                        assert!(is_version(*f, o as usize, c.buffer()));
+                    }
+                }
+            }
             Op::Clone(c) if !cursors.is_empty() => {
                 let (f, c) = &cursors[c as usize % n];
                 let copy = (*f, c.clone());
@@ -147,17 +165,21 @@ fuzz_target!(|input: Input| {
             }
             Op::Get(i) => {
                 if let Some((f, b)) = &mut buf {
-                    if let Ok(v) = b.get(i) {
-                        assert!(is_version(*f, (b.offset() + i) as usize, &[v]));
+                    match b.get(i) {
+                        Ok(v) => assert!(is_version(*f, (b.offset() + i) as usize, &[v])),
+                        Err(e) => handle_limit = matches!(e, smmap::Error::HandleLimit { .. }),
                     }
                 }
             }
             Op::Slice(a, z) => {
                 if let Some((f, b)) = &mut buf {
                     let off = b.offset() as usize;
-                    if let Ok(s) = b.slice(a..z) {
-                        assert!(is_version(*f, off + a as usize, &s));
-                        assert_eq!(s.len() as u64, z - a);
+                    match b.slice(a..z) {
+                        Ok(s) => {
+                            assert!(is_version(*f, off + a as usize, &s));
+                            assert_eq!(s.len() as u64, z - a);
+                        }
+                        Err(e) => handle_limit = matches!(e, smmap::Error::HandleLimit { .. }),
                     }
                 }
             }
@@ -165,8 +187,9 @@ fuzz_target!(|input: Input| {
                 if let Some((f, b)) = &mut buf {
                     let mut out = vec![0; k as usize];
                     let off = b.offset() as usize;
-                    if let Ok(got) = b.read_at(o, &mut out) {
-                        assert!(is_version(*f, off + o as usize, &out[..got]));
+                    match b.read_at(o, &mut out) {
+                        Ok(got) => assert!(is_version(*f, off + o as usize, &out[..got])),
+                        Err(e) => handle_limit = matches!(e, smmap::Error::HandleLimit { .. }),
                     }
                 }
             }
@@ -238,6 +261,10 @@ fuzz_target!(|input: Input| {
         }
         if let Err(broken) = m.verify_invariants() {
             panic!("invariant broken: {broken}");
+        }
+        if copy_read {
+            assert!(!handle_limit, "a copy read failed for lack of a handle");
+            assert_eq!(m.stats().peak_over_limit_bytes, over_before, "a copy read mapped past the limit");
         }
     }
 });

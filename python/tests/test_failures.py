@@ -469,3 +469,42 @@ def test_os_errors_say_what_happened_and_name_the_file(tmp_path):
     assert e.value.errno == errno.EMFILE and "max_open_handles" in str(e.value)
     assert e.value.filename == path
     del c1
+
+
+# ---------------------------------------------------------------- g. copy reads beside windows in use
+
+@pytest.mark.parametrize("holders", [1, 4])
+@pytest.mark.parametrize("limit", ["handles", "memory"])
+def test_copy_reads_copy_when_every_window_is_in_use(tmp_path, holders, limit):
+    """A buffer holds its first window; cursors then hold every other handle
+    (or the rest of the memory budget) with windows they released and took
+    back without the manager's lock. Slices of the buffer's other windows,
+    three rounds of 15, are copied: nothing can be evicted for them, so none
+    is admitted, none fails for lack of a handle, none maps past the memory
+    limit, and no ghost hit is counted."""
+    page = 4096
+    if limit == "handles":
+        mm = SlidingWindowMapManager(page, 0, holders + 1)
+    else:
+        mm = SlidingWindowMapManager(page, holders * G + page, sys.maxsize)
+    content = make_bytes(16 * page, seed=50)
+    buf = SlidingWindowMapBuffer(mm.make_cursor(write(tmp_path / "read", content)))
+    assert buf[0:10] == content[0:10]
+    held = []
+    for i in range(holders):
+        mine = make_bytes(G, seed=40 + i)
+        c = mm.make_cursor(write(tmp_path / f"held{i}", mine)).use_region(0, 0)
+        c.unuse_region()
+        c.use_region(0, 0)
+        assert bytes(c.buffer()) == mine
+        held.append(c)
+    for rnd in range(3):
+        for p in range(1, 16):
+            at = p * page + 17 * rnd
+            assert buf[at:at + 100] == content[at:at + 100]
+            assert buf[at] == content[at]
+    s = mm.stats()
+    assert (s["maps"], s["ghost_hits"], s["evictions"]) == (holders + 1, 0, 0), s
+    assert s["preads"] >= 45, s
+    assert (s["over_limit_bytes"], s["peak_over_limit_bytes"]) == (0, 0), s
+    del held

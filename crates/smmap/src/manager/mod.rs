@@ -95,8 +95,10 @@ pub enum ReadPolicy {
     /// a budget far below the working set cost about a `pread` each instead
     /// of a map and an unmap (whose TLB shootdown interrupts every CPU
     /// running the process), and skewed reads keep their hot windows
-    /// mapped. A buffer's `begin_access` maps nothing: its first read
-    /// decides.
+    /// mapped. A window is compared only with one that can be evicted now:
+    /// when every window is in use, the read is copied — a copy read never
+    /// fails for lack of a handle and never maps past `max_memory_size`.
+    /// A buffer's `begin_access` maps nothing: its first read decides.
     #[default]
     Adaptive,
     /// Always map the window, evicting as needed; a buffer's `begin_access`
@@ -288,6 +290,8 @@ impl Manager {
         let (idx, file, size) = (at.idx, &*at.file, at.size);
         let mut first = Some(hits);
         let mut retried = false;
+        // Admitted in place of a colder window (counted once mapped).
+        let mut admitted = false;
         let mut opened: Option<std::fs::File> = None;
         let mut closed_descs = false;
         // Room of regions this thread unmapped, to give back under the lock.
@@ -321,6 +325,7 @@ impl Manager {
                         want_size,
                         previous,
                         want,
+                        &mut admitted,
                         &mut released,
                     )
                     .map(Some)
@@ -377,7 +382,7 @@ impl Manager {
                 .unwrap_or_else(|| MapRegion::map_opened(file, &reservation.desc, ofs, len))
                 .map_err(|e| self.shared.faults.name(e, file, &reservation));
             let finish = self.with_state(|st, limits, released| {
-                st.finish_obtain(limits, &reservation, mapped, retried, released)
+                st.finish_obtain(limits, &reservation, mapped, retried, admitted, released)
             });
             self.notify();
             match finish? {

@@ -414,6 +414,13 @@ impl State {
         region.claims().acquire();
     }
 
+    /// A copy read of `len` bytes through `desc`, counted.
+    fn copy(&mut self, desc: Arc<File>, len: u64) -> Obtain {
+        self.stats.preads += 1;
+        self.stats.pread_bytes += len;
+        Obtain::Copy { desc, len }
+    }
+
     /// The room committed: tracked, pending and unmapping.
     fn committed(&self) -> Room {
         let mut room = self.mapped;
@@ -455,6 +462,7 @@ impl State {
         want_size: u64,
         previous: &mut Option<MapRegion>,
         want: Want,
+        admitted: &mut bool,
         released: &mut Released,
     ) -> Result<Obtain> {
         match self.file(idx).slot_at(offset) {
@@ -483,18 +491,17 @@ impl State {
         let Some(desc) = self.touch_desc(idx) else {
             return Ok(Obtain::Open);
         };
-        if let Want::Bytes(len) = want {
-            if !room && limits.policy == ReadPolicy::Adaptive {
-                // Map only a window hotter than the one it would evict.
-                let asked = self.heat.count(self.heat_key(idx, offset));
-                let victim = self.victim_heat();
-                if victim.is_some_and(|v| Heat::admits(asked, v)) {
-                    self.stats.ghost_hits += 1;
-                } else {
-                    self.stats.preads += 1;
-                    self.stats.pread_bytes += len;
-                    return Ok(Obtain::Copy { desc, len });
-                }
+        let copies = match want {
+            Want::Bytes(len) if limits.policy == ReadPolicy::Adaptive => Some(len),
+            _ => None,
+        };
+        if let (Some(len), false) = (copies, room) {
+            // Map only a window hotter than one that can be evicted now.
+            let asked = self.heat.count(self.heat_key(idx, offset));
+            if self.victim_heat().is_some_and(|v| Heat::admits(asked, v)) {
+                *admitted = true;
+            } else {
+                return Ok(self.copy(desc, len));
             }
         }
         self.release_previous(limits, idx, previous, released);
@@ -515,6 +522,11 @@ impl State {
         let no_memory = committed.bytes.saturating_add(cost) > limits.max_memory_size;
         if (no_handle || no_memory) && self.in_flight() {
             return Ok(Obtain::Wait(self.generation));
+        }
+        if let (Some(len), true) = (copies, no_handle || no_memory) {
+            // Every region left is in use: a copy read copies rather than
+            // fail for lack of a handle or map past the memory limit.
+            return Ok(self.copy(desc, len));
         }
         if no_handle {
             return Err(Error::HandleLimit {
@@ -547,6 +559,7 @@ impl State {
         reservation: &Reservation,
         mapped: Result<MapRegion>,
         retried: bool,
+        admitted: bool,
         released: &mut Released,
     ) -> Result<Finish> {
         let idx = reservation.idx;
@@ -576,6 +589,7 @@ impl State {
         self.mapped.add(1, region.cost());
         self.memory += region.size() as u64;
         self.stats.maps += 1;
+        self.stats.ghost_hits += u64::from(admitted);
         self.note_peaks(limits);
         Ok(Finish::Done(region))
     }
@@ -693,14 +707,13 @@ impl State {
     /// The heat of the region the next eviction would take: the first in
     /// the LRU list that is unused and was not taken back since the last
     /// pass; those before it go to the back, as [`evict_while`] would move
-    /// them. `None` if the list is empty.
+    /// them. `None` if no region can be evicted now (every listed one is in
+    /// use, or the list is empty).
     ///
     /// [`evict_while`]: Self::evict_while
     fn victim_heat(&mut self) -> Option<u32> {
         let mut turns = 2 * self.lru.len();
-        let (_, idx, start) = self
-            .hand(&mut turns, Claims::sweep)
-            .or_else(|| self.lru.front())?;
+        let (_, idx, start) = self.hand(&mut turns, Claims::sweep)?;
         Some(self.heat.count(self.heat_key(idx, start)))
     }
 

@@ -1,0 +1,168 @@
+//! The adaptive read policy's promises when the windows it would evict are
+//! in use: a copy read that a `pread` can serve never fails for lack of a
+//! handle and never maps past `max_memory_size` — also when the regions in
+//! use were released and taken back without the lock (so they sit among
+//! the regions the evictor looks at, in use) — and the statistics count
+//! what happened.
+
+mod common;
+
+use common::{g, make_file};
+use smmap::{SlidingWindowMapBuffer, SlidingWindowMapManager, Stats, WindowCursor};
+
+/// `holders` cursors, each on a file of its own, each holding one window
+/// that it released and took back without the lock (in use and listed).
+fn held_and_taken_back(
+    m: &SlidingWindowMapManager,
+    dir: &std::path::Path,
+    holders: usize,
+) -> Vec<WindowCursor> {
+    (0..holders)
+        .map(|i| {
+            let (path, bytes) = make_file(dir, &format!("held{i}"), 100 + i as u64, g());
+            let mut c = m.make_cursor(&path).unwrap();
+            c.use_region(0, 0).unwrap();
+            c.unuse_region();
+            c.use_region(0, 0).unwrap();
+            assert_eq!(c.buffer(), &bytes[..], "taken back");
+            c
+        })
+        .collect()
+}
+
+/// Reads 16 different pages of one window of a fresh file through a buffer,
+/// each twice (so every page is asked for again while remembered); returns
+/// the statistics after.
+fn sixteen_pages(m: &SlidingWindowMapManager, dir: &std::path::Path) -> Stats {
+    let (path, bytes) = make_file(dir, "read", 7, 16 * 4096);
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    for round in 0..2 {
+        for page in 0..16u64 {
+            let at = page * 4096 + 17 * round;
+            let got = buf
+                .get(at)
+                .unwrap_or_else(|e| panic!("read {page} of round {round}: {e}"));
+            assert_eq!(got, bytes[at as usize]);
+            // A slice of the same page, copied or borrowed.
+            let s = buf.slice(at..at + 100).unwrap();
+            assert_eq!(&*s, &bytes[at as usize..at as usize + 100]);
+        }
+    }
+    m.verify_invariants().unwrap();
+    m.stats()
+}
+
+#[test]
+fn no_handle_free_and_every_region_in_use_copies() {
+    for holders in [1, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = SlidingWindowMapManager::builder()
+            .window_size(16 * 4096)
+            .max_open_handles(holders)
+            .build();
+        let held = held_and_taken_back(&m, dir.path(), holders);
+        let s = sixteen_pages(&m, dir.path());
+        assert_eq!(s.maps, holders as u64, "{s:?}");
+        assert_eq!((s.ghost_hits, s.evictions), (0, 0), "{s:?}");
+        assert!(s.preads >= 16, "{s:?}");
+        assert_eq!(s.windows, holders);
+        drop(held);
+    }
+}
+
+#[test]
+fn no_room_under_the_memory_limit_and_every_region_in_use_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(16 * 4096)
+        .max_memory_size(g())
+        .build();
+    let held = held_and_taken_back(&m, dir.path(), 1);
+    let s = sixteen_pages(&m, dir.path());
+    assert_eq!(
+        (
+            s.maps,
+            s.ghost_hits,
+            s.over_limit_bytes,
+            s.peak_over_limit_bytes
+        ),
+        (1, 0, 0, 0),
+        "{s:?}"
+    );
+    assert!(s.preads >= 16, "{s:?}");
+    drop(held);
+}
+
+/// The same reads with the holders' windows never released: they are not
+/// listed, and the reads copy too (this always held; it is the baseline the
+/// two tests above are held to).
+#[test]
+fn regions_never_released_are_not_evicted_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(16 * 4096)
+        .max_open_handles(1)
+        .build();
+    let (path, _) = make_file(dir.path(), "held", 3, g());
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 0).unwrap();
+    let s = sixteen_pages(&m, dir.path());
+    assert_eq!((s.maps, s.ghost_hits, s.evictions), (1, 0, 0), "{s:?}");
+    drop(c);
+}
+
+/// A window hot enough to be admitted, with an unused window to evict: it
+/// is mapped in place of it, and counted once as a ghost hit — when it was
+/// mapped, not when admission said yes.
+#[test]
+fn an_admitted_window_is_counted_when_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(16 * 4096)
+        .max_open_handles(1)
+        .build();
+    let (cold, _) = make_file(dir.path(), "cold", 4, g());
+    let mut c = m.make_cursor(&cold).unwrap();
+    c.use_region(0, 0).unwrap();
+    c.unuse_region();
+    let s = sixteen_pages(&m, dir.path());
+    assert_eq!((s.ghost_hits, s.maps, s.evictions), (1, 2, 1), "{s:?}");
+    drop(c);
+}
+
+/// Admission said yes while a window was unused, but a cursor took it back
+/// before the evictor reached it: nothing is left to evict, and the read is
+/// copied (the cursor holding it is untouched).
+#[test]
+fn admitted_but_its_victim_taken_back_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(16 * 4096)
+        .max_open_handles(1)
+        .build();
+    let (cold, cold_bytes) = make_file(dir.path(), "cold", 5, g());
+    let (path, bytes) = make_file(dir.path(), "read", 6, 16 * 4096);
+    let mut c = m.make_cursor(&cold).unwrap();
+    c.use_region(0, 0).unwrap();
+    c.unuse_region();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    // Heat the read window with copies while `c` holds nothing: the first
+    // read past the admission threshold is mapped in place of `c`'s.
+    let mut maps_before = m.stats().maps;
+    for page in 0..16u64 {
+        // Release and take back between copy reads.
+        c.use_region(0, 0).unwrap();
+        assert_eq!(c.buffer(), &cold_bytes[..]);
+        assert_eq!(buf.get(page * 4096).unwrap(), bytes[(page * 4096) as usize]);
+        assert_eq!(
+            m.stats().maps,
+            maps_before,
+            "nothing mapped while c is in use"
+        );
+        c.unuse_region();
+        maps_before = m.stats().maps;
+    }
+    let s = m.stats();
+    assert_eq!((s.ghost_hits, s.evictions), (0, 0), "{s:?}");
+    m.verify_invariants().unwrap();
+}
