@@ -9,9 +9,9 @@ use std::path::Path;
 
 use crate::copy::{pread_exact, Copy, CHUNK, COPY_MAX};
 use crate::error::{Error, Result};
-use crate::held::HeldRegion;
+use crate::held::{HeldRegion, Lease};
 use crate::manager::{Attachment, Fetched, Manager, Want};
-use crate::region::{MapRegion, Parked};
+use crate::region::MapRegion;
 use crate::source::PathOrFd;
 use crate::AccessHint;
 
@@ -20,7 +20,10 @@ use crate::AccessHint;
 ///
 /// [`use_region`](Self::use_region) moves the cursor. When the current region
 /// already holds the offset, that is all it does — no lock, no system call,
-/// no shared memory written. Otherwise the manager finds or maps a region.
+/// no shared memory written. When another region of the file that is mapped
+/// already holds it, the cursor takes that one, still without a lock (one
+/// look-up in the file's table, one compare-and-swap). Otherwise the
+/// manager finds or maps a region.
 ///
 /// The slice from `buffer` borrows the cursor, so the region cannot move or be
 /// unmapped while it is read. Cursors are `Send` and `Sync`; `Clone` makes an
@@ -45,13 +48,11 @@ use crate::AccessHint;
 pub struct WindowCursor {
     manager: Option<Manager>,
     file: Option<Attachment>,
-    /// The region held, and the only pointer into it.
+    /// The region held, and the only pointer into it; and the one released
+    /// last, to take back.
     held: HeldRegion,
     /// The bytes copied last by a read the policy did not map.
     copy: Copy,
-    /// The region released last without the lock, to take back without it
-    /// (no mapping is held through it).
-    parked: Option<Parked>,
     /// The cursor's view: `len` bytes at absolute offset `ofs`.
     ofs: u64,
     len: usize,
@@ -76,7 +77,6 @@ impl WindowCursor {
             file: None,
             held: HeldRegion::empty(),
             copy: Copy::default(),
-            parked: None,
             ofs: 0,
             len: 0,
             window_cap,
@@ -88,7 +88,7 @@ impl WindowCursor {
 
     pub(crate) fn attached(file: Attachment) -> Self {
         let mut c = WindowCursor::new(Some(file.manager().clone()));
-        c.max_view = file.file().size.min(c.window_cap);
+        c.max_view = file.size().min(c.window_cap);
         c.file = Some(file);
         c
     }
@@ -132,54 +132,56 @@ impl WindowCursor {
     #[cold]
     fn use_region_slow(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
         let want = self.clamp(size);
-        match self.fetch(offset, want.max(1), Want::Map)? {
-            Fetched::Mapped(region) => self.hold(region, offset, want),
+        let lease = match fetch(
+            &self.file,
+            &mut self.held,
+            &mut self.hits,
+            offset,
+            want.max(1),
+            Want::Map,
+        ) {
+            Ok(Fetched::Mapped(lease)) => Some(lease),
             // `Want::Map` never copies; past the end, the cursor is invalid.
-            Fetched::Copy { .. } | Fetched::Nothing => {}
+            Ok(Fetched::Copy { .. } | Fetched::Nothing) => None,
+            Err(e) => {
+                if !self.held.is_held() {
+                    self.len = 0;
+                }
+                return Err(e);
+            }
+        };
+        match lease {
+            Some(lease) => self.hold(lease, offset, want),
+            None => self.len = 0,
         }
         Ok(self)
     }
 
-    /// The miss path: asks the manager for `want` at `offset`. The region
-    /// held is released only if the manager took it (to map or find the
-    /// next one); otherwise — a copy, a file that could not be opened — the
-    /// cursor keeps it, view and all.
-    fn fetch(&mut self, offset: u64, want_size: u64, want: Want) -> Result<Fetched> {
-        if let Some(region) = self.unpark(offset) {
-            self.hits += 1;
-            return Ok(Fetched::Mapped(region));
-        }
-        let Some(file) = &self.file else {
-            return Err(Error::NotAssociated);
-        };
-        let mut previous = self.held.take();
-        let hits = std::mem::take(&mut self.hits);
-        let fetched = file.obtain(offset, want_size, &mut previous, hits, want);
-        match previous {
-            Some(kept) => self.held.set(kept),
-            None => self.len = 0,
-        }
-        fetched
-    }
-
-    /// The parked region back, if it holds `offset`, the cursor holds none,
-    /// and the manager has not evicted it: taken without the lock.
-    #[inline]
-    fn unpark(&mut self, offset: u64) -> Option<MapRegion> {
-        match &self.parked {
-            Some(p) if p.holds(offset) && self.held.region().is_none() => p.unpark(),
-            _ => None,
-        }
-    }
-
-    /// Holds `region`, with a view of up to `want` bytes at `offset`.
-    fn hold(&mut self, region: MapRegion, offset: u64, want: u64) {
-        if let Some(hint) = self.hint {
+    /// Holds `lease`, with a view of up to `want` bytes at `offset`.
+    fn hold(&mut self, lease: Lease, offset: u64, want: u64) {
+        self.held.set(lease);
+        if let (Some(hint), Some(region)) = (self.hint, self.held.region()) {
             region.advise_once(hint);
         }
-        self.held.set(region);
         self.ofs = offset;
         self.len = want.min(self.held.range().end - offset) as usize;
+    }
+
+    /// The most bytes a read that copies asks a window for from `offset`:
+    /// `want`, but no further than the end of the window-size slot holding
+    /// `offset`, so that the window placed for it is the slot itself (the
+    /// buffer stitches reads across windows).
+    fn bytes_wanted(&self, offset: u64, want: u64) -> u64 {
+        let w = self
+            .file
+            .as_ref()
+            .map_or(u64::MAX, |f| f.shared().limits().slot_window());
+        let slot_end = if w == u64::MAX {
+            u64::MAX
+        } else {
+            (offset / w).saturating_add(1).saturating_mul(w)
+        };
+        want.clamp(1, (slot_end - offset).max(1))
     }
 
     /// The bytes from absolute offset `offset` to the end of the window
@@ -251,14 +253,33 @@ impl WindowCursor {
         let len = (want.saturating_add(offset - start))
             .clamp(page, COPY_MAX)
             .min(size - start);
-        match self.fetch(offset, self.max_view.max(1), Want::Bytes(len))? {
-            Fetched::Mapped(region) => self.hold(region, offset, self.max_view),
-            Fetched::Copy { desc, len } => {
+        let wanted = self.bytes_wanted(offset, want);
+        let lease = match fetch(
+            &self.file,
+            &mut self.held,
+            &mut self.hits,
+            offset,
+            wanted,
+            Want::Bytes(len),
+        ) {
+            Ok(Fetched::Mapped(lease)) => Some(lease),
+            Ok(Fetched::Copy { desc, len }) => {
                 let file = self.file.as_ref().expect("associated").file();
-                self.copy.fill(file, &desc, start, len)?;
+                return self.copy.fill(file, desc.file(), start, len);
             }
-            Fetched::Nothing => return Err(self.out_of_range(offset)),
-        }
+            Ok(Fetched::Nothing) => None,
+            Err(e) => {
+                if !self.held.is_held() {
+                    self.len = 0;
+                }
+                return Err(e);
+            }
+        };
+        let Some(lease) = lease else {
+            return Err(self.out_of_range(offset));
+        };
+        let view = self.max_view;
+        self.hold(lease, offset, view);
         Ok(())
     }
 
@@ -309,16 +330,31 @@ impl WindowCursor {
                 continue;
             }
             let rest = (want - done) as u64;
-            match self.fetch(at, self.max_view.max(1), Want::Bytes(rest))? {
-                Fetched::Mapped(region) => self.hold(region, at, self.max_view),
+            let wanted = self.bytes_wanted(at, rest);
+            let fetched = fetch(
+                &self.file,
+                &mut self.held,
+                &mut self.hits,
+                at,
+                wanted,
+                Want::Bytes(rest),
+            );
+            if fetched.is_err() && !self.held.is_held() {
+                self.len = 0;
+            }
+            let lease = match fetched? {
+                Fetched::Mapped(lease) => lease,
                 Fetched::Copy { desc, len } => {
                     let file = self.file.as_ref().expect("associated").file();
                     let n = len as usize;
-                    pread_exact(file, &desc, &mut out[done..done + n], at)?;
+                    pread_exact(file, desc.file(), &mut out[done..done + n], at)?;
                     done += n;
+                    continue;
                 }
                 Fetched::Nothing => return Err(self.out_of_range(at)),
-            }
+            };
+            let view = self.max_view;
+            self.hold(lease, at, view);
         }
         Ok(done)
     }
@@ -333,9 +369,24 @@ impl WindowCursor {
         if self.held.holds(offset) || policy != Some(crate::ReadPolicy::AlwaysMap) {
             return Ok(());
         }
-        if let Fetched::Mapped(region) = self.fetch(offset, self.max_view.max(1), Want::Map)? {
-            self.hold(region, offset, self.max_view);
+        let want = self.max_view.max(1);
+        let fetched = fetch(
+            &self.file,
+            &mut self.held,
+            &mut self.hits,
+            offset,
+            want,
+            Want::Map,
+        );
+        if fetched.is_err() && !self.held.is_held() {
+            self.len = 0;
         }
+        let lease = match fetched? {
+            Fetched::Mapped(lease) => lease,
+            Fetched::Copy { .. } | Fetched::Nothing => return Ok(()),
+        };
+        let view = self.max_view;
+        self.hold(lease, offset, view);
         Ok(())
     }
 
@@ -354,27 +405,14 @@ impl WindowCursor {
     /// Releases the current region, leaving the cursor invalid but still
     /// associated with its file. Does nothing without a region.
     ///
-    /// Once the manager knows the region (after its first release), this
-    /// takes no lock, and the next read inside the region takes it back
-    /// without the lock too, unless the manager evicted it meanwhile.
+    /// This takes no lock, and the next read inside the region takes it
+    /// back without a lock too, unless the manager evicted it meanwhile.
     pub fn unuse_region(&mut self) {
         self.len = 0;
         self.copy.clear();
-        let Some(region) = self.held.take() else {
-            return;
-        };
-        let Some(file) = &self.file else {
-            return;
-        };
-        // A region the manager lists is released without its lock (it is
-        // where the evictor looks already); the cursor parks on it, to take
-        // it back without the lock if it reads there next.
-        let parked = region.parking(self.parked.take());
-        match region.park(&parked) {
-            Ok(()) => file.manager().after_park(),
-            Err(region) => file.release(Some(region), std::mem::take(&mut self.hits)),
+        if let (Some(lease), Some(file)) = (self.held.take(), &self.file) {
+            file.shared().give_back(lease);
         }
-        self.parked = Some(parked);
     }
 
     /// The bytes of the current view, `[ofs_begin, ofs_end)`; empty when the
@@ -391,13 +429,13 @@ impl WindowCursor {
     /// start before and end after the cursor's view; empty when invalid.
     #[inline]
     pub fn map(&self) -> &[u8] {
-        self.held.region().map_or(&[], MapRegion::as_slice)
+        self.held.tail(self.held.range().start).unwrap_or(&[])
     }
 
     /// True if the cursor holds a region it can read from.
     #[inline]
     pub fn is_valid(&self) -> bool {
-        self.held.region().is_some()
+        self.held.is_held()
     }
 
     /// True if the cursor belongs to a file.
@@ -435,6 +473,7 @@ impl WindowCursor {
     }
 
     /// The file's size as the manager read it, if associated.
+    #[inline]
     pub fn file_size(&self) -> Option<u64> {
         self.file.as_ref().map(|f| f.size())
     }
@@ -495,9 +534,9 @@ impl Clone for WindowCursor {
         copy.hint = self.hint;
         copy.max_view = self.max_view;
         if let Some(file) = &self.file {
-            copy.file = Some(file.clone_using(self.held.region()));
-            if let Some(region) = self.held.region() {
-                copy.held.set(region.clone());
+            copy.file = Some(file.clone());
+            if let Some(lease) = self.held.lease() {
+                copy.held.set(file.shared().share(lease));
                 copy.ofs = self.ofs;
                 copy.len = self.len;
             }
@@ -510,11 +549,57 @@ impl Drop for WindowCursor {
     fn drop(&mut self) {
         // The region goes back first; the attachment, dropped after this,
         // then forgets the file if nothing else uses it.
-        let region = self.held.take();
         if let Some(file) = &self.file {
-            file.release(region, self.hits);
+            if let Some(lease) = self.held.take() {
+                file.shared().give_back(lease);
+            }
+            file.shared().add_hits(self.hits);
         }
     }
+}
+
+/// The miss path of a cursor attached as `file` (with its `held` region and
+/// its uncounted `hits`): asks for `want_size` bytes at `offset` as `want`
+/// says.
+///
+/// First without any lock: the region the cursor released last, if it
+/// holds `offset` and was not evicted (counted as a hit); then the region
+/// the file's table names (a switch between windows). Then the manager's
+/// miss path, where the region held is given back only if the manager took
+/// it (to map or find the next one); otherwise — a copy, a file that could
+/// not be opened — the cursor keeps it, view and all.
+fn fetch<'a>(
+    file: &'a Option<Attachment>,
+    held: &mut HeldRegion,
+    hits: &mut u64,
+    offset: u64,
+    want_size: u64,
+    want: Want,
+) -> Result<Fetched<'a>> {
+    let Some(at) = file else {
+        return Err(Error::NotAssociated);
+    };
+    let (shared, entry) = (at.shared(), at.entry());
+    if let Some((cell, gen)) = held.parked(offset) {
+        if let Some(lease) = shared.take_back(entry, cell, gen, offset) {
+            *hits += 1;
+            return Ok(Fetched::Mapped(lease));
+        }
+    }
+    if let Some(lease) = shared.find(entry, offset) {
+        if let Some(old) = held.take() {
+            shared.give_back(old);
+        }
+        shared.count_switch();
+        return Ok(Fetched::Mapped(lease));
+    }
+    shared.add_hits(std::mem::take(hits));
+    let mut previous = held.take();
+    let fetched = shared.obtain(entry, offset, want_size, &mut previous, want);
+    if let Some(kept) = previous {
+        held.set(kept);
+    }
+    fetched
 }
 
 impl fmt::Debug for WindowCursor {

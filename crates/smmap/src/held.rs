@@ -1,29 +1,56 @@
-//! [`HeldRegion`]: the region a cursor holds, together with the address of
-//! its first byte — the only raw pointer on the read paths. Nothing else
-//! caches an address: the cursor and the buffer ask this type for bytes, so a
-//! region that is released, or fails to be replaced, can never be read
-//! through a stale pointer.
+//! [`HeldRegion`]: the region a cursor holds — a [`Lease`] on the cell that
+//! keeps it — together with the address of its first byte: the only raw
+//! pointers on the read paths. Nothing else caches an address: the cursor
+//! and the buffer ask this type for bytes, so a region that is released, or
+//! fails to be replaced, can never be read through a stale pointer.
 
 use std::ops::Range;
+use std::ptr::NonNull;
 
+use crate::manager::{Cell, Span};
 use crate::region::MapRegion;
 
-/// The region a cursor holds, if any, with its range and base address.
+/// One client counted in a region cell's claim word (of generation `gen`),
+/// on its way from the manager to a cursor or back: whoever holds it must
+/// give it back to the manager (`Shared::give_back`), which keeps the region
+/// mapped until then.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) cell: NonNull<Cell>,
+    pub(crate) gen: u32,
+    pub(crate) span: Span,
+}
+
+// SAFETY: a lease is a counted claim on a cell that lives as long as its
+// manager, which whoever holds the lease keeps alive; the cell's fields it
+// points at are read-only while the claim is counted, and the claim word is
+// atomic. Moving or sharing it between threads moves nothing unsound.
+unsafe impl Send for Lease {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Lease {}
+
+/// The region a cursor holds, if any, with its range and base address, and
+/// the one it released last (to take back without asking the manager).
 ///
-/// Invariant: `base`, `begin` and `end` describe `region` exactly — they are
-/// set together in [`set`](Self::set) and cleared together in
-/// [`take`](Self::take) — and without a region the range is `0..0`, which no
-/// offset is in.
+/// Invariant: `held` is a lease counted in its cell's claim word, whose
+/// manager the cursor keeps alive; `base`, `begin` and `end` describe it
+/// exactly — they are set together in [`set`](Self::set) and cleared
+/// together in [`take`](Self::take) — and without a lease the range is
+/// `0..0`, which no offset is in.
 pub(crate) struct HeldRegion {
-    region: Option<MapRegion>,
+    held: Option<Lease>,
     base: *const u8,
     begin: u64,
     end: u64,
+    /// The cell and generation released last, and their range: no claim is
+    /// counted through it; taking it back is a compare-and-swap that fails
+    /// once the region was evicted.
+    parked: Option<(NonNull<Cell>, u32, u64, u64)>,
 }
 
-// SAFETY: `base` points into the mapping owned by `region` (an `Arc`), which
-// lives as long as `base` is set; the mapping is read-only and never written
-// through, so moving the holder to another thread moves nothing unsound.
+// SAFETY: `base` points into the mapping kept alive by the counted lease,
+// which lives as long as `base` is set; the mapping is read-only and never
+// written through, and `parked` only names a cell (see `Lease`).
 unsafe impl Send for HeldRegion {}
 // SAFETY: `&self` methods only read the fields and the read-only mapping.
 unsafe impl Sync for HeldRegion {}
@@ -32,37 +59,68 @@ impl HeldRegion {
     /// Holding nothing.
     pub(crate) const fn empty() -> Self {
         HeldRegion {
-            region: None,
+            held: None,
             base: std::ptr::null(),
             begin: 0,
             end: 0,
+            parked: None,
         }
     }
 
-    /// Holds `region` (the caller has released any previous one).
-    pub(crate) fn set(&mut self, region: MapRegion) {
-        debug_assert!(
-            self.region.is_none(),
-            "the previous region is released first"
-        );
-        self.base = region.as_slice().as_ptr();
-        self.begin = region.ofs_begin();
-        self.end = region.ofs_end();
-        self.region = Some(region);
+    /// Holds `lease` (the caller has taken any previous one out).
+    pub(crate) fn set(&mut self, lease: Lease) {
+        debug_assert!(self.held.is_none(), "the previous lease is taken out first");
+        self.base = lease.span.base;
+        self.begin = lease.span.begin;
+        self.end = lease.span.end;
+        self.held = Some(lease);
     }
 
-    /// Lets go of the region, if any, for the caller to release.
-    pub(crate) fn take(&mut self) -> Option<MapRegion> {
+    /// Takes the lease out, if any, for the caller to give back; remembers
+    /// it to take back later.
+    pub(crate) fn take(&mut self) -> Option<Lease> {
+        let lease = self.held.take()?;
+        self.parked = Some((lease.cell, lease.gen, self.begin, self.end));
         self.base = std::ptr::null();
         self.begin = 0;
         self.end = 0;
-        self.region.take()
+        Some(lease)
+    }
+
+    /// The region released last, if it held `abs` and nothing is held:
+    /// its cell and generation, to take back.
+    #[inline]
+    pub(crate) fn parked(&self, abs: u64) -> Option<(&Cell, u32)> {
+        match self.parked {
+            Some((cell, gen, begin, end))
+                if self.held.is_none() && abs.wrapping_sub(begin) < end - begin =>
+            {
+                // SAFETY: cells never move or go while their manager lives,
+                // and the cursor keeps its manager alive (see `Lease`).
+                Some((unsafe { cell.as_ref() }, gen))
+            }
+            _ => None,
+        }
+    }
+
+    /// True if a region is held.
+    #[inline]
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.is_some()
     }
 
     /// The region held.
     #[inline]
     pub(crate) fn region(&self) -> Option<&MapRegion> {
-        self.region.as_ref()
+        let lease = self.held.as_ref()?;
+        // SAFETY: the lease is counted (the invariant), so the cell keeps
+        // its region for as long as `self` is borrowed.
+        Some(unsafe { lease.cell.as_ref().region() })
+    }
+
+    /// The lease held.
+    pub(crate) fn lease(&self) -> Option<&Lease> {
+        self.held.as_ref()
     }
 
     /// The absolute range held; `0..0` without a region.
@@ -84,7 +142,7 @@ impl HeldRegion {
         let k = abs.wrapping_sub(self.begin);
         if k < self.end - self.begin {
             // SAFETY: `k < end - begin`, the mapping's length, and the
-            // mapping lives while `self.region` holds it (see the invariant).
+            // mapping lives while the lease is counted (see the invariant).
             Some(unsafe { *self.base.add(k as usize) })
         } else {
             None
@@ -108,24 +166,11 @@ impl HeldRegion {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holds_reads_and_forgets() {
-        let g = *crate::ALLOCATIONGRANULARITY;
-        let f = tempfile::NamedTempFile::new().unwrap();
-        let bytes: Vec<u8> = (0..2 * g).map(|i| (i % 251) as u8).collect();
-        std::fs::write(f.path(), &bytes).unwrap();
-        let mut h = HeldRegion::empty();
-        assert!(!h.holds(0) && h.byte(0).is_none() && h.tail(0).is_none());
-        h.set(MapRegion::new(f.path(), g, g).unwrap());
-        assert_eq!(h.range(), g..2 * g);
-        assert!(h.holds(g) && !h.holds(g - 1) && !h.holds(2 * g));
-        assert_eq!(h.byte(g + 3), Some(bytes[g as usize + 3]));
-        assert_eq!(h.tail(2 * g - 2).unwrap(), &bytes[2 * g as usize - 2..]);
-        assert!(h.take().is_some());
-        assert!(!h.holds(g) && h.byte(g).is_none() && h.region().is_none());
+impl Drop for HeldRegion {
+    fn drop(&mut self) {
+        debug_assert!(
+            self.held.is_none() || std::thread::panicking(),
+            "a lease is given back before its holder goes"
+        );
     }
 }

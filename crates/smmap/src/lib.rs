@@ -157,6 +157,7 @@ mod manager;
 mod region;
 mod source;
 mod stats;
+mod sync;
 mod sys;
 mod window;
 
@@ -164,6 +165,8 @@ pub use buffer::{Endian, Matches, Primitive, SlidingWindowMapBuffer, Value, Valu
 pub use cursor::WindowCursor;
 pub use error::{Error, Result};
 pub use hint::AccessHint;
+#[cfg(feature = "fault-injection")]
+pub use manager::shared_locks_taken;
 pub use manager::{
     default_max_memory_size, default_max_open_files, default_max_open_handles, default_window_size,
     Manager, ManagerBuilder, ReadPolicy, SlidingWindowMapManager, StaticWindowMapManager,

@@ -2,12 +2,12 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use memmap2::{Mmap, MmapOptions};
 
-use crate::claim::Claims;
 use crate::error::{Error, Result};
+use crate::manager::Cells;
 use crate::source::{PathOrFd, PinnedFile};
 use crate::sys::{self, ALLOCATIONGRANULARITY};
 
@@ -56,9 +56,9 @@ pub struct MapRegion {
 struct Inner {
     map: Mmap,
     ofs: u64,
-    /// Its clients, shared with the cursors that parked on it (see
-    /// [`Parked`]).
-    claims: Arc<Claims>,
+    /// Where a manager tracks it: the manager's cells (weak: a region kept
+    /// by a caller does not keep the manager), the cell and its generation.
+    home: OnceLock<(Weak<Cells>, u32, u32)>,
     /// The last hint given to the kernel (0: none), so that cursors moving
     /// back and forth between regions do not repeat the system call.
     advice: AtomicU8,
@@ -135,16 +135,10 @@ impl MapRegion {
             inner: Arc::new(Inner {
                 map,
                 ofs,
-                claims: Arc::new(Claims::new()),
+                home: OnceLock::new(),
                 advice: AtomicU8::new(0),
             }),
         })
-    }
-
-    /// What the region is charged against `max_memory_size`: its size
-    /// rounded up to whole pages, which is what the mapping occupies.
-    pub(crate) fn cost(&self) -> u64 {
-        sys::page_cost(self.size() as u64)
     }
 
     /// Absolute offset of the first mapped byte.
@@ -173,9 +167,23 @@ impl MapRegion {
 
     /// How many clients use the region: the manager counts one, each cursor
     /// using it one more. 1 means unused (collectable); 0 means the manager
-    /// no longer tracks it (evicted or collected while still referenced).
+    /// no longer tracks it (evicted or collected while still referenced). A
+    /// region made with [`MapRegion::new`], which no manager tracks, counts
+    /// its creator: 1.
     pub fn client_count(&self) -> usize {
-        self.inner.claims.clients()
+        match self.inner.home.get() {
+            None => 1,
+            Some((cells, i, gen)) => cells
+                .upgrade()
+                .map_or(0, |cells| cells.get(*i).claim.clients_of(*gen)),
+        }
+    }
+
+    /// Records that the manager owning `cells` tracks the region in cell
+    /// `i`, as generation `gen`.
+    pub(crate) fn set_home(&self, cells: &Arc<Cells>, i: u32, gen: u32) {
+        let set = self.inner.home.set((Arc::downgrade(cells), i, gen));
+        debug_assert!(set.is_ok(), "a region is tracked once");
     }
 
     /// The mapped bytes.
@@ -202,86 +210,6 @@ impl MapRegion {
     /// True if both handles share one mapping.
     pub fn same_mapping(&self, other: &MapRegion) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
-    /// Its clients (see [`Claims`]).
-    pub(crate) fn claims(&self) -> &Claims {
-        &self.inner.claims
-    }
-
-    /// The token a cursor keeps to take the region back without the lock
-    /// once it released it ([`Parked`]); `reuse` is the cursor's last one,
-    /// kept if it is this region's.
-    pub(crate) fn parking(&self, reuse: Option<Parked>) -> Parked {
-        match reuse {
-            Some(p) if Arc::ptr_eq(&p.claims, &self.inner.claims) => p,
-            _ => Parked {
-                claims: self.inner.claims.clone(),
-                region: Arc::downgrade(&self.inner),
-                begin: self.ofs_begin(),
-                end: self.ofs_end(),
-            },
-        }
-    }
-
-    /// Stops using the region without the manager's lock, if the manager
-    /// lists it: the handle is dropped, then the cursor's client given back.
-    /// An unlisted region is handed back for the manager to release under
-    /// its lock (which lists it once it is unused).
-    /// `token` is the region's own (from [`parking`](Self::parking)).
-    pub(crate) fn park(self, token: &Parked) -> std::result::Result<(), MapRegion> {
-        debug_assert!(Arc::ptr_eq(&token.claims, &self.inner.claims));
-        if !self.inner.claims.is_listed() {
-            return Err(self);
-        }
-        let claims = &token.claims;
-        // Our handle goes first: while our client is counted the manager
-        // keeps its own, so this never unmaps; once the count is back the
-        // manager may evict and unmap it at any moment, and must be the one
-        // that does (it counts the room free when its handle goes).
-        drop(self);
-        let parked = claims.park();
-        debug_assert!(parked, "listed stays listed while counted");
-        Ok(())
-    }
-}
-
-/// A region a cursor used last and released: it takes it back
-/// ([`unpark`](Self::unpark)) without the manager's lock, unless the manager
-/// evicted it meanwhile. It holds no mapping: only the region's
-/// [`Claims`] and a weak handle, which reaches the mapping only while a
-/// client is counted.
-#[derive(Debug)]
-pub(crate) struct Parked {
-    claims: Arc<Claims>,
-    region: Weak<Inner>,
-    begin: u64,
-    end: u64,
-}
-
-impl Parked {
-    /// True if the region held absolute offset `abs`.
-    #[inline]
-    pub(crate) fn holds(&self, abs: u64) -> bool {
-        abs.wrapping_sub(self.begin) < self.end - self.begin
-    }
-
-    /// The region again, with the cursor's client counted, if the manager
-    /// has not evicted it.
-    pub(crate) fn unpark(&self) -> Option<MapRegion> {
-        if !self.claims.unpark() {
-            return None;
-        }
-        // Counted, so the manager still tracks the region and holds its
-        // handle: the upgrade succeeds.
-        match self.region.upgrade() {
-            Some(inner) => Some(MapRegion { inner }),
-            None => {
-                debug_assert!(false, "a counted region lost its mapping");
-                self.claims.unpark_undo();
-                None
-            }
-        }
     }
 }
 

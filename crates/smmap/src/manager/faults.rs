@@ -5,24 +5,26 @@
 use crate::error::{Error, Result};
 use crate::region::MapRegion;
 use crate::source::PinnedFile;
+use crate::window::MapWindow;
 
-use super::state::Reservation;
-
-/// Mappings still to refuse, and the error number to refuse them with.
-#[derive(Default)]
+/// Mappings still to refuse (high half) and the error number to refuse
+/// them with (low half), in one word: taking a refusal is one
+/// compare-and-swap, and none when none is armed.
+#[derive(Debug, Default)]
 pub(super) struct Faults {
     #[cfg(feature = "fault-injection")]
-    armed: std::sync::Mutex<(usize, i32)>,
+    armed: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
     /// Arms `count` refusals with `errno`.
     #[cfg(feature = "fault-injection")]
     pub(super) fn arm(&self, count: usize, errno: i32) {
-        *self
-            .armed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = (count, errno);
+        let count = u64::from(u32::try_from(count).unwrap_or(u32::MAX));
+        self.armed.store(
+            (count << 32) | u64::from(errno as u32),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// A refusal to return instead of mapping, if one is armed.
@@ -30,25 +32,28 @@ impl Faults {
     pub(super) fn take(&self) -> Option<Result<MapRegion>> {
         #[cfg(feature = "fault-injection")]
         {
-            let mut armed = self
-                .armed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if armed.0 > 0 {
-                armed.0 -= 1;
-                return Some(Err(injected(armed.1)));
+            use std::sync::atomic::Ordering::Relaxed;
+            let mut w = self.armed.load(Relaxed);
+            while w >> 32 > 0 {
+                match self
+                    .armed
+                    .compare_exchange_weak(w, w - (1 << 32), Relaxed, Relaxed)
+                {
+                    Ok(_) => return Some(Err(injected(w as u32 as i32))),
+                    Err(now) => w = now,
+                }
             }
         }
         None
     }
 
     /// Fills in the file (`pinned`) and window of an injected refusal.
-    pub(super) fn name(&self, e: Error, pinned: &PinnedFile, reservation: &Reservation) -> Error {
+    pub(super) fn name(&self, e: Error, pinned: &PinnedFile, window: MapWindow) -> Error {
         match e {
             Error::Map { file, reason, .. } if file == INJECTED => Error::Map {
                 file: pinned.given().clone(),
-                offset: reservation.window.ofs,
-                len: reservation.window.size,
+                offset: window.ofs,
+                len: window.size,
                 reason,
             },
             e => e,

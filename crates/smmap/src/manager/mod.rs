@@ -1,12 +1,40 @@
 //! The managers: [`Manager`], shared by every cursor, and its two flavours
 //! [`SlidingWindowMapManager`] and [`StaticWindowMapManager`].
+//!
+//! A manager is made of parts that each own one concern and its own
+//! synchronisation (the crate documentation's "Concurrency" section has the
+//! whole design on one page):
+//!
+//! - [`Files`](entry::Files): the files known, by path or descriptor (a
+//!   lock taken when a cursor is made), each a [`FileEntry`](entry::FileEntry)
+//!   with its table of windows (read without a lock), its slots (its own
+//!   lock) and its cached descriptor ([`desc`]: a lock-free hand-off, and
+//!   a ring that keeps `max_open_files`);
+//! - [`Cells`](cells::Cells): every tracked region's cell and claim word, and
+//!   the handle budget; [`Ledger`](ledger::Ledger): the memory budget;
+//! - [`Evictor`](evictor::Evictor): CLOCK's hand over the cells, held by one
+//!   thread at a time;
+//! - [`Sketch`](sketch::Sketch): the windows' heat, counted without a lock,
+//!   and the admission rule of the adaptive read policy;
+//! - [`Counters`](counters::Counters): the statistics, striped by thread;
+//!   [`Room`](room::Room): the wait for room other threads hold.
+//!
+//! The miss path that ties them together is in [`miss`].
 
-mod desc_ring;
+mod cells;
+mod check;
+mod counters;
+mod desc;
+mod entry;
+mod evictor;
 mod faults;
-mod heat;
-mod lru;
-mod region_list;
-mod state;
+mod ledger;
+mod miss;
+mod room;
+mod shared_lock;
+mod sketch;
+mod slots;
+mod table;
 
 use std::fmt;
 use std::ops::Deref;
@@ -14,16 +42,25 @@ use std::ops::Deref;
 use std::os::fd::RawFd;
 #[cfg(windows)]
 use std::os::windows::io::RawHandle;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 use crate::cursor::WindowCursor;
 use crate::error::Result;
-use crate::region::MapRegion;
-use crate::source::{PathOrFd, PinnedFile};
+use crate::held::Lease;
+use crate::source::{FileKey, PathOrFd, PinnedFile};
 use crate::stats::Stats;
-use state::{Finish, Obtain, Released, Room, State};
-pub(crate) use state::{Kind, Limits, Want};
+pub(crate) use cells::{Cell, Cells, Span};
+use counters::{Counter, Counters};
+pub(crate) use entry::FileEntry;
+use entry::Files;
+use evictor::{Evictor, Need, Swept};
+use ledger::Ledger;
+pub(crate) use miss::Fetched;
+use room::Room;
+#[cfg(feature = "fault-injection")]
+pub use shared_lock::shared_locks_taken;
+use sketch::Sketch;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -106,14 +143,68 @@ pub enum ReadPolicy {
     AlwaysMap,
 }
 
+/// Which placement the manager uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// One region per file, mapping the whole file.
+    Static,
+    /// Windows of at most `window_size` placed between existing regions.
+    Sliding,
+}
+
+/// The manager's configuration, with the special values already resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) kind: Kind,
+    /// 0 means unlimited (whole file).
+    pub(crate) window_size: u64,
+    pub(crate) max_memory_size: u64,
+    pub(crate) max_open_handles: usize,
+    /// Descriptors kept open, at most.
+    pub(crate) max_open_files: usize,
+    pub(crate) policy: ReadPolicy,
+}
+
+impl Limits {
+    /// The cap on one window; `u64::MAX` when unlimited.
+    pub(crate) fn window_cap(&self) -> u64 {
+        if self.window_size == 0 {
+            u64::MAX
+        } else {
+            self.window_size
+        }
+    }
+
+    /// The window a file is cut into slots of, aligned: the window size
+    /// rounded up to the allocation granularity; `u64::MAX` for whole files
+    /// (a static manager, or unlimited windows).
+    pub(crate) fn slot_window(&self) -> u64 {
+        match (self.kind, self.window_size) {
+            (Kind::Static, _) | (_, 0) => u64::MAX,
+            (Kind::Sliding, w) => crate::align_to_mmap(w, true),
+        }
+    }
+}
+
+/// What a cursor asks for on a miss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A mapped region (the cursor API).
+    Map,
+    /// `len` bytes from the offset, to be copied: a mapped region when the
+    /// policy maps it, or else a descriptor to `pread` them through.
+    Bytes(u64),
+}
+
 /// A memory-map manager: maps windows of files on demand for its cursors and
 /// keeps the mapped bytes and the number of mappings within its limits.
 ///
 /// `Manager` is a cheap handle (`Clone` shares one state) and is `Send +
-/// Sync`: all threads may share one. Its lock is taken only to find, place
-/// or evict a region — never while a caller reads bytes, never while the
-/// operating system maps or unmaps, and never when a cursor's current region
-/// already holds the offset it asks for.
+/// Sync`: all threads may share one. No lock that all files share is taken
+/// on a read that finds its window mapped, nor on a copy read, a release or
+/// a take-back; a miss that maps takes its file's lock, and the evictor's
+/// only when it must make room (see the crate documentation's
+/// "Concurrency").
 ///
 /// Make one with [`SlidingWindowMapManager`] or [`StaticWindowMapManager`];
 /// both dereference to `Manager`.
@@ -138,302 +229,174 @@ pub struct Manager {
     shared: Arc<Shared>,
 }
 
-struct Shared {
+/// What every handle of one manager shares: its parts.
+pub(crate) struct Shared {
     limits: Limits,
-    state: Mutex<State>,
-    /// Signalled when a pending window or an unmapping finishes.
-    changed: Condvar,
-    /// Threads waiting on `changed`, counted under the lock (see `notify`).
-    waiters: AtomicUsize,
-    /// Whether the state is over its memory limit, for cursors that release
-    /// a region without the lock (see [`Manager::after_park`]); written
-    /// under the lock.
-    over: AtomicBool,
+    files: Arc<Files>,
+    cells: Arc<Cells>,
+    ledger: Ledger,
+    sketch: Sketch,
+    evictor: Evictor,
+    room: Room,
+    counters: Counters,
     faults: faults::Faults,
+}
+
+impl Shared {
+    /// Gives a lease back: the cursor no longer reads its region. If that
+    /// leaves the region unused while the manager is over its memory limit
+    /// (possible only while every region was in use), the unused regions
+    /// are evicted until it is not — by this thread, or by the one holding
+    /// the evictor's hand.
+    #[inline]
+    pub(crate) fn give_back(&self, lease: Lease) {
+        // SAFETY: a lease names a cell of this manager, which lives as long
+        // as `self`.
+        let cell = unsafe { lease.cell.as_ref() };
+        if cell.claim.give_back() == 1 && self.ledger.is_over() {
+            self.evictor.evict_over(self);
+        }
+    }
+
+    /// Gives back the lease in `previous`, if any.
+    pub(crate) fn release(&self, previous: &mut Option<Lease>) {
+        if let Some(lease) = previous.take() {
+            self.give_back(lease);
+        }
+    }
+
+    /// Another lease on the region `lease` holds (a cloned cursor): it
+    /// cannot be evicted meanwhile, so this always succeeds.
+    pub(crate) fn share(&self, lease: &Lease) -> Lease {
+        // SAFETY: as in `give_back`.
+        unsafe { lease.cell.as_ref() }.claim.add();
+        Lease { ..*lease }
+    }
+
+    /// The region of `entry` holding `offset`, if one is mapped and named
+    /// by the file's table: taken (one more client counted) without any
+    /// lock. The step of every switch between mapped windows.
+    #[inline]
+    pub(crate) fn find(&self, entry: &FileEntry, offset: u64) -> Option<Lease> {
+        let i = entry.table().get(offset)?;
+        self.take_checked(entry, self.cells.get(i), offset)
+    }
+
+    /// Takes the region in `cell` if it is still `gen` (a region the
+    /// cursor released) and holds `offset`.
+    #[inline]
+    pub(crate) fn take_back(
+        &self,
+        entry: &FileEntry,
+        cell: &Cell,
+        gen: u32,
+        offset: u64,
+    ) -> Option<Lease> {
+        let seen = cell.claim.seen();
+        if seen.generation() != gen {
+            return None;
+        }
+        self.take_checked(entry, cell, offset)
+    }
+
+    /// Takes the region in `cell` if it is live, of `entry`'s file, and
+    /// holds `offset` (the cell is a hint: its region may have been evicted
+    /// and the cell refilled for another file).
+    #[inline]
+    fn take_checked(&self, entry: &FileEntry, cell: &Cell, offset: u64) -> Option<Lease> {
+        let seen = cell.claim.seen();
+        if !seen.is_live() || !cell.claim.try_take(seen.generation(), seen) {
+            return None;
+        }
+        let lease = Lease {
+            cell: NonNull::from(cell),
+            gen: seen.generation(),
+            span: cell.span(),
+        };
+        if cell.serial() == entry.serial()
+            && offset.wrapping_sub(lease.span.begin) < lease.span.end - lease.span.begin
+        {
+            Some(lease)
+        } else {
+            self.give_back(lease);
+            None
+        }
+    }
+
+    /// Counts a switch to a window mapped already (a miss served by a
+    /// region found without the manager's slow path).
+    #[inline]
+    pub(crate) fn count_switch(&self) {
+        self.counters.add(Counter::Reuses, 1);
+    }
+
+    /// Adds hits counted by a cursor.
+    pub(crate) fn add_hits(&self, hits: u64) {
+        self.counters.add(Counter::Hits, hits);
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 impl Manager {
     fn new(limits: Limits) -> Self {
+        let window = limits.slot_window();
         Manager {
             shared: Arc::new(Shared {
                 limits,
-                state: Mutex::new(State::new(&limits)),
-                changed: Condvar::new(),
-                waiters: AtomicUsize::new(0),
-                over: AtomicBool::new(false),
+                files: Files::new(window, limits.max_open_files),
+                cells: Arc::new(Cells::new(limits.max_open_handles)),
+                ledger: Ledger::new(limits.max_memory_size),
+                sketch: Sketch::new(limits.max_open_handles),
+                evictor: Evictor::default(),
+                room: Room::default(),
+                counters: Counters::default(),
                 faults: faults::Faults::default(),
             }),
         }
-    }
-
-    /// The state, even if a thread panicked while holding the lock: every
-    /// update of the state completes before anything that could panic.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn limits(&self) -> &Limits {
         &self.shared.limits
     }
 
-    /// Runs `f` under the lock, then unmaps what it evicted, after the lock
-    /// is gone (see [`unmap`](Self::unmap)).
-    fn with_state<T>(&self, f: impl FnOnce(&mut State, &Limits, &mut Released) -> T) -> T {
-        let mut released = Released::default();
-        let out = {
-            let mut st = self.lock();
-            let out = f(&mut st, self.limits(), &mut released);
-            self.settle(&mut st, &mut released);
-            out
-        };
-        self.unmap(released);
-        out
-    }
-
-    /// Says whether the state is over its memory limit, for
-    /// [`after_park`](Self::after_park), and if it is, evicts the unused
-    /// regions until it is not. Under the lock, after every change.
-    ///
-    /// With `after_park`, no unused region is left over the limit: a cursor
-    /// gives its client back, then reads the flag; this stores the flag,
-    /// then reads the clients as it evicts (all sequentially consistent).
-    /// Either the eviction here sees the client gone, or the cursor sees the
-    /// flag and evicts under the lock itself.
-    fn settle(&self, st: &mut State, released: &mut Released) {
-        let over = st.is_over(self.limits());
-        if over || self.shared.over.load(Ordering::Relaxed) {
-            self.shared.over.store(over, Ordering::SeqCst);
-        }
-        if over {
-            st.evict_over(self.limits(), released);
-        }
-    }
-
-    /// After a cursor released its region without the lock (see
-    /// `MapRegion::park`): if the manager is over its memory limit, evicts
-    /// under the lock what is now unused, as a release under the lock does.
-    pub(crate) fn after_park(&self) {
-        if self.shared.over.load(Ordering::SeqCst) {
-            self.with_state(|_, _, _| ());
-        }
-    }
-
-    /// Drops the evicted regions (unmapping those no caller holds a clone
-    /// of), then frees their room and wakes the misses waiting for it. Until
-    /// then their handles and bytes stay counted, so the limits hold for
-    /// what the operating system has mapped.
-    fn unmap(&self, released: Released) {
-        let room = released.room;
-        drop(released.regions);
-        self.give_back(room);
-    }
-
-    /// Frees the room of regions unmapped since the lock was released.
-    fn give_back(&self, room: Room) {
-        if room != Room::default() {
-            self.lock().unmapped(room);
-            self.notify();
-        }
-    }
-
-    /// Waits until the state's generation is no longer `seen`.
-    fn wait(&self, seen: u64) {
-        let mut st = self.lock();
-        st.count_wait();
-        self.shared.waiters.fetch_add(1, Ordering::Relaxed);
-        while st.generation() == seen {
-            st = self
-                .shared
-                .changed
-                .wait(st)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        self.shared.waiters.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Wakes the waiting misses, if there are any (a notification is a
-    /// system call; most misses have nobody to wake). No wake-up is lost: a
-    /// waiter counts itself under the lock before it sleeps, and every
-    /// change of the generation is made under the lock before this is
-    /// called, so either the waiter saw the new generation or this sees the
-    /// waiter.
-    fn notify(&self) {
-        if self.shared.waiters.load(Ordering::Relaxed) > 0 {
-            self.shared.changed.notify_all();
-        }
-    }
-
-    /// The miss path of the cursor attached as `at`, at `offset`: finds or maps a
-    /// region, or says to copy (see [`Want`]), releasing the cursor's
-    /// `previous` region (taking it) only once the next one is certain.
-    ///
-    /// The system calls happen outside the lock. Under the lock: find the
-    /// region, or reserve a window for it, evicting first if needed (then
-    /// the evicted regions are unmapped and the lock taken again, which also
-    /// frees their room). The file's descriptor is opened, if it is not
-    /// cached, without the lock and before anything is released, so that a
-    /// file that cannot be opened (removed, replaced, a FIFO now) leaves the
-    /// cursor with its region. The window is mapped without the lock, then
-    /// put in place of its reservation under it.
-    fn obtain(
-        &self,
-        at: &Attachment,
-        offset: u64,
-        want_size: u64,
-        previous: &mut Option<MapRegion>,
-        hits: u64,
-        want: Want,
-    ) -> Result<Fetched> {
-        let (idx, file, size) = (at.idx, &*at.file, at.size);
-        let mut first = Some(hits);
-        let mut retried = false;
-        // Admitted in place of a colder window (counted once mapped).
-        let mut admitted = false;
-        let mut opened: Option<std::fs::File> = None;
-        let mut closed_descs = false;
-        // Room of regions this thread unmapped, to give back under the lock.
-        let mut freed = Room::default();
-        loop {
-            let mut released = Released::default();
-            let step = {
-                let mut st = self.lock();
-                st.unmapped(std::mem::take(&mut freed));
-                let limits = self.limits();
-                if let Some(desc) = opened.take() {
-                    st.install_desc(limits, idx, desc);
-                }
-                if let Some(hits) = first.take() {
-                    st.add_hits(hits);
-                    if offset < size {
-                        st.count_miss();
-                        st.count_ask(idx, offset);
-                    }
-                }
-                let step = if offset >= size {
-                    if want == Want::Map {
-                        st.release_previous(limits, idx, previous, &mut released);
-                    }
-                    Ok(None)
-                } else {
-                    st.begin_obtain(
-                        limits,
-                        idx,
-                        offset,
-                        want_size,
-                        previous,
-                        want,
-                        &mut admitted,
-                        &mut released,
-                    )
-                    .map(Some)
-                };
-                // A reservation follows no eviction: its finish settles.
-                if matches!(step, Ok(Some(Obtain::Map(_)))) {
-                    self.shared.over.store(st.is_over(limits), Ordering::SeqCst);
-                } else {
-                    self.settle(&mut st, &mut released);
-                }
-                step
-            };
-            self.notify();
-            freed = released.room;
-            drop(released.regions);
-            let reservation = match step {
-                Ok(Some(Obtain::Unmap)) => continue,
-                Ok(Some(Obtain::Open)) => {
-                    self.give_back(std::mem::take(&mut freed));
-                    match file.open() {
-                        Ok((desc, _)) => opened = Some(desc),
-                        Err(e) if descriptors_full(&e) && !closed_descs => {
-                            // Our cached descriptors may be what fills the
-                            // table: close them and try once more.
-                            closed_descs = true;
-                            self.lock().close_descs();
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    continue;
-                }
-                Ok(Some(Obtain::Wait(seen))) => {
-                    self.give_back(std::mem::take(&mut freed));
-                    self.wait(seen);
-                    continue;
-                }
-                Ok(Some(Obtain::Map(reservation))) => reservation,
-                other => {
-                    self.give_back(freed);
-                    return Ok(match other? {
-                        Some(Obtain::Found(region)) => Fetched::Mapped(region),
-                        Some(Obtain::Copy { desc, len }) => Fetched::Copy { desc, len },
-                        _ => Fetched::Nothing,
-                    });
-                }
-            };
-            debug_assert_eq!(freed, Room::default(), "a reservation follows no eviction");
-            debug_assert!(previous.is_none(), "released before a reservation");
-            let (ofs, len) = (reservation.window.ofs, reservation.window.size);
-            let mapped = self
-                .shared
-                .faults
-                .take()
-                .unwrap_or_else(|| MapRegion::map_opened(file, &reservation.desc, ofs, len))
-                .map_err(|e| self.shared.faults.name(e, file, &reservation));
-            let finish = self.with_state(|st, limits, released| {
-                st.finish_obtain(limits, &reservation, mapped, retried, admitted, released)
-            });
-            self.notify();
-            match finish? {
-                Finish::Done(region) => return Ok(Fetched::Mapped(region)),
-                Finish::Retry => retried = true,
-            }
-        }
-    }
-
     /// A cursor on the file at `path`, or on a file given as [`PathOrFd`].
     ///
-    /// The file's size and identity (device and inode; on Windows, volume
-    /// and file index) are read when the manager first meets the file and
-    /// kept while any cursor or region of it lives; a relative path is
-    /// resolved then, too. Every later window
-    /// is mapped from that same file: a path renamed over or replaced since
-    /// gives [`Error::Replaced`](crate::Error::Replaced), never another
-    /// file's bytes — or, while the manager keeps the descriptor it opened
-    /// (see [`ManagerBuilder::max_open_files`]), reads the file it opened,
-    /// as git does with a pack. Once every cursor and region of the file is
-    /// gone, a new cursor meets the file anew (at its new size, or the new
-    /// file).
+    /// The file's size and identity (device, inode and, where the system
+    /// keeps one, birth time; on Windows, volume and file index) are read
+    /// when the manager first meets the file and kept while any cursor or
+    /// region of it lives; a relative path is resolved then, too. Every
+    /// later window is mapped from that same file: a path renamed over or
+    /// replaced since gives [`Error::Replaced`](crate::Error::Replaced),
+    /// never another file's bytes — or, while the manager keeps the
+    /// descriptor it opened (see [`ManagerBuilder::max_open_files`]), reads
+    /// the file it opened, as git does with a pack. Once every cursor and
+    /// region of the file is gone, a new cursor meets the file anew (at its
+    /// new size, or the new file).
     ///
     /// Errors: the file is missing, a directory, not a regular file, or its
     /// size cannot be read.
     pub fn make_cursor(&self, path_or_fd: impl Into<PathOrFd>) -> Result<WindowCursor> {
         let given = path_or_fd.into();
-        let attached = match &given {
-            PathOrFd::Path(p) => {
-                // A path known already needs no system call.
-                let key = std::path::absolute(p)
-                    .ok()
-                    .map(crate::source::FileKey::Path);
-                key.and_then(|key| self.lock().attach_known(&key))
-            }
+        let files = &self.shared.files;
+        let known = match &given {
+            // A path known already needs no system call.
+            PathOrFd::Path(p) => std::path::absolute(p)
+                .ok()
+                .and_then(|abs| files.find(&FileKey::Path(abs))),
             // A descriptor is known by what it refers to now (see FileKey).
             _ => None,
         };
-        let (idx, file) = match attached {
-            Some(found) => found,
-            None => {
-                // Read the size without holding the lock.
-                let pinned = PinnedFile::stat(given)?;
-                self.lock().attach(pinned)
-            }
+        let entry = match known {
+            Some(entry) => entry,
+            // The size is read without holding any lock.
+            None => files.attach(PinnedFile::stat(given)?),
         };
         Ok(WindowCursor::attached(Attachment {
             manager: self.clone(),
-            idx,
-            size: file.size,
-            file,
+            entry,
         }))
     }
 
@@ -442,7 +405,7 @@ impl Manager {
     /// it are mapped.
     ///
     /// Descriptor numbers are recycled by the operating system; the manager
-    /// tells files apart by device and inode, so a new file opened under a
+    /// tells files apart by their identity, so a new file opened under a
     /// number the manager has seen before is never served the old file's
     /// windows, and a cursor whose descriptor number now names another file
     /// gets [`Error::Replaced`](crate::Error::Replaced).
@@ -475,35 +438,75 @@ impl Manager {
     }
 
     /// Unmaps every region no cursor uses, and closes every descriptor the
-    /// manager keeps (they are opened again when needed, and then checked
-    /// to be the same files); returns how many regions it unmapped.
+    /// manager keeps (once the reads through them end; they are opened
+    /// again when needed, and then checked to be the same files); returns
+    /// how many regions it unmapped.
     ///
     /// After it, nothing of the manager holds a file but the regions
     /// cursors use: a file can then be deleted on systems that refuse to
     /// delete open files, and a file renamed over is no longer read through
     /// its old descriptor (its next window is [`Error::Replaced`](crate::Error::Replaced)).
     pub fn collect(&self) -> usize {
-        self.with_state(|st, _, rel| {
-            st.close_descs();
-            st.collect_lru(0, u64::MAX, rel)
-        })
+        let s = &*self.shared;
+        s.files.close_descs();
+        self.evict_unused(
+            Need {
+                handle: false,
+                bytes: u64::MAX,
+            },
+            true,
+        )
     }
 
-    /// Unmaps least-recently-used unused regions until `size` more bytes fit
-    /// under the memory limit, or every unused region when `size` is 0;
-    /// returns how many. (smmap's `_collect_lru_region`.)
+    /// Unmaps unused regions until `size` more bytes fit under the memory
+    /// limit, or every unused region when `size` is 0; returns how many.
+    /// (smmap's `_collect_lru_region`.)
     pub fn collect_lru_region(&self, size: u64) -> usize {
-        self.with_state(|st, limits, rel| st.collect_lru(size, limits.max_memory_size, rel))
+        let s = &*self.shared;
+        if size == 0 {
+            return self.evict_unused(
+                Need {
+                    handle: false,
+                    bytes: u64::MAX,
+                },
+                true,
+            );
+        }
+        let need = Need {
+            handle: false,
+            bytes: s.ledger.short_by(crate::sys::page_cost(size)),
+        };
+        if need.bytes == 0 {
+            return 0;
+        }
+        self.evict_unused(need, false)
+    }
+
+    /// Evicts unused regions (see `HandGuard::evict`), counted as collected.
+    fn evict_unused(&self, need: Need, force: bool) -> usize {
+        let s = &*self.shared;
+        let mut hand = s.evictor.lock(s);
+        let Swept::Evicted(n) = hand.evict(need, force, None) else {
+            unreachable!("no admission asked")
+        };
+        hand.publish_next_victim();
+        s.counters.add(Counter::Collected, n as u64);
+        n
     }
 
     /// Number of mapped regions ("handles").
     pub fn num_file_handles(&self) -> usize {
-        self.lock().handles()
+        self.shared.ledger.tracked().0
     }
 
     /// Number of files with at least one mapped region.
     pub fn num_open_files(&self) -> usize {
-        self.lock().open_files()
+        self.shared
+            .files
+            .entries()
+            .iter()
+            .filter(|e| e.slots().mapped() > 0)
+            .count()
     }
 
     /// The largest window mapped for a cursor, in bytes; 0 means unlimited
@@ -514,7 +517,7 @@ impl Manager {
 
     /// Bytes mapped now.
     pub fn mapped_memory_size(&self) -> u64 {
-        self.lock().memory()
+        self.shared.ledger.tracked().2
     }
 
     /// The most regions that may be mapped at once (see
@@ -545,18 +548,21 @@ impl Manager {
         self.limits().kind == Kind::Static
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. Counters are summed from per-thread
+    /// stripes and the rest read part by part, so a snapshot taken while
+    /// other threads read is not one instant's.
     pub fn stats(&self) -> Stats {
-        self.lock().stats(self.limits())
+        check::stats(&self.shared)
     }
 
     /// Checks the manager's invariants: each file's regions sorted, disjoint,
-    /// aligned and within the file; client counts and the LRU list agreeing;
-    /// accounting equal to the sum of the live regions; limits held. Meant
-    /// for tests and debugging; returns a description of the first broken
-    /// invariant.
+    /// aligned and within the file, and named by its table; claim words,
+    /// cells and the handle count agreeing; accounting equal to the sum of
+    /// the live regions; descriptors within their limit; limits held. Meant
+    /// for tests and debugging, while no other thread uses the manager;
+    /// returns a description of the first broken invariant.
     pub fn verify_invariants(&self) -> std::result::Result<(), String> {
-        self.lock().verify(self.limits())
+        check::verify(&self.shared)
     }
 }
 
@@ -754,33 +760,12 @@ flavour!(
     0
 );
 
-/// What a miss gave a cursor.
-pub(crate) enum Fetched {
-    /// A mapped region holding the offset (one more client counted on it).
-    Mapped(MapRegion),
-    /// Copy `len` bytes from the offset through `desc` (`pread`).
-    Copy { desc: Arc<std::fs::File>, len: u64 },
-    /// Nothing: the offset is at or past the end.
-    Nothing,
-}
-
-/// True if opening failed because a descriptor table is full.
-fn descriptors_full(e: &crate::Error) -> bool {
-    matches!(e, crate::Error::Open { .. })
-        && e.raw_os_error()
-            .is_some_and(crate::sys::is_descriptor_table_full)
-}
-
-/// A cursor's tie to its file's entry in a manager: counts one cursor on the
-/// entry while it lives (`Clone` counts another, `Drop` uncounts), and is the
-/// cursor's only way into the manager.
+/// A cursor's tie to its file's entry in a manager: keeps both alive, and is
+/// the cursor's only way into the manager.
+#[derive(Clone)]
 pub(crate) struct Attachment {
     manager: Manager,
-    idx: usize,
-    file: Arc<PinnedFile>,
-    /// The pinned size, kept in the cursor: reads check it without touching
-    /// the pinned file (one cache miss fewer).
-    size: u64,
+    entry: Arc<FileEntry>,
 }
 
 impl Attachment {
@@ -788,60 +773,23 @@ impl Attachment {
         &self.manager
     }
 
+    #[inline]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.manager.shared
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self) -> &Arc<FileEntry> {
+        &self.entry
+    }
+
     pub(crate) fn file(&self) -> &PinnedFile {
-        &self.file
+        self.entry.pinned()
     }
 
     /// The file's size, as pinned.
     #[inline]
     pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The miss path at `offset` (see `Manager::obtain`): `previous` is
-    /// taken only when released. Adds `hits` to the statistics.
-    pub(crate) fn obtain(
-        &self,
-        offset: u64,
-        want_size: u64,
-        previous: &mut Option<MapRegion>,
-        hits: u64,
-        want: Want,
-    ) -> Result<Fetched> {
-        self.manager
-            .obtain(self, offset, want_size, previous, hits, want)
-    }
-
-    /// Releases `region` (if any; dropped under the lock, see
-    /// `State::release`) and adds `hits` to the statistics.
-    pub(crate) fn release(&self, region: Option<MapRegion>, hits: u64) {
-        self.manager.with_state(move |st, limits, released| {
-            st.add_hits(hits);
-            if let Some(region) = region {
-                st.release(limits, self.idx, region, released);
-            }
-        });
-    }
-
-    /// Another attachment to the same file, also using `region` if given.
-    pub(crate) fn clone_using(&self, region: Option<&MapRegion>) -> Attachment {
-        let mut st = self.manager.lock();
-        st.add_cursor(self.idx);
-        if let Some(region) = region {
-            st.acquire(region);
-        }
-        drop(st);
-        Attachment {
-            manager: self.manager.clone(),
-            idx: self.idx,
-            file: self.file.clone(),
-            size: self.size,
-        }
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        self.manager.lock().detach(self.idx);
+        self.entry.size()
     }
 }

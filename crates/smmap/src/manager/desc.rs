@@ -1,0 +1,349 @@
+//! Cached descriptors: [`DescSlot`], a file's descriptor, which threads read
+//! and map through without any lock while another may close it; and
+//! [`DescRing`], which keeps the number open within `max_open_files`,
+//! closing the least recently used first (by CLOCK).
+//!
+//! # The descriptor word
+//!
+//! | bits   | name      | meaning |
+//! |--------|-----------|---------|
+//! | 0..32  | `USERS`   | threads reading or mapping through the descriptor now |
+//! | 32     | `OPEN`    | a descriptor is cached |
+//! | 33     | `CLOSING` | it is to be closed once its users are gone; nobody new enters |
+//! | 34     | `BUSY`    | a thread is putting a descriptor in |
+//! | 35     | `USED`    | used since the ring's hand last passed (CLOCK's bit) |
+//!
+//! | state | word | who moves it out, and how |
+//! |---|---|---|
+//! | empty | `0` | a thread that opened the file: [`install`](DescSlot::install), `0 → BUSY` by compare-and-swap, writes the descriptor, stores `OPEN | USED` (`Release`) |
+//! | open | `OPEN, users n` | a reader: [`enter`](DescSlot::enter) `n + 1` and `USED` by compare-and-swap (`Acquire`), leaves `n − 1` (`Release`); the ring or `collect`: [`close`](DescSlot::close) sets `CLOSING` |
+//! | closing | `OPEN | CLOSING, users n` | the last user to leave (or the closer, if there were none) takes the descriptor, closes it, and stores `0` |
+//!
+//! Exactly one thread sees the users reach zero with `CLOSING` set — the
+//! closer if none were left when it set the bit, else the last user to
+//! leave — and nobody enters once `CLOSING` is set, so the descriptor is
+//! closed once, and never while a thread reads through it.
+
+use std::fs::File;
+use std::sync::Weak;
+
+use super::shared_lock::SharedLock;
+
+use super::entry::FileEntry;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+
+const USERS: u64 = 0xffff_ffff;
+const OPEN: u64 = 1 << 32;
+const CLOSING: u64 = 1 << 33;
+const BUSY: u64 = 1 << 34;
+const USED: u64 = 1 << 35;
+
+/// A file's cached descriptor (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct DescSlot {
+    word: AtomicU64,
+    file: UnsafeCell<Option<File>>,
+}
+
+// SAFETY: `file` is written only by the thread that holds `BUSY` (putting
+// one in) or that saw the users reach zero with `CLOSING` set (taking it
+// out), and read only by threads counted in `USERS` while `OPEN` is set
+// without `CLOSING` — the word's transitions make these exclusive (module
+// documentation). `File` is `Send + Sync`.
+unsafe impl Sync for DescSlot {}
+
+/// A thread's use of a cached descriptor: it stays open until this is
+/// dropped.
+pub(crate) struct DescUse<'a> {
+    slot: &'a DescSlot,
+    open: &'a AtomicUsize,
+}
+
+impl DescUse<'_> {
+    /// The descriptor.
+    pub(crate) fn file(&self) -> &File {
+        // SAFETY: this use is counted in `USERS` while `OPEN` is set, so the
+        // descriptor is neither closed nor replaced until it is dropped.
+        self.slot
+            .file
+            .with(|p| unsafe { (*p).as_ref() })
+            .expect("an open slot holds its descriptor")
+    }
+}
+
+impl Drop for DescUse<'_> {
+    fn drop(&mut self) {
+        let was = self.slot.word.fetch_sub(1, Ordering::AcqRel);
+        if was & USERS == 1 && was & CLOSING != 0 {
+            self.slot.finish_close(self.open);
+        }
+    }
+}
+
+impl DescSlot {
+    /// Counts the caller as a user of the cached descriptor, if there is
+    /// one that is not being closed, and marks it used.
+    #[inline]
+    pub(crate) fn enter<'a>(&'a self, open: &'a AtomicUsize) -> Option<DescUse<'a>> {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if w & (OPEN | CLOSING | BUSY) != OPEN {
+                return None;
+            }
+            match self.word.compare_exchange_weak(
+                w,
+                (w + 1) | USED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(DescUse { slot: self, open }),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Caches `file` if no descriptor is cached (nor being closed or put
+    /// in); otherwise hands it back. `open` counts the manager's cached
+    /// descriptors.
+    pub(crate) fn install(&self, file: File, open: &AtomicUsize) -> Result<(), File> {
+        if self
+            .word
+            .compare_exchange(0, BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(file);
+        }
+        // SAFETY: `BUSY` is ours: nobody else reads or writes the slot.
+        self.file.with_mut(|p| unsafe { *p = Some(file) });
+        open.fetch_add(1, Ordering::Relaxed);
+        self.word.store(OPEN | USED, Ordering::Release);
+        Ok(())
+    }
+
+    /// True if a descriptor is cached and not being closed.
+    pub(crate) fn is_open(&self) -> bool {
+        self.word.load(Ordering::Acquire) & (OPEN | CLOSING) == OPEN
+    }
+
+    /// Clears the used mark; true if it was set (the ring's hand).
+    fn clear_used(&self) -> bool {
+        self.word.fetch_and(!USED, Ordering::Relaxed) & USED != 0
+    }
+
+    /// Closes the cached descriptor once its users are gone (at once if
+    /// there are none). True if this call asked for the closing.
+    pub(crate) fn close(&self, open: &AtomicUsize) -> bool {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            if w & (OPEN | CLOSING) != OPEN {
+                // Nothing open (or being put in), or closing already.
+                return false;
+            }
+            match self.word.compare_exchange_weak(
+                w,
+                w | CLOSING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        if w & USERS == 0 {
+            self.finish_close(open);
+        }
+        true
+    }
+
+    /// Closes the descriptor: the caller saw the users reach zero with
+    /// `CLOSING` set.
+    fn finish_close(&self, open: &AtomicUsize) {
+        // SAFETY: exactly one thread gets here for each closing (module
+        // documentation), and nobody else reads or writes the slot now.
+        let file = self.file.with_mut(|p| unsafe { (*p).take() });
+        drop(file);
+        open.fetch_sub(1, Ordering::Relaxed);
+        self.word.store(0, Ordering::Release);
+    }
+
+    /// Closes the descriptor of a slot no other thread can reach (its file
+    /// entry is going).
+    pub(crate) fn close_owned(&mut self, open: &AtomicUsize) {
+        // SAFETY: `&mut self`: nobody else holds the slot.
+        let file = self.file.with_mut(|p| unsafe { (*p).take() });
+        if file.is_some() {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The files with a cached descriptor, in the order their descriptors were
+/// opened, and CLOCK's hand over them: closing one beyond the limit takes
+/// the first from the hand not used since the hand last passed it. Entries
+/// of files already gone are dropped as the hand meets them, and whenever
+/// they would be half of the ring.
+#[derive(Debug, Default)]
+pub(crate) struct DescRing {
+    ring: SharedLock<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    files: Vec<Weak<FileEntry>>,
+    hand: usize,
+}
+
+impl DescRing {
+    /// Records that `file` cached a descriptor, then closes the least
+    /// recently used ones while more than `max` are open.
+    pub(crate) fn opened(&self, file: Weak<FileEntry>, open: &AtomicUsize, max: usize) {
+        let mut r = self.ring.lock();
+        if r.files.len() >= 2 * open.load(Ordering::Relaxed).max(8) {
+            r.files
+                .retain(|f| f.upgrade().is_some_and(|f| f.desc().is_open()));
+            r.hand = 0;
+        }
+        r.files.push(file);
+        // Each closing asked for is one fewer open once its readers leave.
+        let mut asked = 0;
+        let mut turns = 2 * r.files.len() + 1;
+        while open.load(Ordering::Relaxed).saturating_sub(asked) > max && turns > 0 {
+            turns -= 1;
+            if r.files.is_empty() {
+                break;
+            }
+            let at = r.hand % r.files.len();
+            let Some(f) = r.files[at].upgrade().filter(|f| f.desc().is_open()) else {
+                r.files.swap_remove(at);
+                continue;
+            };
+            if f.desc().clear_used() {
+                r.hand = at + 1;
+                continue;
+            }
+            if f.desc().close(open) {
+                asked += 1;
+            }
+            r.files.swap_remove(at);
+        }
+    }
+
+    /// Closes every cached descriptor (once its readers are done).
+    pub(crate) fn close_all(&self, open: &AtomicUsize) -> usize {
+        let files = std::mem::take(&mut self.ring.lock().files);
+        files
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|f| f.desc().close(open))
+            .count()
+    }
+
+    /// The files in the ring, for the invariant check.
+    pub(crate) fn files(&self) -> Vec<Weak<FileEntry>> {
+        self.ring.lock().files.clone()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn file() -> File {
+        tempfile::tempfile().unwrap()
+    }
+
+    #[test]
+    fn enter_close_and_install_again() {
+        let open = AtomicUsize::new(0);
+        let slot = DescSlot::default();
+        assert!(slot.enter(&open).is_none(), "nothing cached");
+        assert!(!slot.close(&open), "nothing to close");
+        slot.install(file(), &open).unwrap();
+        assert!(slot.install(file(), &open).is_err(), "one at a time");
+        assert_eq!(open.load(Ordering::Relaxed), 1);
+        let user = slot.enter(&open).unwrap();
+        let _ = user.file().metadata().unwrap();
+        // Closing waits for the user; nobody new enters meanwhile.
+        assert!(slot.close(&open));
+        assert!(slot.enter(&open).is_none() && !slot.is_open());
+        assert!(slot.install(file(), &open).is_err(), "still closing");
+        assert_eq!(open.load(Ordering::Relaxed), 1);
+        drop(user);
+        assert_eq!(open.load(Ordering::Relaxed), 0, "closed by the last user");
+        slot.install(file(), &open).unwrap();
+        assert!(slot.close(&open), "no users: closed at once");
+        assert_eq!(open.load(Ordering::Relaxed), 0);
+        assert!(slot.enter(&open).is_none());
+    }
+
+    #[test]
+    fn the_used_mark_is_cleared_by_the_hand() {
+        let open = AtomicUsize::new(0);
+        let slot = DescSlot::default();
+        slot.install(file(), &open).unwrap();
+        assert!(slot.clear_used(), "used when put in");
+        assert!(!slot.clear_used());
+        drop(slot.enter(&open));
+        assert!(slot.clear_used(), "used by a reader");
+    }
+}
+
+/// Every interleaving of the descriptor word's users (`RUSTFLAGS="--cfg
+/// loom"`).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// A reader enters and reads while another thread closes: the reader
+    /// either gets in before the closing and reads an open descriptor
+    /// (loom reports a read racing the close), or does not get in; the
+    /// descriptor is closed exactly once either way.
+    #[test]
+    fn loom_a_descriptor_is_never_closed_under_a_reader() {
+        loom::model(|| {
+            let open = Arc::new(AtomicUsize::new(0));
+            let slot = Arc::new(DescSlot::default());
+            slot.install(tempfile::tempfile().unwrap(), &open).unwrap();
+            let reader = {
+                let (slot, open) = (slot.clone(), open.clone());
+                loom::thread::spawn(move || {
+                    if let Some(u) = slot.enter(&open) {
+                        let _ = u.file();
+                    }
+                })
+            };
+            assert!(slot.close(&open));
+            reader.join().unwrap();
+            assert_eq!(open.load(Ordering::Relaxed), 0, "closed once");
+            assert!(!slot.is_open());
+            slot.install(tempfile::tempfile().unwrap(), &open).unwrap();
+            assert_eq!(open.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    /// Two threads put a descriptor in at once, while a third closes: one
+    /// descriptor is cached at most, and the count of open ones agrees.
+    #[test]
+    fn loom_installs_race_with_a_close() {
+        loom::model(|| {
+            let open = Arc::new(AtomicUsize::new(0));
+            let slot = Arc::new(DescSlot::default());
+            let installer = {
+                let (slot, open) = (slot.clone(), open.clone());
+                loom::thread::spawn(move || {
+                    slot.install(tempfile::tempfile().unwrap(), &open).is_ok()
+                })
+            };
+            let mine = slot.install(tempfile::tempfile().unwrap(), &open).is_ok();
+            let closed = slot.close(&open);
+            let theirs = installer.join().unwrap();
+            assert!(!(mine && theirs), "two descriptors cached");
+            let cached = usize::from(slot.is_open());
+            assert_eq!(open.load(Ordering::Relaxed), cached);
+            if closed {
+                assert!(mine || theirs);
+            }
+        });
+    }
+}

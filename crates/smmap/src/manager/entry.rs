@@ -1,0 +1,206 @@
+//! [`FileEntry`]: one file the manager knows — the pinned file, its table
+//! of windows (read without any lock), its slots and the windows being
+//! mapped (under its own lock), and its cached descriptor — and [`Files`],
+//! the registry that finds an entry by path or descriptor when a cursor is
+//! made.
+//!
+//! An entry lives as long as something holds it: the cursors on the file
+//! and the cells of its regions each hold an `Arc`. The registry holds only
+//! a weak reference, and the entry takes itself out of it when it goes, so
+//! "a file entry disappears when its last cursor is gone and it has no
+//! regions" holds without any bookkeeping; its cached descriptor is closed
+//! then too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+
+use super::desc::{DescRing, DescSlot, DescUse};
+use super::shared_lock::SharedLock;
+use super::slots::Slots;
+use super::table::WindowTable;
+use crate::source::{FileKey, PinnedFile};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+
+/// One file the manager knows (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct FileEntry {
+    /// Read on every switch between windows: kept first.
+    table: WindowTable,
+    /// The pinned size.
+    size: u64,
+    /// A number no other entry of the manager ever had (heat keys).
+    serial: u64,
+    pinned: PinnedFile,
+    slots: Mutex<Slots>,
+    /// Signalled when a window of the file being mapped is done, or a
+    /// region evicted is gone from the slots.
+    changed: Condvar,
+    desc: DescSlot,
+    files: Arc<Files>,
+}
+
+impl FileEntry {
+    /// The file as pinned.
+    pub(crate) fn pinned(&self) -> &PinnedFile {
+        &self.pinned
+    }
+
+    /// The pinned size.
+    #[inline]
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    #[inline]
+    pub(crate) fn table(&self) -> &WindowTable {
+        &self.table
+    }
+
+    pub(crate) fn desc(&self) -> &DescSlot {
+        &self.desc
+    }
+
+    /// A use of the cached descriptor, if one is open.
+    #[inline]
+    pub(crate) fn enter_desc(&self) -> Option<DescUse<'_>> {
+        self.desc.enter(&self.files.open_descs)
+    }
+
+    /// Caches `desc` as the file's descriptor (unless another thread did
+    /// first: then it is handed back), closing the least recently used
+    /// beyond `max_open_files`.
+    pub(crate) fn install_desc(self: &Arc<Self>, desc: std::fs::File) -> Result<(), std::fs::File> {
+        let files = &self.files;
+        self.desc.install(desc, &files.open_descs)?;
+        files.ring.opened(
+            Arc::downgrade(self),
+            &files.open_descs,
+            files.max_open_files,
+        );
+        Ok(())
+    }
+
+    /// The file's slots, under its lock.
+    pub(crate) fn slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits, the lock given up meanwhile, until a window of the file being
+    /// mapped is done or an evicted region is gone.
+    pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, Slots>) -> MutexGuard<'a, Slots> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes the threads waiting in [`wait`](Self::wait).
+    pub(crate) fn notify(&self) {
+        self.changed.notify_all();
+    }
+}
+
+impl Drop for FileEntry {
+    fn drop(&mut self) {
+        let files = self.files.clone();
+        {
+            let mut index = files.index.lock();
+            let key = self.pinned.key();
+            if index
+                .get(&key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const FileEntry))
+            {
+                index.remove(&key);
+            }
+        }
+        self.desc.close_owned(&files.open_descs);
+    }
+}
+
+/// The files a manager knows, by path or lent descriptor, and the budget of
+/// cached descriptors.
+#[derive(Debug)]
+pub(crate) struct Files {
+    index: SharedLock<HashMap<FileKey, Weak<FileEntry>>>,
+    /// The next entry's serial number.
+    serial: AtomicU64,
+    /// Cached descriptors open now.
+    open_descs: AtomicUsize,
+    max_open_files: usize,
+    ring: DescRing,
+    /// The window size entries cut their tables by (`u64::MAX`: whole
+    /// files).
+    window: u64,
+}
+
+impl Files {
+    pub(crate) fn new(window: u64, max_open_files: usize) -> Arc<Self> {
+        Arc::new(Files {
+            index: SharedLock::new(HashMap::new()),
+            serial: AtomicU64::new(0),
+            open_descs: AtomicUsize::new(0),
+            max_open_files: max_open_files.max(1),
+            ring: DescRing::default(),
+            window,
+        })
+    }
+
+    /// The entry `key` names, if the manager knows it.
+    pub(crate) fn find(&self, key: &FileKey) -> Option<Arc<FileEntry>> {
+        self.index.lock().get(key).and_then(Weak::upgrade)
+    }
+
+    /// The entry of the file the caller pinned: a new one, or the one
+    /// another thread made meanwhile.
+    pub(crate) fn attach(self: &Arc<Self>, pinned: PinnedFile) -> Arc<FileEntry> {
+        let key = pinned.key();
+        let mut index = self.index.lock();
+        if let Some(found) = index.get(&key).and_then(Weak::upgrade) {
+            return found;
+        }
+        let entry = Arc::new(FileEntry {
+            table: WindowTable::new(pinned.size, self.window),
+            size: pinned.size,
+            serial: self.serial.fetch_add(1, Ordering::Relaxed) + 1,
+            pinned,
+            slots: Mutex::new(Slots::default()),
+            changed: Condvar::new(),
+            desc: DescSlot::default(),
+            files: self.clone(),
+        });
+        index.insert(key, Arc::downgrade(&entry));
+        entry
+    }
+
+    /// Every entry alive now (for the statistics and the invariant check).
+    pub(crate) fn entries(&self) -> Vec<Arc<FileEntry>> {
+        self.index
+            .lock()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Closes every cached descriptor (once the reads through them end);
+    /// returns how many.
+    pub(crate) fn close_descs(&self) -> usize {
+        self.ring.close_all(&self.open_descs)
+    }
+
+    /// Cached descriptors open now.
+    pub(crate) fn open_descs(&self) -> usize {
+        self.open_descs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_open_files(&self) -> usize {
+        self.max_open_files
+    }
+
+    /// The files in the descriptor ring (for the invariant check).
+    pub(crate) fn ring_files(&self) -> Vec<Weak<FileEntry>> {
+        self.ring.files()
+    }
+}

@@ -1,0 +1,247 @@
+//! [`Evictor`]: CLOCK's hand over the cells, held by one thread at a time.
+//!
+//! Cursors mark a region used by counting a use in its claim word when they
+//! take it (no lock, no reordering of any list). The hand walks the cells
+//! in order; at each reserved cell it finds a region in use (passed over),
+//! one used since the hand last passed (spared, its uses cleared and
+//! counted as asks in the frequency sketch: CLOCK's second chance), or one
+//! unused and not used since — evicted, by winning its claim word. It walks
+//! each cell at most twice per call.
+//!
+//! An evicted region is taken out of its file's slots and table (under the
+//! file's lock: the hand's lock comes first, a file's second), unmapped,
+//! and only then are its handle and bytes freed: what the limits count is
+//! what the operating system holds. Unmapping under the hand serialises
+//! evictions, which the kernel's own map lock serialises anyway.
+//!
+//! Who takes the hand: a miss that needs room waits for it
+//! ([`lock`](Evictor::lock)) — it cannot map without room, and the handle
+//! limit is never passed; a copy read hot enough to be admitted tries it
+//! ([`try_lock`](Evictor::try_lock)) and copies if another thread holds
+//! it; a release that finds the manager over its memory limit tries it, and
+//! if another thread holds it, leaves a note that the holder reads when it
+//! lets go ([`HandGuard`]'s drop), so no unused region is left over the
+//! limit and nobody waits.
+
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, MutexGuard};
+
+use super::counters::Counter;
+use super::entry::FileEntry;
+use super::shared_lock::SharedLock;
+use super::sketch::Sketch;
+use super::slots::What;
+use super::Shared;
+use crate::claim::Sweep;
+use crate::sync::{AtomicBool, Ordering};
+use crate::sys::page_cost;
+
+/// The hand (see the module documentation).
+#[derive(Debug, Default)]
+pub(crate) struct Evictor {
+    hand: SharedLock<Hand>,
+    /// A release found the manager over its memory limit while another
+    /// thread held the hand: the holder looks again when it lets go.
+    recheck: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Hand {
+    /// The next cell it looks at.
+    at: usize,
+}
+
+/// What an eviction must free.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Need {
+    /// A handle.
+    pub(crate) handle: bool,
+    /// Bytes.
+    pub(crate) bytes: u64,
+}
+
+/// What an eviction did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Swept {
+    /// Evicted this many regions (perhaps fewer than needed: the rest were
+    /// in use).
+    Evicted(usize),
+    /// The next region to go was at least as hot as the window that asked
+    /// (admission): nothing evicted.
+    Rejected,
+}
+
+impl Evictor {
+    /// The hand, waiting for it.
+    pub(crate) fn lock<'a>(&'a self, shared: &'a Shared) -> HandGuard<'a> {
+        HandGuard::new(self.hand.lock(), shared)
+    }
+
+    /// The hand, if no other thread holds it.
+    pub(crate) fn try_lock<'a>(&'a self, shared: &'a Shared) -> Option<HandGuard<'a>> {
+        self.hand.try_lock().map(|g| HandGuard::new(g, shared))
+    }
+
+    /// Evicts unused regions while the manager is over its memory limit —
+    /// now, or, if another thread holds the hand, by that thread once it
+    /// lets go.
+    pub(crate) fn evict_over(&self, shared: &Shared) {
+        self.recheck.store(true, Ordering::SeqCst);
+        crate::sync::sc_fence();
+        if let Some(mut hand) = self.try_lock(shared) {
+            hand.evict_over();
+        }
+    }
+}
+
+/// The hand, held; letting go of it runs the checks it owes (see the
+/// module documentation).
+pub(crate) struct HandGuard<'a> {
+    hand: ManuallyDrop<MutexGuard<'a, Hand>>,
+    shared: &'a Shared,
+    /// File entries of evicted regions, dropped once the hand is let go
+    /// (dropping the last one forgets the file, under the registry's lock).
+    dropped: Vec<Arc<FileEntry>>,
+}
+
+impl<'a> HandGuard<'a> {
+    fn new(hand: MutexGuard<'a, Hand>, shared: &'a Shared) -> Self {
+        HandGuard {
+            hand: ManuallyDrop::new(hand),
+            shared,
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Walks the cells from the hand, evicting regions unused and not used
+    /// since the hand last passed (any unused region with `force`), until
+    /// `need` is freed or every cell was seen twice. With `admit` (the
+    /// asks of a window a copy read would map), stops instead, evicting
+    /// nothing more, at the first region to go that is not colder than
+    /// that (see [`Sketch::admits`]).
+    pub(crate) fn evict(&mut self, need: Need, force: bool, admit: Option<u32>) -> Swept {
+        let s = self.shared;
+        let cap = s.cells.capacity();
+        let mut steps = 2 * cap;
+        let (mut handles, mut bytes, mut n) = (0usize, 0u64, 0usize);
+        while ((need.handle && handles == 0) || bytes < need.bytes) && steps > 0 {
+            steps -= 1;
+            let i = self.hand.at % cap;
+            self.hand.at = i + 1;
+            if !s.cells.is_reserved(i) {
+                continue;
+            }
+            let cell = s.cells.get(i as u32);
+            let seen = cell.claim.seen();
+            if !seen.is_live() {
+                continue;
+            }
+            if let Some(asks) = admit.filter(|_| seen.is_idle()) {
+                let victim = s.sketch.estimate(cell.key());
+                if !Sketch::admits(asks, victim) {
+                    s.sketch.publish_victim(victim);
+                    self.hand.at = i;
+                    return Swept::Rejected;
+                }
+            }
+            match cell.claim.sweep(force) {
+                Sweep::Empty => {}
+                Sweep::Spared { refs, .. } => {
+                    if refs > 0 {
+                        s.sketch.add(cell.key(), refs);
+                    }
+                }
+                Sweep::Evicted => {
+                    bytes += self.unmap(i as u32);
+                    handles += 1;
+                    n += 1;
+                }
+            }
+        }
+        Swept::Evicted(n)
+    }
+
+    /// Evicts while the manager is over its memory limit; returns how many
+    /// regions.
+    pub(crate) fn evict_over(&mut self) -> usize {
+        let s = self.shared;
+        s.evictor.recheck.store(false, Ordering::SeqCst);
+        crate::sync::sc_fence();
+        let need = Need {
+            handle: false,
+            bytes: s.ledger.short_by(0),
+        };
+        if need.bytes == 0 {
+            return 0;
+        }
+        let Swept::Evicted(n) = self.evict(need, false, None) else {
+            unreachable!("no admission asked")
+        };
+        s.counters.add(Counter::Evictions, n as u64);
+        n
+    }
+
+    /// Publishes the estimate of the region the hand would take next (among
+    /// the next few), for copy reads to compare with.
+    pub(crate) fn publish_next_victim(&self) {
+        let s = self.shared;
+        let cap = s.cells.capacity();
+        for k in 0..cap.min(16) {
+            let i = (self.hand.at + k) % cap;
+            if !s.cells.is_reserved(i) {
+                continue;
+            }
+            let cell = s.cells.get(i as u32);
+            if cell.claim.seen().is_idle() {
+                s.sketch.publish_victim(s.sketch.estimate(cell.key()));
+                return;
+            }
+        }
+    }
+
+    /// Takes the region the hand just won out of its file, unmaps it and
+    /// frees its room; returns the bytes freed.
+    fn unmap(&mut self, i: u32) -> u64 {
+        let s = self.shared;
+        let cell = s.cells.get(i);
+        let span = cell.span();
+        // SAFETY: the claim word was just won by this thread, under the hand.
+        let (region, file) = unsafe { cell.take() };
+        let file = file.expect("a live cell has its file");
+        {
+            let mut slots = file.slots();
+            let gone = slots.remove(span.begin);
+            debug_assert!(
+                matches!(gone, Some(slot) if slot.what == What::Mapped(i)),
+                "an evicted region was in its file's slots"
+            );
+            file.table()
+                .remove(i, span.begin, span.end, file.size(), |lo, hi| {
+                    slots.region_over(lo, hi)
+                });
+        }
+        file.notify();
+        let size = span.end - span.begin;
+        let cost = page_cost(size);
+        s.ledger.untrack(size, cost);
+        // Unmapped here, unless a caller keeps a clone of the region.
+        drop(region);
+        s.ledger.free(cost);
+        s.cells.free(i);
+        s.room.changed();
+        self.dropped.push(file);
+        cost
+    }
+}
+
+impl Drop for HandGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here.
+        unsafe { ManuallyDrop::drop(&mut self.hand) };
+        self.dropped.clear();
+        crate::sync::sc_fence();
+        if self.shared.evictor.recheck.load(Ordering::SeqCst) {
+            self.shared.evictor.evict_over(self.shared);
+        }
+    }
+}

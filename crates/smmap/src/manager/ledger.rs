@@ -1,0 +1,187 @@
+//! [`Ledger`]: the memory budget — bytes, charged in whole pages, of the
+//! regions tracked, the windows being mapped and the regions being
+//! unmapped — and what is tracked now, for the statistics. (The handle
+//! budget is the cells': `Cells::reserve`.)
+//!
+//! | word | moved by | how |
+//! |---|---|---|
+//! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max`; [`force`](Ledger::force) adds past it (only when every region is in use) |
+//! | | the unmapping thread, [`free`](Ledger::free) | subtraction, after the unmap |
+//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction; read for the statistics only |
+//!
+//! Reservations are `Relaxed`: the ledger orders nothing but itself. A
+//! cursor that releases a region while the manager is over its limit must
+//! see the excess, or the evictor must see the release: both sides put a
+//! `SeqCst` fence between their write and their read (see
+//! `Manager::after_release` and `Evictor::evict_over`).
+
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+
+/// The memory budget and what is tracked (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    /// Bytes committed: tracked, being mapped, being unmapped.
+    committed: AtomicU64,
+    max: u64,
+    /// Bytes charged for the tracked regions.
+    tracked: AtomicU64,
+    /// Exact bytes of the tracked regions.
+    memory: AtomicU64,
+    /// Tracked regions.
+    regions: AtomicUsize,
+}
+
+impl Ledger {
+    pub(crate) fn new(max: u64) -> Self {
+        Ledger {
+            committed: AtomicU64::new(0),
+            max,
+            tracked: AtomicU64::new(0),
+            memory: AtomicU64::new(0),
+            regions: AtomicUsize::new(0),
+        }
+    }
+
+    /// Commits `cost` bytes if they fit under the limit.
+    pub(crate) fn try_reserve(&self, cost: u64) -> bool {
+        let mut n = self.committed.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = n.checked_add(cost).filter(|&next| next <= self.max) else {
+                return false;
+            };
+            match self.committed.compare_exchange_weak(
+                n,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// True if `cost` more bytes would fit now (a hint: another thread may
+    /// take them first).
+    pub(crate) fn fits(&self, cost: u64) -> bool {
+        self.committed
+            .load(Ordering::Relaxed)
+            .checked_add(cost)
+            .is_some_and(|next| next <= self.max)
+    }
+
+    /// Commits `cost` bytes past the limit: every region is in use. The
+    /// caller sweeps the claim words next (`SeqCst`: see
+    /// [`is_over`](Self::is_over)).
+    pub(crate) fn force(&self, cost: u64) {
+        self.committed.fetch_add(cost, Ordering::SeqCst);
+        crate::sync::sc_fence();
+    }
+
+    /// Gives back `cost` committed bytes (unmapped, or never mapped).
+    pub(crate) fn free(&self, cost: u64) {
+        let was = self.committed.fetch_sub(cost, Ordering::Relaxed);
+        debug_assert!(was >= cost, "freed more than was committed");
+    }
+
+    /// Bytes committed now.
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// True if more is committed than the limit allows (possible only
+    /// while every region was in use). `SeqCst`: a cursor that released a
+    /// region reads this next, and a thread that [forced](Self::force)
+    /// bytes past the limit sweeps the claim words next, so one of them
+    /// sees the other.
+    pub(crate) fn is_over(&self) -> bool {
+        self.committed.load(Ordering::SeqCst) > self.max
+    }
+
+    /// Bytes committed past the limit, and how many must be freed for
+    /// `cost` more to fit.
+    pub(crate) fn short_by(&self, cost: u64) -> u64 {
+        self.committed
+            .load(Ordering::Relaxed)
+            .saturating_add(cost)
+            .saturating_sub(self.max)
+    }
+
+    /// A region of `size` bytes charged `cost` is tracked now; returns the
+    /// tracked regions and exact bytes, for the peaks.
+    pub(crate) fn track(&self, size: u64, cost: u64) -> (usize, u64, u64) {
+        let regions = self.regions.fetch_add(1, Ordering::Relaxed) + 1;
+        let tracked = self.tracked.fetch_add(cost, Ordering::Relaxed) + cost;
+        let memory = self.memory.fetch_add(size, Ordering::Relaxed) + size;
+        (regions, tracked, memory)
+    }
+
+    /// A tracked region of `size` bytes charged `cost` is no longer
+    /// tracked (evicted: its bytes stay committed until unmapped).
+    pub(crate) fn untrack(&self, size: u64, cost: u64) {
+        self.regions.fetch_sub(1, Ordering::Relaxed);
+        self.tracked.fetch_sub(cost, Ordering::Relaxed);
+        self.memory.fetch_sub(size, Ordering::Relaxed);
+    }
+
+    /// Tracked regions, their charged bytes and their exact bytes.
+    pub(crate) fn tracked(&self) -> (usize, u64, u64) {
+        (
+            self.regions.load(Ordering::Relaxed),
+            self.tracked.load(Ordering::Relaxed),
+            self.memory.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The memory limit.
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_stay_under_the_limit_unless_forced() {
+        let l = Ledger::new(10);
+        assert!(l.try_reserve(6) && l.fits(4) && !l.fits(5));
+        assert!(!l.try_reserve(5), "past the limit");
+        assert_eq!((l.committed(), l.short_by(5)), (6, 1));
+        l.force(5);
+        assert!(l.is_over());
+        l.free(5);
+        assert!(!l.is_over() && l.try_reserve(4));
+        assert!(!l.try_reserve(u64::MAX), "no overflow");
+        assert_eq!(l.track(3000, 4096), (1, 4096, 3000));
+        l.untrack(3000, 4096);
+        assert_eq!(l.tracked(), (0, 0, 0));
+    }
+}
+
+/// Every interleaving of two reservations racing (`RUSTFLAGS="--cfg loom"`).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Two threads reserve 6 of 10 bytes each: exactly one gets them, and
+    /// freeing gives them back whole.
+    #[test]
+    fn loom_two_reservations_never_pass_the_limit() {
+        loom::model(|| {
+            let l = Arc::new(Ledger::new(10));
+            let other = {
+                let l = l.clone();
+                loom::thread::spawn(move || l.try_reserve(6))
+            };
+            let mine = l.try_reserve(6);
+            let theirs = other.join().unwrap();
+            assert!(mine != theirs);
+            assert_eq!(l.committed(), 6);
+            l.free(6);
+            assert_eq!(l.committed(), 0);
+        });
+    }
+}

@@ -1,0 +1,480 @@
+//! The miss path: a cursor asks for an offset its region does not hold, and
+//! the manager finds the region that holds it, places and maps a new one,
+//! or — for a read that copies — says to `pread` it.
+//!
+//! In order, each step taking only what it needs:
+//!
+//! 1. **A region mapped already**, found through the file's table and taken
+//!    by its claim word: no lock ([`Shared::find`]; the cursor tries it
+//!    first). Failing that, the file's slots, under the file's lock — a
+//!    window another thread is mapping there is waited for, on the file's
+//!    own condition variable.
+//! 2. **A copy** (a read that copies, under the adaptive policy), when
+//!    there is no room for the window and it has not proved hotter than
+//!    the window the evictor would take next: no lock at all, but the
+//!    file's descriptor word.
+//! 3. **A new window**: the descriptor is had first (opened without any
+//!    lock if it is not cached, before anything is released, so that a file
+//!    that cannot be opened leaves the cursor with its region); the window
+//!    is placed and marked pending in the file's slots; the cursor's
+//!    previous region is given back; room is reserved — a cell (the handle
+//!    budget) and bytes, by compare-and-swap, evicting under the evictor's
+//!    hand when there is none; the window is mapped without any lock; and
+//!    the region is published in its cell, its slot and the file's table.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use super::counters::Counter;
+use super::desc::DescUse;
+use super::entry::FileEntry;
+use super::evictor::{Need, Swept};
+use super::slots::{Slot, Slots, What};
+use super::{Kind, Limits, ReadPolicy, Shared, Want};
+use crate::error::{Error, Result};
+use crate::held::Lease;
+use crate::region::MapRegion;
+use crate::sys::page_cost;
+use crate::window::MapWindow;
+
+/// What a miss gave a cursor.
+pub(crate) enum Fetched<'a> {
+    /// A mapped region holding the offset, counted for the cursor.
+    Mapped(Lease),
+    /// Copy `len` bytes from the offset through `desc` (`pread`).
+    Copy { desc: Desc<'a>, len: u64 },
+    /// Nothing: the offset is at or past the end.
+    Nothing,
+}
+
+/// A descriptor to read or map through: the file's cached one, or one
+/// opened for this read alone (when the cache was being changed).
+pub(crate) enum Desc<'a> {
+    Cached(DescUse<'a>),
+    Own(File),
+}
+
+impl Desc<'_> {
+    pub(crate) fn file(&self) -> &File {
+        match self {
+            Desc::Cached(u) => u.file(),
+            Desc::Own(f) => f,
+        }
+    }
+}
+
+/// What reserving room concluded.
+enum Room {
+    /// This cell and the window's bytes are reserved.
+    Cell(u32),
+    /// A read that copies copies instead.
+    Copy,
+}
+
+impl Shared {
+    /// The miss path at `offset` of `entry`'s file for a cursor that wants
+    /// `want_size` bytes from it (at least 1) as `want` says, after the
+    /// lock-free look-up ([`Shared::find`]) failed. `previous`, the cursor's
+    /// region, is given back (taken) only once the next one is certain: a
+    /// copy, or a file that cannot be opened, leaves it.
+    pub(crate) fn obtain<'e>(
+        &self,
+        entry: &'e Arc<FileEntry>,
+        offset: u64,
+        want_size: u64,
+        previous: &mut Option<Lease>,
+        want: Want,
+    ) -> Result<Fetched<'e>> {
+        if offset >= entry.size() {
+            if want == Want::Map {
+                self.release(previous);
+            }
+            return Ok(Fetched::Nothing);
+        }
+        let key = (entry.serial(), offset / self.limits.slot_window());
+        let asks = self.sketch.add(key, 1);
+        let copies = match want {
+            Want::Bytes(len) if self.limits.policy == ReadPolicy::Adaptive => Some(len),
+            _ => None,
+        };
+        let mut admitted = None;
+        if let Some(len) = copies {
+            if !self.has_room(entry, offset) {
+                if !self.sketch.may_admit(asks) {
+                    self.counters.add(Counter::Misses, 1);
+                    return self.copy(entry, len);
+                }
+                admitted = Some(asks);
+            }
+        }
+        let (window, desc) = match self.place_pending(entry, offset, want_size, previous, want)? {
+            Placed::Found(lease) => return Ok(Fetched::Mapped(lease)),
+            Placed::Pending(window, desc) => (window, desc),
+        };
+        self.counters.add(Counter::Misses, 1);
+        self.release(previous);
+        let cost = page_cost(window.size);
+        let cell = match self.reserve(entry, offset, cost, copies.is_some(), admitted) {
+            Ok(Room::Cell(cell)) => cell,
+            Ok(Room::Copy) => {
+                self.abandon(entry, window.ofs);
+                drop(desc);
+                return self.copy(entry, copies.expect("only a copy read copies"));
+            }
+            Err(e) => {
+                self.abandon(entry, window.ofs);
+                return Err(e);
+            }
+        };
+        let mut retried = false;
+        loop {
+            let mapped = self
+                .faults
+                .take()
+                .unwrap_or_else(|| {
+                    MapRegion::map_opened(entry.pinned(), desc.file(), window.ofs, window.size)
+                })
+                .map_err(|e| self.faults.name(e, entry.pinned(), window));
+            match mapped {
+                Ok(region) => {
+                    return Ok(Fetched::Mapped(self.publish(
+                        entry,
+                        cell,
+                        region,
+                        admitted.is_some(),
+                    )))
+                }
+                Err(e) => {
+                    self.counters.add(Counter::MapFailures, 1);
+                    if e.is_exhaustion() && !retried {
+                        // The kernel is out of memory or of maps: unmap
+                        // every unused region and try once more.
+                        retried = true;
+                        self.counters.add(Counter::Retries, 1);
+                        let mut hand = self.evictor.lock(self);
+                        let all = Need {
+                            handle: false,
+                            bytes: u64::MAX,
+                        };
+                        if let Swept::Evicted(n) = hand.evict(all, true, None) {
+                            self.counters.add(Counter::Evictions, n as u64);
+                        }
+                        continue;
+                    }
+                    self.abandon(entry, window.ofs);
+                    self.ledger.free(cost);
+                    self.cells.free(cell);
+                    self.room.changed();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// True if a window for `offset` would fit without evicting (a hint:
+    /// the window placed may be smaller, and other threads reserve too).
+    fn has_room(&self, entry: &FileEntry, offset: u64) -> bool {
+        let w = self.limits.slot_window();
+        let lo = if w == u64::MAX { 0 } else { offset / w * w };
+        let hi = lo.saturating_add(w).min(entry.size());
+        self.cells.used() < self.limits.max_open_handles && self.ledger.fits(page_cost(hi - lo))
+    }
+
+    /// A copy of `len` bytes through the file's descriptor.
+    fn copy<'e>(&self, entry: &'e Arc<FileEntry>, len: u64) -> Result<Fetched<'e>> {
+        let desc = self.desc(entry)?;
+        self.counters.add(Counter::Preads, 1);
+        self.counters.add(Counter::PreadBytes, len);
+        Ok(Fetched::Copy { desc, len })
+    }
+
+    /// The file's cached descriptor, or one opened now (and cached, unless
+    /// another thread cached one meanwhile). Opening takes no lock of the
+    /// manager's; when the process's descriptor table is full, the cached
+    /// descriptors are closed and the file opened once more.
+    fn desc<'e>(&self, entry: &'e Arc<FileEntry>) -> Result<Desc<'e>> {
+        if let Some(u) = entry.enter_desc() {
+            return Ok(Desc::Cached(u));
+        }
+        let file = match entry.pinned().open() {
+            Ok((file, _)) => file,
+            Err(e) if descriptors_full(&e) => {
+                self.files.close_descs();
+                entry.pinned().open()?.0
+            }
+            Err(e) => return Err(e),
+        };
+        self.counters.add(Counter::FdOpens, 1);
+        match entry.install_desc(file) {
+            Ok(()) => match entry.enter_desc() {
+                Some(u) => Ok(Desc::Cached(u)),
+                // Closed at once for another file: read through a
+                // descriptor of this read's own.
+                None => Ok(Desc::Own(entry.pinned().open()?.0)),
+            },
+            Err(file) => Ok(Desc::Own(file)),
+        }
+    }
+
+    /// Under the file's lock: the region holding `offset` if one is mapped
+    /// (waiting for a window being mapped there), or else the new window,
+    /// placed and marked pending, with the descriptor to map it through.
+    fn place_pending<'e>(
+        &self,
+        entry: &'e Arc<FileEntry>,
+        offset: u64,
+        want_size: u64,
+        previous: &mut Option<Lease>,
+        want: Want,
+    ) -> Result<Placed<'e>> {
+        let mut desc: Option<Desc<'e>> = None;
+        loop {
+            let mut slots = entry.slots();
+            match slots.at(offset) {
+                Some((
+                    _,
+                    Slot {
+                        what: What::Mapped(c),
+                        ..
+                    },
+                )) => {
+                    let cell = self.cells.get(c);
+                    let seen = cell.claim.seen();
+                    if cell.claim.try_take(seen.generation(), seen) {
+                        drop(slots);
+                        self.release(previous);
+                        self.counters.add(Counter::Reuses, 1);
+                        return Ok(Placed::Found(Lease {
+                            cell: std::ptr::NonNull::from(cell),
+                            gen: seen.generation(),
+                            span: cell.span(),
+                        }));
+                    }
+                    // Evicted: the evictor takes it out of the slots next.
+                    self.counters.add(Counter::Waits, 1);
+                    drop(entry.wait(slots));
+                    continue;
+                }
+                Some((
+                    _,
+                    Slot {
+                        what: What::Pending,
+                        ..
+                    },
+                )) => {
+                    if want == Want::Map && previous.is_some() {
+                        // The cursor moves there whatever happens: its
+                        // region goes back before it waits.
+                        drop(slots);
+                        self.release(previous);
+                        continue;
+                    }
+                    self.counters.add(Counter::Waits, 1);
+                    drop(entry.wait(slots));
+                    continue;
+                }
+                None => {}
+            }
+            let Some(d) = desc.take().or_else(|| entry.enter_desc().map(Desc::Cached)) else {
+                drop(slots);
+                desc = Some(self.desc(entry)?);
+                continue;
+            };
+            let window = place(&self.limits, &slots, entry.size(), offset, want_size);
+            slots.insert_pending(window.ofs, window.ofs_end());
+            return Ok(Placed::Pending(window, d));
+        }
+    }
+
+    /// Reserves a cell and `cost` bytes for a window of `entry` at
+    /// `offset`, evicting under the hand if there is no room. A read that
+    /// `copies` tries the hand (and copies if another thread holds it), and
+    /// copies rather than fail or pass the memory limit; with `admitted`
+    /// (its asks) it evicts only regions colder than it.
+    fn reserve(
+        &self,
+        entry: &FileEntry,
+        offset: u64,
+        cost: u64,
+        copies: bool,
+        admitted: Option<u32>,
+    ) -> Result<Room> {
+        if let Some(cell) = self.try_room(cost) {
+            return Ok(Room::Cell(cell));
+        }
+        let mut hand = if copies {
+            match self.evictor.try_lock(self) {
+                Some(h) => h,
+                None => return Ok(Room::Copy),
+            }
+        } else {
+            self.evictor.lock(self)
+        };
+        loop {
+            if let Some(cell) = self.try_room(cost) {
+                hand.publish_next_victim();
+                return Ok(Room::Cell(cell));
+            }
+            let need = Need {
+                handle: self.cells.used() >= self.limits.max_open_handles,
+                bytes: self.ledger.short_by(cost),
+            };
+            match hand.evict(need, false, admitted) {
+                Swept::Rejected => return Ok(Room::Copy),
+                Swept::Evicted(n) if n > 0 => {
+                    self.counters.add(Counter::Evictions, n as u64);
+                    continue;
+                }
+                Swept::Evicted(_) => {}
+            }
+            // Nothing left to evict: the rest is in use, or being mapped by
+            // other threads (then the room may come back: wait for it).
+            if self.cells.used() > self.ledger.tracked().0 {
+                if copies {
+                    return Ok(Room::Copy);
+                }
+                let seen = self.room.generation();
+                drop(hand);
+                self.counters.add(Counter::Waits, 1);
+                self.room.wait(seen);
+                hand = self.evictor.lock(self);
+                continue;
+            }
+            if copies {
+                return Ok(Room::Copy);
+            }
+            if need.handle {
+                return Err(Error::HandleLimit {
+                    file: entry.pinned().given().clone(),
+                    offset,
+                    limit: self.limits.max_open_handles,
+                });
+            }
+            // Short of memory with every region in use: the limit is passed
+            // (and the excess evicted as soon as one is released).
+            let Some(cell) = self.cells.reserve() else {
+                continue;
+            };
+            self.ledger.force(cost);
+            // A region released since the walk above goes now, or its
+            // releaser sees the limit passed.
+            hand.evict_over();
+            return Ok(Room::Cell(cell));
+        }
+    }
+
+    /// A cell and `cost` bytes, if both are free now.
+    fn try_room(&self, cost: u64) -> Option<u32> {
+        let cell = self.cells.reserve()?;
+        if self.ledger.try_reserve(cost) {
+            return Some(cell);
+        }
+        self.cells.free(cell);
+        self.room.changed();
+        None
+    }
+
+    /// The window pending at `start` of `entry`'s file will not be mapped:
+    /// its slot goes, and the threads waiting for it look again.
+    fn abandon(&self, entry: &FileEntry, start: u64) {
+        entry.slots().remove(start);
+        entry.notify();
+    }
+
+    /// Publishes the mapped `region` in the reserved `cell`, its file's slot
+    /// and table, with the cursor's client counted; counts it (and, if
+    /// `admitted`, as a ghost hit).
+    fn publish(
+        &self,
+        entry: &Arc<FileEntry>,
+        cell: u32,
+        region: MapRegion,
+        admitted: bool,
+    ) -> Lease {
+        let (begin, end) = (region.ofs_begin(), region.ofs_end());
+        let size = end - begin;
+        let cost = page_cost(size);
+        let c = self.cells.get(cell);
+        let key = begin / self.limits.slot_window();
+        region.set_home(&self.cells, cell, c.claim.next_generation());
+        let lease = {
+            let mut slots = entry.slots();
+            slots.complete(begin, cell);
+            let gen = c.publish(region, entry.clone(), entry.serial(), key, 2);
+            entry.table().insert(cell, begin, end, entry.size());
+            Lease {
+                cell: std::ptr::NonNull::from(c),
+                gen,
+                span: c.span(),
+            }
+        };
+        entry.notify();
+        let (windows, tracked, memory) = self.ledger.track(size, cost);
+        self.counters
+            .note_peaks(windows, memory, tracked.saturating_sub(self.ledger.max()));
+        self.counters.add(Counter::Maps, 1);
+        if admitted {
+            self.counters.add(Counter::GhostHits, 1);
+        }
+        self.room.changed();
+        lease
+    }
+}
+
+/// What [`Shared::place_pending`] found.
+enum Placed<'a> {
+    Found(Lease),
+    Pending(MapWindow, Desc<'a>),
+}
+
+/// Where the new region for `offset` goes, among `slots` of a file of
+/// `size` bytes, for a cursor that wants `want` bytes from `offset`.
+///
+/// A static manager maps the whole file. Otherwise, when the bytes wanted
+/// fit in the window-size slot holding `offset` and nothing occupies that
+/// slot, the window is the slot: aligned windows, which the file's table
+/// finds in one step. Otherwise the window starts at `offset`, grows
+/// towards the neighbouring slots up to the window size, is aligned to the
+/// granularity and clipped to the next slot or the file's end.
+pub(crate) fn place(
+    limits: &Limits,
+    slots: &Slots,
+    size: u64,
+    offset: u64,
+    want: u64,
+) -> MapWindow {
+    if limits.kind == Kind::Static {
+        return MapWindow::new(0, size);
+    }
+    let w = limits.slot_window();
+    let lo = if w == u64::MAX { 0 } else { offset / w * w };
+    let hi = lo.saturating_add(w).min(size);
+    let wanted_end = offset.saturating_add(want.max(1)).min(size);
+    if wanted_end <= hi && slots.is_free(lo, hi) {
+        return MapWindow::new(lo, hi - lo);
+    }
+    let cap = limits.window_cap();
+    let (left, right) = slots.neighbours(offset, size);
+    let mut mid = MapWindow::new(offset, want.min(right.ofs - offset));
+    mid.extend_left_to(&left, cap);
+    mid.extend_right_to(&right, cap);
+    mid.align();
+    // Slots start aligned and end aligned or at the file's end, so
+    // aligning down never reaches into the left neighbour.
+    debug_assert!(mid.ofs >= left.ofs_end(), "{mid:?} overlaps {left:?}");
+    if mid.ofs_end() > right.ofs {
+        mid.size = right.ofs - mid.ofs;
+    }
+    debug_assert!(
+        mid.ofs <= offset && offset < mid.ofs_end(),
+        "{mid:?} misses {offset}"
+    );
+    mid
+}
+
+/// True if opening failed because a descriptor table is full.
+fn descriptors_full(e: &Error) -> bool {
+    matches!(e, Error::Open { .. })
+        && e.raw_os_error()
+            .is_some_and(crate::sys::is_descriptor_table_full)
+}

@@ -1,0 +1,177 @@
+//! [`WindowTable`]: a file's windows by aligned slot, read without any lock —
+//! the step from an offset to the window holding it, in `O(1)`, on every
+//! switch from one mapped window to another.
+//!
+//! The file is cut into slots of the window size (whole files for a static
+//! manager or unlimited windows; coarser slots for files of more than
+//! [`MAX_SLOTS`] windows). Each slot names the cell of one region that
+//! overlaps it, if any — the one that covers the whole slot where there is
+//! one, which is every window the engine placed on a slot boundary: all of
+//! a buffer's, and a cursor's whose request fits in one slot. An entry is a
+//! hint: a cursor takes the cell's region by its claim word and checks that
+//! it holds the offset; if it does not (a window placed off the slots, in
+//! the gap between others), the cursor asks its file's slots under the
+//! file's lock.
+//!
+//! Entries are written under the file's lock, when a region is published
+//! or evicted, and read with `Acquire` (the cell index is all they carry;
+//! what the cell holds is ordered by its claim word).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The most slots a file's table has (4 bytes each).
+pub(crate) const MAX_SLOTS: u64 = 1 << 18;
+
+/// No cell.
+const NONE: u32 = 0;
+
+/// A file's windows by slot (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct WindowTable {
+    /// Cell index + 1 per slot; [`NONE`] for none.
+    slots: Box<[AtomicU32]>,
+    /// The slot size.
+    slot: u64,
+}
+
+impl WindowTable {
+    /// A table for a file of `size` bytes read in windows of `window`
+    /// bytes (`u64::MAX`: whole files).
+    pub(crate) fn new(size: u64, window: u64) -> Self {
+        let window = window.max(1);
+        let mut n = size.div_ceil(window).max(1);
+        let mut slot = window;
+        if n > MAX_SLOTS {
+            // Coarser slots, each a whole number of windows.
+            let per = n.div_ceil(MAX_SLOTS);
+            slot = window.saturating_mul(per);
+            n = size.div_ceil(slot).max(1);
+        }
+        WindowTable {
+            slots: (0..n).map(|_| AtomicU32::new(NONE)).collect(),
+            slot,
+        }
+    }
+
+    /// The slot size.
+    pub(crate) fn slot_size(&self) -> u64 {
+        self.slot
+    }
+
+    /// The slot holding `ofs`.
+    #[inline]
+    fn index(&self, ofs: u64) -> usize {
+        if self.slot == u64::MAX {
+            0
+        } else {
+            (ofs / self.slot) as usize
+        }
+    }
+
+    /// The range of slots `[begin, end)` overlaps.
+    fn covering(&self, begin: u64, end: u64) -> std::ops::Range<usize> {
+        let last = (self.slots.len() - 1).min(self.index(end.saturating_sub(1)));
+        self.index(begin)..last + 1
+    }
+
+    /// The cell named for the slot holding `ofs`, if any.
+    #[inline]
+    pub(crate) fn get(&self, ofs: u64) -> Option<u32> {
+        let v = self.slots.get(self.index(ofs))?.load(Ordering::Acquire);
+        v.checked_sub(1)
+    }
+
+    /// Names `cell`, the region `[begin, end)` of a file of `size` bytes,
+    /// for the slots it overlaps: those naming none, and those it covers
+    /// whole. Under the file's lock.
+    pub(crate) fn insert(&self, cell: u32, begin: u64, end: u64, size: u64) {
+        for k in self.covering(begin, end) {
+            let (lo, hi) = self.bounds(k, size);
+            let whole = begin <= lo && hi <= end;
+            let e = &self.slots[k];
+            if whole || e.load(Ordering::Relaxed) == NONE {
+                e.store(cell + 1, Ordering::Release);
+            }
+        }
+    }
+
+    /// Forgets `cell`, the region `[begin, end)`: each slot that named it
+    /// names instead what `other(lo, hi)` finds overlapping the slot
+    /// `[lo, hi)` (another region, or none). Under the file's lock.
+    pub(crate) fn remove(
+        &self,
+        cell: u32,
+        begin: u64,
+        end: u64,
+        size: u64,
+        mut other: impl FnMut(u64, u64) -> Option<u32>,
+    ) {
+        for k in self.covering(begin, end) {
+            let e = &self.slots[k];
+            if e.load(Ordering::Relaxed) == cell + 1 {
+                let (lo, hi) = self.bounds(k, size);
+                e.store(other(lo, hi).map_or(NONE, |c| c + 1), Ordering::Release);
+            }
+        }
+    }
+
+    /// The bytes of slot `k` in a file of `size` bytes.
+    fn bounds(&self, k: usize, size: u64) -> (u64, u64) {
+        if self.slot == u64::MAX {
+            return (0, size);
+        }
+        let lo = k as u64 * self.slot;
+        (lo, lo.saturating_add(self.slot).min(size))
+    }
+
+    /// Every slot's cell, for the invariant check: `(slot bounds, cell)`.
+    pub(crate) fn entries(&self, size: u64) -> impl Iterator<Item = ((u64, u64), u32)> + '_ {
+        self.slots.iter().enumerate().filter_map(move |(k, e)| {
+            let v = e.load(Ordering::Acquire);
+            v.checked_sub(1).map(|c| (self.bounds(k, size), c))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_windows_are_found_in_one_step() {
+        let t = WindowTable::new(10_000, 4096);
+        assert_eq!((t.slot_size(), t.get(0), t.get(9999)), (4096, None, None));
+        t.insert(7, 4096, 8192, 10_000);
+        assert_eq!(
+            (t.get(4096), t.get(8191), t.get(8192)),
+            (Some(7), Some(7), None)
+        );
+        // An unaligned region names the slots it overlaps that name none,
+        // and gives way to one covering a slot whole.
+        t.insert(3, 6000, 9000, 10_000);
+        assert_eq!((t.get(5000), t.get(8500)), (Some(7), Some(3)));
+        t.insert(4, 8192, 10_000, 10_000);
+        assert_eq!(t.get(8500), Some(4), "the last slot ends at the file's end");
+        t.remove(7, 4096, 8192, 10_000, |lo, hi| {
+            assert_eq!((lo, hi), (4096, 8192));
+            Some(3)
+        });
+        assert_eq!(t.get(5000), Some(3));
+        t.remove(3, 6000, 9000, 10_000, |_, _| None);
+        assert_eq!((t.get(5000), t.get(9000)), (None, Some(4)));
+        assert_eq!(t.entries(10_000).collect::<Vec<_>>(), [((8192, 10_000), 4)]);
+        assert_eq!(t.get(1 << 40), None, "past the end");
+    }
+
+    #[test]
+    fn whole_files_and_huge_files() {
+        let t = WindowTable::new(5, u64::MAX);
+        t.insert(0, 0, 5, 5);
+        assert_eq!((t.get(0), t.get(4)), (Some(0), Some(0)));
+        let t = WindowTable::new(0, 4096);
+        assert_eq!(t.get(0), None);
+        let huge = WindowTable::new(1 << 50, 4096);
+        assert!(huge.slots.len() as u64 <= MAX_SLOTS);
+        assert_eq!(huge.slot_size() % 4096, 0);
+    }
+}
