@@ -23,6 +23,19 @@ fn xorshift(state: &mut u64) -> u64 {
 /// operation count (the reliability run uses 100,000 per thread).
 #[test]
 fn eight_threads_tight_limits() {
+    tight_limits(8);
+}
+
+/// The same with 16 threads, 64 handles and 48 pages.
+#[test]
+fn sixteen_threads_tight_limits() {
+    tight_limits(16);
+}
+
+/// `n` threads × random operations on 16 files, 2-page windows, a memory
+/// limit of 3 pages per thread, 4 handles per thread and 4 descriptors.
+fn tight_limits(n: u64) {
+    let handles = 4 * n as usize;
     let ops: u64 = std::env::var("SMMAP_STRESS_OPS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -40,13 +53,13 @@ fn eight_threads_tight_limits() {
     );
     let m = SlidingWindowMapManager::builder()
         .window_size(2 * g())
-        .max_memory_size(24 * g())
-        .max_open_handles(32)
+        .max_memory_size(3 * n * g())
+        .max_open_handles(handles)
         // Four descriptors for 16 files: threads close each other's while
         // they read through them.
         .max_open_files(4)
         .build();
-    let threads: Vec<_> = (0..8u64)
+    let threads: Vec<_> = (0..n)
         .map(|t| {
             let m = m.manager().clone();
             let files = files.clone();
@@ -74,7 +87,7 @@ fn eight_threads_tight_limits() {
                                     assert_eq!(b[last as usize], byte(*seed, ofs + last));
                                     verified += 2;
                                 }
-                                // At most 32 regions are in use at once,
+                                // At most 4 per thread are in use at once,
                                 // so a refusal would be a bug.
                                 Err(e) => panic!("refused: {e}"),
                             }
@@ -137,10 +150,10 @@ fn eight_threads_tight_limits() {
     m.verify_invariants().unwrap();
     let s = m.stats();
     eprintln!(
-        "stress: 8 threads x {ops} operations, {verified} bytes verified, {} maps, {} evictions, {} collected, peak {} windows (limit 32)",
-        s.maps, s.evictions, s.collected, s.peak_windows
+        "stress: {n} threads x {ops} operations, {verified} bytes verified, {} maps, {} evictions, {} collected, {} waits, peak {} windows (limit {handles})",
+        s.maps, s.evictions, s.collected, s.waits, s.peak_windows
     );
-    assert!(s.peak_windows <= 32);
+    assert!(s.peak_windows <= handles);
     assert!(s.evictions > 0, "tight limits must evict: {s:?}");
     m.collect();
     assert_eq!(m.mapped_memory_size(), 0);

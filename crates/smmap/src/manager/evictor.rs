@@ -158,6 +158,10 @@ impl<'a> HandGuard<'a> {
                 }
             }
         }
+        if n == 0 && steps == 0 {
+            // Two turns and nothing to evict: every region is in use.
+            s.sketch.close();
+        }
         Swept::Evicted(n)
     }
 

@@ -478,3 +478,75 @@ fn descriptors_full(e: &Error) -> bool {
         && e.raw_os_error()
             .is_some_and(crate::sys::is_descriptor_table_full)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g() -> u64 {
+        *crate::ALLOCATIONGRANULARITY
+    }
+
+    fn sliding(window: u64) -> Limits {
+        Limits {
+            kind: Kind::Sliding,
+            window_size: window,
+            max_memory_size: u64::MAX,
+            max_open_handles: usize::MAX,
+            max_open_files: 8,
+            policy: ReadPolicy::Adaptive,
+        }
+    }
+
+    #[test]
+    fn windows_go_on_slots_when_the_bytes_wanted_fit_one() {
+        let l = sliding(4 * g());
+        let mut s = Slots::default();
+        let size = 20 * g() + 5;
+        // A byte at 5g + 3: the slot [4g, 8g).
+        assert_eq!(
+            place(&l, &s, size, 5 * g() + 3, 1),
+            MapWindow::new(4 * g(), 4 * g())
+        );
+        // The last slot ends at the file's end.
+        assert_eq!(
+            place(&l, &s, size, 20 * g(), 1),
+            MapWindow::new(20 * g(), 5)
+        );
+        // A window size that is not a whole number of granules: slots of
+        // the size rounded up.
+        let odd = sliding(3 * g() + 1);
+        assert_eq!(
+            place(&odd, &s, size, 5 * g(), 1),
+            MapWindow::new(4 * g(), 4 * g())
+        );
+        // Whole files for a static manager and for unlimited windows.
+        let whole = Limits {
+            kind: Kind::Static,
+            ..l
+        };
+        assert_eq!(place(&whole, &s, size, 9 * g(), 1), MapWindow::new(0, size));
+        assert_eq!(
+            place(&sliding(0), &s, size, 9 * g(), 1),
+            MapWindow::new(0, size)
+        );
+        // Bytes wanted past the slot's end: the window starts at the
+        // offset (aligned down) and takes the window size.
+        assert_eq!(
+            place(&l, &s, size, 5 * g() + 3, 4 * g()),
+            MapWindow::new(5 * g(), 5 * g())
+        );
+        s.insert_pending(5 * g(), 10 * g());
+        s.complete(5 * g(), 0);
+        // A slot partly taken: the window grows towards the neighbours
+        // (left first) up to the window size, aligned, clipped to the right
+        // neighbour.
+        assert_eq!(place(&l, &s, size, 4 * g(), 1), MapWindow::new(0, 5 * g()));
+        // Between two neighbours, exactly the gap.
+        s.insert_pending(0, 2 * g());
+        assert_eq!(
+            place(&l, &s, size, 3 * g(), 1),
+            MapWindow::new(2 * g(), 3 * g())
+        );
+    }
+}

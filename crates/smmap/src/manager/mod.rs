@@ -253,8 +253,11 @@ impl Shared {
         // SAFETY: a lease names a cell of this manager, which lives as long
         // as `self`.
         let cell = unsafe { lease.cell.as_ref() };
-        if cell.claim.give_back() == 1 && self.ledger.is_over() {
-            self.evictor.evict_over(self);
+        if cell.claim.give_back() == 1 {
+            if self.ledger.is_over() {
+                self.evictor.evict_over(self);
+            }
+            self.sketch.reopen();
         }
     }
 

@@ -13,15 +13,21 @@
 //! - **Admission**: a window asked for `n` times may take the place of one
 //!   asked for `v` times if `n >= 3` and `n > 2v`. The evictor publishes
 //!   the estimate of the window its hand would take next
-//!   ([`publish_victim`](Sketch::publish_victim)); a copy read compares with
-//!   that, without any lock ([`may_admit`](Sketch::may_admit)), and only a
-//!   window that passes asks the evictor, which compares again with the
-//!   window it really would evict.
+//!   ([`publish_victim`](Sketch::publish_victim)), or that none can be
+//!   evicted now ([`close`](Sketch::close): every region is in use); a copy
+//!   read compares with that, without any lock
+//!   ([`may_admit`](Sketch::may_admit)), and only a window that passes asks
+//!   the evictor, which compares again with the window it really would
+//!   evict. A release that leaves a region unused opens a closed gate again
+//!   ([`reopen`](Sketch::reopen)): one load of a word that changes rarely.
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering, Padded};
 
 /// Asks a window needs, at least, to be mapped in place of another.
 pub(crate) const ADMIT_ASKS: u32 = 3;
+
+/// The published victim when no region can be evicted.
+const CLOSED: u32 = u32::MAX;
 
 const ROWS: usize = 4;
 const MAX: u64 = 15;
@@ -48,8 +54,9 @@ pub(crate) struct Sketch {
     asks: Box<[Padded<AtomicU64>]>,
     /// The sum of the asks at which the next halving is due.
     next_halving: AtomicU64,
-    /// The estimate of the window the evictor would take next.
-    victim: AtomicU32,
+    /// The estimate of the window the evictor would take next, or
+    /// [`CLOSED`]; on a line of its own, as every release reads it.
+    victim: Padded<AtomicU32>,
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -74,7 +81,7 @@ impl Sketch {
             sample,
             asks: (0..STRIPES).map(|_| Padded(AtomicU64::new(0))).collect(),
             next_halving: AtomicU64::new(sample),
-            victim: AtomicU32::new(0),
+            victim: Padded(AtomicU32::new(0)),
         }
     }
 
@@ -155,7 +162,9 @@ impl Sketch {
             w.store((v >> 1) & KEEP, Ordering::Relaxed);
         }
         let v = self.victim.load(Ordering::Relaxed);
-        self.victim.store(v / 2, Ordering::Relaxed);
+        if v != CLOSED {
+            self.victim.store(v / 2, Ordering::Relaxed);
+        }
     }
 
     /// True if a window asked for `count` times is hot enough to take the
@@ -168,7 +177,23 @@ impl Sketch {
     /// the evictor would take next, as it last published.
     #[inline]
     pub(crate) fn may_admit(&self, count: u32) -> bool {
-        Self::admits(count, self.victim.load(Ordering::Relaxed))
+        let victim = self.victim.load(Ordering::Relaxed);
+        victim != CLOSED && Self::admits(count, victim)
+    }
+
+    /// No region can be evicted now: copy reads stop asking the evictor
+    /// until a release [reopens](Self::reopen) the gate.
+    pub(crate) fn close(&self) {
+        self.victim.store(CLOSED, Ordering::Relaxed);
+    }
+
+    /// A region became unused: if the gate was closed, copy reads may ask
+    /// the evictor again (which publishes the real victim's estimate).
+    #[inline]
+    pub(crate) fn reopen(&self) {
+        if self.victim.load(Ordering::Relaxed) == CLOSED {
+            self.victim.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The evictor's estimate of the window its hand would take next.
@@ -218,6 +243,14 @@ mod tests {
             "the victim's estimate halves too"
         );
         assert!(s.counted() > 0);
+        s.close();
+        assert!(!s.may_admit(15), "nothing to evict");
+        for i in 0..256 {
+            s.add((4, i), 1);
+        }
+        assert!(!s.may_admit(15), "stays closed across halvings");
+        s.reopen();
+        assert!(s.may_admit(3));
     }
 
     #[test]
