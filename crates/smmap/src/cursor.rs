@@ -60,8 +60,9 @@ pub struct WindowCursor {
     window_cap: u64,
     /// `min(file size, window_cap)`: the view `use_region(_, 0)` asks for.
     max_view: u64,
-    /// Hits not yet added to the manager's statistics.
-    hits: u64,
+    /// What the cursor counted and has not yet added to the manager's
+    /// statistics.
+    counts: Counts,
     hint: Option<AccessHint>,
 }
 
@@ -81,7 +82,7 @@ impl WindowCursor {
             len: 0,
             window_cap,
             max_view: 0,
-            hits: 0,
+            counts: Counts::default(),
             hint: None,
         }
     }
@@ -110,13 +111,16 @@ impl WindowCursor {
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
         if self.held.holds(offset) {
             // The hot path: the current region holds the offset.
-            self.hits += 1;
-            let want = self.clamp(size);
-            self.ofs = offset;
-            self.len = want.min(self.held.range().end - offset) as usize;
-            return Ok(self);
+            self.counts.hits += 1;
+        } else if !self.switch(offset) {
+            // Another region of the file holds it (taken without a lock),
+            // or the manager must find or map one.
+            return self.use_region_slow(offset, size);
         }
-        self.use_region_slow(offset, size)
+        let want = self.clamp(size);
+        self.ofs = offset;
+        self.len = want.min(self.held.range().end - offset) as usize;
+        Ok(self)
     }
 
     /// How many bytes a view at `size` may have (before the region's end).
@@ -135,7 +139,7 @@ impl WindowCursor {
         let lease = match fetch(
             &self.file,
             &mut self.held,
-            &mut self.hits,
+            &mut self.counts,
             offset,
             want.max(1),
             Want::Map,
@@ -157,11 +161,56 @@ impl WindowCursor {
         Ok(self)
     }
 
+    /// Moves to a region of the file mapped already that holds `offset`,
+    /// without any lock: the one the cursor released last (a take-back,
+    /// counted as a hit), or the one the file's table names (a switch) —
+    /// one compare-and-swap to take it and one subtraction to give the old
+    /// one back. True if moved (the view is the caller's to set).
+    #[inline(never)]
+    fn switch(&mut self, offset: u64) -> bool {
+        let Some(at) = &self.file else {
+            return false;
+        };
+        let (shared, entry) = (at.shared(), at.entry());
+        let taken_back = match self.held.parked(offset) {
+            Some((cell, gen)) => shared.take_back(entry, cell, gen, offset),
+            None => None,
+        };
+        let lease = match taken_back {
+            Some(lease) => {
+                self.counts.hits += 1;
+                lease
+            }
+            None => match shared.find(entry, offset) {
+                Some(lease) => {
+                    self.counts.switches += 1;
+                    lease
+                }
+                None => return false,
+            },
+        };
+        if let Some(old) = self.held.take() {
+            at.shared().give_back(old);
+        }
+        self.held.set(lease);
+        if let Some(hint) = self.hint {
+            self.advise(hint);
+        }
+        true
+    }
+
+    /// Passes `hint` for the region held, once per region.
+    fn advise(&self, hint: AccessHint) {
+        if let Some(region) = self.held.region() {
+            region.advise_once(hint);
+        }
+    }
+
     /// Holds `lease`, with a view of up to `want` bytes at `offset`.
     fn hold(&mut self, lease: Lease, offset: u64, want: u64) {
         self.held.set(lease);
-        if let (Some(hint), Some(region)) = (self.hint, self.held.region()) {
-            region.advise_once(hint);
+        if let Some(hint) = self.hint {
+            self.advise(hint);
         }
         self.ofs = offset;
         self.len = want.min(self.held.range().end - offset) as usize;
@@ -218,9 +267,9 @@ impl WindowCursor {
     /// least a page, at most [`COPY_MAX`]).
     pub(crate) fn chunk_for(&mut self, offset: u64, want: u64) -> Result<&[u8]> {
         if self.held.holds(offset) {
-            self.hits += 1;
+            self.counts.hits += 1;
         } else if self.copy.holds(offset) {
-            self.hits += 1;
+            self.counts.hits += 1;
             return Ok(self.copy.tail(offset).expect("the copy holds the offset"));
         } else {
             self.chunk_miss(offset, want)?;
@@ -238,6 +287,9 @@ impl WindowCursor {
     /// from the page holding it, as the policy decides.
     #[cold]
     fn chunk_miss(&mut self, offset: u64, want: u64) -> Result<()> {
+        if self.switch(offset) {
+            return Ok(());
+        }
         let size = self.file_size().ok_or(Error::NotAssociated)?;
         if offset >= size {
             return Err(self.out_of_range(offset));
@@ -257,7 +309,7 @@ impl WindowCursor {
         let lease = match fetch(
             &self.file,
             &mut self.held,
-            &mut self.hits,
+            &mut self.counts,
             offset,
             wanted,
             Want::Bytes(len),
@@ -289,8 +341,13 @@ impl WindowCursor {
     #[inline]
     pub fn byte_at(&mut self, offset: u64) -> Result<u8> {
         if let Some(b) = self.held.byte(offset) {
-            self.hits += 1;
+            self.counts.hits += 1;
             return Ok(b);
+        }
+        if !self.copy.holds(offset) && self.switch(offset) {
+            if let Some(b) = self.held.byte(offset) {
+                return Ok(b);
+            }
         }
         Ok(self.chunk_for(offset, 1)?[0])
     }
@@ -315,7 +372,7 @@ impl WindowCursor {
         if let Some(tail) = self.held.tail(offset) {
             if tail.len() >= want {
                 out[..want].copy_from_slice(&tail[..want]);
-                self.hits += 1;
+                self.counts.hits += 1;
                 return Ok(want);
             }
         }
@@ -326,7 +383,7 @@ impl WindowCursor {
                 let n = tail.len().min(want - done);
                 out[done..done + n].copy_from_slice(&tail[..n]);
                 done += n;
-                self.hits += 1;
+                self.counts.hits += 1;
                 continue;
             }
             let rest = (want - done) as u64;
@@ -334,7 +391,7 @@ impl WindowCursor {
             let fetched = fetch(
                 &self.file,
                 &mut self.held,
-                &mut self.hits,
+                &mut self.counts,
                 at,
                 wanted,
                 Want::Bytes(rest),
@@ -373,7 +430,7 @@ impl WindowCursor {
         let fetched = fetch(
             &self.file,
             &mut self.held,
-            &mut self.hits,
+            &mut self.counts,
             offset,
             want,
             Want::Map,
@@ -535,8 +592,8 @@ impl Clone for WindowCursor {
         copy.max_view = self.max_view;
         if let Some(file) = &self.file {
             copy.file = Some(file.clone());
-            if let Some(lease) = self.held.lease() {
-                copy.held.set(file.shared().share(lease));
+            if let Some((cell, gen, span)) = self.held.lease() {
+                copy.held.set(file.shared().share(cell, gen, span));
                 copy.ofs = self.ofs;
                 copy.len = self.len;
             }
@@ -553,25 +610,36 @@ impl Drop for WindowCursor {
             if let Some(lease) = self.held.take() {
                 file.shared().give_back(lease);
             }
-            file.shared().add_hits(self.hits);
+            file.shared()
+                .add_counts(self.counts.hits, self.counts.switches);
         }
     }
 }
 
+/// What a cursor counts without touching shared memory, added to the
+/// manager's statistics whenever it takes the miss path, and when dropped.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    /// Reads its region (or copy) held.
+    hits: u64,
+    /// Moves to a window mapped already.
+    switches: u64,
+}
+
 /// The miss path of a cursor attached as `file` (with its `held` region and
-/// its uncounted `hits`): asks for `want_size` bytes at `offset` as `want`
+/// its uncounted `counts`): asks for `want_size` bytes at `offset` as `want`
 /// says.
 ///
 /// First without any lock: the region the cursor released last, if it
-/// holds `offset` and was not evicted (counted as a hit); then the region
-/// the file's table names (a switch between windows). Then the manager's
-/// miss path, where the region held is given back only if the manager took
+/// holds `offset` and was not evicted (counted as a hit; the cursor tried
+/// the region the file's table names before, `WindowCursor::switch`). Then
+/// the manager's miss path, where the region held is given back only if the manager took
 /// it (to map or find the next one); otherwise — a copy, a file that could
 /// not be opened — the cursor keeps it, view and all.
 fn fetch<'a>(
     file: &'a Option<Attachment>,
     held: &mut HeldRegion,
-    hits: &mut u64,
+    counts: &mut Counts,
     offset: u64,
     want_size: u64,
     want: Want,
@@ -582,18 +650,12 @@ fn fetch<'a>(
     let (shared, entry) = (at.shared(), at.entry());
     if let Some((cell, gen)) = held.parked(offset) {
         if let Some(lease) = shared.take_back(entry, cell, gen, offset) {
-            *hits += 1;
+            counts.hits += 1;
             return Ok(Fetched::Mapped(lease));
         }
     }
-    if let Some(lease) = shared.find(entry, offset) {
-        if let Some(old) = held.take() {
-            shared.give_back(old);
-        }
-        shared.count_switch();
-        return Ok(Fetched::Mapped(lease));
-    }
-    shared.add_hits(std::mem::take(hits));
+    let Counts { hits, switches } = std::mem::take(counts);
+    shared.add_counts(hits, switches);
     let mut previous = held.take();
     let fetched = shared.obtain(entry, offset, want_size, &mut previous, want);
     if let Some(kept) = previous {

@@ -32,25 +32,28 @@ unsafe impl Sync for Lease {}
 /// The region a cursor holds, if any, with its range and base address, and
 /// the one it released last (to take back without asking the manager).
 ///
-/// Invariant: `held` is a lease counted in its cell's claim word, whose
-/// manager the cursor keeps alive; `base`, `begin` and `end` describe it
-/// exactly — they are set together in [`set`](Self::set) and cleared
-/// together in [`take`](Self::take) — and without a lease the range is
-/// `0..0`, which no offset is in.
+/// Invariant: while `held` is set, `cell` and `gen` name a lease counted in
+/// the cell's claim word, whose manager the cursor keeps alive, and `base`,
+/// `begin` and `end` describe its region exactly — they are set together in
+/// [`set`](Self::set) and cleared together in [`take`](Self::take). Without
+/// a lease the range is `0..0`, which no offset is in, and `cell`, `gen`,
+/// `last_begin` and `last_end` name the region released last, on which no
+/// claim is counted (taking it back is a compare-and-swap that fails once
+/// the region was evicted).
 pub(crate) struct HeldRegion {
-    held: Option<Lease>,
     base: *const u8,
     begin: u64,
     end: u64,
-    /// The cell and generation released last, and their range: no claim is
-    /// counted through it; taking it back is a compare-and-swap that fails
-    /// once the region was evicted.
-    parked: Option<(NonNull<Cell>, u32, u64, u64)>,
+    held: bool,
+    cell: *const Cell,
+    gen: u32,
+    last_begin: u64,
+    last_end: u64,
 }
 
 // SAFETY: `base` points into the mapping kept alive by the counted lease,
 // which lives as long as `base` is set; the mapping is read-only and never
-// written through, and `parked` only names a cell (see `Lease`).
+// written through, and `cell` only names a cell (see `Lease`).
 unsafe impl Send for HeldRegion {}
 // SAFETY: `&self` methods only read the fields and the read-only mapping.
 unsafe impl Sync for HeldRegion {}
@@ -59,68 +62,99 @@ impl HeldRegion {
     /// Holding nothing.
     pub(crate) const fn empty() -> Self {
         HeldRegion {
-            held: None,
             base: std::ptr::null(),
             begin: 0,
             end: 0,
-            parked: None,
+            held: false,
+            cell: std::ptr::null(),
+            gen: 0,
+            last_begin: 0,
+            last_end: 0,
         }
     }
 
     /// Holds `lease` (the caller has taken any previous one out).
+    #[inline]
     pub(crate) fn set(&mut self, lease: Lease) {
-        debug_assert!(self.held.is_none(), "the previous lease is taken out first");
+        debug_assert!(!self.held, "the previous lease is taken out first");
         self.base = lease.span.base;
         self.begin = lease.span.begin;
         self.end = lease.span.end;
-        self.held = Some(lease);
+        self.held = true;
+        self.cell = lease.cell.as_ptr();
+        self.gen = lease.gen;
     }
 
     /// Takes the lease out, if any, for the caller to give back; remembers
     /// it to take back later.
+    #[inline]
     pub(crate) fn take(&mut self) -> Option<Lease> {
-        let lease = self.held.take()?;
-        self.parked = Some((lease.cell, lease.gen, self.begin, self.end));
+        if !self.held {
+            return None;
+        }
+        let span = Span {
+            begin: self.begin,
+            end: self.end,
+            base: self.base,
+        };
+        self.held = false;
+        self.last_begin = self.begin;
+        self.last_end = self.end;
         self.base = std::ptr::null();
         self.begin = 0;
         self.end = 0;
-        Some(lease)
+        Some(Lease {
+            // SAFETY: set from a `NonNull` in `set`, while `held` was set.
+            cell: unsafe { NonNull::new_unchecked(self.cell.cast_mut()) },
+            gen: self.gen,
+            span,
+        })
     }
 
     /// The region released last, if it held `abs` and nothing is held:
     /// its cell and generation, to take back.
     #[inline]
     pub(crate) fn parked(&self, abs: u64) -> Option<(&Cell, u32)> {
-        match self.parked {
-            Some((cell, gen, begin, end))
-                if self.held.is_none() && abs.wrapping_sub(begin) < end - begin =>
-            {
-                // SAFETY: cells never move or go while their manager lives,
-                // and the cursor keeps its manager alive (see `Lease`).
-                Some((unsafe { cell.as_ref() }, gen))
-            }
-            _ => None,
+        if self.held
+            || self.cell.is_null()
+            || abs.wrapping_sub(self.last_begin) >= self.last_end - self.last_begin
+        {
+            return None;
         }
+        // SAFETY: cells never move or go while their manager lives, and the
+        // cursor keeps its manager alive (see `Lease`).
+        Some((unsafe { &*self.cell }, self.gen))
     }
 
     /// True if a region is held.
     #[inline]
     pub(crate) fn is_held(&self) -> bool {
-        self.held.is_some()
+        self.held
+    }
+
+    /// The cell and generation of the lease held.
+    pub(crate) fn lease(&self) -> Option<(&Cell, u32, Span)> {
+        if !self.held {
+            return None;
+        }
+        let span = Span {
+            begin: self.begin,
+            end: self.end,
+            base: self.base,
+        };
+        // SAFETY: a counted lease's cell (the invariant).
+        Some((unsafe { &*self.cell }, self.gen, span))
     }
 
     /// The region held.
     #[inline]
     pub(crate) fn region(&self) -> Option<&MapRegion> {
-        let lease = self.held.as_ref()?;
+        if !self.held {
+            return None;
+        }
         // SAFETY: the lease is counted (the invariant), so the cell keeps
         // its region for as long as `self` is borrowed.
-        Some(unsafe { lease.cell.as_ref().region() })
-    }
-
-    /// The lease held.
-    pub(crate) fn lease(&self) -> Option<&Lease> {
-        self.held.as_ref()
+        Some(unsafe { (*self.cell).region() })
     }
 
     /// The absolute range held; `0..0` without a region.
@@ -169,7 +203,7 @@ impl HeldRegion {
 impl Drop for HeldRegion {
     fn drop(&mut self) {
         debug_assert!(
-            self.held.is_none() || std::thread::panicking(),
+            !self.held || std::thread::panicking(),
             "a lease is given back before its holder goes"
         );
     }

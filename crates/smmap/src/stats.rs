@@ -7,10 +7,12 @@ macro_rules! stats {
         /// A snapshot of a manager's counters, from [`Manager::stats`](crate::Manager::stats).
         ///
         /// Counters only grow; the rest describe the moment of the snapshot.
-        /// Cursor hits are counted by each cursor without touching shared memory and
-        /// added to the manager's total whenever the cursor next asks the manager for
-        /// a region, or is dropped; a snapshot may therefore lag behind live
-        /// cursors' hits.
+        /// Cursor hits, and a cursor's moves to a window mapped already
+        /// (`reuses` found without the manager's miss path), are counted by
+        /// each cursor without touching shared memory and added to the
+        /// manager's total whenever the cursor next takes the miss path, or is
+        /// dropped; a snapshot may therefore lag behind live cursors' hits and
+        /// reuses. The other counters are summed from per-thread stripes.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct Stats {
@@ -34,11 +36,13 @@ macro_rules! stats {
 }
 
 stats! {
-    /// `use_region` calls served by the cursor's current region (no lock).
+    /// Reads served by the cursor's current region (or copy), or by the
+    /// region it released last, taken back.
     hits: u64,
-    /// `use_region` calls that asked the manager for a region.
+    /// Reads the cursor's region did not hold (reuses included).
     misses: u64,
-    /// Misses served by a region that was already mapped.
+    /// Misses served by a region that was already mapped: a switch to
+    /// another window of the file, taken without a lock.
     reuses: u64,
     /// Regions mapped.
     maps: u64,

@@ -69,6 +69,7 @@ fn a_switch_to_a_mapped_window_takes_none() {
         20_000
     });
     assert_eq!(locks, 0, "{locks} shared locks in {n} reads");
+    drop((c, buf));
     let s = m.stats();
     assert_eq!(s.maps, maps, "nothing mapped anew");
     assert!(s.reuses > 10_000, "{s:?}");

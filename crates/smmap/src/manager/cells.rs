@@ -38,10 +38,10 @@ pub(crate) struct Cell {
     begin: AtomicU64,
     end: AtomicU64,
     base: AtomicUsize,
-    /// The heat key: the file entry's serial number and the window's
-    /// index (its start over the window size).
-    key: AtomicU64,
+    /// The serial number of the region's file entry.
     serial: AtomicU64,
+    /// The cell's own index among the manager's cells.
+    index: u32,
     region: UnsafeCell<Option<MapRegion>>,
     file: UnsafeCell<Option<Arc<FileEntry>>>,
 }
@@ -58,13 +58,19 @@ unsafe impl Send for Cell {}
 
 impl Default for Cell {
     fn default() -> Self {
+        Cell::new(0)
+    }
+}
+
+impl Cell {
+    fn new(index: u32) -> Self {
         Cell {
             claim: Claim::new(),
             begin: AtomicU64::new(0),
             end: AtomicU64::new(0),
             base: AtomicUsize::new(0),
-            key: AtomicU64::new(0),
             serial: AtomicU64::new(0),
+            index,
             region: UnsafeCell::new(None),
             file: UnsafeCell::new(None),
         }
@@ -80,15 +86,14 @@ pub(crate) struct Span {
 }
 
 impl Cell {
-    /// Fills the reserved, empty cell with `region` of `file` (heat key
-    /// `(serial, key)`) and publishes it with `clients` counted; returns its
-    /// generation.
+    /// Fills the reserved, empty cell with `region` of `file` (whose entry's
+    /// serial number is `serial`) and publishes it with `clients` counted;
+    /// returns its generation.
     pub(crate) fn publish(
         &self,
         region: MapRegion,
         file: Arc<FileEntry>,
         serial: u64,
-        key: u64,
         clients: u64,
     ) -> u32 {
         debug_assert!(!self.claim.seen().is_live());
@@ -97,7 +102,6 @@ impl Cell {
         self.base
             .store(region.as_slice().as_ptr() as usize, Ordering::Relaxed);
         self.serial.store(serial, Ordering::Relaxed);
-        self.key.store(key, Ordering::Relaxed);
         // SAFETY: the cell is reserved by this thread and empty: nobody else
         // reads or writes these fields until the claim word is published.
         self.region.with_mut(|p| unsafe { *p = Some(region) });
@@ -123,12 +127,18 @@ impl Cell {
         self.serial.load(Ordering::Relaxed)
     }
 
-    /// The region's heat key.
-    pub(crate) fn key(&self) -> (u64, u64) {
+    /// The region's heat key, for windows of `slot` bytes: its file
+    /// entry's serial number and its window's index.
+    pub(crate) fn key(&self, slot: u64) -> (u64, u64) {
         (
             self.serial.load(Ordering::Relaxed),
-            self.key.load(Ordering::Relaxed),
+            self.begin.load(Ordering::Relaxed) / slot,
         )
+    }
+
+    /// The cell's index among the manager's cells.
+    pub(crate) fn index(&self) -> u32 {
+        self.index
     }
 
     /// The region, for a caller counted in the claim word.
@@ -186,9 +196,12 @@ struct Segment {
 }
 
 impl Segment {
-    fn new(len: usize) -> Self {
+    /// A segment of `len` cells, the first of index `first`.
+    fn new(first: usize, len: usize) -> Self {
         Segment {
-            cells: (0..len).map(|_| Cell::default()).collect(),
+            cells: (first..first + len)
+                .map(|i| Cell::new(u32::try_from(i).expect("fewer than 2^32 cells")))
+                .collect(),
             bits: (0..len / 64).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -326,7 +339,7 @@ impl Cells {
             .enumerate()
             .find(|(_, s)| s.get().is_none())
         {
-            slot.get_or_init(|| Segment::new(segment_len(s)));
+            slot.get_or_init(|| Segment::new(64 * ((1 << s) - 1), segment_len(s)));
         }
     }
 

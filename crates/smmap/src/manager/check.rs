@@ -133,7 +133,8 @@ pub(super) fn verify(s: &Shared) -> Result<(), String> {
                 What::Pending => None,
             })
             .collect();
-        for ((lo, hi), c) in entry.table().entries(size) {
+        for ((lo, hi), cell) in entry.table().entries(size) {
+            let c = cell.index();
             match spans.get(&c) {
                 Some(&(start, end)) if start < hi && end > lo => {}
                 _ => return Err(format!("{name}'s table names cell {c} for [{lo}, {hi}), which no region of it there is")),
@@ -148,7 +149,7 @@ pub(super) fn verify(s: &Shared) -> Result<(), String> {
                 let mut lo = first;
                 while lo < slot.end {
                     let hi = lo.saturating_add(t).min(size);
-                    if hi <= slot.end && entry.table().get(lo) != Some(c) {
+                    if hi <= slot.end && entry.table().get(lo).map(|c| c.index()) != Some(c) {
                         return Err(format!(
                             "{name}'s table does not name the region covering [{lo}, {hi})"
                         ));

@@ -137,7 +137,7 @@ impl<'a> HandGuard<'a> {
                 continue;
             }
             if let Some(asks) = admit.filter(|_| seen.is_idle()) {
-                let victim = s.sketch.estimate(cell.key());
+                let victim = s.sketch.estimate(cell.key(s.limits.slot_window()));
                 if !Sketch::admits(asks, victim) {
                     s.sketch.publish_victim(victim);
                     self.hand.at = i;
@@ -148,7 +148,7 @@ impl<'a> HandGuard<'a> {
                 Sweep::Empty => {}
                 Sweep::Spared { refs, .. } => {
                     if refs > 0 {
-                        s.sketch.add(cell.key(), refs);
+                        s.sketch.add(cell.key(s.limits.slot_window()), refs);
                     }
                 }
                 Sweep::Evicted => {
@@ -197,7 +197,8 @@ impl<'a> HandGuard<'a> {
             }
             let cell = s.cells.get(i as u32);
             if cell.claim.seen().is_idle() {
-                s.sketch.publish_victim(s.sketch.estimate(cell.key()));
+                s.sketch
+                    .publish_victim(s.sketch.estimate(cell.key(s.limits.slot_window())));
                 return;
             }
         }
@@ -220,8 +221,8 @@ impl<'a> HandGuard<'a> {
                 "an evicted region was in its file's slots"
             );
             file.table()
-                .remove(i, span.begin, span.end, file.size(), |lo, hi| {
-                    slots.region_over(lo, hi)
+                .remove(cell, span.begin, span.end, file.size(), |lo, hi| {
+                    slots.region_over(lo, hi).map(|c| s.cells.get(c))
                 });
         }
         file.notify();

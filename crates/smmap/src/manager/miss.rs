@@ -395,13 +395,12 @@ impl Shared {
         let size = end - begin;
         let cost = page_cost(size);
         let c = self.cells.get(cell);
-        let key = begin / self.limits.slot_window();
         region.set_home(&self.cells, cell, c.claim.next_generation());
         let lease = {
             let mut slots = entry.slots();
             slots.complete(begin, cell);
-            let gen = c.publish(region, entry.clone(), entry.serial(), key, 2);
-            entry.table().insert(cell, begin, end, entry.size());
+            let gen = c.publish(region, entry.clone(), entry.serial(), 2);
+            entry.table().insert(c, begin, end, entry.size());
             Lease {
                 cell: std::ptr::NonNull::from(c),
                 gen,

@@ -268,12 +268,16 @@ impl Shared {
         }
     }
 
-    /// Another lease on the region `lease` holds (a cloned cursor): it
-    /// cannot be evicted meanwhile, so this always succeeds.
-    pub(crate) fn share(&self, lease: &Lease) -> Lease {
-        // SAFETY: as in `give_back`.
-        unsafe { lease.cell.as_ref() }.claim.add();
-        Lease { ..*lease }
+    /// Another lease on the region of `cell` (generation `gen`, `span`)
+    /// that the caller holds a lease on (a cloned cursor): it cannot be
+    /// evicted meanwhile, so this always succeeds.
+    pub(crate) fn share(&self, cell: &Cell, gen: u32, span: Span) -> Lease {
+        cell.claim.add();
+        Lease {
+            cell: NonNull::from(cell),
+            gen,
+            span,
+        }
     }
 
     /// The region of `entry` holding `offset`, if one is mapped and named
@@ -281,8 +285,7 @@ impl Shared {
     /// lock. The step of every switch between mapped windows.
     #[inline]
     pub(crate) fn find(&self, entry: &FileEntry, offset: u64) -> Option<Lease> {
-        let i = entry.table().get(offset)?;
-        self.take_checked(entry, self.cells.get(i), offset)
+        self.take_checked(entry, entry.table().get(offset)?, offset)
     }
 
     /// Takes the region in `cell` if it is still `gen` (a region the
@@ -326,16 +329,11 @@ impl Shared {
         }
     }
 
-    /// Counts a switch to a window mapped already (a miss served by a
-    /// region found without the manager's slow path).
-    #[inline]
-    pub(crate) fn count_switch(&self) {
-        self.counters.add(Counter::Reuses, 1);
-    }
-
-    /// Adds hits counted by a cursor.
-    pub(crate) fn add_hits(&self, hits: u64) {
+    /// Adds what a cursor counted: hits, and switches to windows mapped
+    /// already (misses served by a region found without the miss path).
+    pub(crate) fn add_counts(&self, hits: u64, switches: u64) {
         self.counters.add(Counter::Hits, hits);
+        self.counters.add(Counter::Reuses, switches);
     }
 
     pub(crate) fn limits(&self) -> &Limits {

@@ -14,24 +14,27 @@
 //! file's lock.
 //!
 //! Entries are written under the file's lock, when a region is published
-//! or evicted, and read with `Acquire` (the cell index is all they carry;
-//! what the cell holds is ordered by its claim word).
+//! or evicted, and read with `Acquire`. They point at cells, which never
+//! move while the manager lives; what a cell holds is ordered by its claim
+//! word.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// The most slots a file's table has (4 bytes each).
-pub(crate) const MAX_SLOTS: u64 = 1 << 18;
+use super::cells::Cell;
 
-/// No cell.
-const NONE: u32 = 0;
+/// The most slots a file's table has (8 bytes each).
+pub(crate) const MAX_SLOTS: u64 = 1 << 17;
 
 /// A file's windows by slot (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct WindowTable {
-    /// Cell index + 1 per slot; [`NONE`] for none.
-    slots: Box<[AtomicU32]>,
+    /// A cell per slot, or null.
+    slots: Box<[AtomicPtr<Cell>]>,
     /// The slot size.
     slot: u64,
+    /// Its base-2 logarithm, when it is a power of two (`u32::MAX`
+    /// otherwise): the slot of an offset is then a shift, not a division.
+    shift: u32,
 }
 
 impl WindowTable {
@@ -48,8 +51,15 @@ impl WindowTable {
             n = size.div_ceil(slot).max(1);
         }
         WindowTable {
-            slots: (0..n).map(|_| AtomicU32::new(NONE)).collect(),
+            slots: (0..n)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
             slot,
+            shift: if slot.is_power_of_two() {
+                slot.trailing_zeros()
+            } else {
+                u32::MAX
+            },
         }
     }
 
@@ -61,7 +71,9 @@ impl WindowTable {
     /// The slot holding `ofs`.
     #[inline]
     fn index(&self, ofs: u64) -> usize {
-        if self.slot == u64::MAX {
+        if self.shift != u32::MAX {
+            (ofs >> self.shift) as usize
+        } else if self.slot == u64::MAX {
             0
         } else {
             (ofs / self.slot) as usize
@@ -76,21 +88,25 @@ impl WindowTable {
 
     /// The cell named for the slot holding `ofs`, if any.
     #[inline]
-    pub(crate) fn get(&self, ofs: u64) -> Option<u32> {
-        let v = self.slots.get(self.index(ofs))?.load(Ordering::Acquire);
-        v.checked_sub(1)
+    pub(crate) fn get(&self, ofs: u64) -> Option<&Cell> {
+        let p = self.slots.get(self.index(ofs))?.load(Ordering::Acquire);
+        // SAFETY: entries are null or point at cells of the manager whose
+        // file entry holds this table, and cells never move or go while
+        // the manager lives, which the caller's file entry keeps alive.
+        unsafe { p.as_ref() }
     }
 
     /// Names `cell`, the region `[begin, end)` of a file of `size` bytes,
     /// for the slots it overlaps: those naming none, and those it covers
     /// whole. Under the file's lock.
-    pub(crate) fn insert(&self, cell: u32, begin: u64, end: u64, size: u64) {
+    pub(crate) fn insert(&self, cell: &Cell, begin: u64, end: u64, size: u64) {
+        let ptr = std::ptr::from_ref(cell).cast_mut();
         for k in self.covering(begin, end) {
             let (lo, hi) = self.bounds(k, size);
             let whole = begin <= lo && hi <= end;
             let e = &self.slots[k];
-            if whole || e.load(Ordering::Relaxed) == NONE {
-                e.store(cell + 1, Ordering::Release);
+            if whole || e.load(Ordering::Relaxed).is_null() {
+                e.store(ptr, Ordering::Release);
             }
         }
     }
@@ -98,19 +114,22 @@ impl WindowTable {
     /// Forgets `cell`, the region `[begin, end)`: each slot that named it
     /// names instead what `other(lo, hi)` finds overlapping the slot
     /// `[lo, hi)` (another region, or none). Under the file's lock.
-    pub(crate) fn remove(
+    pub(crate) fn remove<'c>(
         &self,
-        cell: u32,
+        cell: &Cell,
         begin: u64,
         end: u64,
         size: u64,
-        mut other: impl FnMut(u64, u64) -> Option<u32>,
+        mut other: impl FnMut(u64, u64) -> Option<&'c Cell>,
     ) {
+        let ptr = std::ptr::from_ref(cell).cast_mut();
         for k in self.covering(begin, end) {
             let e = &self.slots[k];
-            if e.load(Ordering::Relaxed) == cell + 1 {
+            if e.load(Ordering::Relaxed) == ptr {
                 let (lo, hi) = self.bounds(k, size);
-                e.store(other(lo, hi).map_or(NONE, |c| c + 1), Ordering::Release);
+                let next = other(lo, hi)
+                    .map_or(std::ptr::null_mut(), |c| std::ptr::from_ref(c).cast_mut());
+                e.store(next, Ordering::Release);
             }
         }
     }
@@ -125,10 +144,10 @@ impl WindowTable {
     }
 
     /// Every slot's cell, for the invariant check: `(slot bounds, cell)`.
-    pub(crate) fn entries(&self, size: u64) -> impl Iterator<Item = ((u64, u64), u32)> + '_ {
+    pub(crate) fn entries(&self, size: u64) -> impl Iterator<Item = ((u64, u64), &Cell)> + '_ {
         self.slots.iter().enumerate().filter_map(move |(k, e)| {
-            let v = e.load(Ordering::Acquire);
-            v.checked_sub(1).map(|c| (self.bounds(k, size), c))
+            // SAFETY: as in `get`.
+            unsafe { e.load(Ordering::Acquire).as_ref() }.map(|c| (self.bounds(k, size), c))
         })
     }
 }
@@ -139,37 +158,56 @@ mod tests {
 
     #[test]
     fn aligned_windows_are_found_in_one_step() {
+        let cells: Vec<Cell> = (0..8).map(|_| Cell::default()).collect();
+        let id =
+            |c: Option<&Cell>| c.map(|c| cells.iter().position(|x| std::ptr::eq(x, c)).unwrap());
         let t = WindowTable::new(10_000, 4096);
-        assert_eq!((t.slot_size(), t.get(0), t.get(9999)), (4096, None, None));
-        t.insert(7, 4096, 8192, 10_000);
         assert_eq!(
-            (t.get(4096), t.get(8191), t.get(8192)),
+            (t.slot_size(), id(t.get(0)), id(t.get(9999))),
+            (4096, None, None)
+        );
+        t.insert(&cells[7], 4096, 8192, 10_000);
+        assert_eq!(
+            (id(t.get(4096)), id(t.get(8191)), id(t.get(8192))),
             (Some(7), Some(7), None)
         );
         // An unaligned region names the slots it overlaps that name none,
         // and gives way to one covering a slot whole.
-        t.insert(3, 6000, 9000, 10_000);
-        assert_eq!((t.get(5000), t.get(8500)), (Some(7), Some(3)));
-        t.insert(4, 8192, 10_000, 10_000);
-        assert_eq!(t.get(8500), Some(4), "the last slot ends at the file's end");
-        t.remove(7, 4096, 8192, 10_000, |lo, hi| {
+        t.insert(&cells[3], 6000, 9000, 10_000);
+        assert_eq!((id(t.get(5000)), id(t.get(8500))), (Some(7), Some(3)));
+        t.insert(&cells[4], 8192, 10_000, 10_000);
+        assert_eq!(
+            id(t.get(8500)),
+            Some(4),
+            "the last slot ends at the file's end"
+        );
+        t.remove(&cells[7], 4096, 8192, 10_000, |lo, hi| {
             assert_eq!((lo, hi), (4096, 8192));
-            Some(3)
+            Some(&cells[3])
         });
-        assert_eq!(t.get(5000), Some(3));
-        t.remove(3, 6000, 9000, 10_000, |_, _| None);
-        assert_eq!((t.get(5000), t.get(9000)), (None, Some(4)));
-        assert_eq!(t.entries(10_000).collect::<Vec<_>>(), [((8192, 10_000), 4)]);
-        assert_eq!(t.get(1 << 40), None, "past the end");
+        assert_eq!(id(t.get(5000)), Some(3));
+        t.remove(&cells[3], 6000, 9000, 10_000, |_, _| None);
+        assert_eq!((id(t.get(5000)), id(t.get(9000))), (None, Some(4)));
+        let all: Vec<_> = t.entries(10_000).map(|(b, c)| (b, id(Some(c)))).collect();
+        assert_eq!(all, [((8192, 10_000), Some(4))]);
+        assert!(t.get(1 << 40).is_none(), "past the end");
+        // Slots of a size that is no power of two.
+        let odd = WindowTable::new(10_000, 3000);
+        odd.insert(&cells[1], 3000, 6000, 10_000);
+        assert_eq!(
+            (id(odd.get(2999)), id(odd.get(3000)), id(odd.get(5999))),
+            (None, Some(1), Some(1))
+        );
     }
 
     #[test]
     fn whole_files_and_huge_files() {
+        let cell = Cell::default();
         let t = WindowTable::new(5, u64::MAX);
-        t.insert(0, 0, 5, 5);
-        assert_eq!((t.get(0), t.get(4)), (Some(0), Some(0)));
+        t.insert(&cell, 0, 5, 5);
+        assert!(t.get(0).is_some() && t.get(4).is_some());
         let t = WindowTable::new(0, 4096);
-        assert_eq!(t.get(0), None);
+        assert!(t.get(0).is_none());
         let huge = WindowTable::new(1 << 50, 4096);
         assert!(huge.slots.len() as u64 <= MAX_SLOTS);
         assert_eq!(huge.slot_size() % 4096, 0);
