@@ -351,7 +351,8 @@ mod loom_tests {
             loop {
                 match self.claim.sweep(false) {
                     Sweep::Evicted => break,
-                    Sweep::Spared { .. } => continue,
+                    // In use, or used since: the hand comes round again.
+                    Sweep::Spared { .. } => loom::thread::yield_now(),
                     Sweep::Empty => return false,
                 }
             }
@@ -381,6 +382,27 @@ mod loom_tests {
                 None => {}
             }
             assert_eq!(cell.read(gen + 1), Some(9));
+        });
+    }
+
+    /// A cursor takes a region while it is being published: it reads the
+    /// field as published, or does not take the region (loom reports a
+    /// read racing the write).
+    #[test]
+    fn loom_a_published_region_is_read_whole() {
+        loom::model(|| {
+            let cell = Arc::new(Cell {
+                claim: Claim::new(),
+                field: UnsafeCell::new(0),
+            });
+            let reader = {
+                let cell = cell.clone();
+                thread::spawn(move || cell.read(1))
+            };
+            cell.publish(5);
+            if let Some(v) = reader.join().unwrap() {
+                assert_eq!(v, 5);
+            }
         });
     }
 

@@ -4,11 +4,12 @@
 //! --release loom` explores every interleaving of each protocol's scenarios
 //! (see the `loom` tests beside each protocol).
 //!
-//! Only the words of the protocols go through here — the claim word
+//! The words of the protocols go through here — the claim word
 //! ([`crate::claim`]), a file's descriptor word (`manager::desc`), the
-//! ledger's counters and the cell bitmap (`manager::ledger`) and the
-//! frequency sketch's counters; the rest of the crate uses the standard
-//! library directly.
+//! ledger's counters and the cell bitmap (`manager::ledger`,
+//! `manager::cells`), the evictor's election (`manager::election`) and the
+//! frequency sketch's counters — and the mutexes and condition variables
+//! the engine waits on, which loom must see to run threads that block.
 //!
 //! Loom's `UnsafeCell` hands out its pointer through a closure so that it
 //! can see each access; the shim below gives the standard one the same
@@ -23,8 +24,14 @@
 use loom::sync::atomic::fence;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::atomic::fence;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub(crate) use std::sync::atomic::Ordering;
 
@@ -34,6 +41,13 @@ pub(crate) use std::sync::atomic::Ordering;
 #[inline(always)]
 pub(crate) fn sc_fence() {
     #[cfg(loom)]
+    fence(Ordering::SeqCst);
+}
+
+/// A `SeqCst` fence, in every build: for protocols whose other side is a
+/// lock rather than a `SeqCst` access (see `manager::election`).
+#[inline(always)]
+pub(crate) fn sc_fence_always() {
     fence(Ordering::SeqCst);
 }
 

@@ -452,3 +452,53 @@ mod tests {
         assert_eq!(cells.used(), n);
     }
 }
+
+/// Every interleaving of two reservations of the last handle, and of a
+/// reservation and a free (`RUSTFLAGS="--cfg loom"`).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Two threads reserve with one handle left: one gets it; once freed,
+    /// the other's next try gets the same cell; the count never passes 1.
+    #[test]
+    fn loom_the_last_handle_goes_to_one_thread() {
+        loom::model(|| {
+            let cells = Arc::new(Cells::new(1));
+            let other = {
+                let cells = cells.clone();
+                loom::thread::spawn(move || cells.reserve())
+            };
+            let mine = cells.reserve();
+            let theirs = other.join().unwrap();
+            assert!(mine.is_some() != theirs.is_some(), "exactly one");
+            assert_eq!(cells.used(), 1);
+            let got = mine.or(theirs).unwrap();
+            cells.free(got);
+            assert_eq!(cells.reserve(), Some(got));
+        });
+    }
+
+    /// A reservation racing a free with every handle taken: it gets the
+    /// freed cell or nothing, never a cell still reserved.
+    #[test]
+    fn loom_a_reservation_racing_a_free() {
+        loom::model(|| {
+            let cells = Arc::new(Cells::new(1));
+            let held = cells.reserve().unwrap();
+            let freer = {
+                let cells = cells.clone();
+                loom::thread::spawn(move || cells.free(held))
+            };
+            let got = cells.reserve();
+            freer.join().unwrap();
+            if let Some(i) = got {
+                assert_eq!(i, held);
+                assert_eq!(cells.used(), 1);
+            } else {
+                assert_eq!(cells.used(), 0);
+            }
+        });
+    }
+}

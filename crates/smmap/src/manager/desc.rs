@@ -322,8 +322,9 @@ mod loom_tests {
         });
     }
 
-    /// Two threads put a descriptor in at once, while a third closes: one
-    /// descriptor is cached at most, and the count of open ones agrees.
+    /// Two threads put a descriptor in at once, one of them closing after:
+    /// one descriptor is cached at most at any time, and the count of open
+    /// ones agrees.
     #[test]
     fn loom_installs_race_with_a_close() {
         loom::model(|| {
@@ -338,7 +339,8 @@ mod loom_tests {
             let mine = slot.install(tempfile::tempfile().unwrap(), &open).is_ok();
             let closed = slot.close(&open);
             let theirs = installer.join().unwrap();
-            assert!(!(mine && theirs), "two descriptors cached");
+            // Both put one in only if the first was closed in between.
+            assert!(!(mine && theirs) || closed, "two descriptors cached");
             let cached = usize::from(slot.is_open());
             assert_eq!(open.load(Ordering::Relaxed), cached);
             if closed {

@@ -12,14 +12,14 @@
 //! then too.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 
 use super::desc::{DescRing, DescSlot, DescUse};
 use super::shared_lock::SharedLock;
 use super::slots::Slots;
 use super::table::WindowTable;
 use crate::source::{FileKey, PinnedFile};
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 /// One file the manager knows (see the module documentation).
 #[derive(Debug)]

@@ -24,25 +24,25 @@
 //! limit and nobody waits.
 
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use super::counters::Counter;
+use super::election::Election;
 use super::entry::FileEntry;
-use super::shared_lock::SharedLock;
 use super::sketch::Sketch;
 use super::slots::What;
 use super::Shared;
 use crate::claim::Sweep;
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::MutexGuard;
 use crate::sys::page_cost;
 
-/// The hand (see the module documentation).
+/// The hand (see the module documentation): held by one thread at a time;
+/// a release that finds the manager over its memory limit while another
+/// thread holds it leaves a note, and the holder evicts again when it lets
+/// go ([`Election`]).
 #[derive(Debug, Default)]
 pub(crate) struct Evictor {
-    hand: SharedLock<Hand>,
-    /// A release found the manager over its memory limit while another
-    /// thread held the hand: the holder looks again when it lets go.
-    recheck: AtomicBool,
+    hand: Election<Hand>,
 }
 
 #[derive(Debug, Default)]
@@ -86,10 +86,8 @@ impl Evictor {
     /// now, or, if another thread holds the hand, by that thread once it
     /// lets go.
     pub(crate) fn evict_over(&self, shared: &Shared) {
-        self.recheck.store(true, Ordering::SeqCst);
-        crate::sync::sc_fence();
-        if let Some(mut hand) = self.try_lock(shared) {
-            hand.evict_over();
+        if let Some(hand) = self.hand.ask() {
+            HandGuard::new(hand, shared).evict_over();
         }
     }
 }
@@ -169,8 +167,6 @@ impl<'a> HandGuard<'a> {
     /// regions.
     pub(crate) fn evict_over(&mut self) -> usize {
         let s = self.shared;
-        s.evictor.recheck.store(false, Ordering::SeqCst);
-        crate::sync::sc_fence();
         let need = Need {
             handle: false,
             bytes: s.ledger.short_by(0),
@@ -244,8 +240,7 @@ impl Drop for HandGuard<'_> {
         // SAFETY: dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.hand) };
         self.dropped.clear();
-        crate::sync::sc_fence();
-        if self.shared.evictor.recheck.load(Ordering::SeqCst) {
+        if self.shared.evictor.hand.asked() {
             self.shared.evictor.evict_over(self.shared);
         }
     }

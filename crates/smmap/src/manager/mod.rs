@@ -25,6 +25,7 @@ mod cells;
 mod check;
 mod counters;
 mod desc;
+mod election;
 mod entry;
 mod evictor;
 mod faults;

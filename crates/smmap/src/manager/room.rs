@@ -8,9 +8,9 @@
 //! generation or the changer sees the waiter and notifies under the lock.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Condvar;
 
 use super::shared_lock::SharedLock;
+use crate::sync::Condvar;
 
 /// The wait for room (see the module documentation).
 #[derive(Debug, Default)]

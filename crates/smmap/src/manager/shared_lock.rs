@@ -5,10 +5,18 @@
 //! `fault-injection` feature each acquisition is counted per thread
 //! ([`crate::shared_locks_taken`]), and a test proves it.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{PoisonError, TryLockError};
+
+use crate::sync::{Condvar, Mutex, MutexGuard};
+
+impl<T: Default> Default for SharedLock<T> {
+    fn default() -> Self {
+        SharedLock::new(T::default())
+    }
+}
 
 /// A mutex all files of a manager share (see the module documentation).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SharedLock<T> {
     inner: Mutex<T>,
 }
@@ -34,7 +42,7 @@ pub fn shared_locks_taken() -> u64 {
 }
 
 impl<T> SharedLock<T> {
-    pub(crate) const fn new(value: T) -> Self {
+    pub(crate) fn new(value: T) -> Self {
         SharedLock {
             inner: Mutex::new(value),
         }
