@@ -181,3 +181,10 @@ pub use source::PathOrFd;
 pub use stats::Stats;
 pub use sys::{align_to_mmap, is_64_bit, ALLOCATIONGRANULARITY};
 pub use window::MapWindow;
+
+// The example of the crate's README (README.md), compiled by `cargo test
+// --doc` so that it cannot drift from the API (not run: it names a file
+// that is not there).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
