@@ -89,15 +89,17 @@
 //!
 //! - **A file is pinned** to its identity (device, inode and birth time)
 //!   when the manager first meets it, and a relative path is resolved then.
-//!   Every later window is mapped from that same file: a path renamed over
-//!   or replaced, or a descriptor number closed and reused for another file,
-//!   gives [`Error::Replaced`] — never the other file's bytes, even when a
-//!   new file gets a freed inode number: the birth time differs (where the
-//!   file system records it, read with `statx` on Linux with glibc and from
-//!   `stat` on macOS; elsewhere device and inode alone). Opening never
-//!   blocks (a FIFO put in the file's place is refused at once). Once every
-//!   cursor and region of the file is gone, a new cursor meets the file
-//!   anew.
+//!   Every later window is mapped from that same file, through the
+//!   descriptor the manager keeps for it (a file renamed over or unlinked
+//!   keeps being read as the file it was); once that descriptor is closed, a
+//!   path renamed over or replaced, or a descriptor number closed and reused
+//!   for another file, gives [`Error::Replaced`] — never the other file's
+//!   bytes, even when a new file gets a freed inode number: the birth time
+//!   differs (where the file system records it, read with `statx` on Linux
+//!   with glibc and from `stat` on macOS; elsewhere device and inode alone).
+//!   Opening never blocks (a FIFO put in the file's place is refused at
+//!   once). Once every cursor and region of the file is gone, a new cursor
+//!   meets the file anew.
 //! - **Truncation by another process** makes a later read of the lost pages
 //!   raise `SIGBUS`, which kills the process. This is true of every user of
 //!   memory maps, and no library can prevent it for pages already mapped. What
