@@ -5,7 +5,8 @@
 //! space, the kernel's map count (`vm.max_map_count`, 65530 by default on
 //! Linux), file descriptors. `smmap` maps *windows* of files on demand, keeps
 //! the mapped bytes and the number of live mappings under limits, and unmaps
-//! the least-recently-used window nobody is using when it must.
+//! windows nobody is using when it must, the least recently used first (a
+//! CLOCK approximation of LRU).
 //!
 //! # The model
 //!
@@ -29,10 +30,13 @@
 //! scan) — a window another thread is mapping counts, and is waited for;
 //! failing that it places a new window — from the offset, grown towards the
 //! neighbouring regions up to `window_size`, aligned to
-//! [`ALLOCATIONGRANULARITY`], clipped to the file end — evicts
-//! least-recently-used unused regions until the window fits the memory limit
-//! and a handle is free, and maps it, without holding its lock. If the
-//! kernel refuses for lack of memory or of maps (`ENOMEM`), every unused
+//! [`ALLOCATIONGRANULARITY`], clipped to the file end — evicts unused
+//! regions until the window fits the memory limit and a handle is free, and
+//! maps it, without holding its lock. Eviction approximates LRU with a CLOCK
+//! hand over a linked list of the released regions, least recently released
+//! first: a region in use, or taken back since the hand last passed, goes to
+//! the back instead (its second chance). Every list operation is `O(1)`. If
+//! the kernel refuses for lack of memory or of maps (`ENOMEM`), every unused
 //! region is unmapped and the mapping tried once more before the error is
 //! returned.
 //!
@@ -52,7 +56,8 @@
 //! - `max_open_files`: the manager keeps one descriptor per file it reads,
 //!   opened once and reused for every window and copy, at most this many
 //!   (default [`default_max_open_files`], an eighth of `RLIMIT_NOFILE`),
-//!   least recently used closed first; [`Manager::collect`] closes them.
+//!   the least recently used closed first (a CLOCK approximation);
+//!   [`Manager::collect`] closes them.
 //! - [`ReadPolicy`]: reads that copy (the buffer's) do not map a window that
 //!   would have to evict another: they `pread` it, and map it only once it
 //!   is asked for again while remembered. The cursor API always maps.
@@ -82,14 +87,19 @@
 //!
 //! # Files that change while mapped
 //!
-//! - **A file is pinned** to its identity (device and inode) when the
-//!   manager first meets it, and a relative path is resolved then. Every
-//!   later window is mapped from that same file: a path renamed over or
-//!   replaced, or a descriptor number closed and reused for another file,
-//!   gives [`Error::Replaced`] — never the other file's bytes. Opening never
-//!   blocks (a FIFO put in the file's place is refused at once). Once every
-//!   cursor and region of the file is gone, a new cursor meets the file
-//!   anew.
+//! - **A file is pinned** to its identity (device, inode and birth time)
+//!   when the manager first meets it, and a relative path is resolved then.
+//!   Every later window is mapped from that same file, through the
+//!   descriptor the manager keeps for it (a file renamed over or unlinked
+//!   keeps being read as the file it was); once that descriptor is closed, a
+//!   path renamed over or replaced, or a descriptor number closed and reused
+//!   for another file, gives [`Error::Replaced`] — never the other file's
+//!   bytes, even when a new file gets a freed inode number: the birth time
+//!   differs (where the file system records it, read with `statx` on Linux
+//!   with glibc and from `stat` on macOS; elsewhere device and inode alone).
+//!   Opening never blocks (a FIFO put in the file's place is refused at
+//!   once). Once every cursor and region of the file is gone, a new cursor
+//!   meets the file anew.
 //! - **Truncation by another process** makes a later read of the lost pages
 //!   raise `SIGBUS`, which kills the process. This is true of every user of
 //!   memory maps, and no library can prevent it for pages already mapped. What
@@ -176,3 +186,10 @@ pub use source::PathOrFd;
 pub use stats::Stats;
 pub use sys::{align_to_mmap, is_64_bit, ALLOCATIONGRANULARITY};
 pub use window::MapWindow;
+
+// The example of the crate's README (README.md), compiled by `cargo test
+// --doc` so that it cannot drift from the API (not run: it names a file
+// that is not there).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

@@ -314,47 +314,122 @@ fn bad_input_gives_errors_not_panics() {
     assert_eq!(m.num_file_handles(), 0);
 }
 
-/// Unix: Windows has no permission bits that refuse the owner.
+/// A file the process may not read: the error is `EACCES`, names the path
+/// and converts to `PermissionDenied`. Unix: Windows has no permission bits
+/// that refuse the owner.
 #[cfg(unix)]
 #[test]
 fn permission_denied_names_the_path() {
-    // Root reads every file, so as root the test runs itself again as the
-    // unprivileged user `nobody`, where the refusal can be seen.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "permission_denied_names_the_path",
-                "--test-threads=1",
-            ])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(text.contains("1 passed"), "{text}");
-        return;
-    }
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
+    // Others may enter: the refusal is the file's own mode, whoever asks.
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
     let (path, _) = make_file(dir.path(), "secret", 1, 100);
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o000)).unwrap();
     let m = SlidingWindowMapManager::new();
+    // `stat` needs no read permission: the cursor is made with the
+    // process's own rights, and only the open below is refused.
     let mut c = m.make_cursor(&path).unwrap();
-    let e = c.use_region(0, 0).unwrap_err();
-    assert_eq!(e.raw_os_error(), Some(libc::EACCES));
-    assert!(matches!(e, Error::Open { .. }), "{e}");
-    assert!(e.to_string().contains("secret"), "{e}");
-    assert_eq!(
-        std::io::Error::from(e).kind(),
-        std::io::ErrorKind::PermissionDenied
-    );
+    let outcome = where_refused(&path, || {
+        let e = c.use_region(0, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+        assert!(matches!(e, Error::Open { .. }), "{e}");
+        assert!(e.to_string().contains("secret"), "{e}");
+        assert_eq!(
+            std::io::Error::from(e).kind(),
+            std::io::ErrorKind::PermissionDenied
+        );
+    });
+    if let Err(why) = outcome {
+        eprintln!("permission_denied_names_the_path: skipped: {why}");
+    }
+}
+
+/// True if opening `path` here fails with `EACCES`.
+#[cfg(unix)]
+fn is_refused(path: &std::path::Path) -> bool {
+    matches!(std::fs::File::open(path), Err(e) if e.raw_os_error() == Some(libc::EACCES))
+}
+
+/// Runs `check` where the calling thread cannot open `path` (mode 000). An
+/// unprivileged user cannot anyway; root reads every file, so for root this
+/// thread alone checks file access as the user 65534 (`nobody`) during
+/// `check`. Nothing is executed, so neither where the test binary lies nor
+/// who could reach it matters. `Err` (and `check` not run): why no refusal
+/// can be had here.
+#[cfg(unix)]
+fn where_refused(path: &std::path::Path, check: impl FnOnce()) -> Result<(), String> {
+    if is_refused(path) {
+        check();
+        return Ok(());
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // A thread that was running before, as the other tests' are: it
+        // keeps its rights (a thread started later would inherit the change).
+        let (go, wait) = std::sync::mpsc::channel();
+        let other = std::thread::spawn({
+            let path = path.to_owned();
+            move || wait.recv().map(|()| !is_refused(&path))
+        });
+        let nobody = FsUid::enter(65534);
+        go.send(()).unwrap();
+        let other_reads = other.join().unwrap().unwrap();
+        let _nobody = nobody?;
+        assert!(other_reads, "setfsuid changed every thread's credentials");
+        if !is_refused(path) {
+            return Err(
+                "even as the user 65534 this process opens a file of mode 000 \
+                 (it keeps its capabilities)"
+                    .into(),
+            );
+        }
+        check();
+        Ok(())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        drop(check);
+        Err(
+            "this process reads every file, and only Linux lets one thread of it give that up"
+                .into(),
+        )
+    }
+}
+
+/// While alive, the calling thread's file-system user id: the id the kernel
+/// checks file access against. Linux keeps credentials per thread, and
+/// `setfsuid` changes the calling thread's only (glibc and musl apply
+/// `setuid`, not `setfsuid`, to every thread), so the tests running on
+/// other threads keep theirs. Leaving 0 clears the capabilities that let
+/// root read any file; going back restores them (capabilities(7)).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct FsUid(libc::uid_t);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl FsUid {
+    fn enter(uid: libc::uid_t) -> Result<Self, String> {
+        // SAFETY: setfsuid has no preconditions; it returns the previous
+        // id whether or not it changed it.
+        let guard = FsUid(unsafe { libc::setfsuid(uid) } as libc::uid_t);
+        // SAFETY: as above; -1 is never accepted, so this only reads the id.
+        let now = unsafe { libc::setfsuid(libc::uid_t::MAX) } as libc::uid_t;
+        if now != uid {
+            return Err(format!(
+                "setfsuid({uid}) was refused (no CAP_SETUID, or {uid} is not mapped in \
+                 this user namespace)"
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Drop for FsUid {
+    fn drop(&mut self) {
+        // SAFETY: setfsuid has no preconditions.
+        unsafe { libc::setfsuid(self.0) };
+    }
 }
 
 #[test]

@@ -5,13 +5,14 @@
 //! Three steps: [`setup`] writes the data and opens the baselines'
 //! mappings and descriptors; [`run_all`] times every workload of
 //! [`workloads::plan`] with each of its methods ([`methods::MethodId`]),
-//! `--repeat` times, keeping the best; [`report`] prints the table or the
-//! JSON. Managers, raw mappings and open files live from run to run of a
-//! workload, as in a long-running program, so the best run measures reading
-//! through mappings already faulted in rather than page faults (the first
-//! run pays those, alike for every method). Every run of a workload must
-//! produce the same checksum (and the sequential scan one made of the sum of
-//! the bytes written), so no number can come from a broken read.
+//! `--repeat` times, keeping the best; [`report`](mod@report) prints the
+//! table or the JSON. Managers, raw mappings and open files live from run
+//! to run of a workload, as in a long-running program, so the best run
+//! measures reading through mappings already faulted in rather than page
+//! faults (the first run pays those, alike for every method). Every run of
+//! a workload must produce the same checksum (and the sequential scan one
+//! made of the sum of the bytes written), so no number can come from a
+//! broken read.
 //!
 //! `--sweep` times instead the small files under a range of budgets
 //! ([`sweep`]); `--find` times `smmap find` beside ripgrep ([`grep`]).
