@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! Manager (Static | Sliding)  limits: window_size, max_memory_size, max_open_handles
-//!   └─ MapRegionList, one per file: path or fd, size (read once), regions by offset
+//!   └─ a file entry per file (MapRegionList): path or fd, size (read once),
+//!      its regions by offset, and a table of them by window-size slot
 //!         └─ MapRegion: one read-only mapping [ofs, ofs+size), ofs aligned
 //! WindowCursor            holds at most one region; buffer() = [ofs_begin, ofs_end)
 //! SlidingWindowMapBuffer  a cursor behind a byte view of [offset, offset+len)
@@ -20,25 +21,26 @@
 //! ```
 //!
 //! A read, [`WindowCursor::use_region`]: if the cursor's region holds the
-//! offset, nothing else happens (no lock, no system call). A cursor that
-//! released its region ([`WindowCursor::unuse_region`], a buffer's
-//! `end_access`) released it without the lock once the manager knew it, and
-//! takes it back the same way, by one compare-and-swap, unless it was
-//! evicted meanwhile (the evictor passes over regions taken back since its
-//! last look: a second chance). Otherwise the
-//! manager looks the offset up among the file's regions (ordered, never a
-//! scan) — a window another thread is mapping counts, and is waited for;
-//! failing that it places a new window — from the offset, grown towards the
-//! neighbouring regions up to `window_size`, aligned to
-//! [`ALLOCATIONGRANULARITY`], clipped to the file end — evicts unused
-//! regions until the window fits the memory limit and a handle is free, and
-//! maps it, without holding its lock. Eviction approximates LRU with a CLOCK
-//! hand over a linked list of the released regions, least recently released
-//! first: a region in use, or taken back since the hand last passed, goes to
-//! the back instead (its second chance). Every list operation is `O(1)`. If
-//! the kernel refuses for lack of memory or of maps (`ENOMEM`), every unused
-//! region is unmapped and the mapping tried once more before the error is
-//! returned.
+//! offset, nothing else happens (no lock, no system call, no shared memory
+//! written). Otherwise the cursor takes, without any lock, the region it
+//! released last if that holds the offset and was not evicted, or the
+//! region its file's table names for the offset's window-size slot (one
+//! look-up, one compare-and-swap). Failing that, the manager looks the
+//! offset up among the file's regions under the file's own lock (ordered,
+//! never a scan) — a window another thread is mapping counts, and is waited
+//! for; failing that it places a new window: the window-size slot holding
+//! the offset when the bytes asked for fit in it and it is free (aligned
+//! windows, which the table finds in one step), or else a window from the
+//! offset, grown towards the neighbouring regions up to `window_size`,
+//! aligned to [`ALLOCATIONGRANULARITY`], clipped to the file end. It
+//! reserves a handle and the window's bytes, evicting unused regions first
+//! when there is no room, and maps the window without any lock. Eviction
+//! approximates LRU with a CLOCK hand over the regions: one in use is passed
+//! over, one a cursor took since the hand last passed is spared once (its
+//! second chance), and the first unused one not taken since goes. If the
+//! kernel refuses a mapping for lack of memory or of maps (`ENOMEM`), every
+//! unused region is unmapped and the mapping tried once more before the
+//! error is returned.
 //!
 //! # Limits
 //!
@@ -62,9 +64,12 @@
 //!   would have to evict another: they `pread` it, and map it only once it
 //!   is asked for again while remembered. The cursor API always maps.
 //! - `max_memory_size` (default 8 GiB on 64-bit) is charged in whole pages
-//!   and exceeded only while every region is in use;
+//!   and exceeded only while every region is in use (a cursor must map);
 //!   [`Stats::over_limit_bytes`] shows by how much, and the excess is
-//!   evicted as soon as a region is released.
+//!   evicted as soon as a region is released — by the releasing thread, or,
+//!   if another thread is evicting at that moment, by that thread as soon
+//!   as it is done. The excess is at most the windows mapped while every
+//!   region was in use.
 //! - `window_size` (default 1 GiB on 64-bit; 0 = whole files).
 //!
 //! A [`MapRegion`] clone kept by the caller outlives eviction by design (the
@@ -148,13 +153,59 @@
 //! error. One type owns each mapped window together with the only pointer
 //! into it, so no read can go through a stale address.
 //!
-//! # Threads
+//! # Concurrency
 //!
 //! [`Manager`] is `Send + Sync` and cheap to clone; cursors and buffers are
-//! `Send`. The manager's lock is held only to find, place or evict a region,
-//! never while a caller reads and never while the kernel maps or unmaps;
-//! reads within a region, and releasing and taking back a region the
-//! manager knows, take no lock at all.
+//! `Send`. No read path takes a lock that all files share in its steady
+//! state; the caches that scale (JGit's window cache, Caffeine, SIEVE) share
+//! the habits used here: hits write no shared memory, uses are marked with
+//! a bit rather than by reordering a list, loading is single-flight per
+//! file, and one thread at a time evicts.
+//!
+//! **The parts**, each owning its data and its synchronisation:
+//!
+//! | part | holds | synchronised by |
+//! |---|---|---|
+//! | file registry | path or descriptor → file entry | a mutex, taken to make a cursor, and by an entry that goes |
+//! | file entry, one per file | its table of regions by window-size slot; its slots (regions and windows being mapped, by offset); its cached descriptor | the table: pointers written under the file's lock, read without any; the slots: the file's own mutex and condition variable; the descriptor: one atomic word |
+//! | cells | one per tracked region: its claim word, range and address, the region and its file entry | the claim word (clients, uses since the hand passed, generation); the rest is written only while the word says no region is readable |
+//! | handle budget | cells reserved (mapped, being mapped, being unmapped) | a counter reserved below `max_open_handles` by compare-and-swap, then a bit of a bitmap |
+//! | memory ledger | bytes committed likewise | compare-and-swap below `max_memory_size`; forced past it only when every region is in use |
+//! | evictor | CLOCK's hand over the cells | a mutex one thread holds; others wait for it (a miss that needs room), leave a note for it (a release over the memory limit) or give up (a copy read) |
+//! | descriptor ring | which descriptors to close beyond `max_open_files` | a mutex, taken only when a descriptor is opened or the ring is emptied |
+//! | admission | each window's heat (a count-min sketch) and the estimate of the next victim's | relaxed loads and stores: lossy by design |
+//! | statistics | counters | each thread adds to a stripe of its own; a cursor counts its hits and switches itself |
+//!
+//! **Lock order**: the evictor's hand, then one file's lock; the descriptor
+//! ring, then the registry (an entry that goes takes itself out of it). The
+//! wait for room (when every handle or byte is held by windows other
+//! threads are mapping) is alone. No lock is held while the kernel maps,
+//! while a caller reads, or while Python or any other caller code runs.
+//!
+//! **What each path does:**
+//!
+//! | path | shared memory touched | locks |
+//! |---|---|---|
+//! | hit: the cursor's region holds the offset | none | none |
+//! | switch: another mapped window of the file | the table's slot (a load), the new region's claim word (compare-and-swap), the old one's (subtraction; if that left it unused, the ledger and the admission gate are read) | none |
+//! | take-back of the region released last | its claim word (compare-and-swap) | none |
+//! | release ([`WindowCursor::unuse_region`], a buffer's `end_access`) | the claim word (subtraction) | none (the evictor's, tried, if the manager is over its memory limit) |
+//! | copy read of a window not admitted | the table, the budgets (loads), the sketch (lossy), the file's descriptor word (in and out), `pread` | none |
+//! | miss that maps within the limits | the file's slots, the descriptor word, the budgets (compare-and-swap), the new cell | the file's lock, twice (to place the window, to publish it); none while mapping |
+//! | miss without room | as above, and the victims' claim words and files | the evictor's hand (waited for), each victim's file lock in turn; the unmapping is done holding the hand |
+//! | making a cursor | the registry | the registry's |
+//!
+//! **The atomic words and their protocols**, each with a table of its
+//! states and transitions beside it in the source, and each checked with
+//! [loom](https://docs.rs/loom) under every interleaving of its scenarios
+//! (`scripts/loom`): the claim word (`src/claim.rs`), the handle budget
+//! (`src/manager/cells.rs`), the memory ledger (`src/manager/ledger.rs`),
+//! a file's descriptor word (`src/manager/desc.rs`) and the evictor's
+//! election (`src/manager/election.rs`). The memory limit rests on one
+//! `SeqCst` pairing: a release that leaves a region unused reads the ledger
+//! next, and a thread that commits bytes past the limit sweeps the claim
+//! words next, so one of them sees the other and no unused region is left
+//! over the limit.
 
 mod buffer;
 mod claim;

@@ -228,3 +228,62 @@ fn racing_misses_share_one_region() {
     let s = m.stats();
     eprintln!("racing misses: {} waits in {rounds} rounds", s.waits);
 }
+
+/// The memory limit with threads racing: 16 threads, each with one cursor
+/// on a file of its own, one-page windows, a limit of 4 pages. While every
+/// region is in use the limit is passed — by no more than the windows the
+/// cursors hold (one each, and one more for the moment between a release
+/// and its eviction) — and once the cursors are gone nothing unused stays
+/// over it.
+#[test]
+fn sixteen_threads_pass_the_memory_limit_only_by_the_windows_in_use() {
+    let ops: u64 = std::env::var("SMMAP_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Arc<Vec<_>> = Arc::new(
+        (0..16)
+            .map(|i| make_file(dir.path(), &format!("f{i}"), i, 64 * g()).0)
+            .collect(),
+    );
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_memory_size(4 * g())
+        .build();
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (m, files) = (m.manager().clone(), files.clone());
+            std::thread::spawn(move || {
+                let mut c = m.make_cursor(&files[t as usize]).unwrap();
+                let mut rng = 0xdead_beef ^ ((t + 1) * 0x9E37_79B9);
+                for _ in 0..ops {
+                    let r = xorshift(&mut rng);
+                    if r % 5 == 0 {
+                        c.unuse_region();
+                        continue;
+                    }
+                    let ofs = (r >> 8) % (64 * g());
+                    assert_eq!(c.use_region(ofs, 1).unwrap().buffer()[0], byte(t, ofs));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread panics");
+    }
+    let s = m.stats();
+    eprintln!(
+        "memory limit 4 pages, 16 threads: peak {} pages mapped, peak {} pages over, {} evictions",
+        s.peak_mapped_bytes / g(),
+        s.peak_over_limit_bytes / g(),
+        s.evictions
+    );
+    assert!(s.peak_over_limit_bytes > 0, "the limit was passed: {s:?}");
+    assert!(
+        s.peak_mapped_bytes <= 17 * g(),
+        "more than the windows in use and one: {s:?}"
+    );
+    assert_eq!(s.over_limit_bytes, 0, "released windows went: {s:?}");
+    m.verify_invariants().unwrap();
+}

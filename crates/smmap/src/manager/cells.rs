@@ -12,6 +12,17 @@
 //! of atomic words per segment; the number reserved is one counter,
 //! reserved by compare-and-swap below the limit before a bit is looked for
 //! (so a reservation that passed the counter always finds a bit).
+//!
+//! | word | states | moved by |
+//! |---|---|---|
+//! | `used` | 0 to `max` | [`reserve`](Cells::reserve): `n → n + 1` by compare-and-swap while `n < max` (`Acquire`); [`free`](Cells::free): `n → n − 1` after clearing the cell's bit (`Release`) |
+//! | bit `i` of the bitmap | clear (free), set (reserved) | `reserve`, once counted: sets a clear bit by compare-and-swap; `free`: clears it (`Release`), then the count |
+//! | `hint` | a bitmap word | `free` stores the freed cell's word (`Relaxed`; only where a search starts) |
+//!
+//! Because a free clears the bit before the count goes down, and a
+//! reservation's count is taken with `Acquire`, every reservation that got
+//! past the count finds a clear bit among the segments allocated (or
+//! allocates the next one).
 
 use std::sync::{Arc, OnceLock};
 
