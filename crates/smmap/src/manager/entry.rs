@@ -22,20 +22,24 @@ use crate::source::{FileKey, PinnedFile};
 use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 /// One file the manager knows (see the module documentation).
+///
+/// In declaration order (`repr(C)`): what a switch and a copy read touch —
+/// the table, the serial number, the size, the descriptor word — comes
+/// first, on one cache line with the `Arc`'s counts where it can.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct FileEntry {
-    /// Read on every switch between windows: kept first.
     table: WindowTable,
-    /// The pinned size.
-    size: u64,
     /// A number no other entry of the manager ever had (heat keys).
     serial: u64,
+    /// The pinned size.
+    size: u64,
+    desc: DescSlot,
     pinned: PinnedFile,
     slots: Mutex<Slots>,
     /// Signalled when a window of the file being mapped is done, or a
     /// region evicted is gone from the slots.
     changed: Condvar,
-    desc: DescSlot,
     files: Arc<Files>,
 }
 
@@ -163,12 +167,12 @@ impl Files {
         }
         let entry = Arc::new(FileEntry {
             table: WindowTable::new(pinned.size, self.window),
-            size: pinned.size,
             serial: self.serial.fetch_add(1, Ordering::Relaxed) + 1,
+            size: pinned.size,
+            desc: DescSlot::default(),
             pinned,
             slots: Mutex::new(Slots::default()),
             changed: Condvar::new(),
-            desc: DescSlot::default(),
             files: self.clone(),
         });
         index.insert(key, Arc::downgrade(&entry));

@@ -398,6 +398,7 @@ impl Manager {
         };
         Ok(WindowCursor::attached(Attachment {
             manager: self.clone(),
+            size: entry.size(),
             entry,
         }))
     }
@@ -768,6 +769,9 @@ flavour!(
 pub(crate) struct Attachment {
     manager: Manager,
     entry: Arc<FileEntry>,
+    /// The pinned size, kept here too: a read checks it without touching
+    /// the entry.
+    size: u64,
 }
 
 impl Attachment {
@@ -792,6 +796,6 @@ impl Attachment {
     /// The file's size, as pinned.
     #[inline]
     pub(crate) fn size(&self) -> u64 {
-        self.entry.size()
+        self.size
     }
 }

@@ -28,8 +28,12 @@ pub(crate) const MAX_SLOTS: u64 = 1 << 17;
 /// A file's windows by slot (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct WindowTable {
-    /// A cell per slot, or null.
-    slots: Box<[AtomicPtr<Cell>]>,
+    /// The first slot's cell, or null: kept inline, so that the table of a
+    /// file of one window (most small files) costs no memory access of its
+    /// own.
+    first: AtomicPtr<Cell>,
+    /// The other slots' cells, or null.
+    rest: Box<[AtomicPtr<Cell>]>,
     /// The slot size.
     slot: u64,
     /// Its base-2 logarithm, when it is a power of two (`u32::MAX`
@@ -51,7 +55,8 @@ impl WindowTable {
             n = size.div_ceil(slot).max(1);
         }
         WindowTable {
-            slots: (0..n)
+            first: AtomicPtr::new(std::ptr::null_mut()),
+            rest: (1..n)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
             slot,
@@ -82,14 +87,23 @@ impl WindowTable {
 
     /// The range of slots `[begin, end)` overlaps.
     fn covering(&self, begin: u64, end: u64) -> std::ops::Range<usize> {
-        let last = (self.slots.len() - 1).min(self.index(end.saturating_sub(1)));
+        let last = self.rest.len().min(self.index(end.saturating_sub(1)));
         self.index(begin)..last + 1
+    }
+
+    /// Slot `k`'s entry, if the file has that slot.
+    #[inline]
+    fn slot(&self, k: usize) -> Option<&AtomicPtr<Cell>> {
+        match k.checked_sub(1) {
+            None => Some(&self.first),
+            Some(r) => self.rest.get(r),
+        }
     }
 
     /// The cell named for the slot holding `ofs`, if any.
     #[inline]
     pub(crate) fn get(&self, ofs: u64) -> Option<&Cell> {
-        let p = self.slots.get(self.index(ofs))?.load(Ordering::Acquire);
+        let p = self.slot(self.index(ofs))?.load(Ordering::Acquire);
         // SAFETY: entries are null or point at cells of the manager whose
         // file entry holds this table, and cells never move or go while
         // the manager lives, which the caller's file entry keeps alive.
@@ -104,7 +118,7 @@ impl WindowTable {
         for k in self.covering(begin, end) {
             let (lo, hi) = self.bounds(k, size);
             let whole = begin <= lo && hi <= end;
-            let e = &self.slots[k];
+            let Some(e) = self.slot(k) else { continue };
             if whole || e.load(Ordering::Relaxed).is_null() {
                 e.store(ptr, Ordering::Release);
             }
@@ -124,7 +138,7 @@ impl WindowTable {
     ) {
         let ptr = std::ptr::from_ref(cell).cast_mut();
         for k in self.covering(begin, end) {
-            let e = &self.slots[k];
+            let Some(e) = self.slot(k) else { continue };
             if e.load(Ordering::Relaxed) == ptr {
                 let (lo, hi) = self.bounds(k, size);
                 let next = other(lo, hi)
@@ -145,7 +159,8 @@ impl WindowTable {
 
     /// Every slot's cell, for the invariant check: `(slot bounds, cell)`.
     pub(crate) fn entries(&self, size: u64) -> impl Iterator<Item = ((u64, u64), &Cell)> + '_ {
-        self.slots.iter().enumerate().filter_map(move |(k, e)| {
+        let all = std::iter::once(&self.first).chain(self.rest.iter());
+        all.enumerate().filter_map(move |(k, e)| {
             // SAFETY: as in `get`.
             unsafe { e.load(Ordering::Acquire).as_ref() }.map(|c| (self.bounds(k, size), c))
         })
@@ -209,7 +224,7 @@ mod tests {
         let t = WindowTable::new(0, 4096);
         assert!(t.get(0).is_none());
         let huge = WindowTable::new(1 << 50, 4096);
-        assert!(huge.slots.len() as u64 <= MAX_SLOTS);
+        assert!(huge.rest.len() as u64 <= MAX_SLOTS);
         assert_eq!(huge.slot_size() % 4096, 0);
     }
 }
