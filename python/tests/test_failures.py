@@ -479,9 +479,10 @@ def test_copy_reads_copy_when_every_window_is_in_use(tmp_path, holders, limit):
     """A buffer holds its first window; cursors then hold every other handle
     (or the rest of the memory budget) with windows they released and took
     back without the manager's lock. Slices of the buffer's other windows,
-    three rounds of 15, are copied: nothing can be evicted for them, so none
-    is admitted, none fails for lack of a handle, none maps past the memory
-    limit, and no ghost hit is counted."""
+    three rounds of 15, are copied or take the place of the buffer's own
+    window (the only one that can be evicted for them): none fails for lack
+    of a handle, none maps past the memory limit, the cursors' windows stay,
+    and a ghost hit is counted for each window mapped on admission."""
     page = 4096
     if limit == "handles":
         mm = SlidingWindowMapManager(page, 0, holders + 1)
@@ -504,7 +505,10 @@ def test_copy_reads_copy_when_every_window_is_in_use(tmp_path, holders, limit):
             assert buf[at:at + 100] == content[at:at + 100]
             assert buf[at] == content[at]
     s = mm.stats()
-    assert (s["maps"], s["ghost_hits"], s["evictions"]) == (holders + 1, 0, 0), s
-    assert s["preads"] >= 45, s
+    assert s["maps"] == holders + 1 + s["ghost_hits"], s
+    assert s["evictions"] == s["ghost_hits"], s
+    assert s["preads"] >= 40, s
     assert (s["over_limit_bytes"], s["peak_over_limit_bytes"]) == (0, 0), s
+    for c in held:
+        assert c.is_valid() and c.region().client_count() == 2
     del held
