@@ -166,3 +166,36 @@ fn admitted_but_its_victim_taken_back_copies() {
     assert_eq!((s.ghost_hits, s.evictions), (0, 0), "{s:?}");
     m.verify_invariants().unwrap();
 }
+
+/// A buffer that holds its own window while every other handle is in use:
+/// the only window a hot read can take the place of is the buffer's own,
+/// given back as it moves; a read asked for often enough is mapped in its
+/// place (a ghost hit, one eviction), colder ones are copied, and the other
+/// cursors' windows stay.
+#[test]
+fn a_hot_window_takes_the_place_of_the_buffers_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(4096)
+        .max_open_handles(2)
+        .build();
+    let (path, bytes) = make_file(dir.path(), "read", 8, 16 * 4096);
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(buf.get(0).unwrap(), bytes[0]);
+    let held = held_and_taken_back(&m, dir.path(), 1);
+    // Page 5 three times (hot), other pages once (cold).
+    for (i, page) in [5u64, 1, 5, 2, 5, 3].into_iter().enumerate() {
+        let at = page * 4096 + i as u64;
+        assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+    }
+    let s = m.stats();
+    assert_eq!((s.ghost_hits, s.evictions, s.maps), (1, 1, 3), "{s:?}");
+    assert_eq!(s.preads, 5, "every other read copied: {s:?}");
+    assert_eq!(
+        held[0].region().unwrap().client_count(),
+        2,
+        "the cursor's window stays"
+    );
+    m.verify_invariants().unwrap();
+    drop(held);
+}
