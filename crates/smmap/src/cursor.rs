@@ -13,6 +13,7 @@ use crate::held::{HeldRegion, Lease};
 use crate::manager::{Attachment, Fetched, Manager, Want};
 use crate::region::MapRegion;
 use crate::source::PathOrFd;
+use crate::trace::{Op, Served};
 use crate::AccessHint;
 
 /// A cursor into one file: it holds at most one region, and
@@ -64,6 +65,10 @@ pub struct WindowCursor {
     /// statistics.
     counts: Counts,
     hint: Option<AccessHint>,
+    /// The cursor's id in the manager's trace, when it records one.
+    trace: Option<u64>,
+    /// How the last step off the hot path served its read (for the trace).
+    last: Served,
 }
 
 impl WindowCursor {
@@ -84,14 +89,34 @@ impl WindowCursor {
             max_view: 0,
             counts: Counts::default(),
             hint: None,
+            trace: None,
+            last: Served::Held,
         }
     }
 
     pub(crate) fn attached(file: Attachment) -> Self {
         let mut c = WindowCursor::new(Some(file.manager().clone()));
         c.max_view = file.size().min(c.window_cap);
+        let shared = file.shared();
+        c.trace = shared.trace().map(|t| {
+            let entry = file.entry();
+            t.cursor(
+                shared.id(),
+                entry.serial(),
+                file.file().given(),
+                file.size(),
+            )
+        });
         c.file = Some(file);
         c
+    }
+
+    /// Records a read in the manager's trace.
+    #[cold]
+    fn note(&self, id: u64, op: Op, offset: u64, len: u64, served: Served) {
+        if let Some(t) = self.file.as_ref().and_then(|f| f.shared().trace()) {
+            t.read(id, op, offset, len, served);
+        }
     }
 
     /// Makes the cursor point at `offset`, with a view of up to `size` bytes
@@ -109,17 +134,22 @@ impl WindowCursor {
     /// way it can be used again.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
-        if self.held.holds(offset) {
+        let served = if self.held.holds(offset) {
             // The hot path: the current region holds the offset.
             self.counts.hits += 1;
-        } else if !self.switch(offset) {
-            // Another region of the file holds it (taken without a lock),
-            // or the manager must find or map one.
+            Served::Held
+        } else if self.switch(offset) {
+            // Another region of the file holds it, taken without a lock.
+            self.last
+        } else {
             return self.use_region_slow(offset, size);
-        }
+        };
         let want = self.clamp(size);
         self.ofs = offset;
         self.len = want.min(self.held.range().end - offset) as usize;
+        if let Some(id) = self.trace {
+            self.note(id, Op::Map, offset, size as u64, served);
+        }
         Ok(self)
     }
 
@@ -144,19 +174,31 @@ impl WindowCursor {
             want.max(1),
             Want::Map,
         ) {
-            Ok(Fetched::Mapped(lease)) => Some(lease),
+            Ok(Fetched::Mapped(lease, served)) => Some((lease, served)),
             // `Want::Map` never copies; past the end, the cursor is invalid.
             Ok(Fetched::Copy { .. } | Fetched::Nothing) => None,
             Err(e) => {
                 if !self.held.is_held() {
                     self.len = 0;
                 }
+                if let Some(id) = self.trace {
+                    self.note(id, Op::Map, offset, size as u64, Served::Copied);
+                }
                 return Err(e);
             }
         };
-        match lease {
-            Some(lease) => self.hold(lease, offset, want),
-            None => self.len = 0,
+        let served = match lease {
+            Some((lease, served)) => {
+                self.hold(lease, offset, want);
+                served
+            }
+            None => {
+                self.len = 0;
+                Served::Copied
+            }
+        };
+        if let Some(id) = self.trace {
+            self.note(id, Op::Map, offset, size as u64, served);
         }
         Ok(self)
     }
@@ -179,11 +221,13 @@ impl WindowCursor {
         let lease = match taken_back {
             Some(lease) => {
                 self.counts.hits += 1;
+                self.last = Served::Held;
                 lease
             }
             None => match shared.find(entry, offset) {
                 Some(lease) => {
                     self.counts.switches += 1;
+                    self.last = Served::Mapped;
                     lease
                 }
                 None => return false,
@@ -266,25 +310,33 @@ impl WindowCursor {
     /// from `offset`: a copy, if the policy makes one, holds that many (at
     /// least a page, at most [`COPY_MAX`]).
     pub(crate) fn chunk_for(&mut self, offset: u64, want: u64) -> Result<&[u8]> {
-        if self.held.holds(offset) {
-            self.counts.hits += 1;
-        } else if self.copy.holds(offset) {
-            self.counts.hits += 1;
-            return Ok(self.copy.tail(offset).expect("the copy holds the offset"));
-        } else {
-            self.chunk_miss(offset, want)?;
-            if let Some(tail) = self.copy.tail(offset) {
-                return Ok(tail);
-            }
+        let served = self.ensure(offset, want);
+        if let Some(id) = self.trace {
+            let served = *served.as_ref().unwrap_or(&Served::Copied);
+            self.note(id, Op::Chunk, offset, want, served);
         }
+        served?;
         Ok(self
             .held
             .tail(offset)
-            .expect("the region holds the offset it was obtained for"))
+            .or_else(|| self.copy.tail(offset))
+            .expect("the region or the copy holds the offset obtained for"))
+    }
+
+    /// Makes the region or the copy hold `offset`: a hit if one does, or
+    /// else the miss path for `want` bytes from it; says how it was served.
+    #[inline]
+    fn ensure(&mut self, offset: u64, want: u64) -> Result<Served> {
+        if self.held.holds(offset) || self.copy.holds(offset) {
+            self.counts.hits += 1;
+            return Ok(Served::Held);
+        }
+        self.chunk_miss(offset, want)?;
+        Ok(self.last)
     }
 
     /// Maps the window holding `offset`, or copies at least `want` bytes
-    /// from the page holding it, as the policy decides.
+    /// from the page holding it, as the policy decides; `last` says which.
     #[cold]
     fn chunk_miss(&mut self, offset: u64, want: u64) -> Result<()> {
         if self.switch(offset) {
@@ -314,8 +366,12 @@ impl WindowCursor {
             wanted,
             Want::Bytes(len),
         ) {
-            Ok(Fetched::Mapped(lease)) => Some(lease),
+            Ok(Fetched::Mapped(lease, served)) => {
+                self.last = served;
+                Some(lease)
+            }
             Ok(Fetched::Copy { desc, len }) => {
+                self.last = Served::Copied;
                 let file = self.file.as_ref().expect("associated").file();
                 return self.copy.fill(file, desc.file(), start, len);
             }
@@ -342,14 +398,33 @@ impl WindowCursor {
     pub fn byte_at(&mut self, offset: u64) -> Result<u8> {
         if let Some(b) = self.held.byte(offset) {
             self.counts.hits += 1;
+            if let Some(id) = self.trace {
+                self.note(id, Op::Byte, offset, 1, Served::Held);
+            }
             return Ok(b);
         }
-        if !self.copy.holds(offset) && self.switch(offset) {
-            if let Some(b) = self.held.byte(offset) {
-                return Ok(b);
-            }
+        self.byte_miss(offset)
+    }
+
+    /// [`byte_at`](Self::byte_at) when the region does not hold `offset`:
+    /// the copy, a switch, or the miss path.
+    #[inline(never)]
+    fn byte_miss(&mut self, offset: u64) -> Result<u8> {
+        let served = if !self.copy.holds(offset) && self.switch(offset) {
+            Ok(self.last)
+        } else {
+            self.ensure(offset, 1)
+        };
+        if let Some(id) = self.trace {
+            let s = *served.as_ref().unwrap_or(&Served::Copied);
+            self.note(id, Op::Byte, offset, 1, s);
         }
-        Ok(self.chunk_for(offset, 1)?[0])
+        served?;
+        Ok(self
+            .held
+            .byte(offset)
+            .or_else(|| self.copy.tail(offset).map(|t| t[0]))
+            .expect("the region or the copy holds the offset obtained for"))
     }
 
     /// Copies bytes from absolute offset `offset` into `out`, across windows;
@@ -361,6 +436,19 @@ impl WindowCursor {
     /// be mapped or read (the cursor stays usable; nothing is lost, and the
     /// read can be tried again).
     pub fn read_at(&mut self, offset: u64, out: &mut [u8]) -> Result<usize> {
+        let Some(id) = self.trace else {
+            return self.read_at_untraced(offset, out).map(|(n, _)| n);
+        };
+        let got = self.read_at_untraced(offset, out);
+        let served = got.as_ref().map_or(Served::Copied, |g| g.1);
+        self.note(id, Op::ReadAt, offset, out.len() as u64, served);
+        got.map(|(n, _)| n)
+    }
+
+    /// [`read_at`](Self::read_at), saying how it was served: by the most
+    /// costly step of its windows (a window mapped, a copy, a switch, a
+    /// hit).
+    fn read_at_untraced(&mut self, offset: u64, out: &mut [u8]) -> Result<(usize, Served)> {
         let size = self.file_size().ok_or(Error::NotAssociated)?;
         if offset > size {
             return Err(self.out_of_range(offset));
@@ -373,10 +461,28 @@ impl WindowCursor {
             if tail.len() >= want {
                 out[..want].copy_from_slice(&tail[..want]);
                 self.counts.hits += 1;
-                return Ok(want);
+                return Ok((want, Served::Held));
             }
         }
         let mut done = 0;
+        let mut served = Served::Held;
+        let worse = |s: Served, by: Served| {
+            let rank = |s| {
+                [
+                    Served::Held,
+                    Served::Mapped,
+                    Served::Copied,
+                    Served::NewWindow,
+                ]
+                .iter()
+                .position(|&x| x == s)
+            };
+            if rank(by) > rank(s) {
+                by
+            } else {
+                s
+            }
+        };
         while done < want {
             let at = offset + done as u64;
             if let Some(tail) = self.held.tail(at).or_else(|| self.copy.tail(at)) {
@@ -400,8 +506,12 @@ impl WindowCursor {
                 self.len = 0;
             }
             let lease = match fetched? {
-                Fetched::Mapped(lease) => lease,
+                Fetched::Mapped(lease, how) => {
+                    served = worse(served, how);
+                    lease
+                }
                 Fetched::Copy { desc, len } => {
+                    served = worse(served, Served::Copied);
                     let file = self.file.as_ref().expect("associated").file();
                     let n = len as usize;
                     pread_exact(file, desc.file(), &mut out[done..done + n], at)?;
@@ -413,7 +523,7 @@ impl WindowCursor {
             let view = self.max_view;
             self.hold(lease, at, view);
         }
-        Ok(done)
+        Ok((done, served))
     }
 
     /// Maps the window holding `offset` under
@@ -427,20 +537,30 @@ impl WindowCursor {
             return Ok(());
         }
         let want = self.max_view.max(1);
-        let fetched = fetch(
+        let lease = match fetch(
             &self.file,
             &mut self.held,
             &mut self.counts,
             offset,
             want,
             Want::Map,
-        );
-        if fetched.is_err() && !self.held.is_held() {
-            self.len = 0;
-        }
-        let lease = match fetched? {
-            Fetched::Mapped(lease) => lease,
-            Fetched::Copy { .. } | Fetched::Nothing => return Ok(()),
+        ) {
+            Ok(Fetched::Mapped(lease, served)) => {
+                if let Some(id) = self.trace {
+                    self.note(id, Op::First, offset, 0, served);
+                }
+                lease
+            }
+            Ok(Fetched::Copy { .. } | Fetched::Nothing) => return Ok(()),
+            Err(e) => {
+                if !self.held.is_held() {
+                    self.len = 0;
+                }
+                if let Some(id) = self.trace {
+                    self.note(id, Op::First, offset, 0, Served::Copied);
+                }
+                return Err(e);
+            }
         };
         let view = self.max_view;
         self.hold(lease, offset, view);
@@ -469,6 +589,12 @@ impl WindowCursor {
         self.copy.clear();
         if let (Some(lease), Some(file)) = (self.held.take(), &self.file) {
             file.shared().give_back(lease);
+        }
+        if let (Some(id), Some(t)) = (
+            self.trace,
+            self.file.as_ref().and_then(|f| f.shared().trace()),
+        ) {
+            t.release(id);
         }
     }
 
@@ -591,6 +717,10 @@ impl Clone for WindowCursor {
         copy.hint = self.hint;
         copy.max_view = self.max_view;
         if let Some(file) = &self.file {
+            copy.trace = self
+                .trace
+                .zip(file.shared().trace())
+                .map(|(id, t)| t.clone_cursor(id));
             copy.file = Some(file.clone());
             if let Some((cell, gen, span)) = self.held.lease() {
                 copy.held.set(file.shared().share(cell, gen, span));
@@ -612,6 +742,9 @@ impl Drop for WindowCursor {
             }
             file.shared()
                 .add_counts(self.counts.hits, self.counts.switches);
+            if let (Some(id), Some(t)) = (self.trace, file.shared().trace()) {
+                t.drop_cursor(id);
+            }
         }
     }
 }
@@ -651,7 +784,7 @@ fn fetch<'a>(
     if let Some((cell, gen)) = held.parked(offset) {
         if let Some(lease) = shared.take_back(entry, cell, gen, offset) {
             counts.hits += 1;
-            return Ok(Fetched::Mapped(lease));
+            return Ok(Fetched::Mapped(lease, Served::Held));
         }
     }
     let Counts { hits, switches } = std::mem::take(counts);

@@ -35,12 +35,15 @@ use crate::error::{Error, Result};
 use crate::held::Lease;
 use crate::region::MapRegion;
 use crate::sys::page_cost;
+use crate::trace::Served;
 use crate::window::MapWindow;
 
 /// What a miss gave a cursor.
 pub(crate) enum Fetched<'a> {
-    /// A mapped region holding the offset, counted for the cursor.
-    Mapped(Lease),
+    /// A mapped region holding the offset, counted for the cursor: one
+    /// mapped already ([`Served::Mapped`]) or mapped for it
+    /// ([`Served::NewWindow`]).
+    Mapped(Lease, Served),
     /// Copy `len` bytes from the offset through `desc` (`pread`).
     Copy { desc: Desc<'a>, len: u64 },
     /// Nothing: the offset is at or past the end.
@@ -108,7 +111,7 @@ impl Shared {
             }
         }
         let (window, desc) = match self.place_pending(entry, offset, want_size, previous, want)? {
-            Placed::Found(lease) => return Ok(Fetched::Mapped(lease)),
+            Placed::Found(lease) => return Ok(Fetched::Mapped(lease, Served::Mapped)),
             Placed::Pending(window, desc) => (window, desc),
         };
         self.counters.add(Counter::Misses, 1);
@@ -137,12 +140,8 @@ impl Shared {
                 .map_err(|e| self.faults.name(e, entry.pinned(), window));
             match mapped {
                 Ok(region) => {
-                    return Ok(Fetched::Mapped(self.publish(
-                        entry,
-                        cell,
-                        region,
-                        admitted.is_some(),
-                    )))
+                    let lease = self.publish(entry, cell, region, admitted.is_some());
+                    return Ok(Fetched::Mapped(lease, Served::NewWindow));
                 }
                 Err(e) => {
                     self.counters.add(Counter::MapFailures, 1);

@@ -51,6 +51,7 @@ use crate::error::Result;
 use crate::held::Lease;
 use crate::source::{FileKey, PathOrFd, PinnedFile};
 use crate::stats::Stats;
+use crate::trace::Trace;
 pub(crate) use cells::{Cell, Cells, Span};
 use counters::{Counter, Counters};
 pub(crate) use entry::FileEntry;
@@ -241,6 +242,8 @@ pub(crate) struct Shared {
     room: Room,
     counters: Counters,
     faults: faults::Faults,
+    /// Where cursors record what they do, if anywhere.
+    trace: Option<Trace>,
 }
 
 impl Shared {
@@ -340,10 +343,21 @@ impl Shared {
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// The trace cursors record into, if any.
+    #[inline]
+    pub(crate) fn trace(&self) -> Option<&Trace> {
+        self.trace.as_ref()
+    }
+
+    /// A number that tells this manager from others sharing a trace.
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
 }
 
 impl Manager {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: Limits, trace: Option<Trace>) -> Self {
         let window = limits.slot_window();
         Manager {
             shared: Arc::new(Shared {
@@ -356,6 +370,7 @@ impl Manager {
                 room: Room::default(),
                 counters: Counters::default(),
                 faults: faults::Faults::default(),
+                trace,
             }),
         }
     }
@@ -451,6 +466,9 @@ impl Manager {
     /// its old descriptor (its next window is [`Error::Replaced`](crate::Error::Replaced)).
     pub fn collect(&self) -> usize {
         let s = &*self.shared;
+        if let Some(t) = &s.trace {
+            t.collect();
+        }
         s.files.close_descs();
         self.evict_unused(
             Need {
@@ -593,10 +611,11 @@ impl fmt::Debug for Manager {
 /// assert_eq!(manager.window_size(), 1 << 20);
 /// assert_eq!(manager.max_file_handles(), 64);
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct ManagerBuilder<M> {
     limits: Limits,
+    trace: Option<Trace>,
     _kind: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -611,6 +630,7 @@ impl<M: From<Manager>> ManagerBuilder<M> {
                 max_open_files: default_max_open_files(),
                 policy: ReadPolicy::Adaptive,
             },
+            trace: None,
             _kind: std::marker::PhantomData,
         }
     }
@@ -674,9 +694,19 @@ impl<M: From<Manager>> ManagerBuilder<M> {
         self
     }
 
+    /// Records what every cursor of the manager does into `trace` (see
+    /// [`Trace`]): the cursors made, cloned, released and dropped, and each
+    /// read with how it was served. Recording takes the trace's lock once
+    /// per read: for finding out what limits a program needs
+    /// (`smmap bench --replay`), not for the fastest reads.
+    pub fn trace(mut self, trace: Trace) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
     /// The manager.
     pub fn build(self) -> M {
-        M::from(Manager::new(self.limits))
+        M::from(Manager::new(self.limits, self.trace))
     }
 }
 

@@ -1,0 +1,829 @@
+//! [`Trace`]: a record of what a program reads through a manager — each
+//! cursor made, cloned, released and dropped, and each read with its file,
+//! offset, length and how the engine served it — in a compact file that
+//! `smmap bench --replay` runs again under other limits, beside `pread`, a
+//! raw map of every file and the best offline policy.
+//!
+//! # The format (version 1)
+//!
+//! The file starts with the 8 bytes `SMMAPTR\x01`. Records follow, each a
+//! tag byte and its fields; every number is an unsigned LEB128 varint
+//! (7 bits a byte, low first), an offset a zigzag-encoded varint of its
+//! difference from the end of the same cursor's previous read:
+//!
+//! | tag | record | fields |
+//! |---|---|---|
+//! | 1 | a file, met for the first time | file id (from 0, in order), size, name length, name (UTF-8: the path as given, or `fd N`) |
+//! | 2 | a cursor made on a file | cursor id (from 0, in order), file id |
+//! | 3 | a cursor cloned | cursor id, the id of the cursor it was cloned from |
+//! | 4 | a cursor dropped | cursor id |
+//! | 5 | a cursor's region released ([`unuse_region`](crate::WindowCursor::unuse_region), a buffer's `end_access`) | cursor id |
+//! | 6 | a read | cursor id, how (one byte: bits 0–2 the [`Op`], bits 3–4 the [`Served`]), offset, length |
+//! | 7 | every unused region unmapped ([`Manager::collect`](crate::Manager::collect)) | — |
+//!
+//! A read of a few bytes costs 5 to 8 bytes of trace. Recording takes one
+//! lock (the trace's) per record, with the bytes buffered in memory and
+//! written 64 KiB at a time; a write that fails stops the recording, and
+//! [`Trace::flush`] reports it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::cursor::WindowCursor;
+use crate::manager::Manager;
+use crate::source::PathOrFd;
+
+const MAGIC: &[u8; 8] = b"SMMAPTR\x01";
+const FLUSH_AT: usize = 64 * 1024;
+
+const TAG_FILE: u8 = 1;
+const TAG_CURSOR: u8 = 2;
+const TAG_CLONE: u8 = 3;
+const TAG_DROP: u8 = 4;
+const TAG_RELEASE: u8 = 5;
+const TAG_READ: u8 = 6;
+const TAG_COLLECT: u8 = 7;
+
+/// Which cursor operation a read was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// [`WindowCursor::use_region`](crate::WindowCursor::use_region): a
+    /// mapped window, `len` the size asked (0: as much as possible).
+    Map,
+    /// One byte, copied ([`WindowCursor::byte_at`](crate::WindowCursor::byte_at),
+    /// a buffer's `get`).
+    Byte,
+    /// The bytes from the offset to the end of its window or copy, `len`
+    /// the bytes the reader means to read (a buffer's `slice`, `BufRead`,
+    /// [`WindowCursor::chunk_at`](crate::WindowCursor::chunk_at)).
+    Chunk,
+    /// `len` bytes copied out ([`WindowCursor::read_at`](crate::WindowCursor::read_at)).
+    ReadAt,
+    /// A buffer's `begin_access` mapping its first window (the always-map
+    /// policy).
+    First,
+}
+
+/// How the engine served a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Served {
+    /// By the region or copy the cursor held, or the region it released
+    /// last, taken back.
+    Held,
+    /// By another region mapped already (a switch).
+    Mapped,
+    /// By a window mapped for it.
+    NewWindow,
+    /// By a copy (`pread`), or nothing (past the end, or an error).
+    Copied,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [Op::Map, Op::Byte, Op::Chunk, Op::ReadAt, Op::First];
+
+    fn code(self) -> u8 {
+        Op::ALL.iter().position(|&o| o == self).unwrap_or(0) as u8
+    }
+}
+
+impl Served {
+    const ALL: [Served; 4] = [
+        Served::Held,
+        Served::Mapped,
+        Served::NewWindow,
+        Served::Copied,
+    ];
+
+    fn code(self) -> u8 {
+        Served::ALL.iter().position(|&s| s == self).unwrap_or(0) as u8
+    }
+}
+
+/// A trace being recorded: give it to a manager
+/// ([`ManagerBuilder::trace`](crate::ManagerBuilder::trace)), and every
+/// cursor of that manager records what it does. Clones share one file.
+/// The bytes are written 64 KiB at a time and when the last clone (and the
+/// last manager and cursor using it) goes, or on [`flush`](Self::flush).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let data = dir.path().join("data");
+/// # std::fs::write(&data, vec![7u8; 10_000])?;
+/// let trace_path = dir.path().join("reads.trace");
+/// let trace = smmap::Trace::create(&trace_path)?;
+/// let manager = smmap::SlidingWindowMapManager::builder().trace(trace.clone()).build();
+/// let mut buf = smmap::SlidingWindowMapBuffer::new(manager.make_cursor(&data)?, 0, u64::MAX)?;
+/// assert_eq!(buf.get(5000)?, 7);
+/// drop(buf);
+/// trace.flush()?;
+/// let recorded = smmap::TraceReader::open(&trace_path)?;
+/// assert_eq!(recorded.files()[0].size, 10_000);
+/// assert_eq!(recorded.reads().count(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Trace {
+    inner: Arc<Mutex<Sink>>,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace").finish_non_exhaustive()
+    }
+}
+
+struct Sink {
+    out: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    /// Trace file ids by the manager's file entry serial numbers (several
+    /// managers may share a trace: their serials are told apart by the
+    /// manager's address).
+    files: HashMap<(usize, u64), u64>,
+    next_cursor: u64,
+    /// The end of each cursor's previous read (offsets are coded against
+    /// it).
+    ends: HashMap<u64, u64>,
+    /// The first write error; recording stops there.
+    failed: Option<io::Error>,
+}
+
+impl Trace {
+    /// Records into a new file at `path` (replacing one there).
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Trace> {
+        Ok(Trace::to_writer(File::create(path)?))
+    }
+
+    /// Records into `out`.
+    pub fn to_writer(out: impl Write + Send + 'static) -> Trace {
+        let mut buf = Vec::with_capacity(FLUSH_AT + 64);
+        buf.extend_from_slice(MAGIC);
+        Trace {
+            inner: Arc::new(Mutex::new(Sink {
+                out: Box::new(out),
+                buf,
+                files: HashMap::new(),
+                next_cursor: 0,
+                ends: HashMap::new(),
+                failed: None,
+            })),
+        }
+    }
+
+    fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes what is recorded so far; returns the first error any write
+    /// met (after which nothing more was recorded).
+    pub fn flush(&self) -> io::Result<()> {
+        let mut s = self.sink();
+        s.write_out();
+        if let Err(e) = s.out.flush() {
+            s.failed.get_or_insert(e);
+        }
+        match &s.failed {
+            None => Ok(()),
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// A new cursor on the file of entry `serial` of manager `manager`
+    /// (named `name`, of `size` bytes); returns its id.
+    pub(crate) fn cursor(&self, manager: usize, serial: u64, name: &PathOrFd, size: u64) -> u64 {
+        let mut s = self.sink();
+        let next_file = s.files.len() as u64;
+        let file = *s.files.entry((manager, serial)).or_insert(next_file);
+        if file == next_file {
+            let name = name.to_string();
+            s.put(TAG_FILE, &[file, size, name.len() as u64]);
+            s.buf.extend_from_slice(name.as_bytes());
+        }
+        let id = s.next_cursor;
+        s.next_cursor += 1;
+        s.put(TAG_CURSOR, &[id, file]);
+        s.done();
+        id
+    }
+
+    /// Cursor `from` cloned; returns the clone's id.
+    pub(crate) fn clone_cursor(&self, from: u64) -> u64 {
+        let mut s = self.sink();
+        let id = s.next_cursor;
+        s.next_cursor += 1;
+        let end = s.ends.get(&from).copied();
+        if let Some(end) = end {
+            s.ends.insert(id, end);
+        }
+        s.put(TAG_CLONE, &[id, from]);
+        s.done();
+        id
+    }
+
+    /// Cursor `id` dropped.
+    pub(crate) fn drop_cursor(&self, id: u64) {
+        let mut s = self.sink();
+        s.ends.remove(&id);
+        s.put(TAG_DROP, &[id]);
+        s.done();
+    }
+
+    /// Cursor `id` released its region.
+    pub(crate) fn release(&self, id: u64) {
+        let mut s = self.sink();
+        s.put(TAG_RELEASE, &[id]);
+        s.done();
+    }
+
+    /// Every unused region unmapped.
+    pub(crate) fn collect(&self) {
+        let mut s = self.sink();
+        s.put(TAG_COLLECT, &[]);
+        s.done();
+    }
+
+    /// A read by cursor `id`.
+    pub(crate) fn read(&self, id: u64, op: Op, offset: u64, len: u64, served: Served) {
+        let mut s = self.sink();
+        let prev = s.ends.insert(id, offset.saturating_add(len)).unwrap_or(0);
+        let how = u64::from(op.code() | (served.code() << 3));
+        s.put(
+            TAG_READ,
+            &[id, how, zigzag(offset.wrapping_sub(prev) as i64), len],
+        );
+        s.done();
+    }
+}
+
+impl Sink {
+    fn put(&mut self, tag: u8, fields: &[u64]) {
+        self.buf.push(tag);
+        for &f in fields {
+            put_varint(&mut self.buf, f);
+        }
+    }
+
+    /// Writes the buffer out once it is large enough.
+    fn done(&mut self) {
+        if self.buf.len() >= FLUSH_AT {
+            self.write_out();
+        }
+    }
+
+    fn write_out(&mut self) {
+        if self.failed.is_none() && !self.buf.is_empty() {
+            if let Err(e) = self.out.write_all(&self.buf) {
+                self.failed = Some(e);
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.write_out();
+        let _ = self.out.flush();
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A file a trace read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceFile {
+    /// Its name as the program gave it: a path, or `fd N`.
+    pub name: String,
+    /// Its size when first met.
+    pub size: u64,
+}
+
+/// One record of a trace, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Cursor `id` made on file `file` (an index into
+    /// [`TraceReader::files`]).
+    Cursor {
+        /// The cursor.
+        id: u64,
+        /// The file.
+        file: usize,
+    },
+    /// Cursor `id` cloned from cursor `from`.
+    Clone {
+        /// The new cursor.
+        id: u64,
+        /// The cursor cloned.
+        from: u64,
+    },
+    /// Cursor `id` dropped.
+    Drop {
+        /// The cursor.
+        id: u64,
+    },
+    /// Cursor `id` released its region.
+    Release {
+        /// The cursor.
+        id: u64,
+    },
+    /// A read by cursor `cursor`.
+    Read {
+        /// The cursor.
+        cursor: u64,
+        /// Which operation.
+        op: Op,
+        /// The absolute offset.
+        offset: u64,
+        /// The length asked for (see [`Op`]).
+        len: u64,
+        /// How the engine served it when it was recorded.
+        served: Served,
+    },
+    /// Every unused region unmapped.
+    Collect,
+}
+
+/// A trace file that cannot be read: it names the file, and the record and
+/// byte where reading stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the trace {path}: {what} (record {record}, byte {byte})")]
+pub struct TraceError {
+    /// The trace.
+    pub path: PathBuf,
+    /// Records read before it (the first is 0).
+    pub record: u64,
+    /// Where in the file.
+    pub byte: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// A trace, read whole and checked: its files and its events.
+#[derive(Clone, Debug)]
+pub struct TraceReader {
+    files: Vec<TraceFile>,
+    events: Vec<Event>,
+}
+
+impl TraceReader {
+    /// Reads and checks the trace at `path`.
+    ///
+    /// Errors: the file cannot be read, is not a trace, or is truncated or
+    /// corrupt — a record cut short, an unknown record, a cursor or file
+    /// used before it is made — named by record and byte.
+    pub fn open(path: impl AsRef<Path>) -> Result<TraceReader, TraceError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| TraceError {
+            path: path.to_owned(),
+            record: 0,
+            byte: 0,
+            what: e.to_string(),
+        })?;
+        Self::parse(&bytes).map_err(|(record, byte, what)| TraceError {
+            path: path.to_owned(),
+            record,
+            byte,
+            what,
+        })
+    }
+
+    /// Decodes `bytes`; on error, the record, byte and what is wrong.
+    fn parse(bytes: &[u8]) -> Result<TraceReader, (u64, u64, String)> {
+        if bytes.len() < MAGIC.len() || bytes[..7] != MAGIC[..7] {
+            return Err((0, 0, "not a trace (no SMMAPTR header)".into()));
+        }
+        if bytes[7] != MAGIC[7] {
+            return Err((0, 7, format!("trace version {} (this reads 1)", bytes[7])));
+        }
+        let mut r = Bytes { bytes, at: 8 };
+        let (mut files, mut events) = (Vec::new(), Vec::new());
+        let mut cursors: HashMap<u64, u64> = HashMap::new();
+        let mut next_cursor = 0u64;
+        let mut record = 0u64;
+        while r.at < bytes.len() {
+            let start = r.at as u64;
+            let fail = |what: String| (record, start, what);
+            let tag = r.byte().map_err(fail)?;
+            let known = |id: u64, cursors: &HashMap<u64, u64>| {
+                cursors
+                    .contains_key(&id)
+                    .then_some(())
+                    .ok_or_else(|| fail(format!("cursor {id} is used before it is made")))
+            };
+            let made = |id: u64, next: &mut u64| {
+                if id != *next {
+                    return Err(fail(format!(
+                        "cursor {id} made out of order (expected {next})"
+                    )));
+                }
+                *next += 1;
+                Ok(())
+            };
+            match tag {
+                TAG_FILE => {
+                    let (id, size, len) = (
+                        r.var().map_err(fail)?,
+                        r.var().map_err(fail)?,
+                        r.var().map_err(fail)?,
+                    );
+                    if id != files.len() as u64 {
+                        return Err(fail(format!(
+                            "file {id} out of order (expected {})",
+                            files.len()
+                        )));
+                    }
+                    let name = r.take(len).map_err(fail)?;
+                    files.push(TraceFile {
+                        name: String::from_utf8_lossy(name).into_owned(),
+                        size,
+                    });
+                }
+                TAG_CURSOR => {
+                    let (id, file) = (r.var().map_err(fail)?, r.var().map_err(fail)?);
+                    if file >= files.len() as u64 {
+                        return Err(fail(format!("cursor {id} names file {file}, not yet met")));
+                    }
+                    made(id, &mut next_cursor)?;
+                    cursors.insert(id, 0);
+                    events.push(Event::Cursor {
+                        id,
+                        file: file as usize,
+                    });
+                }
+                TAG_CLONE => {
+                    let (id, from) = (r.var().map_err(fail)?, r.var().map_err(fail)?);
+                    known(from, &cursors)?;
+                    made(id, &mut next_cursor)?;
+                    let end = cursors[&from];
+                    cursors.insert(id, end);
+                    events.push(Event::Clone { id, from });
+                }
+                TAG_DROP => {
+                    let id = r.var().map_err(fail)?;
+                    known(id, &cursors)?;
+                    cursors.remove(&id);
+                    events.push(Event::Drop { id });
+                }
+                TAG_RELEASE => {
+                    let id = r.var().map_err(fail)?;
+                    known(id, &cursors)?;
+                    events.push(Event::Release { id });
+                }
+                TAG_READ => {
+                    let cursor = r.var().map_err(fail)?;
+                    let how = r.var().map_err(fail)?;
+                    let delta = unzigzag(r.var().map_err(fail)?);
+                    let len = r.var().map_err(fail)?;
+                    known(cursor, &cursors)?;
+                    let op = *Op::ALL
+                        .get((how & 7) as usize)
+                        .ok_or_else(|| fail(format!("unknown read operation {}", how & 7)))?;
+                    let served = *Served::ALL
+                        .get(((how >> 3) & 3) as usize)
+                        .ok_or_else(|| fail("unknown service".into()))?;
+                    if how >> 5 != 0 {
+                        return Err(fail(format!("unknown read bits {how:#x}")));
+                    }
+                    let end = cursors[&cursor];
+                    let offset = end.wrapping_add(delta as u64);
+                    cursors.insert(cursor, offset.saturating_add(len));
+                    events.push(Event::Read {
+                        cursor,
+                        op,
+                        offset,
+                        len,
+                        served,
+                    });
+                }
+                TAG_COLLECT => events.push(Event::Collect),
+                other => return Err(fail(format!("unknown record type {other}"))),
+            }
+            record += 1;
+        }
+        Ok(TraceReader { files, events })
+    }
+
+    /// The files, by id.
+    pub fn files(&self) -> &[TraceFile] {
+        &self.files
+    }
+
+    /// Every event, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The reads, in order: `(cursor, op, offset, len, served)`.
+    pub fn reads(&self) -> impl Iterator<Item = &Event> + '_ {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Read { .. }))
+    }
+
+    /// Does again through `manager` what the trace recorded: the same
+    /// cursors on the same files — `paths[i]` for the trace's file `i` —
+    /// made, cloned, released and dropped, and the same reads, in order.
+    /// What each read is served by depends on `manager`'s limits (give it a
+    /// [`Trace`] to record that); `on_read` is called after each read with
+    /// its index among the reads.
+    ///
+    /// Errors: `paths` has fewer paths than the trace has files
+    /// ([`Error::NotAssociated`](crate::Error::NotAssociated)), or a file
+    /// cannot be opened or is shorter than when it was recorded (an error
+    /// naming it). A read that fails fails as it did when it was recorded,
+    /// or not; the replay goes on, as the program did.
+    pub fn replay(
+        &self,
+        manager: &Manager,
+        paths: &[impl AsRef<Path>],
+        mut on_read: impl FnMut(usize),
+    ) -> crate::Result<()> {
+        if paths.len() < self.files.len() {
+            return Err(crate::Error::NotAssociated);
+        }
+        let mut cursors: HashMap<u64, WindowCursor> = HashMap::new();
+        let mut scratch = Vec::new();
+        let mut reads = 0;
+        for e in &self.events {
+            match *e {
+                Event::Cursor { id, file } => {
+                    let c = manager.make_cursor(paths[file].as_ref())?;
+                    let want = self.files[file].size;
+                    if c.file_size() < Some(want) {
+                        return Err(crate::Error::OutOfRange {
+                            file: c.path_or_fd().cloned().unwrap_or(PathOrFd::UNNAMED),
+                            offset: want,
+                            size: c.file_size().unwrap_or(0),
+                        });
+                    }
+                    cursors.insert(id, c);
+                }
+                Event::Clone { id, from } => {
+                    let copy = cursors.get(&from).cloned();
+                    if let Some(copy) = copy {
+                        cursors.insert(id, copy);
+                    }
+                }
+                Event::Drop { id } => {
+                    cursors.remove(&id);
+                }
+                Event::Release { id } => {
+                    if let Some(c) = cursors.get_mut(&id) {
+                        c.unuse_region();
+                    }
+                }
+                Event::Collect => {
+                    manager.collect();
+                }
+                Event::Read {
+                    cursor,
+                    op,
+                    offset,
+                    len,
+                    ..
+                } => {
+                    let Some(c) = cursors.get_mut(&cursor) else {
+                        continue;
+                    };
+                    let _ = match op {
+                        Op::Map => c.use_region(offset, len as usize).map(|_| ()),
+                        Op::Byte => c.byte_at(offset).map(|_| ()),
+                        Op::Chunk => c.chunk_for(offset, len).map(|_| ()),
+                        Op::ReadAt => {
+                            let n = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
+                            if scratch.len() < n {
+                                scratch.resize(n, 0);
+                            }
+                            c.read_at(offset, &mut scratch[..n]).map(|_| ())
+                        }
+                        Op::First => c.map_first(offset),
+                    };
+                    on_read(reads);
+                    reads += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over the bytes of a trace.
+struct Bytes<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self
+            .bytes
+            .get(self.at)
+            .ok_or_else(|| "truncated".to_string())?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn var(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self
+                .byte()
+                .map_err(|_| "truncated in a number".to_string())?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("a number longer than 64 bits".into())
+    }
+
+    fn take(&mut self, n: u64) -> Result<&[u8], String> {
+        let n = usize::try_from(n).map_err(|_| "a name too long".to_string())?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| "truncated in a name".to_string())?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace recorded into memory.
+    fn recorded(f: impl FnOnce(&Trace)) -> Vec<u8> {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct Shared(Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let t = Trace::to_writer(Shared(out.clone()));
+        f(&t);
+        drop(t);
+        let v = out.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn records_decode_as_written() {
+        let bytes = recorded(|t| {
+            let a = t.cursor(1, 7, &PathOrFd::from("pack"), 1 << 40);
+            t.read(a, Op::Byte, 5, 1, Served::Copied);
+            t.read(a, Op::Chunk, 1 << 39, 4096, Served::NewWindow);
+            let b = t.clone_cursor(a);
+            t.read(b, Op::Map, 3, 0, Served::Mapped);
+            t.release(a);
+            t.collect();
+            let c = t.cursor(2, 7, &PathOrFd::from("other"), 10);
+            t.read(c, Op::ReadAt, 9, 1, Served::Held);
+            t.drop_cursor(b);
+        });
+        let r = TraceReader::parse(&bytes).unwrap();
+        assert_eq!(
+            r.files(),
+            [
+                TraceFile {
+                    name: "pack".into(),
+                    size: 1 << 40
+                },
+                TraceFile {
+                    name: "other".into(),
+                    size: 10
+                }
+            ]
+        );
+        use Event::*;
+        assert_eq!(
+            r.events(),
+            [
+                Cursor { id: 0, file: 0 },
+                Read {
+                    cursor: 0,
+                    op: Op::Byte,
+                    offset: 5,
+                    len: 1,
+                    served: Served::Copied
+                },
+                Read {
+                    cursor: 0,
+                    op: Op::Chunk,
+                    offset: 1 << 39,
+                    len: 4096,
+                    served: Served::NewWindow
+                },
+                Clone { id: 1, from: 0 },
+                Read {
+                    cursor: 1,
+                    op: Op::Map,
+                    offset: 3,
+                    len: 0,
+                    served: Served::Mapped
+                },
+                Release { id: 0 },
+                Collect,
+                Cursor { id: 2, file: 1 },
+                Read {
+                    cursor: 2,
+                    op: Op::ReadAt,
+                    offset: 9,
+                    len: 1,
+                    served: Served::Held
+                },
+                Drop { id: 1 },
+            ]
+        );
+        assert_eq!(r.reads().count(), 4);
+        // A few bytes per read.
+        assert!(bytes.len() < 80, "{}", bytes.len());
+    }
+
+    #[test]
+    fn truncated_and_corrupt_traces_say_where() {
+        let good = recorded(|t| {
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            t.read(a, Op::Byte, 5, 1, Served::Copied);
+        });
+        assert!(TraceReader::parse(&good).is_ok());
+        let (rec, byte, what) = TraceReader::parse(&good[..good.len() - 1]).unwrap_err();
+        assert_eq!(rec, 2, "the read is the third record");
+        assert!(what.contains("truncated"), "{what}");
+        assert!(byte > 8);
+        let mut bad = good.clone();
+        bad.push(42);
+        let (rec, _, what) = TraceReader::parse(&bad).unwrap_err();
+        assert_eq!((rec, what.as_str()), (3, "unknown record type 42"));
+        let (_, _, what) = TraceReader::parse(b"GIF89a..").unwrap_err();
+        assert!(what.contains("not a trace"), "{what}");
+        let mut v2 = good.clone();
+        v2[7] = 2;
+        assert!(TraceReader::parse(&v2).unwrap_err().2.contains("version 2"));
+        // A read by a cursor never made.
+        let mut orphan = MAGIC.to_vec();
+        orphan.extend_from_slice(&[TAG_READ, 9, 0, 0, 1]);
+        let (rec, byte, what) = TraceReader::parse(&orphan).unwrap_err();
+        assert_eq!((rec, byte), (0, 8));
+        assert!(what.contains("cursor 9"), "{what}");
+        // The error names the file.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cut.trace");
+        std::fs::write(&p, &good[..good.len() - 1]).unwrap();
+        let e = TraceReader::open(&p).unwrap_err();
+        assert!(
+            e.to_string().contains("cut.trace") && e.to_string().contains("record 2"),
+            "{e}"
+        );
+        let e = TraceReader::open(dir.path().join("missing")).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_write_stops_recording_and_is_reported() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "no room"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let t = Trace::to_writer(Full);
+        let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+        t.read(a, Op::Byte, 5, 1, Served::Copied);
+        let e = t.flush().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        // Nothing panics afterwards.
+        t.read(a, Op::Byte, 6, 1, Served::Copied);
+        assert!(t.flush().is_err());
+    }
+}
