@@ -698,6 +698,9 @@ fn bench_json_has_every_field() {
             "random_1byte",
             "random_4k",
             "random_4k_threads",
+            "switch_1byte",
+            "switch_4k",
+            "switch_4k_threads",
             "small_files_random_4k",
             "small_files_random_4k_threads",
             "small_files_skewed_4k"
@@ -716,7 +719,15 @@ fn bench_json_has_every_field() {
         "preads",
         "waits",
     ];
-    let common = ["bytes", "checksum", "label", "name", "ops", "threads"];
+    let common = [
+        "bytes",
+        "checksum",
+        "label",
+        "name",
+        "ops",
+        "threads",
+        "window_size",
+    ];
     for r in rows {
         let name = r["name"].as_str().unwrap();
         let small = name.starts_with("small_files");
@@ -800,6 +811,27 @@ fn bench_json_has_every_field() {
                 assert!(reads >= ops, "{name} {m}: {reads} < {ops}");
             }
         }
+        // The window-switch rows read with 1 MiB windows, every one of which
+        // the default limits hold: after the first run no window is mapped
+        // or evicted, yet the reads go from window to window.
+        let switch = name.starts_with("switch_");
+        let window = if switch {
+            1 << 20
+        } else {
+            c["window_size"].as_u64().unwrap()
+        };
+        assert_eq!(r["window_size"], window, "{name}");
+        if switch {
+            for m in engine {
+                let s = &r[format!("{m}_stats")];
+                assert_eq!(s["evictions"], 0, "{name} {m}");
+                assert!(s["maps"].as_u64().unwrap() <= 8, "{name} {m}: {s}");
+                assert!(
+                    s["peak_mapped_bytes"].as_u64().unwrap() <= 8 << 20,
+                    "{name} {m}"
+                );
+            }
+        }
         let threads = r["threads"].as_u64().unwrap();
         match name {
             "sequential_scan" => {
@@ -807,8 +839,8 @@ fn bench_json_has_every_field() {
                 assert_eq!(r["buffer_stats"]["peak_mapped_bytes"], 8 << 20);
                 assert_eq!(r["buffer_stats"]["evictions"], 0);
             }
-            "random_1byte" => assert_eq!((bytes, threads), (ops, 1)),
-            "random_4k" | "small_files_random_4k" | "small_files_skewed_4k" => {
+            "random_1byte" | "switch_1byte" => assert_eq!((bytes, threads), (ops, 1)),
+            "random_4k" | "switch_4k" | "small_files_random_4k" | "small_files_skewed_4k" => {
                 assert_eq!((bytes, threads), (ops * 4096, 1))
             }
             _ => {
@@ -827,12 +859,11 @@ fn bench_json_has_every_field() {
     assert!(skewed["buffer_map_stats"]["evictions"].as_u64().unwrap() > 0);
     assert!(skewed["buffer_stats"]["preads"].as_u64().unwrap() > 0);
     let scaling = &v["thread_scaling"];
-    let bases = ["random_4k", "small_files_random_4k"];
+    let bases = ["random_4k", "small_files_random_4k", "switch_4k"];
     assert_eq!(keys(scaling), bases);
-    assert_eq!(
-        keys(&scaling["random_4k"]),
-        ["buffer", "cursor", "mmap", "pread"]
-    );
+    for row in ["random_4k", "switch_4k"] {
+        assert_eq!(keys(&scaling[row]), ["buffer", "cursor", "mmap", "pread"]);
+    }
     assert_eq!(
         keys(&scaling["small_files_random_4k"]),
         [
@@ -904,7 +935,7 @@ fn bench_threads_takes_a_list_of_counts() {
     assert_eq!(v["config"]["threads"], 3);
     assert_eq!(v["config"]["thread_counts"], serde_json::json!([1, 2, 3]));
     let rows = v["workloads"].as_array().unwrap();
-    let bases = ["random_4k", "small_files_random_4k"];
+    let bases = ["random_4k", "small_files_random_4k", "switch_4k"];
     for base in bases {
         // The one-thread row, then its twins at 2 and 3 threads, each
         // thread doing as many reads as the one thread.
@@ -945,7 +976,9 @@ fn bench_threads_takes_a_list_of_counts() {
         "same, 3 threads, one manager",
         "random 4 KiB reads, 2 threads vs 1: throughput",
         "random 4 KiB reads, 3 threads vs 1: throughput",
-        "random_4k_threads (3)",
+        "window switches, 4 KiB reads (1 MiB windows), 3 threads vs 1: throughput",
+        "switch_4k_threads (3)",
+        "(1.00 MiB in the window-switch rows)",
     ] {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
     }

@@ -87,7 +87,7 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// Window size for every workload (default: the engine's, 1 GiB on 64-bit)
+    /// Window size of the workloads (the window switches keep 1 MiB; default: the engine's, 1 GiB on 64-bit)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     window: Option<u64>,
 
@@ -383,7 +383,7 @@ fn run_all(
                 );
             }
         }
-        rows.push(Row::new(w, ops, bytes, &measured));
+        rows.push(Row::new(w, access.window, ops, bytes, &measured));
     }
     Ok(rows)
 }

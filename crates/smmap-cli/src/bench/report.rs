@@ -4,7 +4,7 @@
 //!
 //! JSON, schema 1: field names are stable; new fields may be added.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use indicatif::HumanBytes;
@@ -23,7 +23,7 @@ pub struct Report {
     pub config: Config,
     /// One object per row, in table order.
     pub workloads: Vec<Row>,
-    /// For each row that has `…_threads` twins (`random_4k`,
+    /// For each row that has `…_threads` twins (`random_4k`, `switch_4k`,
     /// `small_files_random_4k`), per method key: the throughput of its twin
     /// at the largest thread count (`config.threads`) divided by the row's.
     pub thread_scaling: BTreeMap<&'static str, Gains>,
@@ -50,7 +50,9 @@ pub struct Config {
     pub small_files_bytes: u64,
     /// Bytes per read of the 4 KiB rows.
     pub read_size: u64,
-    /// The engine's window size, every row.
+    /// The engine's window size (`--window`, or the engine's default) in
+    /// every row but the window-switch rows, which have their own (see a
+    /// row's `window_size`).
     pub window_size: u64,
     /// Memory limit of the large-file rows (the engine's default).
     pub max_memory_size: u64,
@@ -100,9 +102,11 @@ pub struct Config {
 #[derive(Serialize, Debug)]
 pub struct Row {
     /// `sequential_scan`, `random_1byte`, `random_4k`, `random_4k_threads`,
-    /// and with small files `small_files_random_4k`,
-    /// `small_files_random_4k_threads`, `small_files_skewed_4k`. A
-    /// `…_threads` row comes once per thread
+    /// `switch_1byte`, `switch_4k`, `switch_4k_threads` (the window-switch
+    /// rows: random reads of the large file with 1 MiB windows, every one of
+    /// which the engine's default limits hold), and with small files
+    /// `small_files_random_4k`, `small_files_random_4k_threads`,
+    /// `small_files_skewed_4k`. A `…_threads` row comes once per thread
     /// count above 1, right after its one-thread row, by count.
     pub name: &'static str,
     /// For people.
@@ -113,6 +117,9 @@ pub struct Row {
     pub bytes: u64,
     /// Threads.
     pub threads: usize,
+    /// The engine's window size in this row: `config.window_size`, or 1 MiB
+    /// in the window-switch rows.
+    pub window_size: u64,
     /// Hex string; equal for every method and run.
     pub checksum: String,
     /// `cursor_ns / map_unmap_ns`: the cursor against the floor of mapping
@@ -147,8 +154,9 @@ pub struct Goal {
 }
 
 impl Row {
-    /// The row of `w` from its measurements.
-    pub fn new(w: &Workload, ops: u64, bytes: u64, m: &Measured) -> Self {
+    /// The row of `w`, read with windows of `window` bytes, from its
+    /// measurements.
+    pub fn new(w: &Workload, window: u64, ops: u64, bytes: u64, m: &Measured) -> Self {
         let ns = |id: &MethodId| {
             m.best
                 .get(id)
@@ -179,6 +187,7 @@ impl Row {
             ops,
             bytes,
             threads: w.threads,
+            window_size: window,
             checksum: format!("{:#018x}", m.checksum),
             cursor_floor_ratio,
             methods,
@@ -310,10 +319,26 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         bytes(c.small_files_bytes),
         c.repeat
     )?;
+    // The rows with a window of their own (the window-switch rows).
+    let own: BTreeSet<u64> = r
+        .workloads
+        .iter()
+        .map(|w| w.window_size)
+        .filter(|&w| w != c.window_size)
+        .collect();
+    let own: Vec<String> = own.into_iter().map(bytes).collect();
+    let windows = if own.is_empty() {
+        format!("window {} everywhere", bytes(c.window_size))
+    } else {
+        format!(
+            "window {} ({} in the window-switch rows)",
+            bytes(c.window_size),
+            own.join(", ")
+        )
+    };
     writeln!(
         out,
-        "window {} everywhere; large file: max memory {}; small files: max memory {}, max handles {}, descriptors {}",
-        bytes(c.window_size),
+        "{windows}; large file: max memory {}; small files: max memory {}, max handles {}, descriptors {}",
         bytes(c.max_memory_size),
         bytes(c.small_max_memory_size),
         c.small_max_handles,
@@ -517,6 +542,7 @@ mod tests {
             ops,
             bytes: ops * 4096,
             threads: 1,
+            window_size: 1 << 20,
             checksum: String::new(),
             cursor_floor_ratio: None,
             methods: Map::new(),

@@ -17,6 +17,11 @@ use super::methods::{Access, FileSet, Method, MethodId, Op};
 /// Bytes per read of the 4 KiB workloads.
 pub const READ: u64 = 4096;
 
+/// The window of the window-switch rows, whatever `--window` says: small
+/// enough that random reads of the large file switch windows, while the
+/// default limits hold every window of it.
+pub const SWITCH_WINDOW: u64 = 1 << 20;
+
 /// Which files a workload reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Files {
@@ -97,6 +102,8 @@ pub struct Workload {
     pub ops: usize,
     /// The engine's budget.
     pub budget: Budget,
+    /// The engine's window size when not `--window`'s.
+    pub window: Option<u64>,
     /// The methods timed, in column order.
     pub methods: &'static [MethodId],
 }
@@ -163,6 +170,11 @@ pub fn plan(s: &Sizes) -> Vec<Workload> {
     ];
     rows.extend(w("random_4k", "random 4 KiB reads", Large, uniform(READ), n4, none)
         .with_twins("random_4k_threads", "random 4 KiB reads, threads", t));
+    rows.push(w("switch_1byte", "window switches, 1-byte reads (1 MiB windows)", Large, uniform(1), s.ops, none)
+        .with_window(SWITCH_WINDOW));
+    rows.extend(w("switch_4k", "window switches, 4 KiB reads (1 MiB windows)", Large, uniform(READ), n4, none)
+        .with_window(SWITCH_WINDOW)
+        .with_twins("switch_4k_threads", "window switches, 4 KiB reads, threads", t));
     if s.small_files {
         rows.extend(w("small_files_random_4k", "small files, 4 KiB reads", Small, uniform(READ), n_small, s.small)
             .with_twins("small_files_random_4k_threads", "small files, 4 KiB reads, threads", t));
@@ -213,6 +225,7 @@ impl Workload {
             threads: 1,
             ops,
             budget,
+            window: None,
             methods,
         }
     }
@@ -220,6 +233,15 @@ impl Workload {
     /// The same workload, timed with `methods`.
     pub fn with_methods(self, methods: &'static [MethodId]) -> Self {
         Workload { methods, ..self }
+    }
+
+    /// The same workload, with windows of `window` bytes whatever
+    /// `--window` says.
+    pub fn with_window(self, window: u64) -> Self {
+        Workload {
+            window: Some(window),
+            ..self
+        }
     }
 
     /// This workload followed by its threaded twins `name`: the same reads
@@ -242,8 +264,10 @@ impl Workload {
         std::iter::once(self).chain(twins).collect()
     }
 
-    /// How the methods read this workload's files, with fresh managers.
+    /// How the methods read this workload's files, with fresh managers;
+    /// `window` is `--window`'s, used unless the workload has its own.
     pub fn access(&self, window: u64) -> Access {
+        let window = self.window.unwrap_or(window);
         Access {
             release: self.files == Files::Small,
             sequential: self.pattern == Pattern::Scan,
@@ -556,15 +580,21 @@ mod tests {
                 assert!(rows[k + 1..i].iter().all(|r| r.name == w.name));
                 let r = &rows[k];
                 assert_eq!(r.threads, 1);
-                assert_eq!((w.pattern, w.ops), (r.pattern, r.ops));
+                assert_eq!((w.pattern, w.ops, w.window), (r.pattern, r.ops, r.window));
             }
         }
-        assert_eq!(twins, 4);
-        assert_eq!(rows.len(), 9);
+        assert_eq!(twins, 6);
+        assert_eq!(rows.len(), 13);
+        // The window-switch rows have their own window, the others --window's.
+        for w in &rows {
+            let own = w.name.starts_with("switch_").then_some(SWITCH_WINDOW);
+            assert_eq!(w.window, own, "{}", w.name);
+            assert_eq!(w.access(1 << 30).window, own.unwrap_or(1 << 30));
+        }
         let large_only = plan(&Sizes {
             small_files: false,
             ..sizes
         });
-        assert_eq!(large_only.len(), 5);
+        assert_eq!(large_only.len(), 9);
     }
 }
