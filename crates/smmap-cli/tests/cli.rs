@@ -893,6 +893,13 @@ fn bench_json_has_every_field() {
             "small files: buffer throughput, threads vs 1",
             "skewed small files: buffer / min(pread, raw mmap)",
             "small files: cursor / map+unmap floor",
+            "window switches, 1-byte reads: buffer / raw mmap",
+            "large file, 1-byte reads: buffer / raw mmap",
+            "window switches, 4 KiB reads, 2 threads: buffer / raw mmap",
+            "window switches, 4 KiB reads, 2 threads: cursor / raw mmap",
+            "large file, 4 KiB reads, 2 threads: buffer / raw mmap",
+            "small files, 2 threads: buffer / pread",
+            "small files, 2 threads vs 1: buffer scaling / pread scaling",
         ]
     );
     for g in goals {
@@ -957,6 +964,20 @@ fn bench_threads_takes_a_list_of_counts() {
         assert_eq!(v["thread_scaling"][base], by["3"], "{base}");
     }
     assert_eq!(keys(&v["scaling"]), bases);
+    let labels: Vec<&str> = v["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"small files, 3 threads: buffer / pread"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|l| l.contains("2 threads")),
+        "{labels:?}"
+    );
     // The table: a line per row and count.
     let out = ok(&[
         "bench",

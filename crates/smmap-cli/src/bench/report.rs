@@ -137,8 +137,8 @@ pub struct Row {
 /// A ratio the project aims at.
 #[derive(Serialize, Debug)]
 pub struct Goal {
-    /// What is compared.
-    pub label: &'static str,
+    /// What is compared; the goals at the largest thread count name it.
+    pub label: String,
     /// The ratio measured.
     pub value: f64,
     /// The aim.
@@ -240,12 +240,14 @@ pub fn at_largest(
         .collect()
 }
 
-/// The ratios the project aims at, from this run's rows (those it has).
+/// The ratios the project aims at, from this run's rows (those it has):
+/// each method against its baseline in the same run. Those "at `N`
+/// threads" take the largest thread count.
 pub fn goals(rows: &[Row]) -> Vec<Goal> {
     let row = |name: &str, threads| rows.iter().find(|r| r.name == name && r.threads == threads);
     let gains = scaling(rows);
     let mut out = Vec::new();
-    let mut goal = |label, value: Option<f64>, target, at_least| {
+    let mut goal = |label: String, value: Option<f64>, target, at_least| {
         if let Some(value) = value {
             let met = if at_least {
                 value >= target
@@ -268,7 +270,7 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
     };
     use MethodId::*;
     goal(
-        "small files: buffer / pread",
+        "small files: buffer / pread".into(),
         ratio(small, Buffer, Pread),
         1.5,
         false,
@@ -277,7 +279,7 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
     let small_gains = gains.get("small_files_random_4k");
     let first = small_gains.and_then(|by| by.get(&2).or_else(|| by.values().next()));
     goal(
-        "small files: buffer throughput, threads vs 1",
+        "small files: buffer throughput, threads vs 1".into(),
         first.and_then(|g| g.get("buffer").copied()),
         1.7,
         true,
@@ -288,13 +290,61 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
         let floor = r.ns(Pread)?.min(r.ns(Mmap)?);
         Some(r.ns(id)? as f64 / floor.max(1) as f64)
     };
-    goal(SKEWED_GOAL, skewed(Buffer), 1.2, false);
+    goal(SKEWED_GOAL.into(), skewed(Buffer), 1.2, false);
     goal(
-        "small files: cursor / map+unmap floor",
+        "small files: cursor / map+unmap floor".into(),
         ratio(small, Cursor, MapUnmap),
         1.2,
         false,
     );
+    goal(
+        "window switches, 1-byte reads: buffer / raw mmap".into(),
+        ratio(row("switch_1byte", 1), Buffer, Mmap),
+        3.0,
+        false,
+    );
+    goal(
+        "large file, 1-byte reads: buffer / raw mmap".into(),
+        ratio(row("random_1byte", 1), Buffer, Mmap),
+        1.2,
+        false,
+    );
+    let n = rows.iter().map(|r| r.threads).max().unwrap_or(1);
+    if n > 1 {
+        let switch = row("switch_4k_threads", n);
+        for id in [Buffer, Cursor] {
+            goal(
+                format!(
+                    "window switches, 4 KiB reads, {n} threads: {} / raw mmap",
+                    id.label()
+                ),
+                ratio(switch, id, Mmap),
+                1.25,
+                false,
+            );
+        }
+        goal(
+            format!("large file, 4 KiB reads, {n} threads: buffer / raw mmap"),
+            ratio(row("random_4k_threads", n), Buffer, Mmap),
+            1.1,
+            false,
+        );
+        goal(
+            format!("small files, {n} threads: buffer / pread"),
+            ratio(row("small_files_random_4k_threads", n), Buffer, Pread),
+            1.5,
+            false,
+        );
+        let relative = small_gains
+            .and_then(|by| by.get(&n))
+            .and_then(|g| Some(g.get("buffer")? / g.get("pread")?));
+        goal(
+            format!("small files, {n} threads vs 1: buffer scaling / pread scaling"),
+            relative,
+            0.8,
+            true,
+        );
+    }
     if let Some(g) = out.iter_mut().find(|g| g.label == SKEWED_GOAL) {
         g.oracle = skewed(Oracle);
     }
@@ -507,6 +557,11 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     if !r.goals.is_empty() {
         writeln!(out)?;
         writeln!(out, "goals, this run:")?;
+        let wide = r
+            .goals
+            .iter()
+            .map(|g| g.label.chars().count())
+            .fold(52, usize::max);
         for g in &r.goals {
             let (sign, x) = if g.at_least {
                 ("≥", "×")
@@ -515,7 +570,7 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             };
             write!(
                 out,
-                "  {:<52} {x}{:.2} (goal {sign} {x}{:.2}): {}",
+                "  {:<wide$} {x}{:.2} (goal {sign} {x}{:.2}): {}",
                 g.label,
                 g.value,
                 g.target,
@@ -560,6 +615,20 @@ mod tests {
         use MethodId::*;
         let small_threads = "small_files_random_4k_threads";
         let rows = [
+            row("random_1byte", 100, &[(Buffer, 110), (Mmap, 100)]),
+            threaded(
+                3,
+                row("random_4k_threads", 300, &[(Buffer, 105), (Mmap, 100)]),
+            ),
+            row("switch_1byte", 100, &[(Buffer, 400), (Mmap, 100)]),
+            threaded(
+                3,
+                row(
+                    "switch_4k_threads",
+                    300,
+                    &[(Buffer, 120), (Cursor, 130), (Mmap, 100)],
+                ),
+            ),
             row(
                 "small_files_random_4k",
                 100,
@@ -614,7 +683,7 @@ mod tests {
         assert_eq!(largest["small_files_random_4k"], by[&3]);
 
         let g = goals(&rows);
-        let got: Vec<(&str, bool)> = g.iter().map(|g| (g.label, g.met)).collect();
+        let got: Vec<(&str, bool)> = g.iter().map(|g| (g.label.as_str(), g.met)).collect();
         assert_eq!(
             got,
             [
@@ -622,12 +691,34 @@ mod tests {
                 ("small files: buffer throughput, threads vs 1", true),
                 ("skewed small files: buffer / min(pread, raw mmap)", false),
                 ("small files: cursor / map+unmap floor", false),
+                ("window switches, 1-byte reads: buffer / raw mmap", false),
+                ("large file, 1-byte reads: buffer / raw mmap", true),
+                (
+                    "window switches, 4 KiB reads, 3 threads: buffer / raw mmap",
+                    true
+                ),
+                (
+                    "window switches, 4 KiB reads, 3 threads: cursor / raw mmap",
+                    false
+                ),
+                (
+                    "large file, 4 KiB reads, 3 threads: buffer / raw mmap",
+                    true
+                ),
+                ("small files, 3 threads: buffer / pread", false),
+                (
+                    "small files, 3 threads vs 1: buffer scaling / pread scaling",
+                    true
+                ),
             ]
         );
         let value = |i: usize| g[i].value;
         // The threads-vs-1 goal takes the 2-thread row.
         assert!((value(1) - 2.0 * 1400.0 / 1500.0).abs() < 1e-9);
         assert!((value(2) - 1.3).abs() < 1e-9);
+        assert!((value(4) - 4.0).abs() < 1e-9);
+        assert!((value(9) - 1.6).abs() < 1e-9);
+        assert!((value(10) - 0.875).abs() < 1e-9);
         // Only the skewed goal has an oracle to compare with.
         assert!((g[2].oracle.unwrap() - 1.25).abs() < 1e-9);
         assert!(g.iter().filter(|g| g.oracle.is_some()).count() == 1);
