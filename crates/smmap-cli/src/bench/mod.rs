@@ -41,15 +41,18 @@ use workloads::{Budget, Sizes, Workload, READ};
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads; the same \
-from --threads threads sharing one manager; random 4 KiB reads across the small files \
-(under --max-handles and --max-memory, so most reads cannot keep a window); the same from \
---threads threads; the same with 80% of the reads on 20% of the files, under a budget the hot \
-files fit and the whole set does not. Columns: the engine's SlidingWindowMapBuffer (adaptive \
-read policy, and always-map), its WindowCursor, one raw whole-file memmap2 mapping per file, \
-pread, and a map + unmap of the window per read; then times relative to raw mmap and the \
-cursor's relative to map + unmap; then the engine's counters (Manager::stats()) of each best \
-run, and the ratios the project aims at. Managers, raw mappings and open files are kept from \
-run to run, so the best of the runs reads through pages already mapped. Every method must read \
+from each count of --threads (a list: 1,2,4,8) above 1, the threads sharing one manager; \
+window switches: random 1-byte and 4 KiB reads of the large file with 1 MiB windows, whatever \
+--window says, which the default limits all hold (the 4 KiB row also at each count); random 4 \
+KiB reads across the small files (under --max-handles and --max-memory, so most reads cannot \
+keep a window), also at each count; the same with 80% of the reads on 20% of the files, under \
+a budget the hot files fit and the whole set does not. Columns: the engine's \
+SlidingWindowMapBuffer (adaptive read policy, and always-map), its WindowCursor, one raw \
+whole-file memmap2 mapping per file, pread, and a map + unmap of the window per read; then \
+times relative to raw mmap and the cursor's relative to map + unmap; then each threaded row's \
+throughput relative to one thread, the engine's counters (Manager::stats()) of each best run, \
+and the ratios the project aims at. Managers, raw mappings and open files are kept from run \
+to run, so the best of the runs reads through pages already mapped. Every method must read \
 the same bytes (checksums are compared), or the benchmark fails. The data is removed \
 afterwards, also on errors and Ctrl-C.
 
@@ -67,6 +70,7 @@ best and median of --repeat runs (at least 5); the counts must agree.
 Examples:
   cargo run --release -p smmap-cli -- bench
   smmap bench --size 256MiB --files 500 --json > bench.json
+  smmap bench --threads 1,2,4,8,16                # scaling from 1 to 16 threads
   smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk
   smmap bench --sweep --svg crates/smmap-cli/sweep.svg
   smmap bench --find                              # smmap find beside ripgrep on 1 GiB")]

@@ -137,7 +137,8 @@ pub struct Row {
 /// A ratio the project aims at.
 #[derive(Serialize, Debug)]
 pub struct Goal {
-    /// What is compared; the goals at the largest thread count name it.
+    /// What is compared; the goals at the largest thread count name the
+    /// count.
     pub label: String,
     /// The ratio measured.
     pub value: f64,
