@@ -626,6 +626,7 @@ fn bench_json_has_every_field() {
             "checksums_verified",
             "config",
             "goals",
+            "scaling",
             "schema",
             "thread_scaling",
             "workloads"
@@ -655,6 +656,7 @@ fn bench_json_has_every_field() {
             "small_max_handles",
             "small_max_memory_size",
             "small_max_open_files",
+            "thread_counts",
             "threads",
             "window_size"
         ]
@@ -674,6 +676,7 @@ fn bench_json_has_every_field() {
     assert_eq!(c["small_max_handles"], 64);
     assert_eq!(c["small_max_open_files"], 50);
     assert_eq!(c["threads"], 2);
+    assert_eq!(c["thread_counts"], serde_json::json!([2]));
     assert_eq!(c["repeat"], 3);
     assert_eq!(c["seed"], 1);
     assert!(c["granularity"].as_u64().unwrap().is_power_of_two());
@@ -695,6 +698,9 @@ fn bench_json_has_every_field() {
             "random_1byte",
             "random_4k",
             "random_4k_threads",
+            "switch_1byte",
+            "switch_4k",
+            "switch_4k_threads",
             "small_files_random_4k",
             "small_files_random_4k_threads",
             "small_files_skewed_4k"
@@ -713,7 +719,15 @@ fn bench_json_has_every_field() {
         "preads",
         "waits",
     ];
-    let common = ["bytes", "checksum", "label", "name", "ops", "threads"];
+    let common = [
+        "bytes",
+        "checksum",
+        "label",
+        "name",
+        "ops",
+        "threads",
+        "window_size",
+    ];
     for r in rows {
         let name = r["name"].as_str().unwrap();
         let small = name.starts_with("small_files");
@@ -797,6 +811,27 @@ fn bench_json_has_every_field() {
                 assert!(reads >= ops, "{name} {m}: {reads} < {ops}");
             }
         }
+        // The window-switch rows read with 1 MiB windows, every one of which
+        // the default limits hold: after the first run no window is mapped
+        // or evicted, yet the reads go from window to window.
+        let switch = name.starts_with("switch_");
+        let window = if switch {
+            1 << 20
+        } else {
+            c["window_size"].as_u64().unwrap()
+        };
+        assert_eq!(r["window_size"], window, "{name}");
+        if switch {
+            for m in engine {
+                let s = &r[format!("{m}_stats")];
+                assert_eq!(s["evictions"], 0, "{name} {m}");
+                assert!(s["maps"].as_u64().unwrap() <= 8, "{name} {m}: {s}");
+                assert!(
+                    s["peak_mapped_bytes"].as_u64().unwrap() <= 8 << 20,
+                    "{name} {m}"
+                );
+            }
+        }
         let threads = r["threads"].as_u64().unwrap();
         match name {
             "sequential_scan" => {
@@ -804,8 +839,8 @@ fn bench_json_has_every_field() {
                 assert_eq!(r["buffer_stats"]["peak_mapped_bytes"], 8 << 20);
                 assert_eq!(r["buffer_stats"]["evictions"], 0);
             }
-            "random_1byte" => assert_eq!((bytes, threads), (ops, 1)),
-            "random_4k" | "small_files_random_4k" | "small_files_skewed_4k" => {
+            "random_1byte" | "switch_1byte" => assert_eq!((bytes, threads), (ops, 1)),
+            "random_4k" | "switch_4k" | "small_files_random_4k" | "small_files_skewed_4k" => {
                 assert_eq!((bytes, threads), (ops * 4096, 1))
             }
             _ => {
@@ -824,11 +859,11 @@ fn bench_json_has_every_field() {
     assert!(skewed["buffer_map_stats"]["evictions"].as_u64().unwrap() > 0);
     assert!(skewed["buffer_stats"]["preads"].as_u64().unwrap() > 0);
     let scaling = &v["thread_scaling"];
-    assert_eq!(keys(scaling), ["random_4k", "small_files_random_4k"]);
-    assert_eq!(
-        keys(&scaling["random_4k"]),
-        ["buffer", "cursor", "mmap", "pread"]
-    );
+    let bases = ["random_4k", "small_files_random_4k", "switch_4k"];
+    assert_eq!(keys(scaling), bases);
+    for row in ["random_4k", "switch_4k"] {
+        assert_eq!(keys(&scaling[row]), ["buffer", "cursor", "mmap", "pread"]);
+    }
     assert_eq!(
         keys(&scaling["small_files_random_4k"]),
         [
@@ -840,13 +875,33 @@ fn bench_json_has_every_field() {
             "pread"
         ]
     );
-    for row in ["random_4k", "small_files_random_4k"] {
+    for row in bases {
         for (m, gain) in scaling[row].as_object().unwrap() {
             assert!(gain.as_f64().unwrap() > 0.0, "{row} {m}");
         }
+        // One thread count: the gains at every count are those at 2.
+        assert_eq!(keys(&v["scaling"][row]), ["2"]);
+        assert_eq!(v["scaling"][row]["2"], scaling[row], "{row}");
     }
+    assert_eq!(keys(&v["scaling"]), bases);
     let goals = v["goals"].as_array().unwrap();
-    assert_eq!(goals.len(), 4);
+    let labels: Vec<&str> = goals.iter().map(|g| g["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        [
+            "small files: buffer / pread",
+            "small files: buffer throughput, threads vs 1",
+            "skewed small files: buffer / min(pread, raw mmap)",
+            "small files: cursor / map+unmap floor",
+            "window switches, 1-byte reads: buffer / raw mmap",
+            "large file, 1-byte reads: buffer / raw mmap",
+            "window switches, 4 KiB reads, 2 threads: buffer / raw mmap",
+            "window switches, 4 KiB reads, 2 threads: cursor / raw mmap",
+            "large file, 4 KiB reads, 2 threads: buffer / raw mmap",
+            "small files, 2 threads: buffer / pread",
+            "small files, 2 threads vs 1: buffer scaling / pread scaling",
+        ]
+    );
     for g in goals {
         // The skewed goal carries the oracle's ratio: how far it can be met.
         let skewed = g["label"].as_str().unwrap().starts_with("skewed");
@@ -863,6 +918,90 @@ fn bench_json_has_every_field() {
             value <= target
         };
         assert_eq!(g["met"], met, "{g}");
+    }
+}
+
+#[test]
+fn bench_threads_takes_a_list_of_counts() {
+    let out = ok(&[
+        "bench",
+        "--size",
+        "1MiB",
+        "--files",
+        "20",
+        "--repeat",
+        "1",
+        "--ops",
+        "400",
+        "--threads",
+        "3,1,2",
+        "--json",
+        "--quiet",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["config"]["threads"], 3);
+    assert_eq!(v["config"]["thread_counts"], serde_json::json!([1, 2, 3]));
+    let rows = v["workloads"].as_array().unwrap();
+    let bases = ["random_4k", "small_files_random_4k", "switch_4k"];
+    for base in bases {
+        // The one-thread row, then its twins at 2 and 3 threads, each
+        // thread doing as many reads as the one thread.
+        let at = rows.iter().position(|r| r["name"] == base).unwrap();
+        let twin = format!("{base}_threads");
+        let ops = rows[at]["ops"].as_u64().unwrap();
+        for (k, threads) in [(0, 1), (1, 2), (2, 3)] {
+            let r = &rows[at + k];
+            let name = if k == 0 { base } else { twin.as_str() };
+            assert_eq!(r["name"], name, "{r}");
+            assert_eq!(r["threads"], threads, "{name}");
+            assert_eq!(r["ops"].as_u64().unwrap(), threads * ops, "{name}");
+        }
+        assert_ne!(rows[at + 3]["name"], twin.as_str());
+        let by = &v["scaling"][base];
+        assert_eq!(keys(by), ["2", "3"], "{base}");
+        assert_eq!(keys(&by["2"]), keys(&by["3"]), "{base}");
+        // `thread_scaling` keeps the gains at the largest count.
+        assert_eq!(v["thread_scaling"][base], by["3"], "{base}");
+    }
+    assert_eq!(keys(&v["scaling"]), bases);
+    let labels: Vec<&str> = v["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["label"].as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"small files, 3 threads: buffer / pread"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|l| l.contains("2 threads")),
+        "{labels:?}"
+    );
+    // The table: a line per row and count.
+    let out = ok(&[
+        "bench",
+        "--size",
+        "1MiB",
+        "--files",
+        "0",
+        "--repeat",
+        "1",
+        "--ops",
+        "400",
+        "--threads",
+        "1,2,3",
+        "--quiet",
+    ]);
+    for line in [
+        "same, 3 threads, one manager",
+        "random 4 KiB reads, 2 threads vs 1: throughput",
+        "random 4 KiB reads, 3 threads vs 1: throughput",
+        "window switches, 4 KiB reads (1 MiB windows), 3 threads vs 1: throughput",
+        "switch_4k_threads (3)",
+        "(1.00 MiB in the window-switch rows)",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
     }
 }
 
@@ -996,6 +1135,26 @@ fn bench_errors() {
     fails(
         &["bench", "--max-handles", "1"],
         &["--max-handles 1", "--threads 2"],
+    );
+    fails(
+        &["bench", "--threads", "0"],
+        &["--threads", "'0'", "at least 1"],
+    );
+    fails(
+        &["bench", "--threads", "1"],
+        &["--threads", "no count of 2 or more in \"1\""],
+    );
+    fails(
+        &["bench", "--threads", "2,x"],
+        &["--threads", "\"x\" is not a thread count"],
+    );
+    fails(
+        &["bench", "--threads", "2,70"],
+        &["--max-handles 64", "--threads 70"],
+    );
+    fails(
+        &["bench", "--threads", "70"],
+        &["--max-handles 64", "--threads 70"],
     );
     let dir = tempfile::tempdir().unwrap();
     let nowhere: PathBuf = dir.path().join("no/such/dir");

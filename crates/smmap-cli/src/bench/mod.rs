@@ -42,15 +42,18 @@ use workloads::{Budget, Sizes, Workload, READ};
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads; the same \
-from --threads threads sharing one manager; random 4 KiB reads across the small files \
-(under --max-handles and --max-memory, so most reads cannot keep a window); the same from \
---threads threads; the same with 80% of the reads on 20% of the files, under a budget the hot \
-files fit and the whole set does not. Columns: the engine's SlidingWindowMapBuffer (adaptive \
-read policy, and always-map), its WindowCursor, one raw whole-file memmap2 mapping per file, \
-pread, and a map + unmap of the window per read; then times relative to raw mmap and the \
-cursor's relative to map + unmap; then the engine's counters (Manager::stats()) of each best \
-run, and the ratios the project aims at. Managers, raw mappings and open files are kept from \
-run to run, so the best of the runs reads through pages already mapped. Every method must read \
+from each count of --threads (a list: 1,2,4,8) above 1, the threads sharing one manager; \
+window switches: random 1-byte and 4 KiB reads of the large file with 1 MiB windows, whatever \
+--window says, which the default limits all hold (the 4 KiB row also at each count); random 4 \
+KiB reads across the small files (under --max-handles and --max-memory, so most reads cannot \
+keep a window), also at each count; the same with 80% of the reads on 20% of the files, under \
+a budget the hot files fit and the whole set does not. Columns: the engine's \
+SlidingWindowMapBuffer (adaptive read policy, and always-map), its WindowCursor, one raw \
+whole-file memmap2 mapping per file, pread, and a map + unmap of the window per read; then \
+times relative to raw mmap and the cursor's relative to map + unmap; then each threaded row's \
+throughput relative to one thread, the engine's counters (Manager::stats()) of each best run, \
+and the ratios the project aims at. Managers, raw mappings and open files are kept from run \
+to run, so the best of the runs reads through pages already mapped. Every method must read \
 the same bytes (checksums are compared), or the benchmark fails. The data is removed \
 afterwards, also on errors and Ctrl-C.
 
@@ -68,6 +71,7 @@ best and median of --repeat runs (at least 5); the counts must agree.
 Examples:
   cargo run --release -p smmap-cli -- bench
   smmap bench --size 256MiB --files 500 --json > bench.json
+  smmap bench --threads 1,2,4,8,16                # scaling from 1 to 16 threads
   smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk
   smmap bench --sweep --svg crates/smmap-cli/sweep.svg
   smmap bench --find                              # smmap find beside ripgrep on 1 GiB")]
@@ -88,7 +92,7 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// Window size for every workload (default: the engine's, 1 GiB on 64-bit)
+    /// Window size of the workloads (the window switches keep 1 MiB; default: the engine's, 1 GiB on 64-bit)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     window: Option<u64>,
 
@@ -104,9 +108,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = parse_count)]
     max_open_files: Option<usize>,
 
-    /// Threads of the threaded rows, sharing one manager
-    #[arg(long, value_name = "N", default_value = "2", value_parser = parse_count)]
-    threads: usize,
+    /// Thread counts of the threaded rows, sharing one manager, as a list (1,2,4,8); one thread always runs
+    #[arg(long, value_name = "N,...", default_value = "2", value_parser = ThreadCounts::parse)]
+    threads: ThreadCounts,
 
     /// Random 1-byte reads per run (default: size / 1 KiB, within 10,000–1,000,000); the 4 KiB reads of the large file are a quarter as many, those across the small files a tenth, per thread
     #[arg(long, value_name = "N", value_parser = parse_count)]
@@ -145,14 +149,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
-    if args.threads < 2 {
-        bail!("--threads must be at least 2 (the one-thread row is always there)");
-    }
-    if args.max_handles < args.threads {
+    if args.max_handles < args.threads.largest() {
         bail!(
             "--max-handles {} is fewer than --threads {}: each thread holds a window while it reads",
             args.max_handles,
-            args.threads
+            args.threads.largest()
         );
     }
     if u32::try_from(args.files).is_err() {
@@ -178,6 +179,48 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             Err(Exit(130).into())
         }
         other => other,
+    }
+}
+
+/// The thread counts of `--threads`: ascending, without duplicates, each at
+/// least 1 and one at least 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadCounts(Vec<usize>);
+
+impl ThreadCounts {
+    /// Parses a comma-separated list such as `1,2,4,8`; errors name the
+    /// piece at fault.
+    fn parse(input: &str) -> Result<Self, String> {
+        let mut counts = input
+            .split(',')
+            .map(|piece| match parse_count(piece) {
+                Ok(0) => Err("0 threads: every count must be at least 1".to_string()),
+                Ok(n) => Ok(n),
+                Err(_) => Err(format!(
+                    "{:?} is not a thread count: expected a list such as 1,2,4,8",
+                    piece.trim()
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        counts.sort_unstable();
+        counts.dedup();
+        if !counts.iter().any(|&n| n >= 2) {
+            return Err(format!(
+                "no count of 2 or more in {input:?}: the threaded rows need one \
+                 (the one-thread rows always run)"
+            ));
+        }
+        Ok(ThreadCounts(counts))
+    }
+
+    /// The largest count.
+    fn largest(&self) -> usize {
+        self.0.last().copied().unwrap_or(1)
+    }
+
+    /// The counts of the threaded rows: those above 1.
+    fn threaded(&self) -> Vec<usize> {
+        self.0.iter().copied().filter(|&n| n > 1).collect()
     }
 }
 
@@ -262,12 +305,12 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     // The skewed budget depends on the files' sizes: known after setup.
     let mut sizes = Sizes {
         ops,
-        threads: args.threads,
+        threads: args.threads.threaded(),
         small: small_budget,
         skewed: Budget::default(),
         small_files: args.files > 0,
     };
-    let steps: u64 = workloads::plan(sizes)
+    let steps: u64 = workloads::plan(&sizes)
         .iter()
         .map(|w| (w.methods.len() * args.repeat) as u64)
         .sum();
@@ -278,10 +321,10 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     notes.progress.inc(1);
 
-    let plan = workloads::plan(sizes);
+    let plan = workloads::plan(&sizes);
     let rows = run_all(args, &data, &plan, window, &mut notes)?;
     notes.progress.finish();
-    let report = report(args, &data, rows, window, sizes);
+    let report = report(args, &data, rows, window, &sizes);
     // The data goes before the output, so that a reader of the output
     // (`… | head`) that quits early leaves nothing behind. Unmapped and
     // closed before their files are removed.
@@ -345,13 +388,13 @@ fn run_all(
                 );
             }
         }
-        rows.push(Row::new(w, ops, bytes, &measured));
+        rows.push(Row::new(w, access.window, ops, bytes, &measured));
     }
     Ok(rows)
 }
 
 /// The report of the rows.
-fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: Sizes) -> Report {
+fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: &Sizes) -> Report {
     let hot = workloads::hot_count(data.small.sizes.len()).min(data.small.sizes.len());
     let probe = |b: Budget| b.manager(window, smmap::ReadPolicy::Adaptive);
     let (large, small, skewed) = (
@@ -359,6 +402,7 @@ fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: Siz
         probe(sizes.small),
         probe(sizes.skewed),
     );
+    let scaling = report::scaling(&rows);
     Report {
         schema: 1,
         config: Config {
@@ -377,12 +421,14 @@ fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: Siz
             hot_files: hot,
             hot_files_bytes: data.small.sizes[..hot].iter().sum(),
             hot_reads_share: workloads::HOT_READS,
-            threads: args.threads,
+            threads: args.threads.largest(),
+            thread_counts: args.threads.0.clone(),
             repeat: args.repeat,
             seed: args.seed,
             granularity: *smmap::ALLOCATIONGRANULARITY,
         },
-        thread_scaling: report::scaling(&rows),
+        thread_scaling: report::at_largest(&scaling),
+        scaling,
         goals: report::goals(&rows),
         workloads: rows,
         checksums_verified: true,
@@ -391,3 +437,25 @@ fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: Siz
 
 /// The methods the sweep compares.
 const SWEPT: [MethodId; 3] = [MethodId::Buffer, MethodId::BufferMap, MethodId::Pread];
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadCounts;
+
+    #[test]
+    fn thread_counts_are_sorted_without_duplicates() {
+        let counts = ThreadCounts::parse("8, 2,1,2").unwrap();
+        assert_eq!(counts, ThreadCounts(vec![1, 2, 8]));
+        assert_eq!((counts.largest(), counts.threaded()), (8, vec![2, 8]));
+        for (bad, says) in [
+            ("0,2", "at least 1"),
+            ("1", "no count of 2 or more in \"1\""),
+            ("1,1", "no count of 2"),
+            ("2,x", "\"x\" is not a thread count"),
+            ("2,", "\"\" is not a thread count"),
+        ] {
+            let e = ThreadCounts::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

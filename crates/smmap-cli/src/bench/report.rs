@@ -4,7 +4,7 @@
 //!
 //! JSON, schema 1: field names are stable; new fields may be added.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use indicatif::HumanBytes;
@@ -23,10 +23,14 @@ pub struct Report {
     pub config: Config,
     /// One object per row, in table order.
     pub workloads: Vec<Row>,
-    /// For each row that has a `…_threads` twin right after it (`random_4k`,
-    /// `small_files_random_4k`), per method key: the twin's throughput
-    /// divided by the row's.
-    pub thread_scaling: BTreeMap<&'static str, BTreeMap<&'static str, f64>>,
+    /// For each row that has `…_threads` twins (`random_4k`, `switch_4k`,
+    /// `small_files_random_4k`), per method key: the throughput of its twin
+    /// at the largest thread count (`config.threads`) divided by the row's.
+    pub thread_scaling: BTreeMap<&'static str, Gains>,
+    /// The same at every thread count: for each such row, per count of
+    /// `config.thread_counts` above 1 (a key such as `"4"`), per method key,
+    /// the throughput of its twin at that count divided by the row's.
+    pub scaling: BTreeMap<&'static str, BTreeMap<usize, Gains>>,
     /// The ratios the project aims at, measured in this run.
     pub goals: Vec<Goal>,
     /// Always `true` (a mismatch is an error instead).
@@ -46,7 +50,9 @@ pub struct Config {
     pub small_files_bytes: u64,
     /// Bytes per read of the 4 KiB rows.
     pub read_size: u64,
-    /// The engine's window size, every row.
+    /// The engine's window size (`--window`, or the engine's default) in
+    /// every row but the window-switch rows, which have their own (see a
+    /// row's `window_size`).
     pub window_size: u64,
     /// Memory limit of the large-file rows (the engine's default).
     pub max_memory_size: u64,
@@ -66,8 +72,12 @@ pub struct Config {
     pub hot_files_bytes: u64,
     /// The share of the skewed row's reads that go to them.
     pub hot_reads_share: f64,
-    /// Threads of the `…_threads` rows.
+    /// The largest of `thread_counts`: the threads of the last `…_threads`
+    /// row of each kind.
     pub threads: usize,
+    /// The thread counts of `--threads`, ascending, without duplicates: each
+    /// count above 1 has its `…_threads` rows (one thread always runs).
+    pub thread_counts: Vec<usize>,
     /// Runs of each method per row; the best counts.
     pub repeat: usize,
     /// Seed of the data and the offsets.
@@ -92,8 +102,12 @@ pub struct Config {
 #[derive(Serialize, Debug)]
 pub struct Row {
     /// `sequential_scan`, `random_1byte`, `random_4k`, `random_4k_threads`,
-    /// and with small files `small_files_random_4k`,
-    /// `small_files_random_4k_threads`, `small_files_skewed_4k`.
+    /// `switch_1byte`, `switch_4k`, `switch_4k_threads` (the window-switch
+    /// rows: random reads of the large file with 1 MiB windows, every one of
+    /// which the engine's default limits hold), and with small files
+    /// `small_files_random_4k`, `small_files_random_4k_threads`,
+    /// `small_files_skewed_4k`. A `…_threads` row comes once per thread
+    /// count above 1, right after its one-thread row, by count.
     pub name: &'static str,
     /// For people.
     pub label: &'static str,
@@ -103,6 +117,9 @@ pub struct Row {
     pub bytes: u64,
     /// Threads.
     pub threads: usize,
+    /// The engine's window size in this row: `config.window_size`, or 1 MiB
+    /// in the window-switch rows.
+    pub window_size: u64,
     /// Hex string; equal for every method and run.
     pub checksum: String,
     /// `cursor_ns / map_unmap_ns`: the cursor against the floor of mapping
@@ -120,8 +137,9 @@ pub struct Row {
 /// A ratio the project aims at.
 #[derive(Serialize, Debug)]
 pub struct Goal {
-    /// What is compared.
-    pub label: &'static str,
+    /// What is compared; the goals at the largest thread count name the
+    /// count.
+    pub label: String,
     /// The ratio measured.
     pub value: f64,
     /// The aim.
@@ -137,8 +155,9 @@ pub struct Goal {
 }
 
 impl Row {
-    /// The row of `w` from its measurements.
-    pub fn new(w: &Workload, ops: u64, bytes: u64, m: &Measured) -> Self {
+    /// The row of `w`, read with windows of `window` bytes, from its
+    /// measurements.
+    pub fn new(w: &Workload, window: u64, ops: u64, bytes: u64, m: &Measured) -> Self {
         let ns = |id: &MethodId| {
             m.best
                 .get(id)
@@ -169,6 +188,7 @@ impl Row {
             ops,
             bytes,
             threads: w.threads,
+            window_size: window,
             checksum: format!("{:#018x}", m.checksum),
             cursor_floor_ratio,
             methods,
@@ -185,33 +205,50 @@ impl Row {
     }
 }
 
-/// For each row followed by its `…_threads` twin, the twin's throughput
-/// over the row's, per method.
-pub fn scaling(rows: &[Row]) -> BTreeMap<&'static str, BTreeMap<&'static str, f64>> {
-    let mut out = BTreeMap::new();
-    for pair in rows.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if b.name.strip_suffix("_threads") != Some(a.name) {
-            continue;
+/// Per method key: a threaded row's throughput over its one-thread row's.
+pub type Gains = BTreeMap<&'static str, f64>;
+
+/// For each one-thread row with `…_threads` twins, per twin's thread count,
+/// the twin's [`Gains`].
+pub fn scaling(rows: &[Row]) -> BTreeMap<&'static str, BTreeMap<usize, Gains>> {
+    let mut out: BTreeMap<_, BTreeMap<_, _>> = BTreeMap::new();
+    for a in rows.iter().filter(|r| r.threads == 1) {
+        let twins = rows
+            .iter()
+            .filter(|b| b.threads > 1 && b.name.strip_suffix("_threads") == Some(a.name));
+        for b in twins {
+            let gains = a
+                .cells
+                .keys()
+                .filter_map(|&id| {
+                    let (t1, tn) = (a.per_op(id)?, b.per_op(id)?);
+                    Some((id.key(), t1 / tn.max(f64::MIN_POSITIVE)))
+                })
+                .collect();
+            out.entry(a.name).or_default().insert(b.threads, gains);
         }
-        let gains = a
-            .cells
-            .keys()
-            .filter_map(|&id| {
-                let (t1, tn) = (a.per_op(id)?, b.per_op(id)?);
-                Some((id.key(), t1 / tn.max(f64::MIN_POSITIVE)))
-            })
-            .collect();
-        out.insert(a.name, gains);
     }
     out
 }
 
-/// The ratios the project aims at, from this run's rows (those it has).
+/// The gains at the largest thread count of each row of `scaling`.
+pub fn at_largest(
+    scaling: &BTreeMap<&'static str, BTreeMap<usize, Gains>>,
+) -> BTreeMap<&'static str, Gains> {
+    scaling
+        .iter()
+        .filter_map(|(&name, by)| Some((name, by.values().next_back()?.clone())))
+        .collect()
+}
+
+/// The ratios the project aims at, from this run's rows (those it has):
+/// each method against its baseline in the same run. Those "at `N`
+/// threads" take the largest thread count.
 pub fn goals(rows: &[Row]) -> Vec<Goal> {
-    let row = |name: &str| rows.iter().find(|r| r.name == name);
+    let row = |name: &str, threads| rows.iter().find(|r| r.name == name && r.threads == threads);
+    let gains = scaling(rows);
     let mut out = Vec::new();
-    let mut goal = |label, value: Option<f64>, target, at_least| {
+    let mut goal = |label: String, value: Option<f64>, target, at_least| {
         if let Some(value) = value {
             let met = if at_least {
                 value >= target
@@ -228,39 +265,87 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
             });
         }
     };
-    let small = row("small_files_random_4k");
+    let small = row("small_files_random_4k", 1);
     let ratio = |r: Option<&Row>, a: MethodId, b: MethodId| {
         r.and_then(|r| Some(r.ns(a)? as f64 / r.ns(b)?.max(1) as f64))
     };
     use MethodId::*;
     goal(
-        "small files: buffer / pread",
+        "small files: buffer / pread".into(),
         ratio(small, Buffer, Pread),
         1.5,
         false,
     );
-    let gain = scaling(rows)
-        .get("small_files_random_4k")
-        .and_then(|g| g.get("buffer").copied());
+    // The small files' gains at 2 threads, else at the smallest count.
+    let small_gains = gains.get("small_files_random_4k");
+    let first = small_gains.and_then(|by| by.get(&2).or_else(|| by.values().next()));
     goal(
-        "small files: buffer throughput, threads vs 1",
-        gain,
+        "small files: buffer throughput, threads vs 1".into(),
+        first.and_then(|g| g.get("buffer").copied()),
         1.7,
         true,
     );
-    let skewed_row = row("small_files_skewed_4k");
+    let skewed_row = row("small_files_skewed_4k", 1);
     let skewed = |id| {
         let r = skewed_row?;
         let floor = r.ns(Pread)?.min(r.ns(Mmap)?);
         Some(r.ns(id)? as f64 / floor.max(1) as f64)
     };
-    goal(SKEWED_GOAL, skewed(Buffer), 1.2, false);
+    goal(SKEWED_GOAL.into(), skewed(Buffer), 1.2, false);
     goal(
-        "small files: cursor / map+unmap floor",
+        "small files: cursor / map+unmap floor".into(),
         ratio(small, Cursor, MapUnmap),
         1.2,
         false,
     );
+    goal(
+        "window switches, 1-byte reads: buffer / raw mmap".into(),
+        ratio(row("switch_1byte", 1), Buffer, Mmap),
+        3.0,
+        false,
+    );
+    goal(
+        "large file, 1-byte reads: buffer / raw mmap".into(),
+        ratio(row("random_1byte", 1), Buffer, Mmap),
+        1.2,
+        false,
+    );
+    let n = rows.iter().map(|r| r.threads).max().unwrap_or(1);
+    if n > 1 {
+        let switch = row("switch_4k_threads", n);
+        for id in [Buffer, Cursor] {
+            goal(
+                format!(
+                    "window switches, 4 KiB reads, {n} threads: {} / raw mmap",
+                    id.label()
+                ),
+                ratio(switch, id, Mmap),
+                1.25,
+                false,
+            );
+        }
+        goal(
+            format!("large file, 4 KiB reads, {n} threads: buffer / raw mmap"),
+            ratio(row("random_4k_threads", n), Buffer, Mmap),
+            1.1,
+            false,
+        );
+        goal(
+            format!("small files, {n} threads: buffer / pread"),
+            ratio(row("small_files_random_4k_threads", n), Buffer, Pread),
+            1.5,
+            false,
+        );
+        let relative = small_gains
+            .and_then(|by| by.get(&n))
+            .and_then(|g| Some(g.get("buffer")? / g.get("pread")?));
+        goal(
+            format!("small files, {n} threads vs 1: buffer scaling / pread scaling"),
+            relative,
+            0.8,
+            true,
+        );
+    }
     if let Some(g) = out.iter_mut().find(|g| g.label == SKEWED_GOAL) {
         g.oracle = skewed(Oracle);
     }
@@ -285,10 +370,26 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         bytes(c.small_files_bytes),
         c.repeat
     )?;
+    // The rows with a window of their own (the window-switch rows).
+    let own: BTreeSet<u64> = r
+        .workloads
+        .iter()
+        .map(|w| w.window_size)
+        .filter(|&w| w != c.window_size)
+        .collect();
+    let own: Vec<String> = own.into_iter().map(bytes).collect();
+    let windows = if own.is_empty() {
+        format!("window {} everywhere", bytes(c.window_size))
+    } else {
+        format!(
+            "window {} ({} in the window-switch rows)",
+            bytes(c.window_size),
+            own.join(", ")
+        )
+    };
     writeln!(
         out,
-        "window {} everywhere; large file: max memory {}; small files: max memory {}, max handles {}, descriptors {}",
-        bytes(c.window_size),
+        "{windows}; large file: max memory {}; small files: max memory {}, max handles {}, descriptors {}",
         bytes(c.max_memory_size),
         bytes(c.small_max_memory_size),
         c.small_max_handles,
@@ -309,7 +410,17 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         )?;
     }
     writeln!(out)?;
-    write!(out, "{:<30} {:>9} {:>6}", "workload", "ops", "unit")?;
+    let label = |row: &Row| {
+        if row.threads > 1 {
+            format!("same, {} threads, one manager", row.threads)
+        } else {
+            row.label.to_string()
+        }
+    };
+    let wide = (r.workloads.iter())
+        .map(|row| label(row).chars().count())
+        .fold(30, usize::max);
+    write!(out, "{:<wide$} {:>9} {:>6}", "workload", "ops", "unit")?;
     for id in MethodId::ALL {
         write!(out, " {:>9}", id.label())?;
     }
@@ -335,18 +446,14 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
                     format!("{:.2}", a as f64 / b.max(1) as f64)
                 })
         };
-        let label = if row.threads > 1 {
-            format!("same, {} threads, one manager", row.threads)
-        } else {
-            row.label.to_string()
-        };
+        let label = label(row);
         let ops = if scan {
             bytes(row.bytes)
         } else {
             row.ops.to_string()
         };
         let unit = if scan { "GiB/s" } else { "ns/op" };
-        write!(out, "{label:<30} {ops:>9} {unit:>6}")?;
+        write!(out, "{label:<wide$} {ops:>9} {unit:>6}")?;
         for id in MethodId::ALL {
             write!(out, " {:>9}", cell(id))?;
         }
@@ -379,31 +486,39 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         out,
         "x/mmap: time relative to raw mmap (1.00 = as fast); cur/floor: cursor relative to map+unmap."
     )?;
-    for (name, gains) in &r.thread_scaling {
-        let label = r
-            .workloads
-            .iter()
-            .find(|w| w.name == *name)
-            .map_or(*name, |w| w.label);
-        let list: Vec<String> = MethodId::ALL
-            .iter()
-            .filter_map(|id| Some(format!("×{:.2} {}", gains.get(id.key())?, id.label())))
-            .collect();
-        writeln!(
-            out,
-            "{label}, {} threads vs 1: throughput {}.",
-            c.threads,
-            list.join(", ")
-        )?;
+    for base in r.workloads.iter().filter(|w| w.threads == 1) {
+        for (n, gains) in r.scaling.get(base.name).into_iter().flatten() {
+            let list: Vec<String> = MethodId::ALL
+                .iter()
+                .filter_map(|id| Some(format!("×{:.2} {}", gains.get(id.key())?, id.label())))
+                .collect();
+            writeln!(
+                out,
+                "{}, {n} threads vs 1: throughput {}.",
+                base.label,
+                list.join(", ")
+            )?;
+        }
     }
     writeln!(out)?;
     writeln!(
         out,
         "engine counters of the best run: hit = reads served by a window already mapped"
     )?;
+    // A threaded row's name with its thread count: `random_4k_threads (4)`.
+    let name = |row: &Row| {
+        if row.threads > 1 {
+            format!("{} ({})", row.name, row.threads)
+        } else {
+            row.name.to_string()
+        }
+    };
+    let wide = (r.workloads.iter())
+        .map(|row| name(row).chars().count())
+        .fold(30, usize::max);
     writeln!(
         out,
-        "{:<30} {:<9} {:>6} {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
+        "{:<wide$} {:<9} {:>6} {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
         "workload",
         "method",
         "hit",
@@ -421,8 +536,8 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             let Some(s) = stats else { continue };
             writeln!(
                 out,
-                "{:<30} {:<9} {:>5.1}% {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
-                row.name,
+                "{:<wide$} {:<9} {:>5.1}% {:>9} {:>9} {:>9} {:>11} {:>9} {:>8} {:>7} {:>11}",
+                name(row),
                 id.label(),
                 s.hit_ratio * 100.0,
                 s.maps,
@@ -443,6 +558,11 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     if !r.goals.is_empty() {
         writeln!(out)?;
         writeln!(out, "goals, this run:")?;
+        let wide = r
+            .goals
+            .iter()
+            .map(|g| g.label.chars().count())
+            .fold(52, usize::max);
         for g in &r.goals {
             let (sign, x) = if g.at_least {
                 ("≥", "×")
@@ -451,7 +571,7 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             };
             write!(
                 out,
-                "  {:<52} {x}{:.2} (goal {sign} {x}{:.2}): {}",
+                "  {:<wide$} {x}{:.2} (goal {sign} {x}{:.2}): {}",
                 g.label,
                 g.value,
                 g.target,
@@ -478,6 +598,7 @@ mod tests {
             ops,
             bytes: ops * 4096,
             threads: 1,
+            window_size: 1 << 20,
             checksum: String::new(),
             cursor_floor_ratio: None,
             methods: Map::new(),
@@ -485,10 +606,30 @@ mod tests {
         }
     }
 
+    /// The same, read by `threads` threads.
+    fn threaded(threads: usize, r: Row) -> Row {
+        Row { threads, ..r }
+    }
+
     #[test]
     fn goals_and_scaling_come_from_the_rows() {
         use MethodId::*;
+        let small_threads = "small_files_random_4k_threads";
         let rows = [
+            row("random_1byte", 100, &[(Buffer, 110), (Mmap, 100)]),
+            threaded(
+                3,
+                row("random_4k_threads", 300, &[(Buffer, 105), (Mmap, 100)]),
+            ),
+            row("switch_1byte", 100, &[(Buffer, 400), (Mmap, 100)]),
+            threaded(
+                3,
+                row(
+                    "switch_4k_threads",
+                    300,
+                    &[(Buffer, 120), (Cursor, 130), (Mmap, 100)],
+                ),
+            ),
             row(
                 "small_files_random_4k",
                 100,
@@ -500,31 +641,50 @@ mod tests {
                     (Mmap, 100),
                 ],
             ),
-            row(
-                "small_files_random_4k_threads",
-                200,
-                &[
-                    (Buffer, 1500),
-                    (Pread, 1000),
-                    (Cursor, 2600),
-                    (MapUnmap, 1000),
-                    (Mmap, 100),
-                ],
+            threaded(
+                2,
+                row(
+                    small_threads,
+                    200,
+                    &[
+                        (Buffer, 1500),
+                        (Pread, 1000),
+                        (Cursor, 2600),
+                        (MapUnmap, 1000),
+                        (Mmap, 100),
+                    ],
+                ),
             ),
+            threaded(3, row(small_threads, 300, &[(Buffer, 2400), (Pread, 1500)])),
             row(
                 "small_files_skewed_4k",
                 100,
                 &[(Buffer, 130), (Pread, 1000), (Mmap, 100), (Oracle, 125)],
             ),
         ];
+        // Only the small files have their one-thread row here.
         let s = scaling(&rows);
-        assert_eq!(s.len(), 1);
-        let gains = &s["small_files_random_4k"];
+        assert_eq!(
+            s.keys().copied().collect::<Vec<_>>(),
+            ["small_files_random_4k"]
+        );
+        let by = &s["small_files_random_4k"];
+        assert_eq!(by.keys().copied().collect::<Vec<_>>(), [2, 3]);
         // Twice the reads in 1500 ns against 100 in 1400: ×1.87.
-        assert!((gains["buffer"] - 2.0 * 1400.0 / 1500.0).abs() < 1e-9);
-        assert!((gains["cursor"] - 1.0).abs() < 1e-9);
+        assert!((by[&2]["buffer"] - 2.0 * 1400.0 / 1500.0).abs() < 1e-9);
+        assert!((by[&2]["cursor"] - 1.0).abs() < 1e-9);
+        // At 3 threads, only the methods both rows have.
+        assert_eq!(
+            by[&3].keys().copied().collect::<Vec<_>>(),
+            ["buffer", "pread"]
+        );
+        assert!((by[&3]["buffer"] - 1.75).abs() < 1e-9);
+        assert!((by[&3]["pread"] - 2.0).abs() < 1e-9);
+        let largest = at_largest(&s);
+        assert_eq!(largest["small_files_random_4k"], by[&3]);
+
         let g = goals(&rows);
-        let got: Vec<(&str, bool)> = g.iter().map(|g| (g.label, g.met)).collect();
+        let got: Vec<(&str, bool)> = g.iter().map(|g| (g.label.as_str(), g.met)).collect();
         assert_eq!(
             got,
             [
@@ -532,13 +692,47 @@ mod tests {
                 ("small files: buffer throughput, threads vs 1", true),
                 ("skewed small files: buffer / min(pread, raw mmap)", false),
                 ("small files: cursor / map+unmap floor", false),
+                ("window switches, 1-byte reads: buffer / raw mmap", false),
+                ("large file, 1-byte reads: buffer / raw mmap", true),
+                (
+                    "window switches, 4 KiB reads, 3 threads: buffer / raw mmap",
+                    true
+                ),
+                (
+                    "window switches, 4 KiB reads, 3 threads: cursor / raw mmap",
+                    false
+                ),
+                (
+                    "large file, 4 KiB reads, 3 threads: buffer / raw mmap",
+                    true
+                ),
+                ("small files, 3 threads: buffer / pread", false),
+                (
+                    "small files, 3 threads vs 1: buffer scaling / pread scaling",
+                    true
+                ),
             ]
         );
-        assert!((g[2].value - 1.3).abs() < 1e-9);
+        let value = |i: usize| g[i].value;
+        // The threads-vs-1 goal takes the 2-thread row.
+        assert!((value(1) - 2.0 * 1400.0 / 1500.0).abs() < 1e-9);
+        assert!((value(2) - 1.3).abs() < 1e-9);
+        assert!((value(4) - 4.0).abs() < 1e-9);
+        assert!((value(9) - 1.6).abs() < 1e-9);
+        assert!((value(10) - 0.875).abs() < 1e-9);
         // Only the skewed goal has an oracle to compare with.
         assert!((g[2].oracle.unwrap() - 1.25).abs() < 1e-9);
         assert!(g.iter().filter(|g| g.oracle.is_some()).count() == 1);
-        // A run without small files has no goals.
+        // Without a 2-thread row, the threads-vs-1 goal takes the smallest
+        // count.
+        let no_two: Vec<Row> = rows
+            .into_iter()
+            .filter(|r| !(r.name == small_threads && r.threads == 2))
+            .collect();
+        let g = goals(&no_two);
+        assert_eq!(g[1].label, "small files: buffer throughput, threads vs 1");
+        assert!((g[1].value - 1.75).abs() < 1e-9);
+        // A run without small files or raw mmap has no goals.
         assert!(goals(&[row("random_4k", 10, &[(Buffer, 1)])]).is_empty());
     }
 }

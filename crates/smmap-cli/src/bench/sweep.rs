@@ -95,6 +95,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 threads: 1,
                 ops,
                 budget,
+                window: None,
                 methods: &SWEPT,
             };
             let label = format!("{name} reads, budget {:.0}%", share * 100.0);

@@ -17,6 +17,11 @@ use super::methods::{Access, FileSet, Method, MethodId, Op};
 /// Bytes per read of the 4 KiB workloads.
 pub const READ: u64 = 4096;
 
+/// The window of the window-switch rows, whatever `--window` says: small
+/// enough that random reads of the large file switch windows, while the
+/// default limits hold every window of it.
+pub const SWITCH_WINDOW: u64 = 1 << 20;
+
 /// Which files a workload reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Files {
@@ -81,8 +86,9 @@ impl Budget {
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub struct Workload {
-    /// The JSON name; a row named `{name}_threads` right after the row
-    /// `{name}` is its threaded twin (see thread scaling).
+    /// The JSON name; the rows named `{name}_threads` right after the row
+    /// `{name}` are its threaded twins, one per thread count (see thread
+    /// scaling).
     pub name: &'static str,
     /// The table's label.
     pub label: &'static str,
@@ -96,6 +102,8 @@ pub struct Workload {
     pub ops: usize,
     /// The engine's budget.
     pub budget: Budget,
+    /// The engine's window size when not `--window`'s.
+    pub window: Option<u64>,
     /// The methods timed, in column order.
     pub methods: &'static [MethodId],
 }
@@ -123,12 +131,12 @@ const SMALL: &[MethodId] = &[
 const SKEWED: &[MethodId] = &MethodId::ALL;
 
 /// What [`plan`] needs to know.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Sizes {
     /// Random 1-byte reads of the large file per run.
     pub ops: usize,
-    /// Threads of the threaded rows.
-    pub threads: usize,
+    /// The thread counts of the threaded rows, ascending, each above 1.
+    pub threads: Vec<usize>,
     /// The budget of the uniform small-files rows.
     pub small: Budget,
     /// The budget of the skewed row.
@@ -144,31 +152,34 @@ pub const HOT_FILES: f64 = 0.2;
 pub const HOT_READS: f64 = 0.8;
 
 /// The benchmark's rows, in order: one line each (name, label, files,
-/// reads, reads per thread, budget); a threaded twin follows its row.
+/// reads, reads per thread, budget); a row's threaded twins, one per count
+/// of [`Sizes::threads`], follow it.
 #[rustfmt::skip]
-pub fn plan(s: Sizes) -> Vec<Workload> {
+pub fn plan(s: &Sizes) -> Vec<Workload> {
     use Files::{Large, Small};
     let n4 = (s.ops / 4).max(1);
     // Reads across the small files mostly map a window each: fewer of them.
     let n_small = (s.ops / 10).max(1);
-    let (none, t) = (Budget::default(), s.threads);
+    let (none, t) = (Budget::default(), &s.threads[..]);
     let uniform = |len| Pattern::Uniform { len };
     let skewed = Pattern::Skewed { len: READ, hot_files: HOT_FILES, hot_reads: HOT_READS };
     let w = Workload::new;
-    let blocks = w("random_4k", "random 4 KiB reads", Large, uniform(READ), n4, none);
     let mut rows = vec![
         w("sequential_scan", "sequential scan", Large, Pattern::Scan, 1, none),
         w("random_1byte", "random 1-byte reads", Large, uniform(1), s.ops, none),
-        blocks.clone(),
-        blocks.threaded("random_4k_threads", "random 4 KiB reads, threads", t),
     ];
+    rows.extend(w("random_4k", "random 4 KiB reads", Large, uniform(READ), n4, none)
+        .with_twins("random_4k_threads", "random 4 KiB reads, threads", t));
+    rows.push(w("switch_1byte", "window switches, 1-byte reads (1 MiB windows)", Large, uniform(1), s.ops, none)
+        .with_window(SWITCH_WINDOW));
+    rows.extend(w("switch_4k", "window switches, 4 KiB reads (1 MiB windows)", Large, uniform(READ), n4, none)
+        .with_window(SWITCH_WINDOW)
+        .with_twins("switch_4k_threads", "window switches, 4 KiB reads, threads", t));
     if s.small_files {
-        let small = w("small_files_random_4k", "small files, 4 KiB reads", Small, uniform(READ), n_small, s.small);
-        rows.extend([
-            small.clone(),
-            small.threaded("small_files_random_4k_threads", "small files, 4 KiB reads, threads", t),
-            w("small_files_skewed_4k", "small files, skewed 80/20", Small, skewed, n_small, s.skewed).with_methods(SKEWED),
-        ]);
+        rows.extend(w("small_files_random_4k", "small files, 4 KiB reads", Small, uniform(READ), n_small, s.small)
+            .with_twins("small_files_random_4k_threads", "small files, 4 KiB reads, threads", t));
+        rows.push(w("small_files_skewed_4k", "small files, skewed 80/20", Small, skewed, n_small, s.skewed)
+            .with_methods(SKEWED));
     }
     rows
 }
@@ -214,6 +225,7 @@ impl Workload {
             threads: 1,
             ops,
             budget,
+            window: None,
             methods,
         }
     }
@@ -223,18 +235,39 @@ impl Workload {
         Workload { methods, ..self }
     }
 
-    /// The same reads from `threads` threads, each with a list of its own.
-    pub fn threaded(&self, name: &'static str, label: &'static str, threads: usize) -> Self {
+    /// The same workload, with windows of `window` bytes whatever
+    /// `--window` says.
+    pub fn with_window(self, window: u64) -> Self {
         Workload {
-            name,
-            label,
-            threads,
-            ..self.clone()
+            window: Some(window),
+            ..self
         }
     }
 
-    /// How the methods read this workload's files, with fresh managers.
+    /// This workload followed by its threaded twins `name`: the same reads
+    /// from each of `counts` threads, each thread with a list of its own.
+    pub fn with_twins(
+        self,
+        name: &'static str,
+        label: &'static str,
+        counts: &[usize],
+    ) -> Vec<Self> {
+        let twins: Vec<Self> = counts
+            .iter()
+            .map(|&threads| Workload {
+                name,
+                label,
+                threads,
+                ..self.clone()
+            })
+            .collect();
+        std::iter::once(self).chain(twins).collect()
+    }
+
+    /// How the methods read this workload's files, with fresh managers;
+    /// `window` is `--window`'s, used unless the workload has its own.
     pub fn access(&self, window: u64) -> Access {
+        let window = self.window.unwrap_or(window);
         Access {
             release: self.files == Files::Small,
             sequential: self.pattern == Pattern::Scan,
@@ -528,28 +561,40 @@ mod tests {
     }
 
     #[test]
-    fn every_threaded_row_follows_its_twin() {
+    fn threaded_twins_follow_their_row_one_per_count() {
         let sizes = Sizes {
             ops: 1000,
-            threads: 3,
+            threads: vec![2, 3],
             small: Budget::default(),
             skewed: Budget::default(),
             small_files: true,
         };
-        let rows = plan(sizes);
+        let rows = plan(&sizes);
+        let mut twins = 0;
         for (i, w) in rows.iter().enumerate() {
             if let Some(base) = w.name.strip_suffix("_threads") {
-                assert_eq!(rows[i - 1].name, base);
-                assert_eq!((w.threads, rows[i - 1].threads), (3, 1));
-                assert_eq!(w.pattern, rows[i - 1].pattern);
+                twins += 1;
+                // The row itself comes first, then the twins by count.
+                let k = rows[..i].iter().rposition(|r| r.name == base).unwrap();
+                assert_eq!(w.threads, [2, 3][i - k - 1], "{}", w.name);
+                assert!(rows[k + 1..i].iter().all(|r| r.name == w.name));
+                let r = &rows[k];
+                assert_eq!(r.threads, 1);
+                assert_eq!((w.pattern, w.ops, w.window), (r.pattern, r.ops, r.window));
             }
         }
-        let names: Vec<&str> = rows.iter().map(|w| w.name).collect();
-        assert_eq!(names.len(), 7);
-        let large_only = plan(Sizes {
+        assert_eq!(twins, 6);
+        assert_eq!(rows.len(), 13);
+        // The window-switch rows have their own window, the others --window's.
+        for w in &rows {
+            let own = w.name.starts_with("switch_").then_some(SWITCH_WINDOW);
+            assert_eq!(w.window, own, "{}", w.name);
+            assert_eq!(w.access(1 << 30).window, own.unwrap_or(1 << 30));
+        }
+        let large_only = plan(&Sizes {
             small_files: false,
             ..sizes
         });
-        assert_eq!(large_only.len(), 4);
+        assert_eq!(large_only.len(), 9);
     }
 }
