@@ -17,6 +17,7 @@
 //! `--sweep` times instead the small files under a range of budgets
 //! ([`sweep`]); `--find` times `smmap find` beside ripgrep ([`grep`]).
 
+mod belady;
 mod data;
 mod grep;
 mod methods;
@@ -34,7 +35,7 @@ use crate::progress::Progress;
 use crate::size::{parse_count, parse_size};
 use crate::Exit;
 use data::Rng;
-use methods::{FileSet, MethodId};
+use methods::{FileSet, MethodId, Op};
 use report::{Config, Report, Row};
 use workloads::{Budget, Sizes, Workload, READ};
 
@@ -343,6 +344,29 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     out.flush().context("cannot write to stdout")
 }
 
+/// Belady's MIN with bypass over the reads of `lists` (the threads' reads
+/// in turn) of the files of `set`, with windows of `window` bytes (the
+/// engine's window size), under `limits`.
+fn belady_of(
+    lists: &[Vec<Op>],
+    set: &FileSet,
+    window: u64,
+    limits: belady::Limits,
+) -> belady::Outcome {
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    let reads: Vec<belady::Read> = (0..longest)
+        .flat_map(|i| lists.iter().filter_map(move |l| l.get(i)))
+        .map(|op| belady::Read {
+            file: op.file,
+            offset: op.offset,
+            len: op.len,
+        })
+        .collect();
+    let slot = smmap::align_to_mmap(window, true);
+    let accesses = belady::accesses(&reads, &set.sizes, slot, *smmap::ALLOCATIONGRANULARITY);
+    belady::min(&accesses, limits)
+}
+
 /// Times every workload of `plan`.
 fn run_all(
     args: &BenchArgs,
@@ -388,7 +412,15 @@ fn run_all(
                 );
             }
         }
-        rows.push(Row::new(w, access.window, ops, bytes, &measured));
+        let mut row = Row::new(w, access.window, ops, bytes, &measured);
+        row.belady_hit_ratio = w.budget.is_set().then(|| {
+            let limits = belady::Limits {
+                handles: access.managers[0].max_file_handles(),
+                bytes: access.managers[0].max_mapped_memory_size(),
+            };
+            belady_of(&lists, set, access.window, limits).hit_ratio()
+        });
+        rows.push(row);
     }
     Ok(rows)
 }

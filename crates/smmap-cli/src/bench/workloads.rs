@@ -65,6 +65,11 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// True if the budget limits the engine (the small-files rows).
+    pub fn is_set(&self) -> bool {
+        self.max_memory.is_some() || self.max_handles.is_some()
+    }
+
     /// A manager with this budget, windows of `window` bytes and `policy`.
     pub fn manager(&self, window: u64, policy: ReadPolicy) -> Manager {
         let mut b = SlidingWindowMapManager::builder()
