@@ -1171,3 +1171,200 @@ fn bench_errors() {
         &[nowhere.to_str().unwrap()],
     );
 }
+
+/// Records a trace of buffer and cursor reads over three files in `dir`
+/// (each read page by page, a few times); returns its path and the files'.
+fn record_trace(dir: &std::path::Path) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    let files: Vec<_> = (0..3u64)
+        .map(|i| {
+            let p = dir.join(format!("data{i}.bin"));
+            std::fs::write(&p, vec![i as u8 + 1; (i as usize + 2) * 65536]).unwrap();
+            p
+        })
+        .collect();
+    let trace = dir.join("reads.trace");
+    let m = smmap::SlidingWindowMapManager::builder()
+        .window_size(64 * 1024)
+        .trace(smmap::Trace::create(&trace).unwrap())
+        .build();
+    let mut bufs: Vec<_> = files
+        .iter()
+        .map(|p| {
+            smmap::SlidingWindowMapBuffer::new(m.make_cursor(p).unwrap(), 0, u64::MAX).unwrap()
+        })
+        .collect();
+    let mut cursor = m.make_cursor(&files[0]).unwrap();
+    for round in 0..4u64 {
+        for (i, b) in bufs.iter_mut().enumerate() {
+            for page in 0..(i as u64 + 2) * 16 {
+                assert_eq!(b.get(page * 4096 + round).unwrap(), i as u8 + 1);
+            }
+        }
+        cursor.use_region(round * 4096, 0).unwrap();
+    }
+    drop((bufs, cursor, m));
+    (trace, files)
+}
+
+#[test]
+fn bench_replay_runs_a_trace_under_limits_and_a_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trace, _) = record_trace(dir.path());
+    let t = trace.to_str().unwrap();
+    let out = ok(&[
+        "bench",
+        "--replay",
+        t,
+        "--window",
+        "64KiB",
+        "--max-memory",
+        "128KiB",
+        "--max-handles",
+        "2",
+        "--repeat",
+        "1",
+        "--quiet",
+    ]);
+    for piece in [
+        "adaptive",
+        "always-map",
+        "pread",
+        "raw mmap",
+        "MIN",
+        "working set: 9 windows",
+    ] {
+        assert!(out.contains(piece), "{piece:?} missing from:\n{out}");
+    }
+    // Files of the trace's sizes made for the run read the same way.
+    let made = ok(&[
+        "bench",
+        "--replay",
+        t,
+        "--make-files",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&made).unwrap();
+    assert_eq!(
+        (v["files"].as_u64(), v["reads"].as_u64()),
+        (Some(3), Some(4 * (2 + 3 + 4) * 16 + 4))
+    );
+    let p = &v["points"][0];
+    assert_eq!(
+        keys(&p["methods"]),
+        ["adaptive", "always_map", "mmap", "pread"]
+    );
+    assert!(p["belady_hit_ratio"].as_f64().unwrap() > 0.9, "{p}");
+    // A sweep: a point per budget, and a chart.
+    let svg = dir.path().join("replay.svg");
+    let json = ok(&[
+        "bench",
+        "--replay",
+        t,
+        "--sweep",
+        "--window",
+        "64KiB",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 8);
+    for p in points {
+        let (adaptive, min) = (
+            p["methods"]["adaptive"]["hit_ratio"].as_f64().unwrap(),
+            p["belady_hit_ratio"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.0..=1.0).contains(&adaptive) && (0.0..=1.0).contains(&min),
+            "{p}"
+        );
+    }
+    let full = points.last().unwrap();
+    assert_eq!(full["share"], 1.0);
+    assert_eq!(
+        full["methods"]["adaptive"]["evictions"], 0,
+        "the whole working set fits"
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("Belady"));
+}
+
+#[test]
+fn bench_replay_errors_name_the_trace_and_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trace, files) = record_trace(dir.path());
+    let t = trace.to_str().unwrap();
+    // The files elsewhere: not found where the trace names them...
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for f in &files {
+        std::fs::rename(f, elsewhere.join(f.file_name().unwrap())).unwrap();
+    }
+    fails(
+        &["bench", "--replay", t, "--quiet"],
+        &["reads.trace", "data0.bin", "--dir"],
+    );
+    // ...and found by name under --dir.
+    ok(&[
+        "bench",
+        "--replay",
+        t,
+        "--dir",
+        elsewhere.to_str().unwrap(),
+        "--repeat",
+        "1",
+        "--quiet",
+    ]);
+    // A file shorter than the trace read.
+    std::fs::write(elsewhere.join("data2.bin"), b"short").unwrap();
+    fails(
+        &[
+            "bench",
+            "--replay",
+            t,
+            "--dir",
+            elsewhere.to_str().unwrap(),
+            "--quiet",
+        ],
+        &["data2.bin", "262144"],
+    );
+    // A truncated trace, a corrupt one, and no trace at all.
+    let bytes = std::fs::read(&trace).unwrap();
+    let cut = dir.path().join("cut.trace");
+    std::fs::write(&cut, &bytes[..bytes.len() - 2]).unwrap();
+    fails(
+        &[
+            "bench",
+            "--replay",
+            cut.to_str().unwrap(),
+            "--make-files",
+            "--quiet",
+        ],
+        &["cut.trace", "truncated", "record"],
+    );
+    let mut bad = bytes.clone();
+    bad[8] = 0x7f; // the first record's type
+    let corrupt = dir.path().join("bad.trace");
+    std::fs::write(&corrupt, &bad).unwrap();
+    fails(
+        &[
+            "bench",
+            "--replay",
+            corrupt.to_str().unwrap(),
+            "--make-files",
+            "--quiet",
+        ],
+        &["bad.trace", "unknown record type 127", "record 0"],
+    );
+    fails(
+        &["bench", "--replay", "/no/such.trace", "--quiet"],
+        &["/no/such.trace"],
+    );
+    fails(&["bench", "--make-files", "--quiet"], &["--replay"]);
+}

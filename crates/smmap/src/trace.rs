@@ -20,6 +20,10 @@
 //! | 5 | a cursor's region released ([`unuse_region`](crate::WindowCursor::unuse_region), a buffer's `end_access`) | cursor id |
 //! | 6 | a read | cursor id, how (one byte: bits 0–2 the [`Op`], bits 3–4 the [`Served`]), offset, length |
 //! | 7 | every unused region unmapped ([`Manager::collect`](crate::Manager::collect)) | — |
+//! | 8 | the end: the recording finished (written when the last handle of the [`Trace`] goes) | — |
+//!
+//! A trace without its end record was cut short (the program was killed,
+//! or is still recording), and is refused.
 //!
 //! A read of a few bytes costs 5 to 8 bytes of trace. Recording takes one
 //! lock (the trace's) per record, with the bytes buffered in memory and
@@ -46,6 +50,7 @@ const TAG_DROP: u8 = 4;
 const TAG_RELEASE: u8 = 5;
 const TAG_READ: u8 = 6;
 const TAG_COLLECT: u8 = 7;
+const TAG_END: u8 = 8;
 
 /// Which cursor operation a read was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,8 +125,9 @@ impl Served {
 /// let manager = smmap::SlidingWindowMapManager::builder().trace(trace.clone()).build();
 /// let mut buf = smmap::SlidingWindowMapBuffer::new(manager.make_cursor(&data)?, 0, u64::MAX)?;
 /// assert_eq!(buf.get(5000)?, 7);
-/// drop(buf);
-/// trace.flush()?;
+/// trace.flush()?; // what is recorded so far is on disk
+/// // The end record is written once the last handle goes.
+/// drop((buf, manager, trace));
 /// let recorded = smmap::TraceReader::open(&trace_path)?;
 /// assert_eq!(recorded.files()[0].size, 10_000);
 /// assert_eq!(recorded.reads().count(), 1);
@@ -179,7 +185,8 @@ impl Trace {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes what is recorded so far; returns the first error any write
+    /// Writes what is recorded so far (without the end record, which the
+    /// last handle writes when it goes); returns the first error any write
     /// met (after which nothing more was recorded).
     pub fn flush(&self) -> io::Result<()> {
         let mut s = self.sink();
@@ -287,6 +294,7 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
+        self.buf.push(TAG_END);
         self.write_out();
         let _ = self.out.flush();
     }
@@ -420,10 +428,14 @@ impl TraceReader {
         let mut cursors: HashMap<u64, u64> = HashMap::new();
         let mut next_cursor = 0u64;
         let mut record = 0u64;
+        let mut ended = false;
         while r.at < bytes.len() {
             let start = r.at as u64;
             let fail = |what: String| (record, start, what);
             let tag = r.byte().map_err(fail)?;
+            if ended {
+                return Err(fail("records after the end record".into()));
+            }
             let known = |id: u64, cursors: &HashMap<u64, u64>| {
                 cursors
                     .contains_key(&id)
@@ -516,9 +528,18 @@ impl TraceReader {
                     });
                 }
                 TAG_COLLECT => events.push(Event::Collect),
+                TAG_END => ended = true,
                 other => return Err(fail(format!("unknown record type {other}"))),
             }
             record += 1;
+        }
+        if !ended {
+            return Err((
+                record,
+                r.at as u64,
+                "truncated: no end record (the recording was cut short, or is still going on)"
+                    .into(),
+            ));
         }
         Ok(TraceReader { files, events })
     }
@@ -774,14 +795,24 @@ mod tests {
             t.read(a, Op::Byte, 5, 1, Served::Copied);
         });
         assert!(TraceReader::parse(&good).is_ok());
-        let (rec, byte, what) = TraceReader::parse(&good[..good.len() - 1]).unwrap_err();
+        // Cut short: in the middle of the read, and right before the end.
+        let (rec, byte, what) = TraceReader::parse(&good[..good.len() - 2]).unwrap_err();
         assert_eq!(rec, 2, "the read is the third record");
         assert!(what.contains("truncated"), "{what}");
         assert!(byte > 8);
-        let mut bad = good.clone();
+        let (rec, _, what) = TraceReader::parse(&good[..good.len() - 1]).unwrap_err();
+        assert_eq!(rec, 3);
+        assert!(what.contains("no end record"), "{what}");
+        let mut bad = good[..good.len() - 1].to_vec();
         bad.push(42);
         let (rec, _, what) = TraceReader::parse(&bad).unwrap_err();
         assert_eq!((rec, what.as_str()), (3, "unknown record type 42"));
+        let mut after = good.clone();
+        after.push(TAG_COLLECT);
+        assert!(TraceReader::parse(&after)
+            .unwrap_err()
+            .2
+            .contains("after the end"));
         let (_, _, what) = TraceReader::parse(b"GIF89a..").unwrap_err();
         assert!(what.contains("not a trace"), "{what}");
         let mut v2 = good.clone();
@@ -789,14 +820,14 @@ mod tests {
         assert!(TraceReader::parse(&v2).unwrap_err().2.contains("version 2"));
         // A read by a cursor never made.
         let mut orphan = MAGIC.to_vec();
-        orphan.extend_from_slice(&[TAG_READ, 9, 0, 0, 1]);
+        orphan.extend_from_slice(&[TAG_READ, 9, 0, 0, 1, TAG_END]);
         let (rec, byte, what) = TraceReader::parse(&orphan).unwrap_err();
         assert_eq!((rec, byte), (0, 8));
         assert!(what.contains("cursor 9"), "{what}");
         // The error names the file.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cut.trace");
-        std::fs::write(&p, &good[..good.len() - 1]).unwrap();
+        std::fs::write(&p, &good[..good.len() - 2]).unwrap();
         let e = TraceReader::open(&p).unwrap_err();
         assert!(
             e.to_string().contains("cut.trace") && e.to_string().contains("record 2"),

@@ -21,6 +21,7 @@ mod belady;
 mod data;
 mod grep;
 mod methods;
+mod replay;
 mod report;
 mod sweep;
 mod workloads;
@@ -69,13 +70,22 @@ chart, and draws the chart to --svg.
 beside `rg --count-matches -a -F` when ripgrep is on the PATH, each as a process of its own, \
 best and median of --repeat runs (at least 5); the counts must agree.
 
+--replay TRACE does again what a program recorded (smmap::Trace; SMMAP_TRACE=PATH for a \
+Python program) against the files it read (where it read them, under --dir by name, or files \
+of their sizes with --make-files): through the engine under the adaptive policy and \
+always-map, with pread and through a raw map of every file, under --window, --max-memory and \
+--max-handles — or with --sweep under budgets from 1% to all of the trace's working set, \
+drawn to --svg — and prints time per read, hit ratio, maps, preads and peak mapped bytes \
+beside the hit ratio of Belady's MIN with bypass over the same reads.
+
 Examples:
   cargo run --release -p smmap-cli -- bench
   smmap bench --size 256MiB --files 500 --json > bench.json
   smmap bench --threads 1,2,4,8,16                # scaling from 1 to 16 threads
   smmap bench --window 64MiB --dir /mnt/nvme      # sliding 64 MiB windows, data on another disk
   smmap bench --sweep --svg crates/smmap-cli/sweep.svg
-  smmap bench --find                              # smmap find beside ripgrep on 1 GiB")]
+  smmap bench --find                              # smmap find beside ripgrep on 1 GiB
+  smmap bench --replay gitdb.trace --dir .git/objects/pack --sweep")]
 pub struct BenchArgs {
     /// Size of the large file
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
@@ -85,7 +95,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_count)]
     files: usize,
 
-    /// Where to make the temporary data directory (default: the system's temporary directory)
+    /// Where to make the temporary data directory (default: the system's temporary directory); with --replay, the directory that holds the trace's files (found by name)
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
@@ -137,6 +147,14 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH", default_value = "smmap-sweep.svg")]
     svg: PathBuf,
 
+    /// Replay a recorded trace instead (see below): under --window, --max-memory and --max-handles, or with --sweep under a range of budgets
+    #[arg(long, value_name = "TRACE", conflicts_with = "find")]
+    replay: Option<PathBuf>,
+
+    /// With --replay: read files of the trace's sizes made for the run (zeros) instead of the files it names
+    #[arg(long, requires = "replay")]
+    make_files: bool,
+
     /// No progress on stderr
     #[arg(short, long)]
     quiet: bool,
@@ -164,7 +182,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--sweep reads the small files: --files must be at least 1");
     }
     data::catch_interrupts();
-    let result = if args.sweep {
+    let result = if let Some(trace) = &args.replay {
+        replay::run(args, trace)
+    } else if args.sweep {
         sweep::run(args)
     } else if args.find {
         grep::run(args)

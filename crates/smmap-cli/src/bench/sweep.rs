@@ -42,6 +42,9 @@ struct SweepPoint {
     buffer_hit_ratio: f64,
     /// See `buffer_hit_ratio`.
     buffer_pread_ratio: f64,
+    /// The hit ratio of Belady's MIN with bypass over the same reads under
+    /// the same budget, offline.
+    belady_hit_ratio: f64,
 }
 
 /// The whole sweep.
@@ -116,6 +119,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     .map_or(0.0, |r| r.time.as_nanos() as f64 / ops as f64)
             };
             let stats = m.best.get(&MethodId::Buffer).and_then(|r| r.stats);
+            let min = super::belady_of(
+                &lists,
+                set,
+                window,
+                super::belady::Limits {
+                    handles: budget.max_handles.unwrap_or(usize::MAX),
+                    bytes: budget.max_memory.unwrap_or(u64::MAX),
+                },
+            );
             points.push(SweepPoint {
                 pattern: name,
                 share,
@@ -124,6 +136,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 ns_per_read: SWEPT.iter().map(|&id| (id.key(), per_read(id))).collect(),
                 buffer_hit_ratio: stats.map_or(0.0, |s| s.hit_ratio),
                 buffer_pread_ratio: stats.map_or(0.0, |s| s.preads as f64 / ops as f64),
+                belady_hit_ratio: min.hit_ratio(),
             });
         }
     }
@@ -187,13 +200,22 @@ fn write_table(out: &mut impl Write, s: &Sweep) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<8} {:>6} {:>8} {:>11} {:>9} {:>11} {:>9} {:>9} {:>9}",
-        "reads", "budget", "handles", "memory", "adaptive", "always-map", "pread", "hit", "copied"
+        "{:<8} {:>6} {:>8} {:>11} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9}",
+        "reads",
+        "budget",
+        "handles",
+        "memory",
+        "adaptive",
+        "always-map",
+        "pread",
+        "hit",
+        "copied",
+        "MIN hit"
     )?;
     for p in &s.points {
         writeln!(
             out,
-            "{:<8} {:>5.0}% {:>8} {:>11} {:>9.2} {:>11.2} {:>9.2} {:>8.1}% {:>8.1}%",
+            "{:<8} {:>5.0}% {:>8} {:>11} {:>9.2} {:>11.2} {:>9.2} {:>8.1}% {:>8.1}% {:>8.1}%",
             p.pattern,
             p.share * 100.0,
             p.max_handles,
@@ -202,12 +224,14 @@ fn write_table(out: &mut impl Write, s: &Sweep) -> std::io::Result<()> {
             micros(p, MethodId::BufferMap),
             micros(p, MethodId::Pread),
             p.buffer_hit_ratio * 100.0,
-            p.buffer_pread_ratio * 100.0
+            p.buffer_pread_ratio * 100.0,
+            p.belady_hit_ratio * 100.0
         )?;
     }
     writeln!(
         out,
-        "hit, copied: the adaptive buffer's reads served by a window already mapped, and by pread."
+        "hit, copied: the adaptive buffer's reads served by a window already mapped, and by pread; \
+         MIN hit: Belady's MIN with bypass over the same reads under the same budget, offline."
     )?;
     for pattern in ["uniform", "skewed"] {
         let points: Vec<&SweepPoint> = s.points.iter().filter(|p| p.pattern == pattern).collect();

@@ -1,0 +1,672 @@
+//! `smmap bench --replay TRACE`: a program's recorded reads (a
+//! [`smmap::Trace`]) done again under the limits a user gives — or, with
+//! `--sweep`, under a range of budgets — by the engine under the adaptive
+//! policy and under always-map, by `pread` and through a raw map of every
+//! file, beside the hit ratio of Belady's MIN with bypass over the same
+//! reads. It answers "what `max_memory_size` and `max_open_handles` does my
+//! program need?".
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use memmap2::Mmap;
+use plotters::prelude::*;
+use serde::Serialize;
+use smmap::{Event, Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
+
+use super::belady;
+use super::{BenchArgs, Notes};
+
+/// The budgets of `--sweep`, as a share of the trace's working set: the
+/// windows it reads and their bytes.
+const SHARES: [f64; 8] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0];
+
+/// Bytes a `pread` or a raw map reads for a cursor read with no length
+/// (`use_region(offset, 0)`: the program reads some of the view).
+const VIEW_READ: u64 = 4096;
+
+/// The ways a trace is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum How {
+    Adaptive,
+    AlwaysMap,
+    Pread,
+    Mmap,
+}
+
+impl How {
+    const ALL: [How; 4] = [How::Adaptive, How::AlwaysMap, How::Pread, How::Mmap];
+
+    fn key(self) -> &'static str {
+        match self {
+            How::Adaptive => "adaptive",
+            How::AlwaysMap => "always_map",
+            How::Pread => "pread",
+            How::Mmap => "mmap",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            How::Adaptive => "adaptive",
+            How::AlwaysMap => "always-map",
+            How::Pread => "pread",
+            How::Mmap => "raw mmap",
+        }
+    }
+}
+
+/// One method's best run (JSON).
+#[derive(Serialize, Debug, Clone, Copy, Default)]
+struct Result {
+    /// Best time per read, nanoseconds.
+    ns_per_read: f64,
+    /// Reads served by a window already mapped (or a copy held): `1 −
+    /// (maps + preads) / reads`; 1 for the raw map, 0 for `pread`.
+    hit_ratio: f64,
+    /// Windows mapped.
+    maps: u64,
+    /// Reads copied with `pread` by the engine.
+    preads: u64,
+    /// Windows unmapped to stay within the limits.
+    evictions: u64,
+    /// Most bytes mapped at once by the engine.
+    peak_mapped_bytes: u64,
+}
+
+/// The replay under one budget (JSON).
+#[derive(Serialize, Debug, Clone)]
+struct Point {
+    /// The budget as a share of the trace's working set (1 without
+    /// `--sweep`... or whatever the limits given are: `null` then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    share: Option<f64>,
+    /// Mappings allowed.
+    max_handles: usize,
+    /// Bytes allowed.
+    max_memory_size: u64,
+    /// By method key (`adaptive`, `always_map`, `pread`, `mmap`).
+    methods: std::collections::BTreeMap<&'static str, Result>,
+    /// Belady's MIN with bypass over the same reads under the same limits,
+    /// offline (a reference with windows of different sizes).
+    belady_hit_ratio: f64,
+}
+
+/// The whole replay (JSON, schema 1).
+#[derive(Serialize, Debug)]
+struct Replay {
+    schema: u32,
+    /// The trace file.
+    trace: String,
+    /// Reads replayed.
+    reads: u64,
+    /// Files read, and their total size.
+    files: usize,
+    files_bytes: u64,
+    /// The window size.
+    window_size: u64,
+    /// Windows the reads touch, and their bytes (charged in whole pages):
+    /// the working set the sweep's shares are of.
+    working_set_windows: usize,
+    working_set_bytes: u64,
+    /// Runs of each method; the best counts.
+    repeat: usize,
+    points: Vec<Point>,
+}
+
+/// Runs `smmap bench --replay`.
+pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
+    let reader = TraceReader::open(trace)?;
+    let made;
+    let paths = if args.make_files {
+        made = make_files(&reader, args.dir.as_deref())?;
+        made.1.clone()
+    } else {
+        find_files(&reader, trace, args.dir.as_deref())?
+    };
+    let window = args.window.unwrap_or_else(smmap::default_window_size);
+    let slot = smmap::align_to_mmap(window, true);
+    let page = *smmap::ALLOCATIONGRANULARITY;
+    let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
+    let accesses = belady::accesses(&reads_of(&reader), &sizes, slot, page);
+    let working: std::collections::HashMap<(u32, u64), u64> =
+        accesses.iter().map(|a| (a.window, a.cost)).collect();
+    let (ws_windows, ws_bytes) = (working.len(), working.values().sum::<u64>());
+    let budgets: Vec<(Option<f64>, usize, u64)> = if args.sweep {
+        SHARES
+            .iter()
+            .map(|&s| {
+                let handles = ((ws_windows as f64 * s).ceil() as usize).max(1);
+                let bytes = ((ws_bytes as f64 * s).ceil() as u64).max(page);
+                (Some(s), handles, bytes)
+            })
+            .collect()
+    } else {
+        vec![(None, args.max_handles, args.max_memory)]
+    };
+    let mut notes = Notes::new(
+        args.quiet,
+        (budgets.len() * How::ALL.len() * args.repeat) as u64,
+    );
+    let files = Files::open(&paths)?;
+    let mut points = Vec::new();
+    for (share, handles, memory) in budgets {
+        let limits = Limits {
+            window,
+            handles,
+            memory,
+            open_files: args.max_open_files.unwrap_or(paths.len().max(1)),
+        };
+        let mut methods = std::collections::BTreeMap::new();
+        for how in How::ALL {
+            notes.stage(match share {
+                Some(s) => format!("replay, budget {:.0}%: {}", s * 100.0, how.label()),
+                None => format!("replay: {}", how.label()),
+            });
+            let mut best: Option<Result> = None;
+            for _ in 0..args.repeat {
+                super::data::check_interrupted()?;
+                let r = replay_once(how, &reader, &paths, &files, limits)?;
+                notes.progress.inc(1);
+                if best.is_none_or(|b| r.ns_per_read < b.ns_per_read) {
+                    best = Some(r);
+                }
+            }
+            methods.insert(how.key(), best.unwrap_or_default());
+        }
+        let min = belady::min(
+            &accesses,
+            belady::Limits {
+                handles,
+                bytes: memory,
+            },
+        );
+        points.push(Point {
+            share,
+            max_handles: handles,
+            max_memory_size: memory,
+            methods,
+            belady_hit_ratio: min.hit_ratio(),
+        });
+    }
+    notes.progress.finish();
+    let report = Replay {
+        schema: 1,
+        trace: trace.display().to_string(),
+        reads: reader.reads().count() as u64,
+        files: sizes.len(),
+        files_bytes: sizes.iter().sum(),
+        window_size: window,
+        working_set_windows: ws_windows,
+        working_set_bytes: ws_bytes,
+        repeat: args.repeat,
+        points,
+    };
+    if args.sweep {
+        draw_svg(&args.svg, &report)?;
+    }
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
+        writeln!(out).context("cannot write to stdout")?;
+    } else {
+        write_table(&mut out, &report).context("cannot write to stdout")?;
+        if args.sweep {
+            writeln!(out, "chart drawn to {}", args.svg.display())
+                .context("cannot write to stdout")?;
+        }
+    }
+    out.flush().context("cannot write to stdout")
+}
+
+/// The reads of the trace, as window accesses see them: a cursor read
+/// with no length touches its offset's window.
+fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
+    let mut file_of = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for e in reader.events() {
+        match *e {
+            Event::Cursor { id, file } => {
+                file_of.insert(id, file as u32);
+            }
+            Event::Clone { id, from } => {
+                if let Some(&f) = file_of.get(&from) {
+                    file_of.insert(id, f);
+                }
+            }
+            Event::Read {
+                cursor,
+                op,
+                offset,
+                len,
+                ..
+            } if op != Op::First => {
+                if let Some(&file) = file_of.get(&cursor) {
+                    out.push(belady::Read {
+                        file,
+                        offset,
+                        len: len.max(1),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Where the trace's files are: each named as the program gave it, or
+/// under `dir` by its file name.
+fn find_files(
+    reader: &TraceReader,
+    trace: &Path,
+    dir: Option<&Path>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    reader
+        .files()
+        .iter()
+        .map(|f| {
+            let named = PathBuf::from(&f.name);
+            let path = match dir {
+                Some(d) => d.join(named.file_name().unwrap_or(named.as_os_str())),
+                None => named,
+            };
+            let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|e| {
+                anyhow::anyhow!(
+                    "the trace {} reads {}, which is not at {} ({e}): give --dir with the directory that holds the files, or --make-files",
+                    trace.display(),
+                    f.name,
+                    path.display()
+                )
+            })?;
+            if size < f.size {
+                bail!(
+                    "the trace {} read {} bytes of {}, but {} has {size}",
+                    trace.display(),
+                    f.size,
+                    f.name,
+                    path.display()
+                );
+            }
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Files of the trace's sizes (zeros; sparse where the file system allows)
+/// in a new directory under `dir` (or the system's temporary one): what a
+/// policy decides depends on the reads alone, not on the bytes.
+fn make_files(
+    reader: &TraceReader,
+    dir: Option<&Path>,
+) -> anyhow::Result<(tempfile::TempDir, Vec<PathBuf>)> {
+    let parent = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let tmp = super::data::temp_dir(&parent)?;
+    let paths = reader
+        .files()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let p = tmp.path().join(format!("file{i}"));
+            let file =
+                File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
+            file.set_len(f.size)
+                .with_context(|| format!("cannot size {}", p.display()))?;
+            Ok(p)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((tmp, paths))
+}
+
+/// The files open and mapped whole once, for the baselines.
+struct Files {
+    open: Vec<File>,
+    maps: Vec<Option<Mmap>>,
+}
+
+impl Files {
+    fn open(paths: &[PathBuf]) -> anyhow::Result<Self> {
+        let open = paths
+            .iter()
+            .map(|p| File::open(p).with_context(|| format!("cannot open {}", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let maps = open
+            .iter()
+            .zip(paths)
+            .map(|(f, p)| {
+                if f.metadata()?.len() == 0 {
+                    return Ok(None);
+                }
+                // SAFETY: a read-only mapping of a file the replay only
+                // reads; a file changed meanwhile by someone else is a
+                // SIGBUS, as for every user of memory maps.
+                unsafe { Mmap::map(f) }
+                    .map(Some)
+                    .with_context(|| format!("cannot map {}", p.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Files { open, maps })
+    }
+}
+
+/// The limits of one replay.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    window: u64,
+    handles: usize,
+    memory: u64,
+    open_files: usize,
+}
+
+fn manager(l: Limits, policy: ReadPolicy) -> Manager {
+    SlidingWindowMapManager::builder()
+        .window_size(l.window)
+        .max_memory_size(l.memory)
+        .max_open_handles(l.handles)
+        .max_open_files(l.open_files)
+        .read_policy(policy)
+        .build()
+        .into()
+}
+
+/// Replays the trace once as `how` says; times it.
+fn replay_once(
+    how: How,
+    reader: &TraceReader,
+    paths: &[PathBuf],
+    files: &Files,
+    limits: Limits,
+) -> anyhow::Result<Result> {
+    let reads = reader.reads().count() as u64;
+    let per_read = |t: Duration| t.as_nanos() as f64 / reads.max(1) as f64;
+    match how {
+        How::Adaptive | How::AlwaysMap => {
+            let policy = if how == How::Adaptive {
+                ReadPolicy::Adaptive
+            } else {
+                ReadPolicy::AlwaysMap
+            };
+            let m = manager(limits, policy);
+            let start = Instant::now();
+            reader
+                .replay(&m, paths, |_| {})
+                .context("the replay failed")?;
+            let t = start.elapsed();
+            let s = m.stats();
+            Ok(Result {
+                ns_per_read: per_read(t),
+                hit_ratio: (1.0 - (s.maps + s.preads) as f64 / reads.max(1) as f64).max(0.0),
+                maps: s.maps,
+                preads: s.preads,
+                evictions: s.evictions,
+                peak_mapped_bytes: s.peak_mapped_bytes,
+            })
+        }
+        How::Pread | How::Mmap => {
+            let mut file_of = std::collections::HashMap::new();
+            let mut scratch = vec![0u8; 256 * 1024];
+            let mut sum = 0u64;
+            let start = Instant::now();
+            for e in reader.events() {
+                match *e {
+                    Event::Cursor { id, file } => {
+                        file_of.insert(id, file);
+                    }
+                    Event::Clone { id, from } => {
+                        if let Some(&f) = file_of.get(&from) {
+                            file_of.insert(id, f);
+                        }
+                    }
+                    Event::Read {
+                        cursor,
+                        op,
+                        offset,
+                        len,
+                        ..
+                    } => {
+                        let Some(&f) = file_of.get(&cursor) else {
+                            continue;
+                        };
+                        let size = reader.files()[f].size;
+                        let want = match op {
+                            Op::First => 0,
+                            Op::Map if len == 0 => VIEW_READ,
+                            _ => len.max(1),
+                        };
+                        let n = want
+                            .min(size.saturating_sub(offset))
+                            .min(scratch.len() as u64) as usize;
+                        if n == 0 {
+                            continue;
+                        }
+                        if how == How::Pread {
+                            read_exact_at(&files.open[f], &mut scratch[..n], offset)?;
+                            sum = sum.wrapping_add(u64::from(scratch[0]));
+                        } else if let Some(map) = &files.maps[f] {
+                            let at = offset as usize;
+                            sum = map[at..at + n]
+                                .iter()
+                                .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let t = start.elapsed();
+            std::hint::black_box(sum);
+            Ok(Result {
+                ns_per_read: per_read(t),
+                hit_ratio: if how == How::Mmap { 1.0 } else { 0.0 },
+                ..Result::default()
+            })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> anyhow::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset).context("pread")
+}
+
+#[cfg(windows)]
+fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> anyhow::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(f, buf, offset).context("read")? {
+            0 => bail!("the file ended early"),
+            n => (buf, offset) = (&mut buf[n..], offset + n as u64),
+        }
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut impl Write, r: &Replay) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "smmap bench --replay {}: {} reads of {} files ({}), windows of {}; best of {} runs",
+        r.trace,
+        r.reads,
+        r.files,
+        indicatif::HumanBytes(r.files_bytes),
+        indicatif::HumanBytes(r.window_size),
+        r.repeat
+    )?;
+    writeln!(
+        out,
+        "working set: {} windows, {}",
+        r.working_set_windows,
+        indicatif::HumanBytes(r.working_set_bytes)
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>7} {:>8} {:>11}  {:<10} {:>9} {:>7} {:>9} {:>9} {:>9} {:>11} {:>7}",
+        "budget",
+        "handles",
+        "memory",
+        "method",
+        "ns/read",
+        "hit",
+        "maps",
+        "preads",
+        "evictions",
+        "peak mapped",
+        "MIN"
+    )?;
+    for p in &r.points {
+        let budget = p.share.map_or("-".into(), |s| format!("{:.0}%", s * 100.0));
+        for how in How::ALL {
+            let m = &p.methods[how.key()];
+            let engine = matches!(how, How::Adaptive | How::AlwaysMap);
+            let count = |v: u64| if engine { v.to_string() } else { "-".into() };
+            writeln!(
+                out,
+                "{:>7} {:>8} {:>11}  {:<10} {:>9.1} {:>6.1}% {:>9} {:>9} {:>9} {:>11} {:>6.1}%",
+                budget,
+                p.max_handles,
+                indicatif::HumanBytes(p.max_memory_size).to_string(),
+                how.label(),
+                m.ns_per_read,
+                m.hit_ratio * 100.0,
+                count(m.maps),
+                count(m.preads),
+                count(m.evictions),
+                if engine {
+                    indicatif::HumanBytes(m.peak_mapped_bytes).to_string()
+                } else {
+                    "-".into()
+                },
+                p.belady_hit_ratio * 100.0
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "hit: reads served by a window already mapped; MIN: Belady's MIN with bypass over the same reads \
+         under the same limits, offline (with windows of different sizes a reference, not a proven optimum)."
+    )?;
+    if let Some(p) = half_point(r) {
+        let m = |k: &str| p.methods[k].hit_ratio;
+        writeln!(
+            out,
+            "at the budget where always-map hits nearest 50% ({:.0}%): adaptive hits {:.1}%, always-map {:.1}%, MIN {:.1}%: adaptive / MIN = {:.2}",
+            p.share.unwrap_or(1.0) * 100.0,
+            m("adaptive") * 100.0,
+            m("always_map") * 100.0,
+            p.belady_hit_ratio * 100.0,
+            m("adaptive") / p.belady_hit_ratio.max(f64::MIN_POSITIVE)
+        )?;
+    }
+    if let Some(full) = r.points.iter().find(|p| p.share == Some(1.0)) {
+        let ns = |k: &str| full.methods[k].ns_per_read;
+        writeln!(
+            out,
+            "with the whole working set in the budget: adaptive / raw mmap = {:.2}",
+            ns("adaptive") / ns("mmap").max(f64::MIN_POSITIVE)
+        )?;
+    }
+    Ok(())
+}
+
+/// The sweep's point where always-map's hit ratio is nearest 50%.
+fn half_point(r: &Replay) -> Option<&Point> {
+    r.points
+        .iter()
+        .filter(|p| p.share.is_some())
+        .min_by(|a, b| {
+            let d = |p: &Point| (p.methods["always_map"].hit_ratio - 0.5).abs();
+            d(a).total_cmp(&d(b))
+        })
+}
+
+/// The sweep's chart: µs per read and hit ratio by budget, one line per
+/// method (and MIN's hit ratio).
+fn draw_svg(path: &Path, r: &Replay) -> anyhow::Result<()> {
+    const COLORS: [RGBColor; 4] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0x7f, 0x7f, 0x7f),
+    ];
+    let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::new(path, (960, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let panels = root.split_evenly((1, 2));
+        let points: Vec<&Point> = r.points.iter().filter(|p| p.share.is_some()).collect();
+        let x = |p: &Point| p.share.unwrap_or(1.0);
+        let ns: Vec<f64> = points
+            .iter()
+            .flat_map(|p| p.methods.values().map(|m| m.ns_per_read / 1000.0))
+            .filter(|v| *v > 0.0)
+            .collect();
+        let lo = ns.iter().copied().fold(f64::MAX, f64::min).max(1e-3);
+        let hi = ns.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+        let (lo, hi) = (
+            10f64.powf(lo.log10().floor()),
+            10f64.powf(hi.log10().ceil()),
+        );
+        let mut time = ChartBuilder::on(&panels[0])
+            .caption("time per read", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d((0.008f64..1.25).log_scale(), (lo..hi).log_scale())?;
+        time.configure_mesh()
+            .x_desc("budget: share of the working set")
+            .y_desc("µs per read")
+            .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .draw()?;
+        let mut hits = ChartBuilder::on(&panels[1])
+            .caption("hit ratio", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d((0.008f64..1.25).log_scale(), 0f64..1.0)?;
+        hits.configure_mesh()
+            .x_desc("budget: share of the working set")
+            .y_desc("reads served by a window mapped")
+            .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .draw()?;
+        for (how, color) in How::ALL.iter().zip(COLORS) {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .map(|p| (x(p), p.methods[how.key()].ns_per_read / 1000.0))
+                .collect();
+            time.draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(how.label())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            if matches!(how, How::Adaptive | How::AlwaysMap) {
+                let line: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|p| (x(p), p.methods[how.key()].hit_ratio))
+                    .collect();
+                hits.draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                    .label(how.label())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+        }
+        let min: Vec<(f64, f64)> = points.iter().map(|p| (x(p), p.belady_hit_ratio)).collect();
+        hits.draw_series(LineSeries::new(min, BLACK.stroke_width(2)))?
+            .label("Belady's MIN")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        time.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        hits.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+}
