@@ -85,6 +85,16 @@ impl HeldRegion {
         self.gen = lease.gen;
     }
 
+    /// The range and address held.
+    #[inline]
+    fn span(&self) -> Span {
+        Span {
+            begin: self.begin,
+            end: self.end,
+            base: self.base,
+        }
+    }
+
     /// Takes the lease out, if any, for the caller to give back; remembers
     /// it to take back later.
     #[inline]
@@ -92,11 +102,7 @@ impl HeldRegion {
         if !self.held {
             return None;
         }
-        let span = Span {
-            begin: self.begin,
-            end: self.end,
-            base: self.base,
-        };
+        let span = self.span();
         self.held = false;
         self.last_begin = self.begin;
         self.last_end = self.end;
@@ -137,13 +143,8 @@ impl HeldRegion {
         if !self.held {
             return None;
         }
-        let span = Span {
-            begin: self.begin,
-            end: self.end,
-            base: self.base,
-        };
         // SAFETY: a counted lease's cell (the invariant).
-        Some((unsafe { &*self.cell }, self.gen, span))
+        Some((unsafe { &*self.cell }, self.gen, self.span()))
     }
 
     /// The region held.

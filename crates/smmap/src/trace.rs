@@ -371,6 +371,21 @@ pub enum Event {
     Collect,
 }
 
+/// One read of a trace with the file it read ([`TraceReader::file_reads`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRead {
+    /// The file, an index into [`TraceReader::files`].
+    pub file: usize,
+    /// Which operation.
+    pub op: Op,
+    /// The absolute offset.
+    pub offset: u64,
+    /// The length asked for (see [`Op`]).
+    pub len: u64,
+    /// How the engine served it when it was recorded.
+    pub served: Served,
+}
+
 /// A trace file that cannot be read: it names the file, and the record and
 /// byte where reading stopped.
 #[derive(Debug, thiserror::Error)]
@@ -559,6 +574,43 @@ impl TraceReader {
         self.events
             .iter()
             .filter(|e| matches!(e, Event::Read { .. }))
+    }
+
+    /// The reads, in order, each with the file its cursor was on.
+    pub fn file_reads(&self) -> Vec<FileRead> {
+        let mut file_of = HashMap::new();
+        let mut out = Vec::new();
+        for e in &self.events {
+            match *e {
+                Event::Cursor { id, file } => {
+                    file_of.insert(id, file);
+                }
+                Event::Clone { id, from } => {
+                    if let Some(&f) = file_of.get(&from) {
+                        file_of.insert(id, f);
+                    }
+                }
+                Event::Read {
+                    cursor,
+                    op,
+                    offset,
+                    len,
+                    served,
+                } => {
+                    if let Some(&file) = file_of.get(&cursor) {
+                        out.push(FileRead {
+                            file,
+                            op,
+                            offset,
+                            len,
+                            served,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Does again through `manager` what the trace recorded: the same

@@ -8,6 +8,15 @@ use std::sync::Arc;
 use common::{byte, g, make_file};
 use smmap::{SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor};
 
+/// Operations per thread: `SMMAP_STRESS_OPS` (the reliability run uses
+/// 100,000), or 20,000.
+fn stress_ops() -> u64 {
+    std::env::var("SMMAP_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
 fn xorshift(state: &mut u64) -> u64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
@@ -36,10 +45,7 @@ fn sixteen_threads_tight_limits() {
 /// limit of 3 pages per thread, 4 handles per thread and 4 descriptors.
 fn tight_limits(n: u64) {
     let handles = 4 * n as usize;
-    let ops: u64 = std::env::var("SMMAP_STRESS_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let ops = stress_ops();
     let dir = tempfile::tempdir().unwrap();
     let files: Arc<Vec<_>> = Arc::new(
         (0..16)
@@ -237,10 +243,7 @@ fn racing_misses_share_one_region() {
 /// over it.
 #[test]
 fn sixteen_threads_pass_the_memory_limit_only_by_the_windows_in_use() {
-    let ops: u64 = std::env::var("SMMAP_STRESS_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let ops = stress_ops();
     let dir = tempfile::tempdir().unwrap();
     let files: Arc<Vec<_>> = Arc::new(
         (0..16)

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use memmap2::Mmap;
 use plotters::prelude::*;
 use serde::Serialize;
-use smmap::{Event, Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
+use smmap::{Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
 
 use super::belady;
 use super::{BenchArgs, Notes};
@@ -225,37 +225,16 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
 /// The reads of the trace, as window accesses see them: a cursor read
 /// with no length touches its offset's window.
 fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
-    let mut file_of = std::collections::HashMap::new();
-    let mut out = Vec::new();
-    for e in reader.events() {
-        match *e {
-            Event::Cursor { id, file } => {
-                file_of.insert(id, file as u32);
-            }
-            Event::Clone { id, from } => {
-                if let Some(&f) = file_of.get(&from) {
-                    file_of.insert(id, f);
-                }
-            }
-            Event::Read {
-                cursor,
-                op,
-                offset,
-                len,
-                ..
-            } if op != Op::First => {
-                if let Some(&file) = file_of.get(&cursor) {
-                    out.push(belady::Read {
-                        file,
-                        offset,
-                        len: len.max(1),
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    reader
+        .file_reads()
+        .into_iter()
+        .filter(|r| r.op != Op::First)
+        .map(|r| belady::Read {
+            file: r.file as u32,
+            offset: r.offset,
+            len: r.len.max(1),
+        })
+        .collect()
 }
 
 /// Where the trace's files are: each named as the program gave it, or
@@ -406,53 +385,31 @@ fn replay_once(
             })
         }
         How::Pread | How::Mmap => {
-            let mut file_of = std::collections::HashMap::new();
+            let reads = reader.file_reads();
             let mut scratch = vec![0u8; 256 * 1024];
             let mut sum = 0u64;
             let start = Instant::now();
-            for e in reader.events() {
-                match *e {
-                    Event::Cursor { id, file } => {
-                        file_of.insert(id, file);
-                    }
-                    Event::Clone { id, from } => {
-                        if let Some(&f) = file_of.get(&from) {
-                            file_of.insert(id, f);
-                        }
-                    }
-                    Event::Read {
-                        cursor,
-                        op,
-                        offset,
-                        len,
-                        ..
-                    } => {
-                        let Some(&f) = file_of.get(&cursor) else {
-                            continue;
-                        };
-                        let size = reader.files()[f].size;
-                        let want = match op {
-                            Op::First => 0,
-                            Op::Map if len == 0 => VIEW_READ,
-                            _ => len.max(1),
-                        };
-                        let n = want
-                            .min(size.saturating_sub(offset))
-                            .min(scratch.len() as u64) as usize;
-                        if n == 0 {
-                            continue;
-                        }
-                        if how == How::Pread {
-                            read_exact_at(&files.open[f], &mut scratch[..n], offset)?;
-                            sum = sum.wrapping_add(u64::from(scratch[0]));
-                        } else if let Some(map) = &files.maps[f] {
-                            let at = offset as usize;
-                            sum = map[at..at + n]
-                                .iter()
-                                .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
-                        }
-                    }
-                    _ => {}
+            for r in &reads {
+                let size = reader.files()[r.file].size;
+                let want = match r.op {
+                    Op::First => 0,
+                    Op::Map if r.len == 0 => VIEW_READ,
+                    _ => r.len.max(1),
+                };
+                let n = want
+                    .min(size.saturating_sub(r.offset))
+                    .min(scratch.len() as u64) as usize;
+                if n == 0 {
+                    continue;
+                }
+                if how == How::Pread {
+                    read_exact_at(&files.open[r.file], &mut scratch[..n], r.offset)?;
+                    sum = sum.wrapping_add(u64::from(scratch[0]));
+                } else if let Some(map) = &files.maps[r.file] {
+                    let at = r.offset as usize;
+                    sum = map[at..at + n]
+                        .iter()
+                        .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
                 }
             }
             let t = start.elapsed();
