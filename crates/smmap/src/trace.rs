@@ -157,6 +157,8 @@ struct Sink {
     ends: HashMap<u64, u64>,
     /// The first write error; recording stops there.
     failed: Option<io::Error>,
+    /// The end record is written: nothing more is recorded.
+    finished: bool,
 }
 
 impl Trace {
@@ -177,6 +179,7 @@ impl Trace {
                 next_cursor: 0,
                 ends: HashMap::new(),
                 failed: None,
+                finished: false,
             })),
         }
     }
@@ -198,6 +201,18 @@ impl Trace {
             None => Ok(()),
             Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
         }
+    }
+
+    /// Ends the recording: writes the end record and flushes, as the last
+    /// handle does when it goes; what is done afterwards is not recorded.
+    /// For a trace that lives as long as the process (one named by
+    /// `SMMAP_TRACE` in Python), at exit. Returns the first write error.
+    pub fn finish(&self) -> io::Result<()> {
+        {
+            let mut s = self.sink();
+            s.end();
+        }
+        self.flush()
     }
 
     /// A new cursor on the file of entry `serial` of manager `manager`
@@ -269,6 +284,9 @@ impl Trace {
 
 impl Sink {
     fn put(&mut self, tag: u8, fields: &[u64]) {
+        if self.finished {
+            return;
+        }
         self.buf.push(tag);
         for &f in fields {
             put_varint(&mut self.buf, f);
@@ -280,6 +298,15 @@ impl Sink {
         if self.buf.len() >= FLUSH_AT {
             self.write_out();
         }
+    }
+
+    /// Writes the end record, once.
+    fn end(&mut self) {
+        if !self.finished {
+            self.buf.push(TAG_END);
+            self.finished = true;
+        }
+        self.write_out();
     }
 
     fn write_out(&mut self) {
@@ -294,8 +321,7 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        self.buf.push(TAG_END);
-        self.write_out();
+        self.end();
         let _ = self.out.flush();
     }
 }
@@ -841,6 +867,20 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_trace_is_whole_and_records_nothing_more() {
+        let bytes = recorded(|t| {
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            t.read(a, Op::Byte, 5, 1, Served::Copied);
+            t.finish().unwrap();
+            t.read(a, Op::Byte, 6, 1, Served::Copied);
+            t.drop_cursor(a);
+        });
+        let r = TraceReader::parse(&bytes).unwrap();
+        assert_eq!(r.reads().count(), 1);
+        assert_eq!(r.events().len(), 2);
+    }
+
+    #[test]
     fn truncated_and_corrupt_traces_say_where() {
         let good = recorded(|t| {
             let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
@@ -902,6 +942,7 @@ mod tests {
         }
         let t = Trace::to_writer(Full);
         let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+        assert!(t.finish().is_err(), "finishing reports the write error too");
         t.read(a, Op::Byte, 5, 1, Served::Copied);
         let e = t.flush().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
