@@ -407,14 +407,25 @@ impl WindowCursor {
     }
 
     /// [`byte_at`](Self::byte_at) when the region does not hold `offset`:
-    /// the copy, a switch, or the miss path.
+    /// a switch to another region mapped already, or the copy, or the miss
+    /// path.
     #[inline(never)]
     fn byte_miss(&mut self, offset: u64) -> Result<u8> {
-        let served = if !self.copy.holds(offset) && self.switch(offset) {
-            Ok(self.last)
-        } else {
-            self.ensure(offset, 1)
-        };
+        if !self.copy.holds(offset) && self.switch(offset) {
+            if let Some(id) = self.trace {
+                self.note(id, Op::Byte, offset, 1, self.last);
+            }
+            if let Some(b) = self.held.byte(offset) {
+                return Ok(b);
+            }
+        }
+        self.byte_slow(offset)
+    }
+
+    /// [`byte_at`](Self::byte_at) from the copy, or through the miss path.
+    #[cold]
+    fn byte_slow(&mut self, offset: u64) -> Result<u8> {
+        let served = self.ensure(offset, 1);
         if let Some(id) = self.trace {
             let s = *served.as_ref().unwrap_or(&Served::Copied);
             self.note(id, Op::Byte, offset, 1, s);
