@@ -254,11 +254,16 @@ fn sixteen_threads_pass_the_memory_limit_only_by_the_windows_in_use() {
         .window_size(g())
         .max_memory_size(4 * g())
         .build();
+    // Every thread holds a window at once first: 16 pages in use against a
+    // limit of 4, so the limit is passed whatever the scheduling.
+    let all_in_use = Arc::new(std::sync::Barrier::new(16));
     let threads: Vec<_> = (0..16u64)
         .map(|t| {
-            let (m, files) = (m.manager().clone(), files.clone());
+            let (m, files, all_in_use) = (m.manager().clone(), files.clone(), all_in_use.clone());
             std::thread::spawn(move || {
                 let mut c = m.make_cursor(&files[t as usize]).unwrap();
+                assert_eq!(c.use_region(0, 1).unwrap().buffer()[0], byte(t, 0));
+                all_in_use.wait();
                 let mut rng = 0xdead_beef ^ ((t + 1) * 0x9E37_79B9);
                 for _ in 0..ops {
                     let r = xorshift(&mut rng);
