@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyDict, PyInt, PySlice};
 use pyo3::PyTraverseError;
 
 use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
-use crate::cursor::{holds, CursorState, PyCursor};
+use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
 use crate::guard::{Guarded, StateGuard};
 use crate::shared::Unset;
@@ -127,7 +127,7 @@ impl BufState {
         let abs = self.absolute(i)?;
         let mut c = self.cursor(py)?;
         let inner = &mut c.inner;
-        let read = if holds(inner, abs, 1) {
+        let read = if inner.holds(abs, 1) {
             inner.byte_at(abs)
         } else {
             py.detach(|| inner.byte_at(abs))
@@ -149,7 +149,7 @@ impl BufState {
         let abs = self.offset + start;
         let mut c = self.cursor(py)?;
         let c = &mut *c;
-        if holds(&c.inner, abs, n) {
+        if c.inner.holds(abs, n) {
             // The common case: the current region holds it all, one copy.
             return match c.inner.chunk_at(abs) {
                 Ok(chunk) => Ok(PyBytes::new(py, &chunk[..n as usize])),
@@ -183,7 +183,7 @@ impl BufState {
             let mut at = start as i64;
             for b in out.iter_mut() {
                 let abs = offset + at as u64;
-                let byte = if holds(inner, abs, 1) {
+                let byte = if inner.holds(abs, 1) {
                     inner.byte_at(abs)
                 } else {
                     py.detach(|| inner.byte_at(abs))

@@ -45,18 +45,6 @@ pub(crate) struct CursorState {
     source: Option<Py<PyAny>>,
 }
 
-/// True if the cursor's current region holds `[offset, offset + len)`
-/// (`len` at least 1): reading there is a hit, which never blocks.
-#[inline]
-pub(crate) fn holds(inner: &smmap::WindowCursor, offset: u64, len: u64) -> bool {
-    inner.region().is_some_and(|r| {
-        let begin = r.ofs_begin();
-        offset >= begin
-            && offset - begin < r.size() as u64
-            && len <= r.size() as u64 - (offset - begin)
-    })
-}
-
 impl Unset for PyCursor {
     fn unset() -> PyClassInitializer<Self> {
         PyCursor::new(smmap::WindowCursor::new(None), None, None).into()
@@ -184,7 +172,7 @@ impl CursorState {
         size: usize,
     ) -> smmap::Result<()> {
         let inner = &mut self.inner;
-        if holds(inner, offset, 1) {
+        if inner.holds(offset, 1) {
             inner.use_region(offset, size)?;
         } else {
             py.detach(|| inner.use_region(offset, size).map(|_| ()))?;

@@ -27,7 +27,6 @@ use pyo3::types::{PySlice, PyTuple, PyType};
 
 use crate::args::{int_value, SliceBounds};
 use crate::buffer::PyBuffer;
-use crate::cursor::holds;
 
 /// The name the public class has (module and qualified name).
 const PUBLIC_NAME: &std::ffi::CStr = c"smmap.buf.SlidingWindowMapBuffer";
@@ -162,7 +161,7 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
         let Some(mut c) = cursor.get().try_state() else {
             return Fast::NotHandled;
         };
-        if !holds(&c.inner, abs, 1) {
+        if !c.inner.holds(abs, 1) {
             return Fast::NotHandled;
         }
         let Ok(byte) = c.inner.byte_at(abs) else {
@@ -200,7 +199,7 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
     let Some(mut c) = st.cursor.as_ref().and_then(|c| c.get().try_state()) else {
         return Fast::Slice(bounds);
     };
-    if !holds(&c.inner, abs, ind.count) {
+    if !c.inner.holds(abs, ind.count) {
         return Fast::Slice(bounds);
     }
     let Ok(chunk) = c.inner.chunk_at(abs) else {
