@@ -15,14 +15,13 @@ use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyValueErro
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
 use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
 use crate::guard::{Guarded, StateGuard};
-use crate::shared::Unset;
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
 const SYS_MAXSIZE: u64 = isize::MAX as u64;
@@ -59,19 +58,6 @@ pub(crate) struct BufState {
     /// Absolute offset of index 0.
     pub(crate) offset: u64,
     pub(crate) len: u64,
-}
-
-impl Unset for PyBuffer {
-    fn unset() -> PyClassInitializer<Self> {
-        PyBuffer {
-            state: Guarded::new(BufState {
-                cursor: None,
-                offset: 0,
-                len: 0,
-            }),
-        }
-        .into()
-    }
 }
 
 impl BufState {
@@ -312,6 +298,40 @@ impl PyBuffer {
 
 #[pymethods]
 impl PyBuffer {
+    /// A buffer without a cursor, which `__init__` sets up (see the crate
+    /// documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(cursor=None, offset=0, size=sys.maxsize, flags=0)"
+    )]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyBuffer {
+            state: Guarded::new(BufState {
+                cursor: None,
+                offset: 0,
+                len: 0,
+            }),
+        }
+    }
+
+    /// Returns the buffer itself.
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Calls `end_access()`.
+    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.end_access(py)
+    }
+
     /// A buffer over `[offset, offset + size)` of the cursor's file (`size`
     /// clipped to the file's end): as the reference, `__init__(cursor=None,
     /// offset=0, size=sys.maxsize, flags=0)` calls
@@ -462,7 +482,7 @@ impl PyBuffer {
 
     /// Releases the cursor's region; the buffer is empty (length 0) until
     /// `begin_access()` is called again. Called when the buffer is dropped.
-    pub(crate) fn end_access(&self, py: Python<'_>) -> PyResult<()> {
+    fn end_access(&self, py: Python<'_>) -> PyResult<()> {
         let mut st = self.state(py)?;
         st.len = 0;
         if let Some(c) = &st.cursor {

@@ -9,7 +9,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::PyMemoryView;
+use pyo3::types::{PyDict, PyMemoryView, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::args::{AnyInt, Offset, Size};
@@ -17,7 +17,6 @@ use crate::errors;
 use crate::guard::{Guarded, StateGuard};
 use crate::manager::PyStaticManager;
 use crate::region::{self, MappedView, PyMapRegion};
-use crate::shared::Unset;
 
 /// A pointer into a file of a manager, keeping its region mapped while it
 /// uses it (smmap's `WindowCursor`). Cursors come from
@@ -43,12 +42,6 @@ pub(crate) struct CursorState {
     manager: Option<Py<PyStaticManager>>,
     /// The `path_or_fd` the caller named the file with.
     source: Option<Py<PyAny>>,
-}
-
-impl Unset for PyCursor {
-    fn unset() -> PyClassInitializer<Self> {
-        PyCursor::new(smmap::WindowCursor::new(None), None, None).into()
-    }
 }
 
 impl PyCursor {
@@ -202,6 +195,31 @@ impl CursorState {
 
 #[pymethods]
 impl PyCursor {
+    /// A cursor of no manager and no file, which `__init__` sets up (see the
+    /// crate documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(manager=None, regions=None)")]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyCursor::new(smmap::WindowCursor::new(None), None, None)
+    }
+
+    /// Returns the cursor itself.
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Calls `_destroy()`.
+    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self._destroy(py)
+    }
+
     /// A cursor of `manager`, associated with no file; or, with `regions` (a
     /// `MapRegionList`), associated with the file it names.
     #[pyo3(signature = (manager = None, regions = None))]
@@ -237,7 +255,7 @@ impl PyCursor {
     /// Releases the cursor's region at once. The cursor stays associated
     /// with its file; the file is forgotten by the manager once no cursor
     /// and no region of it remain.
-    pub(crate) fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
+    fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
         self.unuse_region(py)
     }
 

@@ -6,6 +6,14 @@
 //! only at the boundary (see `errors`). The pure-Python modules `smmap.mman`,
 //! `smmap.buf` and `smmap.util` re-export from here.
 //!
+//! Construction is a Python class's: each class's `__new__(cls, *args,
+//! **kwargs)` ignores its arguments and makes an object in a "not set up"
+//! state, and `__init__` (the class's real signature, which PyO3 parses)
+//! reads them and sets the object up. So a Python subclass may have a
+//! constructor of its own and call `super().__init__(...)`, or inherit ours;
+//! `copy` and `pickle` may make an object with `cls.__new__(cls)` alone; and
+//! no class binds arguments by hand.
+//!
 //! Memory safety: every object that exposes mapped bytes to Python (the
 //! `MappedView` behind `map()` and `buffer()`) holds a clone of the engine's
 //! `MapRegion`, an `Arc` of the mapping, so the pages stay mapped while any
@@ -19,7 +27,6 @@ mod fast;
 mod guard;
 mod manager;
 mod region;
-mod shared;
 mod util;
 
 use pyo3::prelude::*;

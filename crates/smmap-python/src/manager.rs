@@ -5,14 +5,13 @@ use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::{non_negative, AnyInt, Size};
 use crate::cursor::PyCursor;
 use crate::errors;
 use crate::guard::Guarded;
 use crate::region::PyMapRegion;
-use crate::shared::Unset;
 use crate::util::PyMapWindow;
 
 /// Python's `sys.maxsize` on this platform, the reference's default
@@ -153,14 +152,20 @@ impl PyStaticManager {
     }
 }
 
-impl Unset for PyStaticManager {
-    fn unset() -> PyClassInitializer<Self> {
-        PyStaticManager::unset_with(false).into()
-    }
-}
-
 #[pymethods]
 impl PyStaticManager {
+    /// A manager with no limits set yet: `__init__` sets them, or the first
+    /// use picks the defaults (see the crate documentation: the arguments
+    /// are `__init__`'s).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyStaticManager::unset_with(false)
+    }
+
     /// A manager with the given limits (see the class documentation). Called
     /// again (or through `super().__init__(...)` with other limits), it makes
     /// a new engine manager; cursors made before keep the old one.
@@ -353,14 +358,21 @@ impl PyStaticManager {
 #[pyclass(name = "SlidingWindowMapManager", module = "smmap.mman", extends = PyStaticManager, subclass, frozen)]
 pub(crate) struct PySlidingManager;
 
-impl Unset for PySlidingManager {
-    fn unset() -> PyClassInitializer<Self> {
-        PyClassInitializer::from(PyStaticManager::unset_with(true)).add_subclass(PySlidingManager)
-    }
-}
-
 #[pymethods]
 impl PySlidingManager {
+    /// A manager with no limits set yet (see `StaticWindowMapManager`).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn __new__(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(PyStaticManager::unset_with(true)).add_subclass(PySlidingManager)
+    }
+
     /// A manager with the given limits (see the class documentation).
     #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
     fn __init__(

@@ -10,12 +10,11 @@ use std::os::raw::{c_int, c_void};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyMemoryView, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 
 use crate::args::{index_arg, AnyInt, Offset, Size};
 use crate::errors;
 use crate::guard::Guarded;
-use crate::shared::Unset;
 
 /// A read-only view of mapped bytes of a file, as `mmap.mmap` offers them for
 /// reading: `len()`, int indexing (negative too), slicing to `bytes`, and the
@@ -206,18 +205,6 @@ struct RegionState {
     own_clients: Option<i64>,
 }
 
-impl Unset for PyMapRegion {
-    fn unset() -> PyClassInitializer<Self> {
-        PyMapRegion::with(RegionState {
-            region: None,
-            ofs: 0,
-            size: 0,
-            own_clients: Some(0),
-        })
-        .into()
-    }
-}
-
 impl PyMapRegion {
     fn with(state: RegionState) -> Self {
         PyMapRegion {
@@ -253,6 +240,19 @@ impl PyMapRegion {
 
 #[pymethods]
 impl PyMapRegion {
+    /// An unmapped region, which `__init__` maps (see the crate
+    /// documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(path_or_fd, ofs, size, flags=0)")]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyMapRegion::with(RegionState {
+            region: None,
+            ofs: 0,
+            size: 0,
+            own_clients: Some(0),
+        })
+    }
+
     /// Maps up to `size` bytes of the file at `ofs`, which must be a multiple
     /// of `ALLOCATIONGRANULARITY`; the size is clipped to the file's end, and
     /// 0 means "to the end". `flags` is accepted for compatibility and
