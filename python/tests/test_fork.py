@@ -72,27 +72,31 @@ def data(tmp_path_factory):
 
 
 def test_forks_while_threads_read(data):
-    # Three threads read through one manager with a tight budget (its lock
-    # is taken on nearly every read) and through one shared buffer; the main
-    # thread forks forty times meanwhile. Each child reads through the
-    # manager, a cursor the main thread made before the fork, and the
-    # shared buffer.
+    # Three threads read through one manager with a tight memory budget
+    # (its lock is taken on nearly every read; handles enough for every
+    # window in use) and through one shared buffer; the main thread forks
+    # forty times meanwhile. Each child reads through the manager, a cursor
+    # the main thread made before the fork, and the shared buffer.
     path, _ = data
     out = run_script(CHILD + r"""
-m = SlidingWindowMapManager(window_size=G, max_memory_size=3 * G, max_open_handles=3)
+m = SlidingWindowMapManager(window_size=G, max_memory_size=3 * G, max_open_handles=16)
 shared = SlidingWindowMapBuffer(m.make_cursor(path))
 mine = m.make_cursor(path).use_region(5 * G, 100)
 stop = threading.Event()
+failed = []
 
 def read(n):
     rnd = random.Random(n)
     buf = SlidingWindowMapBuffer(m.make_cursor(path))
     cursor = m.make_cursor(path)
-    while not stop.is_set():
-        a = rnd.randrange(len(content))
-        buf[a]
-        shared[a:a + 50]
-        cursor.use_region(a, 10)
+    try:
+        while not stop.is_set():
+            a = rnd.randrange(len(content))
+            assert buf[a] == content[a]
+            assert shared[a:a + 50] == content[a:a + 50]
+            cursor.use_region(a, 10)
+    except BaseException as e:
+        failed.append(repr(e))
 
 threads = [threading.Thread(target=read, args=(n,)) for n in range(3)]
 for t in threads:
@@ -125,6 +129,7 @@ for i in range(40):
 stop.set()
 for t in threads:
     t.join()
+assert not failed, failed
 print(json.dumps(results))
 """, path, G, timeout=600)
     assert_exited(out, 0)
