@@ -24,7 +24,7 @@ WORKED, REFUSED = 0, 10
 
 # The child's side: `check(what)` reads through `what()` and compares.
 CHILD = r"""
-import json, os, random, sys, threading, time, warnings
+import gc, json, os, random, sys, threading, time, warnings
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
 
 warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
@@ -168,6 +168,10 @@ def refused():
         raise AssertionError("worked")
     fresh = m.make_cursor(sys.argv[3]).use_region(12345, 10)
     assert bytes(fresh.buffer()) == bytes(10)
+    # Dropping them touches none of their state (it is leaked): no hang.
+    global cursor, busy
+    del cursor, busy
+    gc.collect()
     raise RuntimeError("refused after a fork: make a new one")
 
 for attempt in range(5):
