@@ -5,6 +5,7 @@ test fails with what it printed, instead of the suite stalling or dying.
 
 The script runs under this interpreter, with this smmap and this
 environment (PYTHON_GIL=0 on the free-threaded run)."""
+import os
 import signal
 import subprocess
 import sys
@@ -19,16 +20,23 @@ ABORT_MARKERS = ("Fatal Python error", "FATAL:", "panicked", "failed to initiate
 
 def run_script(code, *args, timeout=60):
     """Runs `code` with `args` as sys.argv[1:]; returns the CompletedProcess.
-    A script still running after `timeout` seconds is killed, and the test
-    fails as hung."""
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-            capture_output=True, text=True, timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"hung: the script did not exit within {timeout} s\n"
-                    f"stdout: {e.stdout!r}\nstderr: {e.stderr!r}")
+    A script still running after `timeout` seconds is killed, with every
+    process it forked (it runs in a session of its own), and the test fails
+    as hung."""
+    cmd = [sys.executable, "-c", textwrap.dedent(code), *map(str, args)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if hasattr(os, "killpg"):
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"hung: the script did not exit within {timeout} s\n"
+                        f"stdout: {stdout!r}\nstderr: {stderr!r}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def assert_exited(out, status):

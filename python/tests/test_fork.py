@@ -45,7 +45,7 @@ def child(work):
         os._exit(4)
     os._exit(0)
 
-def fork_and_watch(work, seconds=20):
+def fork_and_watch(work, seconds=10):
     pid = os.fork()
     if pid == 0:
         child(work)
