@@ -95,7 +95,9 @@ class WindowCursor:
     ``use_region()`` raises the matching ``OSError`` if the file cannot be
     opened (removed, no longer a regular file) — the cursor then keeps the
     region it held — and ``FileReplacedError`` if the path or descriptor now
-    names another file."""
+    names another file. In a forked child, a cursor from before the fork opens
+    its file again on first use; ``RuntimeError`` if another thread was using
+    it at the fork, or holds it during shutdown."""
 
     def __new__(cls, manager: Optional["StaticWindowMapManager"] = None, regions: Optional[object] = None) -> "WindowCursor": ...
     def __init__(self, manager: Optional["StaticWindowMapManager"] = None, regions: Optional[object] = None) -> None: ...
@@ -134,6 +136,8 @@ class StaticWindowMapManager:
     limit on mappings per process (``/proc/sys/vm/max_map_count // 2``: 32765
     with Linux's default 65530; unlimited where the kernel states no limit),
     which is also the cap. ``max_file_handles()`` returns the limit in effect.
+    In a forked child, a manager from before the fork makes a new engine
+    manager with the same limits.
     """
 
     MapRegionListCls: type
@@ -169,7 +173,8 @@ class SlidingWindowMapManager(StaticWindowMapManager):
 class SlidingWindowMapBuffer:
     """A bytes-like view of ``[offset, offset + size)`` of a file; index 0 is
     the byte at ``offset``. A slice too large to copy raises ``MemoryError``;
-    reads raise the cursor's errors (``OSError``, ``FileReplacedError``)."""
+    reads raise the cursor's errors (``OSError``, ``FileReplacedError``,
+    ``RuntimeError`` after a fork or during shutdown, see the cursor)."""
 
     def __new__(
         cls, cursor: Optional[WindowCursor] = None, offset: int = 0, size: int = sys.maxsize, flags: int = 0

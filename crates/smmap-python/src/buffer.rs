@@ -15,14 +15,14 @@ use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyValueErro
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
-use crate::cursor::{holds, CursorState, PyCursor};
+use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
-use crate::guard::{Guarded, StateGuard};
-use crate::shared::Unset;
+use crate::guard::{Guarded, State, StateGuard};
+use crate::interp;
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
 const SYS_MAXSIZE: u64 = isize::MAX as u64;
@@ -36,7 +36,8 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 /// (negative counts from the end; `IndexError` past either end); `buf[a:b]`
 /// is `bytes`, stitched together across windows as needed (`MemoryError` if
 /// it is too large to copy). Reads raise the cursor's errors: the matching
-/// `OSError`, `FileReplacedError`.
+/// `OSError`, `FileReplacedError`; `RuntimeError` for one another thread
+/// was using when the process forked, or holds during shutdown.
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
@@ -61,21 +62,42 @@ pub(crate) struct BufState {
     pub(crate) len: u64,
 }
 
-impl Unset for PyBuffer {
-    fn unset() -> PyClassInitializer<Self> {
-        PyBuffer {
-            state: Guarded::new(BufState {
-                cursor: None,
-                offset: 0,
-                len: 0,
-            }),
-        }
-        .into()
-    }
+/// Nothing to redo after a fork: the cursor opens its file again itself.
+impl State for BufState {
+    const CLASS: &'static str = "SlidingWindowMapBuffer";
 }
 
 impl BufState {
-    /// The cursor's state (taken after the buffer's: the lock order).
+    /// The relative index `i` (negative from the end) as an absolute
+    /// offset, if it lies in the buffer.
+    #[inline]
+    pub(crate) fn absolute_in_range(&self, i: i128) -> Option<u64> {
+        absolute_in_range(self.offset, self.len, i)
+    }
+}
+
+/// The relative index `i` (negative from the end) of `[offset, offset +
+/// len)` as an absolute offset, if it lies there.
+#[inline]
+fn absolute_in_range(offset: u64, len: u64, i: i128) -> Option<u64> {
+    let len = i128::from(len);
+    let j = if i < 0 { i + len } else { i };
+    (0..len).contains(&j).then(|| offset + j as u64)
+}
+
+/// What a read needs of the buffer, taken in one go: the buffer's state is
+/// let go before the cursor's is taken (one state at a time, see `guard`).
+/// A read that another thread's `begin_access` overtakes reads the view it
+/// started with.
+struct View {
+    cursor: Option<Py<PyCursor>>,
+    /// Absolute offset of index 0.
+    offset: u64,
+    len: u64,
+}
+
+impl View {
+    /// The cursor's state.
     #[inline]
     fn cursor<'a>(&'a self, py: Python<'_>) -> PyResult<StateGuard<'a, CursorState>> {
         match &self.cursor {
@@ -84,53 +106,17 @@ impl BufState {
         }
     }
 
-    /// `begin_access` with the cursor already chosen.
-    fn begin(&mut self, py: Python<'_>, offset: u64, size: Size) -> PyResult<bool> {
-        let Some(cursor) = &self.cursor else {
-            return Ok(false);
-        };
-        let mut c = cursor.get().state(py)?;
-        let Some(fsize) = c.inner.file_size() else {
-            return Ok(false);
-        };
-        if let Err(e) = c.move_to(py, offset, size.as_usize()) {
-            return Err(c.error(py, e));
-        }
-        if !c.inner.is_valid() {
-            return Ok(false);
-        }
-        drop(c);
-        self.offset = offset;
-        self.len = size.0.min(fsize - offset);
-        Ok(true)
-    }
-
-    /// The relative index `i` (negative from the end) as an absolute offset.
-    #[inline]
-    fn absolute(&self, i: i128) -> PyResult<u64> {
-        self.absolute_in_range(i).ok_or_else(out_of_range)
-    }
-
-    /// The relative index `i` (negative from the end) as an absolute
-    /// offset, if it lies in the buffer.
-    #[inline]
-    pub(crate) fn absolute_in_range(&self, i: i128) -> Option<u64> {
-        let len = i128::from(self.len);
-        let j = if i < 0 { i + len } else { i };
-        (0..len).contains(&j).then(|| self.offset + j as u64)
-    }
-
     /// The byte at relative index `i`: the engine cursor's `byte_at`, whose
     /// hit is one comparison and one load.
     #[inline]
     fn byte(&self, py: Python<'_>, i: i128) -> PyResult<u8> {
-        let abs = self.absolute(i)?;
+        let abs = absolute_in_range(self.offset, self.len, i).ok_or_else(out_of_range)?;
         let mut c = self.cursor(py)?;
-        let inner = &mut c.inner;
-        let read = if holds(inner, abs, 1) {
+        let inner = &mut *c.inner;
+        let read = if inner.holds(abs, 1) {
             inner.byte_at(abs)
         } else {
-            py.detach(|| inner.byte_at(abs))
+            interp::detached(py, || inner.byte_at(abs))
         };
         read.map_err(|e| read_error(py, &c, e))
     }
@@ -149,15 +135,17 @@ impl BufState {
         let abs = self.offset + start;
         let mut c = self.cursor(py)?;
         let c = &mut *c;
-        if holds(&c.inner, abs, n) {
+        if c.inner.holds(abs, n) {
             // The common case: the current region holds it all, one copy.
             return match c.inner.chunk_at(abs) {
                 Ok(chunk) => Ok(PyBytes::new(py, &chunk[..n as usize])),
                 Err(e) => Err(read_error(py, c, e)),
             };
         }
-        let inner = &mut c.inner;
-        let read = new_bytes(py, n, |out| Ok(py.detach(|| inner.read_at(abs, out))))?;
+        let inner = &mut *c.inner;
+        let read = new_bytes(py, n, |out| {
+            Ok(interp::detached(py, || inner.read_at(abs, out)))
+        })?;
         match read {
             Some((_, Ok(got))) if got < n as usize => Err(out_of_range()),
             Some((bytes, Ok(_))) => Ok(bytes),
@@ -178,15 +166,15 @@ impl BufState {
         let mut c = self.cursor(py)?;
         let c = &mut *c;
         let offset = self.offset;
-        let inner = &mut c.inner;
+        let inner = &mut *c.inner;
         let read = new_bytes(py, count, |out| {
             let mut at = start as i64;
             for b in out.iter_mut() {
                 let abs = offset + at as u64;
-                let byte = if holds(inner, abs, 1) {
+                let byte = if inner.holds(abs, 1) {
                     inner.byte_at(abs)
                 } else {
-                    py.detach(|| inner.byte_at(abs))
+                    interp::detached(py, || inner.byte_at(abs))
                 };
                 match byte {
                     Ok(v) => *b = v,
@@ -202,6 +190,23 @@ impl BufState {
             None => Err(too_large(py, c, offset + start, count)),
         }
     }
+}
+
+/// Moves `cursor` to `offset` for a buffer of up to `size` bytes there:
+/// the buffer's length, or `None` if it cannot be used (a cursor of no
+/// file, an offset at or past the end of the file).
+fn begin_at(py: Python<'_>, cursor: &PyCursor, offset: u64, size: Size) -> PyResult<Option<u64>> {
+    let mut c = cursor.state(py)?;
+    let Some(fsize) = c.inner.file_size() else {
+        return Ok(None);
+    };
+    if let Err(e) = c.move_to(py, offset, size.as_usize()) {
+        return Err(c.error(py, e));
+    }
+    if !c.inner.is_valid() {
+        return Ok(None);
+    }
+    Ok(Some(size.0.min(fsize - offset)))
 }
 
 /// The buffer's `IndexError`.
@@ -280,10 +285,21 @@ impl PyBuffer {
         self.state.lock(py)
     }
 
+    /// What a read needs (see [`View`]).
+    #[inline]
+    fn view(&self, py: Python<'_>) -> PyResult<View> {
+        let st = self.state(py)?;
+        Ok(View {
+            cursor: st.cursor.as_ref().map(|c| c.clone_ref(py)),
+            offset: st.offset,
+            len: st.len,
+        })
+    }
+
     /// `buf[i]` (relative, negative from the end) as a Python int.
     #[inline]
     fn item(&self, py: Python<'_>, i: i128) -> PyResult<Py<PyAny>> {
-        let b = self.state(py)?.byte(py, i)?;
+        let b = self.view(py)?.byte(py, i)?;
         Ok(b.into_pyobject(py)?.into_any().unbind())
     }
 
@@ -293,12 +309,12 @@ impl PyBuffer {
         py: Python<'py>,
         bounds: SliceBounds,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let st = self.state(py)?;
-        let ind = bounds.adjust(st.len);
+        let view = self.view(py)?;
+        let ind = bounds.adjust(view.len);
         if ind.step == 1 || ind.count <= 1 {
-            st.read(py, ind.start, ind.count)
+            view.read(py, ind.start, ind.count)
         } else {
-            st.read_strided(py, ind.start, ind.step, ind.count)
+            view.read_strided(py, ind.start, ind.step, ind.count)
         }
     }
 
@@ -312,6 +328,40 @@ impl PyBuffer {
 
 #[pymethods]
 impl PyBuffer {
+    /// A buffer without a cursor, which `__init__` sets up (see the crate
+    /// documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(cursor=None, offset=0, size=sys.maxsize, flags=0)"
+    )]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyBuffer {
+            state: Guarded::new(BufState {
+                cursor: None,
+                offset: 0,
+                len: 0,
+            }),
+        }
+    }
+
+    /// Returns the buffer itself.
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Calls `end_access()`.
+    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.end_access(py)
+    }
+
     /// A buffer over `[offset, offset + size)` of the cursor's file (`size`
     /// clipped to the file's end): as the reference, `__init__(cursor=None,
     /// offset=0, size=sys.maxsize, flags=0)` calls
@@ -410,8 +460,8 @@ impl PyBuffer {
         i: AnyInt,
         j: AnyInt,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let st = self.state(py)?;
-        let len = i128::from(st.len);
+        let view = self.view(py)?;
+        let len = i128::from(view.len);
         let mut i = i.0;
         let mut j = j.0;
         if i < 0 {
@@ -425,7 +475,7 @@ impl PyBuffer {
         }
         let i = i.clamp(0, len);
         let j = j.clamp(i, len);
-        st.read(py, i as u64, (j - i) as u64)
+        view.read(py, i as u64, (j - i) as u64)
     }
 
     /// Points the buffer at `[offset, offset + size)` of the cursor's file,
@@ -446,26 +496,59 @@ impl PyBuffer {
         flags: i32,
     ) -> PyResult<bool> {
         let _ = flags;
-        let (old, result) = {
-            let mut st = self.state(py)?;
-            let old = match cursor {
-                Some(c) => st.cursor.replace(c.unbind()),
-                None => None,
-            };
-            st.len = 0;
-            (old, st.begin(py, offset.0, size))
+        let given = cursor.is_some();
+        let cursor = match cursor {
+            Some(c) => c.unbind(),
+            None => {
+                let mut st = self.state(py)?;
+                match &st.cursor {
+                    Some(c) => c.clone_ref(py),
+                    None => {
+                        st.len = 0;
+                        return Ok(false);
+                    }
+                }
+            }
         };
-        // The replaced cursor is released with no state held.
-        drop(old);
-        result
+        // The cursor moves with the buffer's state let go; then the buffer
+        // takes the new view (or none, if the cursor failed) in one step.
+        // Without a cursor given, that is only if it still reads through
+        // the same one: another thread's `begin_access` that switched it
+        // meanwhile stands.
+        let opened = begin_at(py, cursor.get(), offset.0, size);
+        let usable = match &opened {
+            Ok(Some(len)) => Some(*len),
+            _ => None,
+        };
+        let (replaced, spare) = {
+            let mut st = self.state(py)?;
+            let same = st.cursor.as_ref().is_some_and(|c| c.is(&cursor));
+            if given || same {
+                st.len = usable.unwrap_or(0);
+                if usable.is_some() {
+                    st.offset = offset.0;
+                }
+            }
+            if given {
+                (st.cursor.replace(cursor), None)
+            } else {
+                (None, Some(cursor))
+            }
+        };
+        // References are dropped with no state held.
+        drop((replaced, spare));
+        opened.map(|o| o.is_some())
     }
 
     /// Releases the cursor's region; the buffer is empty (length 0) until
     /// `begin_access()` is called again. Called when the buffer is dropped.
-    pub(crate) fn end_access(&self, py: Python<'_>) -> PyResult<()> {
-        let mut st = self.state(py)?;
-        st.len = 0;
-        if let Some(c) = &st.cursor {
+    fn end_access(&self, py: Python<'_>) -> PyResult<()> {
+        let cursor = {
+            let mut st = self.state(py)?;
+            st.len = 0;
+            st.cursor.as_ref().map(|c| c.clone_ref(py))
+        };
+        if let Some(c) = &cursor {
             c.get().state(py)?.inner.unuse_region();
         }
         Ok(())
@@ -491,12 +574,20 @@ impl PyBuffer {
 impl Drop for PyBuffer {
     fn drop(&mut self) {
         // As the reference's `__del__`: release the cursor's region now.
-        let Some(cursor) = self.state.get_mut().cursor.take() else {
+        let Some(cursor) = self.state.get_mut().and_then(|st| st.cursor.take()) else {
             return;
         };
-        Python::attach(|py| {
-            cursor.get().state_quietly(py).inner.unuse_region();
-            drop(cursor);
+        // PyO3 drops a class's value in its `tp_dealloc`, attached: this
+        // attaches to nothing new (and makes no attempt to during shutdown).
+        let attached = Python::try_attach(|py| {
+            if let Some(mut c) = cursor.get().state_quietly(py) {
+                c.inner.unuse_region();
+            }
         });
+        match attached {
+            Some(()) => drop(cursor),
+            // Never attached: the reference is leaked, not queued for later.
+            None => std::mem::forget(cursor),
+        }
     }
 }

@@ -5,19 +5,24 @@
 //! plain load and store under the GIL, a compare-and-swap without it. An
 //! engine call that may block (a miss: open, mmap, pread) runs detached from
 //! the interpreter, so other Python threads keep running meanwhile.
+//!
+//! In a process forked from the one that made it, a cursor opens its file
+//! again on first use, through its manager (which makes a new engine
+//! manager there), and moves to where it was (see [`Reopen`]).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::PyMemoryView;
+use pyo3::types::{PyDict, PyMemoryView, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::args::{AnyInt, Offset, Size};
 use crate::errors;
-use crate::guard::{Guarded, StateGuard};
+use crate::fork::Local;
+use crate::guard::{Guarded, State, StateGuard};
+use crate::interp;
 use crate::manager::PyStaticManager;
 use crate::region::{self, MappedView, PyMapRegion};
-use crate::shared::Unset;
 
 /// A pointer into a file of a manager, keeping its region mapped while it
 /// uses it (smmap's `WindowCursor`). Cursors come from
@@ -32,6 +37,11 @@ use crate::shared::Unset;
 /// region. Dropping it releases everything at once. `copy.copy(cursor)`
 /// makes an independent cursor on the same region (of the cursor's own
 /// class: `type(cursor)()`, then `_copy_from(cursor)`, as the reference).
+///
+/// In a forked child, a cursor from before the fork opens its file again on
+/// first use and moves to the window it held; one another thread was using
+/// at the fork raises `RuntimeError` there (make a new one). During
+/// shutdown, one another thread holds raises `RuntimeError`.
 #[pyclass(name = "WindowCursor", module = "smmap.mman", subclass, frozen)]
 pub(crate) struct PyCursor {
     state: Guarded<CursorState>,
@@ -39,33 +49,43 @@ pub(crate) struct PyCursor {
 
 /// What a cursor holds.
 pub(crate) struct CursorState {
-    pub(crate) inner: smmap::WindowCursor,
+    pub(crate) inner: Local<smmap::WindowCursor>,
     manager: Option<Py<PyStaticManager>>,
     /// The `path_or_fd` the caller named the file with.
     source: Option<Py<PyAny>>,
+    /// Set in a forked child until the file is open again there; `inner` is
+    /// then a cursor of no file.
+    reopen: Option<Reopen>,
 }
 
-/// True if the cursor's current region holds `[offset, offset + len)`
-/// (`len` at least 1): reading there is a hit, which never blocks.
-#[inline]
-pub(crate) fn holds(inner: &smmap::WindowCursor, offset: u64, len: u64) -> bool {
-    inner.region().is_some_and(|r| {
-        let begin = r.ofs_begin();
-        offset >= begin
-            && offset - begin < r.size() as u64
-            && len <= r.size() as u64 - (offset - begin)
-    })
+/// Where a cursor copied by `fork()` was, to open its file again there: the
+/// name the file was opened with (a relative path is resolved again, from
+/// the child's working directory) and the view it held.
+struct Reopen {
+    file: Option<smmap::PathOrFd>,
+    view: Option<(u64, usize)>,
 }
 
-impl Unset for PyCursor {
-    fn unset() -> PyClassInitializer<Self> {
-        PyCursor::new(smmap::WindowCursor::new(None), None, None).into()
+impl State for CursorState {
+    const CLASS: &'static str = "WindowCursor";
+
+    /// Notes where the cursor was and drops nothing of the engine cursor,
+    /// the parent's (see `fork`): reading its own fields takes no lock.
+    fn after_fork(&mut self) {
+        if self.reopen.is_none() {
+            let old = &self.inner;
+            self.reopen = Some(Reopen {
+                file: old.path_or_fd().cloned(),
+                view: old.is_valid().then(|| (old.ofs_begin(), old.size())),
+            });
+        }
+        self.inner = Local::new(smmap::WindowCursor::new(None));
     }
 }
 
 impl PyCursor {
     pub(crate) fn new(
-        inner: smmap::WindowCursor,
+        inner: Local<smmap::WindowCursor>,
         manager: Option<Py<PyStaticManager>>,
         source: Option<Py<PyAny>>,
     ) -> Self {
@@ -73,6 +93,7 @@ impl PyCursor {
             inner,
             manager,
             source,
+            reopen: None,
         })
     }
 
@@ -85,11 +106,62 @@ impl PyCursor {
     /// The cursor's state, for the duration of one call.
     #[inline]
     pub(crate) fn state(&self, py: Python<'_>) -> PyResult<StateGuard<'_, CursorState>> {
-        self.state.lock(py)
+        let st = self.state.lock(py)?;
+        if st.reopen.is_none() {
+            return Ok(st);
+        }
+        self.reopen(py, st)
     }
 
-    /// The cursor's state, for a destructor.
-    pub(crate) fn state_quietly(&self, py: Python<'_>) -> StateGuard<'_, CursorState> {
+    /// In a forked child: opens the cursor's file again, through its manager,
+    /// and moves to the view it held; then the state, as [`state`](Self::state).
+    /// The state is let go meanwhile (one state at a time: the manager's is
+    /// taken; the engine opens and maps detached). An error (the file is
+    /// gone) leaves the cursor to open it again on its next use.
+    #[cold]
+    fn reopen<'a>(
+        &'a self,
+        py: Python<'_>,
+        st: StateGuard<'a, CursorState>,
+    ) -> PyResult<StateGuard<'a, CursorState>> {
+        let file = st.reopen.as_ref().and_then(|r| r.file.clone());
+        let view = st.reopen.as_ref().and_then(|r| r.view);
+        let manager = st.manager.as_ref().map(|m| m.clone_ref(py));
+        drop(st);
+        let engine_manager = match &manager {
+            Some(m) => Some(m.get().manager(py)?),
+            None => None,
+        };
+        // Before the state is taken again: dropping a reference may run
+        // Python code.
+        drop(manager);
+        let made = interp::detached(py, move || -> smmap::Result<smmap::WindowCursor> {
+            let mut c = match (engine_manager, file) {
+                (Some(m), Some(file)) => m.make_cursor(file)?,
+                (m, _) => smmap::WindowCursor::new(m),
+            };
+            if let Some((offset, size)) = view {
+                c.use_region(offset, size)?;
+            }
+            Ok(c)
+        });
+        let mut st = self.state.lock(py)?;
+        if st.reopen.is_some() {
+            match made {
+                Ok(c) => {
+                    st.inner = Local::new(c);
+                    st.reopen = None;
+                }
+                Err(e) => return Err(st.error(py, e)),
+            }
+        }
+        Ok(st)
+    }
+
+    /// The cursor's state, for a destructor (see `Guarded::lock_quietly`):
+    /// `None` if it cannot be had. A cursor of a forked child is not opened
+    /// again for it.
+    pub(crate) fn state_quietly(&self, py: Python<'_>) -> Option<StateGuard<'_, CursorState>> {
         self.state.lock_quietly(py)
     }
 
@@ -127,7 +199,7 @@ impl PyCursor {
     /// Replaces the state; the old one is dropped once it is released
     /// (dropping Python references may run Python code).
     fn replace(&self, py: Python<'_>, new: CursorState) -> PyResult<()> {
-        let old = std::mem::replace(&mut *self.state(py)?, new);
+        let old = std::mem::replace(&mut *self.state.lock(py)?, new);
         drop(old);
         Ok(())
     }
@@ -146,9 +218,10 @@ impl CursorState {
         };
         let Some(regions) = regions.filter(|r| !r.is_none()) else {
             return Ok(CursorState {
-                inner: smmap::WindowCursor::new(engine_manager),
+                inner: Local::new(smmap::WindowCursor::new(engine_manager)),
                 manager: manager.map(Bound::unbind),
                 source: None,
+                reopen: None,
             });
         };
         let (Some(manager), Some(engine_manager)) = (manager, engine_manager) else {
@@ -158,13 +231,13 @@ impl CursorState {
         };
         let source = regions.call_method0("path_or_fd")?;
         let key = crate::args::path_or_fd(&source)?;
-        let inner = py
-            .detach(|| engine_manager.make_cursor(key))
+        let inner = interp::detached(py, || engine_manager.make_cursor(key))
             .map_err(|e| errors::to_py(py, e, Some(&source)))?;
         Ok(CursorState {
-            inner,
+            inner: Local::new(inner),
             manager: Some(manager.unbind()),
             source: Some(source.unbind()),
+            reopen: None,
         })
     }
 
@@ -183,11 +256,11 @@ impl CursorState {
         offset: u64,
         size: usize,
     ) -> smmap::Result<()> {
-        let inner = &mut self.inner;
-        if holds(inner, offset, 1) {
+        let inner = &mut *self.inner;
+        if inner.holds(offset, 1) {
             inner.use_region(offset, size)?;
         } else {
-            py.detach(|| inner.use_region(offset, size).map(|_| ()))?;
+            interp::detached(py, || inner.use_region(offset, size).map(|_| ()))?;
         }
         Ok(())
     }
@@ -208,12 +281,38 @@ impl CursorState {
             inner: self.inner.clone(),
             manager: self.manager.as_ref().map(|m| m.clone_ref(py)),
             source: self.source.as_ref().map(|s| s.clone_ref(py)),
+            reopen: None,
         }
     }
 }
 
 #[pymethods]
 impl PyCursor {
+    /// A cursor of no manager and no file, which `__init__` sets up (see the
+    /// crate documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(manager=None, regions=None)")]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyCursor::new(Local::new(smmap::WindowCursor::new(None)), None, None)
+    }
+
+    /// Returns the cursor itself.
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Calls `_destroy()`.
+    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self._destroy(py)
+    }
+
     /// A cursor of `manager`, associated with no file; or, with `regions` (a
     /// `MapRegionList`), associated with the file it names.
     #[pyo3(signature = (manager = None, regions = None))]
@@ -249,7 +348,7 @@ impl PyCursor {
     /// Releases the cursor's region at once. The cursor stays associated
     /// with its file; the file is forgotten by the manager once no cursor
     /// and no region of it remain.
-    pub(crate) fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
+    fn _destroy(&self, py: Python<'_>) -> PyResult<()> {
         self.unuse_region(py)
     }
 
@@ -332,7 +431,7 @@ impl PyCursor {
         let (region, start, len) = self.read(py, |st| {
             let region = st.region_or_err()?;
             let start = (st.inner.ofs_begin() - region.ofs_begin()) as usize;
-            Ok::<_, PyErr>((region.clone(), start, st.inner.size()))
+            Ok::<_, PyErr>((Local::new(region.clone()), start, st.inner.size()))
         })??;
         region::memoryview(py, region, start, len)
     }
@@ -345,7 +444,7 @@ impl PyCursor {
     /// Raises `ValueError` if the cursor is not valid.
     fn map(&self, py: Python<'_>) -> PyResult<Py<MappedView>> {
         let region = self.read(py, |st| st.region_or_err().cloned())??;
-        Py::new(py, MappedView::whole(region))
+        Py::new(py, MappedView::whole(Local::new(region)))
     }
 
     /// True if the cursor holds a region it can read from.
@@ -377,7 +476,7 @@ impl PyCursor {
     /// The current region, or None if nothing is mapped.
     fn region(&self, py: Python<'_>) -> PyResult<Option<PyMapRegion>> {
         let region = self.read(py, |st| st.inner.region().cloned())?;
-        Ok(region.map(PyMapRegion::managed))
+        Ok(region.map(|r| PyMapRegion::managed(Local::new(r))))
     }
 
     /// True if absolute offset `ofs` lies in the cursor's view.

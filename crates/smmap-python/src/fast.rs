@@ -13,6 +13,11 @@
 //!
 //! The fast path takes no state it must wait for (it gives up instead) and
 //! runs no Python code while it holds one, as everywhere (see `guard`).
+//!
+//! The slot is entered attached, whatever the interpreter's state: a
+//! finalizer may slice a buffer while the interpreter shuts down, when
+//! `Python::attach` would refuse (and panic). So the slot assumes the
+//! attachment it has, and turns a panic into PyO3's `PanicException`.
 
 use std::ffi::{c_void, CString};
 use std::os::raw::c_long;
@@ -22,12 +27,12 @@ use std::sync::OnceLock;
 
 use pyo3::exceptions::PySystemError;
 use pyo3::ffi;
+use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PySlice, PyTuple, PyType};
 
 use crate::args::{int_value, SliceBounds};
 use crate::buffer::PyBuffer;
-use crate::cursor::holds;
 
 /// The name the public class has (module and qualified name).
 const PUBLIC_NAME: &std::ffi::CStr = c"smmap.buf.SlidingWindowMapBuffer";
@@ -111,26 +116,42 @@ unsafe extern "C" fn subscript(
     slf: *mut ffi::PyObject,
     key: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // A panic must not cross into C: it ends the fast attempt instead.
-    // SAFETY: see the function's contract.
-    let fast = catch_unwind(AssertUnwindSafe(|| unsafe { fast(slf, key) }));
-    match fast {
-        Ok(Fast::Done(result)) => result,
-        Ok(Fast::Slice(bounds)) => Python::attach(|py| {
-            // SAFETY: as above; the instance is a `PyBuffer`.
-            let buf = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyBuffer>() };
-            match buf.get().slice(py, bounds) {
-                Ok(bytes) => bytes.into_ptr(),
-                Err(e) => {
-                    e.restore(py);
-                    ptr::null_mut()
-                }
+    // SAFETY: Python calls the slot attached (see the function's contract).
+    let py = unsafe { Python::assume_attached() };
+    // A panic must not cross into C.
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: see the function's contract.
+        match unsafe { fast(slf, key) } {
+            Fast::Done(result) => Some(result),
+            Fast::Slice(bounds) => {
+                // SAFETY: as above; the instance is a `PyBuffer`.
+                let buf = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyBuffer>() };
+                Some(match buf.get().slice(py, bounds) {
+                    Ok(bytes) => bytes.into_ptr(),
+                    Err(e) => {
+                        e.restore(py);
+                        ptr::null_mut()
+                    }
+                })
             }
-        }),
-        Ok(Fast::NotHandled) | Err(_) => {
+            Fast::NotHandled => None,
+        }
+    }));
+    match answer {
+        Ok(Some(result)) => result,
+        Ok(None) => {
             let slow = SLOW_SUBSCRIPT.get().expect("set before the class exists");
             // SAFETY: PyO3's slot of the base class, called as Python would.
             unsafe { slow(slf, key) }
+        }
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic in SlidingWindowMapBuffer.__getitem__".to_owned());
+            PanicException::new_err(msg).restore(py);
+            ptr::null_mut()
         }
     }
 }
@@ -162,7 +183,7 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
         let Some(mut c) = cursor.get().try_state() else {
             return Fast::NotHandled;
         };
-        if !holds(&c.inner, abs, 1) {
+        if !c.inner.holds(abs, 1) {
             return Fast::NotHandled;
         }
         let Ok(byte) = c.inner.byte_at(abs) else {
@@ -200,7 +221,7 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
     let Some(mut c) = st.cursor.as_ref().and_then(|c| c.get().try_state()) else {
         return Fast::Slice(bounds);
     };
-    if !holds(&c.inner, abs, ind.count) {
+    if !c.inner.holds(abs, ind.count) {
         return Fast::Slice(bounds);
     }
     let Ok(chunk) = c.inner.chunk_at(abs) else {

@@ -1,18 +1,23 @@
 //! `StaticWindowMapManager` and its subclass `SlidingWindowMapManager`: one
 //! shared [`smmap::Manager`] behind smmap 6.0.0's manager API.
+//!
+//! In a process forked from the one that made it, a manager makes a new
+//! engine manager with the same limits (the old one is leaked, see `fork`):
+//! what the parent had mapped is not counted in the child.
 
 use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::{non_negative, AnyInt, Size};
 use crate::cursor::PyCursor;
 use crate::errors;
-use crate::guard::Guarded;
+use crate::fork::Local;
+use crate::guard::{Guarded, State};
+use crate::interp;
 use crate::region::PyMapRegion;
-use crate::shared::Unset;
 use crate::util::PyMapWindow;
 
 /// Python's `sys.maxsize` on this platform, the reference's default
@@ -25,7 +30,9 @@ static DEFAULT_REGION_LIST: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Provides cursors that map whole files, one region per file, unmapping
 /// the least-recently-used unused files to stay within its limits (smmap's
-/// `StaticWindowMapManager`). Safe to share between threads.
+/// `StaticWindowMapManager`). Safe to share between threads; in a forked
+/// child, one made before the fork makes a new engine manager with the same
+/// limits.
 ///
 /// `window_size`: -1 (any negative) picks 1024 MiB on 64-bit systems (64 MiB
 /// on 32-bit); 0 means unlimited. For this manager it only limits the size of
@@ -58,11 +65,24 @@ pub(crate) struct PyStaticManager {
 
 /// A manager and the limits it was made with.
 struct Config {
-    inner: smmap::Manager,
+    inner: Local<smmap::Manager>,
+    /// Which engine manager it is.
+    sliding: bool,
     /// `(window_size, max_memory_size, max_open_handles)` as resolved from
     /// the arguments (`max_open_handles` as given, before the engine caps
     /// it).
     limits: (u64, u64, u64),
+}
+
+/// In a forked child: a new engine manager with the same limits.
+impl State for Option<Config> {
+    const CLASS: &'static str = "manager";
+
+    fn after_fork(&mut self) {
+        if let Some(c) = self {
+            *c = build(c.sliding, c.limits);
+        }
+    }
 }
 
 /// Reads the three limits, checking them as the binding promises: negative
@@ -109,7 +129,8 @@ fn build(sliding: bool, (window, memory, handles): (u64, u64, u64)) -> Config {
             .into()
     };
     Config {
-        inner,
+        inner: Local::new(inner),
+        sliding,
         limits: (window, memory, handles),
     }
 }
@@ -127,7 +148,7 @@ impl PyStaticManager {
         let mut config = self.config.lock(py)?;
         let config =
             config.get_or_insert_with(|| build(self.sliding, default_limits(self.sliding)));
-        Ok(config.inner.clone())
+        Ok(smmap::Manager::clone(&config.inner))
     }
 
     /// The handle limit in effect, shown as at most `sys.maxsize`.
@@ -153,14 +174,20 @@ impl PyStaticManager {
     }
 }
 
-impl Unset for PyStaticManager {
-    fn unset() -> PyClassInitializer<Self> {
-        PyStaticManager::unset_with(false).into()
-    }
-}
-
 #[pymethods]
 impl PyStaticManager {
+    /// A manager with no limits set yet: `__init__` sets them, or the first
+    /// use picks the defaults (see the crate documentation: the arguments
+    /// are `__init__`'s).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(window_size=0, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyStaticManager::unset_with(false)
+    }
+
     /// A manager with the given limits (see the class documentation). Called
     /// again (or through `super().__init__(...)` with other limits), it makes
     /// a new engine manager; cursors made before keep the old one.
@@ -211,11 +238,10 @@ impl PyStaticManager {
         }
         let key = crate::args::path_or_fd(path_or_fd)?;
         let manager = slf.get().manager(py)?;
-        let cursor = py
-            .detach(|| manager.make_cursor(key))
+        let cursor = interp::detached(py, || manager.make_cursor(key))
             .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
         let cursor = PyCursor::new(
-            cursor,
+            Local::new(cursor),
             Some(slf.clone().unbind()),
             Some(path_or_fd.clone().unbind()),
         );
@@ -225,7 +251,7 @@ impl PyStaticManager {
     /// Unmaps every region no cursor uses; returns how many.
     fn collect(&self, py: Python<'_>) -> PyResult<usize> {
         let m = self.manager(py)?;
-        Ok(py.detach(|| m.collect()))
+        Ok(interp::detached(py, || m.collect()))
     }
 
     /// Unmaps least-recently-used unused regions until `size` more bytes fit
@@ -233,7 +259,7 @@ impl PyStaticManager {
     /// returns how many.
     fn _collect_lru_region(&self, py: Python<'_>, size: Size) -> PyResult<usize> {
         let m = self.manager(py)?;
-        Ok(py.detach(|| m.collect_lru_region(size.0)))
+        Ok(interp::detached(py, || m.collect_lru_region(size.0)))
     }
 
     /// Number of mapped regions. Each region counts as one file handle.
@@ -353,14 +379,21 @@ impl PyStaticManager {
 #[pyclass(name = "SlidingWindowMapManager", module = "smmap.mman", extends = PyStaticManager, subclass, frozen)]
 pub(crate) struct PySlidingManager;
 
-impl Unset for PySlidingManager {
-    fn unset() -> PyClassInitializer<Self> {
-        PyClassInitializer::from(PyStaticManager::unset_with(true)).add_subclass(PySlidingManager)
-    }
-}
-
 #[pymethods]
 impl PySlidingManager {
+    /// A manager with no limits set yet (see `StaticWindowMapManager`).
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(window_size=-1, max_memory_size=0, max_open_handles=sys.maxsize)"
+    )]
+    fn __new__(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(PyStaticManager::unset_with(true)).add_subclass(PySlidingManager)
+    }
+
     /// A manager with the given limits (see the class documentation).
     #[pyo3(signature = (window_size = AnyInt(-1), max_memory_size = AnyInt(0), max_open_handles = AnyInt(SYS_MAXSIZE)))]
     fn __init__(

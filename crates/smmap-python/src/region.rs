@@ -4,18 +4,22 @@
 //! A `MappedView` holds a clone of the engine's [`smmap::MapRegion`], an `Arc`
 //! of the mapping: the pages stay mapped while the view, or any `memoryview`
 //! of it, lives — even after the manager collected or evicted the region.
+//! In a forked child, a view or region from before the fork stays readable
+//! (the child has the same mappings) and is leaked when dropped (see
+//! `fork`).
 
 use std::os::raw::{c_int, c_void};
 
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyMemoryView, PySlice};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 
 use crate::args::{index_arg, AnyInt, Offset, Size};
 use crate::errors;
-use crate::guard::Guarded;
-use crate::shared::Unset;
+use crate::fork::Local;
+use crate::guard::{Guarded, State};
+use crate::interp;
 
 /// A read-only view of mapped bytes of a file, as `mmap.mmap` offers them for
 /// reading: `len()`, int indexing (negative too), slicing to `bytes`, and the
@@ -26,7 +30,7 @@ use crate::shared::Unset;
 /// it, lives.
 #[pyclass(name = "MappedView", module = "smmap._smmap", frozen)]
 pub(crate) struct MappedView {
-    region: smmap::MapRegion,
+    region: Local<smmap::MapRegion>,
     start: usize,
     len: usize,
 }
@@ -34,7 +38,7 @@ pub(crate) struct MappedView {
 impl MappedView {
     /// A view of `len` bytes of `region` from `start` (relative to the
     /// region); the range must lie inside the region.
-    pub(crate) fn new(region: smmap::MapRegion, start: usize, len: usize) -> Self {
+    pub(crate) fn new(region: Local<smmap::MapRegion>, start: usize, len: usize) -> Self {
         debug_assert!(start
             .checked_add(len)
             .is_some_and(|end| end <= region.size()));
@@ -42,7 +46,7 @@ impl MappedView {
     }
 
     /// A view of the whole region.
-    pub(crate) fn whole(region: smmap::MapRegion) -> Self {
+    pub(crate) fn whole(region: Local<smmap::MapRegion>) -> Self {
         let len = region.size();
         MappedView {
             region,
@@ -62,7 +66,7 @@ impl MappedView {
 /// `start`.
 pub(crate) fn memoryview<'py>(
     py: Python<'py>,
-    region: smmap::MapRegion,
+    region: Local<smmap::MapRegion>,
     start: usize,
     len: usize,
 ) -> PyResult<Bound<'py, PyMemoryView>> {
@@ -198,7 +202,7 @@ pub(crate) struct PyMapRegion {
 
 /// What a region holds.
 struct RegionState {
-    region: Option<smmap::MapRegion>,
+    region: Option<Local<smmap::MapRegion>>,
     ofs: u64,
     size: usize,
     /// The client count of a standalone region; `None` for a region the
@@ -206,16 +210,10 @@ struct RegionState {
     own_clients: Option<i64>,
 }
 
-impl Unset for PyMapRegion {
-    fn unset() -> PyClassInitializer<Self> {
-        PyMapRegion::with(RegionState {
-            region: None,
-            ofs: 0,
-            size: 0,
-            own_clients: Some(0),
-        })
-        .into()
-    }
+/// Nothing to redo after a fork: the region stays readable, and is leaked
+/// when dropped (see `fork`).
+impl State for RegionState {
+    const CLASS: &'static str = "MapRegion";
 }
 
 impl PyMapRegion {
@@ -226,7 +224,7 @@ impl PyMapRegion {
     }
 
     /// A handle to a region the manager tracks.
-    pub(crate) fn managed(region: smmap::MapRegion) -> Self {
+    pub(crate) fn managed(region: Local<smmap::MapRegion>) -> Self {
         PyMapRegion::with(RegionState {
             ofs: region.ofs_begin(),
             size: region.size(),
@@ -242,7 +240,7 @@ impl PyMapRegion {
     }
 
     /// A handle to the mapping (a clone of the engine's region).
-    fn mapped(&self, py: Python<'_>) -> PyResult<smmap::MapRegion> {
+    fn mapped(&self, py: Python<'_>) -> PyResult<Local<smmap::MapRegion>> {
         self.state
             .lock(py)?
             .region
@@ -253,6 +251,19 @@ impl PyMapRegion {
 
 #[pymethods]
 impl PyMapRegion {
+    /// An unmapped region, which `__init__` maps (see the crate
+    /// documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(path_or_fd, ofs, size, flags=0)")]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyMapRegion::with(RegionState {
+            region: None,
+            ofs: 0,
+            size: 0,
+            own_clients: Some(0),
+        })
+    }
+
     /// Maps up to `size` bytes of the file at `ofs`, which must be a multiple
     /// of `ALLOCATIONGRANULARITY`; the size is clipped to the file's end, and
     /// 0 means "to the end". `flags` is accepted for compatibility and
@@ -273,9 +284,9 @@ impl PyMapRegion {
         let _ = flags;
         let key = crate::args::path_or_fd(path_or_fd)?;
         let size = if size.0 == 0 { u64::MAX } else { size.0 };
-        let region = py
-            .detach(|| smmap::MapRegion::new(key, ofs.0, size))
+        let region = interp::detached(py, || smmap::MapRegion::new(key, ofs.0, size))
             .map_err(|e| errors::to_py(py, e, Some(path_or_fd)))?;
+        let region = Local::new(region);
         let new = RegionState {
             ofs: region.ofs_begin(),
             size: region.size(),

@@ -7,7 +7,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::args::AnyInt;
-use crate::shared::Unset;
 
 /// The allocation granularity, as `i128` for Python-int arithmetic.
 fn granularity() -> i128 {
@@ -73,12 +72,6 @@ pub(crate) struct PyMapWindow {
     size: AtomicI64,
 }
 
-impl Unset for PyMapWindow {
-    fn unset() -> PyClassInitializer<Self> {
-        PyMapWindow::default().into()
-    }
-}
-
 impl PyMapWindow {
     fn get(&self) -> (i128, i128) {
         (
@@ -102,6 +95,14 @@ fn window_int(v: &Bound<'_, PyAny>) -> PyResult<i128> {
 
 #[pymethods]
 impl PyMapWindow {
+    /// A window `(0, 0)`, for `__init__` to set (see the crate
+    /// documentation: the arguments are `__init__`'s).
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(offset, size)")]
+    fn __new__(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        PyMapWindow::default()
+    }
+
     /// A window of `size` bytes at `offset`.
     fn __init__(&self, offset: i64, size: i64) {
         self.ofs.store(offset, Ordering::Relaxed);

@@ -660,6 +660,32 @@ impl WindowCursor {
         self.held.region()
     }
 
+    /// True if the current region holds every byte of `[offset, offset +
+    /// len)` (with `len` 0, the byte at `offset`): reading them
+    /// ([`byte_at`](Self::byte_at), [`chunk_at`](Self::chunk_at),
+    /// [`read_at`](Self::read_at)) or moving there
+    /// ([`use_region`](Self::use_region)) is a hit, which takes no lock and
+    /// makes no system call. Nothing moves.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, b"abcdefghij")?;
+    /// let manager = smmap::SlidingWindowMapManager::new();
+    /// let mut cursor = manager.make_cursor(&path)?;
+    /// assert!(!cursor.holds(0, 1));
+    /// cursor.use_region(2, 3)?;
+    /// // The region is the whole (small) file, whatever the view.
+    /// assert!(cursor.holds(0, 10) && cursor.holds(9, 1));
+    /// assert!(!cursor.holds(9, 2) && !cursor.holds(10, 0));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn holds(&self, offset: u64, len: u64) -> bool {
+        self.held.holds(offset) && len <= self.held.range().end - offset
+    }
+
     /// True if the view holds absolute offset `ofs`.
     #[inline]
     pub fn includes_ofs(&self, ofs: u64) -> bool {

@@ -69,6 +69,36 @@ fn use_region_clamps_and_reports() {
 }
 
 #[test]
+fn holds_tells_a_hit_before_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 3, 8 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(2 * g())
+        .build();
+    let mut c = m.make_cursor(&path).unwrap();
+    assert!(!c.holds(0, 0) && !c.holds(0, 1));
+    c.use_region(3 * g() + 5, 10).unwrap();
+    let r = c.region().unwrap();
+    let (begin, end) = (r.ofs_begin(), r.ofs_end());
+    assert!(begin <= 3 * g() + 5 && 3 * g() + 15 <= end);
+    // Every range inside the region, and nothing that leaves it, whatever
+    // the view.
+    assert!(c.holds(begin, end - begin) && c.holds(end - 1, 1) && c.holds(begin, 0));
+    assert!(!c.holds(begin, end - begin + 1) && !c.holds(end - 1, 2) && !c.holds(end, 0));
+    if begin > 0 {
+        assert!(!c.holds(begin - 1, 1));
+    }
+    assert!(!c.holds(u64::MAX, 1) && !c.holds(begin, u64::MAX));
+    // What it promises: reading there is a hit.
+    let misses = m.stats().misses;
+    assert_eq!(c.byte_at(end - 1).unwrap(), bytes[end as usize - 1]);
+    assert_eq!(c.chunk_at(begin).unwrap().len() as u64, end - begin);
+    assert_eq!(m.stats().misses, misses);
+    c.unuse_region();
+    assert!(!c.holds(begin, 1));
+}
+
+#[test]
 fn new_windows_fill_gaps_between_neighbours() {
     let dir = tempfile::tempdir().unwrap();
     let (path, bytes) = make_file(dir.path(), "f", 2, 20 * g());

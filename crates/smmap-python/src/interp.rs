@@ -1,0 +1,141 @@
+//! Releasing the interpreter around blocking engine calls, and attaching
+//! again only while that is safe: [`detached`].
+//!
+//! Before 3.14, CPython ends a thread that attaches while the interpreter
+//! finalizes (a daemon thread at exit) with `pthread_exit`. That forced
+//! unwind would run through this binding's frames and PyO3's panic
+//! trampolines, which cannot let it pass (the process aborts). So a thread
+//! never attaches again once the interpreter has begun shutting down: it
+//! stays detached for good instead — CPython 3.14 does the same to such
+//! threads — and the process exits with the status the program chose.
+//!
+//! "Begun shutting down" is an `atexit` callback ([`closing`]), which runs
+//! after the non-daemon threads are joined and before the interpreter is
+//! marked as finalizing. A thread about to attach announces itself in a
+//! counter, then reads the flag; the callback sets the flag, then waits
+//! (detached) until no thread is announced. Both sides use sequentially
+//! consistent operations, so either the thread sees the flag and stays
+//! detached, or the callback sees the thread and lets it attach before the
+//! interpreter can be marked as finalizing. The counter is striped over
+//! cache lines, so threads releasing the interpreter at once do not share
+//! one.
+//!
+//! Once the flag is set, engine calls run attached (a read in a finalizer
+//! works), and a thread never waits for an object another thread holds
+//! (see `guard`): that thread may be detached for good.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
+
+/// Set by the `atexit` callback; read-mostly, alone on its cache line.
+#[repr(align(128))]
+struct Flag(AtomicBool);
+
+static CLOSING: Flag = Flag(AtomicBool::new(false));
+
+/// Threads between reading the flag and being attached again, striped.
+#[repr(align(128))]
+struct Stripe(AtomicUsize);
+
+const STRIPES: usize = 16;
+
+static ATTACHING: [Stripe; STRIPES] = [const { Stripe(AtomicUsize::new(0)) }; STRIPES];
+
+thread_local! {
+    /// This thread's stripe, dealt round-robin.
+    static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn my_stripe() -> &'static AtomicUsize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let i = MY_STRIPE.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
+        }
+        s.get()
+    });
+    &ATTACHING[i].0
+}
+
+/// True once the interpreter has begun shutting down.
+#[inline]
+pub(crate) fn closing() -> bool {
+    CLOSING.0.load(Ordering::Acquire)
+}
+
+/// Runs `f` (an engine call that may block) with the interpreter released,
+/// so that other threads run meanwhile; attached if the interpreter is
+/// shutting down. A thread that finishes `f` after shutdown began never
+/// returns (see the module documentation).
+#[inline]
+pub(crate) fn detached<T, F>(py: Python<'_>, f: F) -> T
+where
+    F: Send + FnOnce() -> T,
+    T: Send,
+{
+    if closing() {
+        return f();
+    }
+    let stripe = my_stripe();
+    let out = py.detach(move || {
+        let out = f();
+        stripe.fetch_add(1, Ordering::SeqCst);
+        if CLOSING.0.load(Ordering::SeqCst) {
+            stripe.fetch_sub(1, Ordering::SeqCst);
+            stay_detached();
+        }
+        out
+    });
+    stripe.fetch_sub(1, Ordering::Release);
+    out
+}
+
+/// Never attaches again: the interpreter is shutting down, and the process
+/// exits without this thread.
+fn stay_detached() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The `atexit` callback: from now on no thread attaches again, once every
+/// thread already on its way has.
+fn close(py: Python<'_>) {
+    CLOSING.0.store(true, Ordering::SeqCst);
+    let announced = || ATTACHING.iter().any(|s| s.0.load(Ordering::SeqCst) != 0);
+    if announced() {
+        // They need the interpreter (the GIL) to attach.
+        py.detach(|| {
+            while announced() {
+                std::thread::yield_now();
+            }
+        });
+    }
+}
+
+/// Registers [`close`] with `atexit`; the module calls it once, on import.
+pub(crate) fn watch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let callback = PyCFunction::new_closure(
+        py,
+        Some(c"_closing"),
+        Some(c"Marks the interpreter as shutting down (an atexit callback)."),
+        |args, _kwargs| -> PyResult<()> {
+            close(args.py());
+            Ok(())
+        },
+    )?;
+    py.import("atexit")?.call_method1("register", (callback,))?;
+    Ok(())
+}
+
+/// After a fork, in the child: the threads counted do not exist there.
+#[cfg(unix)]
+pub(crate) fn forked() {
+    for s in &ATTACHING {
+        s.0.store(0, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,117 @@
+"""Two threads sharing one object both make progress: a thread that waits
+for an object gets it when the thread using it lets go, however quickly
+that thread asks for it again (with the GIL, or without it).
+
+Each case counts both threads' operations over a second and bounds their
+ratio, generously: a fair lock alternates the two (a ratio near 1), a
+starving one gives one thread all but a handful."""
+import random
+import threading
+import time
+
+import pytest
+
+from conftest import make_bytes
+from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
+from smmap.util import ALLOCATIONGRANULARITY as G
+
+SECONDS = 1.0
+RATIO = 10
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A file of 64 granules: (path, content)."""
+    content = make_bytes(64 * G, seed=95)
+    path = tmp_path_factory.mktemp("fairness") / "data.bin"
+    path.write_bytes(content)
+    return str(path), content
+
+
+def tight_manager():
+    """One-granule windows, at most two: nearly every read at a random
+    offset misses, and the miss releases the interpreter while the object
+    read is held."""
+    return SlidingWindowMapManager(window_size=G, max_memory_size=2 * G, max_open_handles=2)
+
+
+def race(*ops):
+    """Runs each op in a loop in a thread of its own for SECONDS; returns how
+    many times each completed."""
+    counts = [0] * len(ops)
+    errors = []
+    stop = threading.Event()
+    barrier = threading.Barrier(len(ops) + 1)
+
+    def work(k):
+        rnd = random.Random(k)
+        barrier.wait()
+        try:
+            while not stop.is_set():
+                ops[k](rnd)
+                counts[k] += 1
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(ops))]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    time.sleep(SECONDS)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return counts
+
+
+def assert_fair(counts):
+    assert min(counts) > 0 and max(counts) <= RATIO * min(counts), f"operations per thread: {counts}"
+
+
+def test_two_threads_reading_one_buffer(data):
+    path, content = data
+    buf = SlidingWindowMapBuffer(tight_manager().make_cursor(path))
+
+    def read(rnd):
+        a = rnd.randrange(len(content))
+        assert buf[a] == content[a]
+        assert buf[a:a + 100] == content[a:a + 100]
+
+    assert_fair(race(read, read))
+
+
+def test_one_thread_repoints_a_buffer_another_reads(data):
+    path, content = data
+    m = tight_manager()
+    cursor = m.make_cursor(path)
+    buf = SlidingWindowMapBuffer(cursor)
+
+    # Both miss nearly every time, and an operation of either costs about
+    # as much as one of the other alone (a re-point maps a window; a read
+    # operation is two reads, which copy): the buffer starts in the first
+    # half of the file, and reads in its first half. (The counts of a cheap
+    # operation against a dear one would measure their costs, not the
+    # lock's fairness.)
+    half = len(content) // 2
+
+    def repoint(rnd):
+        assert buf.begin_access(cursor, rnd.randrange(half))
+
+    def read(rnd):
+        # A read between two re-points may see either start.
+        assert 0 <= buf[rnd.randrange(half)] < 256
+        assert 0 <= buf[rnd.randrange(half)] < 256
+
+    assert_fair(race(repoint, read))
+
+
+def test_two_threads_moving_one_cursor(data):
+    path, content = data
+    cursor = tight_manager().make_cursor(path)
+
+    def move(rnd):
+        a = rnd.randrange(len(content))
+        cursor.use_region(a, 10)
+
+    assert_fair(race(move, move))
