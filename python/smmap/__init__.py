@@ -13,3 +13,13 @@ from .mman import *
 from .buf import *
 # An extension, not in the reference: see smmap.util.FileReplacedError.
 from .util import FileReplacedError as FileReplacedError
+# An extension, not in the reference: record what managers read
+# (SMMAP_TRACE=path does this for an unmodified program); the trace is
+# finished at exit.
+from ._smmap import trace_to as trace_to
+from ._smmap import _finish_trace
+
+import atexit as _atexit
+
+_atexit.register(_finish_trace)
+del _atexit

@@ -10,7 +10,8 @@ from typing import Dict, Iterator, Optional, Type, TypeVar, Union, final, overlo
 
 __all__ = [
     "ALLOCATIONGRANULARITY", "FileReplacedError", "MapRegion", "MapWindow", "MappedView", "SlidingWindowMapBuffer",
-    "SlidingWindowMapManager", "StaticWindowMapManager", "WindowCursor", "align_to_mmap", "is_64_bit",
+    "SlidingWindowMapManager", "StaticWindowMapManager", "WindowCursor", "align_to_mmap", "is_64_bit", "trace_to",
+    "_finish_trace",
 ]
 
 _PathOrFd = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", int]
@@ -41,6 +42,19 @@ def align_to_mmap(num: int, round_up: object) -> int:
 
 def is_64_bit() -> bool:
     """True on a 64-bit system."""
+
+def trace_to(path: Optional[Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]]) -> None:
+    """Record what every manager made (or first used) from now on reads into
+    a new trace file at ``path`` (replacing one there), for
+    ``smmap bench --replay``; ``None`` stops recording. The trace in progress,
+    if any, is finished first; the last is finished at exit. The environment
+    variable ``SMMAP_TRACE=path`` does the same for an unmodified program when
+    ``smmap`` is imported. A forked child records nothing. Raises ``OSError``
+    naming the path if the file cannot be made. An extension, not in the
+    reference."""
+
+def _finish_trace() -> None:
+    """Finish the trace in progress (write its end record); run at exit."""
 
 @final
 class MappedView:

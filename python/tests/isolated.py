@@ -18,14 +18,15 @@ import pytest
 ABORT_MARKERS = ("Fatal Python error", "FATAL:", "panicked", "failed to initiate panic")
 
 
-def run_script(code, *args, timeout=60):
-    """Runs `code` with `args` as sys.argv[1:]; returns the CompletedProcess.
+def run_script(code, *args, timeout=60, env=None):
+    """Runs `code` with `args` as sys.argv[1:] (in `env`, if given, else this
+    environment); returns the CompletedProcess.
     A script still running after `timeout` seconds is killed, with every
     process it forked (it runs in a session of its own), and the test fails
     as hung."""
     cmd = [sys.executable, "-c", textwrap.dedent(code), *map(str, args)]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as proc:
+                          start_new_session=True, env=env) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

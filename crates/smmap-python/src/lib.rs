@@ -36,6 +36,7 @@ mod guard;
 mod interp;
 mod manager;
 mod region;
+mod trace;
 mod util;
 mod waiters;
 
@@ -52,6 +53,8 @@ mod _smmap {
     #[pymodule_export]
     use super::region::{MappedView, PyMapRegion};
     #[pymodule_export]
+    use super::trace::{_finish_trace, trace_to};
+    #[pymodule_export]
     use super::util::{align_to_mmap, is_64_bit, PyMapWindow};
 
     use super::*;
@@ -62,6 +65,7 @@ mod _smmap {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         fork::watch();
         interp::watch(m)?;
+        trace::from_env(m.py())?;
         m.add("ALLOCATIONGRANULARITY", *smmap::ALLOCATIONGRANULARITY)?;
         // The buffer class Python sees: PyO3's, with a fast `buf[key]`.
         let buffer = m.py().get_type::<buffer::PyBuffer>();

@@ -113,15 +113,22 @@ fn default_limits(sliding: bool) -> (u64, u64, u64) {
 
 fn build(sliding: bool, (window, memory, handles): (u64, u64, u64)) -> Config {
     let handles_usize = usize::try_from(handles).unwrap_or(usize::MAX);
+    let trace = crate::trace::current();
     let inner: smmap::Manager = if sliding {
-        let b = smmap::SlidingWindowMapManager::builder();
+        let mut b = smmap::SlidingWindowMapManager::builder();
+        if let Some(t) = trace {
+            b = b.trace(t);
+        }
         b.window_size(window)
             .max_memory_size(memory)
             .max_open_handles(handles_usize)
             .build()
             .into()
     } else {
-        let b = smmap::StaticWindowMapManager::builder();
+        let mut b = smmap::StaticWindowMapManager::builder();
+        if let Some(t) = trace {
+            b = b.trace(t);
+        }
         b.window_size(window)
             .max_memory_size(memory)
             .max_open_handles(handles_usize)
