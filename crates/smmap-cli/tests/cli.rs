@@ -1367,4 +1367,109 @@ fn bench_replay_errors_name_the_trace_and_the_files() {
         &["/no/such.trace"],
     );
     fails(&["bench", "--make-files", "--quiet"], &["--replay"]);
+    // A compressed trace that is not gzip inside.
+    let mut gz = vec![0x1f, 0x8b];
+    gz.extend_from_slice(b"not really gzip");
+    let fake = dir.path().join("fake.trace.gz");
+    std::fs::write(&fake, &gz).unwrap();
+    fails(
+        &[
+            "bench",
+            "--replay",
+            fake.to_str().unwrap(),
+            "--make-files",
+            "--quiet",
+        ],
+        &["fake.trace.gz", "cannot decompress", "gzip"],
+    );
+}
+
+/// Reads the program's own cursors cannot do under the limits given (two
+/// cursors each holding a window, one mapping allowed) fail, are counted
+/// as misses and are reported with the first error; the replay goes on.
+#[test]
+fn bench_replay_reports_the_reads_that_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trace, _) = record_trace(dir.path());
+    let out = ok(&[
+        "bench",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--window",
+        "64KiB",
+        "--max-handles",
+        "1",
+        "--repeat",
+        "1",
+        "--quiet",
+    ]);
+    assert!(
+        out.contains("of the reads failed, counted as misses; the first:"),
+        "{out}"
+    );
+    let json = ok(&[
+        "bench",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--window",
+        "64KiB",
+        "--max-handles",
+        "1",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let a = &v["points"][0]["methods"]["adaptive"];
+    assert!(a["failed_reads"].as_u64().unwrap() > 0, "{a}");
+    assert!(
+        a["first_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_open_handles"),
+        "{a}"
+    );
+}
+
+/// The real traces kept in the repository (traces/README.md: gitdb and
+/// GitPython reading a public repository's pack, gzip-compressed) replay
+/// on files of their sizes: every read served, none failing.
+#[test]
+fn bench_replay_runs_the_recorded_real_traces() {
+    let traces = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../traces");
+    for (name, reads) in [
+        ("gitdb-pack.trace.gz", 190_672),
+        ("gitpython-walk.trace.gz", 105_003),
+    ] {
+        let t = traces.join(name);
+        let json = ok(&[
+            "bench",
+            "--replay",
+            t.to_str().unwrap(),
+            "--make-files",
+            "--window",
+            "1MiB",
+            "--max-memory",
+            "16MiB",
+            "--max-handles",
+            "16",
+            "--repeat",
+            "1",
+            "--quiet",
+            "--json",
+        ]);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["reads"].as_u64(), Some(reads), "{name}");
+        assert_eq!(v["files"].as_u64(), Some(2), "{name}");
+        let p = &v["points"][0];
+        for m in ["adaptive", "always_map"] {
+            let r = &p["methods"][m];
+            assert_eq!(r["failed_reads"], 0, "{name} {m}: {r}");
+            let hit = r["hit_ratio"].as_f64().unwrap();
+            assert!(hit > 0.5 && hit < 1.0, "{name} {m}: {r}");
+        }
+        let min = p["belady_hit_ratio"].as_f64().unwrap();
+        assert!(min > 0.5 && min <= 1.0, "{name}: {p}");
+    }
 }

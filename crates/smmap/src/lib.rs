@@ -237,7 +237,7 @@ pub use region::MapRegion;
 pub use source::PathOrFd;
 pub use stats::Stats;
 pub use sys::{align_to_mmap, is_64_bit, ALLOCATIONGRANULARITY};
-pub use trace::{Event, FileRead, Op, Served, Trace, TraceError, TraceFile, TraceReader};
+pub use trace::{Event, FileRead, Op, Replayed, Served, Trace, TraceError, TraceFile, TraceReader};
 pub use window::MapWindow;
 
 // The example of the crate's README (README.md), compiled by `cargo test

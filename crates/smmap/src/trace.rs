@@ -448,8 +448,14 @@ impl TraceReader {
             byte: 0,
             what: e.to_string(),
         })?;
-        Self::parse(&bytes).map_err(|(record, byte, what)| TraceError {
-            path: path.to_owned(),
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Reads and checks a trace held in memory (decompressed, say); `path`
+    /// names it in errors, which are [`open`](Self::open)'s.
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<TraceReader, TraceError> {
+        Self::parse(bytes).map_err(|(record, byte, what)| TraceError {
+            path: path.as_ref().to_owned(),
             record,
             byte,
             what,
@@ -644,25 +650,46 @@ impl TraceReader {
     /// made, cloned, released and dropped, and the same reads, in order.
     /// What each read is served by depends on `manager`'s limits (give it a
     /// [`Trace`] to record that); `on_read` is called after each read with
-    /// its index among the reads.
+    /// what it gave (see [`Replayed`]).
     ///
     /// Errors: `paths` has fewer paths than the trace has files
     /// ([`Error::NotAssociated`](crate::Error::NotAssociated)), or a file
     /// cannot be opened or is shorter than when it was recorded (an error
     /// naming it). A read that fails fails as it did when it was recorded,
-    /// or not; the replay goes on, as the program did.
+    /// or not (`on_read` sees its error); the replay goes on, as the
+    /// program did.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, vec![7u8; 100_000])?;
+    /// let recording = smmap::Trace::create(dir.path().join("t"))?;
+    /// let manager = smmap::SlidingWindowMapManager::builder().trace(recording).build();
+    /// let mut cursor = manager.make_cursor(&path)?;
+    /// assert_eq!(cursor.byte_at(70_000)?, 7);
+    /// drop((cursor, manager)); // the trace is finished with its last handle
+    ///
+    /// let trace = smmap::TraceReader::open(dir.path().join("t"))?;
+    /// let again = smmap::SlidingWindowMapManager::builder().window_size(4096).build();
+    /// let mut got = Vec::new();
+    /// trace.replay(&again, &[&path], |r| got.push((r.read.offset, r.bytes.map(|b| b[0]).ok())))?;
+    /// assert_eq!(got, [(70_000, Some(7))]);
+    /// # Ok(()) }
+    /// ```
     pub fn replay(
         &self,
         manager: &Manager,
         paths: &[impl AsRef<Path>],
-        mut on_read: impl FnMut(usize),
+        mut on_read: impl FnMut(Replayed<'_>),
     ) -> crate::Result<()> {
         if paths.len() < self.files.len() {
             return Err(crate::Error::NotAssociated);
         }
-        let mut cursors: HashMap<u64, WindowCursor> = HashMap::new();
+        // Each cursor, with its file.
+        let mut cursors: HashMap<u64, (WindowCursor, usize)> = HashMap::new();
         let mut scratch = Vec::new();
-        let mut reads = 0;
+        let mut index = 0;
         for e in &self.events {
             match *e {
                 Event::Cursor { id, file } => {
@@ -675,7 +702,7 @@ impl TraceReader {
                             size: c.file_size().unwrap_or(0),
                         });
                     }
-                    cursors.insert(id, c);
+                    cursors.insert(id, (c, file));
                 }
                 Event::Clone { id, from } => {
                     let copy = cursors.get(&from).cloned();
@@ -687,7 +714,7 @@ impl TraceReader {
                     cursors.remove(&id);
                 }
                 Event::Release { id } => {
-                    if let Some(c) = cursors.get_mut(&id) {
+                    if let Some((c, _)) = cursors.get_mut(&id) {
                         c.unuse_region();
                     }
                 }
@@ -699,31 +726,63 @@ impl TraceReader {
                     op,
                     offset,
                     len,
-                    ..
+                    served,
                 } => {
-                    let Some(c) = cursors.get_mut(&cursor) else {
+                    let Some((c, file)) = cursors.get_mut(&cursor) else {
                         continue;
                     };
-                    let _ = match op {
-                        Op::Map => c.use_region(offset, len as usize).map(|_| ()),
-                        Op::Byte => c.byte_at(offset).map(|_| ()),
-                        Op::Chunk => c.chunk_for(offset, len).map(|_| ()),
+                    let read = FileRead {
+                        file: *file,
+                        op,
+                        offset,
+                        len,
+                        served,
+                    };
+                    let mut byte = [0u8; 1];
+                    let bytes = match op {
+                        Op::Map => c.use_region(offset, len as usize).map(|c| c.buffer()),
+                        Op::Byte => match c.byte_at(offset) {
+                            Ok(b) => {
+                                byte[0] = b;
+                                Ok(&byte[..])
+                            }
+                            Err(e) => Err(e),
+                        },
+                        Op::Chunk => c.chunk_for(offset, len),
                         Op::ReadAt => {
                             let n = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
                             if scratch.len() < n {
                                 scratch.resize(n, 0);
                             }
-                            c.read_at(offset, &mut scratch[..n]).map(|_| ())
+                            c.read_at(offset, &mut scratch[..n])
+                                .map(|got| &scratch[..got])
                         }
-                        Op::First => c.map_first(offset),
+                        Op::First => c.map_first(offset).map(|()| &[][..]),
                     };
-                    on_read(reads);
-                    reads += 1;
+                    on_read(Replayed {
+                        index,
+                        read,
+                        bytes: bytes.as_deref(),
+                    });
+                    index += 1;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// One read [`TraceReader::replay`] did again.
+#[derive(Debug)]
+pub struct Replayed<'a> {
+    /// Its index among the trace's reads.
+    pub index: usize,
+    /// The read as recorded (`served`: how it was served then).
+    pub read: FileRead,
+    /// What it gave: the bytes it made readable from its offset (the
+    /// cursor's view for [`Op::Map`], the chunk, the byte, the bytes
+    /// copied; none for [`Op::First`]), or the error it met.
+    pub bytes: Result<&'a [u8], &'a crate::Error>,
 }
 
 /// A cursor over the bytes of a trace.

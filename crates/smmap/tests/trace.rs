@@ -1,7 +1,9 @@
 //! Traces: what a program reads is recorded, read back, and replayed; a
 //! replay under the same limits is served exactly as the recording was
 //! (the engine's decisions depend on the reads alone), whatever the mix of
-//! cursors, buffers, clones, releases and collections.
+//! cursors, buffers, clones, releases and collections — also on files that
+//! hold no data, which is how a policy is judged on a trace without its
+//! files and without I/O.
 
 mod common;
 
@@ -178,6 +180,36 @@ proptest! {
         let replayed = again.read(dir.path(), "again.trace");
         prop_assert_eq!(recorded.files(), replayed.files());
         prop_assert_eq!(recorded.events(), replayed.events());
+
+        // Without the data: files of the same sizes that hold nothing
+        // (sparse: reading them reads no disk), as `smmap bench --replay
+        // --make-files` makes. The decisions depend on the reads alone.
+        let holes = tempfile::tempdir().unwrap();
+        let sparse: Vec<_> = recorded
+            .files()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let p = holes.path().join(format!("hole{i}"));
+                std::fs::File::create(&p).unwrap().set_len(f.size).unwrap();
+                p
+            })
+            .collect();
+        let third = Memory::default();
+        let mut bytes_seen = 0u64;
+        {
+            let m = manager(l, Trace::to_writer(third.clone()));
+            recorded
+                .replay(&m, &sparse, |r| {
+                    if let Ok(b) = r.bytes {
+                        bytes_seen += b.iter().map(|&x| u64::from(x)).sum::<u64>();
+                    }
+                })
+                .unwrap();
+        }
+        prop_assert_eq!(bytes_seen, 0, "the holes read as zeros");
+        let without_data = third.read(dir.path(), "third.trace");
+        prop_assert_eq!(recorded.events(), without_data.events());
     }
 }
 
@@ -288,4 +320,55 @@ fn a_replay_without_its_files_is_an_error() {
         .replay(&m, &[dir.path().join("gone")], |_| {})
         .unwrap_err();
     assert!(e.to_string().contains("gone"), "{e}");
+}
+
+/// A replay hands each read's bytes to its caller — the file's own — or
+/// the error it met: two cursors that each hold a window cannot both read
+/// under a limit of one mapping.
+#[test]
+fn a_replay_gives_each_reads_bytes_or_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 8, 8 * g());
+    let mem = Memory::default();
+    {
+        let m = SlidingWindowMapManager::builder()
+            .window_size(g())
+            .trace(Trace::to_writer(mem.clone()))
+            .build();
+        let (mut a, mut b) = (m.make_cursor(&path).unwrap(), m.make_cursor(&path).unwrap());
+        a.use_region(10, 0).unwrap();
+        b.use_region(5 * g() + 3, 100).unwrap();
+        assert_eq!(a.byte_at(7 * g()).unwrap(), bytes[7 * g() as usize]);
+    }
+    let t = mem.read(dir.path(), "t");
+    let mut seen = Vec::new();
+    let roomy = SlidingWindowMapManager::builder().window_size(g()).build();
+    t.replay(&roomy, &[&path], |r| {
+        let b = r.bytes.expect("room for both");
+        let at = r.read.offset as usize;
+        assert_eq!(b, &bytes[at..at + b.len()]);
+        seen.push((r.index, r.read.op, b.len()));
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            (0, Op::Map, g() as usize),
+            (1, Op::Map, 100),
+            (2, Op::Byte, 1)
+        ]
+    );
+    let tight = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .build();
+    let mut errors = Vec::new();
+    t.replay(&tight, &[&path], |r| {
+        if let Err(e) = r.bytes {
+            errors.push((r.index, e.to_string()));
+        }
+    })
+    .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, 1);
 }

@@ -14,6 +14,13 @@
 //!   every window it would have to evict (or never again), it is not kept
 //!   (the bypass: a read that copies instead of mapping).
 //!
+//! A program's cursors add one rule, the engine's: the window a cursor
+//! holds stays mapped until the cursor moves off it or lets it go (a read
+//! with a cursor pins its window; [`Read::release`] unpins), even over the
+//! limits, and a read that must map (a cursor's `use_region`) is never
+//! bypassed. Pinned windows are never evicted; the rest is MIN. Reads
+//! without a cursor (the bench's rows) pin nothing.
+//!
 //! With windows of one size and a limit on their number, this is Belady's
 //! MIN, the optimum. With windows of different sizes under a byte limit,
 //! evicting the farthest next use first is a reference, not a proven
@@ -32,23 +39,80 @@ pub struct Read {
     pub offset: u64,
     /// How many bytes.
     pub len: u64,
+    /// The cursor that reads, which holds the window it maps; `None`: no
+    /// cursor holds anything.
+    pub cursor: Option<u32>,
+    /// The read maps its window whatever the limits (a cursor's
+    /// `use_region`): never bypassed.
+    pub must_map: bool,
 }
 
-/// One window accessed: its key and its cost (bytes charged).
+impl Read {
+    /// A read of `len` bytes at `offset` of `file` by no cursor.
+    pub fn at(file: u32, offset: u64, len: u64) -> Read {
+        Read {
+            file,
+            offset,
+            len,
+            cursor: None,
+            must_map: false,
+        }
+    }
+
+    /// Not a read: `cursor` lets its window go.
+    pub fn release(cursor: u32) -> Read {
+        Read {
+            file: RELEASE.0,
+            offset: 0,
+            len: 0,
+            cursor: Some(cursor),
+            must_map: false,
+        }
+    }
+}
+
+/// The window key of a release.
+const RELEASE: (u32, u64) = (u32::MAX, u64::MAX);
+
+/// One window accessed: its key and its cost (bytes charged), and the
+/// cursor and kind of the read (see [`Read`]); or a cursor's release (the
+/// key [`RELEASE`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
     /// `(file, slot index)`.
     pub window: (u32, u64),
     /// Bytes charged for the window (whole pages).
     pub cost: u64,
+    /// The cursor that reads.
+    pub cursor: Option<u32>,
+    /// Never bypassed.
+    pub must_map: bool,
+}
+
+impl Access {
+    /// A cursor's release, not a window.
+    pub fn is_release(&self) -> bool {
+        self.window == RELEASE
+    }
 }
 
 /// The windows `reads` touch, in order, for windows of `window` bytes
 /// (`u64::MAX`: whole files) over files of `sizes`, each window charged in
-/// whole units of `page`. A read that spans windows touches each.
+/// whole units of `page`. A read that spans windows touches each, except
+/// one that must map, which maps the window at its offset (its view ends
+/// there).
 pub fn accesses(reads: &[Read], sizes: &[u64], window: u64, page: u64) -> Vec<Access> {
     let mut out = Vec::with_capacity(reads.len());
     for r in reads {
+        if r.file == RELEASE.0 {
+            out.push(Access {
+                window: RELEASE,
+                cost: 0,
+                cursor: r.cursor,
+                must_map: false,
+            });
+            continue;
+        }
         let size = sizes[r.file as usize];
         if r.offset >= size || r.len == 0 {
             continue;
@@ -56,6 +120,8 @@ pub fn accesses(reads: &[Read], sizes: &[u64], window: u64, page: u64) -> Vec<Ac
         let end = r.offset.saturating_add(r.len).min(size);
         let (first, last) = if window == u64::MAX {
             (0, 0)
+        } else if r.must_map {
+            (r.offset / window, r.offset / window)
         } else {
             (r.offset / window, (end - 1) / window)
         };
@@ -68,6 +134,8 @@ pub fn accesses(reads: &[Read], sizes: &[u64], window: u64, page: u64) -> Vec<Ac
             out.push(Access {
                 window: (r.file, k),
                 cost: (hi - lo).div_ceil(page) * page,
+                cursor: r.cursor,
+                must_map: r.must_map,
             });
         }
     }
@@ -108,44 +176,87 @@ impl Outcome {
 /// documentation).
 pub fn min(accesses: &[Access], limits: Limits) -> Outcome {
     const NEVER: usize = usize::MAX;
+    type Window = (u32, u64);
     // next[i]: the index of the next access to the same window, or NEVER.
     let mut next = vec![NEVER; accesses.len()];
-    let mut seen: HashMap<(u32, u64), usize> = HashMap::new();
+    let mut seen: HashMap<Window, usize> = HashMap::new();
     for i in (0..accesses.len()).rev() {
+        if accesses[i].is_release() {
+            continue;
+        }
         if let Some(j) = seen.insert(accesses[i].window, i) {
             next[i] = j;
         }
     }
-    // Held windows: their next use, and cost. The heap orders them by next
-    // use, farthest first; entries whose next use changed are stale and
-    // skipped (lazy deletion).
-    let mut held: HashMap<(u32, u64), (usize, u64)> = HashMap::new();
-    let mut heap: BinaryHeap<(usize, (u32, u64))> = BinaryHeap::new();
+    // Held windows: their next use, cost and how many cursors pin them. The
+    // heap orders them by next use, farthest first; entries whose next use
+    // changed are stale and skipped (lazy deletion).
+    let mut held: HashMap<Window, (usize, u64, u32)> = HashMap::new();
+    let mut heap: BinaryHeap<(usize, Window)> = BinaryHeap::new();
+    let mut pins: HashMap<u32, Window> = HashMap::new();
     let (mut bytes, mut out) = (0u64, Outcome::default());
+    // `cursor` now holds `w` (or nothing).
+    let repin = |held: &mut HashMap<Window, (usize, u64, u32)>,
+                 pins: &mut HashMap<u32, Window>,
+                 cursor: u32,
+                 w: Option<Window>| {
+        let old = match w {
+            Some(w) => pins.insert(cursor, w),
+            None => pins.remove(&cursor),
+        };
+        if old == w {
+            return;
+        }
+        if let Some(h) = w.and_then(|w| held.get_mut(&w)) {
+            h.2 += 1;
+        }
+        if let Some(h) = old.and_then(|o| held.get_mut(&o)) {
+            h.2 -= 1;
+        }
+    };
     for (i, a) in accesses.iter().enumerate() {
+        if a.is_release() {
+            if let Some(c) = a.cursor {
+                repin(&mut held, &mut pins, c, None);
+            }
+            continue;
+        }
         let nu = next[i];
         if let Some(h) = held.get_mut(&a.window) {
             out.hits += 1;
             h.0 = nu;
             heap.push((nu, a.window));
+            if let Some(c) = a.cursor {
+                repin(&mut held, &mut pins, c, Some(a.window));
+            }
             continue;
         }
-        if a.cost > limits.bytes || limits.handles == 0 || nu == NEVER {
+        let forced = a.must_map;
+        if !forced && (a.cost > limits.bytes || limits.handles == 0 || nu == NEVER) {
             out.bypassed += 1;
             continue;
         }
-        // Evict the farthest-used windows while the new one does not fit,
-        // as long as each is used later than the new one.
-        let mut victims = Vec::new();
+        // Evict the farthest-used unpinned windows while the new one does
+        // not fit, as long as each is used later than the new one (any, for
+        // a window that must be mapped).
+        let (mut victims, mut pinned) = (Vec::new(), Vec::new());
         let (mut n, mut b) = (held.len(), bytes);
         let mut fits = n < limits.handles && b + a.cost <= limits.bytes;
         while !fits {
             let Some(&(far, w)) = heap.peek() else { break };
-            if held.get(&w).is_none_or(|h| h.0 != far) {
+            let Some(&(at, _, pins_on)) = held.get(&w) else {
+                heap.pop();
+                continue;
+            };
+            if at != far {
                 heap.pop();
                 continue;
             }
-            if far <= nu {
+            if pins_on > 0 {
+                pinned.push(heap.pop().expect("peeked"));
+                continue;
+            }
+            if !forced && far <= nu {
                 break;
             }
             heap.pop();
@@ -154,21 +265,25 @@ pub fn min(accesses: &[Access], limits: Limits) -> Outcome {
             b -= held[&w].1;
             fits = n < limits.handles && b + a.cost <= limits.bytes;
         }
-        if !fits {
+        heap.extend(pinned);
+        if !fits && !forced {
             // Bypass: put back the windows that were to go.
             heap.extend(victims);
             out.bypassed += 1;
             continue;
         }
         for (_, w) in victims {
-            let (_, cost) = held.remove(&w).expect("a victim is held");
+            let (_, cost, _) = held.remove(&w).expect("a victim is held");
             bytes -= cost;
             out.evicted += 1;
         }
-        held.insert(a.window, (nu, a.cost));
+        held.insert(a.window, (nu, a.cost, 0));
         heap.push((nu, a.window));
         bytes += a.cost;
         out.admitted += 1;
+        if let Some(c) = a.cursor {
+            repin(&mut held, &mut pins, c, Some(a.window));
+        }
     }
     out
 }
@@ -182,6 +297,8 @@ mod tests {
             .map(|&w| Access {
                 window: (0, w),
                 cost: 1,
+                cursor: None,
+                must_map: false,
             })
             .collect()
     }
@@ -224,26 +341,38 @@ mod tests {
             Access {
                 window: (0, 0),
                 cost: 8,
+                cursor: None,
+                must_map: false,
             },
             Access {
                 window: (0, 1),
                 cost: 4,
+                cursor: None,
+                must_map: false,
             },
             Access {
                 window: (0, 0),
                 cost: 8,
+                cursor: None,
+                must_map: false,
             },
             Access {
                 window: (0, 1),
                 cost: 4,
+                cursor: None,
+                must_map: false,
             },
             Access {
                 window: (0, 2),
                 cost: 20,
+                cursor: None,
+                must_map: false,
             },
             Access {
                 window: (0, 2),
                 cost: 20,
+                cursor: None,
+                must_map: false,
             },
         ];
         let o = min(
@@ -256,29 +385,76 @@ mod tests {
         assert_eq!((o.hits, o.admitted, o.bypassed), (2, 2, 2), "{o:?}");
     }
 
+    fn pinned(steps: &[(u32, u64, bool)]) -> Vec<Access> {
+        // (cursor, window, must map); window u64::MAX: the cursor's release.
+        steps
+            .iter()
+            .map(|&(c, w, must_map)| {
+                if w == u64::MAX {
+                    let r = Read::release(c);
+                    return accesses(&[r], &[], 1, 1)[0];
+                }
+                Access {
+                    window: (0, w),
+                    cost: 1,
+                    cursor: Some(c),
+                    must_map,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cursors_window_stays_mapped_over_the_limit() {
+        // One mapping allowed, two cursors that each must map their own
+        // window: both are mapped (the engine's rule), and each cursor's
+        // next read of its window hits.
+        let one = Limits {
+            handles: 1,
+            bytes: u64::MAX,
+        };
+        let o = min(
+            &pinned(&[(0, 1, true), (1, 2, true), (0, 1, true), (1, 2, true)]),
+            one,
+        );
+        assert_eq!((o.hits, o.admitted, o.bypassed, o.evicted), (2, 2, 0, 0));
+        // Once cursor 0 lets its window go, the next map evicts it; a read
+        // that may copy is bypassed while both are pinned.
+        let o = min(
+            &pinned(&[
+                (0, 1, true),
+                (1, 2, false),
+                (0, u64::MAX, false),
+                (1, 3, true),
+                (0, 1, true),
+            ]),
+            one,
+        );
+        assert_eq!(
+            (o.hits, o.admitted, o.bypassed, o.evicted),
+            (0, 3, 1, 1),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_that_must_map_touches_its_offsets_window_only() {
+        let mut r = Read::at(0, 4000, 10_000);
+        r.cursor = Some(0);
+        r.must_map = true;
+        let a = accesses(&[r], &[100_000], 4096, 4096);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].window, (0, 0));
+        assert!(!a[0].is_release());
+    }
+
     #[test]
     fn reads_become_window_accesses() {
         let reads = [
-            Read {
-                file: 0,
-                offset: 10,
-                len: 4096,
-            },
-            Read {
-                file: 1,
-                offset: 0,
-                len: 1,
-            },
-            Read {
-                file: 0,
-                offset: 9000,
-                len: 1,
-            },
-            Read {
-                file: 0,
-                offset: 20_000,
-                len: 1,
-            },
+            Read::at(0, 10, 4096),
+            Read::at(1, 0, 1),
+            Read::at(0, 9000, 1),
+            Read::at(0, 20_000, 1),
         ];
         let a = accesses(&reads, &[10_000, 100], 4096, 4096);
         let ws: Vec<_> = a.iter().map(|a| (a.window, a.cost)).collect();

@@ -168,7 +168,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
-    if args.max_handles < args.threads.largest() {
+    // A replay runs one thread: the program's own cursors say what must
+    // fit (reads that cannot are reported).
+    if args.replay.is_none() && args.max_handles < args.threads.largest() {
         bail!(
             "--max-handles {} is fewer than --threads {}: each thread holds a window while it reads",
             args.max_handles,
@@ -376,11 +378,7 @@ fn belady_of(
     let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
     let reads: Vec<belady::Read> = (0..longest)
         .flat_map(|i| lists.iter().filter_map(move |l| l.get(i)))
-        .map(|op| belady::Read {
-            file: op.file,
-            offset: op.offset,
-            len: op.len,
-        })
+        .map(|op| belady::Read::at(op.file, op.offset, op.len))
         .collect();
     let slot = smmap::align_to_mmap(window, true);
     let accesses = belady::accesses(&reads, &set.sizes, slot, *smmap::ALLOCATIONGRANULARITY);

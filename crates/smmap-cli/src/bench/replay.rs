@@ -7,7 +7,7 @@
 //! program need?".
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use memmap2::Mmap;
 use plotters::prelude::*;
 use serde::Serialize;
-use smmap::{Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
+use smmap::{Event, Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
 
 use super::belady;
 use super::{BenchArgs, Notes};
@@ -24,9 +24,13 @@ use super::{BenchArgs, Notes};
 /// windows it reads and their bytes.
 const SHARES: [f64; 8] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0];
 
-/// Bytes a `pread` or a raw map reads for a cursor read with no length
+/// Bytes every method reads for a cursor read with no length
 /// (`use_region(offset, 0)`: the program reads some of the view).
 const VIEW_READ: u64 = 4096;
+
+/// The most bytes every method reads for one read (a longer read is a
+/// long copy in every method alike).
+const READ_MAX: u64 = 256 * 1024;
 
 /// The ways a trace is replayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,13 +64,20 @@ impl How {
 }
 
 /// One method's best run (JSON).
-#[derive(Serialize, Debug, Clone, Copy, Default)]
+#[derive(Serialize, Debug, Clone, Default)]
 struct Result {
     /// Best time per read, nanoseconds.
     ns_per_read: f64,
     /// Reads served by a window already mapped (or a copy held): `1 −
-    /// (maps + preads) / reads`; 1 for the raw map, 0 for `pread`.
+    /// (maps + preads + failed reads) / reads`; 1 for the raw map, 0 for
+    /// `pread`.
     hit_ratio: f64,
+    /// Reads that failed (the engine's error; a limit the program's own
+    /// cursors exceed, say), counted as misses.
+    failed_reads: u64,
+    /// The first of those errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
     /// Windows mapped.
     maps: u64,
     /// Reads copied with `pread` by the engine.
@@ -119,7 +130,7 @@ struct Replay {
 
 /// Runs `smmap bench --replay`.
 pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
-    let reader = TraceReader::open(trace)?;
+    let reader = read_trace(trace)?;
     let made;
     let paths = if args.make_files {
         made = make_files(&reader, args.dir.as_deref())?;
@@ -132,14 +143,21 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     let page = *smmap::ALLOCATIONGRANULARITY;
     let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
     let accesses = belady::accesses(&reads_of(&reader), &sizes, slot, page);
-    let working: std::collections::HashMap<(u32, u64), u64> =
-        accesses.iter().map(|a| (a.window, a.cost)).collect();
+    let plan = plan(&reader, slot);
+    // Each cursor alive at once may hold a region: fewer mappings than that
+    // fail the program's own reads, whatever the policy.
+    let held_at_once = cursors_at_once(&reader);
+    let working: std::collections::HashMap<(u32, u64), u64> = accesses
+        .iter()
+        .filter(|a| !a.is_release())
+        .map(|a| (a.window, a.cost))
+        .collect();
     let (ws_windows, ws_bytes) = (working.len(), working.values().sum::<u64>());
     let budgets: Vec<(Option<f64>, usize, u64)> = if args.sweep {
         SHARES
             .iter()
             .map(|&s| {
-                let handles = ((ws_windows as f64 * s).ceil() as usize).max(1);
+                let handles = ((ws_windows as f64 * s).ceil() as usize).max(held_at_once);
                 let bytes = ((ws_bytes as f64 * s).ceil() as u64).max(page);
                 (Some(s), handles, bytes)
             })
@@ -161,22 +179,36 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
             open_files: args.max_open_files.unwrap_or(paths.len().max(1)),
         };
         let mut methods = std::collections::BTreeMap::new();
+        // What each read read under the adaptive policy (which runs first):
+        // pread and the raw map read the same.
+        let mut read = Vec::new();
         for how in How::ALL {
             notes.stage(match share {
                 Some(s) => format!("replay, budget {:.0}%: {}", s * 100.0, how.label()),
                 None => format!("replay: {}", how.label()),
             });
             let mut best: Option<Result> = None;
-            for _ in 0..args.repeat {
+            let mut own = Vec::new();
+            for run in 0..args.repeat {
                 super::data::check_interrupted()?;
-                let r = replay_once(how, &reader, &paths, &files, limits)?;
+                let out = if how == How::AlwaysMap {
+                    &mut own
+                } else {
+                    &mut read
+                };
+                let (r, sum) = replay_once(how, &reader, &plan, out, &paths, &files, limits)?;
                 notes.progress.inc(1);
-                if best.is_none_or(|b| r.ns_per_read < b.ns_per_read) {
+                if run == 0 {
+                    // Every method read the file's bytes.
+                    check_sum(&reader, out, &files, sum, trace, how)?;
+                }
+                if best.as_ref().is_none_or(|b| r.ns_per_read < b.ns_per_read) {
                     best = Some(r);
                 }
             }
             methods.insert(how.key(), best.unwrap_or_default());
         }
+
         let min = belady::min(
             &accesses,
             belady::Limits {
@@ -222,19 +254,62 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     out.flush().context("cannot write to stdout")
 }
 
-/// The reads of the trace, as window accesses see them: a cursor read
-/// with no length touches its offset's window.
+/// The trace at `path`, gzip-compressed (as the traces kept in the
+/// repository are) or not.
+fn read_trace(path: &Path) -> anyhow::Result<TraceReader> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(TraceReader::from_bytes(path, &bytes)?);
+    }
+    let mut plain = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut plain)
+        .with_context(|| format!("cannot decompress the trace {} (gzip)", path.display()))?;
+    Ok(TraceReader::from_bytes(path, &plain)?)
+}
+
+/// The reads of the trace as MIN sees them: each by its cursor, which
+/// holds the window it maps; a cursor's `use_region` must map; a release
+/// or a drop lets the cursor's window go. A read with no length touches its
+/// offset's window; a buffer's first map is not a read of its own.
 fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
-    reader
-        .file_reads()
-        .into_iter()
-        .filter(|r| r.op != Op::First)
-        .map(|r| belady::Read {
-            file: r.file as u32,
-            offset: r.offset,
-            len: r.len.max(1),
-        })
-        .collect()
+    let mut file_of = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for e in reader.events() {
+        match *e {
+            Event::Cursor { id, file } => {
+                file_of.insert(id, file);
+            }
+            Event::Clone { id, from } => {
+                if let Some(&f) = file_of.get(&from) {
+                    file_of.insert(id, f);
+                }
+            }
+            Event::Release { id } | Event::Drop { id } => {
+                out.push(belady::Read::release(id as u32));
+            }
+            Event::Read {
+                cursor,
+                op,
+                offset,
+                len,
+                ..
+            } if op != Op::First => {
+                if let Some(&file) = file_of.get(&cursor) {
+                    out.push(belady::Read {
+                        file: file as u32,
+                        offset,
+                        len: len.max(1),
+                        cursor: Some(cursor as u32),
+                        must_map: op == Op::Map,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Where the trace's files are: each named as the program gave it, or
@@ -351,16 +426,24 @@ fn manager(l: Limits, policy: ReadPolicy) -> Manager {
         .into()
 }
 
-/// Replays the trace once as `how` says; times it.
+/// Replays the trace once as `how` says; times it; returns the sum of the
+/// bytes read. Through the engine, each read reads the bytes `plan` says
+/// of it, or fewer if its answer holds fewer (a view ends where its region
+/// does), as the program did; `read` gets how many. `pread` and the raw map
+/// read as many as `read` says.
 fn replay_once(
     how: How,
     reader: &TraceReader,
+    plan: &[u32],
+    read: &mut Vec<u32>,
     paths: &[PathBuf],
     files: &Files,
     limits: Limits,
-) -> anyhow::Result<Result> {
-    let reads = reader.reads().count() as u64;
+) -> anyhow::Result<(Result, u64)> {
+    let reads = plan.len() as u64;
     let per_read = |t: Duration| t.as_nanos() as f64 / reads.max(1) as f64;
+    let mut sum = 0u64;
+    let add = |sum: u64, bytes: &[u8]| bytes.iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
     match how {
         How::Adaptive | How::AlwaysMap => {
             let policy = if how == How::Adaptive {
@@ -369,58 +452,135 @@ fn replay_once(
                 ReadPolicy::AlwaysMap
             };
             let m = manager(limits, policy);
+            let mut failed = 0u64;
+            let mut first_error = None;
+            read.clear();
+            read.resize(plan.len(), 0);
             let start = Instant::now();
             reader
-                .replay(&m, paths, |_| {})
+                .replay(&m, paths, |r| match r.bytes {
+                    Ok(b) => {
+                        let n = (plan[r.index] as usize).min(b.len());
+                        sum = add(sum, &b[..n]);
+                        read[r.index] = n as u32;
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                    }
+                })
                 .context("the replay failed")?;
             let t = start.elapsed();
             let s = m.stats();
-            Ok(Result {
+            let result = Result {
                 ns_per_read: per_read(t),
-                hit_ratio: (1.0 - (s.maps + s.preads) as f64 / reads.max(1) as f64).max(0.0),
+                hit_ratio: (1.0 - (s.maps + s.preads + failed) as f64 / reads.max(1) as f64)
+                    .max(0.0),
+                failed_reads: failed,
+                first_error,
                 maps: s.maps,
                 preads: s.preads,
                 evictions: s.evictions,
                 peak_mapped_bytes: s.peak_mapped_bytes,
-            })
+            };
+            Ok((result, sum))
         }
         How::Pread | How::Mmap => {
             let reads = reader.file_reads();
-            let mut scratch = vec![0u8; 256 * 1024];
-            let mut sum = 0u64;
+            let mut scratch = vec![0u8; READ_MAX as usize];
             let start = Instant::now();
-            for r in &reads {
-                let size = reader.files()[r.file].size;
-                let want = match r.op {
-                    Op::First => 0,
-                    Op::Map if r.len == 0 => VIEW_READ,
-                    _ => r.len.max(1),
-                };
-                let n = want
-                    .min(size.saturating_sub(r.offset))
-                    .min(scratch.len() as u64) as usize;
+            for (r, &n) in reads.iter().zip(read.iter()) {
+                let n = n as usize;
                 if n == 0 {
                     continue;
                 }
                 if how == How::Pread {
                     read_exact_at(&files.open[r.file], &mut scratch[..n], r.offset)?;
-                    sum = sum.wrapping_add(u64::from(scratch[0]));
+                    sum = add(sum, &scratch[..n]);
                 } else if let Some(map) = &files.maps[r.file] {
                     let at = r.offset as usize;
-                    sum = map[at..at + n]
-                        .iter()
-                        .fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
+                    sum = add(sum, &map[at..at + n]);
                 }
             }
             let t = start.elapsed();
-            std::hint::black_box(sum);
-            Ok(Result {
+            let result = Result {
                 ns_per_read: per_read(t),
                 hit_ratio: if how == How::Mmap { 1.0 } else { 0.0 },
                 ..Result::default()
-            })
+            };
+            Ok((result, std::hint::black_box(sum)))
         }
     }
+}
+
+/// Fails unless `sum` is the sum of the bytes `read` says each read of the
+/// trace read, taken from a raw map of its file: `how` read the right bytes.
+fn check_sum(
+    reader: &TraceReader,
+    read: &[u32],
+    files: &Files,
+    sum: u64,
+    trace: &Path,
+    how: How,
+) -> anyhow::Result<()> {
+    let mut want = 0u64;
+    for (r, &n) in reader.file_reads().iter().zip(read) {
+        if let (Some(map), n @ 1..) = (&files.maps[r.file], n as usize) {
+            let at = r.offset as usize;
+            want = map[at..at + n]
+                .iter()
+                .fold(want, |s, &b| s.wrapping_add(u64::from(b)));
+        }
+    }
+    if want != sum {
+        bail!(
+            "the replay of {} read different bytes: {} summed {sum:#x}, the raw map {want:#x}",
+            trace.display(),
+            how.label()
+        );
+    }
+    Ok(())
+}
+
+/// The bytes each read of the trace reads at most: what it asked for (a
+/// page of a view asked with no length), within its window's slot and the
+/// file, at most [`READ_MAX`].
+fn plan(reader: &TraceReader, slot: u64) -> Vec<u32> {
+    reader
+        .file_reads()
+        .iter()
+        .map(|r| {
+            let want = match r.op {
+                Op::First => 0,
+                Op::Map if r.len == 0 => VIEW_READ,
+                Op::ReadAt => r.len,
+                _ => r.len.max(1),
+            };
+            let size = reader.files()[r.file].size;
+            let slot_end = (r.offset / slot).saturating_add(1).saturating_mul(slot);
+            let n = want
+                .min(size.saturating_sub(r.offset))
+                .min(slot_end - r.offset)
+                .min(READ_MAX);
+            n as u32
+        })
+        .collect()
+}
+
+/// The most cursors alive at once in the trace.
+fn cursors_at_once(reader: &TraceReader) -> usize {
+    let (mut alive, mut most) = (0usize, 1usize);
+    for e in reader.events() {
+        match e {
+            smmap::Event::Cursor { .. } | smmap::Event::Clone { .. } => {
+                alive += 1;
+                most = most.max(alive);
+            }
+            smmap::Event::Drop { .. } => alive = alive.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
 }
 
 #[cfg(unix)]
@@ -497,6 +657,21 @@ fn write_table(out: &mut impl Write, r: &Replay) -> std::io::Result<()> {
                 },
                 p.belady_hit_ratio * 100.0
             )?;
+        }
+    }
+    for p in &r.points {
+        for how in How::ALL {
+            let m = &p.methods[how.key()];
+            if let Some(e) = &m.first_error {
+                writeln!(
+                    out,
+                    "{} under {} mappings and {}: {} of the reads failed, counted as misses; the first: {e}",
+                    how.label(),
+                    p.max_handles,
+                    indicatif::HumanBytes(p.max_memory_size),
+                    m.failed_reads
+                )?;
+            }
         }
     }
     writeln!(
