@@ -134,23 +134,45 @@ impl WindowCursor {
     /// way it can be used again.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
+        if self.trace.is_none() && self.held.holds(offset) {
+            // The hot path: the current region holds the offset. It returns
+            // on its own, with nothing opaque after the view is set (a trace
+            // is recorded off it), so that a caller's `buffer()` right after
+            // it compiles to the byte's address without checking again.
+            self.counts.hits += 1;
+            self.set_view(offset, size);
+            return Ok(self);
+        }
+        self.use_region_other(offset, size)
+    }
+
+    /// [`use_region`](Self::use_region) off its hot path: a hit recorded in
+    /// the trace, another region of the file mapped already (taken without
+    /// a lock), or the miss path.
+    #[inline(never)]
+    fn use_region_other(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
         let served = if self.held.holds(offset) {
-            // The hot path: the current region holds the offset.
             self.counts.hits += 1;
             Served::Held
         } else if self.switch(offset) {
-            // Another region of the file holds it, taken without a lock.
             self.last
         } else {
             return self.use_region_slow(offset, size);
         };
-        let want = self.clamp(size);
-        self.ofs = offset;
-        self.len = want.min(self.held.range().end - offset) as usize;
+        self.set_view(offset, size);
         if let Some(id) = self.trace {
             self.note(id, Op::Map, offset, size as u64, served);
         }
         Ok(self)
+    }
+
+    /// The view: up to `size` bytes (0: as many as may be) from `offset`,
+    /// within the region held, which holds `offset`.
+    #[inline]
+    fn set_view(&mut self, offset: u64, size: usize) {
+        let want = self.clamp(size);
+        self.ofs = offset;
+        self.len = want.min(self.held.range().end - offset) as usize;
     }
 
     /// How many bytes a view at `size` may have (before the region's end).
