@@ -5,7 +5,7 @@
 //! The reads are first turned into window accesses, as the engine places
 //! windows for reads that copy: the window-size slot holding each read
 //! ([`accesses`]). Then, walking the accesses with every window's next use
-//! known ([`min_hit_ratio`]):
+//! known ([`min`]):
 //!
 //! - an access to a window held is a hit;
 //! - on a miss, the window is kept if it fits the limits once the held
