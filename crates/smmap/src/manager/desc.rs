@@ -228,9 +228,14 @@ impl DescRing {
         }
     }
 
-    /// Closes every cached descriptor (once its readers are done).
+    /// Closes every cached descriptor (once its readers are done). Under
+    /// the ring's lock throughout: a thread that finds the descriptor table
+    /// full while another thread closes waits until it is done, and then
+    /// finds room, instead of an empty ring and a table still full.
     pub(crate) fn close_all(&self, open: &AtomicUsize) -> usize {
-        let files = std::mem::take(&mut self.ring.lock().files);
+        let mut r = self.ring.lock();
+        r.hand = 0;
+        let files = std::mem::take(&mut r.files);
         files
             .iter()
             .filter_map(Weak::upgrade)

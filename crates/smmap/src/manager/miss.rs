@@ -195,23 +195,31 @@ impl Shared {
         if let Some(u) = entry.enter_desc() {
             return Ok(Desc::Cached(u));
         }
-        let file = match entry.pinned().open() {
-            Ok((file, _)) => file,
-            Err(e) if descriptors_full(&e) => {
-                self.files.close_descs();
-                entry.pinned().open()?.0
-            }
-            Err(e) => return Err(e),
-        };
+        let file = self.open(entry)?;
         self.counters.add(Counter::FdOpens, 1);
         match entry.install_desc(file) {
             Ok(()) => match entry.enter_desc() {
                 Some(u) => Ok(Desc::Cached(u)),
-                // Closed at once for another file: read through a
+                // Closed at once (another thread found the table full and
+                // closed every cached descriptor): read through a
                 // descriptor of this read's own.
-                None => Ok(Desc::Own(entry.pinned().open()?.0)),
+                None => Ok(Desc::Own(self.open(entry)?)),
             },
             Err(file) => Ok(Desc::Own(file)),
+        }
+    }
+
+    /// Opens `entry`'s file; when the process's descriptor table is full,
+    /// closes the descriptors the manager keeps (or waits for the thread
+    /// closing them) and opens once more.
+    fn open(&self, entry: &FileEntry) -> Result<File> {
+        match entry.pinned().open() {
+            Ok((file, _)) => Ok(file),
+            Err(e) if descriptors_full(&e) => {
+                self.files.close_descs();
+                Ok(entry.pinned().open()?.0)
+            }
+            Err(e) => Err(e),
         }
     }
 
