@@ -32,13 +32,15 @@ fn held_and_taken_back(
 
 /// Reads 16 different pages of one window of a fresh file through a buffer,
 /// each twice (so every page is asked for again while remembered); returns
-/// the statistics after.
+/// the statistics after. A page here is the mapping granularity, the least
+/// a copy reads (4 KiB; 64 KiB on Windows), so that each page is a read of
+/// its own on every platform.
 fn sixteen_pages(m: &SlidingWindowMapManager, dir: &std::path::Path) -> Stats {
-    let (path, bytes) = make_file(dir, "read", 7, 16 * 4096);
+    let (path, bytes) = make_file(dir, "read", 7, 16 * g());
     let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
     for round in 0..2 {
         for page in 0..16u64 {
-            let at = page * 4096 + 17 * round;
+            let at = page * g() + 17 * round;
             let got = buf
                 .get(at)
                 .unwrap_or_else(|e| panic!("read {page} of round {round}: {e}"));
@@ -57,7 +59,7 @@ fn no_handle_free_and_every_region_in_use_copies() {
     for holders in [1, 4] {
         let dir = tempfile::tempdir().unwrap();
         let m = SlidingWindowMapManager::builder()
-            .window_size(16 * 4096)
+            .window_size(16 * g())
             .max_open_handles(holders)
             .build();
         let held = held_and_taken_back(&m, dir.path(), holders);
@@ -74,7 +76,7 @@ fn no_handle_free_and_every_region_in_use_copies() {
 fn no_room_under_the_memory_limit_and_every_region_in_use_copies() {
     let dir = tempfile::tempdir().unwrap();
     let m = SlidingWindowMapManager::builder()
-        .window_size(16 * 4096)
+        .window_size(16 * g())
         .max_memory_size(g())
         .build();
     let held = held_and_taken_back(&m, dir.path(), 1);
@@ -100,7 +102,7 @@ fn no_room_under_the_memory_limit_and_every_region_in_use_copies() {
 fn regions_never_released_are_not_evicted_either() {
     let dir = tempfile::tempdir().unwrap();
     let m = SlidingWindowMapManager::builder()
-        .window_size(16 * 4096)
+        .window_size(16 * g())
         .max_open_handles(1)
         .build();
     let (path, _) = make_file(dir.path(), "held", 3, g());
@@ -118,7 +120,7 @@ fn regions_never_released_are_not_evicted_either() {
 fn an_admitted_window_is_counted_when_mapped() {
     let dir = tempfile::tempdir().unwrap();
     let m = SlidingWindowMapManager::builder()
-        .window_size(16 * 4096)
+        .window_size(16 * g())
         .max_open_handles(1)
         .build();
     let (cold, _) = make_file(dir.path(), "cold", 4, g());
@@ -137,11 +139,11 @@ fn an_admitted_window_is_counted_when_mapped() {
 fn admitted_but_its_victim_taken_back_copies() {
     let dir = tempfile::tempdir().unwrap();
     let m = SlidingWindowMapManager::builder()
-        .window_size(16 * 4096)
+        .window_size(16 * g())
         .max_open_handles(1)
         .build();
     let (cold, cold_bytes) = make_file(dir.path(), "cold", 5, g());
-    let (path, bytes) = make_file(dir.path(), "read", 6, 16 * 4096);
+    let (path, bytes) = make_file(dir.path(), "read", 6, 16 * g());
     let mut c = m.make_cursor(&cold).unwrap();
     c.use_region(0, 0).unwrap();
     c.unuse_region();
@@ -153,7 +155,7 @@ fn admitted_but_its_victim_taken_back_copies() {
         // Release and take back between copy reads.
         c.use_region(0, 0).unwrap();
         assert_eq!(c.buffer(), &cold_bytes[..]);
-        assert_eq!(buf.get(page * 4096).unwrap(), bytes[(page * 4096) as usize]);
+        assert_eq!(buf.get(page * g()).unwrap(), bytes[(page * g()) as usize]);
         assert_eq!(
             m.stats().maps,
             maps_before,
@@ -176,16 +178,16 @@ fn admitted_but_its_victim_taken_back_copies() {
 fn a_hot_window_takes_the_place_of_the_buffers_own() {
     let dir = tempfile::tempdir().unwrap();
     let m = SlidingWindowMapManager::builder()
-        .window_size(4096)
+        .window_size(g())
         .max_open_handles(2)
         .build();
-    let (path, bytes) = make_file(dir.path(), "read", 8, 16 * 4096);
+    let (path, bytes) = make_file(dir.path(), "read", 8, 16 * g());
     let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
     assert_eq!(buf.get(0).unwrap(), bytes[0]);
     let held = held_and_taken_back(&m, dir.path(), 1);
     // Page 5 five times (hot: the admission bar), other pages once (cold).
     for (i, page) in [5u64, 1, 5, 2, 5, 3, 5, 4, 5, 6].into_iter().enumerate() {
-        let at = page * 4096 + i as u64;
+        let at = page * g() + i as u64;
         assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
     }
     let s = m.stats();

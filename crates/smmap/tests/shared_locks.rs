@@ -81,11 +81,14 @@ fn a_switch_to_a_mapped_window_takes_none() {
 #[test]
 fn a_copy_read_not_admitted_takes_none() {
     let dir = tempfile::tempdir().unwrap();
+    // Pages of the granularity, the least a copy reads (4 KiB; 64 KiB on
+    // Windows), so that each read below is a copy read of its own.
+    let page = g();
     let files: Vec<_> = (0..64)
-        .map(|i| make_file(dir.path(), &format!("f{i}"), i, 64 * 1024))
+        .map(|i| make_file(dir.path(), &format!("f{i}"), i, 16 * page))
         .collect();
     let m = SlidingWindowMapManager::builder()
-        .window_size(64 * 1024)
+        .window_size(16 * page)
         .max_memory_size(g())
         .max_open_handles(4096)
         .max_open_files(64)
@@ -99,14 +102,14 @@ fn a_copy_read_not_admitted_takes_none() {
     // evictor, which finds nothing to evict: copy reads stop asking it.
     for round in 0..5u64 {
         for b in &mut bufs {
-            b.get(round * 4096).unwrap();
+            b.get(round * page).unwrap();
         }
     }
     let (locks, n) = taken(|| {
         // Each file's one window read twice more, at other pages.
         for round in 5..7u64 {
             for (f, b) in bufs.iter_mut().enumerate() {
-                let at = (round * 4096 + 4096 * (f as u64 % 8) + 100) % (64 * 1024);
+                let at = (round * page + page * (f as u64 % 8) + 100) % (16 * page);
                 assert_eq!(b.get(at).unwrap(), files[f].1[at as usize]);
             }
         }
