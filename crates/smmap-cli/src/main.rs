@@ -15,6 +15,7 @@ mod bench;
 mod dump;
 mod find;
 mod limits;
+mod output;
 mod progress;
 mod ranges;
 mod read;

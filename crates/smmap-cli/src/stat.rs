@@ -6,10 +6,9 @@
 //! window to window without reading a byte (mapping touches no pages), and
 //! the windows it mapped are counted.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
@@ -85,18 +84,16 @@ pub fn run(args: &StatArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    if args.json {
-        let report = Report {
-            config: args.limits.report(),
-            files: &scans,
-        };
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
-        writeln!(out).context("cannot write to stdout")?;
-    } else if !scans.is_empty() {
-        write_table(&mut out, &args.limits.report(), &scans).context("cannot write to stdout")?;
-    }
-    out.flush().context("cannot write to stdout")?;
+    let report = Report {
+        config: args.limits.report(),
+        files: &scans,
+    };
+    crate::output::print(args.json, &report, |out| {
+        if scans.is_empty() {
+            return Ok(());
+        }
+        write_table(out, &report.config, &scans)
+    })?;
     if failed {
         return Err(Exit(2).into());
     }

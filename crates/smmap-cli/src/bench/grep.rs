@@ -4,7 +4,7 @@
 //! as a process of its own, interleaved with the others, `--repeat` times
 //! (at least 5); the counts must agree.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -131,14 +131,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         matches: matches.map_or(0, |m| m.0),
         commands: runs,
     };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
-        writeln!(out).context("cannot write to stdout")?;
-    } else {
-        write_table(&mut out, &report, repeat, rg).context("cannot write to stdout")?;
-    }
-    out.flush().context("cannot write to stdout")
+    crate::output::print(args.json, &report, |out| {
+        write_table(out, &report, repeat, rg)
+    })
 }
 
 /// The command as shown: the program's name (without Windows's `.exe`) and

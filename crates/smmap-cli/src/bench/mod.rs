@@ -26,10 +26,10 @@ mod report;
 mod sweep;
 mod workloads;
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
 use crate::progress::Progress;
@@ -356,14 +356,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     } = data;
     drop((large, small));
     drop(dir);
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
-        writeln!(out).context("cannot write to stdout")?;
-    } else {
-        report::write_table(&mut out, &report).context("cannot write to stdout")?;
-    }
-    out.flush().context("cannot write to stdout")
+    crate::output::print(args.json, &report, |out| report::write_table(out, &report))
 }
 
 /// Belady's MIN with bypass over the reads of `lists` (the threads' reads

@@ -7,7 +7,7 @@
 //! program need?".
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -240,18 +240,13 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     if args.sweep {
         draw_svg(&args.svg, &report)?;
     }
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).context("cannot write to stdout")?;
-        writeln!(out).context("cannot write to stdout")?;
-    } else {
-        write_table(&mut out, &report).context("cannot write to stdout")?;
+    crate::output::print(args.json, &report, |out| {
+        write_table(out, &report)?;
         if args.sweep {
-            writeln!(out, "chart drawn to {}", args.svg.display())
-                .context("cannot write to stdout")?;
+            writeln!(out, "chart drawn to {}", args.svg.display())?;
         }
-    }
-    out.flush().context("cannot write to stdout")
+        Ok(())
+    })
 }
 
 /// The trace at `path`, gzip-compressed (as the traces kept in the

@@ -4,10 +4,9 @@
 //! the buffer under the adaptive policy, under always-map, and by `pread`;
 //! printed as a table and a character chart, and drawn as an SVG chart.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use plotters::prelude::*;
 use serde::Serialize;
 
@@ -151,15 +150,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     drop(data);
     draw_svg(&args.svg, &sweep)?;
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &sweep).context("cannot write to stdout")?;
-        writeln!(out).context("cannot write to stdout")?;
-    } else {
-        write_table(&mut out, &sweep).context("cannot write to stdout")?;
-        writeln!(out, "chart drawn to {}", args.svg.display()).context("cannot write to stdout")?;
-    }
-    out.flush().context("cannot write to stdout")
+    crate::output::print(args.json, &sweep, |out| {
+        write_table(out, &sweep)?;
+        writeln!(out, "chart drawn to {}", args.svg.display())
+    })
 }
 
 /// The series of the charts: method, name, symbol in the terminal, colour.

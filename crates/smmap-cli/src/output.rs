@@ -1,0 +1,24 @@
+//! A command's report on standard output: pretty JSON (`--json`) or the
+//! command's own table.
+
+use std::io::{BufWriter, StdoutLock, Write};
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// Writes `report` as JSON when `json` is set, else through `table`, then
+/// flushes; a failed write (a closed pipe) is an error that says so.
+pub fn print<T: Serialize>(
+    json: bool,
+    report: &T,
+    table: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    if json {
+        serde_json::to_writer_pretty(&mut out, report).context("cannot write to stdout")?;
+        writeln!(out).context("cannot write to stdout")?;
+    } else {
+        table(&mut out).context("cannot write to stdout")?;
+    }
+    out.flush().context("cannot write to stdout")
+}
