@@ -62,8 +62,8 @@ stats! {
     /// Bytes those reads copied.
     pread_bytes: u64,
     /// Windows a copy read mapped, evicting another, because they proved
-    /// hotter than it (asked for at least 3 times lately, and more than
-    /// twice as often).
+    /// hotter than it (asked for at least 5 times lately, and more often
+    /// than it).
     ghost_hits: u64,
     /// Descriptors opened (paths opened, callers' descriptors duplicated);
     /// each is kept and reused for every map and copy of its file.

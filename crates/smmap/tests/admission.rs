@@ -201,3 +201,55 @@ fn a_hot_window_takes_the_place_of_the_buffers_own() {
     m.verify_invariants().unwrap();
     drop(held);
 }
+
+/// A window asked for more often than a warm one (asked for past half the
+/// counters' range) takes its place, and a colder one does not: the rule
+/// compares with the victim's count, and no margin over it keeps a hot
+/// window out for good once the counters are near their top.
+#[test]
+fn a_hotter_window_takes_the_place_of_a_warm_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(16 * g())
+        .max_open_handles(1)
+        .build();
+    // The only handle held: the warm window's reads are all copied, and
+    // counted.
+    let mut held = held_and_taken_back(&m, dir.path(), 1);
+    let (warm, warm_bytes) = make_file(dir.path(), "warm", 9, 16 * g());
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&warm).unwrap(), 0, u64::MAX).unwrap();
+    for page in 0..9u64 {
+        let at = page * g();
+        assert_eq!(buf.get(at).unwrap(), warm_bytes[at as usize]);
+    }
+    assert_eq!((m.stats().maps, m.stats().ghost_hits), (1, 0));
+    // The handle given back: the warm window's next ask maps it in place
+    // of the held one; then it is left unused, the next to go.
+    held[0].unuse_region();
+    assert_eq!(buf.get(9 * g()).unwrap(), warm_bytes[(9 * g()) as usize]);
+    assert_eq!((m.stats().maps, m.stats().ghost_hits), (2, 1));
+    buf.end_access();
+    // A window asked for less often than the warm one is copied...
+    let (hot, hot_bytes) = make_file(dir.path(), "hot", 10, 16 * g());
+    let mut hot_buf =
+        SlidingWindowMapBuffer::new(m.make_cursor(&hot).unwrap(), 0, u64::MAX).unwrap();
+    for page in 0..8u64 {
+        let at = page * g();
+        assert_eq!(hot_buf.get(at).unwrap(), hot_bytes[at as usize]);
+        let s = m.stats();
+        assert_eq!((s.maps, s.ghost_hits), (2, 1), "ask {}: {s:?}", page + 1);
+    }
+    // ...and once asked for more often, it is mapped in its place.
+    let mut page = 8;
+    while m.stats().ghost_hits == 1 {
+        assert!(page < 16, "never admitted: {:?}", m.stats());
+        let at = page * g();
+        assert_eq!(hot_buf.get(at).unwrap(), hot_bytes[at as usize]);
+        page += 1;
+    }
+    let s = m.stats();
+    assert_eq!((s.maps, s.ghost_hits, s.evictions), (3, 2, 2), "{s:?}");
+    assert_eq!(hot_buf.cursor().region().unwrap().client_count(), 2);
+    m.verify_invariants().unwrap();
+    drop(held);
+}

@@ -576,7 +576,7 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "preads: reads copied instead of mapped; admitted: windows mapped on a second ask (ghost hits);"
+        "preads: reads copied instead of mapped; admitted: windows a copy read mapped, hotter than the one evicted (ghost hits);"
     )?;
     writeln!(
         out,

@@ -126,12 +126,12 @@ pub enum ReadPolicy {
     /// Map the window while the budget has room for it. When it would have
     /// to evict another window, copy the bytes with `pread` instead — unless
     /// the window has proved hotter than the one it would evict: asked for
-    /// at least 3 times lately, and more than twice as often (TinyLFU's
-    /// admission rule; the counts halve every 16 windows' worth of asks, or
-    /// every 8 asks per window read when more windows are read than the
-    /// budget holds). A
-    /// cold scan then never flushes hot windows, uniformly random reads under
-    /// a budget far below the working set cost about a `pread` each instead
+    /// at least 5 times lately, and more often than that one (TinyLFU's
+    /// admission rule, with a floor; the counts, of 4 bits, halve every 16
+    /// asks per handle of `max_open_handles`, taken as at least 16 and at
+    /// most 4,096). A cold scan then never flushes hot windows, uniformly
+    /// random reads under a budget far below the working set cost about a
+    /// `pread` each instead
     /// of a map and an unmap (whose TLB shootdown interrupts every CPU
     /// running the process), and skewed reads keep their hot windows
     /// mapped. A window is compared only with one that can be evicted now:

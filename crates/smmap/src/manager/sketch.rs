@@ -11,12 +11,19 @@
 //! - **Ageing**: every `sample` asks (counted per thread stripe, summed
 //!   every 64 asks of a stripe) every counter is halved, so old heat fades.
 //! - **Admission**: a window asked for `n` times may take the place of one
-//!   asked for `v` times if `n >= 5` and `n > 2v`. A map and the unmap
-//!   it later costs take as long as several copies (many more with threads
-//!   on other CPUs, whose TLBs the unmap must flush), so a window must
-//!   prove hot: under uniformly random reads over more windows than fit,
-//!   where no window is worth mapping, chance gives a window three asks in
-//!   a sample often enough to churn windows, and five rarely. The evictor publishes
+//!   asked for `v` times if `n >= 5` and `n > v` (TinyLFU's rule, with a
+//!   floor). A map and the unmap it later costs take as long as several
+//!   copies (many more with threads on other CPUs, whose TLBs the unmap
+//!   must flush), so a window must prove hot: under uniformly random reads
+//!   over more windows than fit, where no window is worth mapping, chance
+//!   gives a window three asks in a sample often enough to churn windows,
+//!   and five rarely. The floor, not a margin over the victim, keeps the
+//!   cold out: the counters stop at 15, so a rule such as `n > 2v` could
+//!   never replace a window asked for 8 times or more, and hot windows
+//!   left out once (by a cold scan, or a budget full of warm ones) stayed
+//!   out (with 8,000 files, 80 % of the reads on a fifth of them, it kept
+//!   the hit ratio at 74 % where Belady's MIN reaches 84 %; this rule,
+//!   81 %). The evictor publishes
 //!   the estimate of the window its hand would take next
 //!   ([`publish_victim`](Sketch::publish_victim)), or that none can be
 //!   evicted now ([`close`](Sketch::close): every region is in use); a copy
@@ -175,9 +182,10 @@ impl Sketch {
     }
 
     /// True if a window asked for `count` times is hot enough to take the
-    /// place of one asked for `victim` times.
+    /// place of one asked for `victim` times: asked for at least
+    /// [`ADMIT_ASKS`] times, and more often than the victim.
     pub(crate) fn admits(count: u32, victim: u32) -> bool {
-        count >= ADMIT_ASKS && count > 2 * victim
+        count >= ADMIT_ASKS && count > victim
     }
 
     /// True if a window asked for `count` times may be hotter than the one
@@ -233,10 +241,13 @@ mod tests {
             (1, 2, 3)
         );
         assert_eq!((s.estimate((1, 0)), s.estimate((1, 1))), (3, 0));
-        assert!(Sketch::admits(5, 2) && !Sketch::admits(5, 3) && !Sketch::admits(4, 0));
+        assert!(Sketch::admits(5, 4) && !Sketch::admits(5, 5) && !Sketch::admits(4, 0));
+        // A warm victim, past half the counters' range, still gives way to
+        // a hotter window; a saturated one to none.
+        assert!(Sketch::admits(15, 14) && !Sketch::admits(15, 15));
         assert_eq!(s.add((2, 5), 40), 15, "4-bit counters saturate");
         assert!(s.may_admit(5));
-        s.publish_victim(3);
+        s.publish_victim(6);
         assert!(!s.may_admit(6) && s.may_admit(7));
         // 16 windows: halved every 256 asks (counted in batches of 64).
         for i in 0..256 {
@@ -246,7 +257,7 @@ mod tests {
         assert!(s.estimate((1, 0)) <= 1);
         assert_eq!(
             s.victim.load(Ordering::Relaxed),
-            1,
+            3,
             "the victim's estimate halves too"
         );
         assert!(s.counted() > 0);
