@@ -183,6 +183,21 @@ pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<Pa
     Ok(files)
 }
 
+/// Descriptors kept free for everything but the small files: the large
+/// file, the process's own, the data directory's.
+pub const SPARE_FILES: u64 = 256;
+
+/// Descriptors the engine may keep for `files` small files when the limit on
+/// open files is `limit` and the baselines keep every file open: one per
+/// file if they are there, else what is left beside the baselines and
+/// [`SPARE_FILES`] (at least 8, the engine's own least).
+pub fn descriptors_left(limit: u64, files: usize) -> usize {
+    let left = limit.saturating_sub(files as u64 + SPARE_FILES);
+    usize::try_from(left)
+        .unwrap_or(usize::MAX)
+        .clamp(8, files.max(8))
+}
+
 /// Raises the soft limit on open files towards the hard limit so that the
 /// pread baseline can keep `needed` files open; returns the limit in force.
 // `rlim_t` is not `u64` on every platform.
@@ -223,6 +238,17 @@ pub fn raise_open_file_limit(needed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_gets_the_descriptors_the_baselines_leave() {
+        // Room for both: one per file.
+        assert_eq!(descriptors_left(1 << 20, 2000), 2000);
+        // 15,000 files under 20,000: what is left beside the baselines'.
+        assert_eq!(descriptors_left(20_000, 15_000), 20_000 - 15_000 - 256);
+        // Nothing left: the engine's least.
+        assert_eq!(descriptors_left(1024, 2000), 8);
+        assert_eq!(descriptors_left(0, 3), 8);
+    }
 
     #[test]
     fn byte_sum_does_not_depend_on_splitting() {

@@ -115,7 +115,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "64", value_parser = parse_count)]
     max_handles: usize,
 
-    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps)
+    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves beside the baselines' own)
     #[arg(long, value_name = "N", value_parser = parse_count)]
     max_open_files: Option<usize>,
 
@@ -304,7 +304,7 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
         large_paths.push(path);
     }
     let small = data::write_small(&dir.path().join("small"), args.files, args.seed ^ 0x5a5a)?;
-    data::raise_open_file_limit(args.files as u64 + 256);
+    data::raise_open_file_limit(args.files as u64 + data::SPARE_FILES);
     Ok(Data {
         large: FileSet::open(large_paths)?,
         small: FileSet::open(small)?,
@@ -315,7 +315,15 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let window = args.window.unwrap_or_else(smmap::default_window_size);
-    let max_open_files = Some(args.max_open_files.unwrap_or(args.files).max(1));
+    // The baselines keep every small file open for the whole run: the
+    // engine gets what the limit leaves beside them, not a number that
+    // would make it find the table full and close its descriptors.
+    let limit = data::raise_open_file_limit(2 * args.files as u64 + data::SPARE_FILES);
+    let max_open_files = Some(
+        args.max_open_files
+            .unwrap_or_else(|| data::descriptors_left(limit, args.files))
+            .max(1),
+    );
     let small_budget = Budget {
         max_memory: Some(args.max_memory),
         max_handles: Some(args.max_handles),
