@@ -179,8 +179,9 @@
 //! **Lock order**: the evictor's hand, then one file's lock; the descriptor
 //! ring, then the registry (an entry that goes takes itself out of it). The
 //! wait for room (when every handle or byte is held by windows other
-//! threads are mapping) is alone. No lock is held while the kernel maps,
-//! while a caller reads, or while Python or any other caller code runs.
+//! threads are mapping) is alone. No lock is held while a caller reads, or
+//! while Python or any other caller code runs; while the kernel maps, only
+//! the hand, by a miss that evicted for its room (below).
 //!
 //! **What each path does:**
 //!
@@ -192,7 +193,7 @@
 //! | release ([`WindowCursor::unuse_region`], a buffer's `end_access`) | the claim word (subtraction) | none (the evictor's, tried, if the manager is over its memory limit) |
 //! | copy read of a window not admitted | the table, the budgets (loads), the sketch (lossy), the file's descriptor word (in and out), `pread` | none |
 //! | miss that maps within the limits | the file's slots, the descriptor word, the budgets (compare-and-swap), the new cell | the file's lock, twice (to place the window, to publish it); none while mapping |
-//! | miss without room | as above, and the victims' claim words and files | the evictor's hand (waited for), each victim's file lock in turn; the unmapping is done holding the hand |
+//! | miss without room | as above, and the victims' claim words and files | the evictor's hand (waited for), each victim's file lock in turn; the unmapping, and the mapping of the window that takes the room, are done holding the hand (the kernel serialises both on its map lock anyway, and a thread that waits for the hand sleeps, where one that waited in the kernel would be running on a CPU each unmap interrupts to flush its TLB) |
 //! | making a cursor | the registry | the registry's |
 //!
 //! **The atomic words and their protocols**, each with a table of its

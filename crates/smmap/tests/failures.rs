@@ -77,6 +77,58 @@ fn a_failed_move_leaves_the_cursor_reading_its_window() {
     m.verify_invariants().unwrap();
 }
 
+/// A miss that evicted for its room maps under the evictor's hand. When the
+/// kernel refuses the map, and again after the retry that unmaps every
+/// unused region, the read fails and the hand is let go with the error: a
+/// later miss that must evict, on another thread, maps.
+#[test]
+fn a_map_refused_after_an_eviction_lets_go_of_the_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, a) = make_file(dir.path(), "a", 11, 2 * g());
+    let (pb, b) = make_file(dir.path(), "b", 12, 2 * g());
+    let m = one_handle();
+    let mut ca = m.make_cursor(&pa).unwrap();
+    ca.use_region(0, 0).unwrap();
+    ca.unuse_region();
+    // The only handle is a's window, unused: b's miss evicts it, then its
+    // map is refused twice.
+    m.fail_next_maps(2, NO_MEMORY);
+    let (e, errno) = on_a_thread(&m, &pb, g()).unwrap_err();
+    assert_eq!(errno, Some(NO_MEMORY));
+    assert!(e.contains(&*pb.to_string_lossy()), "{e}");
+    let s = m.stats();
+    assert_eq!(
+        (s.map_failures, s.retries, s.evictions, s.windows),
+        (2, 1, 1, 0),
+        "{s:?}"
+    );
+    // a's window mapped again and left unused: the next miss must evict.
+    ca.use_region(0, 0).unwrap();
+    assert_eq!(ca.buffer(), &a[..g() as usize]);
+    ca.unuse_region();
+    assert_eq!(on_a_thread(&m, &pb, 0).unwrap(), &b[..g() as usize]);
+    assert_eq!(m.stats().evictions, 2);
+    m.verify_invariants().unwrap();
+}
+
+/// The window at `offset` of `path` read by a cursor on a thread of its
+/// own, or the error (text and errno); a read that hangs fails the test.
+fn on_a_thread(
+    m: &SlidingWindowMapManager,
+    path: &Path,
+    offset: u64,
+) -> Result<Vec<u8>, (String, Option<i32>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (m, path) = (m.clone(), path.to_path_buf());
+    std::thread::spawn(move || {
+        let mut c = m.make_cursor(&path).unwrap();
+        let r = c.use_region(offset, 0).map(|c| c.buffer().to_vec());
+        let _ = tx.send(r.map_err(|e| (e.to_string(), e.raw_os_error())));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the read waited for a hand nobody should hold")
+}
+
 /// A file renamed over a mapped one is never read through the old entry:
 /// new windows come from the old file while the manager keeps its
 /// descriptor, and are refused once it is closed; once every cursor and

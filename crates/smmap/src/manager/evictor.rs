@@ -12,7 +12,10 @@
 //! file's lock: the hand's lock comes first, a file's second), unmapped,
 //! and only then are its handle and bytes freed: what the limits count is
 //! what the operating system holds. Unmapping under the hand serialises
-//! evictions, which the kernel's own map lock serialises anyway.
+//! evictions, which the kernel's own map lock serialises anyway; the miss
+//! that evicted maps its window before it lets go of the hand, so that a
+//! thread that needs room waits asleep rather than in the kernel, on a CPU
+//! each unmap would interrupt to flush its TLB.
 //!
 //! Who takes the hand: a miss that needs room waits for it
 //! ([`lock`](Evictor::lock)) — it cannot map without room, and the handle

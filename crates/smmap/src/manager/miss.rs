@@ -28,7 +28,7 @@ use std::sync::Arc;
 use super::counters::Counter;
 use super::desc::DescUse;
 use super::entry::FileEntry;
-use super::evictor::{Need, Swept};
+use super::evictor::{HandGuard, Need, Swept};
 use super::slots::{Slot, Slots, What};
 use super::{Kind, Limits, ReadPolicy, Shared, Want};
 use crate::error::{Error, Result};
@@ -67,9 +67,11 @@ impl Desc<'_> {
 }
 
 /// What reserving room concluded.
-enum Room {
-    /// This cell and the window's bytes are reserved.
-    Cell(u32),
+enum Room<'a> {
+    /// This cell and the window's bytes are reserved; with the hand, if
+    /// regions were evicted for them, which the caller keeps until the
+    /// window is mapped.
+    Cell(u32, Option<HandGuard<'a>>),
     /// A read that copies copies instead.
     Copy,
 }
@@ -117,8 +119,14 @@ impl Shared {
         self.counters.add(Counter::Misses, 1);
         self.release(previous);
         let cost = page_cost(window.size);
-        let cell = match self.reserve(entry, offset, cost, copies.is_some(), admitted) {
-            Ok(Room::Cell(cell)) => cell,
+        // A window that took an evicted region's room is mapped under the
+        // hand, as the region was unmapped: the kernel serialises maps and
+        // unmaps on its own lock anyway, and a thread waiting for the hand
+        // sleeps instead of running on a CPU that each unmap would have to
+        // interrupt to flush its TLB (with two threads mapping on two
+        // cores, 15-25 % of the time of a map per read).
+        let (cell, mut hand) = match self.reserve(entry, offset, cost, copies.is_some(), admitted) {
+            Ok(Room::Cell(cell, hand)) => (cell, hand),
             Ok(Room::Copy) => {
                 self.abandon(entry, window.ofs);
                 drop(desc);
@@ -141,6 +149,7 @@ impl Shared {
             match mapped {
                 Ok(region) => {
                     let lease = self.publish(entry, cell, region, admitted.is_some());
+                    drop(hand);
                     return Ok(Fetched::Mapped(lease, Served::NewWindow));
                 }
                 Err(e) => {
@@ -150,16 +159,21 @@ impl Shared {
                         // every unused region and try once more.
                         retried = true;
                         self.counters.add(Counter::Retries, 1);
-                        let mut hand = self.evictor.lock(self);
+                        let mut held = match hand.take() {
+                            Some(h) => h,
+                            None => self.evictor.lock(self),
+                        };
                         let all = Need {
                             handle: false,
                             bytes: u64::MAX,
                         };
-                        if let Swept::Evicted(n) = hand.evict(all, true, None) {
+                        if let Swept::Evicted(n) = held.evict(all, true, None) {
                             self.counters.add(Counter::Evictions, n as u64);
                         }
+                        hand = Some(held);
                         continue;
                     }
+                    drop(hand);
                     self.abandon(entry, window.ofs);
                     self.ledger.free(cost);
                     self.cells.free(cell);
@@ -305,9 +319,9 @@ impl Shared {
         cost: u64,
         copies: bool,
         admitted: Option<u32>,
-    ) -> Result<Room> {
+    ) -> Result<Room<'_>> {
         if let Some(cell) = self.try_room(cost) {
-            return Ok(Room::Cell(cell));
+            return Ok(Room::Cell(cell, None));
         }
         let mut hand = if copies {
             match self.evictor.try_lock(self) {
@@ -320,7 +334,7 @@ impl Shared {
         loop {
             if let Some(cell) = self.try_room(cost) {
                 hand.publish_next_victim();
-                return Ok(Room::Cell(cell));
+                return Ok(Room::Cell(cell, Some(hand)));
             }
             let need = Need {
                 handle: self.cells.used() >= self.limits.max_open_handles,
@@ -366,7 +380,7 @@ impl Shared {
             // A region released since the walk above goes now, or its
             // releaser sees the limit passed.
             hand.evict_over();
-            return Ok(Room::Cell(cell));
+            return Ok(Room::Cell(cell, None));
         }
     }
 
