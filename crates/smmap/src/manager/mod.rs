@@ -131,10 +131,9 @@ pub enum ReadPolicy {
     /// asks per handle of `max_open_handles`, taken as at least 16 and at
     /// most 4,096). A cold scan then never flushes hot windows, uniformly
     /// random reads under a budget far below the working set cost about a
-    /// `pread` each instead
-    /// of a map and an unmap (whose TLB shootdown interrupts every CPU
-    /// running the process), and skewed reads keep their hot windows
-    /// mapped. A window is compared only with one that can be evicted now:
+    /// `pread` each instead of a map and an unmap (whose TLB shootdown
+    /// interrupts every CPU running the process), and skewed reads keep
+    /// their hot windows mapped. A window is compared only with one that can be evicted now:
     /// when every window is in use, the read is copied — a copy read never
     /// fails for lack of a handle and never maps past `max_memory_size`.
     /// A buffer's `begin_access` maps nothing: its first read decides.
