@@ -107,6 +107,7 @@ impl WindowCursor {
                 file.size(),
             )
         });
+        c.held.set_traced(c.trace.is_some());
         c.file = Some(file);
         c
     }
@@ -230,7 +231,7 @@ impl WindowCursor {
     /// counted as a hit), or the one the file's table names (a switch) —
     /// one compare-and-swap to take it and one subtraction to give the old
     /// one back. True if moved (the view is the caller's to set).
-    #[inline(never)]
+    #[inline(always)]
     fn switch(&mut self, offset: u64) -> bool {
         let Some(at) = &self.file else {
             return false;
@@ -418,6 +419,60 @@ impl WindowCursor {
     /// [`chunk_at`](Self::chunk_at).
     #[inline]
     pub fn byte_at(&mut self, offset: u64) -> Result<u8> {
+        debug_assert_eq!(
+            self.held.origin(),
+            0,
+            "a buffer's cursor is read through it"
+        );
+        if let Some(b) = self.held.view_byte(offset) {
+            self.counts.hits += 1;
+            return Ok(b);
+        }
+        self.byte_miss(offset)
+    }
+
+    /// The byte at index `i` of the frame set by
+    /// [`set_frame`](Self::set_frame) (absolute offset `origin + i`), counted
+    /// as a hit, if the region holds it; `None` otherwise, and always while
+    /// the cursor records a trace. A buffer's hot path, in its own indices
+    /// (the buffer checks its bounds). The cursor's own hot paths
+    /// ([`byte_at`](Self::byte_at), [`use_region`](Self::use_region)) index
+    /// by offset, in the frame of origin 0: a cursor lent to a buffer is used
+    /// only through it, which gives it back with origin 0.
+    #[inline]
+    pub(crate) fn framed_byte(&mut self, i: u64) -> Option<u8> {
+        let b = self.held.view_byte(i)?;
+        self.counts.hits += 1;
+        Some(b)
+    }
+
+    /// Sets the origin of the frame of [`framed_byte`](Self::framed_byte):
+    /// index `i` names absolute offset `origin + i`; 0 gives the cursor back
+    /// its own.
+    pub(crate) fn set_frame(&mut self, origin: u64) {
+        self.held.set_frame(origin);
+    }
+
+    /// [`byte_at`](Self::byte_at) off its hot path: a switch to another
+    /// region mapped already, the copy, or the miss path; traced, also a
+    /// hit (which the hot path leaves to this one, to record it).
+    #[inline(never)]
+    pub(crate) fn byte_miss(&mut self, offset: u64) -> Result<u8> {
+        if self.trace.is_some() {
+            return self.byte_traced(offset);
+        }
+        // Untraced, the hot path has found the region not to hold `offset`.
+        if !self.copy.holds(offset) && self.switch(offset) {
+            if let Some(b) = self.held.byte(offset) {
+                return Ok(b);
+            }
+        }
+        self.byte_slow(offset)
+    }
+
+    /// [`byte_miss`](Self::byte_miss) for a cursor that records a trace.
+    #[cold]
+    fn byte_traced(&mut self, offset: u64) -> Result<u8> {
         if let Some(b) = self.held.byte(offset) {
             self.counts.hits += 1;
             if let Some(id) = self.trace {
@@ -425,14 +480,6 @@ impl WindowCursor {
             }
             return Ok(b);
         }
-        self.byte_miss(offset)
-    }
-
-    /// [`byte_at`](Self::byte_at) when the region does not hold `offset`:
-    /// a switch to another region mapped already, or the copy, or the miss
-    /// path.
-    #[inline(never)]
-    fn byte_miss(&mut self, offset: u64) -> Result<u8> {
         if !self.copy.holds(offset) && self.switch(offset) {
             if let Some(id) = self.trace {
                 self.note(id, Op::Byte, offset, 1, self.last);
@@ -780,6 +827,7 @@ impl Clone for WindowCursor {
                 .trace
                 .zip(file.shared().trace())
                 .map(|(id, t)| t.clone_cursor(id));
+            copy.held.set_traced(copy.trace.is_some());
             copy.file = Some(file.clone());
             if let Some((cell, gen, span)) = self.held.lease() {
                 copy.held.set(file.shared().share(cell, gen, span));

@@ -35,8 +35,11 @@ unsafe impl Sync for Lease {}
 /// Invariant: while `held` is set, `cell` and `gen` name a lease counted in
 /// the cell's claim word, whose manager the cursor keeps alive, and `base`,
 /// `begin` and `end` describe its region exactly — they are set together in
-/// [`set`](Self::set) and cleared together in [`take`](Self::take). Without
-/// a lease the range is `0..0`, which no offset is in, and `cell`, `gen`,
+/// [`set`](Self::set) and cleared together in [`take`](Self::take), and the
+/// view (`view_lo`, `view_len`: the range in the holder's frame) is computed
+/// from them there, its length never more than `end - begin`, so that it
+/// too names only bytes of the mapping held. Without a lease the range is
+/// `0..0` and the view empty, which no offset is in, and `cell`, `gen`,
 /// `last_begin` and `last_end` name the region released last, on which no
 /// claim is counted (taking it back is a compare-and-swap that fails once
 /// the region was evicted).
@@ -44,6 +47,18 @@ pub(crate) struct HeldRegion {
     base: *const u8,
     begin: u64,
     end: u64,
+    /// The origin of the holder's frame, in which the hot paths index:
+    /// index `i` names absolute offset `origin + i` (a cursor's is 0, a
+    /// buffer's its view's offset).
+    origin: u64,
+    /// `!0`, or 0 while the holder records a trace, whose reads all take
+    /// the path that records them: the view's length is masked with it.
+    untraced: u64,
+    /// The region in the frame's indices: index `i` is at
+    /// `base + (i - view_lo)` when `i - view_lo < view_len` (wrapping);
+    /// `view_len` is `(end - begin) & untraced`, 0 while nothing is held.
+    view_lo: u64,
+    view_len: u64,
     held: bool,
     cell: *const Cell,
     gen: u32,
@@ -65,6 +80,10 @@ impl HeldRegion {
             base: std::ptr::null(),
             begin: 0,
             end: 0,
+            origin: 0,
+            untraced: !0,
+            view_lo: 0,
+            view_len: 0,
             held: false,
             cell: std::ptr::null(),
             gen: 0,
@@ -83,6 +102,35 @@ impl HeldRegion {
         self.held = true;
         self.cell = lease.cell.as_ptr();
         self.gen = lease.gen;
+        self.reframe();
+    }
+
+    /// Sets the origin of the holder's frame (see
+    /// [`view_byte`](Self::view_byte)): index `i` names absolute offset
+    /// `origin + i`; 0 is a cursor's, in which indices are offsets.
+    pub(crate) fn set_frame(&mut self, origin: u64) {
+        self.origin = origin;
+        self.reframe();
+    }
+
+    /// The origin of the holder's frame.
+    pub(crate) fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// Says that the holder records a trace (or not): while it does,
+    /// [`view_byte`](Self::view_byte) finds nothing held.
+    pub(crate) fn set_traced(&mut self, traced: bool) {
+        self.untraced = if traced { 0 } else { !0 };
+        self.reframe();
+    }
+
+    /// Computes the view from the range, the frame and `untraced`: three
+    /// instructions, on the path of every switch.
+    #[inline]
+    fn reframe(&mut self) {
+        self.view_lo = self.begin.wrapping_sub(self.origin);
+        self.view_len = (self.end - self.begin) & self.untraced;
     }
 
     /// The range and address held.
@@ -109,6 +157,7 @@ impl HeldRegion {
         self.base = std::ptr::null();
         self.begin = 0;
         self.end = 0;
+        self.view_len = 0;
         Some(Lease {
             // SAFETY: set from a `NonNull` in `set`, while `held` was set.
             cell: unsafe { NonNull::new_unchecked(self.cell.cast_mut()) },
@@ -169,6 +218,22 @@ impl HeldRegion {
     #[inline]
     pub(crate) fn holds(&self, abs: u64) -> bool {
         abs.wrapping_sub(self.begin) < self.end - self.begin
+    }
+
+    /// The byte at index `i` of the frame (absolute offset `origin + i`), if
+    /// it is in the view (the region holds it and the holder records no
+    /// trace): one comparison.
+    #[inline]
+    pub(crate) fn view_byte(&self, i: u64) -> Option<u8> {
+        let k = i.wrapping_sub(self.view_lo);
+        if k < self.view_len {
+            // SAFETY: `k < view_len <= end - begin`, the mapping's length
+            // (both set together in `set`/`take`), which lives while
+            // the lease is counted (see the invariant).
+            Some(unsafe { *self.base.add(k as usize) })
+        } else {
+            None
+        }
     }
 
     /// The byte at absolute offset `abs`, if held.

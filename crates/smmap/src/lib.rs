@@ -187,7 +187,7 @@
 //!
 //! | path | shared memory touched | locks |
 //! |---|---|---|
-//! | hit: the cursor's region holds the offset | none | none |
+//! | hit: the cursor's region holds the offset (one comparison, in the reader's own indices: a buffer's hit is not bounds-checked twice; a cursor that records a trace takes its hits off this path) | none | none |
 //! | switch: another mapped window of the file | the table's slot (a load), the new region's claim word (compare-and-swap), the old one's (subtraction; if that left it unused, the ledger and the admission gate are read) | none |
 //! | take-back of the region released last | its claim word (compare-and-swap) | none |
 //! | release ([`WindowCursor::unuse_region`], a buffer's `end_access`) | the claim word (subtraction) | none (the evictor's, tried, if the manager is over its memory limit) |

@@ -362,3 +362,131 @@ mod like_std_cursor {
         }
     }
 }
+
+/// `get`'s hot path reads through the window held in the buffer's own
+/// indices: under any run of re-aims (`begin_access` with another offset
+/// and size, in the middle of a window), releases, reads that move or drop
+/// the window (slices, another cursor, maps the system refuses), cursors
+/// taken out and put back, and indices past the end, every byte is the
+/// file's and every index outside the view is an error naming it.
+mod hot_path_keeps_to_the_view {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `get(i)`, `i` taken modulo a little more than the view.
+        Get(u64),
+        /// `get` of an index far past the end (`u64::MAX - k`).
+        GetFar(u64),
+        Begin(u64, u64),
+        End,
+        Slice(u64, u64),
+        /// Another cursor of the manager reads at this offset.
+        Other(u64),
+        /// The next maps are refused.
+        FailMaps(usize),
+        /// `into_cursor`, a read through it, and a new buffer of the same
+        /// view.
+        Rewrap(u64),
+    }
+
+    fn op(flen: u64) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => any::<u64>().prop_map(Op::Get),
+            1 => (0..3u64).prop_map(Op::GetFar),
+            2 => (0..flen + 3, prop_oneof![1..3 * g(), Just(u64::MAX)])
+                .prop_map(|(o, s)| Op::Begin(o, s)),
+            1 => Just(Op::End),
+            1 => (0..flen, 1..2 * g()).prop_map(|(a, n)| Op::Slice(a, n)),
+            1 => (0..flen).prop_map(Op::Other),
+            1 => (1..3usize).prop_map(Op::FailMaps),
+            1 => (0..flen).prop_map(Op::Rewrap),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(common::proptest_config(200))]
+
+        #[test]
+        fn bytes_and_errors_match(ops in prop::collection::vec(op(5 * g() + 9), 1..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let flen = 5 * g() + 9;
+            let (path, bytes) = make_file(dir.path(), "f", 13, flen);
+            let m = SlidingWindowMapManager::builder()
+                .window_size(2 * g())
+                .max_open_handles(2)
+                .build();
+            let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+            let mut other = m.make_cursor(&path).unwrap();
+            // The view the buffer should have: absolute offset and length.
+            let (mut off, mut len) = (0u64, flen);
+            for op in ops {
+                match op {
+                    Op::Get(i) => {
+                        let i = i % (len + 5);
+                        match buf.get(i) {
+                            Ok(b) => {
+                                prop_assert!(i < len, "index {i} of {len} read");
+                                prop_assert_eq!(b, bytes[(off + i) as usize], "index {}", i);
+                            }
+                            Err(Error::OutOfRange { offset, .. }) => {
+                                prop_assert!(i >= len, "index {i} of {len} refused");
+                                prop_assert_eq!(offset, off + i);
+                            }
+                            // A refused map: the buffer stays usable.
+                            Err(e) => prop_assert!(i < len, "{e}"),
+                        }
+                    }
+                    Op::GetFar(k) => {
+                        let e = buf.get(u64::MAX - k).unwrap_err();
+                        prop_assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+                    }
+                    Op::Begin(o, s) => {
+                        let r = buf.begin_access(None, o, s);
+                        if o < flen {
+                            prop_assert!(r.is_ok());
+                            (off, len) = (o, s.min(flen - o));
+                        } else {
+                            prop_assert!(r.is_err());
+                            len = 0;
+                        }
+                        prop_assert_eq!((buf.offset(), buf.len()), (off, len));
+                    }
+                    Op::End => {
+                        buf.end_access();
+                        len = 0;
+                    }
+                    Op::Slice(a, n) => {
+                        let (a, n) = (a.min(len), n.min(len - a.min(len)));
+                        if let Ok(s) = buf.slice(a..a + n) {
+                            prop_assert_eq!(&*s, &bytes[(off + a) as usize..(off + a + n) as usize]);
+                        }
+                    }
+                    Op::Other(at) => {
+                        if let Ok(c) = other.use_region(at, 0) {
+                            prop_assert_eq!(c.buffer()[0], bytes[at as usize]);
+                        }
+                    }
+                    Op::FailMaps(n) => m.fail_next_maps(n, common::NO_MEMORY),
+                    Op::Rewrap(at) => {
+                        // The cursor reads by offset again, on its own hot path
+                        // too (the window the buffer held, if it holds `at`).
+                        let mut c = buf.into_cursor();
+                        if let Ok(b) = c.byte_at(at) {
+                            prop_assert_eq!(b, bytes[at as usize]);
+                            prop_assert_eq!(c.byte_at(at).unwrap(), bytes[at as usize]);
+                        }
+                        if let Ok(c) = c.use_region(at, 1) {
+                            prop_assert_eq!(c.buffer()[0], bytes[at as usize]);
+                        }
+                        let o = if len == 0 { 0 } else { off };
+                        let size = if len == 0 { u64::MAX } else { len };
+                        buf = SlidingWindowMapBuffer::new(c, o, size).unwrap();
+                        (off, len) = (o, buf.len());
+                    }
+                }
+            }
+        }
+    }
+}

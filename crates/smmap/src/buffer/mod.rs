@@ -101,6 +101,7 @@ impl SlidingWindowMapBuffer {
         self.cursor.map_first(offset)?;
         self.offset = offset;
         self.len = size.min(fsize - offset);
+        self.cursor.set_frame(offset);
         Ok(())
     }
 
@@ -119,7 +120,9 @@ impl SlidingWindowMapBuffer {
 
     /// Takes the cursor back, ending the buffer.
     pub fn into_cursor(self) -> WindowCursor {
-        self.cursor
+        let mut cursor = self.cursor;
+        cursor.set_frame(0);
+        cursor
     }
 
     /// Absolute file offset of index 0.
@@ -143,6 +146,7 @@ impl SlidingWindowMapBuffer {
         self.cursor.set_access_hint(hint);
     }
 
+    #[cold]
     fn out_of_range(&self, rel: u64) -> Error {
         Error::OutOfRange {
             file: self
@@ -162,7 +166,13 @@ impl SlidingWindowMapBuffer {
     #[inline]
     pub fn get(&mut self, i: u64) -> Result<u8> {
         if i < self.len {
-            return self.cursor.byte_at(self.offset + i);
+            // The hot path: the window held has index `i` (the cursor's
+            // frame begins at the buffer's offset): one more comparison.
+            if let Some(b) = self.cursor.framed_byte(i) {
+                return Ok(b);
+            }
+            // Another window, the copy, or a read the trace records.
+            return self.cursor.byte_miss(self.offset + i);
         }
         Err(self.out_of_range(i))
     }
