@@ -469,6 +469,12 @@ fn run(config: Config, ops: Vec<Op>) {
             }
             Op::Remove(f) => {
                 let f = f % w.files.len();
+                // Valgrind 3.19 asserts in its own bookkeeping after the
+                // removal of a mapped file too (3 runs in 40; see
+                // scripts/valgrind); scripts/test runs this step.
+                if w.files[f].present && under_valgrind() {
+                    continue;
+                }
                 if w.files[f].present {
                     remove_mapped(&w.files[f].path);
                     w.files[f].present = false;
