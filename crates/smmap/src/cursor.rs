@@ -435,10 +435,11 @@ impl WindowCursor {
     /// [`set_frame`](Self::set_frame) (absolute offset `origin + i`), counted
     /// as a hit, if the region holds it; `None` otherwise, and always while
     /// the cursor records a trace. A buffer's hot path, in its own indices
-    /// (the buffer checks its bounds). The cursor's own hot paths
-    /// ([`byte_at`](Self::byte_at), [`use_region`](Self::use_region)) index
-    /// by offset, in the frame of origin 0: a cursor lent to a buffer is used
-    /// only through it, which gives it back with origin 0.
+    /// (the buffer checks its bounds). The cursor's own
+    /// [`byte_at`](Self::byte_at) reads the same view by offset, in the
+    /// frame of origin 0 ([`use_region`](Self::use_region) tests the range
+    /// itself): a cursor lent to a buffer is used only through it, which
+    /// gives it back with origin 0.
     #[inline]
     pub(crate) fn framed_byte(&mut self, i: u64) -> Option<u8> {
         let b = self.held.view_byte(i)?;

@@ -133,9 +133,10 @@ pub enum ReadPolicy {
     /// random reads under a budget far below the working set cost about a
     /// `pread` each instead of a map and an unmap (whose TLB shootdown
     /// interrupts every CPU running the process), and skewed reads keep
-    /// their hot windows mapped. A window is compared only with one that can be evicted now:
-    /// when every window is in use, the read is copied — a copy read never
-    /// fails for lack of a handle and never maps past `max_memory_size`.
+    /// their hot windows mapped. A window is compared only with one that
+    /// can be evicted now: when every window is in use, the read is
+    /// copied — a copy read never fails for lack of a handle and never
+    /// maps past `max_memory_size`.
     /// A buffer's `begin_access` maps nothing: its first read decides.
     #[default]
     Adaptive,
