@@ -610,6 +610,108 @@ fn fields(names: &[&str], suffixes: &[&str]) -> Vec<String> {
     out
 }
 
+/// Under a limit on open files that holds a descriptor per small file for
+/// one method at a time, not for the engine and the baselines at once, the
+/// bench gives the engine one per file all the same, runs each method in
+/// turn, says so, and its checksums agree (the bench fails if they do not).
+/// The limit is set in the child only, by the shell that starts it.
+#[cfg(unix)]
+#[test]
+fn bench_takes_turns_when_the_descriptors_do_not_fit_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let bench = |extra: &[&str]| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 400 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_smmap"))
+            .args([
+                "bench", "--size", "1MiB", "--files", "100", "--ops", "10000",
+            ])
+            .args(["--repeat", "2", "--dir", root])
+            .args(extra)
+            .output()
+            .expect("the shell runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    // 100 files need 2 × 100 + 256 descriptors for both at once: 456 > 400.
+    let v: Value = serde_json::from_str(&bench(&["--json"])).expect("one JSON document");
+    assert_eq!(v["checksums_verified"], true);
+    assert_eq!(v["config"]["descriptors_in_turn"], true);
+    assert_eq!(v["config"]["small_max_open_files"], 100);
+    let small = v["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "small_files_random_4k")
+        .expect("the small-files row");
+    for method in ["buffer", "cursor", "pread", "map_unmap"] {
+        assert!(
+            small[format!("{method}_ns")].as_f64().unwrap() > 0.0,
+            "{method}: {small}"
+        );
+    }
+    let table = bench(&[]);
+    assert!(
+        table.contains("small files: each method ran all its runs in turn"),
+        "{table}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Under a limit too low for the baselines to open every small file at
+/// once, the bench stops with an error that names a file and the way out,
+/// and leaves no data behind.
+#[cfg(unix)]
+#[test]
+fn bench_names_a_file_it_cannot_open_under_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 100 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_smmap"))
+        .args(["bench", "--size", "1MiB", "--files", "200", "--dir", root])
+        .output()
+        .expect("the shell runs");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot open "), "{err}");
+    assert!(err.contains(root), "{err}");
+    assert!(
+        err.contains("raise `ulimit -n` or use fewer --files"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--in-turn` asks for the same where the limit holds both.
+#[test]
+fn bench_in_turn_runs_each_method_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let out = ok(&[
+        "bench",
+        "--size",
+        "1MiB",
+        "--files",
+        "20",
+        "--ops",
+        "10000",
+        "--repeat",
+        "2",
+        "--in-turn",
+        "--json",
+        "--dir",
+        root,
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(v["checksums_verified"], true);
+    assert_eq!(v["config"]["descriptors_in_turn"], true);
+    assert_eq!(v["config"]["small_max_open_files"], 20);
+}
+
 #[test]
 fn bench_json_has_every_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -640,6 +742,7 @@ fn bench_json_has_every_field() {
         keys(c),
         [
             "data_dir",
+            "descriptors_in_turn",
             "file_size",
             "granularity",
             "hot_files",
@@ -675,6 +778,7 @@ fn bench_json_has_every_field() {
     assert_eq!(c["small_max_memory_size"], 64 << 20);
     assert_eq!(c["small_max_handles"], 64);
     assert_eq!(c["small_max_open_files"], 50);
+    assert_eq!(c["descriptors_in_turn"], false);
     assert_eq!(c["threads"], 2);
     assert_eq!(c["thread_counts"], serde_json::json!([2]));
     assert_eq!(c["repeat"], 3);

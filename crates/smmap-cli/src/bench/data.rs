@@ -187,15 +187,35 @@ pub fn write_small(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<Pa
 /// file, the process's own, the data directory's.
 pub const SPARE_FILES: u64 = 256;
 
-/// Descriptors the engine may keep for `files` small files when the limit on
-/// open files is `limit` and the baselines keep every file open: one per
-/// file if they are there, else what is left beside the baselines and
-/// [`SPARE_FILES`] (at least 8, the engine's own least).
-pub fn descriptors_left(limit: u64, files: usize) -> usize {
-    let left = limit.saturating_sub(files as u64 + SPARE_FILES);
-    usize::try_from(left)
-        .unwrap_or(usize::MAX)
-        .clamp(8, files.max(8))
+/// How the descriptors of `files` small files are shared out under a
+/// limit on open files of `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DescriptorPlan {
+    /// Descriptors the engine may keep: one per file where the limit
+    /// leaves them beside [`SPARE_FILES`] (and the baselines', if kept),
+    /// else what is left (at least 8, the engine's own least).
+    pub engine: usize,
+    /// Whether the baselines keep every file open for the whole bench,
+    /// beside the engine's descriptors. If not, each method has the limit
+    /// to itself while it runs (see `workloads::measure`).
+    pub baselines_keep: bool,
+}
+
+/// Shares out the descriptors (see [`DescriptorPlan`]).
+pub fn descriptor_plan(limit: u64, files: usize) -> DescriptorPlan {
+    let files64 = files as u64;
+    let baselines_keep = limit >= 2 * files64 + SPARE_FILES;
+    let left = if baselines_keep {
+        limit - files64 - SPARE_FILES
+    } else {
+        limit.saturating_sub(SPARE_FILES)
+    };
+    DescriptorPlan {
+        engine: usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .clamp(8, files.max(8)),
+        baselines_keep,
+    }
 }
 
 /// Raises the soft limit on open files towards the hard limit so that the
@@ -240,14 +260,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_engine_gets_the_descriptors_the_baselines_leave() {
-        // Room for both: one per file.
-        assert_eq!(descriptors_left(1 << 20, 2000), 2000);
-        // 15,000 files under 20,000: what is left beside the baselines'.
-        assert_eq!(descriptors_left(20_000, 15_000), 20_000 - 15_000 - 256);
-        // Nothing left: the engine's least.
-        assert_eq!(descriptors_left(1024, 2000), 8);
-        assert_eq!(descriptors_left(0, 3), 8);
+    fn each_method_gets_a_descriptor_per_file_where_the_limit_allows() {
+        let plan = |engine, baselines_keep| DescriptorPlan {
+            engine,
+            baselines_keep,
+        };
+        // Room for both at once: one per file, the baselines' kept.
+        assert_eq!(descriptor_plan(1 << 20, 2000), plan(2000, true));
+        assert_eq!(descriptor_plan(2 * 2000 + 256, 2000), plan(2000, true));
+        // 15,000 files under 20,000: room for one set at a time, so the
+        // engine and the baselines take turns, each with one per file.
+        assert_eq!(descriptor_plan(20_000, 15_000), plan(15_000, false));
+        assert_eq!(descriptor_plan(2 * 2000 + 255, 2000), plan(2000, false));
+        // Less than one per file: what the limit leaves, or the least.
+        assert_eq!(descriptor_plan(1024, 2000), plan(1024 - 256, false));
+        assert_eq!(descriptor_plan(200, 2000), plan(8, false));
+        assert_eq!(descriptor_plan(0, 3), plan(8, false));
     }
 
     #[test]

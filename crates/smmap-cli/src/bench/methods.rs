@@ -13,6 +13,7 @@ use std::io::{BufRead, Seek, SeekFrom};
 #[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::{bail, Context};
 #[cfg(unix)]
@@ -44,7 +45,8 @@ impl FileExt for File {
 }
 
 /// The files of a workload, and what the baselines keep of them from run to
-/// run: a raw mapping of each whole file and an open descriptor.
+/// run: a raw mapping of each whole file and, where the limit on open files
+/// leaves room beside the engine's, an open descriptor.
 pub struct FileSet {
     /// Where they are.
     pub paths: Vec<PathBuf>,
@@ -53,25 +55,14 @@ pub struct FileSet {
     /// Each file mapped whole, once.
     pub maps: Vec<Mmap>,
     /// Each file open, for `pread` and the per-read mappings.
-    pub open: Vec<File>,
+    pub open: Descriptors,
 }
 
 impl FileSet {
-    /// Opens and maps every file.
-    pub fn open(paths: Vec<PathBuf>) -> anyhow::Result<Self> {
-        let open = paths
-            .iter()
-            .map(|p| {
-                File::open(p).with_context(|| {
-                    format!(
-                        "cannot open {}: the baselines keep all {} files open \
-                         (raise `ulimit -n` or use fewer --files)",
-                        p.display(),
-                        paths.len()
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+    /// Opens and maps every file; keeps each open if `keep` (else the
+    /// baselines open them for each run: see [`Descriptors`]).
+    pub fn open(paths: Vec<PathBuf>, keep: bool) -> anyhow::Result<Self> {
+        let open = open_all(&paths)?;
         let sizes = open
             .iter()
             .map(|f| Ok(f.metadata()?.len()))
@@ -85,6 +76,7 @@ impl FileSet {
                 unsafe { Mmap::map(f) }.with_context(|| format!("cannot map {}", p.display()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let open = Descriptors::new(paths.clone(), keep.then_some(open));
         Ok(FileSet {
             paths,
             sizes,
@@ -96,6 +88,65 @@ impl FileSet {
     /// Total bytes.
     pub fn bytes(&self) -> u64 {
         self.sizes.iter().sum()
+    }
+}
+
+/// Opens every file of `paths`.
+fn open_all(paths: &[PathBuf]) -> anyhow::Result<Vec<File>> {
+    paths
+        .iter()
+        .map(|p| {
+            File::open(p).with_context(|| {
+                format!(
+                    "cannot open {}: the baselines keep all {} files open while they run \
+                     (raise `ulimit -n` or use fewer --files)",
+                    p.display(),
+                    paths.len()
+                )
+            })
+        })
+        .collect()
+}
+
+/// The baselines' descriptors, one per file: kept open for the whole bench
+/// where the limit on open files holds them beside the engine's, else
+/// opened when a run's first reader asks (before the clock starts), shared
+/// by that run's threads and closed when its last reader goes, so that the
+/// engine, run while no baseline runs (see `workloads::measure`), has the
+/// descriptors the baselines would otherwise hold.
+pub struct Descriptors {
+    paths: Vec<PathBuf>,
+    kept: Option<Arc<Vec<File>>>,
+    shared: Mutex<Weak<Vec<File>>>,
+}
+
+impl Descriptors {
+    /// The descriptors of `paths`, kept open if `kept` holds them.
+    pub fn new(paths: Vec<PathBuf>, kept: Option<Vec<File>>) -> Self {
+        Descriptors {
+            paths,
+            kept: kept.map(Arc::new),
+            shared: Mutex::new(Weak::new()),
+        }
+    }
+
+    /// Whether the descriptors stay open between runs.
+    pub fn kept(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// Every file, open for as long as the result lives.
+    pub fn get(&self) -> anyhow::Result<Arc<Vec<File>>> {
+        if let Some(kept) = &self.kept {
+            return Ok(Arc::clone(kept));
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = shared.upgrade() {
+            return Ok(open);
+        }
+        let open = Arc::new(open_all(&self.paths)?);
+        *shared = Arc::downgrade(&open);
+        Ok(open)
     }
 }
 
@@ -311,7 +362,8 @@ impl MethodId {
 /// Like the baselines, which open every file and map it once for all the
 /// runs of a workload, the engine knows every file for all the runs: an idle
 /// cursor per file keeps the manager's entry for it, and so the descriptor
-/// the manager opens in the first run (within `max_open_files`).
+/// the manager opens in the first run (within `max_open_files`) — until the
+/// method's last run, where the methods take turns (`workloads::measure`).
 struct Engine<'a> {
     files: &'a FileSet,
     manager: Manager,
@@ -571,7 +623,10 @@ struct Pread<'a> {
 impl Method for Pread<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
         let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
-        let files = self.files.open.iter().map(PreadFile).collect();
+        let open = self.files.open.get()?;
+        let files = (0..open.len())
+            .map(|i| PreadFile(Arc::clone(&open), i))
+            .collect();
         Ok(Box::new(PerFile::with_scratch(
             files,
             largest.min(SLICE_MAX) as usize,
@@ -579,10 +634,10 @@ impl Method for Pread<'_> {
     }
 }
 
-/// An open descriptor.
-struct PreadFile<'a>(&'a File);
+/// File `.1` of the open files `.0`.
+struct PreadFile(Arc<Vec<File>>, usize);
 
-impl FileReader for PreadFile<'_> {
+impl FileReader for PreadFile {
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
         if scratch.is_empty() && len > 0 {
@@ -593,7 +648,7 @@ impl FileReader for PreadFile<'_> {
         while done < len {
             let n = (len - done).min(scratch.len() as u64) as usize;
             let block = &mut scratch[..n];
-            self.0.read_exact_at(block, offset + done)?;
+            self.0[self.1].read_exact_at(block, offset + done)?;
             sum += byte_sum(block);
             done += n as u64;
         }
@@ -612,9 +667,11 @@ struct MapUnmap<'a> {
 
 impl Method for MapUnmap<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        let open = self.files.open.get()?;
         let files = (0..self.files.paths.len())
             .map(|i| MapUnmapFile {
                 files: self.files,
+                open: Arc::clone(&open),
                 i,
                 window: self.window,
             })
@@ -626,6 +683,8 @@ impl Method for MapUnmap<'_> {
 /// File `i` of a set, mapped per read.
 struct MapUnmapFile<'a> {
     files: &'a FileSet,
+    /// The set's files, open for this run.
+    open: Arc<Vec<File>>,
     i: usize,
     window: u64,
 }
@@ -649,7 +708,7 @@ impl FileReader for MapUnmapFile<'_> {
                 MmapOptions::new()
                     .offset(start)
                     .len(n_map as usize)
-                    .map(&self.files.open[self.i])
+                    .map(&self.open[self.i])
             }
             .with_context(|| format!("cannot map {}", self.files.paths[self.i].display()))?;
             let from = (at - start) as usize;
@@ -697,13 +756,17 @@ impl<'a> Oracle<'a> {
 impl Method for Oracle<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
         let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
-        let files = (self.files.maps.iter().zip(&self.files.open))
+        let open = self.files.open.get()?;
+        let files = self
+            .files
+            .maps
+            .iter()
             .enumerate()
-            .map(|(i, (map, file))| {
+            .map(|(i, map)| {
                 if i < self.mapped {
                     OracleFile::Mapped(MapFile(map))
                 } else {
-                    OracleFile::Read(PreadFile(file))
+                    OracleFile::Read(PreadFile(Arc::clone(&open), i))
                 }
             })
             .collect();
@@ -717,7 +780,7 @@ impl Method for Oracle<'_> {
 /// A file the oracle maps, or one it reads.
 enum OracleFile<'a> {
     Mapped(MapFile<'a>),
-    Read(PreadFile<'a>),
+    Read(PreadFile),
 }
 
 impl FileReader for OracleFile<'_> {

@@ -115,9 +115,13 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "64", value_parser = parse_count)]
     max_handles: usize,
 
-    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves beside the baselines' own)
+    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves)
     #[arg(long, value_name = "N", value_parser = parse_count)]
     max_open_files: Option<usize>,
+
+    /// Run each method of the small-files workloads all its runs in turn, not interleaved with the others, so that each has the limit on open files (and each engine method its manager) to itself; the default where the limit cannot hold a descriptor per file for the engine and the baselines at once
+    #[arg(long)]
+    in_turn: bool,
 
     /// Thread counts of the threaded rows, sharing one manager, as a list (1,2,4,8); one thread always runs
     #[arg(long, value_name = "N,...", default_value = "2", value_parser = ThreadCounts::parse)]
@@ -285,8 +289,9 @@ struct Data {
     dir: tempfile::TempDir,
 }
 
-/// Writes the data into a new directory under `--dir` and opens it.
-fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
+/// Writes the data into a new directory under `--dir` and opens it; the
+/// baselines keep the small files open from run to run if `keep`.
+fn setup(args: &BenchArgs, notes: &Notes, large: bool, keep: bool) -> anyhow::Result<Data> {
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = data::temp_dir(&parent)?;
     let size = if large { args.size } else { 0 };
@@ -306,8 +311,8 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
     let small = data::write_small(&dir.path().join("small"), args.files, args.seed ^ 0x5a5a)?;
     data::raise_open_file_limit(args.files as u64 + data::SPARE_FILES);
     Ok(Data {
-        large: FileSet::open(large_paths)?,
-        small: FileSet::open(small)?,
+        large: FileSet::open(large_paths, true)?,
+        small: FileSet::open(small, keep)?,
         large_sum,
         dir,
     })
@@ -315,15 +320,13 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool) -> anyhow::Result<Data> {
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let window = args.window.unwrap_or_else(smmap::default_window_size);
-    // The baselines keep every small file open for the whole run: the
-    // engine gets what the limit leaves beside them, not a number that
-    // would make it find the table full and close its descriptors.
+    // A descriptor per small file for the engine and for the baselines:
+    // both at once where the limit holds them, else in turn (each method
+    // runs all its runs alone: `workloads::measure`), not a number that
+    // would make the engine find the table full and close its descriptors.
     let limit = data::raise_open_file_limit(2 * args.files as u64 + data::SPARE_FILES);
-    let max_open_files = Some(
-        args.max_open_files
-            .unwrap_or_else(|| data::descriptors_left(limit, args.files))
-            .max(1),
-    );
+    let plan = data::descriptor_plan(limit, args.files);
+    let max_open_files = Some(args.max_open_files.unwrap_or(plan.engine).max(1));
     let small_budget = Budget {
         max_memory: Some(args.max_memory),
         max_handles: Some(args.max_handles),
@@ -346,7 +349,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|w| (w.methods.len() * args.repeat) as u64)
         .sum();
     let mut notes = Notes::new(args.quiet, 1 + steps);
-    let data = setup(args, &notes, true)?;
+    let data = setup(args, &notes, true, plan.baselines_keep && !args.in_turn)?;
     if args.files > 0 {
         sizes.skewed = workloads::hot_budget(&data.small.sizes, max_open_files);
     }
@@ -412,16 +415,24 @@ fn run_all(
             .map(|&id| Ok((id, id.prepare(set, &access)?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let progress = &mut notes.progress;
-        let measured = workloads::measure(&methods, &lists, args.repeat, w.label, |id, round| {
-            progress.set_message(format!(
-                "{}: {} (run {} of {})",
-                w.label,
-                id.label(),
-                round + 1,
-                args.repeat
-            ));
-            progress.inc(1);
-        })?;
+        let phased = !set.open.kept();
+        let measured = workloads::measure(
+            &methods,
+            &lists,
+            args.repeat,
+            w.label,
+            phased,
+            |id, round| {
+                progress.set_message(format!(
+                    "{}: {} (run {} of {})",
+                    w.label,
+                    id.label(),
+                    round + 1,
+                    args.repeat
+                ));
+                progress.inc(1);
+            },
+        )?;
         if w.pattern == workloads::Pattern::Scan {
             let want = data::mix(0, data.large_sum);
             if measured.checksum != want {
@@ -467,6 +478,7 @@ fn report(args: &BenchArgs, data: &Data, rows: Vec<Row>, window: u64, sizes: &Si
             small_max_memory_size: small.max_mapped_memory_size(),
             small_max_handles: small.max_file_handles(),
             small_max_open_files: small.max_open_files(),
+            descriptors_in_turn: !data.small.open.kept(),
             skewed_max_memory_size: skewed.max_mapped_memory_size(),
             skewed_max_handles: skewed.max_file_handles(),
             hot_files: hot,

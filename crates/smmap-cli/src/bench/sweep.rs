@@ -10,7 +10,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::data::Rng;
+use super::data::{self, Rng};
 use super::methods::MethodId;
 use super::workloads::{self, Budget, Files, Pattern, Workload, HOT_FILES, HOT_READS, READ};
 use super::{BenchArgs, Notes, SWEPT};
@@ -73,7 +73,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     ];
     let steps = (patterns.len() * SHARES.len() * SWEPT.len() * args.repeat) as u64;
     let mut notes = Notes::new(args.quiet, 1 + steps);
-    let data = super::setup(args, &notes, false)?;
+    // A descriptor per file for the engine and for the baselines, at once
+    // or in turn (as in the bench's rows).
+    let limit = data::raise_open_file_limit(2 * args.files as u64 + data::SPARE_FILES);
+    let plan = data::descriptor_plan(limit, args.files);
+    let data = super::setup(args, &notes, false, plan.baselines_keep && !args.in_turn)?;
     notes.progress.inc(1);
     let set = &data.small;
     let n = set.sizes.len();
@@ -87,7 +91,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let budget = Budget {
                 max_handles: Some(((n as f64 * share).ceil() as usize).max(1)),
                 max_memory: Some(((charged as f64 * share).ceil() as u64).max(page)),
-                max_open_files: Some(n),
+                max_open_files: Some(plan.engine),
             };
             let w = Workload {
                 name: "sweep",
@@ -109,7 +113,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .map(|&id| Ok((id, id.prepare(set, &access)?)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let progress = &mut notes.progress;
-            let m = workloads::measure(&methods, &lists, args.repeat, &label, |_, _| {
+            let phased = !set.open.kept();
+            let m = workloads::measure(&methods, &lists, args.repeat, &label, phased, |_, _| {
                 progress.inc(1);
             })?;
             let per_read = |id: MethodId| {
