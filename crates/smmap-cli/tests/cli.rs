@@ -1000,7 +1000,7 @@ fn bench_json_has_every_field() {
             "small files: buffer / pread",
             "small files: buffer throughput, threads vs 1",
             "skewed small files: buffer / min(pread, raw mmap)",
-            "skewed small files: buffer hit ratio / Belady's MIN",
+            "skewed small files: buffer hit ratio, first run / Belady's MIN",
             "small files: cursor / map+unmap floor",
             "window switches, 1-byte reads: buffer / raw mmap",
             "large file, 1-byte reads: buffer / raw mmap",

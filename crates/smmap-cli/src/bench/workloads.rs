@@ -461,6 +461,11 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
 pub struct Measured {
     /// Each method's fastest run.
     pub best: BTreeMap<MethodId, Run>,
+    /// Each engine method's hit ratio in its first run, which starts with
+    /// nothing of the workload mapped (its manager is new, and the method
+    /// is the first to use it, or the one before it collected), as Belady's
+    /// MIN does; later runs start with what the one before left.
+    pub first_hit_ratio: BTreeMap<MethodId, f64>,
     /// The checksum.
     pub checksum: u64,
 }
@@ -484,6 +489,7 @@ pub fn measure(
     mut step: impl FnMut(MethodId, usize),
 ) -> anyhow::Result<Measured> {
     let mut best: BTreeMap<MethodId, Run> = BTreeMap::new();
+    let mut first_hit_ratio = BTreeMap::new();
     let mut first: Option<(MethodId, u64)> = None;
     let phases: Vec<Vec<&(MethodId, Box<dyn Method + '_>)>> = if phased {
         let (engine, baselines): (Vec<_>, Vec<_>) =
@@ -513,6 +519,9 @@ pub fn measure(
                     ),
                     Some(_) => {}
                 }
+                if let (0, Some(stats)) = (round, run.stats) {
+                    first_hit_ratio.insert(*id, stats.hit_ratio);
+                }
                 let slot = best.entry(*id).or_insert(run);
                 if run.time < slot.time {
                     *slot = run;
@@ -529,6 +538,7 @@ pub fn measure(
     }
     Ok(Measured {
         best,
+        first_hit_ratio,
         checksum: first.map_or(0, |f| f.1),
     })
 }
