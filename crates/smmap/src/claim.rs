@@ -377,9 +377,8 @@ mod loom_tests {
                 thread::spawn(move || cell.read(gen))
             };
             assert!(cell.evict_and_refill(9));
-            match reader.join().unwrap() {
-                Some(v) => assert_eq!(v, 7),
-                None => {}
+            if let Some(v) = reader.join().unwrap() {
+                assert_eq!(v, 7);
             }
             assert_eq!(cell.read(gen + 1), Some(9));
         });
