@@ -167,7 +167,7 @@
 //! | part | holds | synchronised by |
 //! |---|---|---|
 //! | file registry | path or descriptor → file entry | a mutex, taken to make a cursor, and by an entry that goes |
-//! | file entry, one per file | its table of regions by window-size slot; its slots (regions and windows being mapped, by offset); its cached descriptor | the table: pointers written under the file's lock, read without any; the slots: the file's own mutex and condition variable; the descriptor: one atomic word |
+//! | file entry, one per file | its table of regions by window-size slot; its slots (regions and windows being mapped, by offset); its cached descriptor | the table: pointers written under the file's lock, read without any; the slots: the file's own mutex and condition variable, signalled only when a thread waits (a count of waiters kept under the mutex); the descriptor: one atomic word |
 //! | cells | one per tracked region: its claim word, range and address, the region and its file entry | the claim word (clients, uses since the hand passed, generation); the rest is written only while the word says no region is readable |
 //! | handle budget | cells reserved (mapped, being mapped, being unmapped) | a counter reserved below `max_open_handles` by compare-and-swap, then a bit of a bitmap |
 //! | memory ledger | bytes committed likewise | compare-and-swap below `max_memory_size`; forced past it only when every region is in use |
@@ -201,8 +201,9 @@
 //! [loom](https://docs.rs/loom) under every interleaving of its scenarios
 //! (`scripts/loom`): the claim word (`src/claim.rs`), the handle budget
 //! (`src/manager/cells.rs`), the memory ledger (`src/manager/ledger.rs`),
-//! a file's descriptor word (`src/manager/desc.rs`) and the evictor's
-//! election (`src/manager/election.rs`). The memory limit rests on one
+//! a file's descriptor word (`src/manager/desc.rs`), the evictor's
+//! election (`src/manager/election.rs`) and the count of a file's waiters
+//! (`src/manager/signal.rs`). The memory limit rests on one
 //! `SeqCst` pairing: a release that leaves a region unused reads the ledger
 //! next, and a thread that commits bytes past the limit sweeps the claim
 //! words next, so one of them sees the other and no unused region is left

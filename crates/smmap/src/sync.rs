@@ -7,8 +7,9 @@
 //! The words of the protocols go through here — the claim word
 //! ([`crate::claim`]), a file's descriptor word (`manager::desc`), the
 //! ledger's counters and the cell bitmap (`manager::ledger`,
-//! `manager::cells`), the evictor's election (`manager::election`) and the
-//! frequency sketch's counters — and the mutexes and condition variables
+//! `manager::cells`), the evictor's election (`manager::election`), the
+//! count of a file's waiters (`manager::signal`) and the frequency sketch's
+//! counters — and the mutexes and condition variables
 //! the engine waits on, which loom must see to run threads that block.
 //!
 //! Loom's `UnsafeCell` hands out its pointer through a closure so that it

@@ -16,10 +16,11 @@ use std::sync::{Arc, PoisonError, Weak};
 
 use super::desc::{DescRing, DescSlot, DescUse};
 use super::shared_lock::SharedLock;
+use super::signal::Signal;
 use super::slots::Slots;
 use super::table::WindowTable;
 use crate::source::{FileKey, PinnedFile};
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// One file the manager knows (see the module documentation).
 ///
@@ -38,8 +39,9 @@ pub(crate) struct FileEntry {
     pinned: PinnedFile,
     slots: Mutex<Slots>,
     /// Signalled when a window of the file being mapped is done, or a
-    /// region evicted is gone from the slots.
-    changed: Condvar,
+    /// region evicted is gone from the slots (a change made under the
+    /// slots' lock).
+    changed: Signal,
     files: Arc<Files>,
 }
 
@@ -96,14 +98,13 @@ impl FileEntry {
     /// Waits, the lock given up meanwhile, until a window of the file being
     /// mapped is done or an evicted region is gone.
     pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, Slots>) -> MutexGuard<'a, Slots> {
-        self.changed
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner)
+        self.changed.wait(guard)
     }
 
-    /// Wakes the threads waiting in [`wait`](Self::wait).
+    /// Wakes the threads waiting in [`wait`](Self::wait), if any; called
+    /// after a change to the slots, made under their lock.
     pub(crate) fn notify(&self) {
-        self.changed.notify_all();
+        self.changed.notify();
     }
 }
 
@@ -172,7 +173,7 @@ impl Files {
             desc: DescSlot::default(),
             pinned,
             slots: Mutex::new(Slots::default()),
-            changed: Condvar::new(),
+            changed: Signal::default(),
             files: self.clone(),
         });
         index.insert(key, Arc::downgrade(&entry));

@@ -33,6 +33,7 @@ mod ledger;
 mod miss;
 mod room;
 mod shared_lock;
+mod signal;
 mod sketch;
 mod slots;
 mod table;
