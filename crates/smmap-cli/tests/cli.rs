@@ -691,21 +691,12 @@ fn bench_names_a_file_it_cannot_open_under_the_limit() {
 fn bench_in_turn_runs_each_method_in_turn() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
-    let out = ok(&[
-        "bench",
-        "--size",
-        "1MiB",
-        "--files",
-        "20",
-        "--ops",
-        "10000",
-        "--repeat",
-        "2",
-        "--in-turn",
-        "--json",
-        "--dir",
-        root,
-    ]);
+    let mut args: Vec<&str> =
+        "bench --size 1MiB --files 20 --ops 10000 --repeat 2 --in-turn --json --dir"
+            .split(' ')
+            .collect();
+    args.push(root);
+    let out = ok(&args);
     let v: Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(v["checksums_verified"], true);
     assert_eq!(v["config"]["descriptors_in_turn"], true);
