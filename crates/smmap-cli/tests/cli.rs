@@ -611,13 +611,14 @@ fn fields(names: &[&str], suffixes: &[&str]) -> Vec<String> {
 }
 
 /// Under a limit on open files that holds a descriptor per small file for
-/// one method at a time, not for the engine and the baselines at once, the
-/// bench gives the engine one per file all the same, runs each method in
-/// turn, says so, and its checksums agree (the bench fails if they do not).
-/// The limit is set in the child only, by the shell that starts it.
+/// one method at a time, not for the baselines and the engine's two
+/// managers at once, the bench gives the engine one per file all the same,
+/// runs each method in turn, says so, and its checksums agree (the bench
+/// fails if they do not). The limit is set in the child only, by the shell
+/// that starts it.
 #[cfg(unix)]
 #[test]
-fn bench_takes_turns_when_the_descriptors_do_not_fit_both() {
+fn bench_takes_turns_when_the_descriptors_do_not_all_fit() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     let bench = |extra: &[&str]| {
@@ -635,7 +636,7 @@ fn bench_takes_turns_when_the_descriptors_do_not_fit_both() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)
     };
-    // 100 files need 2 × 100 + 256 descriptors for both at once: 456 > 400.
+    // 100 files need 3 × 100 + 256 descriptors for all at once: 556 > 400.
     let v: Value = serde_json::from_str(&bench(&["--json"])).expect("one JSON document");
     assert_eq!(v["checksums_verified"], true);
     assert_eq!(v["config"]["descriptors_in_turn"], true);

@@ -119,7 +119,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = parse_count)]
     max_open_files: Option<usize>,
 
-    /// Run each method of the small-files workloads all its runs in turn, not interleaved with the others, so that each has the limit on open files (and each engine method its manager) to itself; the default where the limit cannot hold a descriptor per file for the engine and the baselines at once
+    /// Run each method of the small-files workloads all its runs in turn, not interleaved with the others, so that each has the limit on open files (and each engine method its manager) to itself; the default where the limit cannot hold a descriptor per file for the baselines and for each of the engine's two managers at once
     #[arg(long)]
     in_turn: bool,
 
@@ -320,11 +320,11 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool, keep: bool) -> anyhow::Re
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let window = args.window.unwrap_or_else(smmap::default_window_size);
-    // A descriptor per small file for the engine and for the baselines:
-    // both at once where the limit holds them, else in turn (each method
+    // A descriptor per small file for each manager and for the baselines:
+    // all at once where the limit holds them, else in turn (each method
     // runs all its runs alone: `workloads::measure`), not a number that
     // would make the engine find the table full and close its descriptors.
-    let limit = data::raise_open_file_limit(2 * args.files as u64 + data::SPARE_FILES);
+    let limit = data::raise_open_file_limit(data::files_for_all_sets(args.files));
     let plan = data::descriptor_plan(limit, args.files);
     let max_open_files = Some(args.max_open_files.unwrap_or(plan.engine).max(1));
     let small_budget = Budget {

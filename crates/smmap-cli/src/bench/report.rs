@@ -145,7 +145,7 @@ pub struct Row {
     #[serde(skip)]
     pub cells: BTreeMap<MethodId, (u64, Option<RunStats>)>,
     /// Each engine method's hit ratio in its first run (see
-    /// `Measured::first_hit_ratio`), for the goal against MIN.
+    /// `Measured::first`): the buffer's, for the goal against MIN.
     #[serde(skip)]
     pub first_hit_ratio: BTreeMap<MethodId, f64>,
 }
@@ -210,7 +210,7 @@ impl Row {
             belady_hit_ratio: None,
             methods,
             cells,
-            first_hit_ratio: m.first_hit_ratio.clone(),
+            first_hit_ratio: m.first.iter().map(|(id, s)| (*id, s.hit_ratio)).collect(),
         }
     }
 

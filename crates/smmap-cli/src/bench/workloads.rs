@@ -397,8 +397,9 @@ pub struct Run {
 
 /// Runs each list of reads in a thread of its own (in this thread when
 /// there is one), each with its own reader made first. Only the reads are
-/// timed: the clock starts when every thread has its reader. The checksum
-/// adds up the threads' checksums.
+/// timed: the clock starts when every thread has its reader and stops when
+/// the last has read, before the readers go. The checksum adds up the
+/// threads' checksums.
 pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
     let snapshot = || method.manager().map(Manager::stats);
     let reads: u64 = lists.iter().map(|l| l.len() as u64).sum();
@@ -428,7 +429,14 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
                     let reader = method.reader();
                     ready.wait();
                     go.wait();
-                    reader?.fold(list)
+                    let mut reader = reader?;
+                    let checksum = reader.fold(list)?;
+                    // The clock stops before the reader goes: dropping it
+                    // can close what the run opened (the baselines'
+                    // descriptors, when they are not kept).
+                    let end = Instant::now();
+                    drop(reader);
+                    Ok((checksum, end))
                 })
             })
             .collect();
@@ -437,10 +445,14 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
         let start = Instant::now();
         go.wait();
         let mut checksum = 0u64;
+        let mut last_end = start;
         let mut first_error = None;
         for handle in handles {
             match handle.join() {
-                Ok(Ok(h)) => checksum = checksum.wrapping_add(h),
+                Ok(Ok((h, end))) => {
+                    checksum = checksum.wrapping_add(h);
+                    last_end = last_end.max(end);
+                }
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
                 Err(_) => {
                     first_error =
@@ -448,7 +460,7 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
                 }
             }
         }
-        let time = start.elapsed();
+        let time = last_end.duration_since(start);
         match first_error {
             Some(e) => Err(e),
             None => Ok(finish(time, checksum, before)),
@@ -461,11 +473,13 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
 pub struct Measured {
     /// Each method's fastest run.
     pub best: BTreeMap<MethodId, Run>,
-    /// Each engine method's hit ratio in its first run, which starts with
-    /// nothing of the workload mapped (its manager is new, and the method
-    /// is the first to use it, or the one before it collected), as Belady's
-    /// MIN does; later runs start with what the one before left.
-    pub first_hit_ratio: BTreeMap<MethodId, f64>,
+    /// Each engine method's counters in its first run. The buffer, the
+    /// first method of every workload, starts that run on a new manager
+    /// with nothing mapped, as Belady's MIN does (so its hit ratio there is
+    /// the one to set beside MIN's); a later run, or another method on the
+    /// same manager, starts with what the run before left mapped (and,
+    /// after a `collect`, with the heat that run left).
+    pub first: BTreeMap<MethodId, RunStats>,
     /// The checksum.
     pub checksum: u64,
 }
@@ -489,7 +503,7 @@ pub fn measure(
     mut step: impl FnMut(MethodId, usize),
 ) -> anyhow::Result<Measured> {
     let mut best: BTreeMap<MethodId, Run> = BTreeMap::new();
-    let mut first_hit_ratio = BTreeMap::new();
+    let mut first_stats = BTreeMap::new();
     let mut first: Option<(MethodId, u64)> = None;
     let phases: Vec<Vec<&(MethodId, Box<dyn Method + '_>)>> = if phased {
         let (engine, baselines): (Vec<_>, Vec<_>) =
@@ -520,7 +534,7 @@ pub fn measure(
                     Some(_) => {}
                 }
                 if let (0, Some(stats)) = (round, run.stats) {
-                    first_hit_ratio.insert(*id, stats.hit_ratio);
+                    first_stats.insert(*id, stats);
                 }
                 let slot = best.entry(*id).or_insert(run);
                 if run.time < slot.time {
@@ -538,7 +552,7 @@ pub fn measure(
     }
     Ok(Measured {
         best,
-        first_hit_ratio,
+        first: first_stats,
         checksum: first.map_or(0, |f| f.1),
     })
 }
@@ -546,7 +560,45 @@ pub fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::methods::Descriptors;
+    use crate::bench::methods::{Descriptors, Reader};
+
+    /// A reader whose going takes long, as closing 15,000 descriptors can.
+    struct SlowToDrop;
+
+    impl Reader for SlowToDrop {
+        fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64> {
+            Ok(ops.len() as u64)
+        }
+    }
+
+    impl Drop for SlowToDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    struct SlowMethod;
+
+    impl Method for SlowMethod {
+        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+            Ok(Box::new(SlowToDrop))
+        }
+    }
+
+    #[test]
+    fn the_clock_stops_before_the_readers_go() {
+        // One thread, and two: the run reads nothing, so its time is far
+        // below the two seconds each reader takes to go.
+        for threads in [1, 2] {
+            let lists = vec![Vec::new(); threads];
+            let run = run_once(&SlowMethod, &lists).unwrap();
+            assert!(
+                run.time < Duration::from_secs(1),
+                "{threads}: {:?}",
+                run.time
+            );
+        }
+    }
 
     fn set(sizes: &[u64]) -> FileSet {
         FileSet {
