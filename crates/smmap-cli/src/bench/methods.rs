@@ -46,7 +46,7 @@ impl FileExt for File {
 
 /// The files of a workload, and what the baselines keep of them from run to
 /// run: a raw mapping of each whole file and, where the limit on open files
-/// leaves room beside the engine's, an open descriptor.
+/// leaves room beside both managers' descriptors, an open descriptor.
 pub struct FileSet {
     /// Where they are.
     pub paths: Vec<PathBuf>,
@@ -109,7 +109,8 @@ fn open_all(paths: &[PathBuf]) -> anyhow::Result<Vec<File>> {
 }
 
 /// The baselines' descriptors, one per file: kept open for the whole bench
-/// where the limit on open files holds them beside the engine's, else
+/// where the limit on open files holds them beside both managers' (see
+/// `data::descriptor_plan`), else
 /// opened when a run's first reader asks (before the clock starts), shared
 /// by that run's threads and closed when its last reader goes, so that the
 /// engine, run while no baseline runs (see `workloads::measure`), has the
