@@ -433,9 +433,10 @@ impl WindowCursor {
 
     /// The byte at index `i` of the frame set by
     /// [`set_frame`](Self::set_frame) (absolute offset `origin + i`), counted
-    /// as a hit, if the region holds it; `None` otherwise, and always while
-    /// the cursor records a trace. A buffer's hot path, in its own indices
-    /// (the buffer checks its bounds). The cursor's own
+    /// as a hit, if the region holds it and `i` is below the frame's length;
+    /// `None` otherwise, and always while the cursor records a trace. A
+    /// buffer's hot path, in its own indices: a byte found is inside the
+    /// buffer, so the buffer checks its bounds only when none is. The cursor's own
     /// [`byte_at`](Self::byte_at) reads the same view by offset, in the
     /// frame of origin 0 ([`use_region`](Self::use_region) tests the range
     /// itself): a cursor lent to a buffer is used only through it, which
@@ -447,11 +448,11 @@ impl WindowCursor {
         Some(b)
     }
 
-    /// Sets the origin of the frame of [`framed_byte`](Self::framed_byte):
-    /// index `i` names absolute offset `origin + i`; 0 gives the cursor back
-    /// its own.
-    pub(crate) fn set_frame(&mut self, origin: u64) {
-        self.held.set_frame(origin);
+    /// Sets the frame of [`framed_byte`](Self::framed_byte): index `i`
+    /// names absolute offset `origin + i`, and only indices below `len` are
+    /// found; `(0, u64::MAX)` gives the cursor back its own.
+    pub(crate) fn set_frame(&mut self, origin: u64, len: u64) {
+        self.held.set_frame(origin, len);
     }
 
     /// [`byte_at`](Self::byte_at) off its hot path: a switch to another

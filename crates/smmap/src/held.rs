@@ -36,9 +36,10 @@ unsafe impl Sync for Lease {}
 /// the cell's claim word, whose manager the cursor keeps alive, and `base`,
 /// `begin` and `end` describe its region exactly — they are set together in
 /// [`set`](Self::set) and cleared together in [`take`](Self::take), and the
-/// view (`view_lo`, `view_len`: the range in the holder's frame) is computed
-/// from them there, its length never more than `end - begin`, so that it
-/// too names only bytes of the mapping held. Without a lease the range is
+/// view (`view_lo`, `view_len`, `view_base`: the part of the region inside
+/// the holder's frame, in the frame's indices) is computed from them there:
+/// `[view_base, view_base + view_len)` is always inside `[base, base + end -
+/// begin)`, so that it too names only bytes of the mapping held. Without a lease the range is
 /// `0..0` and the view empty, which no offset is in, and `cell`, `gen`,
 /// `last_begin` and `last_end` name the region released last, on which no
 /// claim is counted (taking it back is a compare-and-swap that fails once
@@ -51,14 +52,22 @@ pub(crate) struct HeldRegion {
     /// index `i` names absolute offset `origin + i` (a cursor's is 0, a
     /// buffer's its view's offset).
     origin: u64,
+    /// The absolute end of the frame: a cursor's is `u64::MAX`, a buffer's
+    /// the end of its view, so that an index past the buffer is never in
+    /// the view and the buffer's hit is one comparison.
+    frame_end: u64,
     /// `!0`, or 0 while the holder records a trace, whose reads all take
     /// the path that records them: the view's length is masked with it.
     untraced: u64,
-    /// The region in the frame's indices: index `i` is at
-    /// `base + (i - view_lo)` when `i - view_lo < view_len` (wrapping);
-    /// `view_len` is `(end - begin) & untraced`, 0 while nothing is held.
+    /// The region's part inside the frame, `[lo, hi)` in absolute offsets
+    /// (`lo = max(begin, origin)`, `hi = min(end, frame_end)`), in the
+    /// frame's indices: index `i` is at `view_base + (i - view_lo)` when
+    /// `i - view_lo < view_len` (wrapping); `view_lo` is `lo - origin`,
+    /// `view_len` is `(hi - lo) & untraced` (0 if `hi <= lo`), and 0 while
+    /// nothing is held.
     view_lo: u64,
     view_len: u64,
+    view_base: *const u8,
     held: bool,
     cell: *const Cell,
     gen: u32,
@@ -81,9 +90,11 @@ impl HeldRegion {
             begin: 0,
             end: 0,
             origin: 0,
+            frame_end: u64::MAX,
             untraced: !0,
             view_lo: 0,
             view_len: 0,
+            view_base: std::ptr::null(),
             held: false,
             cell: std::ptr::null(),
             gen: 0,
@@ -105,11 +116,13 @@ impl HeldRegion {
         self.reframe();
     }
 
-    /// Sets the origin of the holder's frame (see
-    /// [`view_byte`](Self::view_byte)): index `i` names absolute offset
-    /// `origin + i`; 0 is a cursor's, in which indices are offsets.
-    pub(crate) fn set_frame(&mut self, origin: u64) {
+    /// Sets the holder's frame (see [`view_byte`](Self::view_byte)):
+    /// index `i` names absolute offset `origin + i`, and only indices below
+    /// `len` are in the view; `(0, u64::MAX)` is a cursor's, in which
+    /// indices are offsets.
+    pub(crate) fn set_frame(&mut self, origin: u64, len: u64) {
         self.origin = origin;
+        self.frame_end = origin.saturating_add(len);
         self.reframe();
     }
 
@@ -125,12 +138,17 @@ impl HeldRegion {
         self.reframe();
     }
 
-    /// Computes the view from the range, the frame and `untraced`: three
-    /// instructions, on the path of every switch.
+    /// Computes the view from the range, the frame and `untraced`: a few
+    /// instructions without a branch, on the path of every switch.
     #[inline]
     fn reframe(&mut self) {
-        self.view_lo = self.begin.wrapping_sub(self.origin);
-        self.view_len = (self.end - self.begin) & self.untraced;
+        let lo = self.begin.max(self.origin);
+        let hi = self.end.min(self.frame_end);
+        self.view_lo = lo.wrapping_sub(self.origin);
+        self.view_len = hi.saturating_sub(lo) & self.untraced;
+        // Only dereferenced below `view_len`, where it is inside the
+        // mapping: `lo - begin + view_len <= end - begin`.
+        self.view_base = self.base.wrapping_add(lo.wrapping_sub(self.begin) as usize);
     }
 
     /// The range and address held.
@@ -221,16 +239,18 @@ impl HeldRegion {
     }
 
     /// The byte at index `i` of the frame (absolute offset `origin + i`), if
-    /// it is in the view (the region holds it and the holder records no
-    /// trace): one comparison.
+    /// it is in the view (the region holds it, `i` is below the frame's
+    /// length and the holder records no trace): one comparison.
     #[inline]
     pub(crate) fn view_byte(&self, i: u64) -> Option<u8> {
         let k = i.wrapping_sub(self.view_lo);
         if k < self.view_len {
-            // SAFETY: `k < view_len <= end - begin`, the mapping's length
-            // (both set together in `set`/`take`), which lives while
-            // the lease is counted (see the invariant).
-            Some(unsafe { *self.base.add(k as usize) })
+            // SAFETY: `k < view_len`, and `view_base + view_len` does not
+            // pass the end of the mapping, nor `view_base` its start (see
+            // `reframe`, run with every change of the range or the
+            // frame; `take` empties the view); the mapping lives while the
+            // lease is counted (see the invariant).
+            Some(unsafe { *self.view_base.add(k as usize) })
         } else {
             None
         }

@@ -262,6 +262,55 @@ fn begin_and_end_access() {
     assert!(cursor.is_associated());
 }
 
+/// A buffer's hit is found in its cursor's window without a test of the
+/// buffer's bounds: the window is cut to the buffer's range, so an index
+/// past its end, or one so large that the offset it names wraps round to
+/// a byte before the buffer, is never a hit, whatever the window holds.
+#[test]
+fn a_hit_never_reads_outside_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 3 * g();
+    let (path, bytes) = make_file(dir.path(), "f", 9, len);
+    let whole = SlidingWindowMapManager::new();
+    let small = small_windows();
+    for m in [&whole, &small] {
+        let off = g() + 3;
+        let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), off, 5).unwrap();
+        for i in 0..5 {
+            assert_eq!(buf.get(i).unwrap(), bytes[(off + i) as usize]);
+        }
+        // The window held goes on past the buffer, and starts before it.
+        assert!(buf.cursor().holds(off - 1, 7));
+        for i in [5, 6, g(), u64::MAX, u64::MAX - 1, u64::MAX - off] {
+            match buf.get(i) {
+                Err(Error::OutOfRange { offset, .. }) => {
+                    assert_eq!(offset, off.saturating_add(i), "index {i}")
+                }
+                other => panic!("index {i}: {other:?}"),
+            }
+        }
+        // Pointed elsewhere, the cut follows.
+        buf.begin_access(None, 10, 2).unwrap();
+        assert_eq!(buf.get(1).unwrap(), bytes[11]);
+        assert!(buf.get(2).is_err() && buf.get(u64::MAX - 9).is_err());
+        // A failed `begin_access` leaves the window held and nothing in
+        // the buffer; so does `end_access`.
+        assert!(buf.begin_access(None, len, 1).is_err());
+        assert!(buf.cursor().is_valid());
+        assert!(buf.get(0).is_err() && buf.get(u64::MAX - len + 1).is_err());
+        buf.begin_access(None, 0, 4).unwrap();
+        assert_eq!(buf.get(3).unwrap(), bytes[3]);
+        buf.end_access();
+        assert!(buf.get(0).is_err());
+        // The cursor taken back reads by offset again, the whole window.
+        buf.begin_access(None, 2, 1).unwrap();
+        assert_eq!(buf.get(0).unwrap(), bytes[2]);
+        let mut cursor = buf.into_cursor();
+        assert_eq!(cursor.byte_at(2).unwrap(), bytes[2]);
+        assert_eq!(cursor.byte_at(g() - 1).unwrap(), bytes[(g() - 1) as usize]);
+    }
+}
+
 #[test]
 fn hints_are_accepted() {
     let dir = tempfile::tempdir().unwrap();

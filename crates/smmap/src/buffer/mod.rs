@@ -86,6 +86,9 @@ impl SlidingWindowMapBuffer {
         }
         self.len = 0;
         self.pos = 0;
+        // Nothing is found in the frame until the buffer has its length
+        // again (also if this fails).
+        self.cursor.set_frame(0, 0);
         let Some(fsize) = self.cursor.file_size() else {
             return Err(Error::NotAssociated);
         };
@@ -101,7 +104,7 @@ impl SlidingWindowMapBuffer {
         self.cursor.map_first(offset)?;
         self.offset = offset;
         self.len = size.min(fsize - offset);
-        self.cursor.set_frame(offset);
+        self.cursor.set_frame(offset, self.len);
         Ok(())
     }
 
@@ -110,6 +113,7 @@ impl SlidingWindowMapBuffer {
     pub fn end_access(&mut self) {
         self.len = 0;
         self.pos = 0;
+        self.cursor.set_frame(0, 0);
         self.cursor.unuse_region();
     }
 
@@ -121,7 +125,7 @@ impl SlidingWindowMapBuffer {
     /// Takes the cursor back, ending the buffer.
     pub fn into_cursor(self) -> WindowCursor {
         let mut cursor = self.cursor;
-        cursor.set_frame(0);
+        cursor.set_frame(0, u64::MAX);
         cursor
     }
 
@@ -165,12 +169,13 @@ impl SlidingWindowMapBuffer {
     /// be mapped (the buffer stays usable: a later read maps again).
     #[inline]
     pub fn get(&mut self, i: u64) -> Result<u8> {
+        // The hot path: the window held has index `i` (the cursor's frame
+        // is the buffer's range, so a byte found is inside the buffer): one
+        // comparison.
+        if let Some(b) = self.cursor.framed_byte(i) {
+            return Ok(b);
+        }
         if i < self.len {
-            // The hot path: the window held has index `i` (the cursor's
-            // frame begins at the buffer's offset): one more comparison.
-            if let Some(b) = self.cursor.framed_byte(i) {
-                return Ok(b);
-            }
             // Another window, the copy, or a read the trace records.
             return self.cursor.byte_miss(self.offset + i);
         }
