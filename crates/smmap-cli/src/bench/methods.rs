@@ -405,31 +405,44 @@ impl<'a> Engine<'a> {
     }
 }
 
-impl Method for Engine<'_> {
-    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-        let n = self.files.paths.len();
-        let release = self.release;
-        if !self.buffers {
-            let cursors = (0..n)
-                .map(|i| {
-                    Ok(CursorFile {
-                        cursor: self.cursor(i)?,
-                        release,
-                    })
+impl Engine<'_> {
+    /// A reader of cursors; `RELEASE` is the workload's `release`, a
+    /// constant so that the reads of the engine's methods test it no more
+    /// than the baselines', which have no such flag.
+    fn cursors<const RELEASE: bool>(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        let cursors = (0..self.files.paths.len())
+            .map(|i| {
+                Ok(CursorFile::<RELEASE> {
+                    cursor: self.cursor(i)?,
                 })
-                .collect::<anyhow::Result<_>>()?;
-            return Ok(Box::new(PerFile::new(cursors)));
-        }
-        let bufs = (0..n)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Box::new(PerFile::new(cursors)))
+    }
+
+    /// A reader of buffers (see [`cursors`](Self::cursors)).
+    fn buffers<const RELEASE: bool>(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        let bufs = (0..self.files.paths.len())
             .map(|i| {
                 let mut buf = SlidingWindowMapBuffer::new(self.cursor(i)?, 0, u64::MAX)?;
-                if release {
+                if RELEASE {
                     buf.end_access();
                 }
-                Ok(BufferFile { buf, release })
+                Ok(BufferFile::<RELEASE> { buf })
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Box::new(PerFile::new(bufs)))
+    }
+}
+
+impl Method for Engine<'_> {
+    fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+        match (self.buffers, self.release) {
+            (false, false) => self.cursors::<false>(),
+            (false, true) => self.cursors::<true>(),
+            (true, false) => self.buffers::<false>(),
+            (true, true) => self.buffers::<true>(),
+        }
     }
 
     fn manager(&self) -> Option<&Manager> {
@@ -441,14 +454,13 @@ impl Method for Engine<'_> {
 const SLICE_MAX: u64 = 1 << 20;
 
 /// A buffer: a view of the whole file kept for every read, or, with
-/// `release`, pointed at each read (`begin_access`) and released after it
+/// `RELEASE`, pointed at each read (`begin_access`) and released after it
 /// (`end_access`).
-struct BufferFile {
+struct BufferFile<const RELEASE: bool> {
     buf: SlidingWindowMapBuffer,
-    release: bool,
 }
 
-impl BufferFile {
+impl<const RELEASE: bool> BufferFile<RELEASE> {
     /// The sum of `len` bytes from index `i`.
     #[inline(always)]
     fn sum_in(&mut self, i: u64, len: u64) -> anyhow::Result<u64> {
@@ -476,10 +488,10 @@ impl BufferFile {
     }
 }
 
-impl FileReader for BufferFile {
+impl<const RELEASE: bool> FileReader for BufferFile<RELEASE> {
     #[inline(always)]
     fn byte(&mut self, offset: u64, _: &mut [u8]) -> anyhow::Result<u64> {
-        if self.release {
+        if RELEASE {
             return self.sum(offset, 1, &mut []);
         }
         Ok(u64::from(self.buf.get(offset)?))
@@ -487,7 +499,7 @@ impl FileReader for BufferFile {
 
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
-        if !self.release {
+        if !RELEASE {
             return self.sum_in(offset, len);
         }
         self.buf.begin_access(None, offset, len)?;
@@ -497,17 +509,16 @@ impl FileReader for BufferFile {
     }
 }
 
-/// A cursor moved window by window with `use_region`; with `release`, the
+/// A cursor moved window by window with `use_region`; with `RELEASE`, the
 /// window is released after each read (`unuse_region`).
-struct CursorFile {
+struct CursorFile<const RELEASE: bool> {
     cursor: WindowCursor,
-    release: bool,
 }
 
-impl FileReader for CursorFile {
+impl<const RELEASE: bool> FileReader for CursorFile<RELEASE> {
     #[inline(always)]
     fn byte(&mut self, offset: u64, _: &mut [u8]) -> anyhow::Result<u64> {
-        if self.release {
+        if RELEASE {
             return self.sum(offset, 1, &mut []);
         }
         match self.cursor.use_region(offset, 1)?.buffer().first() {
@@ -519,7 +530,7 @@ impl FileReader for CursorFile {
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, _: &mut [u8]) -> anyhow::Result<u64> {
         let c = &mut self.cursor;
-        if len == 1 && !self.release {
+        if len == 1 && !RELEASE {
             return match c.use_region(offset, 1)?.buffer().first() {
                 Some(&b) => Ok(u64::from(b)),
                 None => bail!("the cursor could not map offset {offset}"),
@@ -537,7 +548,7 @@ impl FileReader for CursorFile {
             sum += byte_sum(view);
             done += view.len() as u64;
         }
-        if self.release {
+        if RELEASE {
             c.unuse_region();
         }
         Ok(sum)
