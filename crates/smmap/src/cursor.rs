@@ -436,11 +436,12 @@ impl WindowCursor {
     /// as a hit, if the region holds it and `i` is below the frame's length;
     /// `None` otherwise, and always while the cursor records a trace. A
     /// buffer's hot path, in its own indices: a byte found is inside the
-    /// buffer, so the buffer checks its bounds only when none is. The cursor's own
-    /// [`byte_at`](Self::byte_at) reads the same view by offset, in the
-    /// frame of origin 0 ([`use_region`](Self::use_region) tests the range
-    /// itself): a cursor lent to a buffer is used only through it, which
-    /// gives it back with origin 0.
+    /// buffer, so the buffer checks its bounds only when none is. The
+    /// cursor's own [`byte_at`](Self::byte_at) reads the same view by
+    /// offset, in the frame of origin 0 and no end
+    /// ([`use_region`](Self::use_region) tests the range itself): a cursor
+    /// lent to a buffer is used only through it, which gives it back with
+    /// that frame.
     #[inline]
     pub(crate) fn framed_byte(&mut self, i: u64) -> Option<u8> {
         let b = self.held.view_byte(i)?;

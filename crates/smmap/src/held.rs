@@ -39,11 +39,11 @@ unsafe impl Sync for Lease {}
 /// view (`view_lo`, `view_len`, `view_base`: the part of the region inside
 /// the holder's frame, in the frame's indices) is computed from them there:
 /// `[view_base, view_base + view_len)` is always inside `[base, base + end -
-/// begin)`, so that it too names only bytes of the mapping held. Without a lease the range is
-/// `0..0` and the view empty, which no offset is in, and `cell`, `gen`,
-/// `last_begin` and `last_end` name the region released last, on which no
-/// claim is counted (taking it back is a compare-and-swap that fails once
-/// the region was evicted).
+/// begin)`, so that it too names only bytes of the mapping held. Without a
+/// lease the range is `0..0` and the view empty, which no offset is in, and
+/// `cell`, `gen`, `last_begin` and `last_end` name the region released
+/// last, on which no claim is counted (taking it back is a
+/// compare-and-swap that fails once the region was evicted).
 pub(crate) struct HeldRegion {
     base: *const u8,
     begin: u64,
