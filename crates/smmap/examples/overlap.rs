@@ -31,6 +31,21 @@ fn next(x: &mut u64) -> u64 {
     *x
 }
 
+/// A positive count from the command line, named `what`: `default` if
+/// not given.
+fn count(arg: Option<String>, what: &str, default: u64) -> Result<u64, String> {
+    let Some(arg) = arg else {
+        return Ok(default);
+    };
+    match arg.parse::<u64>() {
+        Ok(0) => Err(format!("{what} {arg:?}: must be positive")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{what} {arg:?}: {e} (usage: overlap [SIZE_MIB] [READS])"
+        )),
+    }
+}
+
 /// Folds a byte into a checksum.
 #[inline(always)]
 fn mix(h: u64, b: u8) -> u64 {
@@ -112,14 +127,23 @@ struct Loop<'a> {
     run: Reads<'a>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let size_mib: u64 = args.next().map_or(Ok(1024), |a| a.parse())?;
-    let reads: usize = args.next().map_or(Ok(4_000_000), |a| a.parse())?;
-    let size = size_mib * WINDOW;
-    if size == 0 || reads == 0 {
-        return Err("SIZE_MIB and READS must be positive".into());
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("overlap: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let size_mib = count(args.next(), "SIZE_MIB", 1024)?;
+    let reads = usize::try_from(count(args.next(), "READS", 4_000_000)?)?;
+    let size = size_mib
+        .checked_mul(WINDOW)
+        .ok_or_else(|| format!("SIZE_MIB {size_mib}: too large"))?;
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("data");
