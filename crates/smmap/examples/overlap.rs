@@ -55,67 +55,57 @@ fn mix(h: u64, b: u8) -> u64 {
 /// Do-nothing instructions, `n` a read, from inline assembly (x86-64).
 #[cfg(target_arch = "x86_64")]
 mod pad {
-    /// `$body` repeated `$k` times, with the operands that follow.
+    /// `$body` repeated `$k` times, with the operands in `($ops)`.
     macro_rules! rept {
-        ($k:literal, $body:literal $(, $op:tt = $kind:ident($reg:ident) $val:tt)*) => {
+        ($k:literal, $body:literal, ($($ops:tt)*)) => {
             // SAFETY: the instructions write only the scratch register
             // named as an output (and the flags); they touch no memory and
             // no stack.
             unsafe {
                 std::arch::asm!(
                     concat!(".rept ", $k, "\n", $body, "\n.endr"),
-                    $($op = $kind($reg) $val,)*
+                    $($ops)*
                     options(nomem, nostack)
                 )
             }
         };
     }
 
-    /// `n` of `lea`, each writing a register.
-    #[inline(always)]
-    pub fn lea(n: usize) {
-        macro_rules! go {
-            ($k:literal) => {
-                rept!($k, "lea {a}, [{b} + 1]", a = out(reg) _, b = in(reg) 5u64)
-            };
-        }
-        match n {
-            16 => go!(16),
-            32 => go!(32),
-            64 => go!(64),
-            128 => go!(128),
-            _ => unreachable!("no padding of {n}"),
-        }
+    /// A function that runs `n` of `$body`, for each `n` of `[$k]`.
+    macro_rules! pad_fn {
+        ($(#[$doc:meta])* $name:ident, $body:literal, $ops:tt, [$($k:literal),*]) => {
+            $(#[$doc])*
+            #[inline(always)]
+            pub fn $name(n: usize) {
+                match n {
+                    $($k => rept!($k, $body, $ops),)*
+                    _ => unreachable!("no padding of {n}"),
+                }
+            }
+        };
     }
 
-    /// `n` of `cmp`, each writing only the flags.
-    #[inline(always)]
-    pub fn cmp(n: usize) {
-        macro_rules! go {
-            ($k:literal) => {
-                rept!($k, "cmp {b}, 1", b = in(reg) 5u64)
-            };
-        }
-        match n {
-            64 => go!(64),
-            _ => unreachable!("no padding of {n}"),
-        }
-    }
-
-    /// `n` of `nop`.
-    #[inline(always)]
-    pub fn nop(n: usize) {
-        macro_rules! go {
-            ($k:literal) => {
-                rept!($k, "nop")
-            };
-        }
-        match n {
-            64 => go!(64),
-            128 => go!(128),
-            _ => unreachable!("no padding of {n}"),
-        }
-    }
+    pad_fn!(
+        /// `n` of `lea`, each writing a register.
+        lea,
+        "lea {a}, [{b} + 1]",
+        (a = out(reg) _, b = in(reg) 5u64,),
+        [16, 32, 64, 128]
+    );
+    pad_fn!(
+        /// `n` of `cmp`, each writing only the flags.
+        cmp,
+        "cmp {b}, 1",
+        (b = in(reg) 5u64,),
+        [64]
+    );
+    pad_fn!(
+        /// `n` of `nop`.
+        nop,
+        "nop",
+        (),
+        [64, 128]
+    );
 }
 
 /// What one loop does with the list of offsets: the checksum of its reads.
