@@ -12,7 +12,7 @@ use serde::Serialize;
 use smmap::{Manager, ReadPolicy, SlidingWindowMapManager};
 
 use super::data::{self, Rng};
-use super::methods::{Access, FileSet, Method, MethodId, Op};
+use super::methods::{Access, FileSet, Method, MethodId, Op, Reader};
 
 /// Bytes per read of the 4 KiB workloads.
 pub const READ: u64 = 4096;
@@ -410,11 +410,19 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
             .zip(snapshot())
             .map(|(b, a)| RunStats::between(&b, &a, reads)),
     };
+    let bytes = lists.iter().flatten().all(|op| op.len == 1);
+    let fold = |reader: &mut dyn Reader, list: &[Op]| {
+        if bytes {
+            reader.fold_bytes(list)
+        } else {
+            reader.fold(list)
+        }
+    };
     if let [only] = lists {
         let mut reader = method.reader()?;
         let before = snapshot();
         let start = Instant::now();
-        let checksum = reader.fold(only)?;
+        let checksum = fold(&mut *reader, only)?;
         let time = start.elapsed();
         drop(reader);
         return Ok(finish(time, checksum, before));
@@ -430,7 +438,7 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
                     ready.wait();
                     go.wait();
                     let mut reader = reader?;
-                    let checksum = reader.fold(list)?;
+                    let checksum = fold(&mut *reader, list)?;
                     // The clock stops before the reader goes: dropping it
                     // can close what the run opened (the baselines'
                     // descriptors, when they are not kept).
@@ -560,7 +568,7 @@ pub fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::methods::{Descriptors, Reader};
+    use crate::bench::methods::Descriptors;
 
     /// A reader whose going takes long, as closing 15,000 descriptors can.
     struct SlowToDrop;
@@ -578,6 +586,51 @@ mod tests {
     }
 
     struct SlowMethod;
+
+    /// A reader that counts the lists it was given by each fold.
+    #[derive(Default)]
+    struct Folds {
+        general: usize,
+        bytes: usize,
+    }
+
+    /// Its readers count into its [`Folds`] (one reader at a time).
+    struct FoldsMethod(std::sync::Mutex<Folds>);
+
+    impl Method for FoldsMethod {
+        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+            Ok(Box::new(FoldsReader(self.0.lock().unwrap())))
+        }
+    }
+
+    struct FoldsReader<'a>(std::sync::MutexGuard<'a, Folds>);
+
+    impl Reader for FoldsReader<'_> {
+        fn fold(&mut self, _: &[Op]) -> anyhow::Result<u64> {
+            self.0.general += 1;
+            Ok(0)
+        }
+
+        fn fold_bytes(&mut self, _: &[Op]) -> anyhow::Result<u64> {
+            self.0.bytes += 1;
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn lists_of_one_byte_reads_take_the_loop_of_bytes() {
+        let op = |len| Op {
+            file: 0,
+            offset: 0,
+            len,
+        };
+        let m = FoldsMethod(std::sync::Mutex::new(Folds::default()));
+        run_once(&m, &[vec![op(1), op(1)]]).unwrap();
+        run_once(&m, &[vec![op(1), op(4096)]]).unwrap();
+        run_once(&m, &[vec![op(4096)]]).unwrap();
+        let f = m.0.lock().unwrap();
+        assert_eq!((f.bytes, f.general), (1, 2));
+    }
 
     impl Method for SlowMethod {
         fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
