@@ -587,6 +587,12 @@ mod tests {
 
     struct SlowMethod;
 
+    impl Method for SlowMethod {
+        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+            Ok(Box::new(SlowToDrop))
+        }
+    }
+
     /// A reader that counts the lists it was given by each fold.
     #[derive(Default)]
     struct Folds {
@@ -630,12 +636,6 @@ mod tests {
         run_once(&m, &[vec![op(4096)]]).unwrap();
         let f = m.0.lock().unwrap();
         assert_eq!((f.bytes, f.general), (1, 2));
-    }
-
-    impl Method for SlowMethod {
-        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-            Ok(Box::new(SlowToDrop))
-        }
     }
 
     #[test]
