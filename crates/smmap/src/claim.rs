@@ -38,7 +38,8 @@
 //!   it) and the evictor's swap to empty is `Acquire` (so the unmapping
 //!   after it happens after every read); both are `SeqCst` for the memory
 //!   limit's sake (below). Cursors adding to a word they are
-//!   already counted in need no ordering (`Relaxed`). - **Over the memory limit.** A release that leaves a region unused reads
+//!   already counted in need no ordering (`Relaxed`).
+//! - **Over the memory limit.** A release that leaves a region unused reads
 //!   the ledger next, and a thread that commits bytes past the limit sweeps
 //!   the claim words next; all four are `SeqCst` (and fenced under loom,
 //!   which does not model `SeqCst` accesses), so either the sweep sees the
