@@ -179,7 +179,8 @@
 //! **Lock order**: the evictor's hand, then one file's lock; the descriptor
 //! ring, then the registry (an entry that goes takes itself out of it). The
 //! wait for room (when every handle or byte is held by windows other
-//! threads are mapping) is alone. No lock is held while a caller reads, or
+//! threads are mapping) is alone, on a generation read before the look
+//! that found the windows in flight. No lock is held while a caller reads, or
 //! while Python or any other caller code runs; while the kernel maps, only
 //! the hand, by a miss that evicted for its room (below).
 //!

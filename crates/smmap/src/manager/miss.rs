@@ -349,12 +349,16 @@ impl Shared {
                 Swept::Evicted(_) => {}
             }
             // Nothing left to evict: the rest is in use, or being mapped by
-            // other threads (then the room may come back: wait for it).
-            if self.cells.used() > self.ledger.tracked().0 {
+            // other threads (then the room may come back: wait for it, from
+            // the generation before the look, so that a window published
+            // right after it ends the wait).
+            if let Some(seen) = self
+                .room
+                .watch(|| self.cells.used() > self.ledger.tracked().0)
+            {
                 if copies {
                     return Ok(Room::Copy);
                 }
-                let seen = self.room.generation();
                 drop(hand);
                 self.counters.add(Counter::Waits, 1);
                 self.room.wait(seen);
