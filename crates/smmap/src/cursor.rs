@@ -193,6 +193,7 @@ impl WindowCursor {
             &self.file,
             &mut self.held,
             &mut self.counts,
+            &mut self.len,
             offset,
             want.max(1),
             Want::Map,
@@ -201,9 +202,6 @@ impl WindowCursor {
             // `Want::Map` never copies; past the end, the cursor is invalid.
             Ok(Fetched::Copy { .. } | Fetched::Nothing) => None,
             Err(e) => {
-                if !self.held.is_held() {
-                    self.len = 0;
-                }
                 if let Some(id) = self.trace {
                     self.note(id, Op::Map, offset, size as u64, Served::Copied);
                 }
@@ -385,6 +383,7 @@ impl WindowCursor {
             &self.file,
             &mut self.held,
             &mut self.counts,
+            &mut self.len,
             offset,
             wanted,
             Want::Bytes(len),
@@ -399,12 +398,7 @@ impl WindowCursor {
                 return self.copy.fill(file, desc.file(), start, len);
             }
             Ok(Fetched::Nothing) => None,
-            Err(e) => {
-                if !self.held.is_held() {
-                    self.len = 0;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let Some(lease) = lease else {
             return Err(self.out_of_range(offset));
@@ -581,13 +575,11 @@ impl WindowCursor {
                 &self.file,
                 &mut self.held,
                 &mut self.counts,
+                &mut self.len,
                 at,
                 wanted,
                 Want::Bytes(rest),
             );
-            if fetched.is_err() && !self.held.is_held() {
-                self.len = 0;
-            }
             let lease = match fetched? {
                 Fetched::Mapped(lease, how) => {
                     served = worse(served, how);
@@ -624,6 +616,7 @@ impl WindowCursor {
             &self.file,
             &mut self.held,
             &mut self.counts,
+            &mut self.len,
             offset,
             want,
             Want::Map,
@@ -636,9 +629,6 @@ impl WindowCursor {
             }
             Ok(Fetched::Copy { .. } | Fetched::Nothing) => return Ok(()),
             Err(e) => {
-                if !self.held.is_held() {
-                    self.len = 0;
-                }
                 if let Some(id) = self.trace {
                     self.note(id, Op::First, offset, 0, Served::Copied);
                 }
@@ -876,13 +866,16 @@ struct Counts {
 /// First without any lock: the region the cursor released last, if it
 /// holds `offset` and was not evicted (counted as a hit; the cursor tried
 /// the region the file's table names before, `WindowCursor::switch`). Then
-/// the manager's miss path, where the region held is given back only if the manager took
-/// it (to map or find the next one); otherwise — a copy, a file that could
-/// not be opened — the cursor keeps it, view and all.
+/// the manager's miss path ([`Shared::obtain`](crate::manager::Shared),
+/// which says when it gives the region held back): a copy decided before a
+/// window is placed, or a file that cannot be opened, leaves the cursor its
+/// region, view and all; once the region went back, the view (`len`) is
+/// emptied here, whatever came of the miss (a window, a copy, an error).
 fn fetch<'a>(
     file: &'a Option<Attachment>,
     held: &mut HeldRegion,
     counts: &mut Counts,
+    len: &mut usize,
     offset: u64,
     want_size: u64,
     want: Want,
@@ -903,6 +896,10 @@ fn fetch<'a>(
     let fetched = shared.obtain(entry, offset, want_size, &mut previous, want);
     if let Some(kept) = previous {
         held.set(kept);
+    } else if !held.is_held() {
+        // The region went back, whatever came of the miss (a copy, an
+        // error, nothing past the end): the view goes with it.
+        *len = 0;
     }
     fetched
 }

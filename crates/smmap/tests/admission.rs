@@ -253,3 +253,78 @@ fn a_hotter_window_takes_the_place_of_a_warm_one() {
     m.verify_invariants().unwrap();
     drop(held);
 }
+
+/// `n` times: the cursor gives its region back and takes it back without
+/// the lock, one more use each time for the evictor's hand to find.
+fn take_back_often(c: &mut WindowCursor, n: usize) {
+    for _ in 0..n {
+        c.unuse_region();
+        c.use_region(0, 0).unwrap();
+    }
+}
+
+/// An admitted copy read whose walk evicts a cold region and then meets
+/// hotter ones: the read is copied, the eviction is counted, and the
+/// cursor, whose own region went back before the walk so that the hand
+/// could take it, is left without a region and with an empty view (its
+/// region, spared, is found again on the next read).
+#[test]
+fn admission_refused_after_an_eviction_counts_it_and_empties_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for the cold and the hot file's page and one 8-page window.
+    let m = SlidingWindowMapManager::builder()
+        .window_size(8 * g())
+        .max_memory_size(10 * g())
+        .max_open_handles(16)
+        .build();
+    let (cold, _) = make_file(dir.path(), "cold", 11, g());
+    let (hot, _) = make_file(dir.path(), "hot", 12, g());
+    let (read, bytes) = make_file(dir.path(), "read", 13, 16 * g());
+    // The cold page, used once; the hot one, taken back often (uses the
+    // hand turns into heat as it passes).
+    let mut a = m.make_cursor(&cold).unwrap();
+    a.use_region(0, 0).unwrap();
+    a.unuse_region();
+    let mut h = m.make_cursor(&hot).unwrap();
+    h.use_region(0, 0).unwrap();
+    take_back_often(&mut h, 14);
+    h.unuse_region();
+    // The reading cursor holds the file's first window, used often too.
+    let mut c = m.make_cursor(&read).unwrap();
+    c.use_region(0, 0).unwrap();
+    take_back_often(&mut c, 14);
+    assert_eq!(c.size() as u64, 8 * g());
+    let before = m.stats();
+    assert_eq!((before.maps, before.evictions), (3, 0), "{before:?}");
+    // Pages of the second window: copied (no room) while asked for less
+    // than the admission bar, the cursor's window kept.
+    for page in 8..12u64 {
+        let at = page * g() + 5;
+        assert_eq!(c.byte_at(at).unwrap(), bytes[at as usize]);
+        assert!(c.is_valid(), "a copy decided up front keeps the window");
+        assert_eq!(c.size() as u64, 8 * g());
+    }
+    // The fifth ask is admitted: the cursor's window goes back, the hand
+    // evicts the cold page, finds the hot page (and then the window given
+    // back) hotter, and the read is copied after all.
+    let at = 12 * g() + 5;
+    assert_eq!(c.byte_at(at).unwrap(), bytes[at as usize]);
+    let s = m.stats();
+    assert_eq!(
+        (s.maps, s.evictions, s.preads, s.ghost_hits, s.windows),
+        (3, 1, 5, 0, 2),
+        "{s:?}"
+    );
+    assert!(!c.is_valid(), "the window went back before the walk");
+    assert_eq!(c.size(), 0, "and the view with it");
+    assert_eq!(c.ofs_end(), c.ofs_begin());
+    assert!(c.buffer().is_empty());
+    m.verify_invariants().unwrap();
+    // Spared by the hand, the window is found again.
+    c.use_region(0, 0).unwrap();
+    assert_eq!(c.buffer(), &bytes[..(8 * g()) as usize]);
+    assert_eq!(m.stats().maps, 3);
+    a.use_region(0, 0).unwrap();
+    assert_eq!(m.stats().maps, 4, "the cold page was unmapped");
+    m.verify_invariants().unwrap();
+}

@@ -70,8 +70,10 @@ pub(crate) enum Swept {
     /// in use).
     Evicted(usize),
     /// The next region to go was at least as hot as the window that asked
-    /// (admission): nothing evicted.
-    Rejected,
+    /// (admission): nothing more evicted. The number is of the colder
+    /// regions evicted before it, in the same walk (their room stays free
+    /// for the next miss).
+    Rejected(usize),
 }
 
 impl Evictor {
@@ -142,7 +144,7 @@ impl<'a> HandGuard<'a> {
                 if !Sketch::admits(asks, victim) {
                     s.sketch.publish_victim(victim);
                     self.hand.at = i;
-                    return Swept::Rejected;
+                    return Swept::Rejected(n);
                 }
             }
             match cell.claim.sweep(force) {

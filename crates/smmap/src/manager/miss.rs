@@ -15,7 +15,9 @@
 //!    file's descriptor word.
 //! 3. **A new window**: the descriptor is had first (opened without any
 //!    lock if it is not cached, before anything is released, so that a file
-//!    that cannot be opened leaves the cursor with its region); the window
+//!    that cannot be opened leaves the cursor with its region — unless a
+//!    cursor that maps found another thread mapping the window, and gave
+//!    its region back to wait for it); the window
 //!    is placed and marked pending in the file's slots; the cursor's
 //!    previous region is given back; room is reserved — a cell (the handle
 //!    budget) and bytes, by compare-and-swap, evicting under the evictor's
@@ -80,8 +82,14 @@ impl Shared {
     /// The miss path at `offset` of `entry`'s file for a cursor that wants
     /// `want_size` bytes from it (at least 1) as `want` says, after the
     /// lock-free look-up ([`Shared::find`]) failed. `previous`, the cursor's
-    /// region, is given back (taken) only once the next one is certain: a
-    /// copy, or a file that cannot be opened, leaves it.
+    /// region, is given back (taken) once the cursor is sure to move: a
+    /// region found, or a window placed (before room is reserved for it, so
+    /// that the evictor may take the region given back) — after which the
+    /// read may still be copied (the hand busy, or admission refused by the
+    /// hand) or fail, without it; and for [`Want::Map`] past the end, or
+    /// where another thread is mapping the window. A copy decided before a
+    /// window is placed, or a file that cannot be opened otherwise, leaves
+    /// it.
     pub(crate) fn obtain<'e>(
         &self,
         entry: &'e Arc<FileEntry>,
@@ -341,7 +349,10 @@ impl Shared {
                 bytes: self.ledger.short_by(cost),
             };
             match hand.evict(need, false, admitted) {
-                Swept::Rejected => return Ok(Room::Copy),
+                Swept::Rejected(n) => {
+                    self.counters.add(Counter::Evictions, n as u64);
+                    return Ok(Room::Copy);
+                }
                 Swept::Evicted(n) if n > 0 => {
                     self.counters.add(Counter::Evictions, n as u64);
                     continue;
