@@ -7,13 +7,13 @@
 //! |---|---|---|
 //! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max`; [`force`](Ledger::force) adds past it (only when every region is in use) |
 //! | | the unmapping thread, [`free`](Ledger::free) | subtraction, after the unmap |
-//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction; read for the statistics only |
+//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction; read for the statistics, and (`regions`) by a miss that looks for windows in flight, after the room's generation (see `room`) |
 //!
 //! Reservations are `Relaxed`: the ledger orders nothing but itself. A
 //! cursor that releases a region while the manager is over its limit must
 //! see the excess, or the evictor must see the release: both sides put a
 //! `SeqCst` fence between their write and their read (see
-//! `Manager::after_release` and `Evictor::evict_over`).
+//! `Shared::give_back` and `Evictor::evict_over`).
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 

@@ -106,7 +106,9 @@ impl WindowTable {
         let p = self.slot(self.index(ofs))?.load(Ordering::Acquire);
         // SAFETY: entries are null or point at cells of the manager whose
         // file entry holds this table, and cells never move or go while
-        // the manager lives, which the caller's file entry keeps alive.
+        // that manager lives; the only callers (`Shared::find`, the
+        // invariant check) are methods of that manager, which lives for as
+        // long as they use the cell.
         unsafe { p.as_ref() }
     }
 
