@@ -228,7 +228,8 @@ impl WindowCursor {
     /// without any lock: the one the cursor released last (a take-back,
     /// counted as a hit), or the one the file's table names (a switch) —
     /// one compare-and-swap to take it and one subtraction to give the old
-    /// one back. True if moved (the view is the caller's to set).
+    /// one back. True if moved; the view moves there too, from `offset` and
+    /// as long as it may be (`use_region` then sets its own).
     #[inline(always)]
     fn switch(&mut self, offset: u64) -> bool {
         let Some(at) = &self.file else {
@@ -258,6 +259,9 @@ impl WindowCursor {
             at.shared().give_back(old);
         }
         self.held.set(lease);
+        // The view moves with the region, as on the miss path (a
+        // `use_region` then sets its own).
+        self.set_view(offset, 0);
         if let Some(hint) = self.hint {
             self.advise(hint);
         }
@@ -302,7 +306,8 @@ impl WindowCursor {
     /// holding it — or, when the manager's [`ReadPolicy`](crate::ReadPolicy)
     /// copies instead of mapping, of a copy of at least a page from it —
     /// moving the cursor there if its region does not hold it: never empty.
-    /// The view (`ofs_begin`, `size`) moves only when the region does.
+    /// The view (`ofs_begin`, `size`) moves only when the region does: then
+    /// to `offset`, as long as the region and the window size allow.
     ///
     /// Errors: `offset` is at or past the end of the file
     /// ([`Error::OutOfRange`]), or its window could not be mapped or read.

@@ -824,3 +824,50 @@ fn a_release_without_the_lock_while_over_the_limit_evicts() {
     );
     m.verify_invariants().unwrap();
 }
+
+/// A read that takes the cursor to another region mapped already (a
+/// switch, without the miss path) moves its view there, as a miss does: the
+/// view never names bytes the region does not hold — also when the new
+/// region holds the old view's start and ends before its end.
+#[test]
+fn a_switch_by_a_read_moves_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 4, 20 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(4 * g())
+        .build();
+    let view_is_the_region = |c: &WindowCursor| {
+        let r = c.region().expect("valid");
+        assert!(r.ofs_begin() <= c.ofs_begin() && c.ofs_end() <= r.ofs_end());
+        let (b, e) = (c.ofs_begin() as usize, c.ofs_end() as usize);
+        assert_eq!(c.buffer(), &bytes[b..e]);
+    };
+    let mut c = m.make_cursor(&path).unwrap();
+    let mut d = m.make_cursor(&path).unwrap();
+    let mut e = m.make_cursor(&path).unwrap();
+    // A view of a whole window's length, from inside a slot: its region
+    // is placed off the slots.
+    c.use_region(5 * g() + 3, 0).unwrap();
+    assert_eq!((c.ofs_begin(), c.size() as u64), (5 * g() + 3, 4 * g()));
+    view_is_the_region(&c);
+    // A byte of a region another cursor holds: a switch.
+    d.use_region(15 * g(), 1).unwrap();
+    assert_eq!(
+        c.byte_at(15 * g() + 1).unwrap(),
+        bytes[15 * g() as usize + 1]
+    );
+    assert!(c.includes_ofs(15 * g() + 1));
+    view_is_the_region(&c);
+    // c's first region goes; a slot window holding its old view's start,
+    // and ending before that view's end, is mapped by another cursor...
+    m.collect();
+    e.use_region(5 * g() + 3, 1).unwrap();
+    let r = e.region().unwrap();
+    assert_eq!((r.ofs_begin(), r.ofs_end()), (4 * g(), 8 * g()));
+    // ...and c switches to it by a chunk.
+    let chunk = c.chunk_at(5 * g() + 3).unwrap();
+    assert_eq!(chunk, &bytes[(5 * g() + 3) as usize..(8 * g()) as usize]);
+    view_is_the_region(&c);
+    assert_eq!((c.ofs_begin(), c.ofs_end()), (5 * g() + 3, 8 * g()));
+    m.verify_invariants().unwrap();
+}
