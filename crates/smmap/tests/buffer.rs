@@ -539,3 +539,41 @@ mod hot_path_keeps_to_the_view {
         }
     }
 }
+
+/// A `begin_access` that fails, with a cursor of a shorter file or of no
+/// file at all, leaves a buffer of nothing, which reads nothing without an
+/// error, as `Read` promises at the end.
+#[test]
+fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (big, bytes) = make_file(dir.path(), "big", 14, 2 * g());
+    let (small, _) = make_file(dir.path(), "small", 15, 10);
+    let m = SlidingWindowMapManager::new();
+    let mut buf =
+        SlidingWindowMapBuffer::new(m.make_cursor(&big).unwrap(), 1000, u64::MAX).unwrap();
+    assert_eq!(buf.get(0).unwrap(), bytes[1000]);
+    let others = [
+        m.make_cursor(&small).unwrap(),
+        smmap::WindowCursor::new(None),
+    ];
+    for other in others {
+        assert!(buf.begin_access(Some(other), 50, 1).is_err());
+        assert_eq!(buf.len(), 0);
+        let mut out = [0u8; 4];
+        assert_eq!(buf.read(&mut out).unwrap(), 0, "Read at the end");
+        assert_eq!(buf.read_at(0, &mut out).unwrap(), 0);
+        assert!(buf.fill_buf().unwrap().is_empty());
+        let mut all = Vec::new();
+        assert_eq!(buf.read_to_end(&mut all).unwrap(), 0);
+        match buf.get(0) {
+            Err(Error::OutOfRange { offset, size, .. }) => assert_eq!((offset, size), (0, 0)),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Pointed at its own file again, it reads.
+    buf.begin_access(Some(m.make_cursor(&big).unwrap()), 1000, 4)
+        .unwrap();
+    let mut out = [0u8; 8];
+    assert_eq!(buf.read(&mut out).unwrap(), 4);
+    assert_eq!(&out[..4], &bytes[1000..1004]);
+}

@@ -84,6 +84,7 @@ impl SlidingWindowMapBuffer {
         if let Some(c) = cursor {
             self.cursor = c;
         }
+        self.offset = 0;
         self.len = 0;
         self.pos = 0;
         // Nothing is found in the frame until the buffer has its length
@@ -205,6 +206,10 @@ impl SlidingWindowMapBuffer {
         let want = out
             .len()
             .min(usize::try_from(self.len - i).unwrap_or(usize::MAX));
+        if want == 0 {
+            // At the end (or of nothing): no window to ask for.
+            return Ok(0);
+        }
         self.cursor.read_at(self.offset + i, &mut out[..want])
     }
 
