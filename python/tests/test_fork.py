@@ -229,6 +229,48 @@ assert bytes(cursor.use_region(5 * G, 10).buffer()) == content[5 * G:5 * G + 10]
     assert out.stdout.strip() == f"child: {WORKED}", out.stdout + out.stderr
 
 
+def test_a_release_in_the_child_opens_nothing(data, tmp_path):
+    # A child that only lets go of what the parent's cursors and buffer
+    # held (`unuse_region`, a `with` block's exit, `end_access`) opens no
+    # file and maps nothing: no error, though the file is gone; the next
+    # use opens it, and raises then.
+    path, content = data
+    doomed = tmp_path / "doomed.bin"
+    doomed.write_bytes(content)
+    out = run_script(CHILD + r"""
+doomed = sys.argv[3]
+m = SlidingWindowMapManager(window_size=G)
+cursor = m.make_cursor(doomed).use_region(3 * G, 10)
+other = m.make_cursor(doomed).use_region(4 * G, 10)
+buf = SlidingWindowMapBuffer(m.make_cursor(doomed))
+assert buf[5 * G] == content[5 * G]
+other_buf = SlidingWindowMapBuffer(m.make_cursor(doomed))
+assert other_buf[6 * G] == content[6 * G]
+os.remove(doomed)
+
+def release():
+    cursor.unuse_region()
+    with other:
+        pass
+    buf.end_access()
+    with other_buf:
+        pass
+    assert m.num_file_handles() == 0, m.num_file_handles()
+    try:
+        cursor.use_region(G, 10)
+    except FileNotFoundError as e:
+        assert e.filename == doomed, e
+    else:
+        raise AssertionError("worked")
+    assert m.num_file_handles() == 0
+
+print("child:", fork_and_watch(release))
+assert bytes(cursor.use_region(G, 10).buffer()) == content[G:G + 10]
+""", path, G, doomed, timeout=120)
+    assert_exited(out, 0)
+    assert out.stdout.strip() == f"child: {WORKED}", out.stdout + out.stderr
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_a_multiprocessing_pool_reads_a_pack_the_parent_opened(tmp_path):
     # gitdb keeps one module-level manager, made at import, and its pack

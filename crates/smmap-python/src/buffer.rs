@@ -422,7 +422,7 @@ impl PyBuffer {
         });
         if let Some(c) = &cursor {
             if let Some(mut c) = c.get().try_state() {
-                c.inner.unuse_region();
+                c.release();
             }
         }
         drop(cursor);
@@ -549,7 +549,7 @@ impl PyBuffer {
             st.cursor.as_ref().map(|c| c.clone_ref(py))
         };
         if let Some(c) = &cursor {
-            c.get().state(py)?.inner.unuse_region();
+            c.get().release(py)?;
         }
         Ok(())
     }
@@ -581,7 +581,7 @@ impl Drop for PyBuffer {
         // attaches to nothing new (and makes no attempt to during shutdown).
         let attached = Python::try_attach(|py| {
             if let Some(mut c) = cursor.get().state_quietly(py) {
-                c.inner.unuse_region();
+                c.release();
             }
         });
         match attached {

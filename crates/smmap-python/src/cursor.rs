@@ -158,6 +158,14 @@ impl PyCursor {
         Ok(st)
     }
 
+    /// Releases the cursor's region (`unuse_region`, `_destroy`, a buffer's
+    /// `end_access`): without opening a forked child's file again, which a
+    /// release has no need of (see [`CursorState::release`]).
+    pub(crate) fn release(&self, py: Python<'_>) -> PyResult<()> {
+        self.state.lock(py)?.release();
+        Ok(())
+    }
+
     /// The cursor's state, for a destructor (see `Guarded::lock_quietly`):
     /// `None` if it cannot be had. A cursor of a forked child is not opened
     /// again for it.
@@ -206,6 +214,17 @@ impl PyCursor {
 }
 
 impl CursorState {
+    /// Releases the region held. In a forked child whose cursor has not
+    /// opened its file again yet, forgets the view it would have mapped
+    /// there instead: a release never opens a file (which may be gone) nor
+    /// maps a window only to unmap it; the file is opened on the next use.
+    pub(crate) fn release(&mut self) {
+        if let Some(r) = &mut self.reopen {
+            r.view = None;
+        }
+        self.inner.unuse_region();
+    }
+
     /// The state of `WindowCursor(manager, regions)`.
     fn made(
         py: Python<'_>,
@@ -418,8 +437,7 @@ impl PyCursor {
     /// Releases the current region; does nothing without one. The cursor
     /// stays associated with its file.
     fn unuse_region(&self, py: Python<'_>) -> PyResult<()> {
-        self.state(py)?.inner.unuse_region();
-        Ok(())
+        self.release(py)
     }
 
     /// A `memoryview` of the bytes `[ofs_begin(), ofs_end())`. It keeps its
