@@ -159,6 +159,22 @@ def test_buffer_drives_the_given_cursor(big):
     assert c.is_valid() and c.region().includes_ofs(5 * G + 1)
 
 
+def test_the_cursor_a_buffer_moves_has_a_view_of_its_region(big):
+    # The buffer moves its cursor from one mapped window to another without
+    # the miss path (a switch): the cursor's view moves with it, so that its
+    # buffer() is the bytes of its region, as after use_region.
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G)
+    c = m.make_cursor(path)
+    buf = SlidingWindowMapBuffer(c)
+    for i in (0, 2 * G + 7, 1, 2 * G):
+        assert buf[i] == content[i]
+        assert c.is_valid() and c.includes_ofs(i)
+        b, view = c.ofs_begin(), bytes(c.buffer())
+        assert (b, len(view)) == (i, c.size()) and view == content[b:b + len(view)]
+        assert c.region().includes_ofs(c.ofs_end() - 1)
+
+
 def test_buffer_context_manager_and_drop_release(big):
     path, _ = big
     m = SlidingWindowMapManager()
