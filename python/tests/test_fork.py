@@ -195,11 +195,11 @@ for attempt in range(5):
     assert out.stdout.splitlines()[-1] == f"child: {REFUSED}", out.stdout + out.stderr
 
 
-def test_a_cursor_whose_file_is_gone_raises_in_the_child(data, tmp_path):
-    # The parent reads a removed file through the descriptor its manager
-    # keeps; the child opens the file again by its name, which is gone: the
-    # cursor raises FileNotFoundError naming it, on each use, and works
-    # again once the file is back.
+def run_on_a_doomed_copy(data, tmp_path, script):
+    """Runs `script` after CHILD and a prologue that makes `m`, a manager
+    of G-byte windows, and `cursor`, at 3G of `doomed`: a copy of the data,
+    which the script removes. The script prints what its child did; it
+    must have worked."""
     path, content = data
     doomed = tmp_path / "doomed.bin"
     doomed.write_bytes(content)
@@ -207,6 +207,17 @@ def test_a_cursor_whose_file_is_gone_raises_in_the_child(data, tmp_path):
 doomed = sys.argv[3]
 m = SlidingWindowMapManager(window_size=G)
 cursor = m.make_cursor(doomed).use_region(3 * G, 10)
+""" + script, path, G, doomed, timeout=120)
+    assert_exited(out, 0)
+    assert out.stdout.strip() == f"child: {WORKED}", out.stdout + out.stderr
+
+
+def test_a_cursor_whose_file_is_gone_raises_in_the_child(data, tmp_path):
+    # The parent reads a removed file through the descriptor its manager
+    # keeps; the child opens the file again by its name, which is gone: the
+    # cursor raises FileNotFoundError naming it, on each use, and works
+    # again once the file is back.
+    run_on_a_doomed_copy(data, tmp_path, r"""
 os.remove(doomed)
 assert bytes(cursor.use_region(G, 10).buffer()) == content[G:G + 10]
 
@@ -224,9 +235,7 @@ def gone():
 
 print("child:", fork_and_watch(gone))
 assert bytes(cursor.use_region(5 * G, 10).buffer()) == content[5 * G:5 * G + 10]
-""", path, G, doomed, timeout=120)
-    assert_exited(out, 0)
-    assert out.stdout.strip() == f"child: {WORKED}", out.stdout + out.stderr
+""")
 
 
 def test_a_release_in_the_child_opens_nothing(data, tmp_path):
@@ -234,13 +243,7 @@ def test_a_release_in_the_child_opens_nothing(data, tmp_path):
     # held (`unuse_region`, a `with` block's exit, `end_access`) opens no
     # file and maps nothing: no error, though the file is gone; the next
     # use opens it, and raises then.
-    path, content = data
-    doomed = tmp_path / "doomed.bin"
-    doomed.write_bytes(content)
-    out = run_script(CHILD + r"""
-doomed = sys.argv[3]
-m = SlidingWindowMapManager(window_size=G)
-cursor = m.make_cursor(doomed).use_region(3 * G, 10)
+    run_on_a_doomed_copy(data, tmp_path, r"""
 other = m.make_cursor(doomed).use_region(4 * G, 10)
 buf = SlidingWindowMapBuffer(m.make_cursor(doomed))
 assert buf[5 * G] == content[5 * G]
@@ -266,9 +269,7 @@ def release():
 
 print("child:", fork_and_watch(release))
 assert bytes(cursor.use_region(G, 10).buffer()) == content[G:G + 10]
-""", path, G, doomed, timeout=120)
-    assert_exited(out, 0)
-    assert out.stdout.strip() == f"child: {WORKED}", out.stdout + out.stderr
+""")
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
