@@ -541,8 +541,8 @@ mod hot_path_keeps_to_the_view {
 }
 
 /// A `begin_access` that fails, with a cursor of a shorter file or of no
-/// file at all, leaves a buffer of nothing, which reads nothing without an
-/// error, as `Read` promises at the end.
+/// file at all, leaves a buffer of nothing (at its old offset), which reads
+/// nothing without an error, as `Read` promises at the end.
 #[test]
 fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -565,8 +565,10 @@ fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
         assert!(buf.fill_buf().unwrap().is_empty());
         let mut all = Vec::new();
         assert_eq!(buf.read_to_end(&mut all).unwrap(), 0);
+        // The offset stays, and an index is named from it.
+        assert_eq!(buf.offset(), 1000);
         match buf.get(0) {
-            Err(Error::OutOfRange { offset, size, .. }) => assert_eq!((offset, size), (0, 0)),
+            Err(Error::OutOfRange { offset, size, .. }) => assert_eq!((offset, size), (1000, 0)),
             other => panic!("{other:?}"),
         }
     }

@@ -84,7 +84,6 @@ impl SlidingWindowMapBuffer {
         if let Some(c) = cursor {
             self.cursor = c;
         }
-        self.offset = 0;
         self.len = 0;
         self.pos = 0;
         // Nothing is found in the frame until the buffer has its length
