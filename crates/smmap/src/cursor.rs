@@ -899,12 +899,12 @@ fn fetch<'a>(
     shared.add_counts(hits, switches);
     let mut previous = held.take();
     let fetched = shared.obtain(entry, offset, want_size, &mut previous, want);
-    if let Some(kept) = previous {
-        held.set(kept);
-    } else if !held.is_held() {
-        // The region went back, whatever came of the miss (a copy, an
-        // error, nothing past the end): the view goes with it.
-        *len = 0;
+    match previous {
+        Some(kept) => held.set(kept),
+        // The region went back (or none was held), whatever came of the
+        // miss (a copy, an error, nothing past the end): the view goes with
+        // it.
+        None => *len = 0,
     }
     fetched
 }
