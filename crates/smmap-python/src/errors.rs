@@ -20,7 +20,9 @@
 //!   mapped page past the end is read — and `ESTALE` stays the sign of a
 //!   replaced file.
 //! - Every window allowed by `max_open_handles` is in use: `OSError` with
-//!   `EMFILE` ("too many open files"), the resource the limit models.
+//!   `EMFILE` ("too many open files"), the resource the limit models. So is
+//!   a window already used by the most cursors one window counts
+//!   (16,777,214, reached only by leaking cursors).
 //! - Not a regular file (FIFO, device): `OSError` with `ENODEV`, as `mmap(2)`.
 //! - A copy too large to allocate: `MemoryError` with the engine's message.
 //! - An offset past the end, an unaligned region offset, a cursor without a
@@ -109,7 +111,7 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
                 None => FileReplacedError::new_err((errno, msg)),
             };
         }
-        Error::HandleLimit { .. } => Some(Number::Errno(EMFILE)),
+        Error::HandleLimit { .. } | Error::TooManyCursors { .. } => Some(Number::Errno(EMFILE)),
         Error::NotRegularFile { .. } => Some(Number::Errno(ENODEV)),
         Error::FileShrunk { .. } => Some(Number::Errno(EIO)),
         Error::IsADirectory { .. } => Some(Number::Errno(EISDIR)),

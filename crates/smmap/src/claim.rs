@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | empty (free, or reserved for a window being mapped) | `gen, refs 0, clients 0` | the mapping thread: [`publish`](Claim::publish) → live with `gen + 1`, its own client counted |
 //! | live, unused | `gen, refs r, clients 1` | a cursor: [`try_take`](Claim::try_take) → in use (refs + 1); the evictor: [`sweep`](Claim::sweep) → refs 0 (`r > 0`, spared) or empty (`r == 0`, evicted) |
-//! | live, in use | `gen, refs r, clients n > 1` | a cursor: `try_take`/[`add`](Claim::add) → `n + 1`, [`give_back`](Claim::give_back) → `n - 1`; the evictor: `sweep` → refs 0 (spared) |
+//! | live, in use | `gen, refs r, clients n > 1` | a cursor: `try_take`/[`try_add`](Claim::try_add) → `n + 1` (refused at `n == CLIENTS`, full), [`give_back`](Claim::give_back) → `n - 1`; the evictor: `sweep` → refs 0 (spared) |
 //!
 //! # Why it is sound
 //!
@@ -31,6 +31,12 @@
 //!   swap fails. (A cursor would have to sleep between its load and its
 //!   swap while the same cell is refilled 2³² times for a stale swap to
 //!   succeed.)
+//! - **No carry.** The count is full at `CLIENTS` (the manager's and
+//!   16,777,214 cursors', reached only by cursors leaked with
+//!   `mem::forget`): `try_take` and `try_add` refuse to count another
+//!   rather than carry into `REFS` (a carry would make a region in use
+//!   look empty, and the next give-back borrow from the uses). The miss
+//!   path turns a refusal at a full count into `Error::TooManyCursors`.
 //! - **Orderings.** [`publish`](Claim::publish) is a `Release` store after
 //!   the cell's fields are written; `try_take` is an `Acquire` swap, so a
 //!   cursor that counts itself sees those fields. `give_back` is a
@@ -48,6 +54,9 @@
 use crate::sync::{AtomicU64, Ordering};
 
 const CLIENTS: u64 = (1 << 24) - 1;
+/// The most cursors one region counts (the word's count less the
+/// manager's own client).
+pub(crate) const MAX_CURSORS: usize = CLIENTS as usize - 1;
 const REF_SHIFT: u32 = 24;
 const REF: u64 = 1 << REF_SHIFT;
 const REFS: u64 = 0xff << REF_SHIFT;
@@ -94,6 +103,13 @@ impl Seen {
     #[inline]
     pub(crate) fn is_idle(self) -> bool {
         self.0 & (CLIENTS | REFS) == 1
+    }
+
+    /// True if the region counted as many clients as the word holds: no
+    /// cursor can take it until one gives it back.
+    #[inline]
+    pub(crate) fn is_full(self) -> bool {
+        self.0 & CLIENTS == CLIENTS
     }
 }
 
@@ -142,13 +158,16 @@ impl Claim {
     }
 
     /// Counts one more client on the region of generation `gen`, if it is
-    /// still readable, and one more use since the hand passed. `seen` is the
-    /// caller's last load of the word. True if counted.
+    /// still readable and its count is not full, and one more use since the
+    /// hand passed. `seen` is the caller's last load of the word. True if
+    /// counted.
     #[inline]
     pub(crate) fn try_take(&self, gen: u32, seen: Seen) -> bool {
         let mut w = seen.0;
         loop {
-            if (w >> GEN_SHIFT) as u32 != gen || w & CLIENTS == 0 {
+            // Clients 0 (nothing readable) or `CLIENTS` (full), in one
+            // comparison: 0 wraps to the largest value.
+            if (w >> GEN_SHIFT) as u32 != gen || (w & CLIENTS).wrapping_sub(1) >= CLIENTS - 1 {
                 return false;
             }
             let used = if w & REFS == REFS { 0 } else { REF };
@@ -165,13 +184,23 @@ impl Claim {
     }
 
     /// One more client on a region the caller is already counted on (a
-    /// cloned cursor): it cannot be evicted meanwhile.
-    pub(crate) fn add(&self) {
-        let was = self.word.fetch_add(1, Ordering::Relaxed);
-        debug_assert!(
-            was & CLIENTS > 1,
-            "added to a region the caller did not use"
-        );
+    /// cloned cursor): it cannot be evicted meanwhile. False, counting
+    /// nothing, if the count is full.
+    pub(crate) fn try_add(&self) -> bool {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(w & CLIENTS > 1, "added to a region the caller did not use");
+            if w & CLIENTS == CLIENTS {
+                return false;
+            }
+            match self
+                .word
+                .compare_exchange_weak(w, w + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            }
+        }
     }
 
     /// Gives one cursor's client back; returns the clients left (1: the
@@ -269,7 +298,7 @@ mod tests {
         // `force` ignores the uses.
         let gen3 = c.publish(1);
         assert!(c.try_take(gen3, c.seen()));
-        c.add();
+        assert!(c.try_add());
         assert_eq!(c.clients_of(gen3), 3);
         c.give_back();
         c.give_back();
@@ -292,6 +321,24 @@ mod tests {
             }
         );
         assert_eq!(c.clients_of(gen), 1);
+    }
+
+    #[test]
+    fn a_full_count_refuses_another_client_and_carries_nothing() {
+        let c = Claim::new();
+        // The manager's client and every cursor's but one.
+        let gen = c.publish(CLIENTS - 1);
+        assert!(!c.seen().is_full());
+        assert!(c.try_take(gen, c.seen()), "the last client is counted");
+        let full = c.seen();
+        assert!(full.is_full() && full.is_live());
+        assert!(!c.try_take(gen, full), "no take past the count");
+        assert!(!c.try_add(), "no add past the count");
+        assert_eq!(c.seen(), full, "the uses and the generation untouched");
+        assert_eq!(c.clients_of(gen), MAX_CURSORS + 1);
+        assert_eq!(c.give_back(), CLIENTS - 1);
+        assert!(c.try_add(), "a client given back makes room");
+        assert!(!c.try_add());
     }
 
     #[test]
@@ -403,6 +450,32 @@ mod loom_tests {
             if let Some(v) = reader.join().unwrap() {
                 assert_eq!(v, 5);
             }
+        });
+    }
+
+    /// At a full count, a cursor gives back while two others take, one
+    /// by a take and one by an add (a clone): the count never carries into
+    /// the uses or the generation, and each one counted was room made.
+    #[test]
+    fn loom_a_full_count_never_carries() {
+        loom::model(|| {
+            let claim = Arc::new(Claim::new());
+            let gen = claim.publish(CLIENTS);
+            let giver = {
+                let claim = claim.clone();
+                thread::spawn(move || claim.give_back())
+            };
+            let taker = {
+                let claim = claim.clone();
+                thread::spawn(move || claim.try_take(gen, claim.seen()))
+            };
+            let added = claim.try_add();
+            giver.join().unwrap();
+            let taken = taker.join().unwrap();
+            assert!(!(added && taken), "one room, one client");
+            let counted = u64::from(added) + u64::from(taken);
+            assert_eq!(claim.clients_of(gen) as u64, CLIENTS - 1 + counted);
+            assert_eq!(claim.seen().generation(), gen);
         });
     }
 

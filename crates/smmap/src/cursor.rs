@@ -809,13 +809,22 @@ impl WindowCursor {
     }
 
     /// Makes this cursor an independent copy of `other` (smmap's `assign`),
-    /// releasing what it held before.
+    /// releasing what it held before. See [`clone`](Clone::clone) for the
+    /// one case where the copy has no region.
     pub fn assign(&mut self, other: &WindowCursor) {
         *self = other.clone();
     }
 }
 
 impl Clone for WindowCursor {
+    /// An independent cursor on the same file and region, counted as one
+    /// more user of the region (which keeps it mapped until both are done).
+    ///
+    /// One region counts at most 16,777,214 cursors, a bound only cursors
+    /// leaked with [`std::mem::forget`] reach: a copy of a cursor whose
+    /// region counts that many has the file but no region, and its next
+    /// read there fails with [`Error::TooManyCursors`] until a cursor of the
+    /// region is dropped or moved.
     fn clone(&self) -> Self {
         let mut copy = WindowCursor::new(self.manager.clone());
         copy.hint = self.hint;
@@ -827,8 +836,14 @@ impl Clone for WindowCursor {
                 .map(|(id, t)| t.clone_cursor(id));
             copy.held.set_traced(copy.trace.is_some());
             copy.file = Some(file.clone());
-            if let Some((cell, gen, span)) = self.held.lease() {
-                copy.held.set(file.shared().share(cell, gen, span));
+            // A region that counts the most cursors it can (only leaked
+            // cursors reach that) is not shared: the copy has no region.
+            if let Some(lease) = self
+                .held
+                .lease()
+                .and_then(|(cell, gen, span)| file.shared().share(cell, gen, span))
+            {
+                copy.held.set(lease);
                 copy.ofs = self.ofs;
                 copy.len = self.len;
             }

@@ -89,6 +89,21 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// The window holding `offset` is already used by `limit` cursors, the
+    /// most one window counts (16,777,214): a bound only cursors leaked
+    /// with [`std::mem::forget`] reach. Dropping a cursor of the window
+    /// makes room.
+    #[error(
+        "cannot use offset {offset} of {file}: its window is used by {limit} cursors, the most one window counts"
+    )]
+    TooManyCursors {
+        /// The file.
+        file: PathOrFd,
+        /// The offset asked for.
+        offset: u64,
+        /// The most cursors one window counts.
+        limit: usize,
+    },
     /// The file is shorter than when its size was read: another process
     /// truncated it. Reading the lost pages would raise SIGBUS, so the window
     /// is not mapped.
@@ -186,6 +201,7 @@ impl Error {
             | Error::Map { file, .. }
             | Error::Read { file, .. }
             | Error::HandleLimit { file, .. }
+            | Error::TooManyCursors { file, .. }
             | Error::FileShrunk { file, .. }
             | Error::Replaced { file }
             | Error::TooLarge { file, .. }
@@ -219,7 +235,7 @@ impl From<Error> for io::Error {
             Error::NotRegularFile { .. } | Error::Unaligned { .. } | Error::NotAssociated => {
                 io::ErrorKind::InvalidInput
             }
-            Error::HandleLimit { .. } => io::ErrorKind::ResourceBusy,
+            Error::HandleLimit { .. } | Error::TooManyCursors { .. } => io::ErrorKind::ResourceBusy,
             Error::Replaced { .. } => io::ErrorKind::StaleNetworkFileHandle,
             Error::TooLarge { .. } => io::ErrorKind::OutOfMemory,
             #[allow(unreachable_patterns)]

@@ -334,3 +334,68 @@ fn a_slice_too_large_to_copy_is_an_error() {
     assert_eq!(buf.get(len - 1).unwrap(), 0, "still usable");
     assert_eq!(&*buf.slice(len - 3..len).unwrap(), &[0, 0, 0]);
 }
+
+/// One window counts at most 16,777,214 cursors, a bound only cursors
+/// leaked with `mem::forget` reach: past it, a copy has no region and a
+/// read of the window is `TooManyCursors`, naming the file and offset (no
+/// count carried into another field, no hang waiting for an eviction that
+/// cannot come); other windows are read as ever, and a cursor dropped makes
+/// room. (In a child process: the leaked cursors keep the manager alive.)
+#[test]
+fn a_window_used_by_the_most_cursors_refuses_another() {
+    in_child("a_window_used_by_the_most_cursors_refuses_another", || {
+        const MOST: usize = 16_777_214;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = make_file(dir.path(), "f", 11, 2 * g());
+        let m = SlidingWindowMapManager::builder().window_size(g()).build();
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(0, 1).unwrap();
+        let spare = c.clone();
+        let mut buf =
+            SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+        assert_eq!(
+            buf.get(g()).unwrap(),
+            bytes[g() as usize],
+            "a buffer on the other window"
+        );
+        for _ in 0..MOST - 2 {
+            std::mem::forget(c.clone());
+        }
+        let copy = c.clone();
+        assert!(!copy.is_valid(), "a copy past the count has no region");
+        assert_eq!(copy.file_size(), Some(2 * g()), "but has the file");
+        for mut other in [copy, m.make_cursor(&path).unwrap()] {
+            let e = other.use_region(5, 1).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::TooManyCursors {
+                        offset: 5,
+                        limit: MOST,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&*path.to_string_lossy()) && msg.contains("offset 5"),
+                "{msg}"
+            );
+            // The other window is mapped and read as ever.
+            other.use_region(g(), 1).unwrap();
+            assert_eq!(other.buffer()[0], bytes[g() as usize]);
+        }
+        assert!(matches!(
+            buf.get(7),
+            Err(Error::TooManyCursors { offset: 7, .. })
+        ));
+        assert_eq!(c.buffer()[0], bytes[0], "the counted cursors read on");
+        drop(spare);
+        assert_eq!(buf.get(7).unwrap(), bytes[7], "a cursor dropped makes room");
+        assert!(matches!(
+            c.clone().use_region(0, 1),
+            Err(Error::TooManyCursors { .. })
+        ));
+    });
+}

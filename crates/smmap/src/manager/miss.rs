@@ -279,6 +279,15 @@ impl Shared {
                             span: cell.span(),
                         }));
                     }
+                    let now = cell.claim.seen();
+                    if now.generation() == seen.generation() && now.is_full() {
+                        // Not evicted: counted by as many cursors as it can.
+                        return Err(Error::TooManyCursors {
+                            file: entry.pinned().given().clone(),
+                            offset,
+                            limit: crate::claim::MAX_CURSORS,
+                        });
+                    }
                     // Evicted: the evictor takes it out of the slots next.
                     self.counters.add(Counter::Waits, 1);
                     drop(entry.wait(slots));

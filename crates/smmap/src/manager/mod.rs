@@ -275,14 +275,14 @@ impl Shared {
 
     /// Another lease on the region of `cell` (generation `gen`, `span`)
     /// that the caller holds a lease on (a cloned cursor): it cannot be
-    /// evicted meanwhile, so this always succeeds.
-    pub(crate) fn share(&self, cell: &Cell, gen: u32, span: Span) -> Lease {
-        cell.claim.add();
-        Lease {
+    /// evicted meanwhile. `None` only if the region already counts
+    /// [`MAX_CURSORS`](crate::claim::MAX_CURSORS) cursors.
+    pub(crate) fn share(&self, cell: &Cell, gen: u32, span: Span) -> Option<Lease> {
+        cell.claim.try_add().then(|| Lease {
             cell: NonNull::from(cell),
             gen,
             span,
-        }
+        })
     }
 
     /// The region of `entry` holding `offset`, if one is mapped and named
