@@ -399,3 +399,122 @@ fn a_window_used_by_the_most_cursors_refuses_another() {
         ));
     });
 }
+
+/// Where a sandbox refuses `statx` (a filter answering `ENOSYS`, as a
+/// kernel before 4.11 does, or `EPERM`, as old container runtimes do), the
+/// engine reads sizes and identities with `fstatat` instead: files are
+/// opened and read, by path and by lent descriptor, and a file renamed
+/// over is still told from the one first opened. (In a child process: the
+/// filter is the whole process's, for good.)
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn statx_refused_by_a_sandbox_falls_back_to_fstatat() {
+    common::in_children(
+        "statx_refused_by_a_sandbox_falls_back_to_fstatat",
+        &[libc::ENOSYS, libc::EPERM],
+        |errno| {
+            refuse_statx(errno);
+            read_without_statx();
+        },
+    );
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn read_without_statx() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "pack", 12, 3 * g());
+    let (other, _) = make_file(dir.path(), "new", 13, 3 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    assert_eq!(c.file_size(), Some(3 * g()));
+    c.use_region(g(), 1).unwrap();
+    assert_eq!(c.buffer()[0], bytes[g() as usize]);
+    // A lent descriptor of the same file: its identity read by `fstatat`
+    // on the descriptor, the path's by `fstatat` on the path.
+    let lent = std::fs::File::open(&path).unwrap();
+    let mut d = m.make_cursor_fd(lent.as_raw_fd()).unwrap();
+    d.use_region(2 * g(), 1).unwrap();
+    assert_eq!(d.buffer()[0], bytes[2 * g() as usize]);
+    drop(d);
+    // Renamed over: the old entry refuses to map the new file.
+    c.use_region(0, 1).unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    m.collect();
+    let e = c.use_region(2 * g(), 1).unwrap_err();
+    assert!(matches!(e, Error::Replaced { .. }), "{e}");
+    assert_eq!(c.buffer()[0], bytes[0], "still the old window");
+}
+
+/// Installs a seccomp filter that answers every `statx` with `errno`, and
+/// checks that it does.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn refuse_statx(errno: i32) {
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    let op = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let mut filter = [
+        // seccomp_data: the system call's number at 0, the architecture at 4.
+        op(load, 4, 0, 0),
+        op(jeq, ARCH, 1, 0),
+        op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+        op(load, 0, 0, 0),
+        op(jeq, libc::SYS_statx as u32, 0, 1),
+        op(ret, libc::SECCOMP_RET_ERRNO | errno as u32, 0, 0),
+        op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: prctl with these options reads only `prog` and the filter it
+    // points to, both alive across the call; the filter only makes statx
+    // fail.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
+    // The system call itself: glibc's `statx` answers an `ENOSYS` with
+    // `fstatat` of its own.
+    // SAFETY: a NUL-terminated path and a buffer valid for one `statx`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            0,
+            libc::STATX_SIZE,
+            st.as_mut_ptr(),
+        )
+    };
+    assert_eq!(
+        (r, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(errno)),
+        "statx is refused"
+    );
+}

@@ -106,6 +106,8 @@ pub(crate) struct FileInfo {
 /// and file index on Windows. A path renamed over or replaced, or a
 /// descriptor number reused, shows up as another identity — even when a
 /// freed inode number is given to a new file (the birth time differs).
+/// Where a sandbox refuses `statx`, Linux reads identities with `fstatat`,
+/// without the birth time, for the rest of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     pub(crate) dev: u64,

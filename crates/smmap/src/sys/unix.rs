@@ -1,5 +1,6 @@
 //! The operating system's part on Unix (Linux, macOS, the BSDs): `sysconf`,
-//! `open` with `O_NONBLOCK`, `statx` (Linux) or `fstat`, `pread`, `madvise`,
+//! `open` with `O_NONBLOCK`, `statx` (Linux; `fstatat` where a sandbox
+//! refuses it) or `fstat`, `pread`, `madvise`,
 //! `vm.max_map_count` and `RLIMIT_NOFILE`.
 
 use std::ffi::{CStr, CString};
@@ -124,9 +125,51 @@ fn stat_fd(fd: RawFd) -> io::Result<FileInfo> {
 }
 
 /// `statx`, for the birth time, of `path` relative to `dirfd` (an open
-/// descriptor itself with `AT_EMPTY_PATH`).
+/// descriptor itself with `AT_EMPTY_PATH`); `fstatat` where `statx` is
+/// refused (see [`statx_at`]).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn stat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Set once `statx` is known to be refused to this process; never
+    /// cleared, so that every identity comes from the same call.
+    static NO_STATX: AtomicBool = AtomicBool::new(false);
+    if !NO_STATX.load(Ordering::Relaxed) {
+        match statx_at(dirfd, path, flags) {
+            Err(e) if is_statx_refused(&e) => NO_STATX.store(true, Ordering::Relaxed),
+            done => return done,
+        }
+    }
+    fstat_at(dirfd, path, flags)
+}
+
+/// True if `e`, from `statx`, says that `statx` itself is refused: a kernel
+/// older than 4.11 (`ENOSYS`), or a sandbox's system-call filter (old
+/// container runtimes answer `EPERM`). `statx` never fails with `EPERM` of
+/// itself, but a filter may answer anything, so a probe that a working
+/// `statx` fails with `EFAULT` (a null path) tells the two apart, as the
+/// standard library does.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn is_statx_refused(e: &io::Error) -> bool {
+    if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+        return false;
+    }
+    // SAFETY: null path and buffer pointers are allowed arguments: the
+    // kernel reads and writes nothing through them and fails with EFAULT.
+    let probe = unsafe {
+        libc::statx(
+            0,
+            std::ptr::null(),
+            0,
+            libc::STATX_BASIC_STATS,
+            std::ptr::null_mut(),
+        )
+    };
+    probe == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EFAULT)
+}
+
+/// `statx`, for the birth time, of `path` relative to `dirfd`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn statx_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
     let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
     // SAFETY: `path` is NUL-terminated and lives across the call, `dirfd`
@@ -145,12 +188,19 @@ fn stat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     Ok(FileInfo {
         size: st.stx_size,
         id: FileId {
-            dev: (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor),
+            dev: device(st.stx_dev_major, st.stx_dev_minor),
             ino: st.stx_ino,
             born,
         },
         kind: kind_of(u32::from(st.stx_mode)),
     })
+}
+
+/// A device number as identities hold it on Linux, from `statx`'s halves
+/// or `stat`'s `st_dev` alike.
+#[cfg(target_os = "linux")]
+fn device(major: u32, minor: u32) -> u64 {
+    (u64::from(major) << 32) | u64::from(minor)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -167,9 +217,16 @@ fn stat_fd(fd: RawFd) -> io::Result<FileInfo> {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn stat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
+    fstat_at(dirfd, path, flags)
+}
+
+/// `fstatat` of `path` relative to `dirfd` (an open descriptor itself with
+/// `AT_EMPTY_PATH`, on Linux).
+fn fstat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `path` is NUL-terminated and lives across the call, `dirfd`
-    // is AT_FDCWD, and `st` is valid for writes of one `stat`.
+    // is AT_FDCWD or an open descriptor, and `st` is valid for writes of
+    // one `stat`.
     if unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -177,7 +234,6 @@ fn stat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     Ok(info_of(&unsafe { st.assume_init() }))
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 #[allow(clippy::unnecessary_cast)] // dev_t, ino_t and mode_t differ by platform
 fn info_of(st: &libc::stat) -> FileInfo {
     // macOS and iOS record the birth time in `stat` itself.
@@ -185,10 +241,16 @@ fn info_of(st: &libc::stat) -> FileInfo {
     let born = (st.st_birthtime as i64, st.st_birthtime_nsec as u32);
     #[cfg(not(target_vendor = "apple"))]
     let born = (0, 0);
+    // Linux: the same number as `statx` gives, so that an identity does not
+    // depend on which call read it.
+    #[cfg(target_os = "linux")]
+    let dev = device(libc::major(st.st_dev), libc::minor(st.st_dev));
+    #[cfg(not(target_os = "linux"))]
+    let dev = st.st_dev as u64;
     FileInfo {
         size: u64::try_from(st.st_size).unwrap_or(0),
         id: FileId {
-            dev: st.st_dev as u64,
+            dev,
             ino: st.st_ino as u64,
             born,
         },

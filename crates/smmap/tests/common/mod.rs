@@ -128,9 +128,30 @@ pub fn in_child(name: &str, body: fn()) {
         body();
         return;
     }
+    run_child(name, name);
+}
+
+/// As [`in_child`], in one child process for each of `cases`: each runs
+/// `body` with its case (for what a process cannot undo, once per case).
+#[allow(dead_code)] // not every test binary has such tests
+pub fn in_children<T: Copy>(name: &str, cases: &[T], body: fn(T)) {
+    if let Ok(child) = std::env::var(CHILD) {
+        if let Some(i) = child.strip_prefix(name).and_then(|i| i.strip_prefix('#')) {
+            body(cases[i.parse::<usize>().unwrap()]);
+        }
+        return;
+    }
+    for i in 0..cases.len() {
+        run_child(name, &format!("{name}#{i}"));
+    }
+}
+
+/// Runs test `name` of this binary in a child process with `CHILD` set to
+/// `tag`; fails if the child fails.
+fn run_child(name: &str, tag: &str) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
+        .env(CHILD, tag)
         .output()
         .unwrap();
     let (stdout, stderr) = (
@@ -140,7 +161,7 @@ pub fn in_child(name: &str, body: fn()) {
     eprint!("{stderr}");
     assert!(
         out.status.success(),
-        "{name} failed in its child process: {:?}\n{stdout}\n{stderr}",
+        "{tag} failed in its child process: {:?}\n{stdout}\n{stderr}",
         out.status
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
