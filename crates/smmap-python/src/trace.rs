@@ -13,6 +13,14 @@ use pyo3::exceptions::{PyOSError, PyRuntimeWarning};
 use pyo3::prelude::*;
 
 /// The trace managers record into, and the process that opened it.
+///
+/// A forked child takes this lock too (a manager made anew there asks for
+/// the trace), so no thread may hold it across a fork. None does: it is
+/// taken only by threads attached to the interpreter, and held for a clone,
+/// a compare or a swap, with no Python code and no detach under it; and
+/// `os.fork()` runs with every other thread unable to run Python code (the
+/// GIL is held; free-threaded, the world is stopped, which waits for an
+/// attached thread to reach a Python boundary, after it lets go).
 static TRACE: Mutex<Option<(smmap::Trace, u32)>> = Mutex::new(None);
 
 /// The trace a manager made now records into, if any (none in a forked
