@@ -203,6 +203,9 @@ pub enum Value {
     F64(f64),
 }
 
+/// Integers in decimal; floats in the shortest form that reads back as the
+/// same number, with an exponent where they are very large or very small
+/// (`-1.25e-196`, not two hundred zeros), `NaN` and `inf` as such.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -214,8 +217,8 @@ impl fmt::Display for Value {
             Value::I16(v) => write!(f, "{v}"),
             Value::I32(v) => write!(f, "{v}"),
             Value::I64(v) => write!(f, "{v}"),
-            Value::F32(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v:?}"),
+            Value::F64(v) => write!(f, "{v:?}"),
         }
     }
 }
@@ -223,6 +226,22 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_short_with_an_exponent_at_the_extremes() {
+        for (v, text) in [
+            (Value::F64(1.5), "1.5"),
+            (Value::F64(-1.25e-196), "-1.25e-196"),
+            (Value::F64(1e300), "1e300"),
+            (Value::F32(-2.25), "-2.25"),
+            (Value::F32(3.0e-30), "3e-30"),
+            (Value::F64(f64::NAN), "NaN"),
+            (Value::F64(f64::NEG_INFINITY), "-inf"),
+            (Value::U64(u64::MAX), "18446744073709551615"),
+        ] {
+            assert_eq!(v.to_string(), text);
+        }
+    }
 
     #[test]
     fn names_round_trip() {
