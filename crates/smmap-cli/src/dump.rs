@@ -53,12 +53,19 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<()> {
     if size == 0 && args.offset == 0 {
         return Ok(());
     }
+    if size == 0 {
+        bail!(
+            "offset {} is past the end of {} (an empty file)",
+            args.offset,
+            path.display()
+        );
+    }
     if args.offset >= size {
         bail!(
             "offset {} is past the end of {} ({size} bytes; the last offset is {})",
             args.offset,
             path.display(),
-            size.saturating_sub(1)
+            size - 1
         );
     }
     if length == 0 {

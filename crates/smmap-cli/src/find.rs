@@ -229,6 +229,14 @@ fn collect_files(paths: &[PathBuf], recursive: bool, failed: &mut bool) -> Vec<(
                     ));
                 }
             }
+            Ok(meta) if meta.is_file() => match crate::limits::check_size(path, meta.len()) {
+                Ok(()) => files.push((path.clone(), meta.len())),
+                Err(e) => {
+                    *failed = true;
+                    report(&e);
+                }
+            },
+            // A FIFO or a device: the engine refuses it, naming it.
             Ok(meta) => files.push((path.clone(), meta.len())),
             // Missing or unreadable: let the engine say why, naming the path.
             Err(_) => files.push((path.clone(), 0)),

@@ -19,7 +19,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub window: u64,
 
-    /// Most bytes mapped at once, over all files; 0 means the engine's default (8 GiB on 64-bit)
+    /// Most bytes mapped at once, over all files: passed only while every mapped window is in use (a window larger than the limit is still mapped to be read); 0 means the engine's default (8 GiB on 64-bit)
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub max_memory: u64,
 
@@ -85,7 +85,27 @@ pub fn check_file(path: &Path, dir_hint: &str) -> anyhow::Result<u64> {
     if !meta.is_file() {
         bail!("{} is not a regular file", path.display());
     }
+    check_size(path, meta.len())?;
     Ok(meta.len())
+}
+
+/// Refuses a regular file (never a FIFO, whose open would wait) whose size
+/// says 0 but that reads bytes: one the kernel makes as it is read
+/// (`/proc`, `/sys`), which no mapping shows. Anything else passes (a file
+/// that cannot be opened is the engine's to name).
+pub fn check_size(path: &Path, size: u64) -> anyhow::Result<()> {
+    use std::io::Read;
+    if size == 0 {
+        let mut byte = [0u8; 1];
+        if let Ok(1) = std::fs::File::open(path).and_then(|mut f| f.read(&mut byte)) {
+            bail!(
+                "{} says it holds 0 bytes but reads more (the kernel makes it as it is read, \
+as under /proc and /sys): it cannot be memory-mapped",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,8 +24,12 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
         return Err("empty size: expected a number such as 4096, 4k, 64MiB or 1GiB".into());
     }
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16)
-            .map_err(|_| format!("invalid hexadecimal size {input:?}: expected e.g. 0x1000"));
+        return u64::from_str_radix(hex, 16).map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => {
+                format!("size {input:?} is too large (the limit is {:#x})", u64::MAX)
+            }
+            _ => format!("invalid hexadecimal size {input:?}: expected e.g. 0x1000"),
+        });
     }
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
@@ -112,6 +116,12 @@ mod tests {
             .unwrap_err()
             .contains("too large"));
         assert!(parse_size("16777216TiB").unwrap_err().contains("too large"));
+        assert!(parse_size("0x10000000000000000")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_size("0xZZ")
+            .unwrap_err()
+            .contains("invalid hexadecimal"));
         assert!(parse_size("12q").unwrap_err().contains("\"q\""));
     }
 

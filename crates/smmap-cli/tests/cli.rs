@@ -191,6 +191,12 @@ fn read_typed_values() {
         ok(&["read", &f, "--offset", "16", "--type", "f32le"]),
         "-2.25\n"
     );
+    // A float far from 1 with an exponent, not hundreds of digits.
+    let tiny = write(dir.path(), "tiny", &(-1.25e-196f64).to_le_bytes());
+    assert_eq!(
+        ok(&["read", &tiny, "--offset", "0", "--type", "f64le"]),
+        "-1.25e-196\n"
+    );
     assert_eq!(
         ok(&["read", &f, "-o", "0", "-t", "u8", "--count", "6"]),
         "1\n2\n3\n4\n255\n254\n"
@@ -1593,5 +1599,174 @@ fn bench_replay_runs_the_recorded_real_traces() {
         }
         let min = p["belady_hit_ratio"].as_f64().unwrap();
         assert!(min > 0.5 && min <= 1.0, "{name}: {p}");
+    }
+}
+
+/// Windows below a page, or of 0 (whole files), are what the engine makes
+/// of them (a page; whole files) in the rows, the sweep and the replay:
+/// none hangs or panics.
+#[test]
+fn bench_takes_any_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for window in ["1", "4000", "0"] {
+        let out = ok(&[
+            "bench", "--size", "256KiB", "--files", "3", "--ops", "200", "--repeat", "1",
+            "--quiet", "--dir", d, "--window", window,
+        ]);
+        assert!(out.contains("small files, 4 KiB reads"), "{window}: {out}");
+    }
+    let svg = dir.path().join("w.svg");
+    ok(&[
+        "bench",
+        "--sweep",
+        "--files",
+        "5",
+        "--ops",
+        "100",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--dir",
+        d,
+        "--window",
+        "0",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let (trace, _) = record_trace(dir.path());
+    let out = ok(&[
+        "bench",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--window",
+        "0",
+        "--repeat",
+        "1",
+        "--quiet",
+    ]);
+    assert!(out.contains("MIN"), "{out}");
+}
+
+/// A chart path in no directory is refused before the run; one that cannot
+/// be written (a directory) fails after the figures are printed.
+#[test]
+fn bench_sweep_prints_its_figures_before_a_chart_it_cannot_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let nowhere = dir.path().join("no/such/dir/x.svg");
+    let nowhere = nowhere.to_str().unwrap();
+    let sweep = |svg: &str| -> Vec<String> {
+        [
+            "bench", "--sweep", "--files", "5", "--ops", "100", "--repeat", "1", "--quiet",
+            "--dir", d, "--svg", svg,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = sweep(nowhere);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&args, &["cannot draw", nowhere, "is not a directory"]);
+    let args = sweep(d);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = smmap(&args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot draw") && stderr.contains(d),
+        "{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("uniform ")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("chart drawn"), "{stdout}");
+}
+
+/// Each random-read row is in ns per read however few reads it has (the
+/// scan alone in GiB/s), and one small file is said to be all hot.
+#[test]
+fn bench_units_and_words_hold_for_tiny_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&[
+        "bench",
+        "--size",
+        "64KiB",
+        "--files",
+        "1",
+        "--ops",
+        "1",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{out}"))
+            .to_string()
+    };
+    assert!(row("sequential scan").contains("GiB/s"), "{out}");
+    for name in [
+        "random 1-byte reads",
+        "random 4 KiB reads",
+        "small files, 4 KiB reads",
+    ] {
+        assert!(row(name).contains("ns/op"), "{name}: {out}");
+    }
+    assert!(out.contains("the one small file is hot"), "{out}");
+    assert!(!out.contains("do not"), "{out}");
+}
+
+/// A replay reports the limits the engine took (0 bytes: its default), and
+/// refuses 0 handles as every command does.
+#[test]
+fn bench_replay_reports_the_limits_in_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trace, _) = record_trace(dir.path());
+    let t = trace.to_str().unwrap();
+    let json = ok(&[
+        "bench",
+        "--replay",
+        t,
+        "--max-memory",
+        "0",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["points"][0]["max_memory_size"].as_u64(),
+        Some(smmap::default_max_memory_size())
+    );
+    fails(
+        &["bench", "--replay", t, "--max-handles", "0"],
+        &["--max-handles", "at least 1"],
+    );
+}
+
+/// An empty file has no last offset to name.
+#[test]
+fn dump_past_the_end_of_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty", b"");
+    fails(
+        &["dump", &empty, "--offset", "1"],
+        &["offset 1", &empty, "an empty file"],
+    );
+}
+
+/// A file the kernel makes as it is read says 0 bytes and reads more: no
+/// mapping shows it, so it is refused by name rather than read as empty.
+#[cfg(target_os = "linux")]
+#[test]
+fn files_the_kernel_makes_as_they_are_read_are_refused() {
+    let f = "/proc/version";
+    for args in [vec!["dump", f], vec!["stat", f], vec!["find", "Linux", f]] {
+        fails(&args, &[f, "cannot be memory-mapped"]);
     }
 }

@@ -27,7 +27,7 @@ mod sweep;
 mod workloads;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::Args;
@@ -112,7 +112,7 @@ pub struct BenchArgs {
     max_memory: u64,
 
     /// Mapping limit of the uniform small-files workloads
-    #[arg(long, value_name = "N", default_value = "64", value_parser = parse_count)]
+    #[arg(long, value_name = "N", default_value = "64", value_parser = crate::limits::parse_positive)]
     max_handles: usize,
 
     /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves)
@@ -186,6 +186,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.sweep && args.files == 0 {
         bail!("--sweep reads the small files: --files must be at least 1");
+    }
+    if args.sweep {
+        // Before the measurements, not after them.
+        let dir = match args.svg.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot draw {}: {} is not a directory",
+                args.svg.display(),
+                dir.display()
+            );
+        }
     }
     data::catch_interrupts();
     let result = if let Some(trace) = &args.replay {
@@ -319,7 +333,7 @@ fn setup(args: &BenchArgs, notes: &Notes, large: bool, keep: bool) -> anyhow::Re
 }
 
 fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    let window = args.window.unwrap_or_else(smmap::default_window_size);
+    let window = window_of(args);
     // A descriptor per small file for each manager and for the baselines:
     // all at once where the limit holds them, else in turn (each method
     // runs all its runs alone: `workloads::measure`), not a number that
@@ -370,6 +384,26 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     crate::output::print(args.json, &report, |out| report::write_table(out, &report))
 }
 
+/// The window of the workloads: `--window` rounded up to whole pages, as
+/// the engine maps it (0: whole files), or the engine's default.
+pub(crate) fn window_of(args: &BenchArgs) -> u64 {
+    match args.window {
+        Some(0) => 0,
+        Some(w) => smmap::align_to_mmap(w, true),
+        None => smmap::default_window_size(),
+    }
+}
+
+/// Belady's window slot for `window` (from [`window_of`]): whole files
+/// (`u64::MAX`) for 0.
+pub(crate) fn slot_of(window: u64) -> u64 {
+    if window == 0 {
+        u64::MAX
+    } else {
+        window
+    }
+}
+
 /// Belady's MIN with bypass over the reads of `lists` (the threads' reads
 /// in turn) of the files of `set`, with windows of `window` bytes (the
 /// engine's window size), under `limits`.
@@ -384,8 +418,12 @@ fn belady_of(
         .flat_map(|i| lists.iter().filter_map(move |l| l.get(i)))
         .map(|op| belady::Read::at(op.file, op.offset, op.len))
         .collect();
-    let slot = smmap::align_to_mmap(window, true);
-    let accesses = belady::accesses(&reads, &set.sizes, slot, *smmap::ALLOCATIONGRANULARITY);
+    let accesses = belady::accesses(
+        &reads,
+        &set.sizes,
+        slot_of(window),
+        *smmap::ALLOCATIONGRANULARITY,
+    );
     belady::min(&accesses, limits)
 }
 

@@ -138,8 +138,8 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     } else {
         find_files(&reader, trace, args.dir.as_deref())?
     };
-    let window = args.window.unwrap_or_else(smmap::default_window_size);
-    let slot = smmap::align_to_mmap(window, true);
+    let window = super::window_of(args);
+    let slot = super::slot_of(window);
     let page = *smmap::ALLOCATIONGRANULARITY;
     let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
     let accesses = belady::accesses(&reads_of(&reader), &sizes, slot, page);
@@ -163,7 +163,17 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
             })
             .collect()
     } else {
-        vec![(None, args.max_handles, args.max_memory)]
+        // The limits in effect, as the engine takes them (0 bytes: its
+        // default; handles at most its own ceiling), for the report and MIN.
+        let probe = smmap::SlidingWindowMapManager::builder()
+            .max_memory_size(args.max_memory)
+            .max_open_handles(args.max_handles)
+            .build();
+        vec![(
+            None,
+            probe.max_file_handles(),
+            probe.max_mapped_memory_size(),
+        )]
     };
     let mut notes = Notes::new(
         args.quiet,
@@ -237,16 +247,15 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         repeat: args.repeat,
         points,
     };
+    // The figures first: a chart that cannot be drawn loses none of them.
+    crate::output::print(args.json, &report, |out| write_table(out, &report))?;
     if args.sweep {
         draw_svg(&args.svg, &report)?;
-    }
-    crate::output::print(args.json, &report, |out| {
-        write_table(out, &report)?;
-        if args.sweep {
-            writeln!(out, "chart drawn to {}", args.svg.display())?;
+        if !args.json {
+            crate::output::line(format_args!("chart drawn to {}", args.svg.display()))?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// The trace at `path`, gzip-compressed (as the traces kept in the

@@ -433,7 +433,7 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
              (and each engine method its manager) to itself"
         )?;
     }
-    if c.small_files > 0 {
+    if c.small_files > 0 && c.hot_files < c.small_files {
         writeln!(
             out,
             "skewed: {:.0}% of the reads go to {} hot files ({}); max memory {}, max handles {}: \
@@ -445,6 +445,18 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             c.skewed_max_handles,
             c.small_files,
             bytes(c.small_files_bytes)
+        )?;
+    } else if c.small_files > 0 {
+        let hot = match c.small_files {
+            1 => "the one small file is hot".to_string(),
+            n => format!("all {n} small files are hot"),
+        };
+        writeln!(
+            out,
+            "skewed: {hot} ({}); max memory {}, max handles {}: the hot files fit",
+            bytes(c.small_files_bytes),
+            bytes(c.skewed_max_memory_size),
+            c.skewed_max_handles
         )?;
     }
     writeln!(out)?;
@@ -468,7 +480,8 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         "buf/mmap", "cur/mmap", "cur/floor"
     )?;
     for row in &r.workloads {
-        let scan = row.ops == 1;
+        // The scan's one read is the whole file (not any row of one read).
+        let scan = row.name == "sequential_scan";
         let cell = |id: MethodId| match row.ns(id) {
             None => "-".to_string(),
             Some(ns) if scan => format!(

@@ -84,7 +84,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let n = set.sizes.len();
     let page = *smmap::ALLOCATIONGRANULARITY;
     let charged: u64 = set.sizes.iter().map(|s| s.div_ceil(page) * page).sum();
-    let window = args.window.unwrap_or_else(smmap::default_window_size);
+    let window = super::window_of(args);
     let mut rng = Rng::new(args.seed ^ 0x5eed);
     let mut points = Vec::new();
     for (name, pattern) in patterns {
@@ -156,11 +156,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         points,
     };
     drop(data);
+    // The figures first: a chart that cannot be drawn loses none of them.
+    crate::output::print(args.json, &sweep, |out| write_table(out, &sweep))?;
     draw_svg(&args.svg, &sweep)?;
-    crate::output::print(args.json, &sweep, |out| {
-        write_table(out, &sweep)?;
-        writeln!(out, "chart drawn to {}", args.svg.display())
-    })
+    if !args.json {
+        crate::output::line(format_args!("chart drawn to {}", args.svg.display()))?;
+    }
+    Ok(())
 }
 
 /// The series of the charts: method, name, symbol in the terminal, colour.
