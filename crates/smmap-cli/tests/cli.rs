@@ -1770,3 +1770,37 @@ fn files_the_kernel_makes_as_they_are_read_are_refused() {
         fails(&args, &[f, "cannot be memory-mapped"]);
     }
 }
+
+/// A trace naming more files than the open-file limit lets the replay keep
+/// open is refused up front, saying so, before any file is made.
+#[cfg(unix)]
+#[test]
+fn bench_replay_refuses_more_files_than_it_can_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = b"SMMAPTR\x01".to_vec();
+    for id in 0..300u16 {
+        // A file record: tag, id, size 4096, a 1-byte name.
+        t.push(1);
+        t.extend_from_slice(&[(id as u8) | 0x80, (id >> 7) as u8]);
+        t.extend_from_slice(&[0x80, 0x20, 1, b'f']);
+    }
+    t.push(8);
+    let trace = dir.path().join("many.trace");
+    std::fs::write(&trace, &t).unwrap();
+    let made = dir.path().join("made");
+    std::fs::create_dir(&made).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 100 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_smmap"))
+        .args(["bench", "--replay", trace.to_str().unwrap(), "--make-files"])
+        .args(["--dir", made.to_str().unwrap(), "--quiet"])
+        .output()
+        .expect("the shell runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for piece in ["many.trace", "names 300 files", "ulimit -n"] {
+        assert!(err.contains(piece), "{piece:?} missing from {err}");
+    }
+    assert_eq!(std::fs::read_dir(&made).unwrap().count(), 0, "nothing made");
+}

@@ -650,7 +650,9 @@ impl TraceReader {
     /// made, cloned, released and dropped, and the same reads, in order.
     /// What each read is served by depends on `manager`'s limits (give it a
     /// [`Trace`] to record that); `on_read` is called after each read with
-    /// what it gave (see [`Replayed`]).
+    /// what it gave (see [`Replayed`]). A `read_at` is replayed into one
+    /// buffer of at most what the file holds past its offset, and at most
+    /// 1 GiB, whatever length the trace says.
     ///
     /// Errors: `paths` has fewer paths than the trace has files
     /// ([`Error::NotAssociated`](crate::Error::NotAssociated)), or a file
@@ -750,7 +752,10 @@ impl TraceReader {
                         },
                         Op::Chunk => c.chunk_for(offset, len),
                         Op::ReadAt => {
-                            let n = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
+                            // No more than the file holds past `offset`
+                            // (one byte past its end, to fail as recorded).
+                            let left = c.file_size().map_or(0, |s| s.saturating_sub(offset));
+                            let n = len.min(left.max(1)).min(1 << 30) as usize;
                             if scratch.len() < n {
                                 scratch.resize(n, 0);
                             }
@@ -807,6 +812,10 @@ impl Bytes<'_> {
             let b = self
                 .byte()
                 .map_err(|_| "truncated in a number".to_string())?;
+            if shift == 63 && b > 1 {
+                // The tenth byte holds only bit 63.
+                break;
+            }
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
@@ -986,6 +995,30 @@ mod tests {
         );
         let e = TraceReader::open(dir.path().join("missing")).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_number_past_64_bits_is_refused() {
+        let file = |size: &[u8]| {
+            let mut t = MAGIC.to_vec();
+            t.extend([TAG_FILE, 0]);
+            t.extend_from_slice(size);
+            t.extend([1, b'f', TAG_END]);
+            t
+        };
+        let mut max = Vec::new();
+        put_varint(&mut max, u64::MAX);
+        assert_eq!(max.len(), 10);
+        let t = TraceReader::parse(&file(&max)).unwrap();
+        assert_eq!(t.files()[0].size, u64::MAX);
+        // The tenth byte carries bit 63 only: more is past 64 bits.
+        for last in [2, 0x7e] {
+            let mut over = max.clone();
+            over[9] = last;
+            let (rec, byte, what) = TraceReader::parse(&file(&over)).unwrap_err();
+            assert_eq!((rec, byte), (0, 8));
+            assert!(what.contains("longer than 64 bits"), "{what}");
+        }
     }
 
     #[test]

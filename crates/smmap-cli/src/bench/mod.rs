@@ -76,7 +76,8 @@ of their sizes with --make-files): through the engine under the adaptive policy 
 always-map, with pread and through a raw map of every file, under --window, --max-memory and \
 --max-handles — or with --sweep under budgets from 1% to all of the trace's working set, \
 drawn to --svg — and prints time per read, hit ratio, maps, preads and peak mapped bytes \
-beside the hit ratio of Belady's MIN with bypass over the same reads.
+beside the hit ratio of Belady's MIN with bypass over the same reads. A trace (gzip-compressed \
+or not) is read whole into memory, up to 64 MiB uncompressed.
 
 Examples:
   cargo run --release -p smmap-cli -- bench

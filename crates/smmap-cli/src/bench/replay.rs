@@ -32,6 +32,13 @@ const VIEW_READ: u64 = 4096;
 /// long copy in every method alike).
 const READ_MAX: u64 = 256 * 1024;
 
+/// The most bytes of trace read into memory (after decompression): fifty
+/// times the largest trace recorded here (1.2 MB, 170,000 reads). A gzip
+/// stream that inflates past it is refused, not inflated without end; and
+/// as each record becomes an event of 32 bytes, even a trace of 1-byte
+/// records stays under 2 GiB of events.
+const TRACE_MAX: u64 = 64 << 20;
+
 /// The ways a trace is replayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum How {
@@ -131,6 +138,17 @@ struct Replay {
 /// Runs `smmap bench --replay`.
 pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     let reader = read_trace(trace)?;
+    // The baselines keep every file open at once.
+    let needed = reader.files().len() as u64 + super::data::SPARE_FILES;
+    let limit = super::data::raise_open_file_limit(needed);
+    if limit < needed {
+        bail!(
+            "the trace {} names {} files, which the replay keeps open at once; the open-file \
+             limit allows {limit} (raise it with ulimit -n)",
+            trace.display(),
+            reader.files().len()
+        );
+    }
     let made;
     let paths = if args.make_files {
         made = make_files(&reader, args.dir.as_deref())?;
@@ -152,7 +170,10 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         .filter(|a| !a.is_release())
         .map(|a| (a.window, a.cost))
         .collect();
-    let (ws_windows, ws_bytes) = (working.len(), working.values().sum::<u64>());
+    let (ws_windows, ws_bytes) = (
+        working.len(),
+        working.values().fold(0u64, |a, &b| a.saturating_add(b)),
+    );
     let budgets: Vec<(Option<f64>, usize, u64)> = if args.sweep {
         SHARES
             .iter()
@@ -240,7 +261,7 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         trace: trace.display().to_string(),
         reads: reader.reads().count() as u64,
         files: sizes.len(),
-        files_bytes: sizes.iter().sum(),
+        files_bytes: sizes.iter().fold(0u64, |a, &b| a.saturating_add(b)),
         window_size: window,
         working_set_windows: ws_windows,
         working_set_bytes: ws_bytes,
@@ -261,16 +282,37 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
 /// The trace at `path`, gzip-compressed (as the traces kept in the
 /// repository are) or not.
 fn read_trace(path: &Path) -> anyhow::Result<TraceReader> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    let file =
+        File::open(path).with_context(|| format!("cannot read the trace {}", path.display()))?;
+    let bytes = read_at_most(file, path, "")?;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(TraceReader::from_bytes(path, &bytes)?);
     }
-    let mut plain = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut plain)
-        .with_context(|| format!("cannot decompress the trace {} (gzip)", path.display()))?;
+    let plain = read_at_most(
+        flate2::read::MultiGzDecoder::new(&bytes[..]),
+        path,
+        " uncompressed",
+    )?;
     Ok(TraceReader::from_bytes(path, &plain)?)
+}
+
+/// All of `from`, if it holds at most [`TRACE_MAX`] bytes.
+fn read_at_most(from: impl Read, path: &Path, how: &str) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    from.take(TRACE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| match how {
+            "" => format!("cannot read the trace {}", path.display()),
+            _ => format!("cannot decompress the trace {} (gzip)", path.display()),
+        })?;
+    if bytes.len() as u64 > TRACE_MAX {
+        bail!(
+            "the trace {} holds more than {} MiB{how}: a replay reads it whole, so it is refused",
+            path.display(),
+            TRACE_MAX >> 20
+        );
+    }
+    Ok(bytes)
 }
 
 /// The reads of the trace as MIN sees them: each by its cursor, which
@@ -304,7 +346,8 @@ fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
                     out.push(belady::Read {
                         file: file as u32,
                         offset,
-                        len: len.max(1),
+                        // As long as the replay reads (see `plan`).
+                        len: len.clamp(1, READ_MAX),
                         cursor: Some(cursor as u32),
                         must_map: op == Op::Map,
                     });
@@ -371,8 +414,14 @@ fn make_files(
             let p = tmp.path().join(format!("file{i}"));
             let file =
                 File::create(&p).with_context(|| format!("cannot create {}", p.display()))?;
-            file.set_len(f.size)
-                .with_context(|| format!("cannot size {}", p.display()))?;
+            file.set_len(f.size).with_context(|| {
+                format!(
+                    "cannot make {} of {} bytes, the size the trace gives {}",
+                    p.display(),
+                    f.size,
+                    f.name
+                )
+            })?;
             Ok(p)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -805,4 +854,65 @@ fn draw_svg(path: &Path, r: &Replay) -> anyhow::Result<()> {
         Ok(())
     };
     draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A trace made by hand: `files` files of `size` bytes, one cursor on
+    /// the first, and a read of `len` bytes at 0 by operation `op`.
+    fn by_hand(files: u64, size: u64, op: u64, len: u64) -> Vec<u8> {
+        let mut t = b"SMMAPTR\x01".to_vec();
+        for id in 0..files {
+            t.push(1);
+            for v in [id, size, 1] {
+                var(&mut t, v);
+            }
+            t.push(b'f');
+        }
+        t.extend([2, 0, 0, 6, 0]);
+        for v in [op, 0, len] {
+            var(&mut t, v);
+        }
+        t.push(8);
+        t
+    }
+
+    /// A read to the end of a huge file is seen by MIN as long as the
+    /// replay reads it (not as 2³² windows to allocate).
+    #[test]
+    fn a_read_of_any_length_costs_min_what_the_replay_reads() {
+        for op in [2, 3] {
+            let t = TraceReader::from_bytes("t", &by_hand(1, 1 << 43, op, u64::MAX)).unwrap();
+            let reads = reads_of(&t);
+            assert_eq!(reads.len(), 1);
+            assert_eq!(reads[0].len, READ_MAX);
+            let accesses = belady::accesses(&reads, &[1 << 43], 64 << 10, 4096);
+            assert_eq!(accesses.len() as u64, READ_MAX / (64 << 10));
+        }
+    }
+
+    /// A trace is read whole up to [`TRACE_MAX`] bytes, and refused past
+    /// it, by name, without reading on (a gzip bomb, `/dev/zero`).
+    #[test]
+    fn a_trace_is_read_up_to_its_limit() {
+        let p = Path::new("big.trace");
+        let just = read_at_most(std::io::repeat(7).take(TRACE_MAX), p, "").unwrap();
+        assert_eq!(just.len() as u64, TRACE_MAX);
+        let e = read_at_most(std::io::repeat(7), p, " uncompressed").unwrap_err();
+        assert!(
+            e.to_string().contains("big.trace")
+                && e.to_string().contains("more than 64 MiB uncompressed"),
+            "{e}"
+        );
+    }
 }
