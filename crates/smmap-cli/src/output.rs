@@ -23,7 +23,7 @@ pub fn print<T: Serialize>(
     out.flush().context("cannot write to stdout")
 }
 
-/// Writes one more line of a table report (after [`print`]).
+/// Writes one more line of a table report (after [`print()`]).
 pub fn line(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{text}")
