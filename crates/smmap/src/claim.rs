@@ -190,7 +190,7 @@ impl Claim {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             debug_assert!(w & CLIENTS > 1, "added to a region the caller did not use");
-            if w & CLIENTS == CLIENTS {
+            if Seen(w).is_full() {
                 return false;
             }
             match self
