@@ -203,8 +203,9 @@
 //! (`scripts/loom`): the claim word (`src/claim.rs`), the handle budget
 //! (`src/manager/cells.rs`), the memory ledger (`src/manager/ledger.rs`),
 //! a file's descriptor word (`src/manager/desc.rs`), the evictor's
-//! election (`src/manager/election.rs`) and the count of a file's waiters
-//! (`src/manager/signal.rs`). The memory limit rests on one
+//! election (`src/manager/election.rs`), the count of a file's waiters
+//! (`src/manager/signal.rs`) and the wait for room's generation and
+//! waiters (`src/manager/room.rs`). The memory limit rests on one
 //! `SeqCst` pairing: a release that leaves a region unused reads the ledger
 //! next, and a thread that commits bytes past the limit sweeps the claim
 //! words next, so one of them sees the other and no unused region is left

@@ -2,20 +2,32 @@
 //! other threads are mapping right now — the only wait that is not for the
 //! miss's own file, and only when every handle or byte is committed.
 //!
-//! No wake-up is lost: a waiter reads the generation *before* it looks at
-//! what it would wait for ([`Room::watch`]: a window being mapped), and a
-//! change (a window published or abandoned, a cell freed) comes after the
-//! state it changes, so a change the look missed still moves the
-//! generation past the one the waiter waits on. The waiter counts itself
-//! under the lock before it looks at the generation again, and a change
-//! bumps the generation before it looks for waiters (both `SeqCst`), so
-//! either the waiter sees the new generation or the changer sees the waiter
-//! and notifies under the lock.
-
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+//! | word | how it changes | ordering, and why it suffices |
+//! |---|---|---|
+//! | `generation` | read by a miss **before** it looks at what it would wait for ([`watch`](Room::watch)) | `SeqCst` load: an acquire, so a look made after a change reads what the change published |
+//! | | g → g + 1 by every change (a window published or abandoned, a cell freed, a region unmapped), **after** the state it changes | `SeqCst` add: a release of that state, and one side of the pairing below |
+//! | | read again by the waiter, holding the lock, after it counted itself | `SeqCst` load, the other side of the pairing |
+//! | `waiters` | n → n + 1 by a waiter, holding the lock, before it reads the generation again; n + 1 → n when it leaves, holding it again | `SeqCst` |
+//! | | read by a change after its add; not 0 means take the lock and notify | `SeqCst` load |
+//!
+//! No wake-up is lost. A look that missed a change still read the
+//! generation before it, so the waiter waits on a generation that the
+//! change has moved past or will. The waiter then counts itself and reads
+//! the generation; the change adds to the generation and reads the count:
+//! two threads that each write one word and then read the other's, which
+//! only a total order over the four accesses makes safe (`SeqCst`: one of
+//! the two reads sees the other's write). If the waiter sees the new
+//! generation it does not sleep. If the change sees the waiter, it takes
+//! the lock before notifying, and the waiter holds that lock from its count
+//! until `wait` gives it up asleep, so the notification cannot fall
+//! between the waiter's look and its sleep. Loom treats `SeqCst` accesses
+//! as `AcqRel`, so both sides also carry [`sc_fence`] for its models
+//! (`loom_a_change_wakes_every_waiter`,
+//! `loom_a_change_between_the_look_and_the_wait_is_not_lost`); without
+//! the fences both models find the lost wake-up.
 
 use super::shared_lock::SharedLock;
-use crate::sync::Condvar;
+use crate::sync::{sc_fence, AtomicU64, AtomicUsize, Condvar, Ordering};
 
 /// The wait for room (see the module documentation).
 #[derive(Debug, Default)]
@@ -43,6 +55,7 @@ impl Room {
     pub(crate) fn wait(&self, seen: u64) {
         let mut g = self.lock.lock();
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        sc_fence();
         while self.generation.load(Ordering::SeqCst) == seen {
             g = self.lock.wait(&self.changed, g);
         }
@@ -53,6 +66,7 @@ impl Room {
     /// if any (most changes have nobody to wake, and skip the lock).
     pub(crate) fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        sc_fence();
         if self.waiters.load(Ordering::SeqCst) > 0 {
             drop(self.lock.lock());
             self.changed.notify_all();
@@ -60,7 +74,7 @@ impl Room {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -99,5 +113,82 @@ mod tests {
         // Returns at once: the generation has moved on from `seen`.
         room.wait(seen);
         assert_eq!(room.watch(|| in_flight), None, "nothing in flight now");
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    /// A window in flight, and the room's wait for it.
+    #[derive(Default)]
+    struct Flight {
+        in_flight: AtomicUsize,
+        room: Room,
+    }
+
+    impl Flight {
+        /// A miss that found no room: waits while a window is in flight.
+        fn wait_for_room(&self) {
+            if let Some(seen) = self
+                .room
+                .watch(|| self.in_flight.load(Ordering::Acquire) > 0)
+            {
+                self.room.wait(seen);
+            }
+        }
+
+        /// The window is published (or abandoned), then the change said.
+        fn land(&self) {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            self.room.changed();
+        }
+    }
+
+    /// Two misses wait while one window is in flight, which lands in
+    /// any order with their looks and waits: a lost wake-up would leave a
+    /// waiter blocked for good, which loom reports as a deadlock.
+    #[test]
+    fn loom_a_change_wakes_every_waiter() {
+        loom::model(|| {
+            let f = Arc::new(Flight::default());
+            f.in_flight.store(1, Ordering::Relaxed);
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let f = f.clone();
+                    loom::thread::spawn(move || f.wait_for_room())
+                })
+                .collect();
+            f.land();
+            for w in waiters {
+                w.join().unwrap();
+            }
+            assert_eq!(f.room.waiters.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// Two windows in flight land one after the other while a miss
+    /// waits: whichever landing its look missed, the wait ends, and a
+    /// miss that looks after both finds nothing to wait for.
+    #[test]
+    fn loom_a_change_between_the_look_and_the_wait_is_not_lost() {
+        loom::model(|| {
+            let f = Arc::new(Flight::default());
+            f.in_flight.store(2, Ordering::Relaxed);
+            let lander = {
+                let f = f.clone();
+                loom::thread::spawn(move || {
+                    f.land();
+                    f.land();
+                })
+            };
+            f.wait_for_room();
+            lander.join().unwrap();
+            assert_eq!(
+                f.room.watch(|| f.in_flight.load(Ordering::Acquire) > 0),
+                None
+            );
+        });
     }
 }
