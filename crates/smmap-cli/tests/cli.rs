@@ -1720,6 +1720,31 @@ fn bench_units_and_words_hold_for_tiny_runs() {
     assert!(!out.contains("do not"), "{out}");
 }
 
+/// A skewed row over a few files names its one hot file in the singular.
+#[test]
+fn bench_names_one_hot_file_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&[
+        "bench",
+        "--size",
+        "64KiB",
+        "--files",
+        "3",
+        "--ops",
+        "1",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("go to 1 hot file (") && out.contains("the hot file fits, all 3"),
+        "{out}"
+    );
+    assert!(!out.contains("1 hot files"), "{out}");
+}
+
 /// A replay reports the limits the engine took (0 bytes: its default), and
 /// refuses 0 handles as every command does.
 #[test]

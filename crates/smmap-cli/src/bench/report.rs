@@ -434,12 +434,20 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         )?;
     }
     if c.small_files > 0 && c.hot_files < c.small_files {
+        let hot = match c.hot_files {
+            1 => "1 hot file".to_string(),
+            n => format!("{n} hot files"),
+        };
+        let fit = if c.hot_files == 1 {
+            "the hot file fits"
+        } else {
+            "the hot files fit"
+        };
         writeln!(
             out,
-            "skewed: {:.0}% of the reads go to {} hot files ({}); max memory {}, max handles {}: \
-             the hot files fit, all {} ({}) do not",
+            "skewed: {:.0}% of the reads go to {hot} ({}); max memory {}, max handles {}: \
+             {fit}, all {} ({}) do not",
             c.hot_reads_share * 100.0,
-            c.hot_files,
             bytes(c.hot_files_bytes),
             bytes(c.skewed_max_memory_size),
             c.skewed_max_handles,
