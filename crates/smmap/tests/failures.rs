@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{g, in_child, is_not_found, make_file, remove_mapped, NO_MEMORY};
+use common::{g, in_child, is_not_found, make_file, remove_mapped, ACCESS_DENIED, NO_MEMORY};
 use smmap::{Error, SlidingWindowMapBuffer, SlidingWindowMapManager};
 
 fn one_handle() -> SlidingWindowMapManager {
@@ -108,6 +108,65 @@ fn a_map_refused_after_an_eviction_lets_go_of_the_hand() {
     ca.unuse_region();
     assert_eq!(on_a_thread(&m, &pb, 0).unwrap(), &b[..g() as usize]);
     assert_eq!(m.stats().evictions, 2);
+    m.verify_invariants().unwrap();
+}
+
+/// Only a refusal that unmapping can cure is retried. A refusal for lack
+/// of memory unmaps every unused region and maps once more, which
+/// succeeds; the region a cursor uses stays. A refusal for another reason
+/// (access denied) is returned at once, naming the file and offset, and
+/// unmaps nothing. Each leaves the manager mapping the next window as
+/// before.
+#[test]
+fn only_a_refusal_that_unmapping_can_cure_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, a) = make_file(dir.path(), "a", 21, 3 * g());
+    let (pb, b) = make_file(dir.path(), "b", 22, 3 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(8)
+        .build();
+    let mut unused = m.make_cursor(&pa).unwrap();
+    unused.use_region(0, 0).unwrap();
+    unused.unuse_region();
+    let mut held = m.make_cursor(&pa).unwrap();
+    held.use_region(g(), 0).unwrap();
+
+    // Lack of memory, once: the unused window goes, the map is tried again.
+    m.fail_next_maps(1, NO_MEMORY);
+    let mut cb = m.make_cursor(&pb).unwrap();
+    cb.use_region(0, 0).unwrap();
+    assert_eq!(cb.buffer(), &b[..g() as usize]);
+    let s = m.stats();
+    assert_eq!(
+        (s.map_failures, s.retries, s.evictions, s.windows),
+        (1, 1, 1, 2),
+        "{s:?}"
+    );
+    assert_eq!(held.buffer(), &a[g() as usize..2 * g() as usize]);
+    cb.unuse_region();
+
+    // Access denied: returned at once; b's unused window stays mapped.
+    m.fail_next_maps(1, ACCESS_DENIED);
+    let e = unused.use_region(2 * g(), 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(ACCESS_DENIED), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&*pa.to_string_lossy()) && text.contains(&format!("offset {}", 2 * g())),
+        "{text}"
+    );
+    let s = m.stats();
+    assert_eq!(
+        (s.map_failures, s.retries, s.evictions, s.windows),
+        (2, 1, 1, 2),
+        "{s:?}"
+    );
+    // The next reads map as before, and b's window is still there.
+    unused.use_region(2 * g(), 0).unwrap();
+    assert_eq!(unused.buffer(), &a[2 * g() as usize..]);
+    cb.use_region(0, 0).unwrap();
+    assert_eq!(m.stats().maps, 4);
+    assert_eq!(cb.buffer(), &b[..g() as usize]);
     m.verify_invariants().unwrap();
 }
 

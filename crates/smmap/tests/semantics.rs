@@ -24,6 +24,93 @@ fn defaults_and_special_values() {
     assert_eq!(m.max_file_handles(), 1);
 }
 
+/// Memory is charged in whole pages: ten-byte files cost a page each
+/// against `max_memory_size`, so a limit of three pages keeps three of
+/// them mapped, not three thousand.
+#[test]
+fn memory_is_charged_in_whole_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..5)
+        .map(|i| make_file(dir.path(), &format!("f{i}"), 30 + i, 10))
+        .collect();
+    // The page, as the manager charges it: one ten-byte file mapped alone.
+    let page = {
+        let m = SlidingWindowMapManager::new();
+        let mut c = m.make_cursor(&files[0].0).unwrap();
+        c.use_region(0, 0).unwrap();
+        m.stats().charged_bytes
+    };
+    assert!(page >= 4096 && page.is_power_of_two(), "{page}");
+    let m = SlidingWindowMapManager::builder()
+        .max_memory_size(3 * page)
+        .build();
+    for (path, bytes) in &files {
+        let mut c = m.make_cursor(path).unwrap();
+        c.use_region(0, 0).unwrap();
+        assert_eq!(c.buffer(), &bytes[..]);
+        let s = m.stats();
+        assert!(s.charged_bytes <= 3 * page, "{s:?}");
+        assert_eq!(
+            (s.charged_bytes, s.mapped_bytes),
+            (s.windows as u64 * page, s.windows as u64 * 10),
+            "{s:?}"
+        );
+    }
+    let s = m.stats();
+    assert_eq!(
+        (s.windows, s.evictions, s.over_limit_bytes),
+        (3, 2, 0),
+        "{s:?}"
+    );
+    m.verify_invariants().unwrap();
+}
+
+/// The manager keeps at most `max_open_files` descriptors, and reuses a
+/// kept one for every window of its file: a new window of a file whose
+/// descriptor is kept opens nothing; one whose descriptor was closed to
+/// stay within the limit opens it again.
+#[test]
+fn descriptors_are_kept_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..4)
+        .map(|i| make_file(dir.path(), &format!("f{i}"), 40 + i, 3 * g()))
+        .collect();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_files(2)
+        .build();
+    assert_eq!(m.max_open_files(), 2);
+    let mut cursors: Vec<_> = files
+        .iter()
+        .map(|(p, _)| m.make_cursor(p).unwrap())
+        .collect();
+    let read = |c: &mut WindowCursor, bytes: &[u8], w: u64| {
+        c.use_region(w * g(), 0).unwrap();
+        assert_eq!(
+            c.buffer(),
+            &bytes[(w * g()) as usize..((w + 1) * g()) as usize]
+        );
+    };
+    for (c, (_, bytes)) in cursors.iter_mut().zip(&files) {
+        read(c, bytes, 0);
+        assert!(m.stats().open_descriptors <= 2, "{:?}", m.stats());
+    }
+    let s = m.stats();
+    assert_eq!(
+        (s.fd_opens, s.open_descriptors, s.windows),
+        (4, 2, 4),
+        "{s:?}"
+    );
+    // The last file's descriptor is kept: its next window opens nothing.
+    read(&mut cursors[3], &files[3].1, 1);
+    assert_eq!(m.stats().fd_opens, 4, "{:?}", m.stats());
+    // The first file's was closed: its next window opens it again.
+    read(&mut cursors[0], &files[0].1, 1);
+    let s = m.stats();
+    assert_eq!((s.fd_opens, s.open_descriptors), (5, 2), "{s:?}");
+    m.verify_invariants().unwrap();
+}
+
 #[test]
 fn use_region_clamps_and_reports() {
     let dir = tempfile::tempdir().unwrap();

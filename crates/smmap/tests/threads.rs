@@ -193,9 +193,9 @@ fn cursors_and_buffers_move_between_threads() {
 /// once: the others wait for it (a window being mapped sits in its file's
 /// slots) or find it mapped, and share it. Whether a round races depends on
 /// the scheduler (under valgrind threads rarely overlap), so the test checks
-/// what must hold either way, every round; the wait itself is driven
-/// deterministically by the state's unit test
-/// `a_miss_inside_a_window_in_flight_waits_for_it`.
+/// what must hold either way, every round; the wake-up of the waiters is
+/// model-checked with loom (`signal.rs`
+/// `loom_a_change_under_the_lock_wakes_every_waiter`).
 #[test]
 fn racing_misses_share_one_region() {
     let dir = tempfile::tempdir().unwrap();
