@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | empty (free, or reserved for a window being mapped) | `gen, refs 0, clients 0` | the mapping thread: [`publish`](Claim::publish) → live with `gen + 1`, its own client counted |
 //! | live, unused | `gen, refs r, clients 1` | a cursor: [`try_take`](Claim::try_take) → in use (refs + 1); the evictor: [`sweep`](Claim::sweep) → refs 0 (`r > 0`, spared) or empty (`r == 0`, evicted) |
-//! | live, in use | `gen, refs r, clients n > 1` | a cursor: `try_take`/[`try_add`](Claim::try_add) → `n + 1` (refused at `n == CLIENTS`, full), [`give_back`](Claim::give_back) → `n - 1`; the evictor: `sweep` → refs 0 (spared) |
+//! | live, in use | `gen, refs r, clients n > 1` | a cursor: `try_take`/[`try_add`](Claim::try_add) → `n + 1` (refused at `n == CLIENTS`, full), [`give_back`](Claim::give_back) → `n - 1`, or [`give_back_unused`](Claim::give_back_unused) (a take that found another region than the one it looked for) → `n - 1` and its use taken back (refs − 1, unless 0 or saturated); the evictor: `sweep` → refs 0 (spared) |
 //!
 //! # Why it is sound
 //!
@@ -215,6 +215,35 @@ impl Claim {
         (was & CLIENTS) - 1
     }
 
+    /// Gives back the client of a [`try_take`](Self::try_take) that found
+    /// the region was not the one it looked for (another file's, or not
+    /// holding the offset), and the use that take counted, so that a look
+    /// gives no region a second chance it did not earn. The use stays if
+    /// the hand has cleared the uses since (none to take back) or they are
+    /// saturated (the take may have counted none). Otherwise as
+    /// [`give_back`](Self::give_back), orderings included.
+    #[cold]
+    pub(crate) fn give_back_unused(&self) -> u64 {
+        let mut w = self.word.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(w & CLIENTS > 1, "gave back the manager's own client");
+            let uses = w & REFS;
+            let unmark = if uses != 0 && uses != REFS { REF } else { 0 };
+            match self.word.compare_exchange_weak(
+                w,
+                w - 1 - unmark,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(was) => {
+                    crate::sync::sc_fence();
+                    return (was & CLIENTS) - 1;
+                }
+                Err(now) => w = now,
+            }
+        }
+    }
+
     /// The evictor's hand at this cell: evicts the region if only the
     /// manager's client is counted and no cursor took it since the hand
     /// last passed (or `force`); otherwise clears its uses and says how
@@ -303,6 +332,64 @@ mod tests {
         c.give_back();
         c.give_back();
         assert_eq!(c.sweep(true), Sweep::Evicted);
+    }
+
+    /// A take that looked at the wrong region gives back its client and
+    /// its use: an unused region it looked at is evicted at the hand's
+    /// next pass, as if nobody had looked. A use the hand cleared
+    /// meanwhile is not taken twice, and a saturated count stays.
+    #[test]
+    fn a_look_at_the_wrong_region_leaves_no_use() {
+        let c = Claim::new();
+        let gen = c.publish(1);
+        assert!(c.try_take(gen, c.seen()));
+        assert_eq!(c.give_back_unused(), 1);
+        assert_eq!(c.clients_of(gen), 1);
+        assert_eq!(c.sweep(false), Sweep::Evicted);
+        // Taken by a cursor that reads it, then looked at: one use stays.
+        let gen = c.publish(1);
+        assert!(c.try_take(gen, c.seen()));
+        assert!(c.try_take(gen, c.seen()));
+        assert_eq!(c.give_back_unused(), 2);
+        assert_eq!(c.give_back(), 1);
+        assert_eq!(
+            c.sweep(false),
+            Sweep::Spared {
+                refs: 1,
+                in_use: false
+            }
+        );
+        assert_eq!(c.sweep(false), Sweep::Evicted);
+        // The hand passed between the look's take and its give-back: the
+        // uses it cleared are not taken again (no borrow from the
+        // generation).
+        let gen = c.publish(1);
+        assert!(c.try_take(gen, c.seen()));
+        assert_eq!(
+            c.sweep(false),
+            Sweep::Spared {
+                refs: 1,
+                in_use: true
+            }
+        );
+        assert_eq!(c.give_back_unused(), 1);
+        assert_eq!((c.seen().generation(), c.clients_of(gen)), (gen, 1));
+        assert_eq!(c.sweep(false), Sweep::Evicted);
+        // Saturated: the count stays saturated.
+        let gen = c.publish(1);
+        for _ in 0..300 {
+            assert!(c.try_take(gen, c.seen()));
+            assert_eq!(c.give_back(), 1);
+        }
+        assert!(c.try_take(gen, c.seen()));
+        assert_eq!(c.give_back_unused(), 1);
+        assert_eq!(
+            c.sweep(false),
+            Sweep::Spared {
+                refs: 255,
+                in_use: false
+            }
+        );
     }
 
     #[test]
@@ -511,6 +598,36 @@ mod loom_tests {
                     turns += 1;
                     assert!(turns < 2);
                 }
+            }
+        });
+    }
+
+    /// A cursor looks at a region that turns out not to be the one it
+    /// wants (a take, then a give-back of the client and the use) while
+    /// the hand passes twice: the count and the generation never go wrong,
+    /// and the look leaves no second chance — the region, unused, is
+    /// evicted by the second pass at the latest, or by the first after it.
+    #[test]
+    fn loom_a_look_at_the_wrong_region_races_the_hand() {
+        loom::model(|| {
+            let claim = Arc::new(Claim::new());
+            let gen = claim.publish(1);
+            let look = {
+                let claim = claim.clone();
+                thread::spawn(move || {
+                    if claim.try_take(gen, claim.seen()) {
+                        claim.give_back_unused();
+                    }
+                })
+            };
+            let evicted = (0..2).any(|_| claim.sweep(false) == Sweep::Evicted);
+            look.join().unwrap();
+            assert_eq!(claim.seen().generation(), gen);
+            if evicted {
+                assert_eq!(claim.clients_of(gen), 0);
+            } else {
+                assert_eq!(claim.clients_of(gen), 1);
+                assert_eq!(claim.sweep(false), Sweep::Evicted);
             }
         });
     }

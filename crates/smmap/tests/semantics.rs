@@ -821,6 +821,51 @@ fn collect_lets_the_caller_replace_and_delete_the_file() {
     assert!(!path.exists());
 }
 
+/// A read that looks at a window through the file's table and finds it
+/// does not hold the offset (a window placed off the slots) gives that
+/// window no second chance: with both windows unused, the one looked at
+/// goes first, as the hand finds it first and nobody used it since.
+#[test]
+fn a_look_at_a_window_that_misses_the_offset_is_no_use_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 50, 8 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(2 * g())
+        .max_open_handles(2)
+        .build();
+    // A read across the slot boundary at 2g: a window placed around it,
+    // which reaches into the second slot without covering it.
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(2 * g() - 10, 20).unwrap();
+    let first = (c.ofs_begin(), c.region().unwrap().ofs_end());
+    assert!(
+        first.0 < 2 * g() && 2 * g() < first.1 && first.1 < 4 * g(),
+        "{first:?}"
+    );
+    c.unuse_region();
+    c.use_region(6 * g(), 0).unwrap();
+    c.unuse_region();
+    // In the second slot, past the first window: the table names the first
+    // window, which does not hold the offset; the read maps its own,
+    // evicting one of the two.
+    let at = 4 * g() - 1;
+    c.use_region(at, 1).unwrap();
+    assert_eq!(c.buffer(), &bytes[at as usize..at as usize + 1]);
+    c.unuse_region();
+    let s = m.stats();
+    assert_eq!((s.maps, s.evictions), (3, 1), "{s:?}");
+    // The first window went: reading it maps again; the one at 6g stayed.
+    c.use_region(6 * g(), 0).unwrap();
+    assert_eq!(m.stats().maps, 3, "the window at 6g was evicted");
+    c.use_region(2 * g() - 10, 20).unwrap();
+    assert_eq!(
+        c.buffer(),
+        &bytes[(2 * g() - 10) as usize..(2 * g() + 10) as usize]
+    );
+    assert_eq!(m.stats().maps, 4, "the window looked at was kept");
+    m.verify_invariants().unwrap();
+}
+
 #[test]
 fn a_released_window_is_taken_back_without_a_miss_until_evicted() {
     let dir = tempfile::tempdir().unwrap();

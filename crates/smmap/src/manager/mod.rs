@@ -204,10 +204,11 @@ pub(crate) enum Want {
 ///
 /// `Manager` is a cheap handle (`Clone` shares one state) and is `Send +
 /// Sync`: all threads may share one. No lock that all files share is taken
-/// on a read that finds its window mapped, nor on a copy read, a release or
-/// a take-back; a miss that maps takes its file's lock, and the evictor's
-/// only when it must make room (see the crate documentation's
-/// "Concurrency").
+/// on a read that finds its window mapped, nor on a copy read through a
+/// descriptor the manager keeps, a release or a take-back; a miss that maps
+/// takes its file's lock, and the evictor's only when it must make room; a
+/// read that opens a descriptor takes the ring of kept descriptors' (see the
+/// crate documentation's "Concurrency").
 ///
 /// Make one with [`SlidingWindowMapManager`] or [`StaticWindowMapManager`];
 /// both dereference to `Manager`.
@@ -259,11 +260,18 @@ impl Shared {
         // as `self`.
         let cell = unsafe { lease.cell.as_ref() };
         if cell.claim.give_back() == 1 {
-            if self.ledger.is_over() {
-                self.evictor.evict_over(self);
-            }
-            self.sketch.reopen();
+            self.after_last_client();
         }
+    }
+
+    /// A region has just been left unused: evicts over the memory limit,
+    /// and lets admission look again.
+    #[inline]
+    fn after_last_client(&self) {
+        if self.ledger.is_over() {
+            self.evictor.evict_over(self);
+        }
+        self.sketch.reopen();
     }
 
     /// Gives back the lease in `previous`, if any.
@@ -329,8 +337,22 @@ impl Shared {
         {
             Some(lease)
         } else {
-            self.give_back(lease);
+            self.give_back_unused(lease);
             None
+        }
+    }
+
+    /// Gives back a lease taken on a region that was not the one looked
+    /// for, with the use the take counted (see
+    /// [`Claim::give_back_unused`](crate::claim::Claim::give_back_unused));
+    /// otherwise as [`give_back`](Self::give_back).
+    #[cold]
+    fn give_back_unused(&self, lease: Lease) {
+        // SAFETY: a lease names a cell of this manager, which lives as long
+        // as `self`.
+        let cell = unsafe { lease.cell.as_ref() };
+        if cell.claim.give_back_unused() == 1 {
+            self.after_last_client();
         }
     }
 
@@ -531,8 +553,10 @@ impl Manager {
             .count()
     }
 
-    /// The largest window mapped for a cursor, in bytes; 0 means unlimited
-    /// (whole files).
+    /// The window size, in bytes; 0 means unlimited (whole files). A
+    /// cursor's view is at most this long; the region mapped for it is
+    /// rounded out to [`ALLOCATIONGRANULARITY`](crate::ALLOCATIONGRANULARITY)
+    /// (see [`SlidingWindowMapManager`]).
     pub fn window_size(&self) -> u64 {
         self.limits().window_size
     }
@@ -763,9 +787,15 @@ macro_rules! flavour {
 }
 
 flavour!(
-    /// A manager that maps windows of at most `window_size` bytes (default
+    /// A manager that maps windows of `window_size` bytes (default
     /// [`default_window_size`]), placed between the file's existing regions
-    /// and aligned to [`ALLOCATIONGRANULARITY`](crate::ALLOCATIONGRANULARITY).
+    /// and aligned to [`ALLOCATIONGRANULARITY`](crate::ALLOCATIONGRANULARITY)
+    /// at both ends. A cursor's view is at most `window_size` bytes; the
+    /// region under it, rounded out to the granularity, is at most
+    /// `window_size` rounded up to it, and one granule more where it is
+    /// placed off the multiples of that size (a cursor asked for a range
+    /// that crosses one, or the region fills a gap between others).
+    /// Regions are charged against `max_memory_size` at the size mapped.
     /// The right choice for most uses, and the only one for files larger
     /// than the address space.
     ///
