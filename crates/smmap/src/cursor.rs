@@ -128,11 +128,15 @@ impl WindowCursor {
     /// `offset` is reused as it is. An `offset` at or past the end of the
     /// file leaves the cursor invalid; that is not an error.
     ///
-    /// Errors: the cursor has no file, the file cannot be opened (removed,
+    /// Errors: the cursor has no file; the file cannot be opened (removed,
     /// replaced by another file, no longer a regular file) — then the cursor
-    /// is left as it was, still reading its region —, or a new region could
-    /// not be mapped — then the cursor holds no region (it is invalid). Either
-    /// way it can be used again.
+    /// keeps its region and reads it as before, unless it had to wait for
+    /// another thread mapping the window at `offset` first (it gives its
+    /// region back before it waits); a new region could not be mapped —
+    /// then the cursor holds no region (it is invalid); or the region at
+    /// `offset` is used by as many cursors as it can count
+    /// ([`Error::TooManyCursors`]) — then the cursor keeps its region.
+    /// Either way it can be used again.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
         if self.trace.is_none() && self.held.holds(offset) {

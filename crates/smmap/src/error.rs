@@ -111,7 +111,8 @@ pub enum Error {
     FileShrunk {
         /// The file.
         file: PathOrFd,
-        /// The offset that was to be mapped.
+        /// The first offset, of those that were to be mapped or read, that
+        /// the file no longer has.
         offset: u64,
         /// The size read when the file was first used.
         expected: u64,

@@ -66,12 +66,14 @@ struct Inner {
 
 impl MapRegion {
     /// Maps up to `size` bytes of the file at `ofs`, which must be a multiple
-    /// of [`ALLOCATIONGRANULARITY`]. The size is clipped to the file's end; an
-    /// offset at or past the end is an error.
+    /// of [`ALLOCATIONGRANULARITY`]. The size is clipped to the file's end,
+    /// and 0 maps to the end (as Python's `mmap` takes length 0); an offset
+    /// at or past the end is an error.
     ///
     /// The new region counts one client, its creator.
     pub fn new(path_or_fd: impl Into<PathOrFd>, ofs: u64, size: u64) -> Result<Self> {
         let file = PinnedFile::stat(path_or_fd.into())?;
+        let size = if size == 0 { u64::MAX } else { size };
         let len = size.min(file.size.saturating_sub(ofs));
         if ofs >= file.size || len == 0 {
             return Err(Error::OutOfRange {
@@ -119,7 +121,8 @@ impl MapRegion {
         if size < file.size && size < ofs.saturating_add(len) {
             return Err(Error::FileShrunk {
                 file: file.given().clone(),
-                offset: ofs,
+                // The window's first byte the file no longer has.
+                offset: size.max(ofs),
                 expected: file.size,
                 actual: size,
             });
@@ -267,8 +270,13 @@ mod tests {
         let e = MapRegion::new(&path, 1 << 20, 10).unwrap_err();
         assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
         assert!(e.to_string().contains("data"));
-        let e = MapRegion::new(&path, 0, 0).unwrap_err();
-        assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+        let e = MapRegion::new(&path, 1 << 20, 0).unwrap_err();
+        assert!(
+            matches!(e, Error::OutOfRange { offset, size: 100, .. } if offset == 1 << 20),
+            "{e}"
+        );
+        // Size 0: to the end of the file.
+        assert_eq!(MapRegion::new(&path, 0, 0).unwrap().size(), 100);
     }
 
     #[test]
@@ -284,7 +292,18 @@ mod tests {
             .unwrap();
         let e = MapRegion::map(&file, g, g).unwrap_err();
         assert!(
-            matches!(e, Error::FileShrunk { actual, .. } if actual == g),
+            matches!(e, Error::FileShrunk { actual, offset, .. } if actual == g && offset == g),
+            "{e}"
+        );
+        // A window that starts inside what is left names the first byte
+        // lost, not its start (which is still there).
+        let e = MapRegion::map(&file, 0, 2 * g).unwrap_err();
+        assert!(
+            matches!(e, Error::FileShrunk { actual, offset, .. } if actual == g && offset == g),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains(&format!("offset {g} is gone")),
             "{e}"
         );
     }

@@ -42,7 +42,8 @@ stats! {
     /// Reads the cursor's region did not hold (reuses included).
     misses: u64,
     /// Misses served by a region that was already mapped: a switch to
-    /// another window of the file, taken without a lock.
+    /// another window of the file (taken without a lock when the file's
+    /// table names it, else found under the file's lock).
     reuses: u64,
     /// Regions mapped.
     maps: u64,
@@ -66,7 +67,9 @@ stats! {
     /// than it).
     ghost_hits: u64,
     /// Descriptors opened (paths opened, callers' descriptors duplicated);
-    /// each is kept and reused for every map and copy of its file.
+    /// each is kept and reused for every map and copy of its file, up to
+    /// `max_open_files` kept (past it, one is used for its read and
+    /// closed).
     fd_opens: u64,
     /// Regions unmapped to stay within the limits or to retry a mapping.
     evictions: u64,

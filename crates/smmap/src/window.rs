@@ -48,7 +48,10 @@ impl MapWindow {
     }
 
     /// Moves the start down to the allocation granularity and rounds the size
-    /// up to it, so that the aligned window still contains the old one.
+    /// up to it, so that the aligned window still contains the old one —
+    /// unless the old one ends within a granule of `u64::MAX`, which no
+    /// aligned window can reach: the size then stops at the last multiple
+    /// of the granularity.
     pub fn align(&mut self) {
         let end = self.ofs_end();
         self.ofs = align_to_mmap(self.ofs, false);
