@@ -663,6 +663,22 @@ fn truncation_before_a_new_window_is_an_error() {
         "{e}"
     );
     assert_eq!(m.stats().map_failures, 1);
+    // A window that starts in what is left names the first byte lost.
+    if cfg!(windows) {
+        m.collect();
+    }
+    truncate(&path, g() + 50);
+    let e = c.use_region(g() + 100, 0).unwrap_err();
+    assert!(
+        matches!(e, Error::FileShrunk { offset, actual, .. } if offset == g() + 50 && actual == g() + 50),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("offset {} is gone", g() + 50)),
+        "{e}"
+    );
+    assert_eq!(m.stats().map_failures, 2);
     m.verify_invariants().unwrap();
 }
 
