@@ -131,13 +131,15 @@ impl DescSlot {
     }
 
     /// Closes the cached descriptor once its users are gone (at once if
-    /// there are none). True if this call asked for the closing.
-    pub(crate) fn close(&self, open: &AtomicUsize) -> bool {
+    /// there are none). `None` if there was nothing to close (or a closing
+    /// was asked for already); else whether it is closed now (`true`:
+    /// `open` counts it no more) or left to its last user (`false`).
+    pub(crate) fn close(&self, open: &AtomicUsize) -> Option<bool> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w & (OPEN | CLOSING) != OPEN {
                 // Nothing open (or being put in), or closing already.
-                return false;
+                return None;
             }
             match self.word.compare_exchange_weak(
                 w,
@@ -151,8 +153,9 @@ impl DescSlot {
         }
         if w & USERS == 0 {
             self.finish_close(open);
+            return Some(true);
         }
-        true
+        Some(false)
     }
 
     /// Closes the descriptor: the caller saw the users reach zero with
@@ -204,7 +207,8 @@ impl DescRing {
             r.hand = 0;
         }
         r.files.push(file);
-        // Each closing asked for is one fewer open once its readers leave.
+        // Each closing left to readers is one fewer open once they leave
+        // (one done at once is counted in `open` already).
         let mut asked = 0;
         let mut turns = 2 * r.files.len() + 1;
         while open.load(Ordering::Relaxed).saturating_sub(asked) > max && turns > 0 {
@@ -221,7 +225,7 @@ impl DescRing {
                 r.hand = at + 1;
                 continue;
             }
-            if f.desc().close(open) {
+            if f.desc().close(open) == Some(false) {
                 asked += 1;
             }
             r.files.swap_remove(at);
@@ -239,7 +243,7 @@ impl DescRing {
         files
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|f| f.desc().close(open))
+            .filter(|f| f.desc().close(open).is_some())
             .count()
     }
 
@@ -262,21 +266,22 @@ mod tests {
         let open = AtomicUsize::new(0);
         let slot = DescSlot::default();
         assert!(slot.enter(&open).is_none(), "nothing cached");
-        assert!(!slot.close(&open), "nothing to close");
+        assert_eq!(slot.close(&open), None, "nothing to close");
         slot.install(file(), &open).unwrap();
         assert!(slot.install(file(), &open).is_err(), "one at a time");
         assert_eq!(open.load(Ordering::Relaxed), 1);
         let user = slot.enter(&open).unwrap();
         let _ = user.file().metadata().unwrap();
         // Closing waits for the user; nobody new enters meanwhile.
-        assert!(slot.close(&open));
+        assert_eq!(slot.close(&open), Some(false));
+        assert_eq!(slot.close(&open), None, "asked for already");
         assert!(slot.enter(&open).is_none() && !slot.is_open());
         assert!(slot.install(file(), &open).is_err(), "still closing");
         assert_eq!(open.load(Ordering::Relaxed), 1);
         drop(user);
         assert_eq!(open.load(Ordering::Relaxed), 0, "closed by the last user");
         slot.install(file(), &open).unwrap();
-        assert!(slot.close(&open), "no users: closed at once");
+        assert_eq!(slot.close(&open), Some(true), "no users: closed at once");
         assert_eq!(open.load(Ordering::Relaxed), 0);
         assert!(slot.enter(&open).is_none());
     }
@@ -318,7 +323,7 @@ mod loom_tests {
                     }
                 })
             };
-            assert!(slot.close(&open));
+            assert!(slot.close(&open).is_some());
             reader.join().unwrap();
             assert_eq!(open.load(Ordering::Relaxed), 0, "closed once");
             assert!(!slot.is_open());
@@ -342,7 +347,7 @@ mod loom_tests {
                 })
             };
             let mine = slot.install(tempfile::tempfile().unwrap(), &open).is_ok();
-            let closed = slot.close(&open);
+            let closed = slot.close(&open).is_some();
             let theirs = installer.join().unwrap();
             // Both put one in only if the first was closed in between.
             assert!(!(mine && theirs) || closed, "two descriptors cached");

@@ -209,3 +209,45 @@ impl Files {
         self.ring.files()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::source::PinnedFile;
+
+    /// Installs that raced leave more descriptors open than the limit when
+    /// the next thread's pass over the ring begins: the pass closes until
+    /// the limit holds, each descriptor closed at once counted once (it
+    /// used to count twice, and the pass stopped one short).
+    #[test]
+    fn a_pass_closes_down_to_the_limit_after_racing_installs() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(u64::MAX, 1);
+        let entries: Vec<_> = (0..3)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, b"data").unwrap();
+                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
+            })
+            .collect();
+        let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
+        // The first two threads joined the ring before any descriptor was
+        // in; then all three put theirs in, and the third passes.
+        for e in &entries[..2] {
+            files
+                .ring
+                .opened(Arc::downgrade(e), &files.open_descs, files.max_open_files);
+        }
+        for e in &entries {
+            e.desc.install(open(), &files.open_descs).unwrap();
+        }
+        assert_eq!(files.open_descs(), 3);
+        files.ring.opened(
+            Arc::downgrade(&entries[2]),
+            &files.open_descs,
+            files.max_open_files,
+        );
+        assert_eq!(files.open_descs(), 1);
+        assert_eq!(entries.iter().filter(|e| e.desc.is_open()).count(), 1);
+    }
+}
