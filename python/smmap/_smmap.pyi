@@ -15,6 +15,7 @@ __all__ = [
 ]
 
 _PathOrFd = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", int]
+_ReadableBuffer = Union[bytes, bytearray, memoryview]
 
 _C = TypeVar("_C", bound="WindowCursor")
 _B = TypeVar("_B", bound="SlidingWindowMapBuffer")
@@ -58,9 +59,9 @@ def _finish_trace() -> None:
 
 @final
 class MappedView:
-    """Read-only mapped bytes: ``len()``, ``m[i] -> int``, ``m[a:b] -> bytes``
-    and the buffer protocol. Keeps its pages mapped while it (or any
-    memoryview of it) lives."""
+    """Read-only mapped bytes: ``len()``, ``m[i] -> int``, ``m[a:b] -> bytes``,
+    ``find``/``rfind`` and the buffer protocol. Keeps its pages mapped while it
+    (or any memoryview of it) lives."""
 
     def __len__(self) -> int: ...
     @overload
@@ -69,6 +70,8 @@ class MappedView:
     def __getitem__(self, key: slice, /) -> bytes: ...
     def __iter__(self) -> Iterator[int]: ...
     def __bytes__(self) -> bytes: ...
+    def find(self, sub: _ReadableBuffer, start: Optional[int] = None, end: Optional[int] = None) -> int: ...
+    def rfind(self, sub: _ReadableBuffer, start: Optional[int] = None, end: Optional[int] = None) -> int: ...
     if sys.version_info >= (3, 12):
         def __buffer__(self, flags: int, /) -> memoryview: ...
 

@@ -45,6 +45,10 @@ def test_random_bytes_and_slices(manager, big):
         a, b = rnd.randrange(-n, n), rnd.randrange(-n, n)
         step = rnd.choice([1, 2, 7, -1, -3, G + 1])
         assert buf[a:b:step] == content[a:b:step]
+    # Deliberate difference: Python's slice rules; the reference reads a
+    # stop of 0 as "to the end" and ignores the step.
+    assert buf[0:0] == b"" and buf[5:0] == b""
+    assert buf[0:10:2] == content[0:10:2] and buf[::-1] == content[::-1]
 
 
 def test_indexing_is_relative_to_the_offset(manager, big):
@@ -143,6 +147,9 @@ def test_begin_and_end_access(manager, big, small):
     assert buf.begin_access(offset=20, size=5) is True  # reuses the cursor
     assert buf[:] == content[20:25]
     assert buf.begin_access(offset=len(content)) is False
+    # Deliberate difference: a failed begin_access leaves the buffer empty
+    # (the reference keeps the old length).
+    assert len(buf) == 0
     assert buf.begin_access(manager.make_cursor(spath)) is True
     assert buf[:] == scontent
     assert buf.begin_access(WindowCursor()) is False

@@ -369,6 +369,34 @@ def test_map_is_the_whole_region(big):
     assert m[:] == content[r.ofs_begin():r.ofs_end()]
 
 
+def test_map_finds_as_mmap_does(big, tmp_path):
+    # Deliberate difference: map() is a read-only view, not an mmap.mmap; its
+    # find and rfind are mmap's, from 0 (it has no file position).
+    import mmap
+
+    path, content = big
+    c = SlidingWindowMapManager(window_size=4 * G).make_cursor(path).use_region(G, 0)
+    m = c.map()
+    data = content[c.ofs_begin():c.ofs_begin() + len(m)]
+    # The same searches against the standard library's mmap of the same bytes.
+    sample = tmp_path / "sample"
+    sample.write_bytes(data)
+    with open(sample, "rb") as f:
+        ref = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    subs = [data[100:103], data[-3:], data[:1], b"", b"\xff" * 64, bytearray(data[7:9]), memoryview(data[50:52])]
+    bounds = [(), (5,), (-10,), (-(10**6),), (10**6,), (3, 2), (10, 20), (0, -1), (-50, -10)]
+    for sub in subs:
+        for b in bounds:
+            assert m.find(sub, *b) == ref.find(sub, *b), (bytes(sub), b)
+            assert m.rfind(sub, *b) == ref.rfind(sub, *b), (bytes(sub), b)
+    assert m.find(data[200:210]) == data.find(data[200:210])
+    with pytest.raises(TypeError):
+        m.find(5)
+    with pytest.raises(TypeError):
+        m.rfind("text")
+    ref.close()
+
+
 def test_region_reports_client_counts(big):
     path, _ = big
     m = SlidingWindowMapManager(window_size=4 * G)

@@ -114,6 +114,23 @@ def test_align_to_mmap(num, up, expected):
     assert align_to_mmap(num, up) == expected
 
 
+def test_align_to_mmap_takes_integers_of_any_size():
+    # The reference's arithmetic is Python's: no overflow past 64 bits.
+    for num in (2**64 + 3, 2**63, 2**64, -(2**63) - 1, -(2**70) - 5, 10**40):
+        down = num // G * G
+        assert align_to_mmap(num, False) == down
+        assert align_to_mmap(num, True) == (down if down == num else down + G)
+
+    class Index:
+        calls = 0
+
+        def __index__(self):
+            Index.calls += 1
+            return 2**65 + 1
+
+    assert align_to_mmap(Index(), True) == 2**65 + G and Index.calls == 1
+
+
 def test_align_to_mmap_takes_any_truthy_round_up():
     assert align_to_mmap(1, 1) == G
     assert align_to_mmap(1, 0) == 0

@@ -193,6 +193,7 @@ def test_region_release(big):
 def test_region_errors(big, data_dir, fd_of):
     path, content = big
     with pytest.raises(ValueError):
+        # Deliberate difference: the reference's mmap raises OSError(EINVAL).
         MapRegion(path, 1, 10)  # unaligned
     with pytest.raises(ValueError):
         MapRegion(path, align_to_mmap(len(content), True) + G, 10)  # past the end

@@ -22,9 +22,11 @@ use crate::guard::{Guarded, State};
 use crate::interp;
 
 /// A read-only view of mapped bytes of a file, as `mmap.mmap` offers them for
-/// reading: `len()`, int indexing (negative too), slicing to `bytes`, and the
-/// buffer protocol (`memoryview(m)`, `struct.unpack_from(fmt, m, ofs)`,
-/// `bytes(m)`, `zlib.decompress(m)`).
+/// reading: `len()`, int indexing (negative too), slicing to `bytes`,
+/// `find`/`rfind`, and the buffer protocol (`memoryview(m)`,
+/// `struct.unpack_from(fmt, m, ofs)`, `bytes(m)`, `zlib.decompress(m)`).
+/// It has no file position (`read`, `seek`, `tell`), nothing to close and
+/// nothing to write.
 ///
 /// The view keeps its pages mapped for as long as it, or any `memoryview` of
 /// it, lives.
@@ -72,6 +74,36 @@ pub(crate) fn memoryview<'py>(
 ) -> PyResult<Bound<'py, PyMemoryView>> {
     let view = Bound::new(py, MappedView::new(region, start, len))?;
     PyMemoryView::from(view.as_any())
+}
+
+/// The bytes of `sub`, a bytes-like object (what `mmap.mmap.find` takes: an
+/// int is a `TypeError`, not a byte value).
+fn needle(sub: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = sub.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if sub.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "a bytes-like object is required, not '{}'",
+            sub.get_type().name()?
+        )));
+    }
+    Ok(PyMemoryView::from(sub)?
+        .call_method0("tobytes")?
+        .cast_into::<PyBytes>()?
+        .as_bytes()
+        .to_vec())
+}
+
+/// `start` and `end` of a search in `len` bytes, as `mmap.mmap.find` takes
+/// them: negative counts from the end, both clamped to `[0, len]`.
+fn search_bounds(len: usize, start: Option<isize>, end: Option<isize>) -> (usize, usize) {
+    let clamp = |v: isize| {
+        let len = len as i128;
+        let v = v as i128;
+        (if v < 0 { v + len } else { v }).clamp(0, len) as usize
+    };
+    (start.map_or(0, clamp), end.map_or(len, clamp))
 }
 
 /// `data[key]` for a read-only byte sequence: an int gives the byte (negative
@@ -129,6 +161,43 @@ impl MappedView {
     /// The bytes of the view, copied.
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.bytes())
+    }
+
+    /// The lowest index at which the bytes-like `sub` is found within
+    /// `m[start:end]`, or -1, as `mmap.mmap.find` (the view has no file
+    /// position: `start` defaults to 0).
+    #[pyo3(signature = (sub, start=None, end=None))]
+    fn find(
+        &self,
+        sub: &Bound<'_, PyAny>,
+        start: Option<isize>,
+        end: Option<isize>,
+    ) -> PyResult<isize> {
+        let sub = needle(sub)?;
+        let (lo, hi) = search_bounds(self.len, start, end);
+        if hi < lo {
+            return Ok(-1);
+        }
+        let found = memchr::memmem::find(&self.bytes()[lo..hi], &sub);
+        Ok(found.map_or(-1, |i| (lo + i) as isize))
+    }
+
+    /// The highest index at which the bytes-like `sub` is found within
+    /// `m[start:end]`, or -1, as `mmap.mmap.rfind`.
+    #[pyo3(signature = (sub, start=None, end=None))]
+    fn rfind(
+        &self,
+        sub: &Bound<'_, PyAny>,
+        start: Option<isize>,
+        end: Option<isize>,
+    ) -> PyResult<isize> {
+        let sub = needle(sub)?;
+        let (lo, hi) = search_bounds(self.len, start, end);
+        if hi < lo {
+            return Ok(-1);
+        }
+        let found = memchr::memmem::rfind(&self.bytes()[lo..hi], &sub);
+        Ok(found.map_or(-1, |i| (lo + i) as isize))
     }
 
     /// Exports the bytes read-only (`readonly=1`, format `B`); a request for a

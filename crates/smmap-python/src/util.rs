@@ -42,12 +42,30 @@ fn to_i64(v: i128) -> PyResult<i64> {
 
 /// Aligns `num` to the allocation granularity: down, or up when `round_up` is
 /// true and `num` is not aligned already (1 becomes 4096 with `round_up`, 0
-/// without, for a 4 KiB granularity).
+/// without, for a 4 KiB granularity). Any `int` (or object with
+/// `__index__`), of any size, as the reference's arithmetic takes it.
 #[pyfunction]
 #[pyo3(signature = (num, round_up))]
-pub(crate) fn align_to_mmap(num: AnyInt, round_up: &Bound<'_, PyAny>) -> PyResult<i128> {
-    let num = to_i64(num.0)?;
-    Ok(align(i128::from(num), round_up.is_truthy()?))
+pub(crate) fn align_to_mmap<'py>(
+    num: &Bound<'py, PyAny>,
+    round_up: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = num.py();
+    // SAFETY: PyNumber_Index takes any object and returns a new reference to
+    // an `int` (calling `__index__` once), or NULL with the exception set.
+    let num = unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyNumber_Index(num.as_ptr())) }?;
+    let up = round_up.is_truthy()?;
+    if let Ok(n) = num.extract::<i64>() {
+        return Ok(align(i128::from(n), up).into_pyobject(py)?.into_any());
+    }
+    // Beyond 64 bits: the same arithmetic on Python integers.
+    let g = *smmap::ALLOCATIONGRANULARITY;
+    let res = num.floor_div(g)?.mul(g)?;
+    if up && res.ne(&num)? {
+        res.add(g)
+    } else {
+        Ok(res)
+    }
 }
 
 /// True if the system is 64-bit; otherwise it is assumed to be 32-bit.
