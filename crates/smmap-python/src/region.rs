@@ -62,6 +62,23 @@ impl MappedView {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.region.as_slice()[self.start..self.start + self.len]
     }
+
+    /// `find(sub, start, end)` of `mmap.mmap` with `how` (first or last
+    /// match) over the view.
+    fn search(
+        &self,
+        sub: &Bound<'_, PyAny>,
+        start: Option<isize>,
+        end: Option<isize>,
+        how: fn(&[u8], &[u8]) -> Option<usize>,
+    ) -> PyResult<isize> {
+        let sub = needle(sub)?;
+        let (lo, hi) = search_bounds(self.len, start, end);
+        if hi < lo {
+            return Ok(-1);
+        }
+        Ok(how(&self.bytes()[lo..hi], &sub).map_or(-1, |i| (lo + i) as isize))
+    }
 }
 
 /// A `memoryview` over a new `MappedView` of `len` bytes of `region` from
@@ -173,13 +190,7 @@ impl MappedView {
         start: Option<isize>,
         end: Option<isize>,
     ) -> PyResult<isize> {
-        let sub = needle(sub)?;
-        let (lo, hi) = search_bounds(self.len, start, end);
-        if hi < lo {
-            return Ok(-1);
-        }
-        let found = memchr::memmem::find(&self.bytes()[lo..hi], &sub);
-        Ok(found.map_or(-1, |i| (lo + i) as isize))
+        self.search(sub, start, end, memchr::memmem::find)
     }
 
     /// The highest index at which the bytes-like `sub` is found within
@@ -191,13 +202,7 @@ impl MappedView {
         start: Option<isize>,
         end: Option<isize>,
     ) -> PyResult<isize> {
-        let sub = needle(sub)?;
-        let (lo, hi) = search_bounds(self.len, start, end);
-        if hi < lo {
-            return Ok(-1);
-        }
-        let found = memchr::memmem::rfind(&self.bytes()[lo..hi], &sub);
-        Ok(found.map_or(-1, |i| (lo + i) as isize))
+        self.search(sub, start, end, memchr::memmem::rfind)
     }
 
     /// Exports the bytes read-only (`readonly=1`, format `B`); a request for a
