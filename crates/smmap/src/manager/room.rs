@@ -151,7 +151,12 @@ mod loom_tests {
     /// waiter blocked for good, which loom reports as a deadlock.
     #[test]
     fn loom_a_change_wakes_every_waiter() {
-        loom::model(|| {
+        // Three threads and a condition variable: bounded to three
+        // preemptions (which still finds the lost wake-up without the
+        // fences) to keep the model to seconds.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
             let f = Arc::new(Flight::default());
             f.in_flight.store(1, Ordering::Relaxed);
             let waiters: Vec<_> = (0..2)
