@@ -26,7 +26,9 @@ use crate::Exit;
 #[command(after_help = "\
 Output: one `path:offset` line per match (offsets in decimal, from 0, overlapping matches \
 included); with --count one `path:count` line per file; with --json one JSON object per line: \
-{\"path\": \"…\", \"offset\": N} per match, or {\"path\": \"…\", \"count\": N} per file with --count.
+{\"path\": \"…\", \"offset\": N} per match, or {\"path\": \"…\", \"count\": N} per file with --count. \
+On Unix a text line holds the path's bytes as they are; JSON, which holds text, shows a byte \
+that is not UTF-8 as U+FFFD.
 
 Exit status: 0 if anything matched, 1 if nothing did, 2 if a file could not be searched \
 (the others are still searched).
@@ -119,6 +121,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
     let mut found = 0u64;
     for (path, size) in &files {
         let shown = path.to_string_lossy();
+        let raw = path_bytes(path);
         let mut scanned = 0u64;
         let result = ranges::search(&manager, path, &pattern, plan, |bytes, offsets| {
             scanned += bytes;
@@ -134,7 +137,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                             offset,
                         })?;
                     } else {
-                        out.line(format_args!("{shown}:{offset}"))?;
+                        out.path_line(&raw, offset)?;
                     }
                 }
                 Ok(())
@@ -169,7 +172,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                         count,
                     })
                 } else {
-                    out.line(format_args!("{shown}:{count}"))
+                    out.path_line(&raw, count)
                 }
             })?;
         }
@@ -200,9 +203,33 @@ impl<W: Write> Output<W> {
         Ok(())
     }
 
+    /// A `path:number` line, the path written as [`path_bytes`] gives it.
+    fn path_line(&mut self, path: &[u8], number: u64) -> anyhow::Result<()> {
+        self.writer
+            .write_all(path)
+            .context("cannot write to stdout")?;
+        self.line(format_args!(":{number}"))
+    }
+
     fn json(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
         let text = serde_json::to_string(value).context("cannot encode JSON")?;
         self.line(format_args!("{text}"))
+    }
+}
+
+/// A path as a text line shows it: on Unix its bytes as they are (what
+/// `grep` and `find` print, so that a script can open the file again); on
+/// other systems its text, with U+FFFD for what is not Unicode.
+fn path_bytes(path: &std::path::Path) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::borrow::Cow::Borrowed(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    match path.to_string_lossy() {
+        std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+        std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
     }
 }
 

@@ -534,6 +534,34 @@ fn a_closed_pipe_ends_find_quietly() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// A path that is not UTF-8 is printed as its bytes, as `grep` prints it, so
+/// that a script can open the file again; JSON shows U+FFFD for such bytes.
+#[cfg(unix)]
+#[test]
+fn find_prints_a_path_that_is_not_utf8_as_its_bytes() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let path = dir.path().join(name);
+    std::fs::write(&path, b"hello").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        out.stdout
+    };
+    let mut line = path.clone().into_os_string().into_vec();
+    line.extend_from_slice(b":1\n");
+    assert_eq!(run(&["find", "ell"]), line);
+    assert!(run(&["find", "--count", "l"]).ends_with(b"\xe9:2\n"));
+    let json: Value = serde_json::from_slice(&run(&["find", "--json", "ell"])).unwrap();
+    assert_eq!(json["path"], path.to_string_lossy().as_ref());
+    assert!(json["path"].as_str().unwrap().ends_with("caf\u{fffd}"));
+}
+
 #[test]
 fn stat_counts_windows() {
     let dir = tempfile::tempdir().unwrap();
