@@ -110,6 +110,14 @@ fn tight_limits(n: u64) {
                         7 if !held.is_empty() => {
                             held.swap_remove((r >> 8) as usize % held.len());
                         }
+                        8 if (r >> 8) % 4 == 0 => {
+                            // The invariant check, among the other threads'
+                            // reads and evictions: exact only when they
+                            // stop, so its verdict is not asked here, but
+                            // it must neither panic nor read a cell being
+                            // emptied (it holds the evictor's hand).
+                            let _ = m.verify_invariants();
+                        }
                         8 => {
                             m.collect();
                         }

@@ -157,11 +157,15 @@ impl Cell {
     /// # Safety
     ///
     /// The caller is counted in the claim word of the generation the
-    /// region was published with, for as long as it uses the reference.
+    /// region was published with, for as long as it uses the reference; or
+    /// it holds the evictor's hand and found the cell named as mapped in
+    /// its file's slots, under the file's lock (the invariant check: only
+    /// the evictor, holding the hand, empties a published cell).
     #[inline]
     pub(crate) unsafe fn region(&self) -> &MapRegion {
-        // SAFETY: the caller is counted, so the cell cannot be evicted and
-        // the field is not written while the reference lives (see `Cell`).
+        // SAFETY: a counted caller keeps the cell from being evicted, and a
+        // caller holding the hand keeps the evictor out: either way the
+        // field is not written while the reference lives (see `Cell`).
         self.region
             .with(|p| unsafe { (*p).as_ref() })
             .expect("a counted cell holds its region")

@@ -48,8 +48,11 @@ pub(super) fn stats(s: &Shared) -> Stats {
 
 /// Checks every invariant the parts keep, and that they agree; the first
 /// broken one is described in the error. Exact while no other thread uses
-/// the manager.
+/// the manager; sound while others do: it holds the evictor's hand
+/// throughout, so no cell it reads is emptied, and each file's lock while
+/// it reads that file's cells, so none of them is published meanwhile.
 pub(super) fn verify(s: &Shared) -> Result<(), String> {
+    let _hand = s.evictor.lock(s);
     let limits = &s.limits;
     let g = *crate::ALLOCATIONGRANULARITY;
     let entries = s.files.entries();
@@ -103,14 +106,18 @@ pub(super) fn verify(s: &Shared) -> Result<(), String> {
                     cell.serial()
                 ));
             }
-            // SAFETY: the cell is live and no other thread uses the manager.
+            // SAFETY: the file's slots name the cell as mapped, under the
+            // file's lock, and this thread holds the hand: only the evictor,
+            // holding the hand, empties a published cell, so the region
+            // stays in it while the reference is used.
             let region = unsafe { cell.region() };
             if (region.ofs_begin(), region.ofs_end()) != (start, end)
                 || region.client_count() != clients
             {
                 return Err(format!("{what}: its cell's region is {region:?}"));
             }
-            // SAFETY: as above.
+            // SAFETY: this thread holds the evictor's lock, and the region
+            // is live (as above).
             if !Arc::ptr_eq(&unsafe { cell.file() }, entry) {
                 return Err(format!("{what}: its cell names another file"));
             }

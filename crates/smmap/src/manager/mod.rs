@@ -606,7 +606,10 @@ impl Manager {
     /// cells and the handle count agreeing; accounting equal to the sum of
     /// the live regions; descriptors within their limit; limits held. Meant
     /// for tests and debugging, while no other thread uses the manager;
-    /// returns a description of the first broken invariant.
+    /// returns a description of the first broken invariant. Called while
+    /// other threads read it is safe, and holds their evictions back until
+    /// it returns, but may report as broken what only a moment's traffic
+    /// made so (a window published in one file while another is counted).
     pub fn verify_invariants(&self) -> std::result::Result<(), String> {
         check::verify(&self.shared)
     }
