@@ -105,6 +105,9 @@ pub(crate) struct HandGuard<'a> {
     /// File entries of evicted regions, dropped once the hand is let go
     /// (dropping the last one forgets the file, under the registry's lock).
     dropped: Vec<Arc<FileEntry>>,
+    /// Whether letting go answers the notes left meanwhile (false for the
+    /// turns taken by a drop that answers them: it loops).
+    answers_notes: bool,
 }
 
 impl<'a> HandGuard<'a> {
@@ -113,6 +116,7 @@ impl<'a> HandGuard<'a> {
             hand: ManuallyDrop::new(hand),
             shared,
             dropped: Vec::new(),
+            answers_notes: true,
         }
     }
 
@@ -245,8 +249,19 @@ impl Drop for HandGuard<'_> {
         // SAFETY: dropped once, here.
         unsafe { ManuallyDrop::drop(&mut self.hand) };
         self.dropped.clear();
-        if self.shared.evictor.hand.asked() {
-            self.shared.evictor.evict_over(self.shared);
+        if !self.answers_notes {
+            return;
+        }
+        // Notes left while the hand was held, and while each turn taken
+        // here held it, answered in a loop: a turn that answered the next
+        // note from its own drop would nest one frame deeper per note.
+        while self.shared.evictor.hand.asked() {
+            let Some(hand) = self.shared.evictor.hand.ask() else {
+                break;
+            };
+            let mut turn = HandGuard::new(hand, self.shared);
+            turn.answers_notes = false;
+            turn.evict_over();
         }
     }
 }
