@@ -15,7 +15,7 @@
 //! | state | word | who moves it out, and how |
 //! |---|---|---|
 //! | empty (free, or reserved for a window being mapped) | `gen, refs 0, clients 0` | the mapping thread: [`publish`](Claim::publish) → live with `gen + 1`, its own client counted |
-//! | live, unused | `gen, refs r, clients 1` | a cursor: [`try_take`](Claim::try_take) → in use (refs + 1); the evictor: [`sweep`](Claim::sweep) → refs 0 (`r > 0`, spared) or empty (`r == 0`, evicted) |
+//! | live, unused | `gen, refs r, clients 1` | a cursor: [`try_take`](Claim::try_take) → in use (refs + 1); the evictor: [`sweep`](Claim::sweep) → refs 0 (`r > 0`, spared) or empty (`r == 0`, or any `r` when forced: evicted) |
 //! | live, in use | `gen, refs r, clients n > 1` | a cursor: `try_take`/[`try_add`](Claim::try_add) → `n + 1` (refused at `n == CLIENTS`, full), [`give_back`](Claim::give_back) → `n - 1`, or [`give_back_unused`](Claim::give_back_unused) (a take that found another region than the one it looked for) → `n - 1` and its use taken back (refs − 1, unless 0 or saturated); the evictor: `sweep` → refs 0 (spared) |
 //!
 //! # Why it is sound
@@ -44,7 +44,10 @@
 //!   it) and the evictor's swap to empty is `Acquire` (so the unmapping
 //!   after it happens after every read); both are `SeqCst` for the memory
 //!   limit's sake (below). Cursors adding to a word they are
-//!   already counted in need no ordering (`Relaxed`).
+//!   already counted in need no ordering (`Relaxed`). The loads that only
+//!   look ([`seen`](Claim::seen), `clients_of`) are `Acquire`, so a
+//!   region seen live is seen whole; the load of the next generation is
+//!   `Relaxed` (its mapping thread owns the empty cell).
 //! - **Over the memory limit.** A release that leaves a region unused reads
 //!   the ledger next, and a thread that commits bytes past the limit sweeps
 //!   the claim words next; all four are `SeqCst` (and fenced under loom,

@@ -173,11 +173,15 @@
 //! | memory ledger | bytes committed likewise | compare-and-swap below `max_memory_size`; forced past it only when every region is in use |
 //! | evictor | CLOCK's hand over the cells | a mutex one thread holds; others wait for it (a miss that needs room), leave a note for it (a release over the memory limit) or give up (a copy read) |
 //! | descriptor ring | which descriptors to close beyond `max_open_files` | a mutex, taken only when a descriptor is opened or the ring is emptied |
-//! | admission | each window's heat (a count-min sketch) and the estimate of the next victim's | relaxed loads and stores: lossy by design |
-//! | statistics | counters | each thread adds to a stripe of its own; a cursor counts its hits and switches itself |
+//! | admission | each window's heat (a count-min sketch) and the estimate of the next victim's | relaxed loads, stores and additions, and a compare-and-swap that elects the thread that halves the counts: lossy by design |
+//! | statistics | counters | 16 stripes of counters, a thread adding to the one its id picks (threads past 16 share); the peaks are shared words raised by `fetch_max`; a cursor counts its hits and switches itself |
 //!
-//! **Lock order**: the evictor's hand, then one file's lock; the descriptor
-//! ring, then the registry (an entry that goes takes itself out of it). The
+//! **Lock order**: the evictor's hand, then one file's lock, then the
+//! descriptor ring, then the registry (an entry that goes takes itself out
+//! of it); the room's lock is taken last, only to notify, and nothing is
+//! taken under it. No path takes them all: evictions take the hand, a
+//! file's lock and the room's; the invariant check the hand, the registry,
+//! each file's lock in turn and the ring. The
 //! wait for room (when every handle or byte is held by windows other
 //! threads are mapping) is alone, on a generation read before the look
 //! that found the windows in flight. No lock is held while a caller reads, or
@@ -194,18 +198,23 @@
 //! | release ([`WindowCursor::unuse_region`], a buffer's `end_access`) | the claim word (subtraction) | none (the evictor's, tried, if the manager is over its memory limit) |
 //! | copy read of a window not admitted | the table, the budgets (loads), the sketch (lossy), the file's descriptor word (in and out), `pread` | none |
 //! | miss that maps within the limits | the file's slots, the descriptor word, the budgets (compare-and-swap), the new cell | the file's lock, twice (to place the window, to publish it); none while mapping |
-//! | miss without room | as above, and the victims' claim words and files | the evictor's hand (waited for), each victim's file lock in turn; the unmapping, and the mapping of the window that takes the room, are done holding the hand (the kernel serialises both on its map lock anyway, and a thread that waits for the hand sleeps, where one that waited in the kernel would be running on a CPU each unmap interrupts to flush its TLB) |
+//! | miss without room | as above, and the victims' claim words and files | the evictor's hand (waited for), each victim's file lock in turn; the unmapping, and the mapping of the window that takes the room, are done holding the hand (but for a window mapped past the memory limit, whose miss lets go of the hand once it has evicted what it could; the kernel serialises both on its map lock anyway, and a thread that waits for the hand sleeps, where one that waited in the kernel would be running on a CPU each unmap interrupts to flush its TLB) |
 //! | making a cursor | the registry | the registry's |
 //!
 //! **The atomic words and their protocols**, each with a table of its
 //! states and transitions beside it in the source, and each checked with
 //! [loom](https://docs.rs/loom) under every interleaving of its scenarios
-//! (`scripts/loom`): the claim word (`src/claim.rs`), the handle budget
+//! (`scripts/loom`; the election's and the room's three-thread models
+//! bounded to three preemptions): the claim word (`src/claim.rs`), the handle budget
 //! (`src/manager/cells.rs`), the memory ledger (`src/manager/ledger.rs`),
 //! a file's descriptor word (`src/manager/desc.rs`), the evictor's
 //! election (`src/manager/election.rs`), the count of a file's waiters
 //! (`src/manager/signal.rs`) and the wait for room's generation and
-//! waiters (`src/manager/room.rs`). The memory limit rests on one
+//! waiters (`src/manager/room.rs`). One word is not a protocol of its
+//! own and is not modelled: a window table's slot (`src/manager/table.rs`),
+//! a pointer to a cell written under the file's lock and read with
+//! `Acquire`, which a reader only trusts once the cell's claim word is won
+//! and the cell found to hold its offset. The memory limit rests on one
 //! `SeqCst` pairing: a release that leaves a region unused reads the ledger
 //! next, and a thread that commits bytes past the limit sweeps the claim
 //! words next, so one of them sees the other and no unused region is left

@@ -2,7 +2,8 @@
 //! library's, or loom's models of them when the crate is built with
 //! `--cfg loom`, so that `RUSTFLAGS="--cfg loom" cargo test -p smmap --lib
 //! --release loom` explores every interleaving of each protocol's scenarios
-//! (see the `loom` tests beside each protocol).
+//! (within three preemptions for the three-thread models of the election and
+//! the room; see the `loom` tests beside each protocol).
 //!
 //! The words of the protocols go through here — the claim word
 //! ([`crate::claim`]), a file's descriptor word (`manager::desc`), the

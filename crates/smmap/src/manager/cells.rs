@@ -15,8 +15,8 @@
 //!
 //! | word | states | moved by |
 //! |---|---|---|
-//! | `used` | 0 to `max` | [`reserve`](Cells::reserve): `n → n + 1` by compare-and-swap while `n < max` (`Acquire`); [`free`](Cells::free): `n → n − 1` after clearing the cell's bit (`Release`) |
-//! | bit `i` of the bitmap | clear (free), set (reserved) | `reserve`, once counted: sets a clear bit by compare-and-swap; `free`: clears it (`Release`), then the count |
+//! | `used` | 0 to `max` | [`reserve`](Cells::reserve): `n → n + 1` by compare-and-swap while `n < max` (`Acquire`); [`free`](Cells::free): `n → n − 1` after clearing the cell's bit (`Release`); read with `Acquire` (`used()`, by a miss looking for windows in flight and by the checks) |
+//! | bit `i` of the bitmap | clear (free), set (reserved) | `reserve`, once counted: sets a clear bit by compare-and-swap (`Acquire`: paired with the `free` that cleared it, so the last owner's emptying of the cell happens before the new owner writes it); `free`: clears it (`Release`), then the count; read with `Acquire` (`is_reserved`) |
 //! | `hint` | a bitmap word | `free` stores the freed cell's word (`Relaxed`; only where a search starts) |
 //!
 //! Because a free clears the bit before the count goes down, and a

@@ -15,9 +15,14 @@
 //!
 //! | state | word | who moves it out, and how |
 //! |---|---|---|
-//! | empty | `0` | a thread that opened the file: [`install`](DescSlot::install), `0 → BUSY` by compare-and-swap, writes the descriptor, stores `OPEN | USED` (`Release`) |
-//! | open | `OPEN, users n` | a reader: [`enter`](DescSlot::enter) `n + 1` and `USED` by compare-and-swap (`Acquire`), leaves `n − 1` (`Release`); the ring or `collect`: [`close`](DescSlot::close) sets `CLOSING` |
-//! | closing | `OPEN | CLOSING, users n` | the last user to leave (or the closer, if there were none) takes the descriptor, closes it, and stores `0` |
+//! | empty | `0` | a thread that opened the file: [`install`](DescSlot::install), `0 → BUSY` by compare-and-swap (`Acquire`: the last closer's `Release` store of `0` is seen, so its take of the old descriptor is done), writes the descriptor, stores `OPEN | USED` (`Release`: the descriptor is written before a reader sees `OPEN`) |
+//! | open | `OPEN, users n` | a reader: [`enter`](DescSlot::enter) `n + 1` and `USED` by compare-and-swap (`Acquire`, pairing with the install's store), leaves `n − 1` (`AcqRel`: the user who leaves last may close, so it must see every other user's reads done); the ring or `collect`: [`close`](DescSlot::close) sets `CLOSING` by compare-and-swap (`AcqRel`, for the same reason when no user is left); the ring's hand clears `USED` (`Relaxed`: a lossy bit) |
+//! | closing | `OPEN | CLOSING, users n` | the last user to leave (or the closer, if there were none) takes the descriptor, closes it, and stores `0` (`Release`) |
+//!
+//! [`is_open`](DescSlot::is_open) loads the word (`Acquire`) for the
+//! invariant check and the ring; the count of open descriptors the
+//! manager keeps beside the words is `Relaxed` (a number for the ring and
+//! the statistics, ordering nothing).
 //!
 //! Exactly one thread sees the users reach zero with `CLOSING` set — the
 //! closer if none were left when it set the bit, else the last user to
@@ -47,8 +52,9 @@ pub(crate) struct DescSlot {
 
 // SAFETY: `file` is written only by the thread that holds `BUSY` (putting
 // one in) or that saw the users reach zero with `CLOSING` set (taking it
-// out), and read only by threads counted in `USERS` while `OPEN` is set
-// without `CLOSING` — the word's transitions make these exclusive (module
+// out), and read only by threads counted in `USERS` that entered while
+// `OPEN` was set without `CLOSING` and have not left — the word's
+// transitions make these exclusive (module
 // documentation). `File` is `Send + Sync`.
 unsafe impl Sync for DescSlot {}
 

@@ -5,15 +5,20 @@
 //!
 //! | word | moved by | how |
 //! |---|---|---|
-//! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max`; [`force`](Ledger::force) adds past it (only when every region is in use) |
-//! | | the unmapping thread, [`free`](Ledger::free) | subtraction, after the unmap |
-//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction; read for the statistics, and (`regions`) by a miss that looks for windows in flight, after the room's generation (see `room`) |
+//! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max` (`Relaxed`); [`force`](Ledger::force) adds past it (`SeqCst`; only when every region is in use) |
+//! | | the unmapping thread, and a miss whose map failed, [`free`](Ledger::free) | subtraction (`Relaxed`), after the unmap |
+//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction (`Relaxed`); read for the statistics, and (`regions`) by a miss that looks for windows in flight, after the room's generation (see `room`) |
 //!
 //! Reservations are `Relaxed`: the ledger orders nothing but itself. A
 //! cursor that releases a region while the manager is over its limit must
-//! see the excess, or the evictor must see the release: both sides put a
-//! `SeqCst` fence between their write and their read (see
-//! `Shared::give_back` and `Evictor::evict_over`).
+//! see the excess, or the thread that forced the limit must see the
+//! release. Both sides are `SeqCst` accesses to two words, in the
+//! store-buffering shape: the release's give-back on the claim word, then
+//! [`is_over`](Ledger::is_over) (`Shared::give_back`); the
+//! [`force`](Ledger::force), then the hand's sweep of the claim words
+//! (`Shared::reserve`). Loom treats `SeqCst` accesses as `AcqRel`, so its
+//! models also put a `SeqCst` fence on each side (`sync::sc_fence`, which
+//! is nothing in other builds).
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 

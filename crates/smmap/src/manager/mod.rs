@@ -205,10 +205,12 @@ pub(crate) enum Want {
 /// `Manager` is a cheap handle (`Clone` shares one state) and is `Send +
 /// Sync`: all threads may share one. No lock that all files share is taken
 /// on a read that finds its window mapped, nor on a copy read through a
-/// descriptor the manager keeps, a release or a take-back; a miss that maps
-/// takes its file's lock, and the evictor's only when it must make room; a
-/// read that opens a descriptor takes the ring of kept descriptors' (see the
-/// crate documentation's "Concurrency").
+/// descriptor the manager keeps, a release or a take-back (a release that
+/// leaves the manager over its memory limit tries the evictor's, and leaves
+/// a note if another thread holds it); a miss that maps takes its file's
+/// lock, the evictor's only when it must make room, and the room's only to
+/// wake a thread waiting for room; a read that opens a descriptor takes the
+/// ring of kept descriptors' (see the crate documentation's "Concurrency").
 ///
 /// Make one with [`SlidingWindowMapManager`] or [`StaticWindowMapManager`];
 /// both dereference to `Manager`.

@@ -5,7 +5,7 @@
 //! | word | how it changes | ordering, and why it suffices |
 //! |---|---|---|
 //! | `generation` | read by a miss **before** it looks at what it would wait for ([`watch`](Room::watch)) | `SeqCst` load: an acquire, so a look made after a change reads what the change published |
-//! | | g → g + 1 by every change (a window published or abandoned, a cell freed, a region unmapped), **after** the state it changes | `SeqCst` add: a release of that state, and one side of the pairing below |
+//! | | g → g + 1 by every change (a window published, a reserved cell or its bytes freed — a window whose map failed among them —, a region unmapped), **after** the state it changes | `SeqCst` add: a release of that state, and one side of the pairing below |
 //! | | read again by the waiter, holding the lock, after it counted itself | `SeqCst` load, the other side of the pairing |
 //! | `waiters` | n → n + 1 by a waiter, holding the lock, before it reads the generation again; n + 1 → n when it leaves, holding it again | `SeqCst` |
 //! | | read by a change after its add; not 0 means take the lock and notify | `SeqCst` load |

@@ -1,7 +1,9 @@
 //! [`SharedLock`]: a mutex that every file of a manager shares — the file
 //! registry, the descriptor ring, the evictor's hand and the wait for room.
 //! None of them is taken on a steady-state read path (a hit, a switch to a
-//! window already mapped, a copy read, a release and a take-back); with the
+//! window already mapped, a copy read, a release and a take-back; the
+//! evictor's is tried by a release only while the manager is over its
+//! memory limit); with the
 //! `fault-injection` feature each acquisition is counted per thread
 //! ([`crate::shared_locks_taken`]), and a test proves it.
 
