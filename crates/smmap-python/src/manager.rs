@@ -332,9 +332,10 @@ impl PyStaticManager {
     /// Checks the manager's internal invariants (an extension, for tests):
     /// raises `AssertionError` describing the first broken one.
     fn _verify_invariants(&self, py: Python<'_>) -> PyResult<()> {
-        self.manager(py)?
-            .verify_invariants()
-            .map_err(PyAssertionError::new_err)
+        let m = self.manager(py)?;
+        // Detached: the check waits for the evictor's hand, which a thread
+        // mapping or unmapping holds.
+        interp::detached(py, || m.verify_invariants()).map_err(PyAssertionError::new_err)
     }
 
     /// The class of window arithmetic (smmap's configuration attribute).
