@@ -8,6 +8,7 @@ use clap::Args;
 use smmap::SlidingWindowMapBuffer;
 
 use crate::limits::{check_file, LimitArgs};
+use crate::output;
 use crate::size::parse_size;
 
 /// Bytes per line of the dump.
@@ -62,9 +63,10 @@ pub fn run(args: &DumpArgs) -> anyhow::Result<()> {
     }
     if args.offset >= size {
         bail!(
-            "offset {} is past the end of {} ({size} bytes; the last offset is {})",
+            "offset {} is past the end of {} ({}; the last offset is {})",
             args.offset,
             path.display(),
+            output::bytes(size),
             size - 1
         );
     }

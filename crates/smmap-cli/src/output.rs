@@ -30,3 +30,12 @@ pub fn line(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
         .and_then(|()| out.flush())
         .context("cannot write to stdout")
 }
+
+/// A count of bytes in words: "1 byte", "10 bytes".
+pub fn bytes(n: u64) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
+    }
+}

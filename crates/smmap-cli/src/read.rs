@@ -8,6 +8,7 @@ use clap::Args;
 use smmap::{SlidingWindowMapBuffer, ValueType};
 
 use crate::limits::{check_file, LimitArgs};
+use crate::output;
 use crate::size::{parse_count, parse_size};
 
 /// Options of `smmap read`.
@@ -58,12 +59,13 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<()> {
     match end {
         Some(end) if end <= size => {}
         _ => bail!(
-            "cannot read {} × {} ({} bytes) at offset {} of {}: the file has {size} bytes",
+            "cannot read {} × {} ({}) at offset {} of {}: the file has {}",
             args.count,
             args.ty,
-            bytes.map_or_else(|| "too many".to_string(), |b| b.to_string()),
+            bytes.map_or_else(|| "too many bytes".to_string(), output::bytes),
             args.offset,
-            path.display()
+            path.display(),
+            output::bytes(size)
         ),
     }
     let mut buffer = SlidingWindowMapBuffer::new(cursor, args.offset, u64::MAX)?;

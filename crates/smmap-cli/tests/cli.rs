@@ -246,7 +246,16 @@ fn read_errors() {
     );
     fails(
         &["read", &f, "--offset", "100", "--type", "u8"],
-        &[&f, "offset 100"],
+        &[&f, "offset 100", "(1 byte)"],
+    );
+    let one = write(dir.path(), "one", b"x");
+    fails(
+        &["read", &one, "--offset", "0", "--type", "u16"],
+        &[&one, "(2 bytes)", "the file has 1 byte"],
+    );
+    fails(
+        &["dump", &one, "--offset", "1"],
+        &[&one, "offset 1", "(1 byte;"],
     );
     let missing = dir.path().join("nope");
     fails(
