@@ -144,7 +144,8 @@ impl ValueType {
             .map_or(0, |n| n.2)
     }
 
-    /// The byte order.
+    /// The byte order (little endian for one-byte types, whatever their
+    /// suffix).
     pub fn endian(&self) -> Endian {
         self.endian
     }
@@ -165,7 +166,12 @@ impl FromStr for ValueType {
         NAMES
             .iter()
             .find(|(n, _, _)| *n == base)
-            .map(|&(_, kind, _)| ValueType { kind, endian })
+            // A byte has no order: "u8be" is "u8", so that a type prints
+            // as it parses and equal types compare equal.
+            .map(|&(_, kind, size)| ValueType {
+                kind,
+                endian: if size == 1 { Endian::Little } else { endian },
+            })
             .ok_or_else(|| {
                 format!("unknown type {s:?}: expected u8, u16, u32, u64, i8, i16, i32, i64, f32 or f64, with le or be")
             })
@@ -250,7 +256,10 @@ mod tests {
                 let t: ValueType = format!("{n}{suffix}").parse().unwrap();
                 assert_eq!(t.size(), size);
                 let back: ValueType = t.to_string().parse().unwrap();
-                assert_eq!(back.size(), size);
+                assert_eq!(back, t, "{n}{suffix} prints as {t}");
+                if size == 1 {
+                    assert_eq!(t, n.parse().unwrap(), "a byte has no order");
+                }
             }
         }
         assert_eq!("U16BE".parse::<ValueType>().unwrap().endian(), Endian::Big);
