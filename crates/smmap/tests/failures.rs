@@ -577,3 +577,51 @@ fn refuse_statx(errno: i32) {
         "statx is refused"
     );
 }
+
+/// A typed read whose window cannot be mapped returns that error, once, as
+/// `get` does: it neither tries the map a second time (which would count
+/// and trace a second miss and could hide the first failure) nor reports
+/// the range instead. In the middle of a run of reads: the reads before and
+/// after it, within one window and straddling two, give the right values.
+#[test]
+fn a_typed_read_reports_a_failed_map_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 3, 4 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(8)
+        .build();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let le32 = |at: u64| {
+        let at = at as usize;
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    };
+    assert_eq!(buf.read_le::<u32>(8).unwrap(), le32(8));
+    let before = m.stats();
+
+    // Inside one window not yet mapped.
+    m.fail_next_maps(1, ACCESS_DENIED);
+    let e = buf.read_le::<u32>(g() + 8).unwrap_err();
+    assert!(matches!(e, Error::Map { .. }), "{e}");
+    assert_eq!(e.raw_os_error(), Some(ACCESS_DENIED), "{e}");
+    assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
+    let s = m.stats();
+    assert_eq!(s.map_failures - before.map_failures, 1, "one try: {s:?}");
+    assert_eq!(s.maps, before.maps, "{s:?}");
+    assert_eq!(buf.read_le::<u32>(8).unwrap(), le32(8));
+    assert_eq!(buf.read_le::<u32>(g() + 8).unwrap(), le32(g() + 8));
+
+    // Straddling into a window not yet mapped: the second map fails.
+    let seam = 3 * g() - 2;
+    m.fail_next_maps(1, ACCESS_DENIED);
+    let e = buf.read_le::<u32>(seam).unwrap_err();
+    assert!(matches!(e, Error::Map { .. }), "{e}");
+    assert_eq!(m.stats().map_failures - before.map_failures, 2);
+    assert_eq!(buf.read_le::<u32>(seam).unwrap(), le32(seam));
+    assert_eq!(buf.get(8).unwrap(), bytes[8]);
+
+    // Past the end, it is still the range that is reported.
+    let e = buf.read_le::<u32>(4 * g() - 2).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
+    m.verify_invariants().unwrap();
+}

@@ -49,13 +49,21 @@ impl SlidingWindowMapBuffer {
     /// Reads a `T` at index `i` in the given byte order, across windows if it
     /// straddles two.
     ///
-    /// Errors: fewer than `T::SIZE` bytes from `i`.
+    /// Errors: fewer than `T::SIZE` bytes from `i`
+    /// ([`Error::OutOfRange`](crate::Error::OutOfRange)), or a window could
+    /// not be mapped (the buffer stays usable, as after [`get`](Self::get)).
     #[inline]
     pub fn read_value<T: Primitive>(&mut self, i: u64, endian: Endian) -> Result<T> {
-        if let Ok(chunk) = self.chunk_for(i, T::SIZE as u64) {
-            if chunk.len() >= T::SIZE {
+        match self.chunk_for(i, T::SIZE as u64) {
+            Ok(chunk) if chunk.len() >= T::SIZE => {
                 return Ok(T::from_bytes(&chunk[..T::SIZE], endian));
             }
+            // It straddles two windows, or runs past the end (which the
+            // stitched read below reports for the whole value).
+            Ok(_) | Err(crate::Error::OutOfRange { .. }) => {}
+            // A failed map is the caller's to see, once: a second try here
+            // would count and trace a second miss, and could hide the first.
+            Err(e) => return Err(e),
         }
         let mut bytes = [0u8; 8];
         self.read_exact_at(i, &mut bytes[..T::SIZE])?;
