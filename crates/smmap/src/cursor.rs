@@ -655,6 +655,7 @@ impl WindowCursor {
             Some(file) => Error::OutOfRange {
                 file: file.clone(),
                 offset,
+                view: None,
                 size: self.file_size().unwrap_or(0),
             },
             None => Error::NotAssociated,

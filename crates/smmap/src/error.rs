@@ -139,14 +139,36 @@ pub enum Error {
         /// Its length.
         len: u64,
     },
-    /// An offset or range lies past the end of the file or buffer.
-    #[error("offset {offset} is out of range for {file} ({size} bytes)")]
+    /// An offset or range lies past the end of the file, or of a buffer's
+    /// view of it.
+    ///
+    /// ```
+    /// # fn main() -> smmap::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// # std::fs::write(&path, vec![7u8; 2000]).unwrap();
+    /// let m = smmap::SlidingWindowMapManager::new();
+    /// let mut buf = smmap::SlidingWindowMapBuffer::new(m.make_cursor(&path)?, 1000, 10)?;
+    /// let e = buf.get(12).unwrap_err();
+    /// assert!(matches!(
+    ///     e,
+    ///     smmap::Error::OutOfRange { offset: 1012, view: Some(1000), size: 10, .. }
+    /// ));
+    /// assert!(e.to_string().ends_with("(a view of 10 bytes at offset 1000)"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[error("offset {offset} is out of range for {file} ({})", Extent(*view, *size))]
     OutOfRange {
         /// The file.
         file: PathOrFd,
-        /// The offending offset (absolute, in the file).
+        /// The first offset asked for that lies out of range (absolute, in
+        /// the file).
         offset: u64,
-        /// The size of the file, or of the buffer's view of it.
+        /// Where the buffer's view starts in the file, for a buffer's
+        /// range; `None` where the range is the whole file.
+        view: Option<u64>,
+        /// The size of the file, or the length of the buffer's view.
         size: u64,
     },
     /// A region offset that is not a multiple of the allocation granularity.
@@ -224,6 +246,20 @@ impl Error {
     }
 }
 
+/// The range an offset fell out of, in words: "2000 bytes", or "a view of
+/// 10 bytes at offset 1000".
+struct Extent(Option<u64>, u64);
+
+impl std::fmt::Display for Extent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = if self.1 == 1 { "byte" } else { "bytes" };
+        match self.0 {
+            None => write!(f, "{} {bytes}", self.1),
+            Some(start) => write!(f, "a view of {} {bytes} at offset {start}", self.1),
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
@@ -255,12 +291,22 @@ mod tests {
         let e = Error::OutOfRange {
             file: PathOrFd::from("/data/pack"),
             offset: 99,
+            view: None,
             size: 10,
         };
-        let s = e.to_string();
-        assert!(
-            s.contains("/data/pack") && s.contains("99") && s.contains("10"),
-            "{s}"
+        assert_eq!(
+            e.to_string(),
+            "offset 99 is out of range for /data/pack (10 bytes)"
+        );
+        let e = Error::OutOfRange {
+            file: PathOrFd::from("/data/pack"),
+            offset: 1001,
+            view: Some(1000),
+            size: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            "offset 1001 is out of range for /data/pack (a view of 1 byte at offset 1000)"
         );
         let e = Error::Map {
             file: PathOrFd::from("/data/pack"),

@@ -79,6 +79,7 @@ impl MapRegion {
             return Err(Error::OutOfRange {
                 file: file.given().clone(),
                 offset: ofs,
+                view: None,
                 size: file.size,
             });
         }

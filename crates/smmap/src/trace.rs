@@ -717,7 +717,9 @@ impl TraceReader {
                     if c.file_size() < Some(want) {
                         return Err(crate::Error::OutOfRange {
                             file: c.path_or_fd().cloned().unwrap_or(PathOrFd::UNNAMED),
-                            offset: want,
+                            // The last byte of the traced file.
+                            offset: want - 1,
+                            view: None,
                             size: c.file_size().unwrap_or(0),
                         });
                     }

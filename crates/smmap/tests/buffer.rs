@@ -289,6 +289,36 @@ fn a_hit_never_reads_outside_the_buffer() {
                 other => panic!("index {i}: {other:?}"),
             }
         }
+        // A range that runs past the end names the first byte the view
+        // does not have; the message, the view's place in the file.
+        let first_missing = |e: Error| match e {
+            Error::OutOfRange {
+                offset, view, size, ..
+            } => {
+                assert_eq!((view, size), (Some(off), 5));
+                offset - off
+            }
+            other => panic!("{other:?}"),
+        };
+        let mut four = [0u8; 4];
+        assert_eq!(
+            first_missing(buf.read_exact_at(3, &mut four).unwrap_err()),
+            5
+        );
+        assert_eq!(
+            first_missing(buf.read_exact_at(7, &mut four).unwrap_err()),
+            7
+        );
+        assert_eq!(first_missing(buf.read_le::<u32>(3).unwrap_err()), 5);
+        assert_eq!(first_missing(buf.slice(2..9).unwrap_err()), 5);
+        #[allow(clippy::reversed_empty_ranges)] // the reversed range is the test
+        let reversed = 4..2;
+        assert_eq!(first_missing(buf.slice(reversed).unwrap_err()), 4);
+        let text = buf.get(5).unwrap_err().to_string();
+        assert!(
+            text.ends_with(&format!("(a view of 5 bytes at offset {off})")),
+            "{text}"
+        );
         // Pointed elsewhere, the cut follows.
         buf.begin_access(None, 10, 2).unwrap();
         assert_eq!(buf.get(1).unwrap(), bytes[11]);
@@ -542,7 +572,8 @@ mod hot_path_keeps_to_the_view {
 
 /// A `begin_access` that fails, with a cursor of a shorter file or of no
 /// file at all, leaves a buffer of nothing (at its old offset), which reads
-/// nothing without an error, as `Read` promises at the end.
+/// nothing without an error, as `Read` promises at the end. An index is out
+/// of the empty view of the shorter file; with no file, that is the error.
 #[test]
 fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -556,7 +587,7 @@ fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
         m.make_cursor(&small).unwrap(),
         smmap::WindowCursor::new(None),
     ];
-    for other in others {
+    for (n, other) in others.into_iter().enumerate() {
         assert!(buf.begin_access(Some(other), 50, 1).is_err());
         assert_eq!(buf.len(), 0);
         let mut out = [0u8; 4];
@@ -567,8 +598,20 @@ fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
         assert_eq!(buf.read_to_end(&mut all).unwrap(), 0);
         // The offset stays, and an index is named from it.
         assert_eq!(buf.offset(), 1000);
-        match buf.get(0) {
-            Err(Error::OutOfRange { offset, size, .. }) => assert_eq!((offset, size), (1000, 0)),
+        match (n, buf.get(0)) {
+            (
+                0,
+                Err(Error::OutOfRange {
+                    file,
+                    offset,
+                    view,
+                    size,
+                }),
+            ) => {
+                assert_eq!(file.path(), Some(small.as_path()));
+                assert_eq!((offset, view, size), (1000, Some(1000), 0));
+            }
+            (1, Err(Error::NotAssociated)) => {}
             other => panic!("{other:?}"),
         }
     }

@@ -97,6 +97,7 @@ impl SlidingWindowMapBuffer {
             return Err(Error::OutOfRange {
                 file,
                 offset,
+                view: None,
                 size: fsize,
             });
         }
@@ -150,16 +151,18 @@ impl SlidingWindowMapBuffer {
         self.cursor.set_access_hint(hint);
     }
 
+    /// The error for index `rel`, at or past the end of the view; or, for a
+    /// buffer whose cursor has no file, that it has none.
     #[cold]
     fn out_of_range(&self, rel: u64) -> Error {
-        Error::OutOfRange {
-            file: self
-                .cursor
-                .path_or_fd()
-                .cloned()
-                .unwrap_or(crate::PathOrFd::UNNAMED),
-            offset: self.offset.saturating_add(rel),
-            size: self.len,
+        match self.cursor.path_or_fd() {
+            Some(file) => Error::OutOfRange {
+                file: file.clone(),
+                offset: self.offset.saturating_add(rel),
+                view: Some(self.offset),
+                size: self.len,
+            },
+            None => Error::NotAssociated,
         }
     }
 
@@ -219,7 +222,8 @@ impl SlidingWindowMapBuffer {
         if i.checked_add(out.len() as u64)
             .is_none_or(|end| end > self.len)
         {
-            return Err(self.out_of_range(i.saturating_add(out.len() as u64)));
+            // The first byte asked for that the view does not have.
+            return Err(self.out_of_range(i.max(self.len)));
         }
         self.read_at(i, out).map(|_| ())
     }
@@ -231,7 +235,14 @@ impl SlidingWindowMapBuffer {
     /// fit in memory ([`Error::TooLarge`]), or a window could not be mapped.
     pub fn slice(&mut self, range: Range<u64>) -> Result<Cow<'_, [u8]>> {
         if range.start > range.end || range.end > self.len {
-            return Err(self.out_of_range(range.end.max(range.start)));
+            // A reversed range names its start; one past the end, the first
+            // byte the view does not have.
+            let first = if range.start > range.end {
+                range.start
+            } else {
+                range.start.max(self.len)
+            };
+            return Err(self.out_of_range(first));
         }
         let n = range.end - range.start;
         if n == 0 {
