@@ -272,6 +272,61 @@ assert bytes(cursor.use_region(G, 10).buffer()) == content[G:G + 10]
 """)
 
 
+def test_a_release_while_the_child_reopens_holds(data):
+    # In the child, one thread's first use of a cursor opens its file again
+    # and maps the parent's view, with the cursor let go meanwhile; another
+    # thread lets the cursor go (`unuse_region`) at the same moment. In
+    # whatever order they come, the release holds: afterwards the cursor
+    # holds nothing and `collect` leaves nothing mapped. (A reopen that
+    # finished after the release used to put the view back, in use for good.)
+    # The two threads meet before each cursor by spinning, so that they run
+    # at once where the interpreter lets them (free-threaded).
+    path, _ = data
+    out = run_script(CHILD + r"""
+m = SlidingWindowMapManager(window_size=G)
+
+def race():
+    sys.setswitchinterval(1e-5)
+    at = [0, 0]
+
+    def meet(me, i):
+        at[me] = i
+        while at[1 - me] < i:
+            pass
+
+    def reopen():
+        for i, c in enumerate(cursors, 1):
+            meet(0, i)
+            c.is_valid()
+
+    def release():
+        for i, c in enumerate(cursors, 1):
+            meet(1, i)
+            c.unuse_region()
+
+    threads = [threading.Thread(target=f) for f in (reopen, release)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not any(c.is_valid() for c in cursors)
+    m.collect()
+    assert m.mapped_memory_size() == 0, m.mapped_memory_size()
+    m._verify_invariants()
+
+statuses = []
+for i in range(10):
+    cursors = [m.make_cursor(path).use_region((k % 64) * G, 10) for k in range(100)]
+    statuses.append(fork_and_watch(race, seconds=60))
+    for c in cursors:
+        c.unuse_region()
+print(json.dumps(statuses))
+""", path, G, timeout=600)
+    assert_exited(out, 0)
+    statuses = json.loads(out.stdout.splitlines()[-1])
+    assert set(statuses) == {WORKED}, (statuses, out.stderr)
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_a_multiprocessing_pool_reads_a_pack_the_parent_opened(tmp_path):
     # gitdb keeps one module-level manager, made at import, and its pack

@@ -146,9 +146,14 @@ impl PyCursor {
             Ok(c)
         });
         let mut st = self.state.lock(py)?;
-        if st.reopen.is_some() {
+        if let Some(released) = st.reopen.as_ref().map(|r| r.view.is_none()) {
             match made {
-                Ok(c) => {
+                Ok(mut c) => {
+                    // A release meanwhile (another thread's `unuse_region`)
+                    // forgot the view: it holds for the region just mapped.
+                    if released {
+                        c.unuse_region();
+                    }
                     st.inner = Local::new(c);
                     st.reopen = None;
                 }

@@ -84,8 +84,12 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
     let fname: Option<Py<PyAny>> = match e.file() {
         Some(PathOrFd::Path(p)) => match filename {
             Some(f) if !f.is_none() => Some(f.clone().unbind()),
+            // A `str`, as the caller's path usually is, decoded in C as
+            // `os.fsdecode` does: no Python code runs here, and callers
+            // may hold an object's state (a `PathBuf` would become a
+            // `pathlib.Path`, importing and running Python).
             _ => p
-                .clone()
+                .as_os_str()
                 .into_pyobject(py)
                 .ok()
                 .map(|o| o.into_any().unbind()),

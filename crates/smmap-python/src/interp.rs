@@ -22,7 +22,10 @@
 //!
 //! Once the flag is set, engine calls run attached (a read in a finalizer
 //! works), and a thread never waits for an object another thread holds
-//! (see `guard`): that thread may be detached for good.
+//! (see `guard`): that thread may be detached for good. The flag is never
+//! cleared: a program that runs the `atexit` callbacks itself
+//! (`atexit._run_exitfuncs()`) and goes on is shutting down from then on,
+//! as `python/README.md` says.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -12,6 +12,8 @@ use std::sync::{Mutex, PoisonError};
 use pyo3::exceptions::{PyOSError, PyRuntimeWarning};
 use pyo3::prelude::*;
 
+use crate::interp;
+
 /// The trace managers record into, and the process that opened it.
 ///
 /// A forked child takes this lock too (a manager made anew there asks for
@@ -40,7 +42,7 @@ pub(crate) fn current() -> Option<smmap::Trace> {
 #[pyo3(signature = (path))]
 pub(crate) fn trace_to(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<()> {
     let new = match &path {
-        Some(p) => Some(py.detach(|| smmap::Trace::create(p)).map_err(|e| {
+        Some(p) => Some(interp::detached(py, || smmap::Trace::create(p)).map_err(|e| {
             PyOSError::new_err((
                 e.raw_os_error().unwrap_or(0),
                 format!("cannot record a trace into {}: {e}", p.display()),
@@ -64,8 +66,7 @@ pub(crate) fn _finish_trace(py: Python<'_>) -> PyResult<()> {
 
 fn finish(py: Python<'_>, old: Option<(smmap::Trace, u32)>) -> PyResult<()> {
     match old {
-        Some((t, pid)) if pid == std::process::id() => py
-            .detach(|| t.finish())
+        Some((t, pid)) if pid == std::process::id() => interp::detached(py, || t.finish())
             .map_err(|e| PyOSError::new_err(format!("cannot finish the trace: {e}"))),
         // A forked child's copy of its parent's trace: dropping the last
         // handle would write the end record (and the parent's buffered
