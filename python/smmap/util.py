@@ -1,6 +1,7 @@
 """Module containing a memory memory manager which provides a sliding window on a number of memory mapped files"""
 import os
 import sys
+from mmap import ACCESS_READ, mmap  # noqa: F401 -- the reference's module has them
 from typing import TYPE_CHECKING, List, Optional, Union
 
 from ._smmap import (

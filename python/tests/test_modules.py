@@ -50,6 +50,9 @@ def test_mman_keeps_the_reference_helper_imports():
     assert smmap.mman.MapRegion is smmap.util.MapRegion
     assert smmap.mman.MapRegionList is smmap.util.MapRegionList
     assert smmap.mman.is_64_bit is smmap.util.is_64_bit
+    # And these from smmap.util, which has them from the standard library.
+    assert smmap.util.mmap is mmap.mmap
+    assert smmap.util.ACCESS_READ == mmap.ACCESS_READ
 
 
 def test_class_modules_and_hierarchy():

@@ -303,14 +303,29 @@ impl PyStaticManager {
         Ok(self.manager(py)?.max_mapped_memory_size())
     }
 
-    /// Only does something on Windows, where files cannot be deleted while
-    /// mapped; returns None elsewhere, as the reference does.
+    /// Only does something on Windows, where a file cannot be deleted while
+    /// it is mapped or open; returns None elsewhere, as the reference does.
     ///
-    /// The engine supports POSIX systems only, where unlinking a mapped file
-    /// is safe, so this always returns None.
-    fn force_map_handle_removal_win(&self, base_path: &Bound<'_, PyAny>) -> Option<usize> {
+    /// On Windows it does what `collect()` does — unmaps every window no
+    /// cursor uses and closes every handle the manager keeps — and returns
+    /// how many windows it unmapped. That is more than `base_path` asks
+    /// (the files of every path, not only those under it; what goes is
+    /// mapped again when read), and less than the reference does: a window
+    /// a cursor uses stays mapped, where the reference unmaps it under the
+    /// cursor. Drop those cursors, then call `collect()`, and the file is
+    /// free.
+    fn force_map_handle_removal_win(
+        &self,
+        py: Python<'_>,
+        base_path: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<usize>> {
         let _ = base_path;
-        None
+        if cfg!(windows) {
+            let m = self.manager(py)?;
+            Ok(Some(interp::detached(py, || m.collect())))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Counters of what the manager has done (an extension: not in smmap
