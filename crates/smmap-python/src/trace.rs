@@ -42,12 +42,14 @@ pub(crate) fn current() -> Option<smmap::Trace> {
 #[pyo3(signature = (path))]
 pub(crate) fn trace_to(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<()> {
     let new = match &path {
-        Some(p) => Some(interp::detached(py, || smmap::Trace::create(p)).map_err(|e| {
-            PyOSError::new_err((
-                e.raw_os_error().unwrap_or(0),
-                format!("cannot record a trace into {}: {e}", p.display()),
-            ))
-        })?),
+        Some(p) => Some(
+            interp::detached(py, || smmap::Trace::create(p)).map_err(|e| {
+                PyOSError::new_err((
+                    e.raw_os_error().unwrap_or(0),
+                    format!("cannot record a trace into {}: {e}", p.display()),
+                ))
+            })?,
+        ),
         None => None,
     };
     let old = {

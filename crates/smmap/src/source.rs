@@ -133,8 +133,9 @@ pub(crate) enum FileKey {
 
 impl PinnedFile {
     /// Resolves the name and reads the file's size and identity, refusing
-    /// what is not a regular file. A path is not opened (`stat` never blocks
-    /// and needs no read permission).
+    /// what is not a regular file. On Unix a path is not opened (`stat`
+    /// never blocks and needs no read permission); on Windows it is opened
+    /// without access rights, to read its volume and file index.
     pub(crate) fn stat(given: PathOrFd) -> Result<Self> {
         let stat_err = |reason| Error::Stat {
             file: given.clone(),
@@ -193,7 +194,7 @@ impl PinnedFile {
             reason,
         })?;
         check_kind(&self.given, info.kind)?;
-        if info.id != self.id {
+        if !info.id.is(&self.id) {
             return Err(Error::Replaced {
                 file: self.given.clone(),
             });

@@ -511,6 +511,45 @@ fn read_without_statx() {
     assert_eq!(c.buffer()[0], bytes[0], "still the old window");
 }
 
+/// A file pinned while `statx` worked, with the birth time, and opened
+/// again after a sandbox began refusing `statx` (so without it) is still
+/// the same file: identities are compared on what both sides have. A file
+/// renamed over is still told apart, by its inode. (In a child process.)
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn a_file_pinned_before_statx_was_refused_is_still_read() {
+    common::in_children(
+        "a_file_pinned_before_statx_was_refused_is_still_read",
+        &[libc::ENOSYS],
+        |errno| {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, bytes) = make_file(dir.path(), "pack", 14, 3 * g());
+            let (other, _) = make_file(dir.path(), "new", 15, 3 * g());
+            let (kept, kept_bytes) = make_file(dir.path(), "kept", 16, 3 * g());
+            let m = SlidingWindowMapManager::builder().window_size(g()).build();
+            let mut c = m.make_cursor(&path).unwrap();
+            c.use_region(0, 1).unwrap();
+            let mut k = m.make_cursor(&kept).unwrap();
+            k.use_region(0, 1).unwrap();
+            k.unuse_region();
+            // Nothing kept open: the next windows open the files again.
+            m.collect();
+            refuse_statx(errno);
+            k.use_region(2 * g(), 1).unwrap();
+            assert_eq!(k.buffer()[0], kept_bytes[2 * g() as usize]);
+            c.use_region(g(), 1).unwrap();
+            assert_eq!(c.buffer()[0], bytes[g() as usize]);
+            std::fs::rename(&other, &path).unwrap();
+            m.collect();
+            let e = c.use_region(2 * g(), 1).unwrap_err();
+            assert!(matches!(e, Error::Replaced { .. }), "{e}");
+        },
+    );
+}
+
 /// Installs a seccomp filter that answers every `statx` with `errno`, and
 /// checks that it does.
 #[cfg(all(

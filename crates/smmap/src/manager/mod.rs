@@ -444,8 +444,9 @@ impl Manager {
     }
 
     /// A cursor on the open file descriptor `fd`, which stays the caller's:
-    /// it is never closed by the manager, and must stay open while windows of
-    /// it are mapped.
+    /// it is never closed by the manager (which keeps a duplicate), and must
+    /// stay open while the manager may duplicate it again — while cursors
+    /// of it may map or read another window.
     ///
     /// Descriptor numbers are recycled by the operating system; the manager
     /// tells files apart by their identity, so a new file opened under a

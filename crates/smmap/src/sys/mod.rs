@@ -107,13 +107,27 @@ pub(crate) struct FileInfo {
 /// descriptor number reused, shows up as another identity — even when a
 /// freed inode number is given to a new file (the birth time differs).
 /// Where a sandbox refuses `statx`, Linux reads identities with `fstatat`,
-/// without the birth time, for the rest of the process.
+/// without the birth time, for the rest of the process; so two identities
+/// are compared with [`FileId::is`], on what both have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     /// Seconds and nanoseconds; `(0, 0)` where unknown or not used.
     pub(crate) born: (i64, u32),
+}
+
+impl FileId {
+    /// Whether `self` and `other` name the same file: the same device and
+    /// inode, and the same birth time where both have one. A file pinned
+    /// while `statx` worked and read again after a sandbox began refusing
+    /// it has a birth time on one side only, and is still the same file.
+    pub(crate) fn is(&self, other: &FileId) -> bool {
+        const UNKNOWN: (i64, u32) = (0, 0);
+        self.dev == other.dev
+            && self.ino == other.ino
+            && (self.born == other.born || self.born == UNKNOWN || other.born == UNKNOWN)
+    }
 }
 
 /// The kinds of file the engine tells apart in its errors.
@@ -146,6 +160,17 @@ pub(crate) fn default_max_open_files() -> usize {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn identities_compare_birth_times_only_where_both_have_one() {
+        let id = |ino, born| FileId { dev: 8, ino, born };
+        let known = id(5, (1_700_000_000, 7));
+        assert!(known.is(&known));
+        assert!(known.is(&id(5, (0, 0))) && id(5, (0, 0)).is(&known));
+        assert!(!known.is(&id(5, (1_700_000_000, 8))), "born again");
+        assert!(!known.is(&id(6, (0, 0))) && !id(5, (0, 0)).is(&id(6, (0, 0))));
+        assert!(!known.is(&FileId { dev: 9, ..known }));
+    }
 
     #[test]
     fn granularity_is_a_power_of_two() {
