@@ -579,6 +579,70 @@ fn fd_cursors_borrow_the_descriptor() {
     drop(file);
 }
 
+/// Reads that copy through a lent descriptor (handle) leave the caller's
+/// file position where it was: the caller reads on from it after the
+/// engine's reads, mapped and copied.
+#[test]
+fn copy_reads_leave_a_lent_descriptors_position_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 9, 6 * g());
+    let mut file = std::fs::File::open(&path).unwrap();
+    let mut first = [0; 4];
+    std::io::Read::read_exact(&mut file, &mut first).unwrap();
+    // One handle, held by a cursor: every other window is copied.
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .build();
+    let mut held = m.make_cursor(lent(&file)).unwrap();
+    held.use_region(0, 1).unwrap();
+    let mut buf =
+        smmap::SlidingWindowMapBuffer::new(m.make_cursor(lent(&file)).unwrap(), 0, u64::MAX)
+            .unwrap();
+    for i in 1..6 {
+        let at = i * g() + 7;
+        assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+        let mut out = [0; 100];
+        buf.read_exact_at(at, &mut out).unwrap();
+        assert_eq!(out, bytes[at as usize..at as usize + 100]);
+    }
+    assert!(m.stats().preads >= 5, "{:?}", m.stats());
+    assert_eq!(held.buffer()[0], bytes[0]);
+    let mut next = [0; 4];
+    std::io::Read::read_exact(&mut file, &mut next).unwrap();
+    assert_eq!(next, bytes[4..8], "the caller's position moved");
+}
+
+/// A handle lent by a caller who opened the file without sharing reads
+/// cannot be opened again by the engine, which then reads through a
+/// duplicate of it: windows map and copy reads read as before.
+#[cfg(windows)]
+#[test]
+fn a_handle_that_shares_nothing_is_still_read() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 10, 4 * g());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(0)
+        .open(&path)
+        .unwrap();
+    assert!(std::fs::File::open(&path).is_err(), "shares nothing");
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .build();
+    let mut held = m.make_cursor(lent(&file)).unwrap();
+    held.use_region(g(), 1).unwrap();
+    assert_eq!(held.buffer()[0], bytes[g() as usize]);
+    let mut buf =
+        smmap::SlidingWindowMapBuffer::new(m.make_cursor(lent(&file)).unwrap(), 0, u64::MAX)
+            .unwrap();
+    let at = 3 * g() + 5;
+    assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+    assert!(m.stats().preads >= 1, "{:?}", m.stats());
+}
+
 #[test]
 fn statistics_count_hits_misses_maps() {
     let dir = tempfile::tempdir().unwrap();

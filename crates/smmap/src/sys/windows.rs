@@ -14,19 +14,20 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::windows::fs::{FileExt, OpenOptionsExt};
-use std::os::windows::io::{AsRawHandle, BorrowedHandle, RawHandle};
+use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, RawHandle};
 use std::path::Path;
 
 use memmap2::Mmap;
 use windows_sys::Win32::Foundation::{
     GetHandleInformation, GetLastError, SetLastError, ERROR_COMMITMENT_LIMIT,
     ERROR_DIRECTORY_NOT_SUPPORTED, ERROR_INVALID_HANDLE, ERROR_NOT_ENOUGH_MEMORY,
-    ERROR_OUTOFMEMORY, ERROR_TOO_MANY_OPEN_FILES, HANDLE, NO_ERROR,
+    ERROR_OUTOFMEMORY, ERROR_TOO_MANY_OPEN_FILES, GENERIC_READ, HANDLE, INVALID_HANDLE_VALUE,
+    NO_ERROR,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    GetFileInformationByHandle, GetFileType, BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY,
-    FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE,
-    FILE_TYPE_CHAR, FILE_TYPE_DISK, FILE_TYPE_PIPE, FILE_TYPE_UNKNOWN,
+    GetFileInformationByHandle, GetFileType, ReOpenFile, BY_HANDLE_FILE_INFORMATION,
+    FILE_ATTRIBUTE_DIRECTORY, FILE_FLAG_BACKUP_SEMANTICS, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_TYPE_CHAR, FILE_TYPE_DISK, FILE_TYPE_PIPE, FILE_TYPE_UNKNOWN,
 };
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 
@@ -122,15 +123,38 @@ pub(crate) fn fstat_lent(handle: RawHandle) -> io::Result<FileInfo> {
     unsafe { stat_handle(handle) }
 }
 
-/// A duplicate of a handle the caller lent, after checking that it is
-/// open; the caller's own is never closed.
+/// A handle of the engine's own on the file of a handle the caller lent,
+/// after checking that it is open; the caller's own is never closed.
+///
+/// It is the file opened again (`ReOpenFile`, read-only, synchronous,
+/// sharing everything), not a duplicate: a duplicate shares the caller's
+/// file object, so a positional `ReadFile` through it would move the
+/// caller's file position, and through a handle the caller opened for
+/// overlapped I/O it would not even wait for its own read. Where the file
+/// cannot be opened again (the caller's handle denies sharing reads), the
+/// handle is duplicated after all, and copy reads move its position.
 pub(crate) fn clone_lent(handle: RawHandle) -> io::Result<File> {
     check_open(handle)?;
     // SAFETY: the handle was just checked to be open, and the caller
     // promised (see `Manager::make_cursor_handle`) to keep it open while
-    // the manager uses it; the borrow lasts one `DuplicateHandle`. If the
-    // caller breaks that promise and the value is reused, the identity
-    // check that follows every use of a lent handle refuses the other file.
+    // the manager uses it. ReOpenFile only reads it and returns a new
+    // handle or INVALID_HANDLE_VALUE. If the caller broke that promise and
+    // the value is reused, the identity check that follows every use of a
+    // lent handle refuses the other file.
+    let reopened = unsafe {
+        ReOpenFile(
+            handle,
+            GENERIC_READ,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            0,
+        )
+    };
+    if reopened != INVALID_HANDLE_VALUE {
+        // SAFETY: ReOpenFile succeeded, so `reopened` is a new open handle
+        // that nothing else owns.
+        return Ok(unsafe { File::from_raw_handle(reopened) });
+    }
+    // SAFETY: as above; the borrow lasts one `DuplicateHandle`.
     let borrowed = unsafe { BorrowedHandle::borrow_raw(handle) };
     borrowed.try_clone_to_owned().map(File::from)
 }
@@ -213,7 +237,7 @@ unsafe fn stat_handle(handle: HANDLE) -> io::Result<FileInfo> {
 /// Reads at `offset`. `ReadFile` with the offset given in its `OVERLAPPED`
 /// argument: each call reads at its own offset even when threads share the
 /// handle. It also moves the handle's file position, which the engine never
-/// uses.
+/// uses (and which is its own, not a lender's: see [`clone_lent`]).
 pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     file.seek_read(buf, offset)
 }
