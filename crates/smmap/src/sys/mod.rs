@@ -102,10 +102,12 @@ pub(crate) struct FileInfo {
 }
 
 /// A file's identity: device and inode on Unix, with the birth time where
-/// the file system records it (Linux's `statx`, macOS); volume serial number
-/// and file index on Windows. A path renamed over or replaced, or a
-/// descriptor number reused, shows up as another identity — even when a
-/// freed inode number is given to a new file (the birth time differs).
+/// the file system records it (Linux's `statx`, in builds against glibc;
+/// macOS); volume serial number and file index on Windows. A path renamed
+/// over or replaced, or a descriptor number reused, shows up as another
+/// identity — even when a freed inode number is given to a new file (the
+/// birth time differs), except where no birth time is read (other C
+/// libraries on Linux, the BSDs).
 /// Where a sandbox refuses `statx`, Linux reads identities with `fstatat`,
 /// without the birth time, for the rest of the process; so two identities
 /// are compared with [`FileId::is`], on what both have.
