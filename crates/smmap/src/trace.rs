@@ -115,6 +115,15 @@ impl Served {
 /// The bytes are written 64 KiB at a time and when the last clone (and the
 /// last manager and cursor using it) goes, or on [`flush`](Self::flush).
 ///
+/// Each path is one file of the trace, whichever manager's cursors read it;
+/// a lent descriptor is one per manager's entry of it.
+///
+/// A process that forks while recording: the child holds a copy of the
+/// parent's unwritten records and the same file, so a child that drops
+/// its last handle writes them, and an end record, into the parent's
+/// trace, which is then refused. In the child, [`std::mem::forget`] every
+/// handle (or leave with `_exit`), as the Python package does.
+///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = tempfile::tempdir()?;
@@ -144,13 +153,22 @@ impl std::fmt::Debug for Trace {
     }
 }
 
+/// What tells the files of a trace apart (see `Sink::files`).
+#[derive(PartialEq, Eq, Hash)]
+enum FileKey {
+    Path(std::path::PathBuf),
+    Lent(u64, u64),
+}
+
 struct Sink {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
-    /// Trace file ids by the manager's file entry serial numbers (several
-    /// managers may share a trace: their serials are told apart by the
-    /// manager's address).
-    files: HashMap<(usize, u64), u64>,
+    /// Trace file ids: by path for a file named by one (every cursor on a
+    /// path records the same file, whichever manager made it, and however
+    /// often its entry went and came back: the replay reads it by that
+    /// path), and by the manager's id and entry serial for a lent
+    /// descriptor (whose number may name another file later).
+    files: HashMap<FileKey, u64>,
     next_cursor: u64,
     /// The end of each cursor's previous read (offsets are coded against
     /// it).
@@ -217,11 +235,16 @@ impl Trace {
 
     /// A new cursor on the file of entry `serial` of manager `manager`
     /// (named `name`, of `size` bytes); returns its id.
-    pub(crate) fn cursor(&self, manager: usize, serial: u64, name: &PathOrFd, size: u64) -> u64 {
+    pub(crate) fn cursor(&self, manager: u64, serial: u64, name: &PathOrFd, size: u64) -> u64 {
         let mut s = self.sink();
+        let key = match name {
+            PathOrFd::Path(p) => FileKey::Path(p.clone()),
+            _ => FileKey::Lent(manager, serial),
+        };
         let next_file = s.files.len() as u64;
-        let file = *s.files.entry((manager, serial)).or_insert(next_file);
-        if file == next_file {
+        let file = *s.files.entry(key).or_insert(next_file);
+        // After the end record, nothing (the file's name neither).
+        if file == next_file && !s.finished {
             let name = name.to_string();
             s.put(TAG_FILE, &[file, size, name.len() as u64]);
             s.buf.extend_from_slice(name.as_bytes());
@@ -965,6 +988,59 @@ mod tests {
         let r = TraceReader::parse(&bytes).unwrap();
         assert_eq!(r.reads().count(), 1);
         assert_eq!(r.events().len(), 2);
+    }
+
+    /// A file met after the end record writes nothing either (its name
+    /// after the end record made the whole trace unreadable).
+    #[test]
+    fn a_file_met_after_the_end_leaves_the_trace_whole() {
+        let bytes = recorded(|t| {
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            t.read(a, Op::Byte, 5, 1, Served::Copied);
+            t.finish().unwrap();
+            let b = t.cursor(1, 2, &PathOrFd::from("a-file-met-late"), 100);
+            t.read(b, Op::Byte, 6, 1, Served::Copied);
+        });
+        let r = TraceReader::parse(&bytes).unwrap();
+        assert_eq!(r.files().len(), 1);
+        assert_eq!(r.reads().count(), 1);
+    }
+
+    /// One path is one file of the trace, whichever manager's cursor reads
+    /// it and however often its entry is made anew (another serial); a lent
+    /// descriptor is one file per manager entry, since its number may name
+    /// another file later.
+    #[test]
+    fn a_path_is_one_file_of_the_trace() {
+        let bytes = recorded(|t| {
+            t.cursor(1, 1, &PathOrFd::from("pack"), 100);
+            t.cursor(1, 9, &PathOrFd::from("pack"), 100);
+            t.cursor(2, 1, &PathOrFd::from("pack"), 100);
+            t.cursor(2, 2, &PathOrFd::from("idx"), 10);
+            #[cfg(unix)]
+            {
+                t.cursor(1, 3, &PathOrFd::Fd(5), 10);
+                t.cursor(1, 4, &PathOrFd::Fd(5), 10);
+                t.cursor(2, 3, &PathOrFd::Fd(5), 10);
+            }
+        });
+        let r = TraceReader::parse(&bytes).unwrap();
+        let names: Vec<_> = r.files().iter().map(|f| f.name.as_str()).collect();
+        let lent = if cfg!(unix) { 3 } else { 0 };
+        assert_eq!(names.len(), 2 + lent, "{names:?}");
+        assert_eq!(names[..2], ["pack", "idx"]);
+        let files: Vec<usize> = r
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Cursor { file, .. } => Some(*file),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files[..4], [0, 0, 0, 1]);
+        if cfg!(unix) {
+            assert_eq!(files[4..], [2, 3, 4]);
+        }
     }
 
     #[test]

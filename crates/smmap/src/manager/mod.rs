@@ -248,6 +248,9 @@ pub(crate) struct Shared {
     faults: faults::Faults,
     /// Where cursors record what they do, if anywhere.
     trace: Option<Trace>,
+    /// Tells this manager from every other one the process makes (see
+    /// [`id`](Self::id)).
+    id: u64,
 }
 
 impl Shared {
@@ -375,9 +378,11 @@ impl Shared {
         self.trace.as_ref()
     }
 
-    /// A number that tells this manager from others sharing a trace.
-    pub(crate) fn id(&self) -> usize {
-        std::ptr::from_ref(self) as usize
+    /// A number that tells this manager from others sharing a trace: never
+    /// given to another manager of the process, even once this one is gone
+    /// (an address would be).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -396,6 +401,13 @@ impl Manager {
                 counters: Counters::default(),
                 faults: faults::Faults::default(),
                 trace,
+                id: {
+                    // Not a protocol between threads (loom has no part in
+                    // it): a number handed out once.
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
             }),
         }
     }
