@@ -1434,6 +1434,58 @@ fn bench_replay_runs_a_trace_under_limits_and_a_sweep() {
     assert!(std::fs::read_to_string(&svg).unwrap().contains("Belady"));
 }
 
+/// The engine's hit ratio and MIN's count the same accesses: a copy read
+/// spanning four windows is four, a buffer's first map none. Read twice
+/// with room for every window, half the accesses hit, on both sides.
+#[test]
+fn bench_replay_counts_hits_as_min_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.bin");
+    std::fs::write(&data, vec![3u8; 8 * 65536]).unwrap();
+    let trace = dir.path().join("spans.trace");
+    {
+        let m = smmap::SlidingWindowMapManager::builder()
+            .window_size(64 * 1024)
+            .read_policy(smmap::ReadPolicy::AlwaysMap)
+            .trace(smmap::Trace::create(&trace).unwrap())
+            .build();
+        let mut b =
+            smmap::SlidingWindowMapBuffer::new(m.make_cursor(&data).unwrap(), 0, u64::MAX).unwrap();
+        let mut out = vec![0u8; 4 * 65536];
+        for _ in 0..2 {
+            b.read_exact_at(65536, &mut out).unwrap();
+        }
+    }
+    let json = ok(&[
+        "bench",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--window",
+        "64KiB",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let p = &v["points"][0];
+    assert_eq!(p["belady_hit_ratio"].as_f64(), Some(0.5), "{p}");
+    let adaptive = &p["methods"]["adaptive"];
+    assert_eq!(
+        (adaptive["hit_ratio"].as_f64(), adaptive["maps"].as_u64()),
+        (Some(0.5), Some(4)),
+        "{p}"
+    );
+    // Always-map also maps the buffer's first window, which no read asks
+    // for: a miss more, 1 − 5/8.
+    let always = &p["methods"]["always_map"];
+    assert_eq!(
+        (always["hit_ratio"].as_f64(), always["maps"].as_u64()),
+        (Some(0.375), Some(5)),
+        "{p}"
+    );
+}
+
 #[test]
 fn bench_replay_errors_name_the_trace_and_the_files() {
     let dir = tempfile::tempdir().unwrap();

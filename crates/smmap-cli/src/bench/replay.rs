@@ -75,9 +75,12 @@ impl How {
 struct Result {
     /// Best time per read, nanoseconds.
     ns_per_read: f64,
-    /// Reads served by a window already mapped (or a copy held): `1 −
-    /// (maps + preads + failed reads) / reads`; 1 for the raw map, 0 for
-    /// `pread`.
+    /// Window accesses served by a window already mapped (or a copy
+    /// held): `1 − (maps + preads + failed reads) / accesses`, where the
+    /// accesses are counted as MIN counts them — each window a read touches
+    /// (a copy read spanning three windows is three; a cursor's read is
+    /// the window at its offset; a buffer's first map is none; a read past
+    /// the end is none); 1 for the raw map, 0 for `pread`.
     hit_ratio: f64,
     /// Reads that failed (the engine's error; a limit the program's own
     /// cursors exceed, say), counted as misses.
@@ -161,7 +164,10 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     let page = *smmap::ALLOCATIONGRANULARITY;
     let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
     let accesses = belady::accesses(&reads_of(&reader), &sizes, slot, page);
-    let plan = plan(&reader, slot);
+    let plan = Plan {
+        bytes: plan(&reader, slot),
+        touched: accesses.iter().filter(|a| !a.is_release()).count() as u64,
+    };
     // Each cursor alive at once may hold a region: fewer mappings than that
     // fail the program's own reads, whatever the policy.
     let held_at_once = cursors_at_once(&reader);
@@ -345,8 +351,14 @@ fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
                     out.push(belady::Read {
                         file: file as u32,
                         offset,
-                        // As long as the replay reads (see `plan`).
-                        len: len.clamp(1, READ_MAX),
+                        // The windows the replay touches (`TraceReader::
+                        // replay`): a copy read, every window of its bytes
+                        // (at most 1 GiB of them); any other read, the
+                        // window at its offset.
+                        len: match op {
+                            Op::ReadAt => len.min(1 << 30),
+                            _ => 1,
+                        },
                         cursor: Some(cursor as u32),
                         must_map: op == Op::Map,
                     });
@@ -478,6 +490,14 @@ fn manager(l: Limits, policy: ReadPolicy) -> Manager {
         .into()
 }
 
+/// What a replay reads: the bytes each read reads, and how many window
+/// accesses the reads make (counted as MIN counts them: the hit ratios'
+/// denominator, the engine's as MIN's).
+struct Plan {
+    bytes: Vec<u32>,
+    touched: u64,
+}
+
 /// Replays the trace once as `how` says; times it; returns the sum of the
 /// bytes read. Through the engine, each read reads the bytes `plan` says
 /// of it, or fewer if its answer holds fewer (a view ends where its region
@@ -486,13 +506,13 @@ fn manager(l: Limits, policy: ReadPolicy) -> Manager {
 fn replay_once(
     how: How,
     reader: &TraceReader,
-    plan: &[u32],
+    plan: &Plan,
     read: &mut Vec<u32>,
     paths: &[PathBuf],
     files: &Files,
     limits: Limits,
 ) -> anyhow::Result<(Result, u64)> {
-    let reads = plan.len() as u64;
+    let reads = plan.bytes.len() as u64;
     let per_read = |t: Duration| t.as_nanos() as f64 / reads.max(1) as f64;
     let mut sum = 0u64;
     let add = |sum: u64, bytes: &[u8]| bytes.iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
@@ -507,12 +527,12 @@ fn replay_once(
             let mut failed = 0u64;
             let mut first_error = None;
             read.clear();
-            read.resize(plan.len(), 0);
+            read.resize(plan.bytes.len(), 0);
             let start = Instant::now();
             reader
                 .replay(&m, paths, |r| match r.bytes {
                     Ok(b) => {
-                        let n = (plan[r.index] as usize).min(b.len());
+                        let n = (plan.bytes[r.index] as usize).min(b.len());
                         sum = add(sum, &b[..n]);
                         read[r.index] = n as u32;
                     }
@@ -526,7 +546,7 @@ fn replay_once(
             let s = m.stats();
             let result = Result {
                 ns_per_read: per_read(t),
-                hit_ratio: (1.0 - (s.maps + s.preads + failed) as f64 / reads.max(1) as f64)
+                hit_ratio: (1.0 - (s.maps + s.preads + failed) as f64 / plan.touched.max(1) as f64)
                     .max(0.0),
                 failed_reads: failed,
                 first_error,
@@ -886,17 +906,17 @@ mod tests {
         t
     }
 
-    /// A read to the end of a huge file is seen by MIN as long as the
-    /// replay reads it (not as 2³² windows to allocate).
+    /// A read to the end of a huge file touches for MIN the windows the
+    /// replay touches: a chunk, the window at its offset; a copy, the
+    /// windows of the most the replay copies (1 GiB, not 2³² windows).
     #[test]
     fn a_read_of_any_length_costs_min_what_the_replay_reads() {
-        for op in [2, 3] {
+        for (op, windows) in [(2, 1), (3, (1 << 30) / (64 << 10))] {
             let t = TraceReader::from_bytes("t", &by_hand(1, 1 << 43, op, u64::MAX)).unwrap();
             let reads = reads_of(&t);
             assert_eq!(reads.len(), 1);
-            assert_eq!(reads[0].len, READ_MAX);
             let accesses = belady::accesses(&reads, &[1 << 43], 64 << 10, 4096);
-            assert_eq!(accesses.len() as u64, READ_MAX / (64 << 10));
+            assert_eq!(accesses.len() as u64, windows, "op {op}");
         }
     }
 
