@@ -748,8 +748,9 @@ fn write_table(out: &mut impl Write, r: &Replay) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "hit: reads served by a window already mapped; MIN: Belady's MIN with bypass over the same reads \
-         under the same limits, offline (with windows of different sizes a reference, not a proven optimum)."
+        "hit: window accesses served by a window already mapped (each window a read touches, as MIN counts \
+         them); MIN: Belady's MIN with bypass over the same reads under the same limits, offline (with \
+         windows of different sizes a reference, not a proven optimum)."
     )?;
     if let Some(p) = half_point(r) {
         let m = |k: &str| p.methods[k].hit_ratio;
