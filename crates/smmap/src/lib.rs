@@ -50,7 +50,12 @@
 //!
 //! - `max_open_handles` — live mappings — is never exceeded: when every
 //!   region is in use by a cursor, a new window is an
-//!   [`Error::HandleLimit`]. Its default, and its ceiling, is
+//!   [`Error::HandleLimit`]. "In use", as the evictor's hand sees it in one
+//!   sweep: each region held by a cursor, or taken since the hand last
+//!   passed it (a cursor that switches between windows already mapped
+//!   takes and gives back without the hand seeing it idle) — CLOCK's second
+//!   chance, which spares a region twice at most — with no window being
+//!   mapped by another thread meanwhile. Its default, and its ceiling, is
 //!   [`default_max_open_handles`]: half the kernel's map limit
 //!   (`vm.max_map_count`), because a process whose mappings use up the
 //!   kernel's limit fails in its allocator before anyone can evict. A

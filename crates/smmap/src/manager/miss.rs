@@ -388,6 +388,13 @@ impl Shared {
             if copies {
                 return Ok(Room::Copy);
             }
+            // `need` was taken before the walk: a cell another thread held
+            // then (a mapping that failed since, a reservation given back
+            // for want of bytes) may be free now. Only a limit still
+            // reached is an error; otherwise look again.
+            if need.handle && self.cells.used() < self.limits.max_open_handles {
+                continue;
+            }
             if need.handle {
                 return Err(Error::HandleLimit {
                     file: entry.pinned().given().clone(),
