@@ -664,3 +664,50 @@ fn a_typed_read_reports_a_failed_map_once() {
     assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
     m.verify_invariants().unwrap();
 }
+
+/// A miss that panics in the middle (a bug's panic, injected where the
+/// window would be mapped) gives up its pending window, its handle and its
+/// bytes as it unwinds: a thread asking for the same window maps it
+/// instead of waiting for good, and every handle can be used again.
+#[test]
+fn a_miss_that_panics_gives_up_its_window_and_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 17, 4 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(2)
+        .max_memory_size(2 * g())
+        .build();
+    let mut c = m.make_cursor(&path).unwrap();
+    m.panic_next_maps(1);
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = c.use_region(g(), 1);
+    }));
+    assert!(unwound.is_err(), "the injected panic");
+    drop(c);
+    m.verify_invariants().unwrap();
+    // On another thread, with a watchdog: a wait for good fails the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (m2, p2) = (m.clone(), path.clone());
+    std::thread::spawn(move || {
+        let mut a = m2.make_cursor(&p2).unwrap();
+        let mut b = m2.make_cursor(&p2).unwrap();
+        let got = (|| {
+            a.use_region(g(), 1)?;
+            b.use_region(3 * g(), 1)?;
+            Ok::<_, Error>((a.buffer()[0], b.buffer()[0]))
+        })();
+        tx.send(got.map_err(|e| e.to_string())).unwrap();
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("a read of the window waited for good");
+    assert_eq!(
+        got.unwrap(),
+        (bytes[g() as usize], bytes[3 * g() as usize]),
+        "both handles mapped"
+    );
+    m.verify_invariants().unwrap();
+    let s = m.stats();
+    assert_eq!((s.windows, s.maps), (2, 2), "{s:?}");
+}

@@ -14,6 +14,10 @@ use crate::window::MapWindow;
 pub(super) struct Faults {
     #[cfg(feature = "fault-injection")]
     armed: std::sync::atomic::AtomicU64,
+    /// Mappings still to panic in place of (a bug's panic, for the tests
+    /// of what a miss that unwinds leaves).
+    #[cfg(feature = "fault-injection")]
+    panics: std::sync::atomic::AtomicU32,
 }
 
 impl Faults {
@@ -27,12 +31,26 @@ impl Faults {
         );
     }
 
-    /// A refusal to return instead of mapping, if one is armed.
+    /// Arms `count` panics in place of mappings.
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn arm_panics(&self, count: u32) {
+        self.panics
+            .store(count, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A refusal to return instead of mapping, if one is armed (or a panic,
+    /// if one is).
     #[inline]
     pub(super) fn take(&self) -> Option<Result<MapRegion>> {
         #[cfg(feature = "fault-injection")]
         {
             use std::sync::atomic::Ordering::Relaxed;
+            let panic = self
+                .panics
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            if panic.is_ok() {
+                panic!("a panic injected in place of a mapping");
+            }
             let mut w = self.armed.load(Relaxed);
             while w >> 32 > 0 {
                 match self

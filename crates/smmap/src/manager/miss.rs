@@ -68,6 +68,37 @@ impl Desc<'_> {
     }
 }
 
+/// A window placed pending by a miss, and the room reserved for it: given
+/// up when dropped (the miss found it will not map it, or unwound) unless
+/// [`mapped`](Self::mapped) first.
+struct Pending<'a> {
+    shared: &'a Shared,
+    entry: &'a FileEntry,
+    /// Where the window starts (its slot's key).
+    start: u64,
+    /// Its cell and bytes, once reserved.
+    room: Option<(u32, u64)>,
+}
+
+impl Pending<'_> {
+    /// The window is mapped, to be published: nothing to give up.
+    fn mapped(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let s = self.shared;
+        s.abandon(self.entry, self.start);
+        if let Some((cell, cost)) = self.room {
+            s.ledger.free(cost);
+            s.cells.free(cell);
+            s.room.changed();
+        }
+    }
+}
+
 /// What reserving room concluded.
 enum Room<'a> {
     /// This cell and the window's bytes are reserved; with the hand, if
@@ -124,6 +155,16 @@ impl Shared {
             Placed::Found(lease) => return Ok(Fetched::Mapped(lease, Served::Mapped)),
             Placed::Pending(window, desc) => (window, desc),
         };
+        // From here the window's slot is pending, and then its cell and
+        // bytes reserved, until it is published or given up: if this
+        // thread unwinds (a panic) meanwhile, they are given up all the
+        // same, so that no thread waits for the window for good.
+        let mut pending = Pending {
+            shared: self,
+            entry,
+            start: window.ofs,
+            room: None,
+        };
         self.counters.add(Counter::Misses, 1);
         self.release(previous);
         let cost = page_cost(window.size);
@@ -136,15 +177,16 @@ impl Shared {
         let (cell, mut hand) = match self.reserve(entry, offset, cost, copies.is_some(), admitted) {
             Ok(Room::Cell(cell, hand)) => (cell, hand),
             Ok(Room::Copy) => {
-                self.abandon(entry, window.ofs);
+                drop(pending);
                 drop(desc);
                 return self.copy(entry, copies.expect("only a copy read copies"));
             }
             Err(e) => {
-                self.abandon(entry, window.ofs);
+                drop(pending);
                 return Err(e);
             }
         };
+        pending.room = Some((cell, cost));
         let mut retried = false;
         loop {
             let mapped = self
@@ -156,6 +198,7 @@ impl Shared {
                 .map_err(|e| self.faults.name(e, entry.pinned(), window));
             match mapped {
                 Ok(region) => {
+                    pending.mapped();
                     let lease = self.publish(entry, cell, region, admitted.is_some());
                     drop(hand);
                     return Ok(Fetched::Mapped(lease, Served::NewWindow));
@@ -182,10 +225,7 @@ impl Shared {
                         continue;
                     }
                     drop(hand);
-                    self.abandon(entry, window.ofs);
-                    self.ledger.free(cost);
-                    self.cells.free(cell);
-                    self.room.changed();
+                    drop(pending);
                     return Err(e);
                 }
             }

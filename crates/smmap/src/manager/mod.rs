@@ -493,6 +493,14 @@ impl Manager {
         self.shared.faults.arm(count, errno);
     }
 
+    /// Makes the next `count` mappings panic instead, as a bug in the
+    /// middle of a miss would: for tests that a miss that unwinds gives up
+    /// its window and its room. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_next_maps(&self, count: u32) {
+        self.shared.faults.arm_panics(count);
+    }
+
     /// Unmaps every region no cursor uses, and closes every descriptor the
     /// manager keeps (once the reads through them end; they are opened
     /// again when needed, and then checked to be the same files); returns
