@@ -1484,6 +1484,36 @@ fn bench_replay_counts_hits_as_min_does() {
         (Some(0.375), Some(5)),
         "{p}"
     );
+    // With room for no window, every access misses, for MIN as for the
+    // engine, which copies each read whole: one copy, four windows.
+    let json = ok(&[
+        "bench",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--window",
+        "64KiB",
+        "--max-handles",
+        "1",
+        "--max-memory",
+        "4KiB",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let p = &v["points"][0];
+    assert_eq!(p["belady_hit_ratio"].as_f64(), Some(0.0), "{p}");
+    let adaptive = &p["methods"]["adaptive"];
+    assert_eq!(
+        (
+            adaptive["hit_ratio"].as_f64(),
+            adaptive["maps"].as_u64(),
+            adaptive["preads"].as_u64()
+        ),
+        (Some(0.0), Some(0), Some(2)),
+        "{p}"
+    );
 }
 
 #[test]

@@ -331,8 +331,8 @@ impl PyStaticManager {
     /// Counters of what the manager has done (an extension: not in smmap
     /// 6.0.0), every one the engine keeps: hits, misses, maps, evictions,
     /// waits for other threads, reads served by `pread` instead of a
-    /// mapping (`preads`, `pread_bytes`) and windows mapped once proven hot
-    /// (`ghost_hits`), descriptors opened and kept, current and peak mapped
+    /// mapping (`preads`, `pread_bytes`, `pread_windows`) and windows
+    /// mapped once proven hot (`ghost_hits`), descriptors opened and kept, current and peak mapped
     /// bytes and windows, bytes charged against the memory limit (whole
     /// pages), and more.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -20,8 +20,9 @@ use crate::sys::{self, FileId, FileInfo, FileKind};
 /// manager keeps that descriptor (see
 /// [`ManagerBuilder::max_open_files`](crate::ManagerBuilder::max_open_files)).
 /// A descriptor or handle is borrowed: the manager never closes it (it
-/// keeps a duplicate of its own), and it must stay open while the manager
-/// may need to duplicate it again.
+/// keeps a descriptor of its own: a duplicate on Unix, the file opened
+/// again from the handle on Windows), and it must stay open while the
+/// manager may need another.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PathOrFd {
     /// A file system path.
@@ -172,9 +173,9 @@ impl PinnedFile {
     }
 
     /// A descriptor of the pinned file, owned by the engine, with what
-    /// `fstat` says of it now: the path opened without blocking, or a
-    /// duplicate of the caller's descriptor (the caller's own is never
-    /// closed). Reading or mapping through it reads the pinned file even if
+    /// `fstat` says of it now: the path opened without blocking, or the
+    /// engine's own descriptor of the caller's file (`sys::clone_lent`;
+    /// the caller's own is never closed). Reading or mapping through it reads the pinned file even if
     /// its path is renamed over later. Errors: it cannot be opened, it is
     /// not a regular file, or it is another file than the one pinned
     /// ([`Error::Replaced`]).
@@ -206,8 +207,9 @@ impl PinnedFile {
 impl PinnedFile {
     /// The size now of the file behind `desc`, a descriptor [`Self::open`]
     /// gave: through the cheapest call the system has when the engine
-    /// opened the path itself, through `fstat` when `desc` duplicates a
-    /// descriptor the caller lent (whose file position it shares).
+    /// opened the path itself, through `fstat` when `desc` stands for a
+    /// descriptor the caller lent (a duplicate, on Unix, shares its file
+    /// position).
     pub(crate) fn size_now(&self, desc: &File) -> Result<u64> {
         match self.given.name() {
             Name::Path(_) => sys::private_size(desc),

@@ -62,6 +62,11 @@ stats! {
     preads: u64,
     /// Bytes those reads copied.
     pread_bytes: u64,
+    /// Windows those reads reached into: each window from a copy read's
+    /// offset to as far as its copy goes, once per copy (a copy of the rest
+    /// of a long read may cover several) — about the windows the reads
+    /// would have mapped.
+    pread_windows: u64,
     /// Windows a copy read mapped, evicting another, because they proved
     /// hotter than it (asked for at least 5 times lately, and more often
     /// than it).

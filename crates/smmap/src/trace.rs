@@ -740,8 +740,9 @@ impl TraceReader {
                     if c.file_size() < Some(want) {
                         return Err(crate::Error::OutOfRange {
                             file: c.path_or_fd().cloned().unwrap_or(PathOrFd::UNNAMED),
-                            // The last byte of the traced file.
-                            offset: want - 1,
+                            // The first byte of the traced file this
+                            // one lacks.
+                            offset: c.file_size().unwrap_or(0),
                             view: None,
                             size: c.file_size().unwrap_or(0),
                         });

@@ -76,7 +76,9 @@ struct Result {
     /// Best time per read, nanoseconds.
     ns_per_read: f64,
     /// Window accesses served by a window already mapped (or a copy
-    /// held): `1 − (maps + preads + failed reads) / accesses`, where the
+    /// held): `1 − (maps + windows copied + failed reads) / accesses`
+    /// (`Stats::pread_windows`: a copy spanning three windows is three
+    /// misses), where the
     /// accesses are counted as MIN counts them — each window a read touches
     /// (a copy read spanning three windows is three; a cursor's read is
     /// the window at its offset; a buffer's first map is none; a read past
@@ -322,8 +324,9 @@ fn read_at_most(from: impl Read, path: &Path, gzip: bool) -> anyhow::Result<Vec<
 
 /// The reads of the trace as MIN sees them: each by its cursor, which
 /// holds the window it maps; a cursor's `use_region` must map; a release
-/// or a drop lets the cursor's window go. A read with no length touches its
-/// offset's window; a buffer's first map is not a read of its own.
+/// or a drop lets the cursor's window go. A copy read touches every window
+/// of its bytes (none for no bytes); any other read, its offset's window;
+/// a buffer's first map is not a read of its own.
 fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
     let mut file_of = std::collections::HashMap::new();
     let mut out = Vec::new();
@@ -546,7 +549,8 @@ fn replay_once(
             let s = m.stats();
             let result = Result {
                 ns_per_read: per_read(t),
-                hit_ratio: (1.0 - (s.maps + s.preads + failed) as f64 / plan.touched.max(1) as f64)
+                hit_ratio: (1.0
+                    - (s.maps + s.pread_windows + failed) as f64 / plan.touched.max(1) as f64)
                     .max(0.0),
                 failed_reads: failed,
                 first_error,

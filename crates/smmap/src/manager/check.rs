@@ -28,6 +28,7 @@ pub(super) fn stats(s: &Shared) -> Stats {
         waits: c.get(Counter::Waits),
         preads: c.get(Counter::Preads),
         pread_bytes: c.get(Counter::PreadBytes),
+        pread_windows: c.get(Counter::PreadWindows),
         ghost_hits: c.get(Counter::GhostHits),
         fd_opens: c.get(Counter::FdOpens),
         evictions: c.get(Counter::Evictions),

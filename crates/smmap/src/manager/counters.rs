@@ -24,6 +24,7 @@ pub(crate) enum Counter {
     Waits,
     Preads,
     PreadBytes,
+    PreadWindows,
     GhostHits,
     FdOpens,
     Evictions,

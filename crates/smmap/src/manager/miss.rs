@@ -146,7 +146,7 @@ impl Shared {
             if !self.has_room(entry, offset) {
                 if !self.sketch.may_admit(asks) {
                     self.counters.add(Counter::Misses, 1);
-                    return self.copy(entry, len);
+                    return self.copy(entry, offset, len);
                 }
                 admitted = Some(asks);
             }
@@ -179,7 +179,7 @@ impl Shared {
             Ok(Room::Copy) => {
                 drop(pending);
                 drop(desc);
-                return self.copy(entry, copies.expect("only a copy read copies"));
+                return self.copy(entry, offset, copies.expect("only a copy read copies"));
             }
             Err(e) => {
                 drop(pending);
@@ -242,10 +242,17 @@ impl Shared {
     }
 
     /// A copy of `len` bytes through the file's descriptor.
-    fn copy<'e>(&self, entry: &'e Arc<FileEntry>, len: u64) -> Result<Fetched<'e>> {
+    fn copy<'e>(&self, entry: &'e Arc<FileEntry>, offset: u64, len: u64) -> Result<Fetched<'e>> {
         let desc = self.desc(entry)?;
         self.counters.add(Counter::Preads, 1);
         self.counters.add(Counter::PreadBytes, len);
+        let w = self.limits.slot_window();
+        let windows = if w == u64::MAX || len == 0 {
+            1
+        } else {
+            (offset.saturating_add(len) - 1) / w - offset / w + 1
+        };
+        self.counters.add(Counter::PreadWindows, windows);
         Ok(Fetched::Copy { desc, len })
     }
 

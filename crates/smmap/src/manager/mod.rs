@@ -471,8 +471,11 @@ impl Manager {
     }
 
     /// A cursor on the open file handle `handle`, which stays the caller's:
-    /// it is never closed by the manager (which keeps a duplicate), and must
-    /// stay open while the manager may duplicate it again.
+    /// it is never closed by the manager, which keeps a handle of its own
+    /// on the file (opened again from it, so that the engine's reads never
+    /// move the caller's file position; a duplicate where the caller's
+    /// handle shares no reads), and must stay open while the manager may
+    /// need another.
     ///
     /// Handle values are recycled; the manager tells files apart by volume
     /// and file index, so a handle value now naming another file gets

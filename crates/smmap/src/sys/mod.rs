@@ -16,7 +16,9 @@
 //!   of a path (not opened for reading), an open file or a lent descriptor;
 //! - `private_size`: the size of a file the engine opened itself, as
 //!   cheaply as the system tells it (it may move the file position);
-//! - `clone_lent`: an owned duplicate of a lent descriptor, if it is open;
+//! - `clone_lent`: an owned descriptor of a lent descriptor's file, if it
+//!   is open (a duplicate on Unix; on Windows the file opened again from
+//!   the handle, with a position of its own);
 //! - `read_at`: a positional read that leaves no state behind that the
 //!   engine relies on;
 //! - `advise`: an access hint for a mapping, where the system takes one;
