@@ -104,6 +104,7 @@ impl WindowCursor {
                 shared.id(),
                 entry.serial(),
                 file.file().given(),
+                file.file().resolved(),
                 file.size(),
             )
         });

@@ -164,6 +164,11 @@ impl PinnedFile {
         &self.given
     }
 
+    /// The absolute path the name was resolved to, where it is a path.
+    pub(crate) fn resolved(&self) -> Option<&Path> {
+        self.resolved.as_deref()
+    }
+
     pub(crate) fn key(&self) -> FileKey {
         match (&self.given, &self.resolved) {
             (_, Some(abs)) => FileKey::Path(abs.clone()),

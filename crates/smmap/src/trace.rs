@@ -115,7 +115,9 @@ impl Served {
 /// The bytes are written 64 KiB at a time and when the last clone (and the
 /// last manager and cursor using it) goes, or on [`flush`](Self::flush).
 ///
-/// Each path is one file of the trace, whichever manager's cursors read it;
+/// Each path is one file of the trace, whichever manager's cursors read it
+/// (told apart by the absolute path it was resolved to, so one relative
+/// name met again after a `chdir` is another file, under the same name);
 /// a lent descriptor is one per manager's entry of it.
 ///
 /// A process that forks while recording: the child holds a copy of the
@@ -163,10 +165,12 @@ enum FileKey {
 struct Sink {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
-    /// Trace file ids: by path for a file named by one (every cursor on a
-    /// path records the same file, whichever manager made it, and however
-    /// often its entry went and came back: the replay reads it by that
-    /// path), and by the manager's id and entry serial for a lent
+    /// Trace file ids: by the absolute path a name was resolved to for a
+    /// file named by one (every cursor on a path records the same file,
+    /// whichever manager made it, and however often its entry went and
+    /// came back: the replay reads it by that path; a relative name met
+    /// again after a `chdir` is another file, recorded under the same
+    /// name), and by the manager's id and entry serial for a lent
     /// descriptor (whose number may name another file later).
     files: HashMap<FileKey, u64>,
     next_cursor: u64,
@@ -234,12 +238,21 @@ impl Trace {
     }
 
     /// A new cursor on the file of entry `serial` of manager `manager`
-    /// (named `name`, of `size` bytes); returns its id.
-    pub(crate) fn cursor(&self, manager: u64, serial: u64, name: &PathOrFd, size: u64) -> u64 {
+    /// (named `name`, resolved to the absolute path `resolved` where it is
+    /// a path, of `size` bytes); returns its id.
+    pub(crate) fn cursor(
+        &self,
+        manager: u64,
+        serial: u64,
+        name: &PathOrFd,
+        resolved: Option<&Path>,
+        size: u64,
+    ) -> u64 {
         let mut s = self.sink();
-        let key = match name {
-            PathOrFd::Path(p) => FileKey::Path(p.clone()),
-            _ => FileKey::Lent(manager, serial),
+        let key = match (resolved, name) {
+            (Some(abs), _) => FileKey::Path(abs.to_owned()),
+            (None, PathOrFd::Path(p)) => FileKey::Path(p.clone()),
+            (None, _) => FileKey::Lent(manager, serial),
         };
         let next_file = s.files.len() as u64;
         let file = *s.files.entry(key).or_insert(next_file);
@@ -907,14 +920,14 @@ mod tests {
     #[test]
     fn records_decode_as_written() {
         let bytes = recorded(|t| {
-            let a = t.cursor(1, 7, &PathOrFd::from("pack"), 1 << 40);
+            let a = t.cursor(1, 7, &PathOrFd::from("pack"), None, 1 << 40);
             t.read(a, Op::Byte, 5, 1, Served::Copied);
             t.read(a, Op::Chunk, 1 << 39, 4096, Served::NewWindow);
             let b = t.clone_cursor(a);
             t.read(b, Op::Map, 3, 0, Served::Mapped);
             t.release(a);
             t.collect();
-            let c = t.cursor(2, 7, &PathOrFd::from("other"), 10);
+            let c = t.cursor(2, 7, &PathOrFd::from("other"), None, 10);
             t.read(c, Op::ReadAt, 9, 1, Served::Held);
             t.drop_cursor(b);
         });
@@ -980,7 +993,7 @@ mod tests {
     #[test]
     fn a_finished_trace_is_whole_and_records_nothing_more() {
         let bytes = recorded(|t| {
-            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), None, 100);
             t.read(a, Op::Byte, 5, 1, Served::Copied);
             t.finish().unwrap();
             t.read(a, Op::Byte, 6, 1, Served::Copied);
@@ -996,10 +1009,10 @@ mod tests {
     #[test]
     fn a_file_met_after_the_end_leaves_the_trace_whole() {
         let bytes = recorded(|t| {
-            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), None, 100);
             t.read(a, Op::Byte, 5, 1, Served::Copied);
             t.finish().unwrap();
-            let b = t.cursor(1, 2, &PathOrFd::from("a-file-met-late"), 100);
+            let b = t.cursor(1, 2, &PathOrFd::from("a-file-met-late"), None, 100);
             t.read(b, Op::Byte, 6, 1, Served::Copied);
         });
         let r = TraceReader::parse(&bytes).unwrap();
@@ -1008,28 +1021,34 @@ mod tests {
     }
 
     /// One path is one file of the trace, whichever manager's cursor reads
-    /// it and however often its entry is made anew (another serial); a lent
+    /// it and however often its entry is made anew (another serial); one
+    /// relative name resolved to two files is two files of the trace; a lent
     /// descriptor is one file per manager entry, since its number may name
     /// another file later.
     #[test]
     fn a_path_is_one_file_of_the_trace() {
         let bytes = recorded(|t| {
-            t.cursor(1, 1, &PathOrFd::from("pack"), 100);
-            t.cursor(1, 9, &PathOrFd::from("pack"), 100);
-            t.cursor(2, 1, &PathOrFd::from("pack"), 100);
-            t.cursor(2, 2, &PathOrFd::from("idx"), 10);
+            t.cursor(1, 1, &PathOrFd::from("pack"), None, 100);
+            t.cursor(1, 9, &PathOrFd::from("pack"), None, 100);
+            t.cursor(2, 1, &PathOrFd::from("pack"), None, 100);
+            t.cursor(2, 2, &PathOrFd::from("idx"), None, 10);
+            // One relative name, resolved in two working directories.
+            let (a, b) = (Path::new("/a/data"), Path::new("/b/data"));
+            t.cursor(1, 5, &PathOrFd::from("data"), Some(a), 10);
+            t.cursor(2, 5, &PathOrFd::from("data"), Some(a), 10);
+            t.cursor(1, 6, &PathOrFd::from("data"), Some(b), 10);
             #[cfg(unix)]
             {
-                t.cursor(1, 3, &PathOrFd::Fd(5), 10);
-                t.cursor(1, 4, &PathOrFd::Fd(5), 10);
-                t.cursor(2, 3, &PathOrFd::Fd(5), 10);
+                t.cursor(1, 3, &PathOrFd::Fd(5), None, 10);
+                t.cursor(1, 4, &PathOrFd::Fd(5), None, 10);
+                t.cursor(2, 3, &PathOrFd::Fd(5), None, 10);
             }
         });
         let r = TraceReader::parse(&bytes).unwrap();
         let names: Vec<_> = r.files().iter().map(|f| f.name.as_str()).collect();
         let lent = if cfg!(unix) { 3 } else { 0 };
-        assert_eq!(names.len(), 2 + lent, "{names:?}");
-        assert_eq!(names[..2], ["pack", "idx"]);
+        assert_eq!(names.len(), 4 + lent, "{names:?}");
+        assert_eq!(names[..4], ["pack", "idx", "data", "data"]);
         let files: Vec<usize> = r
             .events()
             .iter()
@@ -1038,16 +1057,16 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(files[..4], [0, 0, 0, 1]);
+        assert_eq!(files[..7], [0, 0, 0, 1, 2, 2, 3]);
         if cfg!(unix) {
-            assert_eq!(files[4..], [2, 3, 4]);
+            assert_eq!(files[7..], [4, 5, 6]);
         }
     }
 
     #[test]
     fn truncated_and_corrupt_traces_say_where() {
         let good = recorded(|t| {
-            let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+            let a = t.cursor(1, 1, &PathOrFd::from("f"), None, 100);
             t.read(a, Op::Byte, 5, 1, Served::Copied);
         });
         assert!(TraceReader::parse(&good).is_ok());
@@ -1141,7 +1160,7 @@ mod tests {
             }
         }
         let t = Trace::to_writer(Full);
-        let a = t.cursor(1, 1, &PathOrFd::from("f"), 100);
+        let a = t.cursor(1, 1, &PathOrFd::from("f"), None, 100);
         assert!(t.finish().is_err(), "finishing reports the write error too");
         t.read(a, Op::Byte, 5, 1, Served::Copied);
         let e = t.flush().unwrap_err();

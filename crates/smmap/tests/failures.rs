@@ -346,8 +346,8 @@ fn mkfifo(path: &Path) {
 }
 
 /// A relative path is resolved when the manager first meets it: a later
-/// `chdir` does not point it at another file. (In a child process: the
-/// working directory is the whole process's.)
+/// `chdir` does not point it at another file, in reads or in the trace.
+/// (In a child process: the working directory is the whole process's.)
 #[test]
 fn a_relative_path_is_resolved_once() {
     in_child("a_relative_path_is_resolved_once", || {
@@ -356,7 +356,11 @@ fn a_relative_path_is_resolved_once() {
         let (_, bytes_a) = make_file(a.path(), "data", 9, 4 * g());
         make_file(b.path(), "data", 10, 4 * g());
         std::env::set_current_dir(a.path()).unwrap();
-        let m = SlidingWindowMapManager::builder().window_size(g()).build();
+        let trace_path = a.path().join("reads.trace");
+        let m = SlidingWindowMapManager::builder()
+            .window_size(g())
+            .trace(smmap::Trace::create(&trace_path).unwrap())
+            .build();
         let mut c = m.make_cursor("data").unwrap();
         c.use_region(0, 0).unwrap();
         std::env::set_current_dir(b.path()).unwrap();
@@ -368,6 +372,11 @@ fn a_relative_path_is_resolved_once() {
         cb.use_region(0, 0).unwrap();
         assert_ne!(cb.buffer(), &bytes_a[..g() as usize]);
         assert_eq!(m.num_open_files(), 2);
+        // The trace tells them apart too, each under the name given.
+        drop((c, cb, m));
+        let trace = smmap::TraceReader::open(&trace_path).unwrap();
+        let names: Vec<_> = trace.files().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["data", "data"]);
     });
 }
 
