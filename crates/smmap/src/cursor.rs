@@ -348,10 +348,15 @@ impl WindowCursor {
         }
         served?;
         Ok(self
-            .held
-            .tail(offset)
-            .or_else(|| self.copy.tail(offset))
+            .chunk_held(offset)
             .expect("the region or the copy holds the offset obtained for"))
+    }
+
+    /// The bytes from `offset` to the end of the region or copy holding it,
+    /// if one does: what [`chunk_for`](Self::chunk_for) gave last, again,
+    /// not counted or recorded a second time.
+    pub(crate) fn chunk_held(&self, offset: u64) -> Option<&[u8]> {
+        self.held.tail(offset).or_else(|| self.copy.tail(offset))
     }
 
     /// Makes the region or the copy hold `offset`: a hit if one does, or
@@ -396,7 +401,7 @@ impl WindowCursor {
             &mut self.len,
             offset,
             wanted,
-            Want::Bytes(len),
+            Want::Bytes { start, len },
         ) {
             Ok(Fetched::Mapped(lease, served)) => {
                 self.last = served;
@@ -570,13 +575,25 @@ impl WindowCursor {
                 s
             }
         };
+        // Whether the part at `done` is counted already (by the miss or
+        // switch that brought its window): each part is one hit or one miss.
+        let mut counted = false;
         while done < want {
             let at = offset + done as u64;
             if let Some(tail) = self.held.tail(at).or_else(|| self.copy.tail(at)) {
                 let n = tail.len().min(want - done);
                 out[done..done + n].copy_from_slice(&tail[..n]);
                 done += n;
-                self.counts.hits += 1;
+                if !std::mem::take(&mut counted) {
+                    self.counts.hits += 1;
+                }
+                continue;
+            }
+            // A window of the file mapped already, without a lock, as every
+            // other read path does before the miss path.
+            if self.switch(at) {
+                served = worse(served, self.last);
+                counted = true;
                 continue;
             }
             let rest = (want - done) as u64;
@@ -588,7 +605,10 @@ impl WindowCursor {
                 &mut self.len,
                 at,
                 wanted,
-                Want::Bytes(rest),
+                Want::Bytes {
+                    start: at,
+                    len: rest,
+                },
             );
             let lease = match fetched? {
                 Fetched::Mapped(lease, how) => {
@@ -607,6 +627,7 @@ impl WindowCursor {
             };
             let view = self.max_view;
             self.hold(lease, at, view);
+            counted = true;
         }
         Ok((done, served))
     }
@@ -621,7 +642,14 @@ impl WindowCursor {
         if self.held.holds(offset) || policy != Some(crate::ReadPolicy::AlwaysMap) {
             return Ok(());
         }
-        let want = self.max_view.max(1);
+        if self.switch(offset) {
+            if let Some(id) = self.trace {
+                self.note(id, Op::First, offset, 0, self.last);
+            }
+            return Ok(());
+        }
+        // On the slot grid, as every other read of a buffer asks.
+        let want = self.bytes_wanted(offset, self.max_view);
         let lease = match fetch(
             &self.file,
             &mut self.held,

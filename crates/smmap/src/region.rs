@@ -197,9 +197,16 @@ impl MapRegion {
     }
 
     /// Passes an access-pattern hint for the whole region to the kernel
-    /// (`madvise`; on Windows, which takes none, it does nothing).
+    /// (`madvise`; on Windows, which takes none, it does nothing). A cursor
+    /// with a hint of its own passes it again when it next moves to this
+    /// region.
     pub fn advise(&self, hint: crate::AccessHint) -> std::io::Result<()> {
-        sys::advise(&self.inner.map, hint)
+        let done = sys::advise(&self.inner.map, hint);
+        // The hint the region has now (none known if refused), so that a
+        // cursor's `advise_once` gives its own again.
+        let code = if done.is_ok() { hint as u8 + 1 } else { 0 };
+        self.inner.advice.store(code, Ordering::Relaxed);
+        done
     }
 
     /// Passes `hint` to the kernel unless it was the last hint given for this
@@ -207,7 +214,7 @@ impl MapRegion {
     pub(crate) fn advise_once(&self, hint: crate::AccessHint) {
         let code = hint as u8 + 1;
         if self.inner.advice.swap(code, Ordering::Relaxed) != code {
-            let _ = self.advise(hint);
+            let _ = sys::advise(&self.inner.map, hint);
         }
     }
 

@@ -328,3 +328,60 @@ fn admission_refused_after_an_eviction_counts_it_and_empties_the_view() {
     assert_eq!(m.stats().maps, 4, "the cold page was unmapped");
     m.verify_invariants().unwrap();
 }
+
+/// A read across two windows moves to the second through the file's
+/// mapped window when one is there, as a read inside a window does: no
+/// copy of bytes already mapped, though no handle is free and the window
+/// is not hot.
+#[test]
+fn a_read_across_windows_uses_the_next_window_mapped_already() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 3, 2 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(2)
+        .build();
+    let mut other = m.make_cursor(&path).unwrap();
+    other.use_region(g(), 0).unwrap();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(buf.get(0).unwrap(), bytes[0]);
+    let before = m.stats();
+    assert_eq!(before.windows, 2, "both handles in use");
+    let at = g() - 2;
+    let want = u32::from_le_bytes(bytes[at as usize..at as usize + 4].try_into().unwrap());
+    assert_eq!(buf.read_le::<u32>(at).unwrap(), want);
+    let mut out = [0; 8];
+    buf.read_exact_at(at - 2, &mut out).unwrap();
+    assert_eq!(out, bytes[at as usize - 2..at as usize + 6]);
+    drop(buf);
+    let s = m.stats();
+    assert_eq!((s.preads, s.pread_windows), (0, 0), "{s:?}");
+    assert_eq!(s.maps, before.maps, "{s:?}");
+    assert!(s.reuses > before.reuses, "{s:?}");
+    m.verify_invariants().unwrap();
+    drop(other);
+}
+
+/// A copy read counts the windows its copy reaches into, from the page it
+/// starts at to as far as it goes — not past the copy, nor past the file's
+/// end.
+#[test]
+fn a_copy_counts_the_windows_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 5, 12 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(4 * g())
+        .max_open_handles(1)
+        .build();
+    let mut holder = m.make_cursor(&path).unwrap();
+    holder.use_region(0, 0).unwrap();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    // Each copies the last page of a window (the last of the file too).
+    for at in [8 * g() - 5, 12 * g() - 5] {
+        assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+    }
+    let s = m.stats();
+    assert_eq!(s.preads, 2, "{s:?}");
+    assert_eq!(s.pread_windows, 2, "one window each: {s:?}");
+    drop((buf, holder));
+}

@@ -622,3 +622,80 @@ fn a_failed_begin_access_leaves_a_buffer_that_reads_nothing() {
     assert_eq!(buf.read(&mut out).unwrap(), 4);
     assert_eq!(&out[..4], &bytes[1000..1004]);
 }
+
+/// Under `AlwaysMap` a buffer's first window sits on the slot grid as its
+/// later ones do, and one mapped already is used, not mapped again.
+#[test]
+fn a_buffers_first_window_is_on_the_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 8, 12 * g());
+    let w = 4 * g();
+    let m = SlidingWindowMapManager::builder()
+        .window_size(w)
+        .read_policy(smmap::ReadPolicy::AlwaysMap)
+        .build();
+    let off = g() + 5;
+    let mut buf =
+        SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), off, u64::MAX).unwrap();
+    let r = buf.cursor().region().expect("mapped by begin_access");
+    assert_eq!((r.ofs_begin(), r.size() as u64), (0, w));
+    assert_eq!(buf.get(0).unwrap(), bytes[off as usize]);
+    assert_eq!(buf.get(w - off).unwrap(), bytes[w as usize]);
+    assert_eq!(buf.cursor().region().unwrap().ofs_begin(), w);
+    let before = m.stats();
+    let again =
+        SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 2 * g(), u64::MAX).unwrap();
+    assert_eq!(again.cursor().region().unwrap().ofs_begin(), 0);
+    drop((buf, again));
+    let s = m.stats();
+    assert_eq!(s.maps, before.maps, "the window mapped already: {s:?}");
+    assert_eq!(s.reuses, before.reuses + 1, "{s:?}");
+}
+
+/// A hint given to a region directly is what the region has: a cursor with
+/// a hint of its own gives it again when it comes back to that region.
+/// (Linux: the kernel's flags for each mapping are in `/proc/self/smaps`.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cursors_hint_is_given_again_after_the_regions_own() {
+    /// The `VmFlags` of the mapping holding `addr`.
+    fn flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split(' ').next().unwrap_or("");
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    inside = lo <= addr && addr < hi;
+                    continue;
+                }
+            }
+            if inside {
+                if let Some(f) = line.strip_prefix("VmFlags:") {
+                    return f.trim().to_owned();
+                }
+            }
+        }
+        panic!("no mapping holds {addr:#x}")
+    }
+    let has = |addr, flag: &str| flags(addr).split(' ').any(|f| f == flag);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(dir.path(), "f", 6, 2 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.set_access_hint(Some(AccessHint::Sequential));
+    c.use_region(0, 0).unwrap();
+    let region = c.region().unwrap().clone();
+    let addr = region.as_slice().as_ptr() as usize;
+    assert!(has(addr, "sr"), "{}", flags(addr));
+    region.advise(AccessHint::Random).unwrap();
+    assert!(has(addr, "rr"), "{}", flags(addr));
+    // Away and back: the cursor's own hint again.
+    c.use_region(g(), 0).unwrap();
+    c.use_region(0, 0).unwrap();
+    assert!(region.same_mapping(c.region().unwrap()));
+    assert!(has(addr, "sr"), "{}", flags(addr));
+    assert!(!has(addr, "rr"), "{}", flags(addr));
+}

@@ -846,6 +846,35 @@ fn buffer_reads_count_as_hits() {
     assert_eq!(s.hits, 10, "{s:?}");
 }
 
+/// Each part of a read is one hit or one miss: a read across two windows
+/// that maps both is two misses, and a slice one hit or miss, whether it
+/// borrows or copies.
+#[test]
+fn each_part_of_a_read_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 13, 4 * g());
+    let m = SlidingWindowMapManager::builder().window_size(g()).build();
+    let mut buf =
+        smmap::SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    let mut out = [0; 16];
+    buf.read_exact_at(g() - 8, &mut out).unwrap();
+    assert_eq!(out, bytes[g() as usize - 8..g() as usize + 8]);
+    let counts = |buf: smmap::SlidingWindowMapBuffer| {
+        // Cursors add their hits when dropped.
+        let c = buf.into_cursor();
+        drop(c);
+        let s = m.stats();
+        (s.hits, s.misses, s.maps)
+    };
+    assert_eq!(counts(buf), (0, 2, 2), "two windows, each mapped once");
+    let mut buf =
+        smmap::SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    assert_eq!(buf.get(2 * g()).unwrap(), bytes[2 * g() as usize]);
+    let s = buf.slice(2 * g()..2 * g() + 4).unwrap();
+    assert_eq!(&*s, &bytes[2 * g() as usize..2 * g() as usize + 4]);
+    assert_eq!(counts(buf), (1, 3, 3), "a borrowed slice is one hit");
+}
+
 #[test]
 fn the_os_reason_is_said_once() {
     use std::error::Error as _;

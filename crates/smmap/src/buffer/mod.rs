@@ -248,13 +248,24 @@ impl SlidingWindowMapBuffer {
         if n == 0 {
             return Ok(Cow::Borrowed(&[]));
         }
-        if self.chunk_for(range.start, n)?.len() as u64 >= n {
-            let chunk = self.chunk_for(range.start, n)?;
-            return Ok(Cow::Borrowed(&chunk[..n as usize]));
+        // One read, counted and recorded once: the chunk is looked at again
+        // through `chunk_held` (returning the first borrow from one branch
+        // only is what the borrow checker refuses).
+        let got = self.chunk_for(range.start, n)?.len();
+        if got as u64 >= n {
+            return Ok(Cow::Borrowed(&self.chunk_held(range.start)[..n as usize]));
         }
         let mut out = self.allocate(range.start, n)?;
-        self.read_at(range.start, &mut out)?;
+        out[..got].copy_from_slice(&self.chunk_held(range.start)[..got]);
+        self.read_exact_at(range.start + got as u64, &mut out[got..])?;
         Ok(Cow::Owned(out))
+    }
+
+    /// The chunk [`chunk_for`](Self::chunk_for) just gave for index `i`.
+    fn chunk_held(&self, i: u64) -> &[u8] {
+        self.cursor
+            .chunk_held(self.offset + i)
+            .expect("the chunk just obtained is held")
     }
 
     /// A zeroed vector of `n` bytes for a copy of the bytes at index `i`, or

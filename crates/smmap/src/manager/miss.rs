@@ -138,15 +138,17 @@ impl Shared {
         let key = (entry.serial(), offset / self.limits.slot_window());
         let asks = self.sketch.add(key, 1);
         let copies = match want {
-            Want::Bytes(len) if self.limits.policy == ReadPolicy::Adaptive => Some(len),
+            Want::Bytes { start, len } if self.limits.policy == ReadPolicy::Adaptive => {
+                Some((start, len))
+            }
             _ => None,
         };
         let mut admitted = None;
-        if let Some(len) = copies {
+        if let Some((start, len)) = copies {
             if !self.has_room(entry, offset) {
                 if !self.sketch.may_admit(asks) {
                     self.counters.add(Counter::Misses, 1);
-                    return self.copy(entry, offset, len);
+                    return self.copy(entry, start, len);
                 }
                 admitted = Some(asks);
             }
@@ -179,7 +181,8 @@ impl Shared {
             Ok(Room::Copy) => {
                 drop(pending);
                 drop(desc);
-                return self.copy(entry, offset, copies.expect("only a copy read copies"));
+                let (start, len) = copies.expect("only a copy read copies");
+                return self.copy(entry, start, len);
             }
             Err(e) => {
                 drop(pending);
@@ -241,7 +244,7 @@ impl Shared {
         self.cells.used() < self.limits.max_open_handles && self.ledger.fits(page_cost(hi - lo))
     }
 
-    /// A copy of `len` bytes through the file's descriptor.
+    /// A copy of `len` bytes from `offset` through the file's descriptor.
     fn copy<'e>(&self, entry: &'e Arc<FileEntry>, offset: u64, len: u64) -> Result<Fetched<'e>> {
         let desc = self.desc(entry)?;
         self.counters.add(Counter::Preads, 1);

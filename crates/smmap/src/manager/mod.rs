@@ -194,9 +194,10 @@ impl Limits {
 pub(crate) enum Want {
     /// A mapped region (the cursor API).
     Map,
-    /// `len` bytes from the offset, to be copied: a mapped region when the
+    /// Bytes to be copied, `len` of them from `start` (at or before the
+    /// offset, in its window: a read's page): a mapped region when the
     /// policy maps it, or else a descriptor to `pread` them through.
-    Bytes(u64),
+    Bytes { start: u64, len: u64 },
 }
 
 /// A memory-map manager: maps windows of files on demand for its cursors and
