@@ -31,7 +31,10 @@
 //!   ([`may_admit`](Sketch::may_admit)), and only a window that passes asks
 //!   the evictor, which compares again with the window it really would
 //!   evict. A release that leaves a region unused opens a closed gate again
-//!   ([`reopen`](Sketch::reopen)): one load of a word that changes rarely.
+//!   ([`reopen`](Sketch::reopen)): one load of a word that changes rarely;
+//!   so does each halving, in case a release raced with the close (its
+//!   load saw the gate open, just before the walk that found it in use
+//!   closed it).
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering, Padded};
 
@@ -166,7 +169,8 @@ impl Sketch {
         }
     }
 
-    /// Halves every counter (and the published victim's estimate).
+    /// Halves every counter (and the published victim's estimate), and
+    /// opens a closed gate.
     fn halve(&self) {
         // Each 4-bit counter shifted right, none spilling into its
         // neighbour.
@@ -175,10 +179,14 @@ impl Sketch {
             let v = w.load(Ordering::Relaxed);
             w.store((v >> 1) & KEEP, Ordering::Relaxed);
         }
+        // A closed gate opens too: a release that came while the walk that
+        // closed it was ending (its `reopen` saw the gate still open) is
+        // not lost for longer than a sample. If every region is still in
+        // use, the next read hot enough walks the hand and closes it again:
+        // two turns of the hand per sample of asks, at most.
         let v = self.victim.load(Ordering::Relaxed);
-        if v != CLOSED {
-            self.victim.store(v / 2, Ordering::Relaxed);
-        }
+        self.victim
+            .store(if v == CLOSED { 0 } else { v / 2 }, Ordering::Relaxed);
     }
 
     /// True if a window asked for `count` times is hot enough to take the
@@ -266,7 +274,8 @@ mod tests {
         for i in 0..256 {
             s.add((4, i), 1);
         }
-        assert!(!s.may_admit(15), "stays closed across halvings");
+        assert!(s.may_admit(5), "open again at the halving");
+        s.close();
         s.reopen();
         assert!(s.may_admit(5));
     }
