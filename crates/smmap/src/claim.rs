@@ -50,9 +50,13 @@
 //!   `Relaxed` (its mapping thread owns the empty cell).
 //! - **Over the memory limit.** A release that leaves a region unused reads
 //!   the ledger next, and a thread that commits bytes past the limit sweeps
-//!   the claim words next; all four are `SeqCst` (and fenced under loom,
-//!   which does not model `SeqCst` accesses), so either the sweep sees the
-//!   region unused or the release sees the limit passed and evicts.
+//!   the claim words next; the release's two accesses and the commit are
+//!   `SeqCst`, and the commit is followed by a `SeqCst` fence in every
+//!   build (the sweep first filters cells with `Acquire` loads, such as
+//!   [`seen`](Claim::seen), which the `SeqCst` order alone does not
+//!   cover; loom, which does not model `SeqCst` accesses, fences the
+//!   release's side too), so either the sweep sees the region unused or
+//!   the release sees the limit passed and evicts.
 
 use crate::sync::{AtomicU64, Ordering};
 

@@ -18,7 +18,10 @@
 //! [`force`](Ledger::force), then the hand's sweep of the claim words
 //! (`Shared::reserve`). Loom treats `SeqCst` accesses as `AcqRel`, so its
 //! models also put a `SeqCst` fence on each side (`sync::sc_fence`, which
-//! is nothing in other builds).
+//! is nothing in other builds). The forcing side's fence is real in every
+//! build (`sync::sc_fence_always`): the sweep reads some claim words and
+//! reservation bits with `Acquire` loads before its `SeqCst` ones, and
+//! only a fence orders those after the `force`.
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
@@ -77,10 +80,12 @@ impl Ledger {
 
     /// Commits `cost` bytes past the limit: every region is in use. The
     /// caller sweeps the claim words next (`SeqCst`: see
-    /// [`is_over`](Self::is_over)).
+    /// [`is_over`](Self::is_over)), first filtering cells by `Acquire`
+    /// loads (reserved? used lately?), which the `SeqCst` order does not
+    /// cover: so a real fence follows, in every build (this path is cold).
     pub(crate) fn force(&self, cost: u64) {
         self.committed.fetch_add(cost, Ordering::SeqCst);
-        crate::sync::sc_fence();
+        crate::sync::sc_fence_always();
     }
 
     /// Gives back `cost` committed bytes (unmapped, or never mapped).
