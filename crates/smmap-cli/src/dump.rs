@@ -20,7 +20,8 @@ const LINE: usize = 16;
 Output: the format of `hexdump -C -v -s OFFSET -n LENGTH`: each line is the absolute offset \
 (8 or more hex digits), 16 bytes in hex (an extra space after the 8th) and the same bytes as \
 ASCII between bars ('.' for anything not printable); a last line holds the offset just past \
-the dump. An empty file prints nothing.
+the dump. An empty file prints nothing. An offset at or past the end of a file is an error \
+(hexdump prints the file's end offset).
 
 Examples:
   smmap dump data.bin                            # the whole file

@@ -123,6 +123,9 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
         let shown = path.to_string_lossy();
         let raw = path_bytes(path);
         let mut scanned = 0u64;
+        // A failed write to stdout ends the run (once), whatever the error:
+        // not a file that could not be searched.
+        let mut stdout_failed = false;
         let result = ranges::search(&manager, path, &pattern, plan, |bytes, offsets| {
             scanned += bytes;
             progress.inc(bytes);
@@ -143,11 +146,13 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                 Ok(())
             };
             // The bar shares the terminal only when stdout is one.
-            if out_is_tty {
+            let written = if out_is_tty {
                 progress.suspend(write)
             } else {
                 write()
-            }
+            };
+            stdout_failed = written.is_err();
+            written
         });
         let count = *result.as_ref().unwrap_or(&0);
         found += count;
@@ -156,7 +161,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                 progress.inc(size.saturating_sub(scanned));
                 true
             }
-            Err(e) if crate::is_broken_pipe(&e) => return Err(e),
+            Err(e) if stdout_failed || crate::is_broken_pipe(&e) => return Err(e),
             Err(e) => {
                 failed = true;
                 progress.suspend(|| report(&e));
@@ -277,7 +282,17 @@ fn collect_files(paths: &[PathBuf], recursive: bool, failed: &mut bool) -> Vec<(
 fn walk(dir: &std::path::Path, files: &mut Vec<(PathBuf, u64)>, failed: &mut bool) {
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         match entry.and_then(|e| Ok((e.metadata()?, e))) {
-            Ok((meta, e)) if meta.is_file() => files.push((e.into_path(), meta.len())),
+            // As a file named directly: one whose size says nothing of its
+            // bytes (a kernel's) is refused, naming it.
+            Ok((meta, e)) if meta.is_file() => {
+                match crate::limits::check_size(e.path(), meta.len()) {
+                    Ok(()) => files.push((e.into_path(), meta.len())),
+                    Err(err) => {
+                        *failed = true;
+                        report(&err);
+                    }
+                }
+            }
             // Directories, links, FIFOs, sockets, devices: not searched.
             Ok(_) => {}
             Err(e) => {
@@ -296,8 +311,11 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
         .strip_prefix("0x")
         .or_else(|| trimmed.strip_prefix("0X"))
         .unwrap_or(trimmed);
+    // Positions are counted in the text as given.
+    let skipped = text.len() - body.len() - (text.len() - text.trim_end().len());
     let mut digits = Vec::with_capacity(body.len());
     for (i, c) in body.char_indices() {
+        let i = i + skipped;
         if c.is_whitespace() || c == ':' || c == '-' {
             continue;
         }
@@ -335,5 +353,10 @@ mod tests {
         assert!(e.contains("'z'") && e.contains("not a hex digit"), "{e}");
         let e = parse_hex("abc").unwrap_err().to_string();
         assert!(e.contains("odd number"), "{e}");
+        // Positions count in the text as given, prefix and spaces included.
+        for (text, at) in [("0xde zz", 5), ("  zz", 2), (" 0Xab:q ", 6)] {
+            let e = parse_hex(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("at position {at} ")), "{text:?}: {e}");
+        }
     }
 }

@@ -97,7 +97,13 @@ pub fn check_size(path: &Path, size: u64) -> anyhow::Result<()> {
     use std::io::Read;
     if size == 0 {
         let mut byte = [0u8; 1];
-        if let Ok(1) = std::fs::File::open(path).and_then(|mut f| f.read(&mut byte)) {
+        let mut open = std::fs::OpenOptions::new();
+        open.read(true);
+        // Without waiting for bytes a kernel file has not made yet
+        // (`/proc/kmsg`): such a file is not searched either way.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+        if let Ok(1) = open.open(path).and_then(|mut f| f.read(&mut byte)) {
             bail!(
                 "{} says it holds 0 bytes but reads more (the kernel makes it as it is read, \
 as under /proc and /sys): it cannot be memory-mapped",

@@ -24,6 +24,12 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
         return Err("empty size: expected a number such as 4096, 4k, 64MiB or 1GiB".into());
     }
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        // Digits only (`from_str_radix` would take a sign).
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "invalid hexadecimal size {input:?}: expected e.g. 0x1000"
+            ));
+        }
         return u64::from_str_radix(hex, 16).map_err(|e| match e.kind() {
             std::num::IntErrorKind::PosOverflow => {
                 format!("size {input:?} is too large (the limit is {:#x})", u64::MAX)
@@ -119,9 +125,10 @@ mod tests {
         assert!(parse_size("0x10000000000000000")
             .unwrap_err()
             .contains("too large"));
-        assert!(parse_size("0xZZ")
-            .unwrap_err()
-            .contains("invalid hexadecimal"));
+        for bad in ["0xZZ", "0x+10", "0x-1", "0x"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("invalid hexadecimal"), "{bad}: {e}");
+        }
         assert!(parse_size("12q").unwrap_err().contains("\"q\""));
     }
 

@@ -1913,6 +1913,42 @@ fn files_the_kernel_makes_as_they_are_read_are_refused() {
     for args in [vec!["dump", f], vec!["stat", f], vec!["find", "Linux", f]] {
         fails(&args, &[f, "cannot be memory-mapped"]);
     }
+    // Met in a directory searched with -r, too: refused, not "no match".
+    let d = "/proc/sys/kernel/random";
+    fails(
+        &["find", "-r", "-c", "x", d],
+        &["/proc/sys/kernel/random/uuid", "cannot be memory-mapped"],
+    );
+}
+
+/// A failed write to stdout (a full device, not a closed pipe) ends
+/// `find` at once with one message, not one per file searched after.
+#[cfg(target_os = "linux")]
+#[test]
+fn find_stops_at_the_first_failed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let a = write(dir.path(), "a", &zeros);
+    let b = write(dir.path(), "b", &zeros);
+    for count in [false, true] {
+        let mut args = vec!["find", "--hex", "00", &a, &b, &a];
+        if count {
+            args.insert(1, "-c");
+        }
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(&args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("cannot write to stdout"), "{err}");
+    }
 }
 
 /// A trace naming more files than the open-file limit lets the replay keep
