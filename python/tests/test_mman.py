@@ -49,6 +49,22 @@ def test_static_defaults():
     assert not isinstance(m, SlidingWindowMapManager)
 
 
+def test_mb_in_bytes_class_attribute():
+    # The reference's class attribute, which its subclasses read.
+    assert StaticWindowMapManager._MB_in_bytes == MB
+    assert SlidingWindowMapManager._MB_in_bytes == MB
+    assert SlidingWindowMapManager()._MB_in_bytes == MB
+
+    class M(SlidingWindowMapManager):
+        def __init__(self):
+            super().__init__(window_size=2 * self._MB_in_bytes)
+
+    assert M().window_size() == 2 * MB
+    # Deliberate difference: the reference's _obtain_region is not kept (the
+    # engine maps windows itself).
+    assert not hasattr(StaticWindowMapManager, "_obtain_region")
+
+
 def test_explicit_limits():
     m = SlidingWindowMapManager(window_size=3 * G, max_memory_size=10 * G, max_open_handles=4)
     assert (m.window_size(), m.max_mapped_memory_size(), m.max_file_handles()) == (3 * G, 10 * G, 4)

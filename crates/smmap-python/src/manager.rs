@@ -377,6 +377,15 @@ impl PyStaticManager {
         py.get_type::<PyCursor>().unbind()
     }
 
+    /// Bytes in a megabyte, 1048576 (smmap's class attribute, which its
+    /// subclasses read). The defaults do not read it: overriding it changes
+    /// nothing here.
+    #[classattr]
+    #[allow(non_snake_case)]
+    fn _MB_in_bytes() -> u64 {
+        1024 * 1024
+    }
+
     /// A short description, for debugging.
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
