@@ -1,7 +1,9 @@
 """Module containing a memory memory manager which provides a sliding window on a number of memory mapped files"""
-import os
-import sys
-from mmap import ACCESS_READ, mmap  # noqa: F401 -- the reference's module has them
+# The reference's module has these names; the `X as X` form exports them to
+# type checkers (mypy --strict), as they were importable from it.
+import os as os
+import sys as sys
+from mmap import ACCESS_READ as ACCESS_READ, mmap as mmap
 from typing import TYPE_CHECKING, List, Optional, Union
 
 from ._smmap import (

@@ -35,6 +35,21 @@ def test_package_type_checks_strictly(tmp_path):
         "    c.use_region(1)\n"
         "except FileReplacedError as e:\n"
         "    print(e.errno, e.filename)\n"
+        # The names smmap 6.0.0's modules had, imported from them: explicitly
+        # exported, or --strict (no implicit re-export) rejects them.
+        "from smmap.mman import MapRegion, MapRegionList, MapWindow, is_64_bit, reduce, sys\n"
+        "from smmap.util import ACCESS_READ, ALLOCATIONGRANULARITY, align_to_mmap, mmap, os\n"
+        "from smmap.buf import sys as buf_sys\n"
+        "from smmap import util\n"
+        "w: MapWindow = MapWindow(0, 10)\n"
+        "regions: MapRegionList = MapRegionList(__file__)\n"
+        "region: MapRegion = MapRegion(__file__, 0, 10)\n"
+        "wide: bool = is_64_bit()\n"
+        "total: int = reduce(lambda a, b: a + b, [1, 2], 0)\n"
+        "limit: int = sys.maxsize + buf_sys.maxsize + util.sys.maxsize\n"
+        "aligned: int = align_to_mmap(ALLOCATIONGRANULARITY + 1, True) + ACCESS_READ\n"
+        "sep: str = os.sep + util.os.sep\n"
+        "mm: type = mmap\n"
     )
     out = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(client)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
