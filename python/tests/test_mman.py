@@ -664,3 +664,54 @@ def test_subclass_forwarding_its_arguments():
         SlidingWindowMapManager(1, window_size=2)
     with pytest.raises(ValueError):
         Forward(max_memory_size=-1)
+
+
+def test_internal_calls_do_not_go_through_overrides(big):
+    # Deliberate difference: the reference's methods call one another through
+    # self, so a subclass's override is called from them; here they do their
+    # work natively (no look-up on the hot paths). Only copy.copy calls
+    # _copy_from, and a buffer's __init__ calls begin_access.
+    from smmap import SlidingWindowMapBuffer
+
+    path, _ = big
+    calls = []
+
+    class C(WindowCursor):
+        def unuse_region(self):
+            calls.append("unuse_region")
+            return super().unuse_region()
+
+        def _destroy(self):
+            calls.append("_destroy")
+            return super()._destroy()
+
+        def _copy_from(self, rhs):
+            calls.append("_copy_from")
+            return super()._copy_from(rhs)
+
+    class M(SlidingWindowMapManager):
+        WindowCursorCls = C
+
+        def _collect_lru_region(self, size):
+            calls.append("_collect_lru_region")
+            return super()._collect_lru_region(size)
+
+    class B(SlidingWindowMapBuffer):
+        def end_access(self):
+            calls.append("end_access")
+            return super().end_access()
+
+    m = M(window_size=G)
+    c = m.make_cursor(path).use_region(0, 10)
+    c.use_region(5 * G, 10)  # the reference: self.unuse_region()
+    with c:  # the reference: self._destroy(), then self.unuse_region()
+        pass
+    d = m.make_cursor(path)
+    d.assign(c.use_region(0, 10))  # the reference: self._destroy(), self._copy_from(c)
+    del d  # the reference's __del__: self._destroy()
+    with B(m.make_cursor(path)):  # the reference: self.end_access(), cursor.unuse_region()
+        pass
+    assert m.collect() >= 1  # the reference: self._collect_lru_region(0)
+    assert calls == []
+    copy.copy(c)
+    assert calls == ["_copy_from"]
