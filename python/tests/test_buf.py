@@ -187,6 +187,31 @@ def test_the_cursor_a_buffer_moves_has_a_view_of_its_region(big):
         assert c.region().includes_ofs(c.ofs_end() - 1)
 
 
+def test_a_read_served_by_a_copy_leaves_the_cursor_as_it_was(big):
+    # A window that mapping would evict another for is read with pread: the
+    # cursor stays on its old window with its old view, or with no region.
+    path, content = big
+    m = SlidingWindowMapManager(window_size=G, max_memory_size=2 * G, max_open_handles=2)
+    other = m.make_cursor(path).use_region(8 * G, 1)  # noqa: F841 -- holds a window
+    c = m.make_cursor(path)
+    buf = SlidingWindowMapBuffer(c)
+    assert (c.ofs_begin(), c.ofs_end()) == (0, G)
+    assert buf[5 * G + 3] == content[5 * G + 3]
+    assert buf[5 * G + 3: 5 * G + 9] == content[5 * G + 3: 5 * G + 9]
+    assert m.stats()["preads"] >= 1
+    assert c.is_valid() and (c.ofs_begin(), c.ofs_end()) == (0, G)
+    assert bytes(c.buffer()) == content[:G]
+    c.unuse_region()
+    preads = m.stats()["preads"]
+    assert buf[6 * G + 1] == content[6 * G + 1]
+    assert m.stats()["preads"] == preads + 1
+    assert not c.is_valid()
+    # A read of a window still mapped moves the cursor there.
+    assert buf[7] == content[7]
+    assert c.is_valid() and (c.ofs_begin(), c.ofs_end()) == (7, G)
+    m._verify_invariants()
+
+
 def test_buffer_context_manager_and_drop_release(big):
     path, _ = big
     m = SlidingWindowMapManager()
