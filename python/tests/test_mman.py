@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from smmap import SlidingWindowMapManager, StaticWindowMapManager, WindowCursor
+from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor
 from smmap.util import ALLOCATIONGRANULARITY as G
 from smmap.util import MapRegion, MapRegionList
 
@@ -627,6 +627,51 @@ def test_sliding_regions_are_placed_between_neighbours(big):
     m._verify_invariants()
 
 
+def _ended_buffer(path):
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager().make_cursor(path))
+    buf.end_access()
+    return buf
+
+
+# Deliberate difference: misuse the reference fails on with an incidental
+# error (in the comment) raises a clear one, or returns what an empty or
+# invalid object has.
+@pytest.mark.parametrize("misuse, expected", [
+    # AttributeError
+    (lambda p: WindowCursor(SlidingWindowMapManager()).use_region(0), ValueError),
+    (lambda p: WindowCursor(SlidingWindowMapManager()).path(), ValueError),
+    (lambda p: WindowCursor(SlidingWindowMapManager()).fd(), ValueError),
+    (lambda p: WindowCursor().path(), ValueError),
+    (lambda p: SlidingWindowMapManager().make_cursor(p).ofs_begin(), 0),
+    (lambda p: SlidingWindowMapManager().make_cursor(p).ofs_end(), 0),
+    (lambda p: SlidingWindowMapManager().make_cursor(p).includes_ofs(0), False),
+    (lambda p: len(SlidingWindowMapBuffer()), 0),
+    (lambda p: SlidingWindowMapBuffer()[0], IndexError),
+    (lambda p: SlidingWindowMapBuffer()[0:4], b""),
+    # AssertionError
+    (lambda p: _ended_buffer(p)[0], IndexError),
+    (lambda p: _ended_buffer(p)[0:4], b""),
+    # accepted, a limit below anything mapped
+    (lambda p: SlidingWindowMapManager(max_memory_size=-1), ValueError),
+    (lambda p: StaticWindowMapManager(max_memory_size=-1), ValueError),
+    # OverflowError (mmap: "memory mapped length must be positive")
+    (lambda p: MapRegion(p, 100 * G, 10), ValueError),
+], ids=[
+    "use_region-unassociated", "path-unassociated", "fd-unassociated", "path-no-manager",
+    "ofs_begin-invalid", "ofs_end-invalid", "includes_ofs-invalid",
+    "len-no-cursor", "index-no-cursor", "slice-no-cursor",
+    "index-after-end_access", "slice-after-end_access",
+    "sliding-negative-memory", "static-negative-memory", "region-past-eof",
+])
+def test_misuse(big, misuse, expected):
+    path, _ = big
+    if isinstance(expected, type) and issubclass(expected, Exception):
+        with pytest.raises(expected):
+            misuse(path)
+    else:
+        assert misuse(path) == expected
+
+
 # ---------------------------------------------------------------- subclasses
 
 def test_subclass_with_its_own_constructor(big):
@@ -671,8 +716,6 @@ def test_internal_calls_do_not_go_through_overrides(big):
     # self, so a subclass's override is called from them; here they do their
     # work natively (no look-up on the hot paths). Only copy.copy calls
     # _copy_from, and a buffer's __init__ calls begin_access.
-    from smmap import SlidingWindowMapBuffer
-
     path, _ = big
     calls = []
 
