@@ -96,6 +96,15 @@ def test_index_past_the_end_raises_index_error(manager, big):
     assert buf[200:300] == b""
 
 
+def test_iteration(big):
+    # Iteration goes through __getitem__ until IndexError (the reference's
+    # fails with AttributeError).
+    path, content = big
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager(window_size=G).make_cursor(path), offset=G - 3)
+    assert list(buf) == list(content[G - 3:])
+    assert bytes(buf) == content[G - 3:]
+
+
 def test_index_like_keys(big):
     class Index:
         def __index__(self):
