@@ -52,7 +52,7 @@ pub struct FindArgs {
     #[arg(long)]
     hex: bool,
 
-    /// Search every file under the directories given (symbolic links inside them are not followed)
+    /// Search every regular file under the directories given (symbolic links inside them are not followed; files the kernel makes as they are read, under /proc and /sys, are refused)
     #[arg(short, long)]
     recursive: bool,
 

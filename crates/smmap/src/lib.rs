@@ -67,7 +67,8 @@
 //!   [`Manager::collect`] closes them.
 //! - [`ReadPolicy`]: reads that copy (the buffer's) do not map a window that
 //!   would have to evict another: they `pread` it, and map it only once it
-//!   is asked for again while remembered. The cursor API always maps.
+//!   has been asked for at least 5 times lately, more often than the window
+//!   it would evict. The cursor API always maps.
 //! - `max_memory_size` (default 8 GiB on 64-bit) is charged in whole pages
 //!   and exceeded only while every region is in use (a cursor must map);
 //!   [`Stats::over_limit_bytes`] shows by how much, and the excess is
@@ -223,7 +224,9 @@
 //! `SeqCst` pairing: a release that leaves a region unused reads the ledger
 //! next, and a thread that commits bytes past the limit sweeps the claim
 //! words next, so one of them sees the other and no unused region is left
-//! over the limit.
+//! over the limit. The commit is followed by a `SeqCst` fence in every
+//! build: the sweep first filters cells with `Acquire` loads, which the
+//! `SeqCst` order alone does not cover.
 
 mod buffer;
 mod claim;

@@ -62,8 +62,8 @@ stats! {
     preads: u64,
     /// Bytes those reads copied.
     pread_bytes: u64,
-    /// Windows those reads reached into: each window from a copy read's
-    /// offset to as far as its copy goes, once per copy (a copy of the rest
+    /// Windows those reads reached into: each window from the page a copy
+    /// starts at to as far as it goes, once per copy (a copy of the rest
     /// of a long read may cover several) — about the windows the reads
     /// would have mapped.
     pread_windows: u64,
