@@ -1033,7 +1033,7 @@ fn bench_json_has_every_field() {
         labels,
         [
             "small files: buffer / pread",
-            "small files: buffer throughput, threads vs 1",
+            "small files: buffer throughput, 2 threads vs 1",
             "skewed small files: buffer / min(pread, raw mmap)",
             "skewed small files: buffer hit ratio, first run / Belady's MIN",
             "small files: cursor / map+unmap floor",
@@ -1073,7 +1073,7 @@ fn bench_threads_takes_a_list_of_counts() {
     let out = ok(&[
         "bench",
         "--size",
-        "1MiB",
+        "2MiB",
         "--files",
         "20",
         "--repeat",
@@ -1121,15 +1121,22 @@ fn bench_threads_takes_a_list_of_counts() {
         labels.contains(&"small files, 3 threads: buffer / pread"),
         "{labels:?}"
     );
+    // Every threaded goal at the largest count, but the throughput goal,
+    // set for 2 threads, which says so.
     assert!(
-        !labels.iter().any(|l| l.contains("2 threads")),
+        labels.contains(&"small files: buffer throughput, 2 threads vs 1"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.iter().filter(|l| l.contains("2 threads")).count(),
+        1,
         "{labels:?}"
     );
     // The table: a line per row and count.
     let out = ok(&[
         "bench",
         "--size",
-        "1MiB",
+        "2MiB",
         "--files",
         "0",
         "--repeat",
@@ -1181,6 +1188,10 @@ fn bench_table_names_every_method_and_goal() {
     ]);
     assert!(!out.contains("small files, 4 KiB"), "{out}");
     assert!(out.contains("random 4 KiB reads"), "{out}");
+    // A large file of one 1 MiB window has no window to switch to: no
+    // switch rows, and no goals measured on them.
+    assert!(!out.contains("window switches"), "{out}");
+    assert!(!out.contains("window-switch rows"), "{out}");
 }
 
 #[test]

@@ -52,37 +52,37 @@ pub struct FileSet {
     pub paths: Vec<PathBuf>,
     /// Their sizes.
     pub sizes: Vec<u64>,
-    /// Each file mapped whole, once.
-    pub maps: Vec<Mmap>,
     /// Each file open, for `pread` and the per-read mappings.
     pub open: Descriptors,
 }
 
 impl FileSet {
-    /// Opens and maps every file; keeps each open if `keep` (else the
-    /// baselines open them for each run: see [`Descriptors`]).
+    /// Opens every file; keeps each open if `keep` (else the baselines
+    /// open them for each run: see [`Descriptors`]).
     pub fn open(paths: Vec<PathBuf>, keep: bool) -> anyhow::Result<Self> {
         let open = open_all(&paths)?;
         let sizes = open
             .iter()
             .map(|f| Ok(f.metadata()?.len()))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let maps = open
+        let open = Descriptors::new(paths.clone(), keep.then_some(open));
+        Ok(FileSet { paths, sizes, open })
+    }
+
+    /// The first `count` files, each mapped whole, afresh: a workload's
+    /// raw maps start with no page mapped, as its managers do, so the first
+    /// run pays the page faults alike for every method.
+    pub fn map(&self, count: usize) -> anyhow::Result<Vec<Mmap>> {
+        self.paths
             .iter()
-            .zip(&paths)
-            .map(|(f, p)| {
+            .take(count)
+            .map(|p| {
+                let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
                 // SAFETY: a read-only mapping of a file only this benchmark
                 // writes, and it writes no file while reading.
-                unsafe { Mmap::map(f) }.with_context(|| format!("cannot map {}", p.display()))
+                unsafe { Mmap::map(&f) }.with_context(|| format!("cannot map {}", p.display()))
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let open = Descriptors::new(paths.clone(), keep.then_some(open));
-        Ok(FileSet {
-            paths,
-            sizes,
-            maps,
-            open,
-        })
+            .collect()
     }
 
     /// Total bytes.
@@ -378,13 +378,13 @@ impl MethodId {
                 Box::new(Engine::new(files, access, ReadPolicy::AlwaysMap, true)?)
             }
             MethodId::Cursor => Box::new(Engine::new(files, access, ReadPolicy::Adaptive, false)?),
-            MethodId::Mmap => Box::new(RawMaps::new(files, access)),
+            MethodId::Mmap => Box::new(RawMaps::new(files, access)?),
             MethodId::Pread => Box::new(Pread { files }),
             MethodId::MapUnmap => Box::new(MapUnmap {
                 files,
                 window: access.window,
             }),
-            MethodId::Oracle => Box::new(Oracle::new(files, &access.budget)),
+            MethodId::Oracle => Box::new(Oracle::new(files, &access.budget)?),
         })
     }
 }
@@ -587,55 +587,38 @@ impl<const RELEASE: bool> FileReader for CursorFile<RELEASE> {
     }
 }
 
-/// The raw whole-file mappings; a scan tells the kernel it is one for as
-/// long as the workload lasts.
-struct RawMaps<'a> {
-    files: &'a FileSet,
-    sequential: bool,
+/// The raw whole-file mappings, made for the workload (and so for all its
+/// runs); a scan tells the kernel it is one.
+struct RawMaps {
+    maps: Vec<Mmap>,
 }
 
-impl<'a> RawMaps<'a> {
-    fn new(files: &'a FileSet, access: &Access) -> Self {
+impl RawMaps {
+    fn new(files: &FileSet, access: &Access) -> anyhow::Result<Self> {
+        let maps = files.map(files.paths.len())?;
         if access.sequential {
-            for m in &files.maps {
-                advise(m, true);
+            for m in &maps {
+                advise_sequential(m);
             }
         }
-        RawMaps {
-            files,
-            sequential: access.sequential,
-        }
+        Ok(RawMaps { maps })
     }
 }
 
-/// Tells the kernel a raw map is (or no longer is) read front to back.
-/// Advice is advice: a kernel that ignores it changes nothing, and Windows
-/// takes none for a view.
-fn advise(map: &Mmap, sequential: bool) {
+/// Tells the kernel a raw map is read front to back. Advice is advice: a
+/// kernel that ignores it changes nothing, and Windows takes none for a
+/// view.
+fn advise_sequential(map: &Mmap) {
     #[cfg(unix)]
-    let _ = map.advise(if sequential {
-        Advice::Sequential
-    } else {
-        Advice::Normal
-    });
+    let _ = map.advise(Advice::Sequential);
     #[cfg(windows)]
-    let _ = (map, sequential);
+    let _ = map;
 }
 
-impl Drop for RawMaps<'_> {
-    fn drop(&mut self) {
-        if self.sequential {
-            for m in &self.files.maps {
-                advise(m, false);
-            }
-        }
-    }
-}
-
-impl Method for RawMaps<'_> {
+impl Method for RawMaps {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
         Ok(Box::new(PerFile::new(
-            self.files.maps.iter().map(MapFile).collect(),
+            self.maps.iter().map(MapFile).collect(),
         )))
     }
 }
@@ -771,12 +754,13 @@ impl FileReader for MapUnmapFile<'_> {
 /// there this is the floor of any reader that keeps to the budget.
 struct Oracle<'a> {
     files: &'a FileSet,
-    /// How many of the first files are read through their mappings.
-    mapped: usize,
+    /// The first files, read through their mappings (made for the
+    /// workload, as the raw maps are).
+    maps: Vec<Mmap>,
 }
 
 impl<'a> Oracle<'a> {
-    fn new(files: &'a FileSet, budget: &Budget) -> Self {
+    fn new(files: &'a FileSet, budget: &Budget) -> anyhow::Result<Self> {
         let (memory, handles) = (
             budget.max_memory.unwrap_or(u64::MAX),
             budget.max_handles.unwrap_or(usize::MAX),
@@ -793,7 +777,10 @@ impl<'a> Oracle<'a> {
                 charged <= memory
             })
             .count();
-        Oracle { files, mapped }
+        Ok(Oracle {
+            files,
+            maps: files.map(mapped)?,
+        })
     }
 }
 
@@ -801,17 +788,10 @@ impl Method for Oracle<'_> {
     fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
         let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
         let open = self.files.open.get()?;
-        let files = self
-            .files
-            .maps
-            .iter()
-            .enumerate()
-            .map(|(i, map)| {
-                if i < self.mapped {
-                    OracleFile::Mapped(MapFile(map))
-                } else {
-                    OracleFile::Read(PreadFile(Arc::clone(&open), i))
-                }
+        let files = (0..self.files.paths.len())
+            .map(|i| match self.maps.get(i) {
+                Some(map) => OracleFile::Mapped(MapFile(map)),
+                None => OracleFile::Read(PreadFile(Arc::clone(&open), i)),
             })
             .collect();
         Ok(Box::new(PerFile::with_scratch(

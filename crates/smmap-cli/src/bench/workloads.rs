@@ -148,6 +148,9 @@ pub struct Sizes {
     pub skewed: Budget,
     /// Whether there are small files.
     pub small_files: bool,
+    /// Whether the large file has room for the window-switch rows: two
+    /// windows of [`SWITCH_WINDOW`] at least (in one, no read switches).
+    pub switches: bool,
 }
 
 /// The share of the small files that is hot in the skewed row, and the
@@ -175,11 +178,13 @@ pub fn plan(s: &Sizes) -> Vec<Workload> {
     ];
     rows.extend(w("random_4k", "random 4 KiB reads", Large, uniform(READ), n4, none)
         .with_twins("random_4k_threads", "random 4 KiB reads, threads", t));
-    rows.push(w("switch_1byte", "window switches, 1-byte reads (1 MiB windows)", Large, uniform(1), s.ops, none)
-        .with_window(SWITCH_WINDOW));
-    rows.extend(w("switch_4k", "window switches, 4 KiB reads (1 MiB windows)", Large, uniform(READ), n4, none)
-        .with_window(SWITCH_WINDOW)
-        .with_twins("switch_4k_threads", "window switches, 4 KiB reads, threads", t));
+    if s.switches {
+        rows.push(w("switch_1byte", "window switches, 1-byte reads (1 MiB windows)", Large, uniform(1), s.ops, none)
+            .with_window(SWITCH_WINDOW));
+        rows.extend(w("switch_4k", "window switches, 4 KiB reads (1 MiB windows)", Large, uniform(READ), n4, none)
+            .with_window(SWITCH_WINDOW)
+            .with_twins("switch_4k_threads", "window switches, 4 KiB reads, threads", t));
+    }
     if s.small_files {
         rows.extend(w("small_files_random_4k", "small files, 4 KiB reads", Small, uniform(READ), n_small, s.small)
             .with_twins("small_files_random_4k_threads", "small files, 4 KiB reads, threads", t));
@@ -657,7 +662,6 @@ mod tests {
         FileSet {
             paths: Vec::new(),
             sizes: sizes.to_vec(),
-            maps: Vec::new(),
             open: Descriptors::new(Vec::new(), None),
         }
     }
@@ -716,6 +720,7 @@ mod tests {
             small: Budget::default(),
             skewed: Budget::default(),
             small_files: true,
+            switches: true,
         };
         let rows = plan(&sizes);
         let mut twins = 0;
@@ -741,8 +746,15 @@ mod tests {
         }
         let large_only = plan(&Sizes {
             small_files: false,
-            ..sizes
+            ..sizes.clone()
         });
         assert_eq!(large_only.len(), 9);
+        // A large file of one switch window has no switch rows.
+        let one_window = plan(&Sizes {
+            switches: false,
+            ..sizes
+        });
+        assert!(one_window.iter().all(|w| !w.name.starts_with("switch_")));
+        assert_eq!(one_window.len(), rows.len() - 4);
     }
 }
