@@ -855,6 +855,7 @@ fn bench_json_has_every_field() {
         "misses",
         "peak_mapped_bytes",
         "pread_bytes",
+        "pread_windows",
         "preads",
         "waits",
     ];
@@ -890,7 +891,7 @@ fn bench_json_has_every_field() {
             )
         };
         let mut want = fields(methods, &["_ns", "_ratio"]);
-        want.extend(fields(engine, &["_stats"]));
+        want.extend(fields(engine, &["_stats", "_first_hit_ratio"]));
         want.extend(common.iter().map(|s| s.to_string()));
         if small {
             want.push("cursor_floor_ratio".into());
@@ -933,6 +934,8 @@ fn bench_json_has_every_field() {
             assert!(s["peak_mapped_bytes"].as_u64().unwrap() > 0, "{name} {m}");
             let hit = s["hit_ratio"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&hit), "{name} {m}: {hit}");
+            let first = r[format!("{m}_first_hit_ratio")].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&first), "{name} {m}: {first}");
             // Counters cover the timed reads of the best run only, which may
             // reuse windows mapped by an earlier run (so `maps` may be 0).
             assert!(s["maps"].is_u64(), "{name} {m}");

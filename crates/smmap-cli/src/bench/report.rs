@@ -132,8 +132,9 @@ pub struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor_floor_ratio: Option<f64>,
     /// The hit ratio of Belady's MIN with bypass over the same reads under
-    /// the row's budget (handles and bytes), computed offline: what the
-    /// engine's `hit_ratio` is compared with (budgeted rows only; threaded
+    /// the row's budget (handles and bytes), computed offline, from nothing
+    /// mapped: what an engine method's `{method}_first_hit_ratio` (its
+    /// first run, which starts so too) is compared with (budgeted rows only; threaded
     /// rows interleave their threads' reads in turn). With windows of
     /// different sizes, a reference rather than a proven optimum.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,6 +193,14 @@ impl Row {
             if let Some(s) = run.stats {
                 let v = serde_json::to_value(s).unwrap_or(Value::Null);
                 methods.insert(format!("{}_stats", id.key()), v);
+            }
+            // The first run starts with nothing mapped, as MIN does: the
+            // hit ratio to set beside `belady_hit_ratio`.
+            if let Some(first) = m.first.get(id) {
+                methods.insert(
+                    format!("{}_first_hit_ratio", id.key()),
+                    first.hit_ratio.into(),
+                );
             }
             cells.insert(*id, (t, run.stats));
         }
@@ -570,7 +579,7 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "engine counters of the best run: hit = reads served by a window already mapped"
+        "engine counters of the best run: hit = the windows the reads touch that were mapped already"
     )?;
     // A threaded row's name with its thread count: `random_4k_threads (4)`.
     let name = |row: &Row| {

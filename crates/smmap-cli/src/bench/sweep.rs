@@ -233,7 +233,7 @@ fn write_table(out: &mut impl Write, s: &Sweep) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "hit, copied: the adaptive buffer's reads served by a window already mapped, and by pread, in its first run (from nothing mapped, as MIN); \
+        "hit, copied: of the windows the adaptive buffer's reads touch, those mapped already, and of its reads, those served by pread, in its first run (from nothing mapped, as MIN); \
          MIN hit: Belady's MIN with bypass over the same reads under the same budget, offline."
     )?;
     for pattern in ["uniform", "skewed"] {

@@ -356,6 +356,8 @@ pub struct RunStats {
     pub preads: u64,
     /// Bytes those reads copied.
     pub pread_bytes: u64,
+    /// Windows those reads reached into (the engine's `pread_windows`).
+    pub pread_windows: u64,
     /// Windows mapped because they were asked for again while remembered
     /// as copied ("admitted").
     pub ghost_hits: u64,
@@ -363,16 +365,19 @@ pub struct RunStats {
     pub fd_opens: u64,
     /// Misses that waited for another thread.
     pub waits: u64,
-    /// The share of reads served by a window already mapped:
-    /// `1 − (maps + preads) / reads`, at least 0.
+    /// The share of the windows the reads touch that were mapped already:
+    /// `1 − (maps + pread_windows) / window accesses`, at least 0, each
+    /// read touching every window of the manager's size it reaches into —
+    /// as Belady's MIN counts them.
     pub hit_ratio: f64,
 }
 
 impl RunStats {
-    fn between(before: &smmap::Stats, after: &smmap::Stats, reads: u64) -> Self {
+    fn between(before: &smmap::Stats, after: &smmap::Stats, accesses: u64) -> Self {
         let d = |f: fn(&smmap::Stats) -> u64| f(after) - f(before);
         let maps = d(|s| s.maps);
         let preads = d(|s| s.preads);
+        let pread_windows = d(|s| s.pread_windows);
         RunStats {
             evictions: d(|s| s.evictions),
             peak_mapped_bytes: after.peak_mapped_bytes,
@@ -381,12 +386,27 @@ impl RunStats {
             hits: d(|s| s.hits),
             preads,
             pread_bytes: d(|s| s.pread_bytes),
+            pread_windows,
             ghost_hits: d(|s| s.ghost_hits),
             fd_opens: d(|s| s.fd_opens),
             waits: d(|s| s.waits),
-            hit_ratio: (1.0 - (maps + preads) as f64 / reads.max(1) as f64).max(0.0),
+            hit_ratio: (1.0 - (maps + pread_windows) as f64 / accesses.max(1) as f64).max(0.0),
         }
     }
+}
+
+/// The window accesses of `lists` with windows of `window` bytes (0 or
+/// `u64::MAX`: whole files): each read one for every window it reaches
+/// into, as [`belady::accesses`](super::belady::accesses) counts them.
+fn window_accesses(lists: &[Vec<Op>], window: u64) -> u64 {
+    lists
+        .iter()
+        .flatten()
+        .map(|op| match window {
+            0 | u64::MAX => 1,
+            w => (op.offset + op.len.max(1) - 1) / w - op.offset / w + 1,
+        })
+        .sum()
 }
 
 /// One timed run.
@@ -407,13 +427,15 @@ pub struct Run {
 /// threads' checksums.
 pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
     let snapshot = || method.manager().map(Manager::stats);
-    let reads: u64 = lists.iter().map(|l| l.len() as u64).sum();
+    let accesses = method
+        .manager()
+        .map_or(0, |m| window_accesses(lists, m.window_size()));
     let finish = |time, checksum, before: Option<smmap::Stats>| Run {
         time,
         checksum,
         stats: before
             .zip(snapshot())
-            .map(|(b, a)| RunStats::between(&b, &a, reads)),
+            .map(|(b, a)| RunStats::between(&b, &a, accesses)),
     };
     let bytes = lists.iter().flatten().all(|op| op.len == 1);
     let fold = |reader: &mut dyn Reader, list: &[Op]| {
@@ -656,6 +678,24 @@ mod tests {
                 run.time
             );
         }
+    }
+
+    /// A read counts each window it reaches into, as MIN counts it; with
+    /// whole-file windows, one.
+    #[test]
+    fn reads_count_the_windows_they_touch() {
+        let op = |offset, len| Op {
+            file: 0,
+            offset,
+            len,
+        };
+        let lists = vec![
+            vec![op(0, 1), op(4095, 2), op(4096, 4096)],
+            vec![op(100, 3 * 4096)],
+        ];
+        assert_eq!(window_accesses(&lists, 4096), 1 + 2 + 1 + 4);
+        assert_eq!(window_accesses(&lists, 0), 4);
+        assert_eq!(window_accesses(&lists, u64::MAX), 4);
     }
 
     fn set(sizes: &[u64]) -> FileSet {
