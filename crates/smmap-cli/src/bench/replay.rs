@@ -251,7 +251,9 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         let min = belady::min(
             &accesses,
             belady::Limits {
-                handles,
+                // The engine caps the handles at what the kernel's map
+                // count leaves: MIN gets no more.
+                handles: handles.min(smmap::default_max_open_handles()),
                 bytes: memory,
             },
         );

@@ -129,9 +129,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 &lists,
                 set,
                 window,
+                // The limits the engine has (it caps the handles at what
+                // the kernel's map count leaves), not those asked for.
                 super::belady::Limits {
-                    handles: budget.max_handles.unwrap_or(usize::MAX),
-                    bytes: budget.max_memory.unwrap_or(u64::MAX),
+                    handles: access.managers[0].max_file_handles(),
+                    bytes: access.managers[0].max_mapped_memory_size(),
                 },
             );
             points.push(SweepPoint {
