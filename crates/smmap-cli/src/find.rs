@@ -321,7 +321,11 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
         }
         match c.to_digit(16) {
             Some(d) => digits.push(d as u8),
-            None => bail!("invalid hex pattern {text:?}: {c:?} at position {i} is not a hex digit"),
+            None => {
+                // Counted in characters, as a person reads the text.
+                let at = text[..i].chars().count();
+                bail!("invalid hex pattern {text:?}: {c:?} at position {at} is not a hex digit")
+            }
         }
     }
     if digits.len() % 2 == 1 {
@@ -354,7 +358,13 @@ mod tests {
         let e = parse_hex("abc").unwrap_err().to_string();
         assert!(e.contains("odd number"), "{e}");
         // Positions count in the text as given, prefix and spaces included.
-        for (text, at) in [("0xde zz", 5), ("  zz", 2), (" 0Xab:q ", 6)] {
+        for (text, at) in [
+            ("0xde zz", 5),
+            ("  zz", 2),
+            (" 0Xab:q ", 6),
+            ("\u{3000}zz", 1),
+            ("é", 0),
+        ] {
             let e = parse_hex(text).unwrap_err().to_string();
             assert!(e.contains(&format!("at position {at} ")), "{text:?}: {e}");
         }

@@ -847,8 +847,8 @@ fn buffer_reads_count_as_hits() {
 }
 
 /// Each part of a read is one hit or one miss: a read across two windows
-/// that maps both is two misses, and a slice one hit or miss, whether it
-/// borrows or copies.
+/// that maps both is two misses, and a slice that one window holds (and
+/// borrows) one hit or miss.
 #[test]
 fn each_part_of_a_read_counts_once() {
     let dir = tempfile::tempdir().unwrap();

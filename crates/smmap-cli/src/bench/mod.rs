@@ -47,7 +47,7 @@ Rows: sequential scan of the large file; random 1-byte reads; random 4 KiB reads
 from each count of --threads (a list: 1,2,4,8) above 1, the threads sharing one manager; \
 window switches: random 1-byte and 4 KiB reads of the large file with 1 MiB windows, whatever \
 --window says, which the default limits all hold (the 4 KiB row also at each count; with a \
---size of 2 MiB or more, so that there are windows to switch between); random 4 \
+--size over 1 MiB, so that there are windows to switch between); random 4 \
 KiB reads across the small files (under --max-handles and --max-memory, so most reads cannot \
 keep a window), also at each count; the same with 80% of the reads on 20% of the files, under \
 a budget the hot files fit and the whole set does not. Columns: the engine's \
@@ -359,7 +359,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         small: small_budget,
         skewed: Budget::default(),
         small_files: args.files > 0,
-        switches: args.size >= 2 * workloads::SWITCH_WINDOW,
+        switches: args.size > workloads::SWITCH_WINDOW,
     };
     let steps: u64 = workloads::plan(&sizes)
         .iter()

@@ -259,7 +259,8 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         );
         points.push(Point {
             share,
-            max_handles: handles,
+            // What the engine has (and MIN got): the budget's, capped.
+            max_handles: handles.min(smmap::default_max_open_handles()),
             max_memory_size: memory,
             methods,
             belady_hit_ratio: min.hit_ratio(),

@@ -133,8 +133,8 @@ pub struct Row {
     pub cursor_floor_ratio: Option<f64>,
     /// The hit ratio of Belady's MIN with bypass over the same reads under
     /// the row's budget (handles and bytes), computed offline, from nothing
-    /// mapped: what an engine method's `{method}_first_hit_ratio` (its
-    /// first run, which starts so too) is compared with (budgeted rows only; threaded
+    /// mapped: what `buffer_first_hit_ratio` and `buffer_map_first_hit_ratio`
+    /// (their first runs, which start so too) are compared with (budgeted rows only; threaded
     /// rows interleave their threads' reads in turn). With windows of
     /// different sizes, a reference rather than a proven optimum.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,9 +194,11 @@ impl Row {
                 let v = serde_json::to_value(s).unwrap_or(Value::Null);
                 methods.insert(format!("{}_stats", id.key()), v);
             }
-            // The first run starts with nothing mapped, as MIN does: the
-            // hit ratio to set beside `belady_hit_ratio`.
-            if let Some(first) = m.first.get(id) {
+            // The first run of the first method on each manager (the
+            // cursor shares the buffer's) starts with nothing mapped, as MIN
+            // does: the hit ratio to set beside `belady_hit_ratio`.
+            let first_on_its_manager = matches!(id, MethodId::Buffer | MethodId::BufferMap);
+            if let Some(first) = m.first.get(id).filter(|_| first_on_its_manager) {
                 methods.insert(
                     format!("{}_first_hit_ratio", id.key()),
                     first.hit_ratio.into(),

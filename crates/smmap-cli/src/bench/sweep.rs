@@ -36,9 +36,9 @@ struct SweepPoint {
     /// Best time per read, nanoseconds, by method key (`buffer`,
     /// `buffer_map`, `pread`).
     ns_per_read: std::collections::BTreeMap<&'static str, f64>,
-    /// The adaptive buffer's share of reads served by a window already
-    /// mapped, and of reads copied, in its first run (from nothing mapped,
-    /// as MIN).
+    /// The adaptive buffer's share of the windows its reads touch that were
+    /// mapped already (as MIN counts them), and of its reads copied, in its
+    /// first run (from nothing mapped, as MIN).
     buffer_hit_ratio: f64,
     /// See `buffer_hit_ratio`.
     buffer_pread_ratio: f64,
@@ -139,7 +139,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             points.push(SweepPoint {
                 pattern: name,
                 share,
-                max_handles: budget.max_handles.unwrap_or(0),
+                // What the engine has (and MIN got): the budget's, capped.
+                max_handles: access.managers[0].max_file_handles(),
                 max_memory_size: budget.max_memory.unwrap_or(0),
                 ns_per_read: SWEPT.iter().map(|&id| (id.key(), per_read(id))).collect(),
                 buffer_hit_ratio: stats.map_or(0.0, |s| s.hit_ratio),

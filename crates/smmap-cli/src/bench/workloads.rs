@@ -148,8 +148,8 @@ pub struct Sizes {
     pub skewed: Budget,
     /// Whether there are small files.
     pub small_files: bool,
-    /// Whether the large file has room for the window-switch rows: two
-    /// windows of [`SWITCH_WINDOW`] at least (in one, no read switches).
+    /// Whether the large file has room for the window-switch rows: more
+    /// than one window of [`SWITCH_WINDOW`] (in one, no read switches).
     pub switches: bool,
 }
 
