@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufRead, Seek, SeekFrom};
 #[cfg(unix)]
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use anyhow::{bail, Context};
@@ -78,9 +78,7 @@ impl FileSet {
             .take(count)
             .map(|p| {
                 let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-                // SAFETY: a read-only mapping of a file only this benchmark
-                // writes, and it writes no file while reading.
-                unsafe { Mmap::map(&f) }.with_context(|| format!("cannot map {}", p.display()))
+                map_whole(&f, p)
             })
             .collect()
     }
@@ -89,6 +87,15 @@ impl FileSet {
     pub fn bytes(&self) -> u64 {
         self.sizes.iter().sum()
     }
+}
+
+/// `file` (at `path`, for the error) mapped whole, read-only.
+pub fn map_whole(file: &File, path: &Path) -> anyhow::Result<Mmap> {
+    // SAFETY: a read-only mapping of a file the benchmark only reads (its
+    // own data, written before, or a trace's files); a file changed
+    // meanwhile by someone else is a SIGBUS, as for every user of memory
+    // maps.
+    unsafe { Mmap::map(file) }.with_context(|| format!("cannot map {}", path.display()))
 }
 
 /// Opens every file of `paths`.

@@ -465,12 +465,7 @@ impl Files {
                 if f.metadata()?.len() == 0 {
                     return Ok(None);
                 }
-                // SAFETY: a read-only mapping of a file the replay only
-                // reads; a file changed meanwhile by someone else is a
-                // SIGBUS, as for every user of memory maps.
-                unsafe { Mmap::map(f) }
-                    .map(Some)
-                    .with_context(|| format!("cannot map {}", p.display()))
+                super::methods::map_whole(f, p).map(Some)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Files { open, maps })
@@ -479,9 +474,7 @@ impl Files {
     /// File `i` mapped whole, afresh (a read of it read at least a byte,
     /// so it is not empty).
     fn map(&self, i: usize, paths: &[PathBuf]) -> anyhow::Result<Mmap> {
-        // SAFETY: as in `open`.
-        unsafe { Mmap::map(&self.open[i]) }
-            .with_context(|| format!("cannot map {}", paths[i].display()))
+        super::methods::map_whole(&self.open[i], &paths[i])
     }
 }
 
