@@ -1951,10 +1951,17 @@ fn find_stops_at_the_first_failed_write() {
     let zeros = vec![0u8; 1 << 20];
     let a = write(dir.path(), "a", &zeros);
     let b = write(dir.path(), "b", &zeros);
+    // One match each: 2,000 count lines are more than the output buffer
+    // holds, so the count pass fails at a line in the middle of the run, not
+    // only at the final flush.
+    let one = write(dir.path(), "one", &[0]);
     for count in [false, true] {
-        let mut args = vec!["find", "--hex", "00", &a, &b, &a];
+        let mut args = vec!["find", "--hex", "00"];
         if count {
-            args.insert(1, "-c");
+            args.push("-c");
+            args.extend(std::iter::repeat(one.as_str()).take(2000));
+        } else {
+            args.extend([a.as_str(), b.as_str(), a.as_str()]);
         }
         let full = std::fs::OpenOptions::new()
             .write(true)
@@ -1967,7 +1974,7 @@ fn find_stops_at_the_first_failed_write() {
             .unwrap();
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "count {count}: {err}");
         assert!(err.contains("cannot write to stdout"), "{err}");
     }
 }
