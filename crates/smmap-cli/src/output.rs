@@ -15,7 +15,11 @@ pub fn print<T: Serialize>(
 ) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     if json {
-        serde_json::to_writer_pretty(&mut out, report).context("cannot write to stdout")?;
+        // serde_json's error hides the io::Error from `source()`; turned
+        // back into it, a closed pipe is seen as one (`is_broken_pipe`).
+        serde_json::to_writer_pretty(&mut out, report)
+            .map_err(std::io::Error::from)
+            .context("cannot write to stdout")?;
         writeln!(out).context("cannot write to stdout")?;
     } else {
         table(&mut out).context("cannot write to stdout")?;

@@ -543,6 +543,44 @@ fn a_closed_pipe_ends_find_quietly() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// The write end of a pipe whose reader has gone (as `head` has, once it
+/// has read its lines), for a command's stdout: the stdin of a process that
+/// has ended. Every write to it fails at once, whatever the timing.
+fn closed_pipe() -> Stdio {
+    let mut gone = Command::new(env!("CARGO_BIN_EXE_smmap"))
+        .arg("--version")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = gone.stdin.take().unwrap();
+    assert!(gone.wait().unwrap().success());
+    Stdio::from(end)
+}
+
+/// Runs `smmap args` with its stdout a closed pipe.
+fn into_closed_pipe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smmap"))
+        .args(args)
+        .stdout(closed_pipe())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A JSON report larger than the output buffer meets the closed pipe
+/// inside the JSON writer, whose error wraps the pipe's: still quiet.
+#[test]
+fn a_closed_pipe_ends_a_json_report_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", b"x");
+    let mut args = vec!["stat", "--json"];
+    // About 150 bytes of JSON each: well over the 8 KiB buffer.
+    args.extend(std::iter::repeat_n(f.as_str(), 200));
+    let out = into_closed_pipe(&args);
+    assert_eq!(text(&out.stderr), "");
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
 /// A path that is not UTF-8 is printed as its bytes, as `grep` prints it, so
 /// that a script can open the file again; JSON shows U+FFFD for such bytes.
 #[cfg(unix)]
@@ -1959,7 +1997,7 @@ fn find_stops_at_the_first_failed_write() {
         let mut args = vec!["find", "--hex", "00"];
         if count {
             args.push("-c");
-            args.extend(std::iter::repeat(one.as_str()).take(2000));
+            args.extend(std::iter::repeat_n(one.as_str(), 2000));
         } else {
             args.extend([a.as_str(), b.as_str(), a.as_str()]);
         }
