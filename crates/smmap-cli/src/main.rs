@@ -128,7 +128,7 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 /// True if the error comes from writing to a pipe whose reader has gone.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

@@ -88,16 +88,23 @@ pub fn run(args: &StatArgs) -> anyhow::Result<()> {
         config: args.limits.report(),
         files: &scans,
     };
-    crate::output::print(args.json, &report, |out| {
+    let printed = crate::output::print(args.json, &report, |out| {
         if scans.is_empty() {
             return Ok(());
         }
         write_table(out, &report.config, &scans)
-    })?;
+    });
     if failed {
+        // A file failed: status 2 whatever became of the report, which a
+        // closed pipe ends quietly; another failed write is said too.
+        if let Err(e) = printed {
+            if !crate::is_broken_pipe(&e) {
+                let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(&e));
+            }
+        }
         return Err(Exit(2).into());
     }
-    Ok(())
+    printed
 }
 
 /// Scans one file with a fresh manager and counts what it mapped.

@@ -581,6 +581,29 @@ fn a_closed_pipe_ends_a_json_report_quietly() {
     assert!(out.status.success(), "{:?}", out.status);
 }
 
+/// A file that failed makes the status 2 even when the report then meets a
+/// closed pipe (`smmap stat missing ok | true`).
+#[test]
+fn a_failed_file_is_status_2_whatever_became_of_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", b"x");
+    let missing = dir.path().join("missing");
+    for json in [false, true] {
+        let mut args = vec!["stat", missing.to_str().unwrap(), &f];
+        if json {
+            args.push("--json");
+        }
+        let out = into_closed_pipe(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("missing") && err.contains(&not_found()),
+            "{err}"
+        );
+    }
+}
+
 /// A path that is not UTF-8 is printed as its bytes, as `grep` prints it, so
 /// that a script can open the file again; JSON shows U+FFFD for such bytes.
 #[cfg(unix)]
