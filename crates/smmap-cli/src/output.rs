@@ -2,6 +2,7 @@
 //! command's own table.
 
 use std::io::{BufWriter, StdoutLock, Write};
+use std::path::Path;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -25,6 +26,41 @@ pub fn print<T: Serialize>(
         table(&mut out).context("cannot write to stdout")?;
     }
     out.flush().context("cannot write to stdout")
+}
+
+/// Prints a report that comes with a chart drawn to `svg`: `drawn` is how
+/// the drawing went, done before, so that a closed stdout (`… | head`)
+/// loses no chart. The report is printed either way, then "chart drawn to
+/// …" under a table; a chart that could not be drawn is the error, after
+/// the figures.
+pub fn print_with_chart<T: Serialize>(
+    json: bool,
+    report: &T,
+    table: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> std::io::Result<()>,
+    svg: &Path,
+    drawn: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let printed = print(json, report, table);
+    if let Err(e) = drawn {
+        say_unless_closed(printed);
+        return Err(e);
+    }
+    printed?;
+    if !json {
+        line(format_args!("chart drawn to {}", svg.display()))?;
+    }
+    Ok(())
+}
+
+/// Says on stderr why a report could not be written, unless it met a
+/// closed pipe (which ends the program quietly): for a report whose
+/// command fails for another reason, which decides the exit status.
+pub fn say_unless_closed(printed: anyhow::Result<()>) {
+    if let Err(e) = printed {
+        if !crate::is_broken_pipe(&e) {
+            let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(&e));
+        }
+    }
 }
 
 /// Writes one more line of a table report (after [`print()`]).

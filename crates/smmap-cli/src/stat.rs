@@ -95,13 +95,8 @@ pub fn run(args: &StatArgs) -> anyhow::Result<()> {
         write_table(out, &report.config, &scans)
     });
     if failed {
-        // A file failed: status 2 whatever became of the report, which a
-        // closed pipe ends quietly; another failed write is said too.
-        if let Err(e) = printed {
-            if !crate::is_broken_pipe(&e) {
-                let _ = writeln!(std::io::stderr(), "smmap: error: {}", crate::describe(&e));
-            }
-        }
+        // A file failed: status 2 whatever became of the report.
+        crate::output::say_unless_closed(printed);
         return Err(Exit(2).into());
     }
     printed

@@ -1884,6 +1884,31 @@ fn bench_sweep_prints_its_figures_before_a_chart_it_cannot_draw() {
     assert!(!stdout.contains("chart drawn"), "{stdout}");
 }
 
+/// The chart of a sweep (of the small files, and of a replay) is drawn
+/// even when stdout has closed before the table could be printed.
+#[test]
+fn bench_sweep_draws_its_chart_when_stdout_has_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (trace, _) = record_trace(dir.path());
+    let t = trace.to_str().unwrap();
+    for (name, replay) in [("sweep.svg", false), ("replay.svg", true)] {
+        let svg = dir.path().join(name);
+        let svg = svg.to_str().unwrap();
+        let mut args = vec!["bench", "--sweep", "--repeat", "1", "--quiet", "--svg", svg];
+        if replay {
+            args.extend(["--replay", t]);
+        } else {
+            args.extend(["--files", "5", "--ops", "100", "--dir", d]);
+        }
+        let out = into_closed_pipe(&args);
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        let drawn = std::fs::read_to_string(svg).unwrap_or_default();
+        assert!(drawn.starts_with("<svg"), "{args:?}: no chart");
+    }
+}
+
 /// Each random-read row is in ns per read however few reads it has (the
 /// scan alone in GiB/s), and one small file is said to be all hot.
 #[test]

@@ -279,15 +279,14 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
         repeat: args.repeat,
         points,
     };
-    // The figures first: a chart that cannot be drawn loses none of them.
-    crate::output::print(args.json, &report, |out| write_table(out, &report))?;
-    if args.sweep {
-        draw_svg(&args.svg, &report)?;
-        if !args.json {
-            crate::output::line(format_args!("chart drawn to {}", args.svg.display()))?;
-        }
+    let table = |out: &mut _| write_table(out, &report);
+    if !args.sweep {
+        return crate::output::print(args.json, &report, table);
     }
-    Ok(())
+    // The chart first, whatever becomes of stdout; the figures are printed
+    // even if it cannot be drawn.
+    let drawn = draw_svg(&args.svg, &report);
+    crate::output::print_with_chart(args.json, &report, table, &args.svg, drawn)
 }
 
 /// The trace at `path`, gzip-compressed (as the traces kept in the

@@ -159,13 +159,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         points,
     };
     drop(data);
-    // The figures first: a chart that cannot be drawn loses none of them.
-    crate::output::print(args.json, &sweep, |out| write_table(out, &sweep))?;
-    draw_svg(&args.svg, &sweep)?;
-    if !args.json {
-        crate::output::line(format_args!("chart drawn to {}", args.svg.display()))?;
-    }
-    Ok(())
+    // The chart first, whatever becomes of stdout; the figures are printed
+    // even if it cannot be drawn.
+    let drawn = draw_svg(&args.svg, &sweep);
+    crate::output::print_with_chart(
+        args.json,
+        &sweep,
+        |out| write_table(out, &sweep),
+        &args.svg,
+        drawn,
+    )
 }
 
 /// The series of the charts: method, name, symbol in the terminal, colour.
