@@ -3,7 +3,10 @@
 them, user subclasses included, are collected, and their regions released."""
 import gc
 import os
+import sys
 import weakref
+
+import pytest
 
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor
 from smmap.util import MapRegionList
@@ -79,3 +82,52 @@ def test_buffer_subclass_holding_itself(big):
     del b
     assert collected(ref)
     assert m.collect() == 1 and m.num_file_handles() == 0
+
+
+def test_a_slice_the_fast_path_hands_on_gives_its_references_back_at_once(big):
+    """`buf[a:b]` that the fast path does not answer itself (a stride, a
+    slice outside the cursor's window, a bound out of range) gives back the
+    references it took before it returns: none is left queued for a later
+    call to give back, maybe the cursor's last, on another thread."""
+    path, content = big
+
+    class Cur(WindowCursor):
+        pass
+
+    m = SlidingWindowMapManager(window_size=4096)
+    c = Cur(m, MapRegionList(path))
+    b = SlidingWindowMapBuffer(c)
+    assert b[0] == content[0]
+    before = sys.getrefcount(c)
+    assert b[0:20:2] == content[0:20:2]  # a stride
+    assert sys.getrefcount(c) == before
+    far = len(content) - 100
+    assert b[far : far + 10] == content[far : far + 10]  # another window
+    assert sys.getrefcount(c) == before
+    with pytest.raises(TypeError):
+        b[0:"x"]  # a bound that is no index: an error raised by the slot
+    assert sys.getrefcount(c) == before
+    ref = weakref.ref(c)
+    del b, c
+    assert ref() is None, "the cursor outlived its last reference"
+    m.collect()
+    assert m.num_file_handles() == 0, "a region is still in use"
+
+
+def test_an_error_the_slot_raises_leaves_no_reference_queued(tmp_path):
+    """An error raised by `buf[a:b]` outside PyO3's own calls (a copy read
+    of a file cut short) holds no reference to its type afterwards: on
+    Python versions where built-in types are counted (3.11), a reference
+    queued for later shows as one more."""
+    content = os.urandom(64 * 1024)
+    path = tmp_path / "shrinks.bin"
+    path.write_bytes(content)
+    m = SlidingWindowMapManager(window_size=4096)
+    b = SlidingWindowMapBuffer(m.make_cursor(str(path)))
+    assert b[0] == content[0]
+    os.truncate(path, 4096)
+    before = sys.getrefcount(OSError)
+    for _ in range(3):
+        with pytest.raises(OSError):
+            b[60000:60010]
+    assert sys.getrefcount(OSError) == before

@@ -89,14 +89,21 @@ fn absolute_in_range(offset: u64, len: u64, i: i128) -> Option<u64> {
 /// let go before the cursor's is taken (one state at a time, see `guard`).
 /// A read that another thread's `begin_access` overtakes reads the view it
 /// started with.
-struct View {
-    cursor: Option<Py<PyCursor>>,
+///
+/// The cursor is a `Bound`, whose drop gives its reference back at once:
+/// `fast` reads through a view outside PyO3's count of attached calls, where
+/// dropping a `Py` queues the reference in PyO3's process-wide pool (a lock
+/// every such read would take), to be given back — perhaps the cursor's
+/// last, running its finalizers — by whichever thread next comes back from
+/// `detach`, maybe while it holds a state.
+struct View<'py> {
+    cursor: Option<Bound<'py, PyCursor>>,
     /// Absolute offset of index 0.
     offset: u64,
     len: u64,
 }
 
-impl View {
+impl View<'_> {
     /// The cursor's state.
     #[inline]
     fn cursor<'a>(&'a self, py: Python<'_>) -> PyResult<StateGuard<'a, CursorState>> {
@@ -287,10 +294,10 @@ impl PyBuffer {
 
     /// What a read needs (see [`View`]).
     #[inline]
-    fn view(&self, py: Python<'_>) -> PyResult<View> {
+    fn view<'py>(&self, py: Python<'py>) -> PyResult<View<'py>> {
         let st = self.state(py)?;
         Ok(View {
-            cursor: st.cursor.as_ref().map(|c| c.clone_ref(py)),
+            cursor: st.cursor.as_ref().map(|c| c.bind(py).clone()),
             offset: st.offset,
             len: st.len,
         })

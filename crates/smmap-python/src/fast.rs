@@ -12,7 +12,10 @@
 //! construction, the state guards, `__traverse__`) is inherited unchanged.
 //!
 //! The fast path takes no state it must wait for (it gives up instead) and
-//! runs no Python code while it holds one, as everywhere (see `guard`).
+//! runs no Python code while it holds one, as everywhere (see `guard`). It
+//! drops no `Py` either (a `View` holds a `Bound`; errors are raised inside
+//! a counted attachment, see [`restore`]): outside PyO3's count of attached
+//! calls that would queue a reference for another thread to give back.
 //!
 //! The slot is entered attached, whatever the interpreter's state: a
 //! finalizer may slice a buffer while the interpreter shuts down, when
@@ -129,7 +132,7 @@ unsafe extern "C" fn subscript(
                 Some(match buf.get().slice(py, bounds) {
                     Ok(bytes) => bytes.into_ptr(),
                     Err(e) => {
-                        e.restore(py);
+                        restore(py, e);
                         ptr::null_mut()
                     }
                 })
@@ -150,9 +153,27 @@ unsafe extern "C" fn subscript(
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic in SlidingWindowMapBuffer.__getitem__".to_owned());
-            PanicException::new_err(msg).restore(py);
+            restore(py, PanicException::new_err(msg));
             ptr::null_mut()
         }
+    }
+}
+
+/// Raises `e`. Making the exception drops PyO3 references (its type, its
+/// value), which outside PyO3's count of attached calls — this slot's — go
+/// to PyO3's process-wide pool, to be given back later by whichever thread
+/// next comes back from `detach`, perhaps holding a state: so it is made
+/// inside a counted attachment, except while the interpreter shuts down
+/// (when `try_attach` refuses, and the pool is the only way).
+fn restore(py: Python<'_>, e: PyErr) {
+    let mut e = Some(e);
+    Python::try_attach(|py| {
+        if let Some(e) = e.take() {
+            e.restore(py);
+        }
+    });
+    if let Some(e) = e {
+        e.restore(py);
     }
 }
 
@@ -201,7 +222,7 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
     let bounds = match SliceBounds::unpack(&slice) {
         Ok(b) => b,
         Err(e) => {
-            e.restore(py);
+            restore(py, e);
             return Fast::Done(ptr::null_mut());
         }
     };
