@@ -1393,6 +1393,86 @@ fn bench_errors() {
     );
 }
 
+/// Counts past what a run can hold are refused before any data is
+/// written, naming the option and its bound, rather than panicking,
+/// aborting on allocation or starting more threads than can run.
+#[test]
+fn bench_bounds_name_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let bench = |extra: &[&str], wanted: &[&str]| {
+        let mut args = vec!["bench", "--size", "64k", "--quiet", "--dir", d];
+        if extra[0] != "--files" {
+            args.extend(["--files", "0"]);
+        }
+        args.extend(extra);
+        fails(&args, wanted);
+    };
+    for ops in ["0xffffffffffffffff", "1T", "268435457"] {
+        bench(&["--ops", ops], &["--ops", "at most 268435456 reads"]);
+    }
+    for files in ["4000000000", "5000000000", "1048577"] {
+        bench(
+            &["--files", files],
+            &["--files", "at most 1048576 small files"],
+        );
+    }
+    for repeat in ["0xffffffffffffffff", "1001"] {
+        bench(&["--repeat", repeat], &["--repeat", "at most 1000 runs"]);
+    }
+    bench(&["--repeat", "0"], &["--repeat", "at least 1 run"]);
+    bench(
+        &["--threads", "2,40000", "--max-handles", "40000"],
+        &["--threads", "40000 threads", "at most 1024"],
+    );
+    // Each thread of a row holds its reads: a quarter of --ops each.
+    bench(
+        &[
+            "--ops",
+            "268435456",
+            "--threads",
+            "2,1024",
+            "--max-handles",
+            "1024",
+        ],
+        &[
+            "--ops 268435456",
+            "--threads 1024",
+            "at most 268435456 reads",
+        ],
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A thread the system cannot start (here: none can, their stacks asked
+/// to be larger than any address space) ends the bench with an error that
+/// says so, leaving no data behind, rather than a panic or a hang.
+#[cfg(target_os = "linux")]
+#[test]
+fn bench_says_when_a_thread_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
+        .args(["bench", "--size", "64k", "--files", "0", "--ops", "100"])
+        .args([
+            "--repeat",
+            "1",
+            "--quiet",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("RUST_MIN_STACK", (1u64 << 50).to_string())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("threads") && err.contains("cannot start thread 1 of 2"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 /// Records a trace of buffer and cursor reads over three files in `dir`
 /// (each read page by page, a few times); returns its path and the files'.
 fn record_trace(dir: &std::path::Path) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {

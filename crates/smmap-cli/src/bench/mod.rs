@@ -93,8 +93,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     size: u64,
 
-    /// Number of small files (4–64 KiB each)
-    #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_count)]
+    /// Number of small files (4–64 KiB each), at most 1048576
+    #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_files)]
     files: usize,
 
     /// Where to make the temporary data directory (default: the system's temporary directory); with --replay, the directory that holds the trace's files (found by name)
@@ -125,16 +125,16 @@ pub struct BenchArgs {
     #[arg(long)]
     in_turn: bool,
 
-    /// Thread counts of the threaded rows, sharing one manager, as a list (1,2,4,8); one thread always runs
+    /// Thread counts of the threaded rows, sharing one manager, as a list (1,2,4,8), each at most 1024; one thread always runs
     #[arg(long, value_name = "N,...", default_value = "2", value_parser = ThreadCounts::parse)]
     threads: ThreadCounts,
 
-    /// Random 1-byte reads per run (default: size / 1 KiB, within 10,000–1,000,000); the 4 KiB reads of the large file are a quarter as many, those across the small files a tenth, per thread
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    /// Random 1-byte reads per run (default: size / 1 KiB, within 10,000–1,000,000; at most 2^28); the 4 KiB reads of the large file are a quarter as many, those across the small files a tenth, per thread
+    #[arg(long, value_name = "N", value_parser = parse_ops)]
     ops: Option<usize>,
 
-    /// Runs of each method per workload; the best counts
-    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_count)]
+    /// Runs of each method per workload, 1 to 1000; the best counts
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_repeat)]
     repeat: usize,
 
     /// Seed of the generated data and the read offsets
@@ -171,9 +171,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.size < 64 * 1024 {
         bail!("--size must be at least 64KiB (got {})", args.size);
     }
-    if args.repeat == 0 {
-        bail!("--repeat must be at least 1");
-    }
     // A replay runs one thread: the program's own cursors say what must
     // fit (reads that cannot are reported).
     if args.replay.is_none() && args.max_handles < args.threads.largest() {
@@ -183,8 +180,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.threads.largest()
         );
     }
-    if u32::try_from(args.files).is_err() {
-        bail!("--files is too large");
+    // The rows of the most threads hold every thread's reads at once.
+    let plain = !args.sweep && !args.find && args.replay.is_none();
+    let threads = args.threads.largest();
+    let held = (ops_of(args) / 4).max(1).saturating_mul(threads);
+    if plain && held > MAX_READS {
+        bail!(
+            "--ops {} with --threads {threads}: the rows of {threads} threads would hold \
+             {held} reads in memory at once (a quarter of --ops each), and a run holds at most \
+             {MAX_READS} reads; give fewer --ops or threads",
+            ops_of(args)
+        );
     }
     if args.sweep && args.files == 0 {
         bail!("--sweep reads the small files: --files must be at least 1");
@@ -225,8 +231,64 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The thread counts of `--threads`: ascending, without duplicates, each at
-/// least 1 and one at least 2.
+/// The most threads of a row (`--threads`): more than the cores of any
+/// machine the bench is meant for, and few enough that their stacks and
+/// reads fit in memory.
+const MAX_THREADS: usize = 1024;
+
+/// The most runs of each method (`--repeat`).
+const MAX_REPEAT: usize = 1000;
+
+/// The most small files (`--files`): the bench keeps a descriptor open
+/// per file, and Linux allows a process at most 2^20 by default
+/// (`fs.nr_open`).
+const MAX_FILES: usize = 1 << 20;
+
+/// The most reads a run holds in memory, all its threads' together (24
+/// bytes each: 6 GiB); `--ops` is at most this too.
+const MAX_READS: usize = 1 << 28;
+
+/// Parses `--files`: at most [`MAX_FILES`].
+fn parse_files(input: &str) -> Result<usize, String> {
+    match parse_count(input)? {
+        n if n > MAX_FILES => Err(format!(
+            "{n} files: at most {MAX_FILES} small files (the bench keeps a descriptor open \
+             per file, and {MAX_FILES} is Linux's default ceiling, fs.nr_open)"
+        )),
+        n => Ok(n),
+    }
+}
+
+/// Parses `--ops`: at most [`MAX_READS`].
+fn parse_ops(input: &str) -> Result<usize, String> {
+    match parse_count(input)? {
+        n if n > MAX_READS => Err(format!(
+            "{n} reads: at most {MAX_READS} reads per run (the bench holds every read in \
+             memory, 24 bytes each, before it runs them)"
+        )),
+        n => Ok(n),
+    }
+}
+
+/// Parses `--repeat`: 1 to [`MAX_REPEAT`].
+fn parse_repeat(input: &str) -> Result<usize, String> {
+    match parse_count(input)? {
+        0 => Err("0 runs: at least 1 run of each method is needed".to_string()),
+        n if n > MAX_REPEAT => Err(format!("{n} runs: at most {MAX_REPEAT} runs")),
+        n => Ok(n),
+    }
+}
+
+/// Random 1-byte reads per run: `--ops`, or by default one per KiB of
+/// `--size`, within 10,000–1,000,000.
+fn ops_of(args: &BenchArgs) -> usize {
+    args.ops
+        .unwrap_or_else(|| (args.size / 1024).clamp(10_000, 1_000_000) as usize)
+        .max(1)
+}
+
+/// The thread counts of `--threads`: ascending, without duplicates, each
+/// from 1 to [`MAX_THREADS`], and one at least 2.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadCounts(Vec<usize>);
 
@@ -238,6 +300,9 @@ impl ThreadCounts {
             .split(',')
             .map(|piece| match parse_count(piece) {
                 Ok(0) => Err("0 threads: every count must be at least 1".to_string()),
+                Ok(n) if n > MAX_THREADS => Err(format!(
+                    "{n} threads: every count must be at most {MAX_THREADS}"
+                )),
                 Ok(n) => Ok(n),
                 Err(_) => Err(format!(
                     "{:?} is not a thread count: expected a list such as 1,2,4,8",
@@ -348,10 +413,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         max_handles: Some(args.max_handles),
         max_open_files,
     };
-    let ops = args
-        .ops
-        .unwrap_or_else(|| (args.size / 1024).clamp(10_000, 1_000_000) as usize)
-        .max(1);
+    let ops = ops_of(args);
     // The skewed budget depends on the files' sizes: known after setup.
     let mut sizes = Sizes {
         ops,
@@ -557,6 +619,7 @@ mod tests {
             ("1,1", "no count of 2"),
             ("2,x", "\"x\" is not a thread count"),
             ("2,", "\"\" is not a thread count"),
+            ("2,1025", "1025 threads: every count must be at most 1024"),
         ] {
             let e = ThreadCounts::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

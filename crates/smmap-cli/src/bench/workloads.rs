@@ -4,7 +4,7 @@
 //! Adding a workload: one entry in [`plan`].
 
 use std::collections::BTreeMap;
-use std::sync::Barrier;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -426,6 +426,17 @@ pub struct Run {
 /// the last has read, before the readers go. The checksum adds up the
 /// threads' checksums.
 pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
+    run_on(method, lists, |_| std::thread::Builder::new())
+}
+
+/// [`run_once`], each thread made by the builder `builder` gives for its
+/// index (a test makes one fail). A thread that cannot be started is an
+/// error; the threads started before it are called off, not left waiting.
+fn run_on(
+    method: &dyn Method,
+    lists: &[Vec<Op>],
+    builder: impl Fn(usize) -> std::thread::Builder,
+) -> anyhow::Result<Run> {
     let snapshot = || method.manager().map(Manager::stats);
     let accesses = method
         .manager()
@@ -454,31 +465,41 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
         drop(reader);
         return Ok(finish(time, checksum, before));
     }
-    let n = lists.len() + 1;
-    let (ready, go) = (&Barrier::new(n), &Barrier::new(n));
+    let line = &StartLine::default();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = lists
-            .iter()
-            .map(|list| {
-                scope.spawn(move || {
-                    let reader = method.reader();
-                    ready.wait();
-                    go.wait();
-                    let mut reader = reader?;
-                    let checksum = fold(&mut *reader, list)?;
-                    // The clock stops before the reader goes: dropping it
-                    // can close what the run opened (the baselines'
-                    // descriptors, when they are not kept).
-                    let end = Instant::now();
-                    drop(reader);
-                    Ok((checksum, end))
-                })
-            })
-            .collect();
-        ready.wait();
+        let mut handles = Vec::with_capacity(lists.len());
+        for (i, list) in lists.iter().enumerate() {
+            let started = builder(i).spawn_scoped(scope, move || {
+                let reader = method.reader();
+                if !line.ready_and_wait() {
+                    bail!("called off");
+                }
+                let mut reader = reader?;
+                let checksum = fold(&mut *reader, list)?;
+                // The clock stops before the reader goes: dropping it
+                // can close what the run opened (the baselines'
+                // descriptors, when they are not kept).
+                let end = Instant::now();
+                drop(reader);
+                Ok((checksum, end))
+            });
+            match started {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    // The scope waits for those started: they must end.
+                    line.start(false);
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "cannot start thread {} of {}",
+                        i + 1,
+                        lists.len()
+                    )));
+                }
+            }
+        }
+        line.wait_for(lists.len());
         let before = snapshot();
         let start = Instant::now();
-        go.wait();
+        line.start(true);
         let mut checksum = 0u64;
         let mut last_end = start;
         let mut first_error = None;
@@ -501,6 +522,60 @@ pub fn run_once(method: &dyn Method, lists: &[Vec<Op>]) -> anyhow::Result<Run> {
             None => Ok(finish(time, checksum, before)),
         }
     })
+}
+
+/// Where the threads of a run wait, each with its reader made, until all
+/// are there and the clock has started — or until the run is called off
+/// because a thread could not be started, so that none waits for ever (as
+/// at a barrier for one that never comes).
+#[derive(Default)]
+struct StartLine {
+    /// Threads ready, and the start once given: `Some(true)` to read,
+    /// `Some(false)` called off.
+    state: Mutex<(usize, Option<bool>)>,
+    /// Notified at each change of `state`.
+    changed: Condvar,
+}
+
+impl StartLine {
+    /// The state, also from a thread that panicked holding it (none does).
+    fn state(&self) -> MutexGuard<'_, (usize, Option<bool>)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Says this thread is ready and waits for the start: true to read,
+    /// false if the run was called off.
+    fn ready_and_wait(&self) -> bool {
+        let mut state = self.state();
+        state.0 += 1;
+        self.changed.notify_all();
+        loop {
+            if let Some(go) = state.1 {
+                return go;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Waits until `n` threads are ready.
+    fn wait_for(&self, n: usize) {
+        let mut state = self.state();
+        while state.0 < n {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Starts the run (`go`) or calls it off; either way no thread waits.
+    fn start(&self, go: bool) {
+        self.state().1 = Some(go);
+        self.changed.notify_all();
+    }
 }
 
 /// The best run of each method of one workload, and the checksum every run
@@ -620,6 +695,21 @@ mod tests {
         }
     }
 
+    /// Its readers read nothing, at once.
+    struct Nothing;
+
+    impl Method for Nothing {
+        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+            Ok(Box::new(Nothing))
+        }
+    }
+
+    impl Reader for Nothing {
+        fn fold(&mut self, _: &[Op]) -> anyhow::Result<u64> {
+            Ok(0)
+        }
+    }
+
     /// A reader that counts the lists it was given by each fold.
     #[derive(Default)]
     struct Folds {
@@ -663,6 +753,29 @@ mod tests {
         run_once(&m, &[vec![op(4096)]]).unwrap();
         let f = m.0.lock().unwrap();
         assert_eq!((f.bytes, f.general), (1, 2));
+    }
+
+    /// A thread that cannot be started (its stack cannot be mapped) is an
+    /// error, and the threads started before it, waiting for the others,
+    /// are called off rather than left waiting for ever.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_that_cannot_start_calls_the_run_off() {
+        let lists = vec![Vec::new(); 4];
+        let builder = |i| {
+            let b = std::thread::Builder::new();
+            // 1 PiB: more than any address space holds.
+            if i == 2 {
+                b.stack_size(1 << 50)
+            } else {
+                b
+            }
+        };
+        let e = run_on(&Nothing, &lists, builder).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot start thread 3 of 4"),
+            "{e:#}"
+        );
     }
 
     #[test]
