@@ -63,8 +63,14 @@ impl FileSet {
         let open = open_all(&paths)?;
         let sizes = open
             .iter()
-            .map(|f| Ok(f.metadata()?.len()))
-            .collect::<std::io::Result<Vec<_>>>()?;
+            .zip(&paths)
+            .map(|(f, p)| {
+                let meta = f.metadata();
+                Ok(meta
+                    .with_context(|| format!("cannot stat {}", p.display()))?
+                    .len())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let open = Descriptors::new(paths.clone(), keep.then_some(open));
         Ok(FileSet { paths, sizes, open })
     }
@@ -516,7 +522,11 @@ impl<const RELEASE: bool> BufferFile<RELEASE> {
         while left > 0 {
             let chunk = b.fill_buf()?;
             if chunk.is_empty() {
-                bail!("the buffer ended {left} bytes early");
+                bail!(
+                    "the buffer of {} ended {left} bytes early, at offset {}",
+                    path_of(b.cursor()),
+                    b.offset() + i + (len - left)
+                );
             }
             let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             sum += byte_sum(&chunk[..n]);
@@ -548,6 +558,14 @@ impl<const RELEASE: bool> FileReader for BufferFile<RELEASE> {
     }
 }
 
+/// The path of `cursor`'s file, for an error.
+#[cold]
+fn path_of(cursor: &WindowCursor) -> String {
+    cursor
+        .path()
+        .map_or_else(|| "a file".to_string(), |p| p.display().to_string())
+}
+
 /// A cursor moved window by window with `use_region`; with `RELEASE`, the
 /// window is released after each read (`unuse_region`).
 struct CursorFile<const RELEASE: bool> {
@@ -562,7 +580,10 @@ impl<const RELEASE: bool> FileReader for CursorFile<RELEASE> {
         }
         match self.cursor.use_region(offset, 1)?.buffer().first() {
             Some(&b) => Ok(u64::from(b)),
-            None => bail!("the cursor could not map offset {offset}"),
+            None => bail!(
+                "the cursor could not map offset {offset} of {}",
+                path_of(&self.cursor)
+            ),
         }
     }
 
@@ -572,7 +593,10 @@ impl<const RELEASE: bool> FileReader for CursorFile<RELEASE> {
         if len == 1 && !RELEASE {
             return match c.use_region(offset, 1)?.buffer().first() {
                 Some(&b) => Ok(u64::from(b)),
-                None => bail!("the cursor could not map offset {offset}"),
+                None => bail!(
+                    "the cursor could not map offset {offset} of {}",
+                    path_of(&self.cursor)
+                ),
             };
         }
         let mut done = 0u64;
@@ -582,7 +606,7 @@ impl<const RELEASE: bool> FileReader for CursorFile<RELEASE> {
             let want = usize::try_from(len - done).unwrap_or(usize::MAX);
             let view = c.use_region(at, want)?.buffer();
             if view.is_empty() {
-                bail!("the cursor could not map offset {at}");
+                bail!("the cursor could not map offset {at} of {}", path_of(c));
             }
             sum += byte_sum(view);
             done += view.len() as u64;
@@ -659,7 +683,7 @@ impl Method for Pread<'_> {
         let largest = self.files.sizes.iter().copied().max().unwrap_or(0);
         let open = self.files.open.get()?;
         let files = (0..open.len())
-            .map(|i| PreadFile(Arc::clone(&open), i))
+            .map(|i| PreadFile(Arc::clone(&open), i, &self.files.paths))
             .collect();
         Ok(Box::new(PerFile::with_scratch(
             files,
@@ -668,10 +692,10 @@ impl Method for Pread<'_> {
     }
 }
 
-/// File `.1` of the open files `.0`.
-struct PreadFile(Arc<Vec<File>>, usize);
+/// File `.1` of the open files `.0`, at `.2[.1]` (for the error).
+struct PreadFile<'a>(Arc<Vec<File>>, usize, &'a [PathBuf]);
 
-impl FileReader for PreadFile {
+impl FileReader for PreadFile<'_> {
     #[inline(always)]
     fn sum(&mut self, offset: u64, len: u64, scratch: &mut [u8]) -> anyhow::Result<u64> {
         if scratch.is_empty() && len > 0 {
@@ -682,7 +706,13 @@ impl FileReader for PreadFile {
         while done < len {
             let n = (len - done).min(scratch.len() as u64) as usize;
             let block = &mut scratch[..n];
-            self.0[self.1].read_exact_at(block, offset + done)?;
+            let at = offset + done;
+            self.0[self.1].read_exact_at(block, at).with_context(|| {
+                format!(
+                    "cannot read {n} bytes at offset {at} of {}",
+                    self.2[self.1].display()
+                )
+            })?;
             sum += byte_sum(block);
             done += n as u64;
         }
@@ -798,7 +828,7 @@ impl Method for Oracle<'_> {
         let files = (0..self.files.paths.len())
             .map(|i| match self.maps.get(i) {
                 Some(map) => OracleFile::Mapped(MapFile(map)),
-                None => OracleFile::Read(PreadFile(Arc::clone(&open), i)),
+                None => OracleFile::Read(PreadFile(Arc::clone(&open), i, &self.files.paths)),
             })
             .collect();
         Ok(Box::new(PerFile::with_scratch(
@@ -811,7 +841,7 @@ impl Method for Oracle<'_> {
 /// A file the oracle maps, or one it reads.
 enum OracleFile<'a> {
     Mapped(MapFile<'a>),
-    Read(PreadFile),
+    Read(PreadFile<'a>),
 }
 
 impl FileReader for OracleFile<'_> {

@@ -461,7 +461,11 @@ impl Files {
             .iter()
             .zip(paths)
             .map(|(f, p)| {
-                if f.metadata()?.len() == 0 {
+                let size = f
+                    .metadata()
+                    .with_context(|| format!("cannot stat {}", p.display()))?
+                    .len();
+                if size == 0 {
                     return Ok(None);
                 }
                 super::methods::map_whole(f, p).map(Some)
@@ -580,7 +584,8 @@ fn replay_once(
                     continue;
                 }
                 if how == How::Pread {
-                    read_exact_at(&files.open[r.file], &mut scratch[..n], r.offset)?;
+                    let (f, path) = (&files.open[r.file], &paths[r.file]);
+                    read_exact_at(f, path, &mut scratch[..n], r.offset)?;
                     sum = add(sum, &scratch[..n]);
                 } else {
                     let map = match &mut maps[r.file] {
@@ -672,16 +677,29 @@ fn cursors_at_once(reader: &TraceReader) -> usize {
     most
 }
 
+/// Reads `buf.len()` bytes at `offset` of `f`, the file at `path` (which
+/// the error names).
+fn read_exact_at(f: &File, path: &Path, buf: &mut [u8], offset: u64) -> anyhow::Result<()> {
+    let len = buf.len() as u64;
+    read_all_at(f, buf, offset).with_context(|| {
+        format!(
+            "cannot read {} at offset {offset} of {}",
+            crate::output::bytes(len),
+            path.display()
+        )
+    })
+}
+
 #[cfg(unix)]
-fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> anyhow::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset).context("pread")
+fn read_all_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
 }
 
 #[cfg(windows)]
-fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> anyhow::Result<()> {
+fn read_all_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(f, buf, offset).context("read")? {
-            0 => bail!("the file ended early"),
+        match std::os::windows::fs::FileExt::seek_read(f, buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             n => (buf, offset) = (&mut buf[n..], offset + n as u64),
         }
     }
