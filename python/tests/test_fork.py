@@ -76,7 +76,8 @@ def test_forks_while_threads_read(data):
     # (its lock is taken on nearly every read; handles enough for every
     # window in use) and through one shared buffer; the main thread forks
     # forty times meanwhile. Each child reads through the manager, a cursor
-    # the main thread made before the fork, and the shared buffer.
+    # the main thread made before the fork, and the shared buffer, or drops
+    # the shared buffer.
     path, _ = data
     out = run_script(CHILD + r"""
 m = SlidingWindowMapManager(window_size=G, max_memory_size=3 * G, max_open_handles=16)
@@ -119,11 +120,20 @@ def through_the_shared_buffer():
     for a in range(0, len(content), 997):
         assert shared[a] == content[a]
 
+def dropping_the_shared_buffer():
+    # In use at the fork or not, it is dropped safely, with what another
+    # thread may have been changing then (its state, the queue of threads
+    # waiting for it) left alone.
+    global shared
+    del shared
+    gc.collect()
+
 results = {}
 for i in range(40):
     time.sleep(0.005)
     for name, work in (("manager", through_the_manager), ("cursor", through_a_cursor),
-                       ("shared", through_the_shared_buffer)):
+                       ("shared", through_the_shared_buffer),
+                       ("dropped", dropping_the_shared_buffer)):
         status = fork_and_watch(work)
         results.setdefault(name, []).append(status)
 stop.set()
@@ -139,6 +149,7 @@ print(json.dumps(results))
     # Only the buffer the threads use may have been in use at the fork.
     assert set(results["manager"]) == {WORKED}, (results, out.stderr)
     assert set(results["cursor"]) == {WORKED}, (results, out.stderr)
+    assert set(results["dropped"]) == {WORKED}, (results, out.stderr)
     assert set(results["shared"]) <= {WORKED, REFUSED}, (results, out.stderr)
 
 

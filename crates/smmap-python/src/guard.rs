@@ -86,7 +86,8 @@ pub(crate) trait State {
 /// A value that one thread at a time may use (see the module documentation).
 pub(crate) struct Guarded<T: State> {
     word: AtomicU64,
-    waiters: UnsafeCell<Waiters>,
+    /// Dropped only by a state of this process's generation (see `Drop`).
+    waiters: UnsafeCell<ManuallyDrop<Waiters>>,
     value: UnsafeCell<ManuallyDrop<T>>,
 }
 
@@ -140,7 +141,7 @@ impl<T: State> Guarded<T> {
     pub(crate) fn new(value: T) -> Self {
         Guarded {
             word: AtomicU64::new(free_word()),
-            waiters: UnsafeCell::new(Waiters::new()),
+            waiters: UnsafeCell::new(ManuallyDrop::new(Waiters::new())),
             value: UnsafeCell::new(ManuallyDrop::new(value)),
         }
     }
@@ -338,7 +339,7 @@ impl<T: State> Guarded<T> {
         // dropped: their mutex may be held by a thread that does not exist
         // here (what they own is leaked).
         unsafe {
-            self.waiters.get().write(Waiters::new());
+            self.waiters.get().write(ManuallyDrop::new(Waiters::new()));
             (*self.value.get()).after_fork();
         }
         self.word
@@ -403,13 +404,22 @@ fn is_consistent(w: u64) -> bool {
 
 impl<T: State> Drop for Guarded<T> {
     fn drop(&mut self) {
-        if is_consistent(*self.word.get_mut()) {
+        let w = *self.word.get_mut();
+        if is_consistent(w) {
             // SAFETY: dropped once, here; the value is not used after.
             unsafe { ManuallyDrop::drop(self.value.get_mut()) };
         }
         // Otherwise it was in use by another thread at a fork and may be
         // half-updated: nothing of it is dropped (its engine objects could
         // not be anyway, see `fork`).
+        if w >> BITS == fork::generation() {
+            // SAFETY: dropped once, here; the queue is not used after.
+            unsafe { ManuallyDrop::drop(self.waiters.get_mut()) };
+        }
+        // Otherwise the queue is the forking process's, never adopted here:
+        // a thread that does not exist here may have been changing it (under
+        // its mutex, even with the state free, as a waiter that gave up
+        // leaves), so it is left as it is (leaked).
     }
 }
 
