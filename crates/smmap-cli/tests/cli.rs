@@ -1473,6 +1473,60 @@ fn bench_says_when_a_thread_cannot_start() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// Each check applies where its option is used: a sweep writes no large
+/// file and runs one thread, a replay reads no small files; a sweep
+/// honours --max-open-files, as the rows do.
+#[test]
+fn bench_checks_only_the_options_a_mode_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let svg = dir.path().join("s.svg");
+    let svg = svg.to_str().unwrap();
+    let (trace, _) = record_trace(dir.path());
+    let t = trace.to_str().unwrap();
+    let unused = ["--size", "1k", "--max-handles", "1", "--threads", "2,8"];
+    let sweep = |extra: &[&str]| -> Value {
+        let mut args = vec!["bench", "--sweep", "--files", "20", "--ops", "50"];
+        args.extend([
+            "--repeat", "1", "--quiet", "--json", "--dir", d, "--svg", svg,
+        ]);
+        args.extend(unused);
+        args.extend(extra);
+        serde_json::from_str(&ok(&args)).expect("one JSON document")
+    };
+    assert_eq!(sweep(&[])["max_open_files"], 20);
+    assert_eq!(sweep(&["--max-open-files", "12"])["max_open_files"], 12);
+    let mut replay = vec!["bench", "--replay", t, "--sweep", "--files", "0"];
+    replay.extend(["--repeat", "1", "--quiet", "--svg", svg]);
+    replay.extend(unused);
+    ok(&replay);
+    // Where they are used, they are checked.
+    fails(
+        &["bench", "--sweep", "--files", "0", "--svg", svg],
+        &["--sweep", "--files must be at least 1"],
+    );
+    fails(
+        &["bench", "--find", "--size", "1k"],
+        &["--size must be at least 64KiB"],
+    );
+    // Only the trace and the chart are left.
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "data0.bin",
+            "data1.bin",
+            "data2.bin",
+            "reads.trace",
+            "s.svg"
+        ]
+    );
+}
+
 /// Records a trace of buffer and cursor reads over three files in `dir`
 /// (each read page by page, a few times); returns its path and the files'.
 fn record_trace(dir: &std::path::Path) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {

@@ -97,7 +97,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "2000", value_parser = parse_files)]
     files: usize,
 
-    /// Where to make the temporary data directory (default: the system's temporary directory); with --replay, the directory that holds the trace's files (found by name)
+    /// Where to make the temporary data directory (default: the system's temporary directory); with --replay, the directory that holds the trace's files (found by name), or with --make-files where to make them
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
@@ -117,7 +117,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "64", value_parser = crate::limits::parse_positive)]
     max_handles: usize,
 
-    /// Descriptors the engine keeps open in the small-files workloads (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves)
+    /// Descriptors the engine keeps open: in the small-files workloads and the sweep (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves), and in a replay (default: one per file of the trace)
     #[arg(long, value_name = "N", value_parser = parse_count)]
     max_open_files: Option<usize>,
 
@@ -168,23 +168,24 @@ pub struct BenchArgs {
 
 /// Runs `smmap bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.size < 64 * 1024 {
+    // Each check where its options are used: the large file is written
+    // by the rows and by --find; the threaded rows only by the rows; the
+    // small files are read by the rows and the sweep (not a replay's).
+    let rows = !args.sweep && !args.find && args.replay.is_none();
+    let small_sweep = args.sweep && args.replay.is_none();
+    if (rows || args.find) && args.size < 64 * 1024 {
         bail!("--size must be at least 64KiB (got {})", args.size);
     }
-    // A replay runs one thread: the program's own cursors say what must
-    // fit (reads that cannot are reported).
-    if args.replay.is_none() && args.max_handles < args.threads.largest() {
+    let threads = args.threads.largest();
+    if rows && args.max_handles < threads {
         bail!(
-            "--max-handles {} is fewer than --threads {}: each thread holds a window while it reads",
+            "--max-handles {} is fewer than --threads {threads}: each thread holds a window while it reads",
             args.max_handles,
-            args.threads.largest()
         );
     }
     // The rows of the most threads hold every thread's reads at once.
-    let plain = !args.sweep && !args.find && args.replay.is_none();
-    let threads = args.threads.largest();
     let held = (ops_of(args) / 4).max(1).saturating_mul(threads);
-    if plain && held > MAX_READS {
+    if rows && held > MAX_READS {
         bail!(
             "--ops {} with --threads {threads}: the rows of {threads} threads would hold \
              {held} reads in memory at once (a quarter of --ops each), and a run holds at most \
@@ -192,7 +193,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             ops_of(args)
         );
     }
-    if args.sweep && args.files == 0 {
+    if small_sweep && args.files == 0 {
         bail!("--sweep reads the small files: --files must be at least 1");
     }
     if args.sweep {

@@ -22,7 +22,8 @@ const SHARES: [f64; 7] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 const OPS: usize = 20_000;
 
 /// One point of the sweep (JSON with `--json`: `{schema: 1, files,
-/// files_bytes, repeat, points: [SweepPoint…]}`).
+/// files_bytes, max_open_files, reads_per_run, repeat, points:
+/// [SweepPoint…]}`).
 #[derive(Serialize, Debug, Clone)]
 struct SweepPoint {
     /// `uniform` or `skewed`.
@@ -53,6 +54,9 @@ struct Sweep {
     schema: u32,
     files: usize,
     files_bytes: u64,
+    /// Descriptors the engine keeps open (`--max-open-files`, by default
+    /// one per file where the limit on open files allows), as it took them.
+    max_open_files: usize,
     reads_per_run: usize,
     repeat: usize,
     points: Vec<SweepPoint>,
@@ -78,6 +82,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // or in turn (as in the bench's rows).
     let limit = data::raise_open_file_limit(data::files_for_all_sets(args.files));
     let plan = data::descriptor_plan(limit, args.files);
+    let max_open_files = args.max_open_files.unwrap_or(plan.engine).max(1);
     let data = super::setup(args, &notes, false, plan.baselines_keep && !args.in_turn)?;
     notes.progress.inc(1);
     let set = &data.small;
@@ -87,12 +92,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let window = super::window_of(args);
     let mut rng = Rng::new(args.seed ^ 0x5eed);
     let mut points = Vec::new();
+    let mut engine_open_files = max_open_files;
     for (name, pattern) in patterns {
         for share in SHARES {
             let budget = Budget {
                 max_handles: Some(((n as f64 * share).ceil() as usize).max(1)),
                 max_memory: Some(((charged as f64 * share).ceil() as u64).max(page)),
-                max_open_files: Some(plan.engine),
+                max_open_files: Some(max_open_files),
             };
             let w = Workload {
                 name: "sweep",
@@ -109,6 +115,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             notes.stage(label.clone());
             let lists = w.ops(set, &mut rng);
             let access = w.access(window);
+            engine_open_files = access.managers[0].max_open_files();
             let methods = SWEPT
                 .iter()
                 .map(|&id| Ok((id, id.prepare(set, &access)?)))
@@ -154,6 +161,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         schema: 1,
         files: n,
         files_bytes: set.bytes(),
+        max_open_files: engine_open_files,
         reads_per_run: ops,
         repeat: args.repeat,
         points,
