@@ -125,13 +125,23 @@ def run(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
+def installed(env, requirement):
+    """True if `requirement` ("name" or "name==version") is installed in
+    `env`, at that version if one is given."""
+    name, _, version = requirement.partition("==")
+    out = subprocess.run(
+        [python_of(env), "-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", name],
+        capture_output=True, text=True)
+    return out.returncode == 0 and (not version or out.stdout.strip() == version)
+
+
 def ensure_env(path, packages):
     if not os.path.exists(python_of(path)):
         log(f"creating {path}")
         venv.EnvBuilder(with_pip=True).create(path)
-    missing = [p for p in packages if subprocess.run(
-        [python_of(path), "-m", "pip", "show", "-q", p.split("==")[0]],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0]
+    # A package at another version than the one pinned (a reference
+    # environment made by hand) is replaced, not measured under the pin.
+    missing = [p for p in packages if not installed(path, p)]
     if missing:
         run([python_of(path), "-m", "pip", "install", "-q", "--no-deps", *missing])
 

@@ -11,8 +11,11 @@ build for real figures):
 Each thread reads through its own buffer or cursor of one shared manager;
 each workload runs with 1 thread, then with each count of --threads (a
 comma-separated list, default 2; one thread always runs), each thread doing
-the same number of reads (best of --repeat). It prints reads per second and
-the speed-up over one thread at each count. With the GIL, the threads share
+the same number of rounds (best of --repeat). It prints rounds per second
+and the speed-up over one thread at each count; a round is the workload's
+loop body below (two reads for hits and mmap, one for budget, a move and
+two reads for cursor), so compare rows by their speed-ups, and hits with
+mmap, which run the same round. With the GIL, the threads share
 one core's worth of Python; without it, they run in parallel as far as the
 engine lets them.
 
@@ -136,7 +139,7 @@ def thread_counts(text):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reads", type=int, default=200_000, help="reads per thread (hits)")
+    ap.add_argument("--reads", type=int, default=200_000, help="rounds per thread (hits; budget does a quarter)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
     ap.add_argument("--threads", type=thread_counts, default="2", metavar="N,...",
                     help="thread counts, a list such as 1,2,4,8 (default 2); one thread always runs")
@@ -169,7 +172,8 @@ def main():
             row["speedup"] = row["speedups"][str(largest)]
             results.append(row)
     label = "GIL on" if gil else "GIL off"
-    print(f"{sys.version.split()[0]} ({label}), reads per second:")
+    print(f"{sys.version.split()[0]} ({label}), rounds per second"
+          " (a round: 2 reads for hits and mmap, 1 for budget, a move and 2 reads for cursor):")
     # One speed-up column per count above 1, headed "speed-up" when there
     # is only one.
     gains = ["speed-up"] if len(counts) == 2 else [f"{t} vs 1" for t in counts[1:]]
