@@ -53,9 +53,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<()> {
     let width = args.ty.size() as u64;
     let bytes = (args.count as u64).checked_mul(width);
     let end = bytes.and_then(|b| args.offset.checked_add(b));
-    if args.count == 0 {
-        return Ok(());
-    }
+    // No values past the end either (as `dump` refuses an offset there).
     match end {
         Some(end) if end <= size => {}
         _ => bail!(
@@ -67,6 +65,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<()> {
             path.display(),
             output::bytes(size)
         ),
+    }
+    if args.count == 0 {
+        return Ok(());
     }
     let mut buffer = SlidingWindowMapBuffer::new(cursor, args.offset, u64::MAX)?;
     let mut out = BufWriter::new(std::io::stdout().lock());

@@ -31,9 +31,7 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
             ));
         }
         return u64::from_str_radix(hex, 16).map_err(|e| match e.kind() {
-            std::num::IntErrorKind::PosOverflow => {
-                format!("size {input:?} is too large (the limit is {:#x})", u64::MAX)
-            }
+            std::num::IntErrorKind::PosOverflow => too_large(input),
             _ => format!("invalid hexadecimal size {input:?}: expected e.g. 0x1000"),
         });
     }
@@ -44,18 +42,25 @@ pub fn parse_size(input: &str) -> Result<u64, String> {
             "invalid size {input:?}: expected a number such as 4096, 4k, 64MiB or 1GiB"
         ));
     }
+    if unit.starts_with(['.', ',']) && unit[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "invalid size {input:?}: fractions are not accepted; write a whole number, in a \
+             smaller unit if need be (1536MiB, not 1.5GiB)"
+        ));
+    }
     let factor = unit_factor(unit).ok_or_else(|| {
         format!("invalid unit {unit:?} in size {input:?}: expected k, M, G, T (1024ⁿ, also KiB, MiB…) or KB, MB, GB, TB (1000ⁿ)")
     })?;
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("size {input:?} is too large (the limit is {})", u64::MAX))?;
-    n.checked_mul(factor).ok_or_else(|| {
-        format!(
-            "size {input:?} is too large (the limit is {} bytes)",
-            u64::MAX
-        )
-    })
+    let n: u64 = digits.parse().map_err(|_| too_large(input))?;
+    n.checked_mul(factor).ok_or_else(|| too_large(input))
+}
+
+/// The error of a size over `u64::MAX` bytes, however it was written.
+fn too_large(input: &str) -> String {
+    format!(
+        "size {input:?} is too large (the limit is {} bytes)",
+        u64::MAX
+    )
 }
 
 /// The multiplier of a unit suffix, `None` if unknown.
@@ -80,7 +85,7 @@ fn unit_factor(unit: &str) -> Option<u64> {
 /// size-like suffix (`4k` = 4096).
 pub fn parse_count(input: &str) -> Result<usize, String> {
     let n = parse_size(input)?;
-    usize::try_from(n).map_err(|_| format!("{input:?} is too large"))
+    usize::try_from(n).map_err(|_| format!("{input:?} is too large (the limit is {})", usize::MAX))
 }
 
 #[cfg(test)]
@@ -130,6 +135,16 @@ mod tests {
             assert!(e.contains("invalid hexadecimal"), "{bad}: {e}");
         }
         assert!(parse_size("12q").unwrap_err().contains("\"q\""));
+        for bad in ["1.5GiB", "0.5", "2,5MB"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("fractions are not accepted"), "{bad}: {e}");
+        }
+        // Too large is said alike however the number is written.
+        let limit = "(the limit is 18446744073709551615 bytes)";
+        for big in ["99999999999999999999", "16777216TiB", "0x10000000000000000"] {
+            let e = parse_size(big).unwrap_err();
+            assert_eq!(e, format!("size {big:?} is too large {limit}"));
+        }
     }
 
     #[test]

@@ -248,6 +248,34 @@ fn read_errors() {
         &["read", &f, "--offset", "100", "--type", "u8"],
         &[&f, "offset 100", "(1 byte)"],
     );
+    // No values past the end either; none at the end is nothing to print.
+    fails(
+        &[
+            "read", &f, "--offset", "100", "--type", "u8", "--count", "0",
+        ],
+        &[&f, "offset 100", "the file has 10 bytes"],
+    );
+    assert_eq!(
+        ok(&["read", &f, "--offset", "10", "--type", "u8", "--count", "0"]),
+        ""
+    );
+    fails(
+        &[
+            "read",
+            &f,
+            "--offset",
+            "0",
+            "--type",
+            "u16",
+            "--count",
+            "0xffffffffffffffff",
+        ],
+        &[&f, "18446744073709551615 × u16le", "too many bytes"],
+    );
+    fails(
+        &["read", &f, "--offset", "1.5k", "--type", "u8"],
+        &["--offset", "\"1.5k\"", "fractions are not accepted"],
+    );
     let one = write(dir.path(), "one", b"x");
     fails(
         &["read", &one, "--offset", "0", "--type", "u16"],
