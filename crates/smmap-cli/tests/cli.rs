@@ -2227,6 +2227,52 @@ fn find_stops_at_the_first_failed_write() {
     }
 }
 
+/// A device is refused by name, as a directory is.
+#[cfg(target_os = "linux")]
+#[test]
+fn dump_refuses_a_device() {
+    fails(
+        &["dump", "/dev/null"],
+        &["/dev/null", "is not a regular file"],
+    );
+}
+
+/// A failed write to stdout (a full device) is said once, with status 2,
+/// by dump and by stat (its table and its JSON, and beside a file that
+/// failed, each said).
+#[cfg(target_os = "linux")]
+#[test]
+fn dump_and_stat_say_a_failed_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", &counting(1 << 16));
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let mut json = vec!["stat", "--json"];
+    // Past the 8 KiB output buffer: the write fails inside the JSON writer.
+    json.extend(std::iter::repeat_n(f.as_str(), 200));
+    for (args, lines) in [
+        (vec!["dump", &f], 1),
+        (vec!["stat", &f], 1),
+        (json, 1),
+        (vec!["stat", missing, &f], 2),
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(&args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{:?}: {err}", &args[..2]);
+        assert_eq!(err.lines().count(), lines, "{err}");
+        assert!(err.contains("cannot write to stdout"), "{err}");
+        assert!(err.contains(&std::io::Error::from_raw_os_error(28).to_string()));
+    }
+}
+
 /// A trace naming more files than the open-file limit lets the replay keep
 /// open is refused up front, saying so, before any file is made.
 #[cfg(unix)]
