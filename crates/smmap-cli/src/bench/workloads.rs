@@ -695,21 +695,6 @@ mod tests {
         }
     }
 
-    /// Its readers read nothing, at once.
-    struct Nothing;
-
-    impl Method for Nothing {
-        fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-            Ok(Box::new(Nothing))
-        }
-    }
-
-    impl Reader for Nothing {
-        fn fold(&mut self, _: &[Op]) -> anyhow::Result<u64> {
-            Ok(0)
-        }
-    }
-
     /// A reader that counts the lists it was given by each fold.
     #[derive(Default)]
     struct Folds {
@@ -761,6 +746,21 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_thread_that_cannot_start_calls_the_run_off() {
+        /// Its readers read nothing, at once.
+        struct Nothing;
+
+        impl Method for Nothing {
+            fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
+                Ok(Box::new(Nothing))
+            }
+        }
+
+        impl Reader for Nothing {
+            fn fold(&mut self, _: &[Op]) -> anyhow::Result<u64> {
+                Ok(0)
+            }
+        }
+
         let lists = vec![Vec::new(); 4];
         let builder = |i| {
             let b = std::thread::Builder::new();
