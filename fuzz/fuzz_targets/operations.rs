@@ -2,7 +2,9 @@
 //! sequences over three files, interleaved with operations that make the
 //! next open or mapping fail (the file removed, renamed over, truncated; a
 //! refused mapping); any panic, crash, wrong byte or broken invariant is a
-//! finding.
+//! finding, and so is a window or byte still mapped once every cursor is
+//! dropped and the manager collected. (A panic injected in place of a
+//! mapping is the model test's: libFuzzer takes every panic for a crash.)
 //! Run with `scripts/fuzz` (nightly toolchain and cargo-fuzz).
 #![no_main]
 
@@ -12,11 +14,13 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use smmap::{Manager, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor};
+use smmap::{Manager, ReadPolicy, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     is_static: bool,
+    /// `ReadPolicy::AlwaysMap` instead of the adaptive policy.
+    always_map: bool,
     window: u32,
     memory: u32,
     handles: u8,
@@ -51,11 +55,31 @@ enum Op {
     Replace(u8),
     TruncateAndRestore(u8, u64),
     Refuse(u8, bool),
+    /// `end_access`, then `begin_access` at (offset, size): the buffer's
+    /// release and take-back, between its copy reads.
+    Reopen(u64, u64),
+    /// `read_at` through a cursor, at an absolute offset: a copy read
+    /// between the cursor's releases and take-backs.
+    CursorReadAt(u8, u64, u16),
 }
 
-/// The bytes of version `v` (0: as created, 1: renamed over) of file `i`.
+/// The bytes of version `v` (0: as created, 1: renamed over) of file `i`:
+/// a hash of the three, so that no run of bytes repeats at another offset,
+/// in another file or in the other version (a window placed a page off
+/// reads other bytes).
 fn version(i: usize, len: usize, v: usize) -> Vec<u8> {
-    (0..len).map(|k| (k * (31 - 14 * v) + i + 101 * v) as u8).collect()
+    (0..len)
+        .map(|k| {
+            let x = (k as u64) | (i as u64) << 40 | (v as u64) << 48;
+            (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+        })
+        .collect()
+}
+
+/// `o` reduced to an offset of file `f` or a little past its end (most
+/// raw offsets are far past it, where nothing is read).
+fn near(f: usize, o: u64) -> u64 {
+    o % (LENS[f] as u64 + 64)
 }
 
 const LENS: [usize; 3] = [0, 5000, 70_000];
@@ -89,12 +113,14 @@ const TYPES: [&str; 10] = ["u8", "u16le", "u32be", "u64le", "i8", "i16be", "i32l
 
 fuzz_target!(|input: Input| {
     let fs = files();
+    let policy = if input.always_map { ReadPolicy::AlwaysMap } else { ReadPolicy::Adaptive };
     let m: Manager = if input.is_static {
         StaticWindowMapManager::builder()
             .window_size(input.window as u64)
             .max_memory_size(input.memory as u64)
             .max_open_handles(input.handles as usize)
             .max_open_files(usize::from(input.open_files % 8))
+            .read_policy(policy)
             .build()
             .into()
     } else {
@@ -103,6 +129,7 @@ fuzz_target!(|input: Input| {
             .max_memory_size(input.memory as u64)
             .max_open_handles(input.handles as usize)
             .max_open_files(usize::from(input.open_files % 8))
+            .read_policy(policy)
             .build()
             .into()
     };
@@ -112,7 +139,12 @@ fuzz_target!(|input: Input| {
         let n = cursors.len().max(1);
         // Reads that copy (the buffer's) never fail for lack of a handle
         // and never map past the memory limit under the adaptive policy.
-        let copy_read = matches!(op, Op::Get(_) | Op::Slice(..) | Op::ReadAt(..) | Op::Find(..) | Op::Rfind(..) | Op::Read(_) | Op::Typed(..));
+        let copy_read = policy == ReadPolicy::Adaptive
+            && matches!(
+                op,
+                Op::Get(_) | Op::Slice(..) | Op::ReadAt(..) | Op::Find(..) | Op::Rfind(..) | Op::Read(_) | Op::Typed(..) | Op::CursorReadAt(..)
+            );
+        let excess_before = m.stats().over_limit_bytes;
         let over_before = m.stats().peak_over_limit_bytes;
         let mut handle_limit = false;
         match op {
@@ -124,7 +156,7 @@ fuzz_target!(|input: Input| {
             }
             Op::Use(c, o, s) if !cursors.is_empty() => {
                 let (f, c) = &mut cursors[c as usize % n];
-                if let Ok(c) = c.use_region(o, s) {
+                if let Ok(c) = c.use_region(near(*f, o), s) {
                     if c.is_valid() {
                         assert!(is_version(*f, c.ofs_begin() as usize, c.buffer()));
                     }
@@ -159,7 +191,7 @@ fuzz_target!(|input: Input| {
                 let f = f as usize % fs.len();
                 buf = m
                     .make_cursor(&fs[f])
-                    .and_then(|c| SlidingWindowMapBuffer::new(c, o, s))
+                    .and_then(|c| SlidingWindowMapBuffer::new(c, near(f, o), s))
                     .ok()
                     .map(|b| (f, b));
             }
@@ -257,6 +289,27 @@ fuzz_target!(|input: Input| {
             Op::Refuse(n, enomem) => {
                 m.fail_next_maps(n as usize % 4, if enomem { libc::ENOMEM } else { libc::EACCES });
             }
+            Op::Reopen(o, s) => {
+                if let Some((f, b)) = &mut buf {
+                    b.end_access();
+                    assert!(b.is_empty() && !b.cursor().is_valid());
+                    if b.begin_access(None, near(*f, o), s).is_err() {
+                        assert!(b.is_empty());
+                    }
+                }
+            }
+            Op::CursorReadAt(c, o, k) if !cursors.is_empty() => {
+                let (f, c) = &mut cursors[c as usize % n];
+                let o = near(*f, o);
+                let mut out = vec![0; k as usize];
+                match c.read_at(o, &mut out) {
+                    Ok(got) => {
+                        assert_eq!(got as u64, u64::from(k).min((LENS[*f] as u64).saturating_sub(o)));
+                        assert!(is_version(*f, o as usize, &out[..got]));
+                    }
+                    Err(e) => handle_limit = matches!(e, smmap::Error::HandleLimit { .. }),
+                }
+            }
             _ => {}
         }
         if let Err(broken) = m.verify_invariants() {
@@ -264,7 +317,16 @@ fuzz_target!(|input: Input| {
         }
         if copy_read {
             assert!(!handle_limit, "a copy read failed for lack of a handle");
-            assert_eq!(m.stats().peak_over_limit_bytes, over_before, "a copy read mapped past the limit");
+            let s = m.stats();
+            assert_eq!(s.peak_over_limit_bytes, over_before, "a copy read mapped past the limit");
+            assert!(s.over_limit_bytes <= excess_before, "a copy read mapped past the limit");
         }
     }
+    // Nothing is left in use once every cursor is gone.
+    m.fail_next_maps(0, 0);
+    drop(buf);
+    drop(cursors);
+    m.collect();
+    let s = m.stats();
+    assert_eq!((s.windows, s.mapped_bytes), (0, 0), "a region outlived its cursors");
 });
