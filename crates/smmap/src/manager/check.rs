@@ -215,10 +215,14 @@ pub(super) fn verify(s: &Shared) -> Result<(), String> {
         ));
     }
     let open = entries.iter().filter(|e| e.desc().is_open()).count();
-    if open != s.files.open_descs() || open > s.files.max_open_files() {
+    if open != s.files.open_descs()
+        || open != s.files.kept_descs()
+        || open > s.files.max_open_files()
+    {
         return Err(format!(
-            "{open} cached descriptors, {} counted, limit {}",
+            "{open} cached descriptors, {} counted open and {} kept, limit {}",
             s.files.open_descs(),
+            s.files.kept_descs(),
             s.files.max_open_files()
         ));
     }

@@ -1,6 +1,6 @@
 //! Cached descriptors: [`DescSlot`], a file's descriptor, which threads read
 //! and map through without any lock while another may close it; and
-//! [`DescRing`], which keeps the number open within `max_open_files`,
+//! [`DescRing`], which keeps the number kept open (not being closed) within `max_open_files`,
 //! closing the least recently used first (by CLOCK).
 //!
 //! # The descriptor word
@@ -20,9 +20,14 @@
 //! | closing | `OPEN | CLOSING, users n` | the last user to leave (or the closer, if there were none) takes the descriptor, closes it, and stores `0` (`Release`) |
 //!
 //! [`is_open`](DescSlot::is_open) loads the word (`Acquire`) for the
-//! invariant check and the ring; the count of open descriptors the
-//! manager keeps beside the words is `Relaxed` (a number for the ring and
-//! the statistics, ordering nothing).
+//! invariant check and the ring. Beside the words the manager keeps two
+//! counts ([`DescCount`], `Relaxed`: numbers for the ring and the
+//! statistics, ordering nothing): `open`, the descriptors not closed yet
+//! (one being closed included, until its last user leaves), and `kept`,
+//! those open and not being closed — what the ring bounds by
+//! `max_open_files`. An install adds to both; the closer that sets
+//! `CLOSING` takes one from `kept` at once, and whoever closes the
+//! descriptor one from `open`.
 //!
 //! Exactly one thread sees the users reach zero with `CLOSING` set — the
 //! closer if none were left when it set the bit, else the last user to
@@ -43,6 +48,28 @@ const CLOSING: u64 = 1 << 33;
 const BUSY: u64 = 1 << 34;
 const USED: u64 = 1 << 35;
 
+/// The counts of a manager's cached descriptors (see the module
+/// documentation).
+#[derive(Debug, Default)]
+pub(crate) struct DescCount {
+    /// Not closed yet.
+    open: AtomicUsize,
+    /// Open and not being closed.
+    kept: AtomicUsize,
+}
+
+impl DescCount {
+    /// Descriptors not closed yet.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Descriptors open and not being closed.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept.load(Ordering::Relaxed)
+    }
+}
+
 /// A file's cached descriptor (see the module documentation).
 #[derive(Debug, Default)]
 pub(crate) struct DescSlot {
@@ -62,7 +89,7 @@ unsafe impl Sync for DescSlot {}
 /// dropped.
 pub(crate) struct DescUse<'a> {
     slot: &'a DescSlot,
-    open: &'a AtomicUsize,
+    count: &'a DescCount,
 }
 
 impl DescUse<'_> {
@@ -81,7 +108,7 @@ impl Drop for DescUse<'_> {
     fn drop(&mut self) {
         let was = self.slot.word.fetch_sub(1, Ordering::AcqRel);
         if was & USERS == 1 && was & CLOSING != 0 {
-            self.slot.finish_close(self.open);
+            self.slot.finish_close(self.count);
         }
     }
 }
@@ -90,7 +117,7 @@ impl DescSlot {
     /// Counts the caller as a user of the cached descriptor, if there is
     /// one that is not being closed, and marks it used.
     #[inline]
-    pub(crate) fn enter<'a>(&'a self, open: &'a AtomicUsize) -> Option<DescUse<'a>> {
+    pub(crate) fn enter<'a>(&'a self, count: &'a DescCount) -> Option<DescUse<'a>> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w & (OPEN | CLOSING | BUSY) != OPEN {
@@ -102,16 +129,16 @@ impl DescSlot {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(DescUse { slot: self, open }),
+                Ok(_) => return Some(DescUse { slot: self, count }),
                 Err(now) => w = now,
             }
         }
     }
 
     /// Caches `file` if no descriptor is cached (nor being closed or put
-    /// in); otherwise hands it back. `open` counts the manager's cached
+    /// in); otherwise hands it back. `count` counts the manager's cached
     /// descriptors.
-    pub(crate) fn install(&self, file: File, open: &AtomicUsize) -> Result<(), File> {
+    pub(crate) fn install(&self, file: File, count: &DescCount) -> Result<(), File> {
         if self
             .word
             .compare_exchange(0, BUSY, Ordering::Acquire, Ordering::Relaxed)
@@ -121,7 +148,8 @@ impl DescSlot {
         }
         // SAFETY: `BUSY` is ours: nobody else reads or writes the slot.
         self.file.with_mut(|p| unsafe { *p = Some(file) });
-        open.fetch_add(1, Ordering::Relaxed);
+        count.open.fetch_add(1, Ordering::Relaxed);
+        count.kept.fetch_add(1, Ordering::Relaxed);
         self.word.store(OPEN | USED, Ordering::Release);
         Ok(())
     }
@@ -139,8 +167,9 @@ impl DescSlot {
     /// Closes the cached descriptor once its users are gone (at once if
     /// there are none). `None` if there was nothing to close (or a closing
     /// was asked for already); else whether it is closed now (`true`:
-    /// `open` counts it no more) or left to its last user (`false`).
-    pub(crate) fn close(&self, open: &AtomicUsize) -> Option<bool> {
+    /// `open` counts it no more) or left to its last user (`false`). Either
+    /// way `kept` counts it no more.
+    pub(crate) fn close(&self, count: &DescCount) -> Option<bool> {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w & (OPEN | CLOSING) != OPEN {
@@ -157,8 +186,9 @@ impl DescSlot {
                 Err(now) => w = now,
             }
         }
+        count.kept.fetch_sub(1, Ordering::Relaxed);
         if w & USERS == 0 {
-            self.finish_close(open);
+            self.finish_close(count);
             return Some(true);
         }
         Some(false)
@@ -166,22 +196,27 @@ impl DescSlot {
 
     /// Closes the descriptor: the caller saw the users reach zero with
     /// `CLOSING` set.
-    fn finish_close(&self, open: &AtomicUsize) {
+    fn finish_close(&self, count: &DescCount) {
         // SAFETY: exactly one thread gets here for each closing (module
         // documentation), and nobody else reads or writes the slot now.
         let file = self.file.with_mut(|p| unsafe { (*p).take() });
         drop(file);
-        open.fetch_sub(1, Ordering::Relaxed);
+        count.open.fetch_sub(1, Ordering::Relaxed);
         self.word.store(0, Ordering::Release);
     }
 
     /// Closes the descriptor of a slot no other thread can reach (its file
     /// entry is going).
-    pub(crate) fn close_owned(&mut self, open: &AtomicUsize) {
+    pub(crate) fn close_owned(&mut self, count: &DescCount) {
         // SAFETY: `&mut self`: nobody else holds the slot.
         let file = self.file.with_mut(|p| unsafe { (*p).take() });
         if file.is_some() {
-            open.fetch_sub(1, Ordering::Relaxed);
+            count.open.fetch_sub(1, Ordering::Relaxed);
+            // Being closed, it was taken from `kept` already (its users are
+            // gone: nobody else holds the slot).
+            if self.word.load(Ordering::Relaxed) & CLOSING == 0 {
+                count.kept.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -204,20 +239,19 @@ struct Ring {
 
 impl DescRing {
     /// Records that `file` cached a descriptor, then closes the least
-    /// recently used ones while more than `max` are open.
-    pub(crate) fn opened(&self, file: Weak<FileEntry>, open: &AtomicUsize, max: usize) {
+    /// recently used ones while more than `max` are kept (open and not
+    /// being closed: a closing left to readers, by this pass or an earlier
+    /// one, is no longer kept).
+    pub(crate) fn opened(&self, file: Weak<FileEntry>, count: &DescCount, max: usize) {
         let mut r = self.ring.lock();
-        if r.files.len() >= 2 * open.load(Ordering::Relaxed).max(8) {
+        if r.files.len() >= 2 * count.open().max(8) {
             r.files
                 .retain(|f| f.upgrade().is_some_and(|f| f.desc().is_open()));
             r.hand = 0;
         }
         r.files.push(file);
-        // Each closing left to readers is one fewer open once they leave
-        // (one done at once is counted in `open` already).
-        let mut asked = 0;
         let mut turns = 2 * r.files.len() + 1;
-        while open.load(Ordering::Relaxed).saturating_sub(asked) > max && turns > 0 {
+        while count.kept() > max && turns > 0 {
             turns -= 1;
             if r.files.is_empty() {
                 break;
@@ -231,9 +265,7 @@ impl DescRing {
                 r.hand = at + 1;
                 continue;
             }
-            if f.desc().close(open) == Some(false) {
-                asked += 1;
-            }
+            f.desc().close(count);
             r.files.swap_remove(at);
         }
     }
@@ -242,14 +274,14 @@ impl DescRing {
     /// the ring's lock throughout: a thread that finds the descriptor table
     /// full while another thread closes waits until it is done, and then
     /// finds room, instead of an empty ring and a table still full.
-    pub(crate) fn close_all(&self, open: &AtomicUsize) -> usize {
+    pub(crate) fn close_all(&self, count: &DescCount) -> usize {
         let mut r = self.ring.lock();
         r.hand = 0;
         let files = std::mem::take(&mut r.files);
         files
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|f| f.desc().close(open).is_some())
+            .filter(|f| f.desc().close(count).is_some())
             .count()
     }
 
@@ -269,37 +301,38 @@ mod tests {
 
     #[test]
     fn enter_close_and_install_again() {
-        let open = AtomicUsize::new(0);
+        let count = DescCount::default();
         let slot = DescSlot::default();
-        assert!(slot.enter(&open).is_none(), "nothing cached");
-        assert_eq!(slot.close(&open), None, "nothing to close");
-        slot.install(file(), &open).unwrap();
-        assert!(slot.install(file(), &open).is_err(), "one at a time");
-        assert_eq!(open.load(Ordering::Relaxed), 1);
-        let user = slot.enter(&open).unwrap();
+        assert!(slot.enter(&count).is_none(), "nothing cached");
+        assert_eq!(slot.close(&count), None, "nothing to close");
+        slot.install(file(), &count).unwrap();
+        assert!(slot.install(file(), &count).is_err(), "one at a time");
+        assert_eq!(count.open(), 1);
+        let user = slot.enter(&count).unwrap();
         let _ = user.file().metadata().unwrap();
         // Closing waits for the user; nobody new enters meanwhile.
-        assert_eq!(slot.close(&open), Some(false));
-        assert_eq!(slot.close(&open), None, "asked for already");
-        assert!(slot.enter(&open).is_none() && !slot.is_open());
-        assert!(slot.install(file(), &open).is_err(), "still closing");
-        assert_eq!(open.load(Ordering::Relaxed), 1);
+        assert_eq!(slot.close(&count), Some(false));
+        assert_eq!((count.open(), count.kept()), (1, 0), "open, no longer kept");
+        assert_eq!(slot.close(&count), None, "asked for already");
+        assert!(slot.enter(&count).is_none() && !slot.is_open());
+        assert!(slot.install(file(), &count).is_err(), "still closing");
+        assert_eq!(count.open(), 1);
         drop(user);
-        assert_eq!(open.load(Ordering::Relaxed), 0, "closed by the last user");
-        slot.install(file(), &open).unwrap();
-        assert_eq!(slot.close(&open), Some(true), "no users: closed at once");
-        assert_eq!(open.load(Ordering::Relaxed), 0);
-        assert!(slot.enter(&open).is_none());
+        assert_eq!(count.open(), 0, "closed by the last user");
+        slot.install(file(), &count).unwrap();
+        assert_eq!(slot.close(&count), Some(true), "no users: closed at once");
+        assert_eq!(count.open(), 0);
+        assert!(slot.enter(&count).is_none());
     }
 
     #[test]
     fn the_used_mark_is_cleared_by_the_hand() {
-        let open = AtomicUsize::new(0);
+        let count = DescCount::default();
         let slot = DescSlot::default();
-        slot.install(file(), &open).unwrap();
+        slot.install(file(), &count).unwrap();
         assert!(slot.clear_used(), "used when put in");
         assert!(!slot.clear_used());
-        drop(slot.enter(&open));
+        drop(slot.enter(&count));
         assert!(slot.clear_used(), "used by a reader");
     }
 }
@@ -318,23 +351,23 @@ mod loom_tests {
     #[test]
     fn loom_a_descriptor_is_never_closed_under_a_reader() {
         loom::model(|| {
-            let open = Arc::new(AtomicUsize::new(0));
+            let count = Arc::new(DescCount::default());
             let slot = Arc::new(DescSlot::default());
-            slot.install(tempfile::tempfile().unwrap(), &open).unwrap();
+            slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
             let reader = {
-                let (slot, open) = (slot.clone(), open.clone());
+                let (slot, count) = (slot.clone(), count.clone());
                 loom::thread::spawn(move || {
-                    if let Some(u) = slot.enter(&open) {
+                    if let Some(u) = slot.enter(&count) {
                         let _ = u.file();
                     }
                 })
             };
-            assert!(slot.close(&open).is_some());
+            assert!(slot.close(&count).is_some());
             reader.join().unwrap();
-            assert_eq!(open.load(Ordering::Relaxed), 0, "closed once");
+            assert_eq!((count.open(), count.kept()), (0, 0), "closed once");
             assert!(!slot.is_open());
-            slot.install(tempfile::tempfile().unwrap(), &open).unwrap();
-            assert_eq!(open.load(Ordering::Relaxed), 1);
+            slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+            assert_eq!(count.open(), 1);
         });
     }
 
@@ -344,21 +377,22 @@ mod loom_tests {
     #[test]
     fn loom_installs_race_with_a_close() {
         loom::model(|| {
-            let open = Arc::new(AtomicUsize::new(0));
+            let count = Arc::new(DescCount::default());
             let slot = Arc::new(DescSlot::default());
             let installer = {
-                let (slot, open) = (slot.clone(), open.clone());
+                let (slot, count) = (slot.clone(), count.clone());
                 loom::thread::spawn(move || {
-                    slot.install(tempfile::tempfile().unwrap(), &open).is_ok()
+                    slot.install(tempfile::tempfile().unwrap(), &count).is_ok()
                 })
             };
-            let mine = slot.install(tempfile::tempfile().unwrap(), &open).is_ok();
-            let closed = slot.close(&open).is_some();
+            let mine = slot.install(tempfile::tempfile().unwrap(), &count).is_ok();
+            let closed = slot.close(&count).is_some();
             let theirs = installer.join().unwrap();
             // Both put one in only if the first was closed in between.
             assert!(!(mine && theirs) || closed, "two descriptors cached");
             let cached = usize::from(slot.is_open());
-            assert_eq!(open.load(Ordering::Relaxed), cached);
+            assert_eq!(count.open(), cached);
+            assert_eq!(count.kept(), cached);
             if closed {
                 assert!(mine || theirs);
             }

@@ -14,13 +14,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, Weak};
 
-use super::desc::{DescRing, DescSlot, DescUse};
+use super::desc::{DescCount, DescRing, DescSlot, DescUse};
 use super::shared_lock::SharedLock;
 use super::signal::Signal;
 use super::slots::Slots;
 use super::table::WindowTable;
 use crate::source::{FileKey, PinnedFile};
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// One file the manager knows (see the module documentation).
 ///
@@ -73,7 +73,7 @@ impl FileEntry {
     /// A use of the cached descriptor, if one is open.
     #[inline]
     pub(crate) fn enter_desc(&self) -> Option<DescUse<'_>> {
-        self.desc.enter(&self.files.open_descs)
+        self.desc.enter(&self.files.descs)
     }
 
     /// Caches `desc` as the file's descriptor (unless another thread did
@@ -81,12 +81,10 @@ impl FileEntry {
     /// beyond `max_open_files`.
     pub(crate) fn install_desc(self: &Arc<Self>, desc: std::fs::File) -> Result<(), std::fs::File> {
         let files = &self.files;
-        self.desc.install(desc, &files.open_descs)?;
-        files.ring.opened(
-            Arc::downgrade(self),
-            &files.open_descs,
-            files.max_open_files,
-        );
+        self.desc.install(desc, &files.descs)?;
+        files
+            .ring
+            .opened(Arc::downgrade(self), &files.descs, files.max_open_files);
         Ok(())
     }
 
@@ -121,7 +119,7 @@ impl Drop for FileEntry {
                 index.remove(&key);
             }
         }
-        self.desc.close_owned(&files.open_descs);
+        self.desc.close_owned(&files.descs);
     }
 }
 
@@ -132,8 +130,8 @@ pub(crate) struct Files {
     index: SharedLock<HashMap<FileKey, Weak<FileEntry>>>,
     /// The next entry's serial number.
     serial: AtomicU64,
-    /// Cached descriptors open now.
-    open_descs: AtomicUsize,
+    /// The counts of cached descriptors.
+    descs: DescCount,
     max_open_files: usize,
     ring: DescRing,
     /// The window size entries cut their tables by (`u64::MAX`: whole
@@ -146,7 +144,7 @@ impl Files {
         Arc::new(Files {
             index: SharedLock::new(HashMap::new()),
             serial: AtomicU64::new(0),
-            open_descs: AtomicUsize::new(0),
+            descs: DescCount::default(),
             max_open_files: max_open_files.max(1),
             ring: DescRing::default(),
             window,
@@ -192,12 +190,18 @@ impl Files {
     /// Closes every cached descriptor (once the reads through them end);
     /// returns how many.
     pub(crate) fn close_descs(&self) -> usize {
-        self.ring.close_all(&self.open_descs)
+        self.ring.close_all(&self.descs)
     }
 
-    /// Cached descriptors open now.
+    /// Cached descriptors not closed yet (one being closed included, until
+    /// its last reader leaves).
     pub(crate) fn open_descs(&self) -> usize {
-        self.open_descs.load(Ordering::Relaxed)
+        self.descs.open()
+    }
+
+    /// Cached descriptors open and not being closed: what the ring bounds.
+    pub(crate) fn kept_descs(&self) -> usize {
+        self.descs.kept()
     }
 
     pub(crate) fn max_open_files(&self) -> usize {
@@ -236,18 +240,48 @@ mod tests {
         for e in &entries[..2] {
             files
                 .ring
-                .opened(Arc::downgrade(e), &files.open_descs, files.max_open_files);
+                .opened(Arc::downgrade(e), &files.descs, files.max_open_files);
         }
         for e in &entries {
-            e.desc.install(open(), &files.open_descs).unwrap();
+            e.desc.install(open(), &files.descs).unwrap();
         }
         assert_eq!(files.open_descs(), 3);
         files.ring.opened(
             Arc::downgrade(&entries[2]),
-            &files.open_descs,
+            &files.descs,
             files.max_open_files,
         );
         assert_eq!(files.open_descs(), 1);
+        assert_eq!(entries.iter().filter(|e| e.desc.is_open()).count(), 1);
+    }
+
+    /// A descriptor whose closing an earlier pass left to its reader is no
+    /// longer kept: the next pass closes only down to the limit of kept
+    /// ones, not the one just put in as well (it counted the closing one
+    /// as open, and once its reader left no descriptor was cached at all).
+    #[test]
+    fn a_closing_left_to_a_reader_is_not_counted_against_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(u64::MAX, 1);
+        let entries: Vec<_> = (0..3)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, b"data").unwrap();
+                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
+            })
+            .collect();
+        let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
+        entries[0].install_desc(open()).unwrap();
+        let reader = entries[0].enter_desc().expect("cached");
+        // Beyond the limit: the first is closed, once its reader leaves.
+        entries[1].install_desc(open()).unwrap();
+        assert_eq!((files.open_descs(), files.kept_descs()), (2, 1));
+        assert!(!entries[0].desc.is_open() && entries[1].desc.is_open());
+        // One kept, one put in: one of the two is closed, no more.
+        entries[2].install_desc(open()).unwrap();
+        assert_eq!(files.kept_descs(), 1);
+        drop(reader);
+        assert_eq!(files.open_descs(), 1, "the closing one is gone");
         assert_eq!(entries.iter().filter(|e| e.desc.is_open()).count(), 1);
     }
 }
