@@ -272,10 +272,16 @@ impl Shared {
         match entry.install_desc(file) {
             Ok(()) => match entry.enter_desc() {
                 Some(u) => Ok(Desc::Cached(u)),
-                // Closed at once (another thread found the table full and
+                // Closed at once (by the ring's pass of this install, when
+                // every other descriptor kept was used since the hand
+                // passed, or by a thread that found the table full and
                 // closed every cached descriptor): read through a
                 // descriptor of this read's own.
-                None => Ok(Desc::Own(self.open(entry)?)),
+                None => {
+                    let own = self.open(entry)?;
+                    self.counters.add(Counter::FdOpens, 1);
+                    Ok(Desc::Own(own))
+                }
             },
             Err(file) => Ok(Desc::Own(file)),
         }
