@@ -220,6 +220,8 @@ struct World {
     /// The step met `Error::HandleLimit` (checked after it: every region is
     /// in use, by the test's cursors and buffers).
     handle_limit: std::cell::Cell<bool>,
+    /// Hard links made by `keep_inode`.
+    kept: usize,
 }
 
 impl World {
@@ -261,7 +263,20 @@ impl World {
         assert!(ok, "unexplained error: {e}");
     }
 
+    /// Keeps the inode of file `i` (a hard link), so that no later file
+    /// gets its number: with the kernel's coarse timestamps (before Linux
+    /// 6.13) a new file made within the same tick would share its birth
+    /// time too, and be the same file to any identity check.
+    fn keep_inode(&mut self, i: usize) {
+        if cfg!(unix) && self.files[i].present {
+            self.kept += 1;
+            let link = self.dir.path().join(format!("kept{}", self.kept));
+            std::fs::hard_link(&self.files[i].path, link).unwrap();
+        }
+    }
+
     fn write_version(&mut self, i: usize) {
+        self.keep_inode(i);
         let f = &mut self.files[i];
         let seed = 100 * (i as u64 + 1) + f.versions.len() as u64;
         let tmp = self.dir.path().join("tmp");
@@ -306,6 +321,7 @@ fn run(config: Config, ops: Vec<Op>) {
         causes: Causes::default(),
         copy_read: false,
         handle_limit: std::cell::Cell::new(false),
+        kept: 0,
     };
     let m = manager(&config);
     let cap = if config.is_static || config.window_pages == 0 {
@@ -641,6 +657,7 @@ fn step(
                 return;
             }
             if w.files[f].present {
+                w.keep_inode(f);
                 remove_mapped(&w.files[f].path);
                 w.files[f].present = false;
             }
