@@ -673,25 +673,30 @@ mod tests {
     use crate::bench::methods::Descriptors;
 
     /// A reader whose going takes long, as closing 15,000 descriptors can.
-    struct SlowToDrop;
+    /// A reader that takes two seconds to go, and notes when the first of
+    /// its kind began to.
+    struct SlowToDrop<'a>(&'a std::sync::Mutex<Option<Instant>>);
 
-    impl Reader for SlowToDrop {
+    impl Reader for SlowToDrop<'_> {
         fn fold(&mut self, ops: &[Op]) -> anyhow::Result<u64> {
             Ok(ops.len() as u64)
         }
     }
 
-    impl Drop for SlowToDrop {
+    impl Drop for SlowToDrop<'_> {
         fn drop(&mut self) {
+            self.0.lock().unwrap().get_or_insert_with(Instant::now);
             std::thread::sleep(Duration::from_secs(2));
         }
     }
 
-    struct SlowMethod;
+    /// Its readers are [`SlowToDrop`]s, noting in it when the first went.
+    #[derive(Default)]
+    struct SlowMethod(std::sync::Mutex<Option<Instant>>);
 
     impl Method for SlowMethod {
         fn reader(&self) -> anyhow::Result<Box<dyn Reader + '_>> {
-            Ok(Box::new(SlowToDrop))
+            Ok(Box::new(SlowToDrop(&self.0)))
         }
     }
 
@@ -780,15 +785,22 @@ mod tests {
 
     #[test]
     fn the_clock_stops_before_the_readers_go() {
-        // One thread, and two: the run reads nothing, so its time is far
-        // below the two seconds each reader takes to go.
+        // One thread, and two: the run's clock starts after `before` and
+        // stops before the first reader begins to go, so its time is at
+        // most the time from `before` to then, whatever the load; with the
+        // readers' two seconds to go in it, it would be more (unless
+        // starting the run took over two seconds).
         for threads in [1, 2] {
             let lists = vec![Vec::new(); threads];
-            let run = run_once(&SlowMethod, &lists).unwrap();
+            let method = SlowMethod::default();
+            let before = Instant::now();
+            let run = run_once(&method, &lists).unwrap();
+            let went = method.0.lock().unwrap().expect("the readers went");
             assert!(
-                run.time < Duration::from_secs(1),
-                "{threads}: {:?}",
-                run.time
+                run.time <= went - before,
+                "{threads}: {:?}, the first reader went {:?} after the start",
+                run.time,
+                went - before
             );
         }
     }
