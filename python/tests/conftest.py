@@ -45,22 +45,37 @@ def empty(data_dir):
     return str(path)
 
 
-@pytest.fixture
-def fd_of():
-    """Opens files read-only and closes them after the test."""
-    fds = []
+class Descriptors:
+    """Opens files read-only (`fd_of(path)`) and closes those still open
+    after the test. A test closes one itself with `fd_of.close(fd)`: closed
+    behind the fixture's back, its number could be handed to another
+    descriptor (the manager's) that the fixture would then close."""
 
-    def open_(path):
+    def __init__(self):
+        self.fds = []
+
+    def __call__(self, path):
         fd = os.open(path, os.O_RDONLY)
-        fds.append(fd)
+        self.fds.append(fd)
         return fd
 
-    yield open_
-    for fd in fds:
-        try:
+    def close(self, fd):
+        self.fds.remove(fd)
+        os.close(fd)
+
+    def close_all(self):
+        for fd in self.fds:
             os.close(fd)
-        except OSError:
-            pass
+        self.fds = []
+
+
+@pytest.fixture
+def fd_of():
+    """Opens files read-only and closes them after the test (see
+    `Descriptors`)."""
+    fds = Descriptors()
+    yield fds
+    fds.close_all()
 
 
 def mappings_of(path):

@@ -115,7 +115,7 @@ def test_make_cursor_errors(data_dir, big, fd_of):
     with pytest.raises(ValueError):
         m.make_cursor("a\0b")
     fd = fd_of(big[0])
-    os.close(fd)
+    fd_of.close(fd)
     with pytest.raises(OSError) as e:
         m.make_cursor(fd)
     assert e.value.errno == errno.EBADF
@@ -473,7 +473,7 @@ def test_fd_closed_after_make_cursor(big, fd_of):
     fd = fd_of(path)
     c = m.make_cursor(fd)
     assert bytes(c.use_region(0, 4).buffer()) == content[:4]
-    os.close(fd)
+    fd_of.close(fd)
     # The mapped region still reads, and so does the manager's own
     # duplicate of the descriptor; once collect() closed it, a new window
     # needs the caller's descriptor.

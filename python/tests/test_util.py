@@ -211,7 +211,7 @@ def test_region_errors(big, data_dir, fd_of):
     with pytest.raises(TypeError):
         MapRegion(path, "0", 10)
     fd = fd_of(path)
-    os.close(fd)
+    fd_of.close(fd)
     with pytest.raises(OSError) as e:
         MapRegion(fd, 0, 10)
     assert e.value.errno == 9  # EBADF
