@@ -219,6 +219,20 @@ mod tests {
     use super::*;
     use crate::source::PinnedFile;
 
+    /// A manager's files that keep one descriptor at most, and three
+    /// entries, of files made in `dir` (`f0`, `f1`, `f2`).
+    fn three_files(dir: &std::path::Path) -> (Arc<Files>, Vec<Arc<FileEntry>>) {
+        let files = Files::new(u64::MAX, 1);
+        let entries = (0..3)
+            .map(|i| {
+                let path = dir.join(format!("f{i}"));
+                std::fs::write(&path, b"data").unwrap();
+                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
+            })
+            .collect();
+        (files, entries)
+    }
+
     /// Installs that raced leave more descriptors open than the limit when
     /// the next thread's pass over the ring begins: the pass closes until
     /// the limit holds, each descriptor closed at once counted once (it
@@ -226,14 +240,7 @@ mod tests {
     #[test]
     fn a_pass_closes_down_to_the_limit_after_racing_installs() {
         let dir = tempfile::tempdir().unwrap();
-        let files = Files::new(u64::MAX, 1);
-        let entries: Vec<_> = (0..3)
-            .map(|i| {
-                let path = dir.path().join(format!("f{i}"));
-                std::fs::write(&path, b"data").unwrap();
-                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
-            })
-            .collect();
+        let (files, entries) = three_files(dir.path());
         let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
         // The first two threads joined the ring before any descriptor was
         // in; then all three put theirs in, and the third passes.
@@ -262,14 +269,7 @@ mod tests {
     #[test]
     fn a_closing_left_to_a_reader_is_not_counted_against_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let files = Files::new(u64::MAX, 1);
-        let entries: Vec<_> = (0..3)
-            .map(|i| {
-                let path = dir.path().join(format!("f{i}"));
-                std::fs::write(&path, b"data").unwrap();
-                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
-            })
-            .collect();
+        let (files, entries) = three_files(dir.path());
         let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
         entries[0].install_desc(open()).unwrap();
         let reader = entries[0].enter_desc().expect("cached");
