@@ -9,6 +9,7 @@ import weakref
 import pytest
 
 from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor
+from smmap.util import ALLOCATIONGRANULARITY as G
 from smmap.util import MapRegionList
 
 
@@ -86,15 +87,15 @@ def test_buffer_subclass_holding_itself(big):
 
 def test_a_slice_the_fast_path_hands_on_gives_its_references_back_at_once(big):
     """`buf[a:b]` that the fast path does not answer itself (a stride, a
-    slice outside the cursor's window, a bound out of range) gives back the
-    references it took before it returns: none is left queued for a later
-    call to give back, maybe the cursor's last, on another thread."""
+    slice outside the cursor's window) gives back the references it took
+    before it returns: none is left queued for a later call to give back,
+    maybe the cursor's last, on another thread."""
     path, content = big
 
     class Cur(WindowCursor):
         pass
 
-    m = SlidingWindowMapManager(window_size=4096)
+    m = SlidingWindowMapManager(window_size=G)
     c = Cur(m, MapRegionList(path))
     b = SlidingWindowMapBuffer(c)
     assert b[0] == content[0]
@@ -103,9 +104,6 @@ def test_a_slice_the_fast_path_hands_on_gives_its_references_back_at_once(big):
     assert sys.getrefcount(c) == before
     far = len(content) - 100
     assert b[far : far + 10] == content[far : far + 10]  # another window
-    assert sys.getrefcount(c) == before
-    with pytest.raises(TypeError):
-        b[0:"x"]  # a bound that is no index: an error raised by the slot
     assert sys.getrefcount(c) == before
     ref = weakref.ref(c)
     del b, c
@@ -116,18 +114,19 @@ def test_a_slice_the_fast_path_hands_on_gives_its_references_back_at_once(big):
 
 def test_an_error_the_slot_raises_leaves_no_reference_queued(tmp_path):
     """An error raised by `buf[a:b]` outside PyO3's own calls (a copy read
-    of a file cut short) holds no reference to its type afterwards: on
-    Python versions where built-in types are counted (3.11), a reference
-    queued for later shows as one more."""
-    content = os.urandom(64 * 1024)
+    of a file cut short) holds no reference to its type afterwards. Only
+    where built-in types are counted (3.11; from 3.12 they are immortal,
+    and the check cannot fail) does a reference queued for later show, as
+    one more."""
+    content = os.urandom(16 * G)
     path = tmp_path / "shrinks.bin"
     path.write_bytes(content)
-    m = SlidingWindowMapManager(window_size=4096)
+    m = SlidingWindowMapManager(window_size=G)
     b = SlidingWindowMapBuffer(m.make_cursor(str(path)))
     assert b[0] == content[0]
-    os.truncate(path, 4096)
+    os.truncate(path, G)
     before = sys.getrefcount(OSError)
     for _ in range(3):
         with pytest.raises(OSError):
-            b[60000:60010]
+            b[15 * G : 15 * G + 10]
     assert sys.getrefcount(OSError) == before

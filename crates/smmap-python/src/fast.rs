@@ -12,10 +12,10 @@
 //! construction, the state guards, `__traverse__`) is inherited unchanged.
 //!
 //! The fast path takes no state it must wait for (it gives up instead) and
-//! runs no Python code while it holds one, as everywhere (see `guard`). It
-//! drops no `Py` either (a `View` holds a `Bound`; errors are raised inside
-//! a counted attachment, see [`restore`]): outside PyO3's count of attached
-//! calls that would queue a reference for another thread to give back.
+//! runs no Python code while it holds one, as everywhere (see `guard`). What
+//! it hands to the slow path runs inside PyO3's count of attached calls
+//! ([`counted`]), and so do its own errors: outside it a `Py` dropped would
+//! be queued for another thread to give back.
 //!
 //! The slot is entered attached, whatever the interpreter's state: a
 //! finalizer may slice a buffer while the interpreter shuts down, when
@@ -129,13 +129,13 @@ unsafe extern "C" fn subscript(
             Fast::Slice(bounds) => {
                 // SAFETY: as above; the instance is a `PyBuffer`.
                 let buf = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<PyBuffer>() };
-                Some(match buf.get().slice(py, bounds) {
+                Some(counted(py, |py| match buf.get().slice(py, bounds) {
                     Ok(bytes) => bytes.into_ptr(),
                     Err(e) => {
-                        restore(py, e);
+                        e.restore(py);
                         ptr::null_mut()
                     }
-                })
+                }))
             }
             Fast::NotHandled => None,
         }
@@ -159,22 +159,27 @@ unsafe extern "C" fn subscript(
     }
 }
 
-/// Raises `e`. Making the exception drops PyO3 references (its type, its
-/// value), which outside PyO3's count of attached calls — this slot's — go
-/// to PyO3's process-wide pool, to be given back later by whichever thread
-/// next comes back from `detach`, perhaps holding a state: so it is made
-/// inside a counted attachment, except while the interpreter shuts down
-/// (when `try_attach` refuses, and the pool is the only way).
-fn restore(py: Python<'_>, e: PyErr) {
-    let mut e = Some(e);
-    Python::try_attach(|py| {
-        if let Some(e) = e.take() {
-            e.restore(py);
-        }
-    });
-    if let Some(e) = e {
-        e.restore(py);
+/// Runs `f` inside PyO3's count of attached calls. Outside it — in this
+/// slot — a `Py` dropped (a cursor's reference, an error's type or value,
+/// a file name made for an error) goes to PyO3's process-wide pool, to be
+/// given back later by whichever thread next comes back from `detach`,
+/// perhaps holding a state. While the interpreter shuts down `try_attach`
+/// refuses, and `f` runs as it is (the pool the only way then).
+fn counted<T>(py: Python<'_>, f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
+    let mut f = Some(f);
+    if let Some(out) = Python::try_attach(|py| f.take().map(|f| f(py))).flatten() {
+        return out;
     }
+    let f = f
+        .take()
+        .expect("not run: the interpreter refused to attach");
+    f(py)
+}
+
+/// Raises `e` inside PyO3's count of attached calls (see [`counted`]):
+/// making the exception drops its type and value.
+fn restore(py: Python<'_>, e: PyErr) {
+    counted(py, |py| e.restore(py));
 }
 
 /// The hit paths.

@@ -108,8 +108,9 @@
 //!   bytes, even when a new file gets a freed inode number: the birth time
 //!   differs (where the file system records it, read with `statx` on Linux
 //!   with glibc and from `stat` on macOS; elsewhere device and inode alone;
-//!   before Linux 6.13 the kernel stamps it a tick at a time, so a new file
-//!   made within a few milliseconds of the one it replaces shares it).
+//!   the kernel may stamp it from a clock that moves a tick at a time, so a
+//!   new file made within a few milliseconds of the one it replaces can
+//!   share it).
 //!   Opening never blocks (a FIFO put in the file's place is refused at
 //!   once). Once every cursor and region of the file is gone, a new cursor
 //!   meets the file anew.

@@ -264,8 +264,8 @@ impl World {
     }
 
     /// Keeps the inode of file `i` (a hard link), so that no later file
-    /// gets its number: with the kernel's coarse timestamps (before Linux
-    /// 6.13) a new file made within the same tick would share its birth
+    /// gets its number: where the kernel stamps birth times from its coarse
+    /// clock, a new file made within the same tick would share its birth
     /// time too, and be the same file to any identity check.
     fn keep_inode(&mut self, i: usize) {
         if cfg!(unix) && self.files[i].present {

@@ -673,7 +673,7 @@ mod tests {
     use crate::bench::methods::Descriptors;
 
     /// A reader whose going takes long, as closing 15,000 descriptors can.
-    /// A reader that takes two seconds to go, and notes when the first of
+    /// A reader that takes two seconds to go, and notes when the last of
     /// its kind began to.
     struct SlowToDrop<'a>(&'a std::sync::Mutex<Option<Instant>>);
 
@@ -685,12 +685,15 @@ mod tests {
 
     impl Drop for SlowToDrop<'_> {
         fn drop(&mut self) {
-            self.0.lock().unwrap().get_or_insert_with(Instant::now);
+            let now = Instant::now();
+            let mut last = self.0.lock().unwrap();
+            *last = Some(last.map_or(now, |t| t.max(now)));
+            drop(last);
             std::thread::sleep(Duration::from_secs(2));
         }
     }
 
-    /// Its readers are [`SlowToDrop`]s, noting in it when the first went.
+    /// Its readers are [`SlowToDrop`]s, noting in it when the last went.
     #[derive(Default)]
     struct SlowMethod(std::sync::Mutex<Option<Instant>>);
 
@@ -786,10 +789,10 @@ mod tests {
     #[test]
     fn the_clock_stops_before_the_readers_go() {
         // One thread, and two: the run's clock starts after `before` and
-        // stops before the first reader begins to go, so its time is at
-        // most the time from `before` to then, whatever the load; with the
-        // readers' two seconds to go in it, it would be more (unless
-        // starting the run took over two seconds).
+        // stops when the last reader is done, before it begins to go, so
+        // its time is at most the time from `before` to then, whatever the
+        // load; with the readers' two seconds to go in it, it would be more
+        // (unless starting the run took over two seconds).
         for threads in [1, 2] {
             let lists = vec![Vec::new(); threads];
             let method = SlowMethod::default();
@@ -798,7 +801,7 @@ mod tests {
             let went = method.0.lock().unwrap().expect("the readers went");
             assert!(
                 run.time <= went - before,
-                "{threads}: {:?}, the first reader went {:?} after the start",
+                "{threads}: {:?}, the last reader went {:?} after the start",
                 run.time,
                 went - before
             );

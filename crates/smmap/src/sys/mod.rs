@@ -227,7 +227,7 @@ mod tests {
         let first = stat_path(&p).unwrap();
         assert_eq!(first.id, fstat(&open_for_map(&p).unwrap()).unwrap().id);
         // A file made now has another birth time only once the kernel's
-        // clock has moved past the first's: before Linux 6.13 it moves a
+        // clock has moved past the first's: its coarse clock moves a
         // tick at a time (a few milliseconds). Wait until a probe made now
         // shows it, and keep the probe (its inode number is not handed out
         // again meanwhile).
