@@ -61,6 +61,10 @@ enum Op {
     /// `read_at` through a cursor, at an absolute offset: a copy read
     /// between the cursor's releases and take-backs.
     CursorReadAt(u8, u64, u16),
+    /// `find` (or `rfind`, with the last field) of bytes taken from the
+    /// buffer's file at (offset, length), from (or up to) an index: the
+    /// answer, match or none, is checked against the file's bytes.
+    FindPlanted(u64, u8, u64, bool),
 }
 
 /// The bytes of version `v` (0: as created, 1: renamed over) of file `i`:
@@ -107,6 +111,21 @@ fn files() -> Vec<PathBuf> {
 /// True if `got` at `ofs` is a version of file `i`.
 fn is_version(i: usize, ofs: usize, got: &[u8]) -> bool {
     (0..2).any(|v| version(i, LENS[i], v).get(ofs..ofs + got.len()) == Some(got))
+}
+
+/// Where `p` is in the bytes `[lo, hi)` of version `v` of file `i`,
+/// relative to `lo`: the first place at or after `from`, or (`rev`) the
+/// last one ending at or before `from`.
+fn place_of(i: usize, v: usize, lo: usize, hi: usize, p: &[u8], from: usize, rev: bool) -> Option<usize> {
+    let bytes = version(i, LENS[i], v);
+    let hay = bytes.get(lo..hi)?;
+    let fits = |at: usize| hay.get(at..at + p.len()) == Some(p);
+    if rev {
+        let last = from.min(hay.len()).checked_sub(p.len())?;
+        (0..=last).rev().find(|&at| fits(at))
+    } else {
+        (from..hay.len()).find(|&at| fits(at))
+    }
 }
 
 const TYPES: [&str; 10] = ["u8", "u16le", "u32be", "u64le", "i8", "i16be", "i32le", "i64be", "f32le", "f64be"];
@@ -252,9 +271,34 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Read(k) => {
-                if let Some((_, b)) = &mut buf {
+                if let Some((f, b)) = &mut buf {
                     let mut out = vec![0; k as usize];
-                    let _ = b.read(&mut out);
+                    let (off, len) = (b.offset(), b.len());
+                    let pos = b.stream_position().unwrap();
+                    if let Ok(n) = b.read(&mut out) {
+                        assert_eq!(n as u64, u64::from(k).min(len.saturating_sub(pos)));
+                        assert!(is_version(*f, (off + pos) as usize, &out[..n]));
+                    }
+                }
+            }
+            Op::FindPlanted(o, k, from, rev) => {
+                if let Some((f, b)) = &mut buf {
+                    let (off, len) = (b.offset() as usize, b.len() as usize);
+                    if len > 0 {
+                        let at = o as usize % len;
+                        let k = (1 + k as usize % 16).min(len - at);
+                        let p = version(*f, LENS[*f], 0)[off + at..off + at + k].to_vec();
+                        let from = (from % (len as u64 + 1)) as usize;
+                        let got = if rev { b.rfind(&p, from as u64) } else { b.find(&p, from as u64) };
+                        // The file is one version or the other (renamed over).
+                        if let Ok(got) = got {
+                            let got = got.map(|g| g as usize);
+                            assert!(
+                                (0..2).any(|v| place_of(*f, v, off, off + len, &p, from, rev) == got),
+                                "{got:?} for a pattern at {at}, from {from}, rev {rev}"
+                            );
+                        }
+                    }
                 }
             }
             Op::Typed(o, t) => {
