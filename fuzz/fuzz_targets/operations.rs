@@ -14,7 +14,10 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use smmap::{Manager, ReadPolicy, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager, WindowCursor};
+use smmap::{
+    Manager, ReadPolicy, SlidingWindowMapBuffer, SlidingWindowMapManager, StaticWindowMapManager,
+    WindowCursor,
+};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -116,7 +119,15 @@ fn is_version(i: usize, ofs: usize, got: &[u8]) -> bool {
 /// Where `p` is in the bytes `[lo, hi)` of version `v` of file `i`,
 /// relative to `lo`: the first place at or after `from`, or (`rev`) the
 /// last one ending at or before `from`.
-fn place_of(i: usize, v: usize, lo: usize, hi: usize, p: &[u8], from: usize, rev: bool) -> Option<usize> {
+fn place_of(
+    i: usize,
+    v: usize,
+    lo: usize,
+    hi: usize,
+    p: &[u8],
+    from: usize,
+    rev: bool,
+) -> Option<usize> {
     let bytes = version(i, LENS[i], v);
     let hay = bytes.get(lo..hi)?;
     let fits = |at: usize| hay.get(at..at + p.len()) == Some(p);
@@ -128,11 +139,17 @@ fn place_of(i: usize, v: usize, lo: usize, hi: usize, p: &[u8], from: usize, rev
     }
 }
 
-const TYPES: [&str; 10] = ["u8", "u16le", "u32be", "u64le", "i8", "i16be", "i32le", "i64be", "f32le", "f64be"];
+const TYPES: [&str; 10] = [
+    "u8", "u16le", "u32be", "u64le", "i8", "i16be", "i32le", "i64be", "f32le", "f64be",
+];
 
 fuzz_target!(|input: Input| {
     let fs = files();
-    let policy = if input.always_map { ReadPolicy::AlwaysMap } else { ReadPolicy::Adaptive };
+    let policy = if input.always_map {
+        ReadPolicy::AlwaysMap
+    } else {
+        ReadPolicy::Adaptive
+    };
     let m: Manager = if input.is_static {
         StaticWindowMapManager::builder()
             .window_size(input.window as u64)
@@ -161,7 +178,14 @@ fuzz_target!(|input: Input| {
         let copy_read = policy == ReadPolicy::Adaptive
             && matches!(
                 op,
-                Op::Get(_) | Op::Slice(..) | Op::ReadAt(..) | Op::Find(..) | Op::Rfind(..) | Op::Read(_) | Op::Typed(..) | Op::CursorReadAt(..)
+                Op::Get(_)
+                    | Op::Slice(..)
+                    | Op::ReadAt(..)
+                    | Op::Find(..)
+                    | Op::Rfind(..)
+                    | Op::Read(_)
+                    | Op::Typed(..)
+                    | Op::CursorReadAt(..)
             );
         let excess_before = m.stats().over_limit_bytes;
         let over_before = m.stats().peak_over_limit_bytes;
@@ -289,12 +313,17 @@ fuzz_target!(|input: Input| {
                         let k = (1 + k as usize % 16).min(len - at);
                         let p = version(*f, LENS[*f], 0)[off + at..off + at + k].to_vec();
                         let from = (from % (len as u64 + 1)) as usize;
-                        let got = if rev { b.rfind(&p, from as u64) } else { b.find(&p, from as u64) };
+                        let got = if rev {
+                            b.rfind(&p, from as u64)
+                        } else {
+                            b.find(&p, from as u64)
+                        };
                         // The file is one version or the other (renamed over).
                         if let Ok(got) = got {
                             let got = got.map(|g| g as usize);
                             assert!(
-                                (0..2).any(|v| place_of(*f, v, off, off + len, &p, from, rev) == got),
+                                (0..2)
+                                    .any(|v| place_of(*f, v, off, off + len, &p, from, rev) == got),
                                 "{got:?} for a pattern at {at}, from {from}, rev {rev}"
                             );
                         }
@@ -321,7 +350,10 @@ fuzz_target!(|input: Input| {
                 // user); then the bytes are put back in place.
                 let i = f as usize % fs.len();
                 if let Ok(meta) = std::fs::metadata(&fs[i]) {
-                    let file = std::fs::OpenOptions::new().write(true).open(&fs[i]).unwrap();
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&fs[i])
+                        .unwrap();
                     let now = std::fs::read(&fs[i]).unwrap();
                     file.set_len(meta.len() / 2).unwrap();
                     if let Ok(mut c) = m.make_cursor(&fs[i]) {
@@ -331,7 +363,10 @@ fuzz_target!(|input: Input| {
                 }
             }
             Op::Refuse(n, enomem) => {
-                m.fail_next_maps(n as usize % 4, if enomem { libc::ENOMEM } else { libc::EACCES });
+                m.fail_next_maps(
+                    n as usize % 4,
+                    if enomem { libc::ENOMEM } else { libc::EACCES },
+                );
             }
             Op::Reopen(o, s) => {
                 if let Some((f, b)) = &mut buf {
@@ -365,8 +400,14 @@ fuzz_target!(|input: Input| {
         if copy_read {
             assert!(!handle_limit, "a copy read failed for lack of a handle");
             let s = m.stats();
-            assert_eq!(s.peak_over_limit_bytes, over_before, "a copy read mapped past the limit");
-            assert!(s.over_limit_bytes <= excess_before, "a copy read mapped past the limit");
+            assert_eq!(
+                s.peak_over_limit_bytes, over_before,
+                "a copy read mapped past the limit"
+            );
+            assert!(
+                s.over_limit_bytes <= excess_before,
+                "a copy read mapped past the limit"
+            );
         }
     }
     // Nothing is left in use once every cursor is gone.
@@ -375,5 +416,9 @@ fuzz_target!(|input: Input| {
     drop(cursors);
     m.collect();
     let s = m.stats();
-    assert_eq!((s.windows, s.mapped_bytes), (0, 0), "a region outlived its cursors");
+    assert_eq!(
+        (s.windows, s.mapped_bytes),
+        (0, 0),
+        "a region outlived its cursors"
+    );
 });
