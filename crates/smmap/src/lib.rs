@@ -181,7 +181,7 @@
 //! | handle budget | cells reserved (mapped, being mapped, being unmapped) | a counter reserved below `max_open_handles` by compare-and-swap, then a bit of a bitmap |
 //! | memory ledger | bytes committed likewise | compare-and-swap below `max_memory_size`; forced past it only when every region is in use |
 //! | evictor | CLOCK's hand over the cells | a mutex one thread holds; others wait for it (a miss that needs room), leave a note for it (a release over the memory limit) or give up (a copy read) |
-//! | descriptor ring | which descriptors to close beyond `max_open_files` | a mutex, taken only when a descriptor is opened or the ring is emptied |
+//! | descriptor ring | which descriptors to close beyond `max_open_files`, and two counts: descriptors open (until the last reader of one being closed leaves) and kept (open, not being closed: what the limit bounds) | a mutex, taken only when a descriptor is opened or the ring is emptied; the counts are `Relaxed` atomics (numbers, ordering nothing) |
 //! | admission | each window's heat (a count-min sketch) and the estimate of the next victim's | relaxed loads, stores and additions, and a compare-and-swap that elects the thread that halves the counts: lossy by design |
 //! | statistics | counters | 16 stripes of counters, a thread adding to the one its id picks (threads past 16 share); the peaks are shared words raised by `fetch_max`; a cursor counts its hits and switches itself |
 //!
