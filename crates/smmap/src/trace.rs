@@ -216,9 +216,7 @@ impl Trace {
     pub fn flush(&self) -> io::Result<()> {
         let mut s = self.sink();
         s.write_out();
-        if let Err(e) = s.out.flush() {
-            s.failed.get_or_insert(e);
-        }
+        s.with_out(|out| out.flush());
         match &s.failed {
             None => Ok(()),
             Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -346,19 +344,38 @@ impl Sink {
     }
 
     fn write_out(&mut self) {
-        if self.failed.is_none() && !self.buf.is_empty() {
-            if let Err(e) = self.out.write_all(&self.buf) {
-                self.failed = Some(e);
-            }
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.with_out(|out| out.write_all(&buf));
+            self.buf = buf;
         }
         self.buf.clear();
+    }
+
+    /// Runs `f` on the writer unless a write failed before; its error, or
+    /// a panic of the writer's, becomes the first error and ends the
+    /// recording. The writer is the caller's code, run from the middle of
+    /// the engine's paths (a read, a release, a cursor's drop): a panic
+    /// that unwound from here could leave a region counted for good, or
+    /// abort the process from a destructor, so it is caught (the panic
+    /// hook has reported it already) and the writer is not used again.
+    fn with_out(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let out = &mut *self.out;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(out))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.failed = Some(e),
+            Err(_) => self.failed = Some(io::Error::other("the trace's writer panicked")),
+        }
     }
 }
 
 impl Drop for Sink {
     fn drop(&mut self) {
         self.end();
-        let _ = self.out.flush();
+        self.with_out(|out| out.flush());
     }
 }
 

@@ -295,6 +295,53 @@ fn a_trace_that_cannot_be_written_is_reported() {
     assert!(t.flush().unwrap_err().to_string().contains("disk gone"));
 }
 
+/// A trace's writer that panics (the caller's code, run from the middle of
+/// a read) ends the recording as a write error does: the panic does not
+/// unwind through the engine, where it left the window just mapped
+/// counted for good, so that with one handle every later miss failed.
+#[test]
+fn a_trace_writer_that_panics_is_reported_and_leaks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 8, 64 * g());
+    struct Panics(Arc<Mutex<usize>>);
+    impl std::io::Write for Panics {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            *self.0.lock().unwrap() += 1;
+            panic!("a trace writer's bug");
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            panic!("flushed after panicking");
+        }
+    }
+    let writes = Arc::new(Mutex::new(0));
+    let t = Trace::to_writer(Panics(writes.clone()));
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(1)
+        .read_policy(ReadPolicy::AlwaysMap)
+        .trace(t.clone())
+        .build();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, g()).unwrap();
+    // Each access maps a window (one handle) and records it; the records
+    // fill the trace's buffer, whose write panics, many times over.
+    for k in 0..20_000u64 {
+        let at = (k * 7 % 64) * g();
+        buf.begin_access(None, at, g()).unwrap();
+        assert_eq!(buf.get(1).unwrap(), bytes[at as usize + 1], "window {k}");
+    }
+    assert_eq!(
+        *writes.lock().unwrap(),
+        1,
+        "the writer is not used after its panic"
+    );
+    let e = t.flush().unwrap_err();
+    assert!(e.to_string().contains("panicked"), "{e}");
+    drop(buf);
+    m.verify_invariants().unwrap();
+    assert_eq!(m.collect(), 1, "the last window, and no other, was mapped");
+    assert_eq!(m.num_file_handles(), 0);
+}
+
 /// Replaying needs the files: too few paths, or a file shorter than
 /// recorded, is an error naming it.
 #[test]
