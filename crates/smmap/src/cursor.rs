@@ -659,12 +659,7 @@ impl WindowCursor {
             want,
             Want::Map,
         ) {
-            Ok(Fetched::Mapped(lease, served)) => {
-                if let Some(id) = self.trace {
-                    self.note(id, Op::First, offset, 0, served);
-                }
-                lease
-            }
+            Ok(Fetched::Mapped(lease, served)) => (lease, served),
             Ok(Fetched::Copy { .. } | Fetched::Nothing) => return Ok(()),
             Err(e) => {
                 if let Some(id) = self.trace {
@@ -673,8 +668,13 @@ impl WindowCursor {
                 return Err(e);
             }
         };
+        // Held before it is traced, as on every other path: the lease is
+        // counted, and only the held region gives it back.
         let view = self.max_view;
-        self.hold(lease, offset, view);
+        self.hold(lease.0, offset, view);
+        if let Some(id) = self.trace {
+            self.note(id, Op::First, offset, 0, lease.1);
+        }
         Ok(())
     }
 
@@ -946,16 +946,33 @@ fn fetch<'a>(
     }
     let Counts { hits, switches } = std::mem::take(counts);
     shared.add_counts(hits, switches);
-    let mut previous = held.take();
-    let fetched = shared.obtain(entry, offset, want_size, &mut previous, want);
-    match previous {
-        Some(kept) => held.set(kept),
-        // The region went back (or none was held), whatever came of the
-        // miss (a copy, an error, nothing past the end): the view goes with
-        // it.
-        None => *len = 0,
+    let mut moving = Moving {
+        previous: held.take(),
+        held,
+        len,
+    };
+    shared.obtain(entry, offset, want_size, &mut moving.previous, want)
+}
+
+/// The cursor's region while a miss decides whether to give it back; when
+/// dropped — after the miss, or as it unwinds (a bug's panic) — the cursor
+/// holds it again if the miss kept it, and otherwise shows no view.
+struct Moving<'a> {
+    previous: Option<Lease>,
+    held: &'a mut HeldRegion,
+    len: &'a mut usize,
+}
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        match self.previous.take() {
+            Some(kept) => self.held.set(kept),
+            // The region went back (or none was held), whatever came of the
+            // miss (a copy, an error, nothing past the end): the view goes
+            // with it.
+            None => *self.len = 0,
+        }
     }
-    fetched
 }
 
 impl fmt::Debug for WindowCursor {

@@ -678,6 +678,38 @@ fn a_typed_read_reports_a_failed_map_once() {
 /// window would be mapped) gives up its pending window, its handle and its
 /// bytes as it unwinds: a thread asking for the same window maps it
 /// instead of waiting for good, and every handle can be used again.
+/// A miss that unwinds after it gave the cursor's region back leaves the
+/// cursor invalid, its view empty, not showing the old region's bytes as
+/// its own; the cursor can be used again.
+#[test]
+fn a_miss_that_panics_leaves_the_cursor_without_a_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 18, 4 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(2)
+        .build();
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(0, 10).unwrap();
+    m.panic_next_maps(1);
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = c.use_region(3 * g(), 1);
+    }));
+    assert!(unwound.is_err(), "the injected panic");
+    assert!(!c.is_valid());
+    assert_eq!(c.size(), 0);
+    assert!(!c.includes_ofs(0));
+    assert!(c.buffer().is_empty());
+    m.verify_invariants().unwrap();
+    c.use_region(3 * g(), 1).unwrap();
+    assert_eq!(c.buffer()[0], bytes[3 * g() as usize]);
+    c.use_region(0, 10).unwrap();
+    assert_eq!(c.buffer(), &bytes[..10]);
+    drop(c);
+    m.verify_invariants().unwrap();
+    assert_eq!(m.collect(), 2);
+}
+
 #[test]
 fn a_miss_that_panics_gives_up_its_window_and_room() {
     let dir = tempfile::tempdir().unwrap();
