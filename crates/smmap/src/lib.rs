@@ -193,7 +193,11 @@
 //! each file's lock in turn and the ring. The
 //! wait for room (when every handle or byte is held by windows other
 //! threads are mapping) is alone, on a generation read before the look
-//! that found the windows in flight. No lock is held while a caller reads, or
+//! that found the windows in flight; and a miss whose walk evicted nothing
+//! walks again, before it fails or passes the memory limit, if a window
+//! landed (was published or given up) since the walk began: the hand
+//! skips a window in flight, which may be published and released before
+//! the look. No lock is held while a caller reads, or
 //! while Python or any other caller code runs; while the kernel maps, only
 //! the hand, by a miss that evicted for its room (below).
 //!

@@ -31,6 +31,7 @@ use super::counters::Counter;
 use super::desc::DescUse;
 use super::entry::FileEntry;
 use super::evictor::{HandGuard, Need, Swept};
+use super::hooks::{self, Point};
 use super::slots::{Slot, Slots, What};
 use super::{Kind, Limits, ReadPolicy, Shared, Want};
 use crate::error::{Error, Result};
@@ -94,7 +95,7 @@ impl Drop for Pending<'_> {
         if let Some((cell, cost)) = self.room {
             s.ledger.free(cost);
             s.cells.free(cell);
-            s.room.changed();
+            s.room.landed();
         }
     }
 }
@@ -143,14 +144,16 @@ impl Shared {
             }
             _ => None,
         };
-        let mut admitted = None;
+        // A read that copies, finding no room, maps only a window that may
+        // be hotter than its victim (then a ghost hit, if it is mapped).
+        let mut admitted = false;
         if let Some((start, len)) = copies {
             if !self.has_room(entry, offset) {
                 if !self.sketch.may_admit(asks) {
                     self.counters.add(Counter::Misses, 1);
                     return self.copy(entry, start, len);
                 }
-                admitted = Some(asks);
+                admitted = true;
             }
         }
         let (window, desc) = match self.place_pending(entry, offset, want_size, previous, want)? {
@@ -169,6 +172,7 @@ impl Shared {
         };
         self.counters.add(Counter::Misses, 1);
         self.release(previous);
+        hooks::at(Point::BeforeReserve);
         let cost = page_cost(window.size);
         // A window that took an evicted region's room is mapped under the
         // hand, as the region was unmapped: the kernel serialises maps and
@@ -176,7 +180,11 @@ impl Shared {
         // sleeps instead of running on a CPU that each unmap would have to
         // interrupt to flush its TLB (with two threads mapping on two
         // cores, 15-25 % of the time of a map per read).
-        let (cell, mut hand) = match self.reserve(entry, offset, cost, copies.is_some(), admitted) {
+        // A read that copies evicts only for a window hotter than its
+        // victim, whether it saw room for it or not: another thread may
+        // have taken that room since.
+        let admission = copies.map(|_| asks);
+        let (cell, mut hand) = match self.reserve(entry, offset, cost, admission) {
             Ok(Room::Cell(cell, hand)) => (cell, hand),
             Ok(Room::Copy) => {
                 drop(pending);
@@ -202,7 +210,7 @@ impl Shared {
             match mapped {
                 Ok(region) => {
                     pending.mapped();
-                    let lease = self.publish(entry, cell, region, admitted.is_some());
+                    let lease = self.publish(entry, cell, region, admitted);
                     drop(hand);
                     return Ok(Fetched::Mapped(lease, Served::NewWindow));
                 }
@@ -336,16 +344,22 @@ impl Shared {
                         }));
                     }
                     let now = cell.claim.seen();
-                    if now.generation() == seen.generation() && now.is_full() {
-                        // Not evicted: counted by as many cursors as it can.
-                        return Err(Error::TooManyCursors {
-                            file: entry.pinned().given().clone(),
-                            offset,
-                            limit: crate::claim::MAX_CURSORS,
-                        });
+                    if now.generation() == seen.generation() && now.is_live() {
+                        if now.is_full() {
+                            // Counted by as many cursors as it can.
+                            return Err(Error::TooManyCursors {
+                                file: entry.pinned().given().clone(),
+                                offset,
+                                limit: crate::claim::MAX_CURSORS,
+                            });
+                        }
+                        // Full when looked at, a cursor gone since: take
+                        // it again.
+                        continue;
                     }
                     // Evicted: the evictor takes it out of the slots next.
                     self.counters.add(Counter::Waits, 1);
+                    desc = None;
                     drop(entry.wait(slots));
                     continue;
                 }
@@ -363,7 +377,10 @@ impl Shared {
                         self.release(previous);
                         continue;
                     }
+                    // Not holding a descriptor while asleep: a thread that
+                    // finds the descriptor table full could not close it.
                     self.counters.add(Counter::Waits, 1);
+                    desc = None;
                     drop(entry.wait(slots));
                     continue;
                 }
@@ -382,19 +399,22 @@ impl Shared {
 
     /// Reserves a cell and `cost` bytes for a window of `entry` at
     /// `offset`, evicting under the hand if there is no room. A read that
-    /// `copies` tries the hand (and copies if another thread holds it), and
-    /// copies rather than fail or pass the memory limit; with `admitted`
-    /// (its asks) it evicts only regions colder than it.
+    /// copies (`admission`: its window's asks) copies rather than evict a
+    /// region as hot as its window, wait for the hand, fail or pass the
+    /// memory limit.
     fn reserve(
         &self,
         entry: &FileEntry,
         offset: u64,
         cost: u64,
-        copies: bool,
-        admitted: Option<u32>,
+        admission: Option<u32>,
     ) -> Result<Room<'_>> {
         if let Some(cell) = self.try_room(cost) {
             return Ok(Room::Cell(cell, None));
+        }
+        let copies = admission.is_some();
+        if admission.is_some_and(|asks| !self.sketch.may_admit(asks)) {
+            return Ok(Room::Copy);
         }
         let mut hand = if copies {
             match self.evictor.try_lock(self) {
@@ -413,7 +433,8 @@ impl Shared {
                 handle: self.cells.used() >= self.limits.max_open_handles,
                 bytes: self.ledger.short_by(cost),
             };
-            match hand.evict(need, false, admitted) {
+            let landings = self.room.landings();
+            match hand.evict(need, false, admission) {
                 Swept::Rejected(n) => {
                     self.counters.add(Counter::Evictions, n as u64);
                     return Ok(Room::Copy);
@@ -424,6 +445,7 @@ impl Shared {
                 }
                 Swept::Evicted(_) => {}
             }
+            hooks::at(Point::AfterEmptyWalk);
             // Nothing left to evict: the rest is in use, or being mapped by
             // other threads (then the room may come back: wait for it, from
             // the generation before the look, so that a window published
@@ -443,6 +465,11 @@ impl Shared {
             }
             if copies {
                 return Ok(Room::Copy);
+            }
+            // A window that landed during the walk (published, maybe
+            // released since) was not walked: walk again (see `Room`).
+            if self.room.landings() != landings {
+                continue;
             }
             // `need` was taken before the walk: a cell another thread held
             // then (a mapping that failed since, a reservation given back
@@ -523,7 +550,7 @@ impl Shared {
         if admitted {
             self.counters.add(Counter::GhostHits, 1);
         }
-        self.room.changed();
+        self.room.landed();
         lease
     }
 }
@@ -603,6 +630,88 @@ mod tests {
             max_open_files: 8,
             policy: ReadPolicy::Adaptive,
         }
+    }
+
+    /// A file of `windows` granules, each granule's bytes its index.
+    fn file(dir: &std::path::Path, windows: u64) -> std::path::PathBuf {
+        let path = dir.join("f");
+        let bytes: Vec<u8> = (0..windows * g()).map(|i| (i / g()) as u8).collect();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Another thread's window lands between the evictor's walk (which
+    /// skipped its cell, reserved but not yet published) and the look for
+    /// windows in flight (which finds none, as it has landed), and its
+    /// cursor releases it: the miss walks again and evicts it, instead of
+    /// saying that every region is in use.
+    #[test]
+    fn a_window_that_lands_during_the_walk_is_walked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), 4);
+        let m = crate::SlidingWindowMapManager::builder()
+            .window_size(g())
+            .max_open_handles(2)
+            .build();
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        // Thread B's window in flight: its cell and bytes reserved.
+        let cost = page_cost(g());
+        let cell = s.cells.reserve().unwrap();
+        assert!(s.ledger.try_reserve(cost));
+        let (m2, p2) = (m.clone(), path.clone());
+        hooks::set(Point::AfterEmptyWalk, move || {
+            // B's window lands in that room, and B releases it.
+            let s = &m2.manager().shared;
+            s.ledger.free(cost);
+            s.cells.free(cell);
+            let mut b = m2.make_cursor(&p2).unwrap();
+            b.use_region(g(), 1).unwrap();
+            b.unuse_region();
+        });
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(2 * g(), 1)
+            .expect("B's region was unused: evicted");
+        assert!(!hooks::pending(), "the walk found nothing to evict");
+        assert_eq!(c.buffer()[0], 2);
+        assert_eq!(a.buffer()[0], 0);
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!((st.windows, st.maps, st.evictions), (2, 3, 1), "{st:?}");
+    }
+
+    /// A read that copies saw room for its window, but another thread took
+    /// the last handle before it reserved any: it copies rather than evict
+    /// a region for a window asked for once (which admission refuses).
+    #[test]
+    fn a_read_that_copies_and_loses_the_room_evicts_only_as_admission_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), 4);
+        let m = crate::SlidingWindowMapManager::builder()
+            .window_size(g())
+            .max_open_handles(2)
+            .build();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        a.unuse_region();
+        let (m2, p2) = (m.clone(), path.clone());
+        hooks::set(Point::BeforeReserve, move || {
+            let mut b = m2.make_cursor(&p2).unwrap();
+            b.use_region(g(), 1).unwrap();
+        });
+        let mut c = m.make_cursor(&path).unwrap();
+        let mut out = [0u8; 16];
+        assert_eq!(c.read_at(2 * g() + 5, &mut out).unwrap(), 16);
+        assert!(!hooks::pending(), "the other window took the last handle");
+        assert_eq!(out, [2u8; 16]);
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!(
+            (st.windows, st.maps, st.evictions, st.preads),
+            (2, 2, 0, 1),
+            "{st:?}"
+        );
     }
 
     #[test]

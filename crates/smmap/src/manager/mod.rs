@@ -29,6 +29,7 @@ mod election;
 mod entry;
 mod evictor;
 mod faults;
+mod hooks;
 mod ledger;
 mod miss;
 mod room;

@@ -9,6 +9,21 @@
 //! | | read again by the waiter, holding the lock, after it counted itself | `SeqCst` load, the other side of the pairing |
 //! | `waiters` | n → n + 1 by a waiter, holding the lock, before it reads the generation again; n + 1 → n when it leaves, holding it again | `SeqCst` |
 //! | | read by a change after its add; not 0 means take the lock and notify | `SeqCst` load |
+//! | `landings` | l → l + 1 when a window leaves flight (published, or given up with its room), **after** the state it changes, before [`changed`](Room::changed) | `SeqCst` add: a release of the cell it published |
+//! | | read by a miss before the evictor's walk and again when the walk evicted nothing and nothing is in flight ([`landings`](Room::landings)) | `SeqCst` load: the first is an acquire, so a window landed before it is published to the walk; the two loads and the adds are in one total order (below) |
+//!
+//! **A window that lands during the walk is walked again.** The walk skips
+//! a cell reserved for a window in flight; if that window is published and
+//! released before the miss looks for windows in flight, the look finds
+//! none in flight, and the walk never saw the idle region. So a miss that
+//! is about to fail ([`Error::HandleLimit`](crate::Error::HandleLimit)) or
+//! pass the memory limit first compares the landings with those it read
+//! before the walk, and walks again if any window landed. If none did, the
+//! second load comes before any later landing in the total order, so the
+//! region of a window still in flight then was not yet released: in use,
+//! as the error says. (The generation will not do: every failed
+//! reservation moves it, and a miss that walked again on each would chase
+//! the others' retries.)
 //!
 //! No wake-up is lost. A look that missed a change still read the
 //! generation before it, so the waiter waits on a generation that the
@@ -33,6 +48,7 @@ use crate::sync::{sc_fence, AtomicU64, AtomicUsize, Condvar, Ordering};
 #[derive(Debug, Default)]
 pub(crate) struct Room {
     generation: AtomicU64,
+    landings: AtomicU64,
     waiters: AtomicUsize,
     lock: SharedLock<()>,
     changed: Condvar,
@@ -60,6 +76,19 @@ impl Room {
             g = self.lock.wait(&self.changed, g);
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many windows have left flight, to compare before and after the
+    /// evictor's walk (see the module documentation).
+    pub(crate) fn landings(&self) -> u64 {
+        self.landings.load(Ordering::SeqCst)
+    }
+
+    /// A window left flight (published, or given up with the room
+    /// reserved for it): counts it, then [`changed`](Self::changed).
+    pub(crate) fn landed(&self) {
+        self.landings.fetch_add(1, Ordering::SeqCst);
+        self.changed();
     }
 
     /// Room was freed, or a window being mapped is done: wakes the waiters,
