@@ -250,9 +250,12 @@ impl DescRing {
             r.hand = 0;
         }
         r.files.push(file);
-        let mut turns = 2 * r.files.len() + 1;
-        while count.kept() > max && turns > 0 {
-            turns -= 1;
+        // Readers mark descriptors used without this lock, and may mark
+        // each again before the hand comes round: past one lap of spared
+        // ones, the descriptor at the hand goes, used or not, so that the
+        // pass ends within the limit.
+        let mut spared = 0;
+        while count.kept() > max {
             if r.files.is_empty() {
                 break;
             }
@@ -261,8 +264,10 @@ impl DescRing {
                 r.files.swap_remove(at);
                 continue;
             };
-            if f.desc().clear_used() {
+            if spared <= r.files.len() && f.desc().clear_used() {
+                spared += 1;
                 r.hand = at + 1;
+                super::hooks::at(super::hooks::Point::RingSpared);
                 continue;
             }
             f.desc().close(count);

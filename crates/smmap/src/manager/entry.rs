@@ -262,6 +262,40 @@ mod tests {
         assert_eq!(entries.iter().filter(|e| e.desc.is_open()).count(), 1);
     }
 
+    /// Readers that mark every descriptor used again each time the hand
+    /// spares one do not keep the pass from ending within the limit (it
+    /// gave up after a number of turns, all spent sparing, and left the
+    /// excess open until the next install).
+    #[test]
+    fn a_pass_ends_within_the_limit_while_readers_keep_marking() {
+        use crate::manager::hooks::{self, Point};
+        let dir = tempfile::tempdir().unwrap();
+        let (files, entries) = three_files(dir.path());
+        let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
+        for e in &entries[..2] {
+            files
+                .ring
+                .opened(Arc::downgrade(e), &files.descs, files.max_open_files);
+        }
+        for e in &entries {
+            e.desc.install(open(), &files.descs).unwrap();
+        }
+        let readers = entries.clone();
+        hooks::set_times(Point::RingSpared, 1000, move || {
+            for e in &readers {
+                drop(e.enter_desc());
+            }
+        });
+        files.ring.opened(
+            Arc::downgrade(&entries[2]),
+            &files.descs,
+            files.max_open_files,
+        );
+        assert!(hooks::pending(), "the pass ended");
+        assert_eq!((files.open_descs(), files.kept_descs()), (1, 1));
+        assert_eq!(entries.iter().filter(|e| e.desc.is_open()).count(), 1);
+    }
+
     /// A descriptor whose closing an earlier pass left to its reader is no
     /// longer kept: the next pass closes only down to the limit of kept
     /// ones, not the one just put in as well (it counted the closing one

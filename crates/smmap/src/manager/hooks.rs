@@ -1,8 +1,9 @@
 //! Points on the miss path where a unit test runs code of its own, on the
 //! missing thread, to put another thread's step exactly there: a window
 //! published and released between the evictor's walk and the look for
-//! windows in flight, or the last cell taken between a copy read's look
-//! for room and its reservation. Such races have no other deterministic
+//! windows in flight, the last cell taken between a copy read's look for
+//! room and its reservation, readers marking descriptors used while the
+//! ring's hand passes. Such races have no other deterministic
 //! test. Compiled into the crate's unit tests only; elsewhere [`at`] is
 //! empty.
 
@@ -15,10 +16,18 @@ pub(crate) enum Point {
     /// The evictor's walk evicted nothing, before the look for windows
     /// other threads are mapping.
     AfterEmptyWalk,
+    /// The descriptor ring's hand spared a descriptor used since it last
+    /// passed (readers mark them used without the ring's lock).
+    RingSpared,
 }
 
 #[cfg(test)]
-type Hook = (Point, Box<dyn FnOnce()>);
+struct Hook {
+    point: Point,
+    /// Runs left.
+    times: usize,
+    f: Box<dyn FnMut()>,
+}
 
 #[cfg(test)]
 thread_local! {
@@ -28,16 +37,35 @@ thread_local! {
 /// Runs `f` once, on this thread, the next time it passes `point`.
 #[cfg(test)]
 pub(crate) fn set(point: Point, f: impl FnOnce() + 'static) {
-    HOOK.with(|h| *h.borrow_mut() = Some((point, Box::new(f))));
+    let mut f = Some(f);
+    set_times(point, 1, move || {
+        if let Some(f) = f.take() {
+            f()
+        }
+    });
 }
 
-/// True if the hook set on this thread has not run yet.
+/// Runs `f` on this thread each of the next `times` times it passes
+/// `point`.
+#[cfg(test)]
+pub(crate) fn set_times(point: Point, times: usize, f: impl FnMut() + 'static) {
+    HOOK.with(|h| {
+        *h.borrow_mut() = Some(Hook {
+            point,
+            times,
+            f: Box::new(f),
+        })
+    });
+}
+
+/// True if the hook set on this thread has runs left.
 #[cfg(test)]
 pub(crate) fn pending() -> bool {
-    HOOK.with(|h| h.borrow().is_some())
+    HOOK.with(|h| h.borrow().as_ref().is_some_and(|h| h.times > 0))
 }
 
-/// The miss passes `point`: runs the hook set for it, if any.
+/// The miss passes `point`: runs the hook set for it, if any (taken out
+/// while it runs, so that it may pass hook points itself).
 #[inline(always)]
 pub(crate) fn at(point: Point) {
     #[cfg(test)]
@@ -45,12 +73,19 @@ pub(crate) fn at(point: Point) {
         let hook = HOOK.with(|h| {
             let mut h = h.borrow_mut();
             match &*h {
-                Some((p, _)) if *p == point => h.take().map(|(_, f)| f),
+                Some(hook) if hook.point == point && hook.times > 0 => h.take(),
                 _ => None,
             }
         });
-        if let Some(f) = hook {
-            f();
+        if let Some(mut hook) = hook {
+            (hook.f)();
+            hook.times -= 1;
+            HOOK.with(|h| {
+                let mut h = h.borrow_mut();
+                if h.is_none() && hook.times > 0 {
+                    *h = Some(hook);
+                }
+            });
         }
     }
     #[cfg(not(test))]
