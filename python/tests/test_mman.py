@@ -125,6 +125,18 @@ def test_make_cursor_errors(data_dir, big, fd_of):
         m.make_cursor("/dev/null")  # not a regular file
 
 
+@pytest.mark.parametrize("empty_path", ["", b""], ids=["str", "bytes"])
+def test_an_empty_path_is_file_not_found(empty_path):
+    # As the reference (os.stat("") raises it): not OSError(EIO), which the
+    # engine's "cannot make an empty path absolute" had no number for.
+    with pytest.raises(FileNotFoundError) as e:
+        SlidingWindowMapManager().make_cursor(empty_path).use_region()
+    assert e.value.errno == errno.ENOENT and e.value.filename == empty_path
+    with pytest.raises(FileNotFoundError) as e:
+        MapRegion(empty_path, 0, 0)
+    assert e.value.errno == errno.ENOENT
+
+
 def _check_permission_denied(p):
     with pytest.raises(PermissionError) as e:
         SlidingWindowMapManager().make_cursor(p).use_region()

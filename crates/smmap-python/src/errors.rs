@@ -10,7 +10,9 @@
 //! - The operating system refused (missing file, directory, no permission,
 //!   closed descriptor, no memory to map): its errno, so `FileNotFoundError`,
 //!   `IsADirectoryError`, `PermissionError`, … A refusal the operating system
-//!   gave no number for: `EIO`.
+//!   gave no number for: `EIO`. An empty path, which the engine cannot make
+//!   absolute and so never hands to the operating system: `ENOENT`
+//!   (`FileNotFoundError`), as `os.stat("")` raises.
 //! - The file is no longer the one first opened (a path renamed over or
 //!   replaced, a descriptor number that now names another file):
 //!   [`FileReplacedError`], an `OSError` with `ESTALE` ("stale file handle").
@@ -43,6 +45,9 @@ use pyo3::exceptions::{PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use smmap::{Error, PathOrFd};
 
+/// "No such file or directory" (the same number on Linux, macOS, the BSDs
+/// and in Windows' C runtime).
+const ENOENT: i32 = 2;
 /// "Input/output error" (the same number on Linux, macOS and the BSDs).
 const EIO: i32 = 5;
 /// "Operation not supported by device", what `mmap(2)` says of a FIFO
@@ -119,6 +124,9 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
         Error::NotRegularFile { .. } => Some(Number::Errno(ENODEV)),
         Error::FileShrunk { .. } => Some(Number::Errno(EIO)),
         Error::IsADirectory { .. } => Some(Number::Errno(EISDIR)),
+        Error::Open { .. } | Error::Stat { .. } | Error::Map { .. } if names_no_file(&e) => {
+            Some(Number::Errno(ENOENT))
+        }
         Error::Open { .. } | Error::Stat { .. } | Error::Map { .. } => {
             Some(e.raw_os_error().map_or(Number::Errno(EIO), Number::System))
         }
@@ -128,6 +136,14 @@ pub(crate) fn to_py(py: Python<'_>, e: Error, filename: Option<&Bound<'_, PyAny>
             .map(Number::System),
     };
     os_error(errno, msg, fname)
+}
+
+/// True for an error about the empty path, which names no file: the engine
+/// refuses it before the operating system sees it (it cannot make it
+/// absolute), with no number; the operating system's answer is `ENOENT`.
+fn names_no_file(e: &Error) -> bool {
+    e.raw_os_error().is_none()
+        && matches!(e.file(), Some(PathOrFd::Path(p)) if p.as_os_str().is_empty())
 }
 
 /// `OSError(errno, msg, filename)`; Python picks the subclass from `errno`
