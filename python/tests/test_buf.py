@@ -140,6 +140,27 @@ def test_construction_errors(manager, big, empty):
         SlidingWindowMapBuffer("not a cursor")
 
 
+def test_none_offset_size_or_flags_is_refused_as_by_the_reference(big):
+    # The reference passes them on to begin_access, whose arithmetic (and
+    # os.open, for flags) fails on None; without a cursor, none is used.
+    path, content = big
+    c = SlidingWindowMapManager().make_cursor(path)
+    for args, kwargs in [
+        ((c, None), {}), ((c, 0, None), {}), ((c, 0, 10, None), {}),
+        ((c,), {"offset": None}), ((c,), {"size": None}), ((c,), {"flags": None}),
+    ]:
+        with pytest.raises(TypeError):
+            SlidingWindowMapBuffer(*args, **kwargs)
+    buf = SlidingWindowMapBuffer()
+    with pytest.raises(TypeError):
+        buf.begin_access(c, None)
+    with pytest.raises(TypeError):
+        buf.begin_access(c, 0, None)
+    assert len(SlidingWindowMapBuffer(None, None, None, None)) == 0
+    # Left out, they are the defaults.
+    assert SlidingWindowMapBuffer(c, size=10)[:] == content[:10]
+
+
 def test_begin_and_end_access(manager, big, small):
     path, content = big
     spath, scontent = small

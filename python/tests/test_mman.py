@@ -324,6 +324,24 @@ def test_use_region_defaults_map_as_much_as_possible(big):
     assert len(s.map()) == len(content)
 
 
+def test_use_region_size_none_means_as_much_as_possible(big):
+    # The reference's `size or fsize` takes None as 0: "as much as possible".
+    path, content = big
+    m = SlidingWindowMapManager(window_size=4 * G)
+    c, zero = m.make_cursor(path), m.make_cursor(path)
+    for ofs in (5, 3 * G + 1, 9 * G):
+        assert c.use_region(ofs, None) is c
+        zero.use_region(ofs, 0)
+        assert (c.ofs_begin(), c.size()) == (zero.ofs_begin(), zero.size())
+        assert c.size() > 1
+    c.use_region(offset=G, size=None)
+    assert (c.ofs_begin(), c.size()) == (G, zero.use_region(G).size())
+    s = StaticWindowMapManager().make_cursor(path).use_region(0, None)
+    assert s.size() == len(content)
+    with pytest.raises(TypeError):
+        c.use_region(None)  # the reference compares it with the file size
+
+
 def test_use_region_size_is_clamped(manager, big):
     path, content = big
     c = manager.make_cursor(path)

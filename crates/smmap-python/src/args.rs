@@ -138,6 +138,25 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AnyInt {
     }
 }
 
+/// An argument as the caller passed it, `None` included, told apart from one
+/// left out (an `Option` argument is `None` for both): for a method that
+/// passes on only what it was given.
+#[derive(Debug)]
+pub(crate) enum Given<'py> {
+    /// Left out.
+    Missing,
+    /// Passed, whatever it is.
+    Passed(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Given::Passed(ob.to_owned()))
+    }
+}
+
 /// Turns what the caller passed as `path_or_fd` into the engine's
 /// [`smmap::PathOrFd`]: an `int` is a file descriptor (borrowed, never
 /// closed; on Windows, the handle behind it); `str`, `bytes` and

@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple};
 use pyo3::PyTraverseError;
 
-use crate::args::{index_arg, int_value, AnyInt, Offset, Size, SliceBounds};
+use crate::args::{index_arg, int_value, AnyInt, Given, Offset, Size, SliceBounds};
 use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
 use crate::guard::{Guarded, State, StateGuard};
@@ -372,20 +372,23 @@ impl PyBuffer {
     /// A buffer over `[offset, offset + size)` of the cursor's file (`size`
     /// clipped to the file's end): as the reference, `__init__(cursor=None,
     /// offset=0, size=sys.maxsize, flags=0)` calls
-    /// `self.begin_access(cursor, ...)` (a subclass's, if it has one) when a
-    /// cursor is given. Without one, `begin_access()` must be called before
-    /// use. `flags` is accepted for compatibility and ignored.
+    /// `self.begin_access(cursor, ...)` (a subclass's, if it has one) with
+    /// the arguments given when a cursor is given. Without one,
+    /// `begin_access()` must be called before use. `flags` is accepted for
+    /// compatibility and ignored.
     ///
     /// Raises `ValueError` if the cursor is given but the buffer cannot be
     /// used (offset at or past the end of the file, cursor without a file) or
-    /// the offset or size is negative.
-    #[pyo3(signature = (cursor = None, offset = None, size = None, flags = None))]
-    fn __init__(
-        slf: &Bound<'_, Self>,
-        cursor: Option<&Bound<'_, PyAny>>,
-        offset: Option<&Bound<'_, PyAny>>,
-        size: Option<&Bound<'_, PyAny>>,
-        flags: Option<&Bound<'_, PyAny>>,
+    /// the offset or size is negative; with a cursor, `TypeError` for an
+    /// offset, size or flags of None, which `begin_access` refuses (as the
+    /// reference's fails on them).
+    #[pyo3(signature = (cursor = None, offset = Given::Missing, size = Given::Missing, flags = Given::Missing))]
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        cursor: Option<&Bound<'py, PyAny>>,
+        offset: Given<'py>,
+        size: Given<'py>,
+        flags: Given<'py>,
     ) -> PyResult<()> {
         let py = slf.py();
         let Some(cursor) = cursor.filter(|c| !c.is_none()) else {
@@ -399,7 +402,7 @@ impl PyBuffer {
         };
         let given = PyDict::new(py);
         for (name, value) in [("offset", offset), ("size", size), ("flags", flags)] {
-            if let Some(value) = value {
+            if let Given::Passed(value) = value {
                 given.set_item(name, value)?;
             }
         }

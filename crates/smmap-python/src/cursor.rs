@@ -407,7 +407,7 @@ impl PyCursor {
     }
 
     /// Points the cursor at absolute `offset`, with a view of up to `size`
-    /// bytes (0: as many as possible), clamped to the window size and the
+    /// bytes (0 or None: as many as possible), clamped to the window size and the
     /// file; returns the cursor itself. `flags` is accepted for
     /// compatibility and ignored (files are opened read-only).
     ///
@@ -424,15 +424,17 @@ impl PyCursor {
     /// When the file cannot be opened, the cursor keeps the region it held;
     /// when a new region cannot be mapped, it holds none. Either way it can
     /// be used again.
-    #[pyo3(signature = (offset = Offset(0), size = Size(0), flags = 0))]
+    #[pyo3(signature = (offset = Offset(0), size = None, flags = 0))]
     #[pyo3(text_signature = "($self, offset=0, size=0, flags=0)")]
     fn use_region(
         slf: Bound<'_, Self>,
         offset: Offset,
-        size: Size,
+        size: Option<Size>,
         flags: i32,
     ) -> PyResult<Bound<'_, Self>> {
         let _ = flags;
+        // The reference's `size or fsize`: None is "as much as possible".
+        let size = size.unwrap_or(Size(0));
         let py = slf.py();
         slf.get()
             .engine(py, |st| st.move_to(py, offset.0, size.as_usize()))?;
