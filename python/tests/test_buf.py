@@ -96,6 +96,26 @@ def test_index_past_the_end_raises_index_error(manager, big):
     assert buf[200:300] == b""
 
 
+def test_index_error_names_the_index_the_buffer_and_the_file(big, fd_of):
+    path, content = big
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager().make_cursor(path), 10, 100)
+    for i, shown in [(100, "100"), (-101, "-101"), (2 ** 80, "a huge number")]:
+        with pytest.raises(IndexError) as e:
+            buf[i]
+        assert str(e.value) == f"buffer index out of range: index {shown} of a buffer of 100 bytes at offset 10 of {path}"
+    fd = fd_of(path)
+    buf = SlidingWindowMapBuffer(SlidingWindowMapManager().make_cursor(fd))
+    with pytest.raises(IndexError) as e:
+        buf[len(content)]
+    assert str(e.value) == (
+        f"buffer index out of range: index {len(content)} of a buffer of {len(content)} bytes"
+        f" at offset 0 of file descriptor {fd}"
+    )
+    with pytest.raises(IndexError) as e:
+        SlidingWindowMapBuffer()[0]
+    assert str(e.value) == "buffer index out of range: index 0 of a buffer of 0 bytes at offset 0 of no file"
+
+
 def test_iteration(big):
     # Iteration goes through __getitem__ until IndexError (the reference's
     # fails with AttributeError).
@@ -138,6 +158,20 @@ def test_construction_errors(manager, big, empty):
         SlidingWindowMapBuffer(WindowCursor(manager))
     with pytest.raises(TypeError):
         SlidingWindowMapBuffer("not a cursor")
+
+
+def test_construction_error_names_the_offset_and_the_file(manager, big, empty):
+    path, content = big
+    prefix = "Failed to allocate the buffer - probably the given offset is out of bounds: "
+    with pytest.raises(ValueError) as e:
+        SlidingWindowMapBuffer(manager.make_cursor(path), len(content) + 5)
+    assert str(e.value) == prefix + f"offset {len(content) + 5} of {path}, a file of {len(content)} bytes"
+    with pytest.raises(ValueError) as e:
+        SlidingWindowMapBuffer(manager.make_cursor(empty))
+    assert str(e.value) == prefix + f"offset 0 of {empty}, a file of 0 bytes"
+    with pytest.raises(ValueError) as e:
+        SlidingWindowMapBuffer(WindowCursor(manager), size=10)
+    assert str(e.value) == prefix + "offset 0 of a cursor with no file"
 
 
 def test_none_offset_size_or_flags_is_refused_as_by_the_reference(big):

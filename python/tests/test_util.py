@@ -251,6 +251,15 @@ def test_mapped_view_reads_like_mmap(big):
     assert list(MapRegion(path, 0, 5).map()) == list(content[:5])
 
 
+def test_mapped_view_index_error_names_the_index_and_the_length(big):
+    path, content = big
+    m = MapRegion(path, 0, 100).map()
+    for i, shown in [(100, "100"), (-101, "-101"), (2 ** 80, "a huge number")]:
+        with pytest.raises(IndexError) as e:
+            m[i]
+        assert str(e.value) == f"index out of range: index {shown} of a view of 100 bytes"
+
+
 def test_mapped_view_is_read_only(big):
     path, _ = big
     m = MapRegion(path, 0, 0).map()

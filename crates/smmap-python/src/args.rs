@@ -80,11 +80,11 @@ pub(crate) fn non_negative(v: i128, name: &str) -> PyResult<u64> {
 }
 
 /// A saturated value shown as what it stands for.
-fn show(v: i128) -> String {
-    if v == i128::MIN {
-        "a huge negative number".to_owned()
-    } else {
-        v.to_string()
+pub(crate) fn show(v: i128) -> String {
+    match v {
+        i128::MIN => "a huge negative number".to_owned(),
+        i128::MAX => "a huge number".to_owned(),
+        v => v.to_string(),
     }
 }
 

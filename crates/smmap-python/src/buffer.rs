@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple};
 use pyo3::PyTraverseError;
 
-use crate::args::{index_arg, int_value, AnyInt, Given, Offset, Size, SliceBounds};
+use crate::args::{index_arg, int_value, show, AnyInt, Given, Offset, Size, SliceBounds};
 use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
 use crate::guard::{Guarded, State, StateGuard};
@@ -109,7 +109,7 @@ impl View<'_> {
     fn cursor<'a>(&'a self, py: Python<'_>) -> PyResult<StateGuard<'a, CursorState>> {
         match &self.cursor {
             Some(c) => c.get().state(py),
-            None => Err(out_of_range()),
+            None => Err(out_of_range(0, self, None)),
         }
     }
 
@@ -117,7 +117,9 @@ impl View<'_> {
     /// hit is one comparison and one load.
     #[inline]
     fn byte(&self, py: Python<'_>, i: i128) -> PyResult<u8> {
-        let abs = absolute_in_range(self.offset, self.len, i).ok_or_else(out_of_range)?;
+        let Some(abs) = absolute_in_range(self.offset, self.len, i) else {
+            return Err(self.index_error(py, i));
+        };
         let mut c = self.cursor(py)?;
         let inner = &mut *c.inner;
         let read = if inner.holds(abs, 1) {
@@ -125,7 +127,21 @@ impl View<'_> {
         } else {
             interp::detached(py, || inner.byte_at(abs))
         };
-        read.map_err(|e| read_error(py, &c, e))
+        read.map_err(|e| read_error(py, &c, e, self))
+    }
+
+    /// The buffer's `IndexError` for relative index `i`, naming the
+    /// cursor's file (whose state it takes, with no state held).
+    #[cold]
+    fn index_error(&self, py: Python<'_>, i: i128) -> PyErr {
+        let file = match &self.cursor {
+            Some(c) => match c.get().describe_file(py) {
+                Ok((file, _)) => file,
+                Err(e) => return e,
+            },
+            None => None,
+        };
+        out_of_range(i, self, file.as_deref())
     }
 
     /// `n` bytes from relative index `start`, clipped to the buffer: copied
@@ -146,7 +162,7 @@ impl View<'_> {
             // The common case: the current region holds it all, one copy.
             return match c.inner.chunk_at(abs) {
                 Ok(chunk) => Ok(PyBytes::new(py, &chunk[..n as usize])),
-                Err(e) => Err(read_error(py, c, e)),
+                Err(e) => Err(read_error(py, c, e, self)),
             };
         }
         let inner = &mut *c.inner;
@@ -154,9 +170,13 @@ impl View<'_> {
             Ok(interp::detached(py, || inner.read_at(abs, out)))
         })?;
         match read {
-            Some((_, Ok(got))) if got < n as usize => Err(out_of_range()),
+            Some((_, Ok(got))) if got < n as usize => Err(out_of_range(
+                i128::from(start) + got as i128,
+                self,
+                c.file_name().as_deref(),
+            )),
             Some((bytes, Ok(_))) => Ok(bytes),
-            Some((_, Err(e))) => Err(read_error(py, c, e)),
+            Some((_, Err(e))) => Err(read_error(py, c, e, self)),
             None => Err(too_large(py, c, abs, n)),
         }
     }
@@ -193,7 +213,7 @@ impl View<'_> {
         })?;
         match read {
             Some((bytes, Ok(()))) => Ok(bytes),
-            Some((_, Err(e))) => Err(read_error(py, c, e)),
+            Some((_, Err(e))) => Err(read_error(py, c, e, self)),
             None => Err(too_large(py, c, offset + start, count)),
         }
     }
@@ -216,9 +236,18 @@ fn begin_at(py: Python<'_>, cursor: &PyCursor, offset: u64, size: Size) -> PyRes
     Ok(Some(size.0.min(fsize - offset)))
 }
 
-/// The buffer's `IndexError`.
-fn out_of_range() -> PyErr {
-    PyIndexError::new_err("buffer index out of range")
+/// The buffer's `IndexError` for relative index `i` of `view`, naming the
+/// buffer's length and offset and `file` (as [`CursorState::file_name`]
+/// names it).
+#[cold]
+fn out_of_range(i: i128, view: &View<'_>, file: Option<&str>) -> PyErr {
+    PyIndexError::new_err(format!(
+        "buffer index out of range: index {} of a buffer of {} bytes at offset {} of {}",
+        show(i),
+        view.len,
+        view.offset,
+        file.unwrap_or("no file")
+    ))
 }
 
 /// The Python exception for an engine error while reading the buffer: an
@@ -226,9 +255,13 @@ fn out_of_range() -> PyErr {
 /// re-pointed at a shorter file) is the buffer's `IndexError`; anything else
 /// is the cursor's error.
 #[cold]
-fn read_error(py: Python<'_>, c: &CursorState, e: smmap::Error) -> PyErr {
+fn read_error(py: Python<'_>, c: &CursorState, e: smmap::Error, view: &View<'_>) -> PyErr {
     match e {
-        smmap::Error::OutOfRange { .. } => out_of_range(),
+        smmap::Error::OutOfRange { offset, .. } => out_of_range(
+            i128::from(offset) - i128::from(view.offset),
+            view,
+            c.file_name().as_deref(),
+        ),
         e => c.error(py, e),
     }
 }
@@ -283,6 +316,33 @@ fn too_large(py: Python<'_>, c: &CursorState, abs: u64, n: u64) -> PyErr {
             len: n,
         },
     )
+}
+
+/// The constructor's `ValueError` for a buffer that cannot be used: the
+/// reference's message, then the offset asked for, the cursor's file and
+/// its size (those of one of this package's cursors: `begin_access` may be
+/// a subclass's, which takes other objects). Python code runs here
+/// (`str(offset)`): no state is held.
+#[cold]
+fn not_usable(cursor: &Bound<'_, PyAny>, offset: Option<&Bound<'_, PyAny>>) -> PyErr {
+    let offset = match offset.map(|o| o.str()) {
+        Some(Ok(o)) => o.to_string(),
+        Some(Err(e)) => return e,
+        None => "0".to_owned(),
+    };
+    let file = match cursor.cast::<PyCursor>() {
+        Ok(c) => match c.get().describe_file(cursor.py()) {
+            Ok((Some(name), Some(size))) => format!(" of {name}, a file of {size} bytes"),
+            Ok((Some(name), None)) => format!(" of {name}"),
+            Ok((None, _)) => " of a cursor with no file".to_owned(),
+            Err(e) => return e,
+        },
+        Err(_) => String::new(),
+    };
+    PyValueError::new_err(format!(
+        "Failed to allocate the buffer - probably the given offset is out of bounds: \
+         offset {offset}{file}"
+    ))
 }
 
 impl PyBuffer {
@@ -400,6 +460,10 @@ impl PyBuffer {
             drop(old);
             return Ok(());
         };
+        let shown_offset = match &offset {
+            Given::Passed(o) => Some(o.clone()),
+            Given::Missing => None,
+        };
         let given = PyDict::new(py);
         for (name, value) in [("offset", offset), ("size", size), ("flags", flags)] {
             if let Given::Passed(value) = value {
@@ -408,9 +472,7 @@ impl PyBuffer {
         }
         let usable = slf.call_method(intern!(py, "begin_access"), (cursor,), Some(&given))?;
         if !usable.is_truthy()? {
-            return Err(PyValueError::new_err(
-                "Failed to allocate the buffer - probably the given offset is out of bounds",
-            ));
+            return Err(not_usable(cursor, shown_offset.as_ref()));
         }
         Ok(())
     }

@@ -171,6 +171,14 @@ impl PyCursor {
         Ok(())
     }
 
+    /// The cursor's file as a message names it (see
+    /// [`CursorState::file_name`]) and its size, as far as they are known.
+    /// A cursor of a forked child is not opened again for it.
+    pub(crate) fn describe_file(&self, py: Python<'_>) -> PyResult<(Option<String>, Option<u64>)> {
+        let st = self.state.lock(py)?;
+        Ok((st.file_name(), st.inner.file_size()))
+    }
+
     /// The cursor's state, for a destructor (see `Guarded::lock_quietly`):
     /// `None` if it cannot be had. A cursor of a forked child is not opened
     /// again for it.
@@ -263,6 +271,18 @@ impl CursorState {
             source: Some(source.unbind()),
             reopen: None,
         })
+    }
+
+    /// The cursor's file as a message names it: its path, or "file
+    /// descriptor N" (the engine's name for it, made without running Python
+    /// code); None without a file. In a forked child, the file it will open
+    /// again.
+    pub(crate) fn file_name(&self) -> Option<String> {
+        let file = match &self.reopen {
+            Some(r) => r.file.as_ref(),
+            None => self.inner.path_or_fd(),
+        };
+        file.map(ToString::to_string)
     }
 
     /// The Python exception for an engine error on this cursor's file.

@@ -15,7 +15,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 
-use crate::args::{index_arg, AnyInt, Offset, Size};
+use crate::args::{index_arg, show, AnyInt, Offset, Size};
 use crate::errors;
 use crate::fork::Local;
 use crate::guard::{Guarded, State};
@@ -152,7 +152,11 @@ pub(crate) fn index_bytes<'py>(
     let len = i128::try_from(data.len()).unwrap_or(i128::MAX);
     let j = if i < 0 { i + len } else { i };
     if j < 0 || j >= len {
-        return Err(PyIndexError::new_err("index out of range"));
+        return Err(PyIndexError::new_err(format!(
+            "index out of range: index {} of a view of {} bytes",
+            show(i),
+            data.len()
+        )));
     }
     Ok(data[j as usize].into_pyobject(py)?.into_any().unbind())
 }
