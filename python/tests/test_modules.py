@@ -82,6 +82,17 @@ def test_signatures_match_the_reference():
     assert sig(smmap.SlidingWindowMapBuffer) == f"(cursor=None, offset=0, size={maxsize}, flags=0)"
     assert sig(smmap.SlidingWindowMapBuffer.begin_access) == f"(self, /, cursor=None, offset=0, size={maxsize}, flags=0)"
     assert sig(smmap.util.MapRegion) == "(path_or_fd, ofs, size, flags=0)"
+    assert sig(smmap.WindowCursor) == "(manager=None, regions=None)"
+    assert sig(smmap.util.MapWindow) == "(offset, size)"
+
+
+@pytest.mark.parametrize("cls", [smmap.WindowCursor, smmap.SlidingWindowMapBuffer])
+def test_exit_takes_the_names_of_the_reference_and_the_stub(cls):
+    assert str(inspect.signature(cls.__exit__)) == "(self, /, exc_type=None, exc_value=None, traceback=None)"
+    obj = cls()
+    assert obj.__exit__(exc_type=None, exc_value=None, traceback=None) is None
+    err = ValueError("x")
+    assert obj.__exit__(exc_type=ValueError, exc_value=err, traceback=err.__traceback__) is None
 
 
 def test_every_public_class_and_method_has_a_docstring():

@@ -418,14 +418,15 @@ impl PyBuffer {
     }
 
     /// Calls `end_access()`.
-    #[pyo3(signature = (_exc_type = None, _exc_value = None, _traceback = None))]
+    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
     fn __exit__(
         &self,
         py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc_value: Option<&Bound<'_, PyAny>>,
-        _traceback: Option<&Bound<'_, PyAny>>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc_value: Option<&Bound<'_, PyAny>>,
+        traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let _ = (exc_type, exc_value, traceback);
         self.end_access(py)
     }
 
