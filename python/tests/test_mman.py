@@ -451,6 +451,20 @@ def test_map_finds_as_mmap_does(big, tmp_path):
     ref.close()
 
 
+def test_map_iterates_like_bytes_and_is_a_new_view_each_call(big):
+    # Deliberate difference: the reference's map() is its one mmap.mmap,
+    # whose items are 1-byte bytes (so `in` takes one); ours is a new view
+    # on each call, whose items are ints, as bytes' are.
+    path, content = big
+    c = SlidingWindowMapManager(window_size=4 * G).make_cursor(path).use_region(0, 10)
+    m = c.map()
+    assert list(m)[:3] == list(content[:3]) and isinstance(next(iter(m)), int)
+    assert content[0] in m
+    assert content[:1] not in m  # bytes are never found: use m.find()
+    assert m.find(content[:1]) == 0
+    assert c.map() is not m and c.map()[:] == m[:]
+
+
 def test_region_reports_client_counts(big):
     path, _ = big
     m = SlidingWindowMapManager(window_size=4 * G)
@@ -707,6 +721,23 @@ def test_misuse(big, misuse, expected):
             misuse(path)
     else:
         assert misuse(path) == expected
+
+
+def test_a_cursor_holding_no_region_keeps_the_offset_of_its_last_view(big):
+    # Deliberate difference: the reference's ofs_begin(), ofs_end() and
+    # includes_ofs() raise AttributeError without a region, and its size()
+    # keeps the last view's size (20 here); ours keep the last view's
+    # offset, with size 0.
+    path, _ = big
+    c = SlidingWindowMapManager().make_cursor(path)
+    assert (c.size(), c.ofs_begin(), c.ofs_end(), c.includes_ofs(0)) == (0, 0, 0, False)
+    c.use_region(10, 20)
+    c.unuse_region()
+    assert not c.is_valid()
+    assert (c.size(), c.ofs_begin(), c.ofs_end(), c.includes_ofs(10)) == (0, 10, 10, False)
+    c.use_region(10, 20).use_region(c.file_size())  # past the end: no region
+    assert not c.is_valid()
+    assert (c.size(), c.ofs_begin(), c.ofs_end(), c.includes_ofs(10)) == (0, 10, 10, False)
 
 
 # ---------------------------------------------------------------- subclasses

@@ -484,8 +484,9 @@ impl PyCursor {
 
     /// The whole current region, which may start before and end after the
     /// cursor's view: a read-only object with the buffer protocol, `len()`,
-    /// indexing and slicing. With a `StaticWindowMapManager` it is the whole
-    /// file.
+    /// indexing and slicing, whose items are ints (as `bytes`', not as
+    /// `mmap.mmap`'s). A new object on each call. With a
+    /// `StaticWindowMapManager` it is the whole file.
     ///
     /// Raises `ValueError` if the cursor is not valid.
     fn map(&self, py: Python<'_>) -> PyResult<Py<MappedView>> {
@@ -503,18 +504,19 @@ impl PyCursor {
         self.read(py, |st| st.inner.is_associated())
     }
 
-    /// Absolute offset of the first byte of the view (meaningful only when
-    /// valid).
+    /// Absolute offset of the first byte of the view. Without a region, the
+    /// offset of the last view held (0 if none).
     fn ofs_begin(&self, py: Python<'_>) -> PyResult<u64> {
         self.read(py, |st| st.inner.ofs_begin())
     }
 
-    /// Absolute offset one past the last byte of the view.
+    /// Absolute offset one past the last byte of the view (`ofs_begin()`
+    /// without a region).
     fn ofs_end(&self, py: Python<'_>) -> PyResult<u64> {
         self.read(py, |st| st.inner.ofs_end())
     }
 
-    /// Number of bytes in the view.
+    /// Number of bytes in the view (0 without a region).
     fn size(&self, py: Python<'_>) -> PyResult<usize> {
         self.read(py, |st| st.inner.size())
     }
@@ -525,7 +527,8 @@ impl PyCursor {
         Ok(region.map(|r| PyMapRegion::managed(Local::new(r))))
     }
 
-    /// True if absolute offset `ofs` lies in the cursor's view.
+    /// True if absolute offset `ofs` lies in the cursor's view (False
+    /// without a region).
     fn includes_ofs(&self, py: Python<'_>, ofs: AnyInt) -> PyResult<bool> {
         self.read(py, |st| {
             u64::try_from(ofs.0).is_ok_and(|v| st.inner.includes_ofs(v))
