@@ -217,13 +217,15 @@
 //! **The atomic words and their protocols**, each with a table of its
 //! states and transitions beside it in the source, and each checked with
 //! [loom](https://docs.rs/loom) under every interleaving of its scenarios
-//! (`scripts/loom`; the election's and the room's three-thread models
-//! bounded to three preemptions): the claim word (`src/claim.rs`), the handle budget
+//! (`scripts/loom`; the election's, the room's and the miss's models
+//! bounded to two or three preemptions): the claim word (`src/claim.rs`), the handle budget
 //! (`src/manager/cells.rs`), the memory ledger (`src/manager/ledger.rs`),
 //! a file's descriptor word (`src/manager/desc.rs`), the evictor's
 //! election (`src/manager/election.rs`), the count of a file's waiters
-//! (`src/manager/signal.rs`) and the wait for room's generation and
-//! waiters (`src/manager/room.rs`). One word is not a protocol of its
+//! (`src/manager/signal.rs`), the wait for room's generation and
+//! waiters (`src/manager/room.rs`), and a miss's decision that every
+//! region is in use — the count of landings around its walk, and its look
+//! for windows in flight (`src/manager/miss.rs`). One word is not a protocol of its
 //! own and is not modelled: a window table's slot (`src/manager/table.rs`),
 //! a pointer to a cell written under the file's lock and read with
 //! `Acquire`, which a reader only trusts once the cell's claim word is won

@@ -9,8 +9,9 @@
 //! ([`crate::claim`]), a file's descriptor word (`manager::desc`), the
 //! ledger's counters and the cell bitmap (`manager::ledger`,
 //! `manager::cells`), the evictor's election (`manager::election`), the
-//! count of a file's waiters (`manager::signal`), the wait for room
-//! (`manager::room`) and the frequency sketch's counters — and the mutexes and condition variables
+//! count of a file's waiters (`manager::signal`), the wait for room and
+//! its count of landings (`manager::room`, modelled with the miss's
+//! decision in `manager::miss`) and the frequency sketch's counters — and the mutexes and condition variables
 //! the engine waits on, which loom must see to run threads that block.
 //!
 //! Loom's `UnsafeCell` hands out its pointer through a closure so that it

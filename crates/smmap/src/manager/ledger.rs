@@ -7,9 +7,11 @@
 //! |---|---|---|
 //! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max` (`Relaxed`); [`force`](Ledger::force) adds past it (`SeqCst`; only when every region is in use) |
 //! | | the unmapping thread, and a miss whose map failed, [`free`](Ledger::free) | subtraction (`Relaxed`), after the unmap |
-//! | `tracked`, `memory`, `regions` | the thread that publishes a region / the evictor | addition / subtraction (`Relaxed`); read for the statistics, and (`regions`) by a miss that looks for windows in flight, after the room's generation (see `room`) |
+//! | `tracked`, `memory` | the thread that publishes a region / the evictor | addition / subtraction (`Relaxed`); read for the statistics |
+//! | `regions` | the thread that publishes a region / the evictor, holding the hand | addition (`Release`: the region's cell, reserved before, is counted as used for whoever sees the addition) / subtraction (`Relaxed`); read by a miss that looks for windows in flight (`Acquire`), after the room's generation and before the cells used (`Shared::reserve`) |
 //!
-//! Reservations are `Relaxed`: the ledger orders nothing but itself. A
+//! Reservations are `Relaxed`: the ledger orders nothing but itself and
+//! the count of regions. A
 //! cursor that releases a region while the manager is over its limit must
 //! see the excess, or the thread that forced the limit must see the
 //! release. Both sides are `SeqCst` accesses to two words, in the
@@ -120,7 +122,7 @@ impl Ledger {
     /// A region of `size` bytes charged `cost` is tracked now; returns the
     /// tracked regions and exact bytes, for the peaks.
     pub(crate) fn track(&self, size: u64, cost: u64) -> (usize, u64, u64) {
-        let regions = self.regions.fetch_add(1, Ordering::Relaxed) + 1;
+        let regions = self.regions.fetch_add(1, Ordering::Release) + 1;
         let tracked = self.tracked.fetch_add(cost, Ordering::Relaxed) + cost;
         let memory = self.memory.fetch_add(size, Ordering::Relaxed) + size;
         (regions, tracked, memory)
@@ -137,7 +139,7 @@ impl Ledger {
     /// Tracked regions, their charged bytes and their exact bytes.
     pub(crate) fn tracked(&self) -> (usize, u64, u64) {
         (
-            self.regions.load(Ordering::Relaxed),
+            self.regions.load(Ordering::Acquire),
             self.tracked.load(Ordering::Relaxed),
             self.memory.load(Ordering::Relaxed),
         )

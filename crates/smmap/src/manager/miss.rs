@@ -449,11 +449,18 @@ impl Shared {
             // Nothing left to evict: the rest is in use, or being mapped by
             // other threads (then the room may come back: wait for it, from
             // the generation before the look, so that a window published
-            // right after it ends the wait).
-            if let Some(seen) = self
-                .room
-                .watch(|| self.cells.used() > self.ledger.tracked().0)
-            {
+            // right after it ends the wait). The look reads the regions
+            // tracked, then the cells used: the regions fall only under the
+            // hand, held here, and a window is tracked after its cell is
+            // reserved, so the cells used then are at least the regions
+            // read before and every window in flight at either read. Equal,
+            // nothing was in flight, and the cells used were all regions.
+            let mut used = 0;
+            if let Some(seen) = self.room.watch(|| {
+                let regions = self.ledger.tracked().0;
+                used = self.cells.used();
+                used > regions
+            }) {
                 if copies {
                     return Ok(Room::Copy);
                 }
@@ -473,9 +480,11 @@ impl Shared {
             }
             // `need` was taken before the walk: a cell another thread held
             // then (a mapping that failed since, a reservation given back
-            // for want of bytes) may be free now. Only a limit still
-            // reached is an error; otherwise look again.
-            if need.handle && self.cells.used() < self.limits.max_open_handles {
+            // for want of bytes) may have been free at the look. Only a
+            // limit reached then is an error (decided from the look's own
+            // count: read again, it could count a window that another miss
+            // began since, in flight); otherwise look again.
+            if need.handle && used < self.limits.max_open_handles {
                 continue;
             }
             if need.handle {
@@ -764,5 +773,195 @@ mod tests {
             place(&l, &s, size, 3 * g(), 1),
             MapWindow::new(2 * g(), 3 * g())
         );
+    }
+}
+
+/// The decision of [`Shared::reserve`] when its walk evicts nothing, in
+/// every interleaving with other threads' windows (`RUSTFLAGS="--cfg
+/// loom"`). The model keeps the real cells, ledger, claim words and room,
+/// and walks and decides as `reserve` does, without files or mappings.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::super::{cells::Cells, ledger::Ledger, room::Room};
+    use crate::claim::Sweep;
+    use crate::sync::{AtomicBool, Ordering};
+    use loom::sync::Arc;
+
+    const MAX: usize = 2;
+
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Cell(u32),
+        HandleLimit,
+        Forced,
+    }
+
+    struct World {
+        cells: Cells,
+        ledger: Ledger,
+        room: Room,
+    }
+
+    impl World {
+        fn new(bytes: u64) -> Self {
+            World {
+                cells: Cells::new(MAX),
+                ledger: Ledger::new(bytes),
+                room: Room::default(),
+            }
+        }
+
+        /// `Shared::try_room`.
+        fn try_room(&self, cost: u64) -> Option<u32> {
+            let c = self.cells.reserve()?;
+            if self.ledger.try_reserve(cost) {
+                return Some(c);
+            }
+            self.cells.free(c);
+            self.room.changed();
+            None
+        }
+
+        /// `Shared::publish`, the mapping cursor counted.
+        fn land(&self, c: u32) {
+            self.cells.get(c).claim.publish(2);
+            self.ledger.track(1, 1);
+            self.room.landed();
+        }
+
+        /// The evictor's walk (two turns); true if it evicted. `saw` is
+        /// set if it met cell `watched` reserved but not published.
+        fn walk(&self, watched: u32, saw: &mut bool) -> bool {
+            *saw = false;
+            for i in (0..MAX).chain(0..MAX) {
+                if !self.cells.is_reserved(i) {
+                    continue;
+                }
+                let cell = self.cells.get(i as u32);
+                if !cell.claim.seen().is_live() {
+                    *saw |= i as u32 == watched;
+                    continue;
+                }
+                if cell.claim.sweep(false) == Sweep::Evicted {
+                    self.ledger.untrack(1, 1);
+                    self.ledger.free(1);
+                    self.cells.free(i as u32);
+                    self.room.changed();
+                    return true;
+                }
+            }
+            false
+        }
+
+        /// `Shared::reserve` for a window of one byte, as it decides;
+        /// `look` runs where another thread's step would be noticed, and
+        /// `decided` with the decision's inputs once it fails or forces.
+        fn reserve(&self, watched: u32, saw: &mut bool, mut look: impl FnMut()) -> Got {
+            loop {
+                if let Some(c) = self.try_room(1) {
+                    return Got::Cell(c);
+                }
+                let handle = self.cells.used() >= MAX;
+                let landings = self.room.landings();
+                if self.walk(watched, saw) {
+                    continue;
+                }
+                let mut used = 0;
+                if let Some(g) = self.room.watch(|| {
+                    let regions = self.ledger.tracked().0;
+                    used = self.cells.used();
+                    used > regions
+                }) {
+                    self.room.wait(g);
+                    continue;
+                }
+                look();
+                if self.room.landings() != landings {
+                    continue;
+                }
+                if handle && used < MAX {
+                    continue;
+                }
+                return if handle {
+                    Got::HandleLimit
+                } else {
+                    Got::Forced
+                };
+            }
+        }
+    }
+
+    /// A window that lands while the walk passes its cell, and is
+    /// released before the miss looks for windows in flight, is walked
+    /// again: the miss never fails with that region unused and unwalked.
+    #[test]
+    fn loom_a_window_landed_during_the_walk_is_walked_again() {
+        // Bounded as the room's three-thread models are: the walk's loops
+        // make the unbounded space too large to explore in minutes.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let w = Arc::new(World::new(u64::MAX));
+            let a = w.try_room(1).unwrap();
+            w.land(a); // held for good
+            let b = w.try_room(1).unwrap(); // in flight
+            let gone = Arc::new(AtomicBool::new(false));
+            let t = {
+                let (w, gone) = (w.clone(), gone.clone());
+                loom::thread::spawn(move || {
+                    w.land(b);
+                    w.cells.get(b).claim.give_back();
+                    gone.store(true, Ordering::Release);
+                })
+            };
+            let (mut saw, mut released) = (false, false);
+            let got = w.reserve(b, &mut saw, || released = gone.load(Ordering::Acquire));
+            t.join().unwrap();
+            assert!(
+                !(got == Got::HandleLimit && saw && released),
+                "failed with the region that landed during the walk unused and unwalked"
+            );
+            if released && got != Got::HandleLimit {
+                assert_eq!(got, Got::Cell(b), "the unused region's cell");
+            }
+        });
+    }
+
+    /// A miss never fails while another thread's window is in flight as
+    /// the miss sees it when it decides, however a third thread's
+    /// reservations come and go (one given back for want of bytes, then
+    /// one that lands) between the look's two reads.
+    #[test]
+    fn loom_no_failure_while_a_window_is_in_flight() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let w = Arc::new(World::new(2));
+            let b = w.try_room(1).unwrap();
+            let y = {
+                let w = w.clone();
+                loom::thread::spawn(move || {
+                    assert_eq!(w.try_room(2), None, "only one byte is left");
+                    if let Some(c) = w.try_room(1) {
+                        w.land(c);
+                    }
+                })
+            };
+            let l = {
+                let w = w.clone();
+                loom::thread::spawn(move || w.land(b))
+            };
+            let mut saw = false;
+            let mut in_flight = false;
+            let got = w.reserve(b, &mut saw, || {
+                in_flight = !w.cells.get(b).claim.seen().is_live();
+            });
+            y.join().unwrap();
+            l.join().unwrap();
+            assert!(
+                !(matches!(got, Got::HandleLimit | Got::Forced) && in_flight),
+                "{got:?} while the window was in flight"
+            );
+        });
     }
 }

@@ -10,7 +10,7 @@
 //! | `waiters` | n → n + 1 by a waiter, holding the lock, before it reads the generation again; n + 1 → n when it leaves, holding it again | `SeqCst` |
 //! | | read by a change after its add; not 0 means take the lock and notify | `SeqCst` load |
 //! | `landings` | l → l + 1 when a window leaves flight (published, or given up with its room), **after** the state it changes, before [`changed`](Room::changed) | `SeqCst` add: a release of the cell it published |
-//! | | read by a miss before the evictor's walk and again when the walk evicted nothing and nothing is in flight ([`landings`](Room::landings)) | `SeqCst` load: the first is an acquire, so a window landed before it is published to the walk; the two loads and the adds are in one total order (below) |
+//! | | read by a miss before the evictor's walk and again when the walk evicted nothing and nothing is in flight ([`landings`](Room::landings)) | `SeqCst` load, an acquire: a window landed before the first is published to the walk; a landing that happened before the second is seen by it (below) |
 //!
 //! **A window that lands during the walk is walked again.** The walk skips
 //! a cell reserved for a window in flight; if that window is published and
@@ -18,10 +18,12 @@
 //! none in flight, and the walk never saw the idle region. So a miss that
 //! is about to fail ([`Error::HandleLimit`](crate::Error::HandleLimit)) or
 //! pass the memory limit first compares the landings with those it read
-//! before the walk, and walks again if any window landed. If none did, the
-//! second load comes before any later landing in the total order, so the
-//! region of a window still in flight then was not yet released: in use,
-//! as the error says. (The generation will not do: every failed
+//! before the walk, and walks again if any window landed. A cursor
+//! releases its window only after the window's landing, so a release that
+//! happens before the miss's second load comes with a landing that the
+//! load sees; if the count did not move, each window that was in flight
+//! during the walk was still held at the look: in use, as the error says
+//! (`miss::loom_tests`). (The generation will not do: every failed
 //! reservation moves it, and a miss that walked again on each would chase
 //! the others' retries.)
 //!
