@@ -381,8 +381,31 @@ fn a_relative_path_is_resolved_once() {
 }
 
 /// A slice too large to copy is an error, not an abort.
+///
+/// On Linux in a child process whose address space is capped at 1 TiB:
+/// where the kernel grants any allocation (`vm.overcommit_memory = 1`),
+/// 8 TiB would be granted, and filling it would use memory until the
+/// process was killed.
 #[test]
 fn a_slice_too_large_to_copy_is_an_error() {
+    #[cfg(target_os = "linux")]
+    in_child("a_slice_too_large_to_copy_is_an_error", || {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the valid struct we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) }, 0);
+        lim.rlim_cur = lim.rlim_max.min(1 << 40);
+        // SAFETY: setrlimit reads the valid struct we pass.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        slice_too_large_to_copy();
+    });
+    #[cfg(not(target_os = "linux"))]
+    slice_too_large_to_copy();
+}
+
+fn slice_too_large_to_copy() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge");
     let f = std::fs::File::create(&path).unwrap();
