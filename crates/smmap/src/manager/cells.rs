@@ -516,4 +516,30 @@ mod loom_tests {
             }
         });
     }
+
+    /// A cell emptied and freed by one thread and reserved by another is
+    /// handed over whole: the freer's writes to its fields happen before
+    /// the new owner's (the bit's `Release` clear and `Acquire` set; loom
+    /// checks every access of the cell's `UnsafeCell`s for a race).
+    #[test]
+    fn loom_a_freed_cell_is_handed_over_whole() {
+        loom::model(|| {
+            let cells = Arc::new(Cells::new(1));
+            let held = cells.reserve().unwrap();
+            let freer = {
+                let cells = cells.clone();
+                loom::thread::spawn(move || {
+                    // SAFETY: reserved by this thread, never published:
+                    // no other thread reaches the cell until it is freed.
+                    drop(unsafe { cells.get(held).take() });
+                    cells.free(held);
+                })
+            };
+            if let Some(i) = cells.reserve() {
+                // SAFETY: reserved by this thread, never published.
+                drop(unsafe { cells.get(i).take() });
+            }
+            freer.join().unwrap();
+        });
+    }
 }

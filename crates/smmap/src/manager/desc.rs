@@ -403,4 +403,57 @@ mod loom_tests {
             }
         });
     }
+
+    /// Two readers in, one closing: the descriptor is closed once, by
+    /// whichever leaves last (or by the closer if none is in), never under
+    /// a reader (loom reports a read racing the close), and the counts go
+    /// back to nothing.
+    #[test]
+    fn loom_the_last_of_two_readers_closes() {
+        loom::model(|| {
+            let count = Arc::new(DescCount::default());
+            let slot = Arc::new(DescSlot::default());
+            slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (slot, count) = (slot.clone(), count.clone());
+                    loom::thread::spawn(move || {
+                        if let Some(u) = slot.enter(&count) {
+                            let _ = u.file();
+                        }
+                    })
+                })
+                .collect();
+            assert!(slot.close(&count).is_some());
+            for r in readers {
+                r.join().unwrap();
+            }
+            assert_eq!((count.open(), count.kept()), (0, 0), "closed once");
+            assert!(!slot.is_open());
+        });
+    }
+
+    /// A reader racing an install reads the descriptor written, or finds
+    /// none: the install's `Release` store of `OPEN` pairs with the
+    /// reader's `Acquire` (loom reports a read of the descriptor racing
+    /// its write).
+    #[test]
+    fn loom_a_reader_sees_a_whole_install() {
+        loom::model(|| {
+            let count = Arc::new(DescCount::default());
+            let slot = Arc::new(DescSlot::default());
+            let installer = {
+                let (slot, count) = (slot.clone(), count.clone());
+                loom::thread::spawn(move || {
+                    slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+                })
+            };
+            if let Some(u) = slot.enter(&count) {
+                let _ = u.file();
+            }
+            installer.join().unwrap();
+            assert_eq!((count.open(), count.kept()), (1, 1));
+            assert!(slot.is_open());
+        });
+    }
 }

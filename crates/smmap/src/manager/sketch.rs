@@ -135,7 +135,11 @@ impl Sketch {
         let to = (min + u64::from(n)).min(MAX);
         for (r, &(w, sh)) in cs.iter().enumerate() {
             if now[r] < to && now[r] == min {
-                // Lossy: a racing writer of the same word may undo this.
+                // Lossy: a racing writer of the same word may undo this,
+                // or undo a halving's store to it (`halve` loads and stores
+                // apart): then that word's sixteen counters keep their
+                // weight until the next halving, which biases admission
+                // for one sample and is never unsafe.
                 let word = &self.words[w];
                 let v = word.load(Ordering::Relaxed);
                 word.store(v & !(MAX << sh) | (to << sh), Ordering::Relaxed);
