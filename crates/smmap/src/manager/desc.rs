@@ -349,6 +349,14 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// A count and a slot with a descriptor in it.
+    fn installed() -> (Arc<DescCount>, Arc<DescSlot>) {
+        let count = Arc::new(DescCount::default());
+        let slot = Arc::new(DescSlot::default());
+        slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+        (count, slot)
+    }
+
     /// A reader enters and reads while another thread closes: the reader
     /// either gets in before the closing and reads an open descriptor
     /// (loom reports a read racing the close), or does not get in; the
@@ -356,9 +364,7 @@ mod loom_tests {
     #[test]
     fn loom_a_descriptor_is_never_closed_under_a_reader() {
         loom::model(|| {
-            let count = Arc::new(DescCount::default());
-            let slot = Arc::new(DescSlot::default());
-            slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+            let (count, slot) = installed();
             let reader = {
                 let (slot, count) = (slot.clone(), count.clone());
                 loom::thread::spawn(move || {
@@ -411,9 +417,7 @@ mod loom_tests {
     #[test]
     fn loom_the_last_of_two_readers_closes() {
         loom::model(|| {
-            let count = Arc::new(DescCount::default());
-            let slot = Arc::new(DescSlot::default());
-            slot.install(tempfile::tempfile().unwrap(), &count).unwrap();
+            let (count, slot) = installed();
             let readers: Vec<_> = (0..2)
                 .map(|_| {
                     let (slot, count) = (slot.clone(), count.clone());

@@ -233,6 +233,24 @@ mod tests {
         (files, entries)
     }
 
+    /// [`three_files`] as installs that raced leave them: the first two
+    /// threads joined the ring before any descriptor was in, then all
+    /// three put theirs in; the third is about to pass.
+    fn three_installed(dir: &std::path::Path) -> (Arc<Files>, Vec<Arc<FileEntry>>) {
+        let (files, entries) = three_files(dir);
+        for e in &entries[..2] {
+            files
+                .ring
+                .opened(Arc::downgrade(e), &files.descs, files.max_open_files);
+        }
+        for e in &entries {
+            let open = std::fs::File::open(dir.join("f0")).unwrap();
+            e.desc.install(open, &files.descs).unwrap();
+        }
+        assert_eq!(files.open_descs(), 3);
+        (files, entries)
+    }
+
     /// Installs that raced leave more descriptors open than the limit when
     /// the next thread's pass over the ring begins: the pass closes until
     /// the limit holds, each descriptor closed at once counted once (it
@@ -240,19 +258,7 @@ mod tests {
     #[test]
     fn a_pass_closes_down_to_the_limit_after_racing_installs() {
         let dir = tempfile::tempdir().unwrap();
-        let (files, entries) = three_files(dir.path());
-        let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
-        // The first two threads joined the ring before any descriptor was
-        // in; then all three put theirs in, and the third passes.
-        for e in &entries[..2] {
-            files
-                .ring
-                .opened(Arc::downgrade(e), &files.descs, files.max_open_files);
-        }
-        for e in &entries {
-            e.desc.install(open(), &files.descs).unwrap();
-        }
-        assert_eq!(files.open_descs(), 3);
+        let (files, entries) = three_installed(dir.path());
         files.ring.opened(
             Arc::downgrade(&entries[2]),
             &files.descs,
@@ -270,16 +276,7 @@ mod tests {
     fn a_pass_ends_within_the_limit_while_readers_keep_marking() {
         use crate::manager::hooks::{self, Point};
         let dir = tempfile::tempdir().unwrap();
-        let (files, entries) = three_files(dir.path());
-        let open = || std::fs::File::open(dir.path().join("f0")).unwrap();
-        for e in &entries[..2] {
-            files
-                .ring
-                .opened(Arc::downgrade(e), &files.descs, files.max_open_files);
-        }
-        for e in &entries {
-            e.desc.install(open(), &files.descs).unwrap();
-        }
+        let (files, entries) = three_installed(dir.path());
         let readers = entries.clone();
         hooks::set_times(Point::RingSpared, 1000, move || {
             for e in &readers {

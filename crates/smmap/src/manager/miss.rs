@@ -641,12 +641,17 @@ mod tests {
         }
     }
 
-    /// A file of `windows` granules, each granule's bytes its index.
-    fn file(dir: &std::path::Path, windows: u64) -> std::path::PathBuf {
+    /// A manager of one-granule windows and two handles, and a file of
+    /// four granules in `dir`, each granule's bytes its index.
+    fn two_handles(dir: &std::path::Path) -> (crate::SlidingWindowMapManager, std::path::PathBuf) {
         let path = dir.join("f");
-        let bytes: Vec<u8> = (0..windows * g()).map(|i| (i / g()) as u8).collect();
+        let bytes: Vec<u8> = (0..4 * g()).map(|i| (i / g()) as u8).collect();
         std::fs::write(&path, bytes).unwrap();
-        path
+        let m = crate::SlidingWindowMapManager::builder()
+            .window_size(g())
+            .max_open_handles(2)
+            .build();
+        (m, path)
     }
 
     /// Another thread's window lands between the evictor's walk (which
@@ -657,11 +662,7 @@ mod tests {
     #[test]
     fn a_window_that_lands_during_the_walk_is_walked_again() {
         let dir = tempfile::tempdir().unwrap();
-        let path = file(dir.path(), 4);
-        let m = crate::SlidingWindowMapManager::builder()
-            .window_size(g())
-            .max_open_handles(2)
-            .build();
+        let (m, path) = two_handles(dir.path());
         let s = m.manager().shared.clone();
         let mut a = m.make_cursor(&path).unwrap();
         a.use_region(0, 1).unwrap();
@@ -696,11 +697,7 @@ mod tests {
     #[test]
     fn a_read_that_copies_and_loses_the_room_evicts_only_as_admission_says() {
         let dir = tempfile::tempdir().unwrap();
-        let path = file(dir.path(), 4);
-        let m = crate::SlidingWindowMapManager::builder()
-            .window_size(g())
-            .max_open_handles(2)
-            .build();
+        let (m, path) = two_handles(dir.path());
         let mut a = m.make_cursor(&path).unwrap();
         a.use_region(0, 1).unwrap();
         a.unuse_region();
