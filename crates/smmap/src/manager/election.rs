@@ -45,7 +45,12 @@ impl<T> Election<T> {
         self.note.store(true, Ordering::SeqCst);
         sc_fence_always();
         let guard = self.lock.try_lock()?;
-        // Held: the work done now answers every request made so far.
+        // Held: the work done now answers every request made so far. The
+        // clear may erase a note another asker set after this one's (which
+        // then found the lock held and left): that asker's release comes
+        // before its note, and so before this clear, in the single order of
+        // `SeqCst` accesses, which the work's `SeqCst` sweep follows
+        // (`loom_two_releasers_and_a_miss_over_the_limit`).
         self.note.store(false, Ordering::SeqCst);
         Some(guard)
     }
@@ -131,6 +136,85 @@ mod loom_tests {
             releaser.join().unwrap();
             assert_eq!(w.claim.clients_of(1), 0, "the unused region was evicted");
             assert_eq!(w.ledger.committed(), 5);
+        });
+    }
+
+    /// Two regions, two releasers and the miss that passes the limit, with
+    /// the evictor's work as it is (not forced: a region used since the
+    /// hand last passed is spared once, so it walks twice): whoever asks
+    /// last, and whichever note a winner's clear erases, no unused region
+    /// is left while the limit is passed.
+    #[test]
+    fn loom_two_releasers_and_a_miss_over_the_limit() {
+        struct Two {
+            claims: [Claim; 2],
+            ledger: Ledger,
+            hand: Election<()>,
+        }
+        impl Two {
+            fn evict_over(&self) {
+                for c in self.claims.iter().chain(self.claims.iter()) {
+                    if !self.ledger.is_over() {
+                        break;
+                    }
+                    if c.seen().is_live() && c.sweep(false) == Sweep::Evicted {
+                        self.ledger.free(10);
+                    }
+                }
+            }
+            fn ask(&self) {
+                while let Some(guard) = self.hand.ask() {
+                    self.evict_over();
+                    drop(guard);
+                    if !self.hand.asked() {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            // Two regions of 10 bytes, at the limit, each used once since
+            // the hand passed and held by a cursor.
+            let w = Arc::new(Two {
+                claims: [Claim::new(), Claim::new()],
+                ledger: Ledger::new(20),
+                hand: Election::default(),
+            });
+            for c in &w.claims {
+                let gen = c.publish(1);
+                assert!(c.try_take(gen, c.seen()));
+            }
+            assert!(w.ledger.try_reserve(20));
+            let releasers: Vec<_> = (0..2)
+                .map(|i| {
+                    let w = w.clone();
+                    loom::thread::spawn(move || {
+                        if w.claims[i].give_back() == 1 && w.ledger.is_over() {
+                            w.ask();
+                        }
+                    })
+                })
+                .collect();
+            {
+                let guard = w.hand.lock();
+                // Over by more than one region: both must go once unused.
+                w.ledger.force(15);
+                w.evict_over();
+                drop(guard);
+                if w.hand.asked() {
+                    w.ask();
+                }
+            }
+            for r in releasers {
+                r.join().unwrap();
+            }
+            let idle = w.claims.iter().filter(|c| c.clients_of(1) == 1).count();
+            assert!(
+                !w.ledger.is_over() || idle == 0,
+                "{idle} unused regions left over the limit"
+            );
         });
     }
 }
