@@ -173,6 +173,15 @@ def test_construction_error_names_the_offset_and_the_file(manager, big, empty):
         SlidingWindowMapBuffer(WindowCursor(manager), size=10)
     assert str(e.value) == prefix + "offset 0 of a cursor with no file"
 
+    class Unprintable(int):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    # Still the ValueError, the offset left unnamed.
+    with pytest.raises(ValueError) as e:
+        SlidingWindowMapBuffer(manager.make_cursor(path), Unprintable(len(content) + 5))
+    assert str(e.value) == prefix + f"offset (not printable) of {path}, a file of {len(content)} bytes"
+
 
 def test_none_offset_size_or_flags_is_refused_as_by_the_reference(big):
     # The reference passes them on to begin_access, whose arithmetic (and

@@ -325,9 +325,11 @@ fn too_large(py: Python<'_>, c: &CursorState, abs: u64, n: u64) -> PyErr {
 /// (`str(offset)`): no state is held.
 #[cold]
 fn not_usable(cursor: &Bound<'_, PyAny>, offset: Option<&Bound<'_, PyAny>>) -> PyErr {
+    // An offset whose `__str__` fails is not named: the `ValueError` is
+    // still the error to raise.
     let offset = match offset.map(|o| o.str()) {
         Some(Ok(o)) => o.to_string(),
-        Some(Err(e)) => return e,
+        Some(Err(_)) => "(not printable)".to_owned(),
         None => "0".to_owned(),
     };
     let file = match cursor.cast::<PyCursor>() {

@@ -212,7 +212,8 @@ impl Trace {
 
     /// Writes what is recorded so far (without the end record, which the
     /// last handle writes when it goes); returns the first error any write
-    /// met (after which nothing more was recorded).
+    /// met (after which nothing more was recorded, and the writer, not
+    /// flushed again, is left alone), or says that the writer panicked.
     pub fn flush(&self) -> io::Result<()> {
         let mut s = self.sink();
         s.write_out();

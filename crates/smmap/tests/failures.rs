@@ -697,10 +697,6 @@ fn a_typed_read_reports_a_failed_map_once() {
     m.verify_invariants().unwrap();
 }
 
-/// A miss that panics in the middle (a bug's panic, injected where the
-/// window would be mapped) gives up its pending window, its handle and its
-/// bytes as it unwinds: a thread asking for the same window maps it
-/// instead of waiting for good, and every handle can be used again.
 /// A miss that unwinds after it gave the cursor's region back leaves the
 /// cursor invalid, its view empty, not showing the old region's bytes as
 /// its own; the cursor can be used again.
@@ -733,6 +729,10 @@ fn a_miss_that_panics_leaves_the_cursor_without_a_view() {
     assert_eq!(m.collect(), 2);
 }
 
+/// A miss that panics in the middle (a bug's panic, injected where the
+/// window would be mapped) gives up its pending window, its handle and its
+/// bytes as it unwinds: a thread asking for the same window maps it
+/// instead of waiting for good, and every handle can be used again.
 #[test]
 fn a_miss_that_panics_gives_up_its_window_and_room() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@
 //! | `committed` | a miss, [`try_reserve`](Ledger::try_reserve) | compare-and-swap, never past `max` (`Relaxed`); [`force`](Ledger::force) adds past it (`SeqCst`; only when every region is in use) |
 //! | | the unmapping thread, and a miss whose map failed, [`free`](Ledger::free) | subtraction (`Relaxed`), after the unmap |
 //! | `tracked`, `memory` | the thread that publishes a region / the evictor | addition / subtraction (`Relaxed`); read for the statistics |
-//! | `regions` | the thread that publishes a region / the evictor, holding the hand | addition (`Release`: the region's cell, reserved before, is counted as used for whoever sees the addition) / subtraction (`Relaxed`); read by a miss that looks for windows in flight (`Acquire`), after the room's generation and before the cells used (`Shared::reserve`) |
+//! | `regions` | the thread that publishes a region (with or without the hand) / the evictor, holding the hand | addition (`Release`: the region's cell, reserved before, is counted as used for whoever sees the addition) / subtraction (`Relaxed`); read by a miss that looks for windows in flight (`Acquire`), after the room's generation and before the cells used (`Shared::reserve`) |
 //!
 //! Reservations are `Relaxed`: the ledger orders nothing but itself and
 //! the count of regions. A

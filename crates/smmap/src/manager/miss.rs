@@ -433,6 +433,11 @@ impl Shared {
                 handle: self.cells.used() >= self.limits.max_open_handles,
                 bytes: self.ledger.short_by(cost),
             };
+            if !need.handle && need.bytes == 0 {
+                // Room came back since the try above: take it, rather than
+                // walk for nothing and then pass the memory limit.
+                continue;
+            }
             let landings = self.room.landings();
             match hand.evict(need, false, admission) {
                 Swept::Rejected(n) => {
@@ -672,7 +677,9 @@ mod tests {
         assert!(s.ledger.try_reserve(cost));
         let (m2, p2) = (m.clone(), path.clone());
         hooks::set(Point::AfterEmptyWalk, move || {
-            // B's window lands in that room, and B releases it.
+            // B's window lands in that room, and B releases it. (This
+            // thread holds the hand here: B's miss must find room without
+            // it, as it does in the cell just freed.)
             let s = &m2.manager().shared;
             s.ledger.free(cost);
             s.cells.free(cell);
