@@ -74,6 +74,18 @@ mod loom_tests {
     use crate::manager::ledger::Ledger;
     use loom::sync::Arc;
 
+    /// Asks `hand` for the work, doing `work` each time it wins, until no
+    /// request is left (as `Shared::after_last_client`'s evictor does).
+    fn ask_until_answered(hand: &Election<()>, work: impl Fn()) {
+        while let Some(guard) = hand.ask() {
+            work();
+            drop(guard);
+            if !hand.asked() {
+                break;
+            }
+        }
+    }
+
     struct World {
         claim: Claim,
         ledger: Ledger,
@@ -91,13 +103,7 @@ mod loom_tests {
 
         /// Asks for the work until no request is left.
         fn ask(&self) {
-            while let Some(guard) = self.hand.ask() {
-                self.evict_over();
-                drop(guard);
-                if !self.hand.asked() {
-                    break;
-                }
-            }
+            ask_until_answered(&self.hand, || self.evict_over());
         }
     }
 
@@ -163,13 +169,7 @@ mod loom_tests {
                 }
             }
             fn ask(&self) {
-                while let Some(guard) = self.hand.ask() {
-                    self.evict_over();
-                    drop(guard);
-                    if !self.hand.asked() {
-                        break;
-                    }
-                }
+                ask_until_answered(&self.hand, || self.evict_over());
             }
         }
         let mut model = loom::model::Builder::new();
