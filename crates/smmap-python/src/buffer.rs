@@ -13,7 +13,6 @@
 
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyValueError};
 use pyo3::gc::PyVisit;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PySlice, PyTuple};
 use pyo3::PyTraverseError;
@@ -473,7 +472,8 @@ impl PyBuffer {
                 given.set_item(name, value)?;
             }
         }
-        let usable = slf.call_method(intern!(py, "begin_access"), (cursor,), Some(&given))?;
+        let usable =
+            slf.call_method(interp::name!(py, "begin_access")?, (cursor,), Some(&given))?;
         if !usable.is_truthy()? {
             return Err(not_usable(cursor, shown_offset.as_ref()));
         }

@@ -10,8 +10,9 @@
 //! threads — and the process exits with the status the program chose.
 //!
 //! "Begun shutting down" is an `atexit` callback ([`closing`]), which runs
-//! after the non-daemon threads are joined and before the interpreter is
-//! marked as finalizing. A thread about to attach announces itself in a
+//! after the non-daemon threads are joined and before the other threads
+//! are stopped and the interpreter is marked as finalizing (CPython's
+//! `_PyInterpreterState_SetFinalizing`). A thread about to attach announces itself in a
 //! counter, then reads the flag; the callback sets the flag, then waits
 //! (detached) until no thread is announced. Both sides use sequentially
 //! consistent operations, so either the thread sees the flag and stays
@@ -21,15 +22,22 @@
 //! one.
 //!
 //! Detaching is announced the same way, until it is done. On a
-//! free-threaded 3.13, finalization frees the state of every thread still
-//! alive (the daemon threads) once it has stopped them, and stopping a
-//! thread needs only that it be marked detached: CPython's
-//! `PyEval_SaveThread` marks the thread detached, then reads its state once
-//! more, so a daemon thread preempted between the two read freed memory
-//! (a crash at exit, once in 200 to 600 exits with four daemon threads
-//! reading on a loaded machine). A thread that announced itself before the
-//! flag was set holds the callback until `PyEval_SaveThread` has returned;
-//! one that sees the flag does not detach at all.
+//! free-threaded 3.13, finalization unlinks the state of every thread still
+//! alive (the daemon threads) while it has them stopped, and frees those
+//! states once it lets them go; stopping a thread needs only that it be
+//! marked detached. CPython's `PyEval_SaveThread` marks the thread
+//! detached, then reads its state again, so a daemon thread preempted
+//! between the two read freed memory (a crash at exit, once in 200 to 600
+//! exits with four daemon threads reading on a loaded machine). A thread
+//! that announced itself before the flag was set holds the callback until
+//! `PyEval_SaveThread` has returned; one that sees the flag does not
+//! detach at all. A call that panics while detached is caught, so that it
+//! too stays detached once the flag is set, and its panic goes on once the
+//! thread is attached again.
+//!
+//! PyO3 detaches on its own in one more place: filling one of its cells
+//! (`PyOnceLock::get_or_init`, `intern!`) for the first time. The binding's
+//! cells are filled by [`filled`] instead, attached.
 //!
 //! Once the flag is set, engine calls run attached (a read in a finalizer
 //! works), and a thread never waits for an object another thread holds
@@ -39,9 +47,11 @@
 //! as `python/README.md` says.
 
 use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCFunction;
 
 /// Set by the `atexit` callback; read-mostly, alone on its cache line.
@@ -103,7 +113,7 @@ where
     }
     let out = py.detach(move || {
         stripe.fetch_sub(1, Ordering::Release);
-        let out = f();
+        let out = panic::catch_unwind(AssertUnwindSafe(f));
         stripe.fetch_add(1, Ordering::SeqCst);
         if CLOSING.0.load(Ordering::SeqCst) {
             stripe.fetch_sub(1, Ordering::SeqCst);
@@ -112,8 +122,40 @@ where
         out
     });
     stripe.fetch_sub(1, Ordering::Release);
-    out
+    out.unwrap_or_else(|payload| panic::resume_unwind(payload))
 }
+
+/// The value in `cell`, made by `make` (attached) if the cell is empty.
+///
+/// PyO3's own `PyOnceLock::get_or_init` detaches while it fills a cell,
+/// unannounced (see the module documentation); this never detaches. Two
+/// threads may both make a value; the first stored is kept, and each
+/// returns its own, so `make` must give equivalent values.
+pub(crate) fn filled<'py, T>(
+    py: Python<'py>,
+    cell: &PyOnceLock<Py<T>>,
+    make: impl FnOnce() -> PyResult<Bound<'py, T>>,
+) -> PyResult<Bound<'py, T>> {
+    if let Some(value) = cell.get(py) {
+        return Ok(value.bind(py).clone());
+    }
+    let value = make()?;
+    // Full already: another thread's value is kept.
+    let _ = cell.set(py, value.clone().unbind());
+    Ok(value)
+}
+
+/// The interned Python string `text`, kept in a cell of the call site's own
+/// (as PyO3's `intern!`, without detaching: see [`filled`]).
+macro_rules! name {
+    ($py:expr, $text:literal) => {{
+        static CELL: ::pyo3::sync::PyOnceLock<::pyo3::Py<::pyo3::types::PyString>> =
+            ::pyo3::sync::PyOnceLock::new();
+        let py: ::pyo3::Python<'_> = $py;
+        $crate::interp::filled(py, &CELL, || Ok(::pyo3::types::PyString::intern(py, $text)))
+    }};
+}
+pub(crate) use name;
 
 /// Never attaches again: the interpreter is shutting down, and the process
 /// exits without this thread.

@@ -6,7 +6,6 @@
 //! what the parent had mapped is not counted in the child.
 
 use pyo3::exceptions::{PyAssertionError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -232,10 +231,15 @@ impl PyStaticManager {
         path_or_fd: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let cursor_cls = slf.getattr(intern!(py, "WindowCursorCls"))?;
-        let list_cls = slf.getattr_opt(intern!(py, "MapRegionListCls"))?;
-        let default_list = DEFAULT_REGION_LIST.import(py, "smmap.util", "MapRegionList")?;
-        let custom_list = list_cls.as_ref().filter(|c| !c.is(default_list));
+        let cursor_cls = slf.getattr(interp::name!(py, "WindowCursorCls")?)?;
+        let list_cls = slf.getattr_opt(interp::name!(py, "MapRegionListCls")?)?;
+        let default_list = interp::filled(py, &DEFAULT_REGION_LIST, || {
+            Ok(py
+                .import("smmap.util")?
+                .getattr("MapRegionList")?
+                .cast_into()?)
+        })?;
+        let custom_list = list_cls.as_ref().filter(|c| !c.is(&default_list));
         if custom_list.is_some() || !cursor_cls.is(py.get_type::<PyCursor>()) {
             let regions = match &list_cls {
                 Some(cls) => cls.call1((path_or_fd,))?,
