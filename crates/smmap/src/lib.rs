@@ -157,7 +157,9 @@
 //!
 //! A failure in the middle of a sequence of reads leaves every object
 //! usable. A cursor whose file cannot be opened (removed, replaced) keeps
-//! the region it had and reads it as before; one whose mapping was refused
+//! the region it had and reads it as before (unless the read had to wait
+//! for room or for another thread's window first: the cursor gave its
+//! region back before it waited, and holds none); one whose mapping was refused
 //! holds no region; either way the next read gives the right bytes or an
 //! error. One type owns each mapped window together with the only pointer
 //! into it, so no read can go through a stale address.

@@ -3,7 +3,8 @@
 //! published and released between the evictor's walk and the look for
 //! windows in flight, the last cell taken between a copy read's look for
 //! room and its reservation, readers marking descriptors used while the
-//! ring's hand passes. Such races have no other deterministic
+//! ring's hand passes, the descriptor table found full while a miss sleeps
+//! for room or for the hand. Such races have no other deterministic
 //! test. Compiled into the crate's unit tests only; elsewhere [`at`] is
 //! empty.
 
@@ -16,6 +17,9 @@ pub(crate) enum Point {
     /// The evictor's walk evicted nothing, before the look for windows
     /// other threads are mapping.
     AfterEmptyWalk,
+    /// A miss that reserves room is about to sleep: for the evictor's
+    /// hand, or for room held by windows other threads are mapping.
+    BeforeSleep,
     /// The descriptor ring's hand spared a descriptor used since it last
     /// passed (readers mark them used without the ring's lock).
     RingSpared,

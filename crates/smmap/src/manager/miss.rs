@@ -21,8 +21,11 @@
 //!    is placed and marked pending in the file's slots; the cursor's
 //!    previous region is given back; room is reserved — a cell (the handle
 //!    budget) and bytes, by compare-and-swap, evicting under the evictor's
-//!    hand when there is none; the window is mapped without any lock; and
-//!    the region is published in its cell, its slot and the file's table.
+//!    hand when there is none (the descriptor is let go of before any
+//!    sleep for the hand or for room, and had again after it, so that a
+//!    thread that finds the process's descriptor table full meanwhile can
+//!    close it); the window is mapped without any lock; and the region is
+//!    published in its cell, its slot and the file's table.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -184,7 +187,8 @@ impl Shared {
         // victim, whether it saw room for it or not: another thread may
         // have taken that room since.
         let admission = copies.map(|_| asks);
-        let (cell, mut hand) = match self.reserve(entry, offset, cost, admission) {
+        let mut desc = Some(desc);
+        let (cell, mut hand) = match self.reserve(entry, offset, cost, admission, &mut desc) {
             Ok(Room::Cell(cell, hand)) => (cell, hand),
             Ok(Room::Copy) => {
                 drop(pending);
@@ -198,6 +202,12 @@ impl Shared {
             }
         };
         pending.room = Some((cell, cost));
+        // Let go of while reserve slept: had again (a file that can no
+        // longer be opened gives its room and slot up, through `pending`).
+        let desc = match desc {
+            Some(d) => d,
+            None => self.desc(entry)?,
+        };
         let mut retried = false;
         loop {
             let mapped = self
@@ -401,13 +411,17 @@ impl Shared {
     /// `offset`, evicting under the hand if there is no room. A read that
     /// copies (`admission`: its window's asks) copies rather than evict a
     /// region as hot as its window, wait for the hand, fail or pass the
-    /// memory limit.
+    /// memory limit. `desc`, the descriptor to map the window through, is
+    /// let go of (emptied) before any sleep — for the hand, or for room
+    /// that windows in flight hold — so that a thread that finds the
+    /// process's descriptor table full meanwhile can close it.
     fn reserve(
         &self,
         entry: &FileEntry,
         offset: u64,
         cost: u64,
         admission: Option<u32>,
+        desc: &mut Option<Desc<'_>>,
     ) -> Result<Room<'_>> {
         if let Some(cell) = self.try_room(cost) {
             return Ok(Room::Cell(cell, None));
@@ -416,13 +430,14 @@ impl Shared {
         if admission.is_some_and(|asks| !self.sketch.may_admit(asks)) {
             return Ok(Room::Copy);
         }
-        let mut hand = if copies {
-            match self.evictor.try_lock(self) {
-                Some(h) => h,
-                None => return Ok(Room::Copy),
+        let mut hand = match self.evictor.try_lock(self) {
+            Some(h) => h,
+            None if copies => return Ok(Room::Copy),
+            None => {
+                *desc = None;
+                hooks::at(Point::BeforeSleep);
+                self.evictor.lock(self)
             }
-        } else {
-            self.evictor.lock(self)
         };
         loop {
             if let Some(cell) = self.try_room(cost) {
@@ -471,6 +486,8 @@ impl Shared {
                 }
                 drop(hand);
                 self.counters.add(Counter::Waits, 1);
+                *desc = None;
+                hooks::at(Point::BeforeSleep);
                 self.room.wait(seen);
                 hand = self.evictor.lock(self);
                 continue;
@@ -696,6 +713,137 @@ mod tests {
         m.verify_invariants().unwrap();
         let st = m.stats();
         assert_eq!((st.windows, st.maps, st.evictions), (2, 3, 1), "{st:?}");
+    }
+
+    /// A miss that sleeps until room held by another thread's window in
+    /// flight comes back holds no descriptor meanwhile: a thread that finds
+    /// the process's descriptor table full then can close it. The miss has
+    /// the file opened again once it has room.
+    #[test]
+    fn a_miss_asleep_for_room_holds_no_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, path) = two_handles(dir.path());
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        // Another thread's window in flight: its cell and bytes reserved.
+        let cost = page_cost(g());
+        let cell = s.cells.reserve().unwrap();
+        assert!(s.ledger.try_reserve(cost));
+        let s2 = s.clone();
+        hooks::set(Point::BeforeSleep, move || {
+            // What a thread that finds the table full does.
+            assert_eq!(s2.files.close_descs(), 1);
+            assert_eq!(
+                s2.files.open_descs(),
+                0,
+                "closed at once: nobody reads through it"
+            );
+            // The other thread gives its window up: the room comes back.
+            s2.ledger.free(cost);
+            s2.cells.free(cell);
+            s2.room.landed();
+        });
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(2 * g(), 1).expect("the room came back");
+        assert!(!hooks::pending(), "the miss slept for the room");
+        assert_eq!(c.buffer()[0], 2);
+        assert_eq!(a.buffer()[0], 0);
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!(
+            (st.windows, st.maps, st.fd_opens, st.waits),
+            (2, 2, 2, 1),
+            "{st:?}"
+        );
+    }
+
+    /// The file is renamed away while a miss sleeps for room: the miss
+    /// cannot open it again, fails naming it, and gives up its window's
+    /// slot and room; with the file back, the same read maps.
+    #[test]
+    fn a_miss_that_cannot_open_its_file_after_sleeping_gives_its_room_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, path) = two_handles(dir.path());
+        let away = dir.path().join("away");
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        let cost = page_cost(g());
+        let cell = s.cells.reserve().unwrap();
+        assert!(s.ledger.try_reserve(cost));
+        let (s2, p2, away2) = (s.clone(), path.clone(), away.clone());
+        hooks::set(Point::BeforeSleep, move || {
+            assert_eq!(s2.files.close_descs(), 1);
+            std::fs::rename(&p2, &away2).unwrap();
+            s2.ledger.free(cost);
+            s2.cells.free(cell);
+            s2.room.landed();
+        });
+        let mut c = m.make_cursor(&path).unwrap();
+        let err = c.use_region(2 * g(), 1).unwrap_err();
+        assert!(!hooks::pending(), "the miss slept for the room");
+        assert!(matches!(err, Error::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+        assert!(!c.is_valid());
+        assert_eq!(a.buffer()[0], 0, "the other cursor reads on");
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!(
+            (st.windows, st.maps),
+            (1, 1),
+            "nothing left pending: {st:?}"
+        );
+        std::fs::rename(&away, &path).unwrap();
+        c.use_region(2 * g(), 1)
+            .expect("the slot and the room were given up");
+        assert_eq!(c.buffer()[0], 2);
+        m.verify_invariants().unwrap();
+    }
+
+    /// A miss that sleeps for the evictor's hand holds no descriptor
+    /// meanwhile, as one that sleeps for room.
+    #[test]
+    fn a_miss_asleep_for_the_hand_holds_no_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, path) = two_handles(dir.path());
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        a.unuse_region();
+        let mut b = m.make_cursor(&path).unwrap();
+        b.use_region(g(), 1).unwrap();
+        // Another thread holds the hand until the miss sleeps for it.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let s3 = s.clone();
+        let holder = std::thread::spawn(move || {
+            let hand = s3.evictor.lock(&s3);
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(hand);
+        });
+        held_rx.recv().unwrap();
+        let s2 = s.clone();
+        hooks::set(Point::BeforeSleep, move || {
+            assert_eq!(s2.files.close_descs(), 1);
+            assert_eq!(
+                s2.files.open_descs(),
+                0,
+                "closed at once: nobody reads through it"
+            );
+            go_tx.send(()).unwrap();
+        });
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(2 * g(), 1)
+            .expect("A's region was unused: evicted");
+        holder.join().unwrap();
+        assert!(!hooks::pending(), "the miss slept for the hand");
+        assert_eq!(c.buffer()[0], 2);
+        assert_eq!(b.buffer()[0], 1);
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!((st.maps, st.evictions, st.fd_opens), (3, 1, 2), "{st:?}");
     }
 
     /// A read that copies saw room for its window, but another thread took
