@@ -202,19 +202,20 @@ impl Shared {
             }
         };
         pending.room = Some((cell, cost));
-        // Let go of while reserve slept: had again (a file that can no
-        // longer be opened gives its room and slot up, through `pending`).
-        let desc = match desc {
-            Some(d) => d,
-            None => self.desc(entry)?,
-        };
         let mut retried = false;
         loop {
+            // Let go of if this miss slept (in `reserve`, or for the hand
+            // below): had again. A file that can no longer be opened gives
+            // the window's room and slot up, through `pending`.
+            let d = match desc {
+                Some(ref d) => d,
+                None => desc.insert(self.desc(entry)?),
+            };
             let mapped = self
                 .faults
                 .take()
                 .unwrap_or_else(|| {
-                    MapRegion::map_opened(entry.pinned(), desc.file(), window.ofs, window.size)
+                    MapRegion::map_opened(entry.pinned(), d.file(), window.ofs, window.size)
                 })
                 .map_err(|e| self.faults.name(e, entry.pinned(), window));
             match mapped {
@@ -233,7 +234,7 @@ impl Shared {
                         self.counters.add(Counter::Retries, 1);
                         let mut held = match hand.take() {
                             Some(h) => h,
-                            None => self.evictor.lock(self),
+                            None => self.hand(&mut desc),
                         };
                         let all = Need {
                             handle: false,
@@ -430,14 +431,13 @@ impl Shared {
         if admission.is_some_and(|asks| !self.sketch.may_admit(asks)) {
             return Ok(Room::Copy);
         }
-        let mut hand = match self.evictor.try_lock(self) {
-            Some(h) => h,
-            None if copies => return Ok(Room::Copy),
-            None => {
-                *desc = None;
-                hooks::at(Point::BeforeSleep);
-                self.evictor.lock(self)
+        let mut hand = if copies {
+            match self.evictor.try_lock(self) {
+                Some(h) => h,
+                None => return Ok(Room::Copy),
             }
+        } else {
+            self.hand(desc)
         };
         loop {
             if let Some(cell) = self.try_room(cost) {
@@ -527,6 +527,17 @@ impl Shared {
             hand.evict_over();
             return Ok(Room::Cell(cell, None));
         }
+    }
+
+    /// The evictor's hand; if another thread holds it, `desc` is let go of
+    /// (emptied) before this one sleeps for it.
+    fn hand(&self, desc: &mut Option<Desc<'_>>) -> HandGuard<'_> {
+        if let Some(h) = self.evictor.try_lock(self) {
+            return h;
+        }
+        *desc = None;
+        hooks::at(Point::BeforeSleep);
+        self.evictor.lock(self)
     }
 
     /// A cell and `cost` bytes, if both are free now.
@@ -844,6 +855,52 @@ mod tests {
         m.verify_invariants().unwrap();
         let st = m.stats();
         assert_eq!((st.maps, st.evictions, st.fd_opens), (3, 1, 2), "{st:?}");
+    }
+
+    /// A map refused for want of memory is tried again under the hand; a
+    /// miss that must sleep for it first holds no descriptor meanwhile.
+    #[test]
+    fn a_retry_asleep_for_the_hand_holds_no_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, path) = two_handles(dir.path());
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let s3 = s.clone();
+        let holder = std::thread::spawn(move || {
+            let hand = s3.evictor.lock(&s3);
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(hand);
+        });
+        held_rx.recv().unwrap();
+        let s2 = s.clone();
+        hooks::set(Point::BeforeSleep, move || {
+            assert_eq!(s2.files.close_descs(), 1);
+            assert_eq!(
+                s2.files.open_descs(),
+                0,
+                "closed at once: nobody reads through it"
+            );
+            go_tx.send(()).unwrap();
+        });
+        // Room for the window: no hand needed until the refusal.
+        m.fail_next_maps(1, crate::sys::NO_MEMORY);
+        let mut c = m.make_cursor(&path).unwrap();
+        c.use_region(g(), 1).expect("mapped on the retry");
+        holder.join().unwrap();
+        assert!(!hooks::pending(), "the retry slept for the hand");
+        assert_eq!(c.buffer()[0], 1);
+        assert_eq!(a.buffer()[0], 0);
+        m.verify_invariants().unwrap();
+        let st = m.stats();
+        assert_eq!(
+            (st.maps, st.map_failures, st.retries, st.fd_opens),
+            (2, 1, 1, 2),
+            "{st:?}"
+        );
     }
 
     /// A read that copies saw room for its window, but another thread took
