@@ -111,7 +111,8 @@ class WindowCursor:
 
     ``use_region()`` raises the matching ``OSError`` if the file cannot be
     opened (removed, no longer a regular file) — the cursor then keeps the
-    region it held — and ``FileReplacedError`` if the path or descriptor now
+    region it held, unless the call waited first (for another thread's
+    window, or for room), having given it back — and ``FileReplacedError`` if the path or descriptor now
     names another file. In a forked child, a cursor from before the fork opens
     its file again on first use; ``RuntimeError`` if another thread was using
     it at the fork, or holds it during shutdown."""

@@ -442,8 +442,10 @@ impl PyCursor {
     /// `FileNotFoundError` if the path is gone, `OSError(ENODEV)` if it is
     /// no longer a regular file, `FileReplacedError` (errno `ESTALE`) if the
     /// path or descriptor now names another file than the one first opened.
-    /// When the file cannot be opened, the cursor keeps the region it held;
-    /// when a new region cannot be mapped, it holds none. Either way it can
+    /// When the file cannot be opened, the cursor keeps the region it held
+    /// (unless the call waited first, for another thread's window or for
+    /// room, having given it back); when a new region cannot be mapped, it
+    /// holds none. Either way it can
     /// be used again.
     #[pyo3(signature = (offset = Offset(0), size = None, flags = 0))]
     #[pyo3(text_signature = "($self, offset=0, size=0, flags=0)")]

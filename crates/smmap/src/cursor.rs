@@ -131,10 +131,11 @@ impl WindowCursor {
     ///
     /// Errors: the cursor has no file; the file cannot be opened (removed,
     /// replaced by another file, no longer a regular file) — then the cursor
-    /// keeps its region and reads it as before, unless it had to wait for
-    /// another thread mapping the window at `offset` first, or for room
-    /// (it gives its region back before it waits, and opens the file
-    /// again after waiting for room); a new region could not be mapped —
+    /// keeps its region and reads it as before, unless the read had to wait
+    /// first (for another thread mapping the window at `offset`, for the
+    /// evictor, or for room): it gives its region back before it waits, and
+    /// has the file's descriptor again after (opening the file if it was
+    /// closed meanwhile); a new region could not be mapped —
     /// then the cursor holds no region (it is invalid); or the region at
     /// `offset` is used by as many cursors as it can count
     /// ([`Error::TooManyCursors`]) — then the cursor keeps its region.
@@ -924,8 +925,9 @@ struct Counts {
 /// the manager's miss path ([`Shared::obtain`](crate::manager::Shared),
 /// which says when it gives the region held back): a copy decided before a
 /// window is placed, or a file that cannot be opened before then, leaves
-/// the cursor its region, view and all; once the region went back, the view (`len`) is
-/// emptied here, whatever came of the miss (a window, a copy, an error).
+/// the cursor its region, view and all; once the region went back, the
+/// view (`len`) is emptied here, whatever came of the miss (a window, a
+/// copy, an error).
 fn fetch<'a>(
     file: &'a Option<Attachment>,
     held: &mut HeldRegion,

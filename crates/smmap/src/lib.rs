@@ -158,8 +158,9 @@
 //! A failure in the middle of a sequence of reads leaves every object
 //! usable. A cursor whose file cannot be opened (removed, replaced) keeps
 //! the region it had and reads it as before (unless the read had to wait
-//! for room or for another thread's window first: the cursor gave its
-//! region back before it waited, and holds none); one whose mapping was refused
+//! first — for another thread's window, for the evictor, or for room —
+//! and the file went meanwhile: the cursor gave its region back before it
+//! waited, and holds none); one whose mapping was refused
 //! holds no region; either way the next read gives the right bytes or an
 //! error. One type owns each mapped window together with the only pointer
 //! into it, so no read can go through a stale address.
@@ -199,7 +200,11 @@
 //! walks again, before it fails or passes the memory limit, if a window
 //! landed (was published or given up) since the walk began: the hand
 //! skips a window in flight, which may be published and released before
-//! the look. No lock is held while a caller reads, or
+//! the look. No miss holds a descriptor while it sleeps (for a file's
+//! window, the hand or room): it lets go of the file's and has it again
+//! after, opening the file without the hand if it was closed meanwhile,
+//! so that a thread that finds the process's descriptor table full can
+//! close it. No lock is held while a caller reads, or
 //! while Python or any other caller code runs; while the kernel maps, only
 //! the hand, by a miss that evicted for its room (below).
 //!

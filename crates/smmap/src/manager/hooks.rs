@@ -17,8 +17,9 @@ pub(crate) enum Point {
     /// The evictor's walk evicted nothing, before the look for windows
     /// other threads are mapping.
     AfterEmptyWalk,
-    /// A miss that reserves room is about to sleep: for the evictor's
-    /// hand, or for room held by windows other threads are mapping.
+    /// A miss is about to sleep: for the evictor's hand (to reserve room,
+    /// or to retry a map refused for want of memory), or for room held by
+    /// windows other threads are mapping.
     BeforeSleep,
     /// The descriptor ring's hand spared a descriptor used since it last
     /// passed (readers mark them used without the ring's lock).
