@@ -798,27 +798,31 @@ struct Oracle<'a> {
 
 impl<'a> Oracle<'a> {
     fn new(files: &'a FileSet, budget: &Budget) -> anyhow::Result<Self> {
-        let (memory, handles) = (
-            budget.max_memory.unwrap_or(u64::MAX),
-            budget.max_handles.unwrap_or(usize::MAX),
-        );
-        // Charged as the bench's budgets charge them (see `hot_budget`).
-        let page = *smmap::ALLOCATIONGRANULARITY;
-        let mut charged = 0u64;
-        let mapped = files
-            .sizes
-            .iter()
-            .take(handles)
-            .take_while(|&&size| {
-                charged = charged.saturating_add(size.div_ceil(page) * page);
-                charged <= memory
-            })
-            .count();
         Ok(Oracle {
             files,
-            maps: files.map(mapped)?,
+            maps: files.map(oracle_files(&files.sizes, budget))?,
         })
     }
+}
+
+/// How many of the files of `sizes` the oracle maps under `budget`: the
+/// first ones, as many as it holds, each charged in whole pages as the
+/// bench's budgets charge them (see `hot_budget`).
+pub fn oracle_files(sizes: &[u64], budget: &Budget) -> usize {
+    let (memory, handles) = (
+        budget.max_memory.unwrap_or(u64::MAX),
+        budget.max_handles.unwrap_or(usize::MAX),
+    );
+    let page = *smmap::ALLOCATIONGRANULARITY;
+    let mut charged = 0u64;
+    sizes
+        .iter()
+        .take(handles)
+        .take_while(|&&size| {
+            charged = charged.saturating_add(size.div_ceil(page) * page);
+            charged <= memory
+        })
+        .count()
 }
 
 impl Method for Oracle<'_> {

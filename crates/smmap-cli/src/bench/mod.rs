@@ -479,18 +479,23 @@ fn belady_of(
     window: u64,
     limits: belady::Limits,
 ) -> belady::Outcome {
+    belady::min(&accesses_of(lists, set, window), limits)
+}
+
+/// The window accesses of the reads of `lists` (the threads' reads in
+/// turn) of the files of `set`, with windows of `window` bytes.
+fn accesses_of(lists: &[Vec<Op>], set: &FileSet, window: u64) -> Vec<belady::Access> {
     let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
     let reads: Vec<belady::Read> = (0..longest)
         .flat_map(|i| lists.iter().filter_map(move |l| l.get(i)))
         .map(|op| belady::Read::at(op.file, op.offset, op.len))
         .collect();
-    let accesses = belady::accesses(
+    belady::accesses(
         &reads,
         &set.sizes,
         slot_of(window),
         *smmap::ALLOCATIONGRANULARITY,
-    );
-    belady::min(&accesses, limits)
+    )
 }
 
 /// Times every workload of `plan`.
@@ -547,13 +552,21 @@ fn run_all(
             }
         }
         let mut row = Row::new(w, access.window, ops, bytes, &measured);
-        row.belady_hit_ratio = w.budget.is_set().then(|| {
+        if w.budget.is_set() {
+            let accesses = accesses_of(&lists, set, access.window);
             let limits = belady::Limits {
                 handles: access.managers[0].max_file_handles(),
                 bytes: access.managers[0].max_mapped_memory_size(),
             };
-            belady_of(&lists, set, access.window, limits).hit_ratio()
-        });
+            row.belady_hit_ratio = Some(belady::min(&accesses, limits).hit_ratio());
+            // The oracle's files, mapped at their first reads: the best an
+            // online policy can do where the reads' odds are fixed.
+            if w.methods.contains(&MethodId::Oracle) {
+                let n = methods::oracle_files(&set.sizes, &access.budget);
+                let fixed = belady::fixed_set(&accesses, |file| (file as usize) < n);
+                row.oracle_hit_ratio = Some(fixed.hit_ratio());
+            }
+        }
         rows.push(row);
     }
     Ok(rows)
