@@ -1265,6 +1265,33 @@ fn bench_threads_takes_a_list_of_counts() {
 }
 
 #[test]
+fn bench_counts_the_oracles_hits_only_where_it_maps_what_min_sees() {
+    // With windows smaller than the files, the oracle (whole files) and MIN
+    // (windows) count different things: no oracle hit ratio, and the goal
+    // against MIN has nothing beside it.
+    let out = ok(&[
+        "bench", "--size", "1MiB", "--files", "20", "--repeat", "1", "--window", "4KiB", "--json",
+        "--quiet",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("one JSON document");
+    let skewed = v["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "small_files_skewed_4k")
+        .expect("the skewed row");
+    assert!(skewed["belady_hit_ratio"].as_f64().is_some(), "{skewed}");
+    assert!(skewed.get("oracle_hit_ratio").is_none(), "{skewed}");
+    let goal = v["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["label"] == "skewed small files: buffer hit ratio, first run / Belady's MIN")
+        .expect("the goal against MIN");
+    assert!(goal.get("oracle").is_none(), "{goal}");
+}
+
+#[test]
 fn bench_table_names_every_method_and_goal() {
     let out = ok(&[
         "bench", "--size", "1MiB", "--files", "20", "--repeat", "1", "--quiet",

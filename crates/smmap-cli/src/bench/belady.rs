@@ -27,12 +27,16 @@
 //! optimum (the problem is NP-hard in general): it says how far the engine
 //! is from a very good offline policy, not from the best possible.
 //!
-//! [`fixed_set`] is the other reference: a reader that maps a fixed set of
-//! files at their first read and keeps them, copying the rest — the bench's
-//! oracle. Where reads fall on files at random with fixed odds, keeping the
-//! likeliest files the budget holds is the best any online policy can do
-//! (it is the optimum among policies that do not know the future), so the
-//! oracle's hit ratio over MIN's is how near MIN an online policy can get.
+//! [`fixed_set`] is the other reference: a reader that keeps a fixed set of
+//! files mapped whole, each counted as mapped at its first read, and copies
+//! the rest — how the bench counts its oracle (which maps its files before
+//! the clock starts). Where reads fall on files independently, each with
+//! fixed odds (the independent reference model), and each file is one
+//! window under a limit on their number, keeping the likeliest files the
+//! limit holds is, in expectation and once the odds are known, the best a
+//! policy that does not know the future can do; under a byte limit the
+//! best set also weighs the files' sizes. So on such reads the oracle's hit
+//! ratio over MIN's says how near MIN an online policy can expect to come.
 
 use std::collections::{BinaryHeap, HashMap};
 

@@ -498,6 +498,32 @@ fn accesses_of(lists: &[Vec<Op>], set: &FileSet, window: u64) -> Vec<belady::Acc
     )
 }
 
+/// The hit ratios the engine's are compared with, over the reads of
+/// `lists` under `access`'s budget, from nothing mapped: Belady's MIN's,
+/// and, where `w` runs the oracle and its windows are whole files (as the
+/// oracle maps them), the oracle's files counted as mapped at their first
+/// reads — on reads with fixed odds, what an online policy can expect at
+/// best (see [`belady`]).
+fn references(
+    w: &Workload,
+    set: &FileSet,
+    lists: &[Vec<Op>],
+    access: &methods::Access,
+) -> (Option<f64>, Option<f64>) {
+    let accesses = accesses_of(lists, set, access.window);
+    let limits = belady::Limits {
+        handles: access.managers[0].max_file_handles(),
+        bytes: access.managers[0].max_mapped_memory_size(),
+    };
+    let min = belady::min(&accesses, limits).hit_ratio();
+    let whole_files = set.sizes.iter().all(|&size| size <= slot_of(access.window));
+    let oracle = (w.methods.contains(&MethodId::Oracle) && whole_files).then(|| {
+        let n = methods::oracle_files(&set.sizes, &access.budget);
+        belady::fixed_set(&accesses, |file| (file as usize) < n).hit_ratio()
+    });
+    (Some(min), oracle)
+}
+
 /// Times every workload of `plan`.
 fn run_all(
     args: &BenchArgs,
@@ -553,19 +579,7 @@ fn run_all(
         }
         let mut row = Row::new(w, access.window, ops, bytes, &measured);
         if w.budget.is_set() {
-            let accesses = accesses_of(&lists, set, access.window);
-            let limits = belady::Limits {
-                handles: access.managers[0].max_file_handles(),
-                bytes: access.managers[0].max_mapped_memory_size(),
-            };
-            row.belady_hit_ratio = Some(belady::min(&accesses, limits).hit_ratio());
-            // The oracle's files, mapped at their first reads: the best an
-            // online policy can do where the reads' odds are fixed.
-            if w.methods.contains(&MethodId::Oracle) {
-                let n = methods::oracle_files(&set.sizes, &access.budget);
-                let fixed = belady::fixed_set(&accesses, |file| (file as usize) < n);
-                row.oracle_hit_ratio = Some(fixed.hit_ratio());
-            }
+            (row.belady_hit_ratio, row.oracle_hit_ratio) = references(w, set, &lists, &access);
         }
         rows.push(row);
     }
