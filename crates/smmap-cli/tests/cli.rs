@@ -773,12 +773,7 @@ fn bench_takes_turns_when_the_descriptors_do_not_all_fit() {
     assert_eq!(v["checksums_verified"], true);
     assert_eq!(v["config"]["descriptors_in_turn"], true);
     assert_eq!(v["config"]["small_max_open_files"], 100);
-    let small = v["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "small_files_random_4k")
-        .expect("the small-files row");
+    let small = workload(&v, "small_files_random_4k");
     for method in ["buffer", "cursor", "pread", "map_unmap"] {
         assert!(
             small[format!("{method}_ns")].as_f64().unwrap() > 0.0,
@@ -1264,6 +1259,16 @@ fn bench_threads_takes_a_list_of_counts() {
     }
 }
 
+/// The row `name` of a bench's JSON document `v`.
+fn workload<'v>(v: &'v Value, name: &str) -> &'v Value {
+    v["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
+}
+
 #[test]
 fn bench_counts_the_oracles_hits_only_where_it_maps_what_min_sees() {
     // With windows smaller than the files, the oracle (whole files) and MIN
@@ -1274,12 +1279,7 @@ fn bench_counts_the_oracles_hits_only_where_it_maps_what_min_sees() {
         "--quiet",
     ]);
     let v: Value = serde_json::from_str(&out).expect("one JSON document");
-    let skewed = v["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "small_files_skewed_4k")
-        .expect("the skewed row");
+    let skewed = workload(&v, "small_files_skewed_4k");
     assert!(skewed["belady_hit_ratio"].as_f64().is_some(), "{skewed}");
     assert!(skewed.get("oracle_hit_ratio").is_none(), "{skewed}");
     let goal = v["goals"]

@@ -324,6 +324,14 @@ pub fn fixed_set(accesses: &[Access], mapped: impl Fn(u32) -> bool) -> Outcome {
 mod tests {
     use super::*;
 
+    /// The next number of a xorshift sequence at `x`.
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
     fn acc(ws: &[u64]) -> Vec<Access> {
         ws.iter()
             .map(|&w| Access {
@@ -508,14 +516,7 @@ mod tests {
     fn never_worse_than_lru_on_random_sequences() {
         let mut x = 12345u64;
         for _ in 0..50 {
-            let s: Vec<u64> = (0..500)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x % 20
-                })
-                .collect();
+            let s: Vec<u64> = (0..500).map(|_| xorshift(&mut x) % 20).collect();
             let a = acc(&s);
             let o = min(
                 &a,
@@ -588,9 +589,7 @@ mod tests {
         for round in 0..50 {
             let s: Vec<u32> = (0..400)
                 .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    let x = xorshift(&mut x);
                     // Files 0..4 take about half the reads.
                     if x % 2 == 0 {
                         (x >> 8) as u32 % 4
