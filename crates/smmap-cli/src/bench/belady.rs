@@ -332,15 +332,19 @@ mod tests {
         *x
     }
 
+    /// An access of cost 1 to `window`, by no cursor.
+    fn unit(window: (u32, u64)) -> Access {
+        Access {
+            window,
+            cost: 1,
+            cursor: None,
+            must_map: false,
+        }
+    }
+
+    /// Accesses to windows `ws` of file 0.
     fn acc(ws: &[u64]) -> Vec<Access> {
-        ws.iter()
-            .map(|&w| Access {
-                window: (0, w),
-                cost: 1,
-                cursor: None,
-                must_map: false,
-            })
-            .collect()
+        ws.iter().map(|&w| unit((0, w))).collect()
     }
 
     #[test]
@@ -542,14 +546,7 @@ mod tests {
 
     /// Accesses to whole files (window 0 of each).
     fn files(fs: &[u32]) -> Vec<Access> {
-        fs.iter()
-            .map(|&f| Access {
-                window: (f, 0),
-                cost: 1,
-                cursor: None,
-                must_map: false,
-            })
-            .collect()
+        fs.iter().map(|&f| unit((f, 0))).collect()
     }
 
     #[test]

@@ -509,7 +509,7 @@ fn references(
     set: &FileSet,
     lists: &[Vec<Op>],
     access: &methods::Access,
-) -> (Option<f64>, Option<f64>) {
+) -> (f64, Option<f64>) {
     let accesses = accesses_of(lists, set, access.window);
     let limits = belady::Limits {
         handles: access.managers[0].max_file_handles(),
@@ -521,7 +521,7 @@ fn references(
         let n = methods::oracle_files(&set.sizes, &access.budget);
         belady::fixed_set(&accesses, |file| (file as usize) < n).hit_ratio()
     });
-    (Some(min), oracle)
+    (min, oracle)
 }
 
 /// Times every workload of `plan`.
@@ -579,7 +579,9 @@ fn run_all(
         }
         let mut row = Row::new(w, access.window, ops, bytes, &measured);
         if w.budget.is_set() {
-            (row.belady_hit_ratio, row.oracle_hit_ratio) = references(w, set, &lists, &access);
+            let (min, oracle) = references(w, set, &lists, &access);
+            row.belady_hit_ratio = Some(min);
+            row.oracle_hit_ratio = oracle;
         }
         rows.push(row);
     }

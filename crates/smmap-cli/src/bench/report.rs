@@ -762,7 +762,8 @@ mod tests {
         };
         skewed.cells.insert(Buffer, (130, Some(best)));
         skewed.first_hit_ratio.insert(Buffer, 0.73);
-        // The oracle's files, from nothing mapped: the online optimum.
+        // The oracle's files, from nothing mapped: what an online policy can
+        // expect at best.
         skewed.oracle_hit_ratio = Some(0.75);
         let g = goals(&[skewed]);
         let min = g
