@@ -3,15 +3,49 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
 fn smmap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smmap"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    output(Command::new(env!("CARGO_BIN_EXE_smmap")).args(args))
+}
+
+/// How many times a command that did not start is tried.
+const STARTS: u32 = 3;
+
+/// Runs `command` to its end and returns what it printed and how it ended.
+///
+/// An error here is the test's own machinery failing (starting the process,
+/// reading its pipes, waiting for it), never what the binary did: that is in
+/// the `Output`. Under wine, where the Windows tests run, every process start
+/// is a round trip to the wineserver, and one CI run saw a start fail there
+/// once among thousands. So a command that fails to run is tried again, up to
+/// `STARTS` times, each failure written to stderr. The commands run here give
+/// the same result when run again: they read their files, and `bench` makes
+/// its own afresh in the directory it is given.
+fn output(command: &mut Command) -> Output {
+    retried(|| command.output())
+}
+
+/// Starts `command`, tried again as [`output`] is.
+fn spawn(command: &mut Command) -> Child {
+    retried(|| command.spawn())
+}
+
+fn retried<T>(mut run: impl FnMut() -> std::io::Result<T>) -> T {
+    let mut tries = 1;
+    loop {
+        match run() {
+            Ok(done) => return done,
+            Err(e) if tries < STARTS => {
+                eprintln!("the binary did not run (try {tries} of {STARTS}): {e:?}");
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("the binary did not run in {STARTS} tries: {e:?}"),
+        }
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -64,6 +98,31 @@ fn granularity(file: &str) -> u64 {
     let out = ok(&["stat", "--json", file]);
     let v: Value = serde_json::from_str(&out).unwrap();
     v["config"]["granularity"].as_u64().unwrap()
+}
+
+/// The harness's own retry: a run that fails to start is tried again and its
+/// result returned, and one that never starts fails the test, saying why.
+#[test]
+fn a_command_that_does_not_start_is_tried_again() {
+    let mut tries = 0;
+    let got = retried(|| {
+        tries += 1;
+        if tries < STARTS {
+            Err(std::io::Error::other("no start"))
+        } else {
+            Ok(tries)
+        }
+    });
+    assert_eq!(got, STARTS);
+    let never = std::panic::catch_unwind(|| {
+        retried(|| -> std::io::Result<()> { Err(std::io::Error::other("no start")) })
+    })
+    .unwrap_err();
+    let said = never.downcast_ref::<String>().unwrap();
+    assert!(
+        said.contains("did not run in 3 tries") && said.contains("no start"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -554,12 +613,12 @@ fn find_errors_and_exit_status() {
 fn a_closed_pipe_ends_find_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "many", &vec![b'a'; 4 << 20]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smmap"))
-        .args(["find", "a", &f])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(["find", "a", &f])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -575,12 +634,12 @@ fn a_closed_pipe_ends_find_quietly() {
 /// has read its lines), for a command's stdout: the stdin of a process that
 /// has ended. Every write to it fails at once, whatever the timing.
 fn closed_pipe() -> Stdio {
-    let mut gone = Command::new(env!("CARGO_BIN_EXE_smmap"))
-        .arg("--version")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gone = spawn(
+        Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .arg("--version")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null()),
+    );
     let end = gone.stdin.take().unwrap();
     assert!(gone.wait().unwrap().success());
     Stdio::from(end)
@@ -588,11 +647,11 @@ fn closed_pipe() -> Stdio {
 
 /// Runs `smmap args` with its stdout a closed pipe.
 fn into_closed_pipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smmap"))
-        .args(args)
-        .stdout(closed_pipe())
-        .output()
-        .expect("the binary runs")
+    output(
+        Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(args)
+            .stdout(closed_pipe()),
+    )
 }
 
 /// A JSON report larger than the output buffer meets the closed pipe
@@ -643,11 +702,11 @@ fn find_prints_a_path_that_is_not_utf8_as_its_bytes() {
     let path = dir.path().join(name);
     std::fs::write(&path, b"hello").unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
-            .args(args)
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_smmap"))
+                .args(args)
+                .arg(&path),
+        );
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         out.stdout
     };
@@ -1520,18 +1579,18 @@ fn bench_bounds_name_the_option() {
 #[test]
 fn bench_says_when_a_thread_cannot_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
-        .args(["bench", "--size", "64k", "--files", "0", "--ops", "100"])
-        .args([
-            "--repeat",
-            "1",
-            "--quiet",
-            "--dir",
-            dir.path().to_str().unwrap(),
-        ])
-        .env("RUST_MIN_STACK", (1u64 << 50).to_string())
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_smmap"))
+            .args(["bench", "--size", "64k", "--files", "0", "--ops", "100"])
+            .args([
+                "--repeat",
+                "1",
+                "--quiet",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .env("RUST_MIN_STACK", (1u64 << 50).to_string()),
+    );
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -2256,11 +2315,11 @@ fn find_stops_at_the_first_failed_write() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
-            .args(&args)
-            .stdout(full)
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_smmap"))
+                .args(&args)
+                .stdout(full),
+        );
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "count {count}: {err}");
@@ -2301,11 +2360,11 @@ fn dump_and_stat_say_a_failed_write() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_smmap"))
-            .args(&args)
-            .stdout(full)
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_smmap"))
+                .args(&args)
+                .stdout(full),
+        );
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{:?}: {err}", &args[..2]);
         assert_eq!(err.lines().count(), lines, "{err}");
