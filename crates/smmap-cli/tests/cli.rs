@@ -19,11 +19,14 @@ const STARTS: u32 = 3;
 /// An error here is the test's own machinery failing (starting the process,
 /// reading its pipes, waiting for it), never what the binary did: that is in
 /// the `Output`. Under wine, where the Windows tests run, every process start
-/// is a round trip to the wineserver, and one CI run saw a start fail there
-/// once among thousands. So a command that fails to run is tried again, up to
-/// `STARTS` times, each failure written to stderr. The commands run here give
-/// the same result when run again: they read their files, and `bench` makes
-/// its own afresh in the directory it is given.
+/// is a round trip to the wineserver, and now and then one fails there
+/// before the binary runs at all: a CI run failed on one (the error was not
+/// kept), and ten runs of this test binary under wine on a loaded machine
+/// saw `ERROR_INTERNAL_ERROR` (1359) from `CreateProcess` once. So a command
+/// that fails to run is tried again, up to `STARTS` times, each failure
+/// written to stderr. The commands run here give the same result when run
+/// again: they read their files, and `bench` makes its own afresh in the
+/// directory it is given.
 fn output(command: &mut Command) -> Output {
     retried(|| command.output())
 }
