@@ -8,7 +8,12 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::Value;
 
 fn smmap(args: &[&str]) -> Output {
-    output(Command::new(env!("CARGO_BIN_EXE_smmap")).args(args))
+    output(binary().args(args))
+}
+
+/// A command that runs the tool's binary, for [`output`] or [`spawn`].
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smmap"))
 }
 
 /// How many times a command that did not start is tried.
@@ -617,7 +622,7 @@ fn a_closed_pipe_ends_find_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "many", &vec![b'a'; 4 << 20]);
     let mut child = spawn(
-        Command::new(env!("CARGO_BIN_EXE_smmap"))
+        binary()
             .args(["find", "a", &f])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -638,7 +643,7 @@ fn a_closed_pipe_ends_find_quietly() {
 /// has ended. Every write to it fails at once, whatever the timing.
 fn closed_pipe() -> Stdio {
     let mut gone = spawn(
-        Command::new(env!("CARGO_BIN_EXE_smmap"))
+        binary()
             .arg("--version")
             .stdin(Stdio::piped())
             .stdout(Stdio::null()),
@@ -650,11 +655,7 @@ fn closed_pipe() -> Stdio {
 
 /// Runs `smmap args` with its stdout a closed pipe.
 fn into_closed_pipe(args: &[&str]) -> Output {
-    output(
-        Command::new(env!("CARGO_BIN_EXE_smmap"))
-            .args(args)
-            .stdout(closed_pipe()),
-    )
+    output(binary().args(args).stdout(closed_pipe()))
 }
 
 /// A JSON report larger than the output buffer meets the closed pipe
@@ -705,11 +706,7 @@ fn find_prints_a_path_that_is_not_utf8_as_its_bytes() {
     let path = dir.path().join(name);
     std::fs::write(&path, b"hello").unwrap();
     let run = |args: &[&str]| {
-        let out = output(
-            Command::new(env!("CARGO_BIN_EXE_smmap"))
-                .args(args)
-                .arg(&path),
-        );
+        let out = output(binary().args(args).arg(&path));
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         out.stdout
     };
@@ -1583,7 +1580,7 @@ fn bench_bounds_name_the_option() {
 fn bench_says_when_a_thread_cannot_start() {
     let dir = tempfile::tempdir().unwrap();
     let out = output(
-        Command::new(env!("CARGO_BIN_EXE_smmap"))
+        binary()
             .args(["bench", "--size", "64k", "--files", "0", "--ops", "100"])
             .args([
                 "--repeat",
@@ -2318,11 +2315,7 @@ fn find_stops_at_the_first_failed_write() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = output(
-            Command::new(env!("CARGO_BIN_EXE_smmap"))
-                .args(&args)
-                .stdout(full),
-        );
+        let out = output(binary().args(&args).stdout(full));
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "count {count}: {err}");
@@ -2363,11 +2356,7 @@ fn dump_and_stat_say_a_failed_write() {
             .write(true)
             .open("/dev/full")
             .unwrap();
-        let out = output(
-            Command::new(env!("CARGO_BIN_EXE_smmap"))
-                .args(&args)
-                .stdout(full),
-        );
+        let out = output(binary().args(&args).stdout(full));
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{:?}: {err}", &args[..2]);
         assert_eq!(err.lines().count(), lines, "{err}");
