@@ -6,6 +6,7 @@ Each case counts both threads' operations over a second and bounds their
 ratio, generously: a fair lock alternates the two (a ratio near 1), a
 starving one gives one thread all but a handful."""
 import random
+import sys
 import threading
 import time
 
@@ -115,3 +116,105 @@ def test_two_threads_moving_one_cursor(data):
         cursor.use_region(a, 10)
 
     assert_fair(race(move, move))
+
+
+def sparse_buffer(tmp_path):
+    """A buffer over a sparse file of 65,536 granules, and one long call
+    that holds it: a strided read whose every byte misses its one-granule
+    window (the test writes nothing; the first call brings the file's
+    pages, zeros, into the page cache, and is made here)."""
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as f:
+        f.truncate(65536 * G)
+    buf = SlidingWindowMapBuffer(tight_manager().make_cursor(str(path)))
+
+    def hold():
+        assert buf[0:len(buf):G] == bytes(65536)
+
+    hold()
+    return hold
+
+
+ARRIVAL = 0.04
+
+
+def test_waiters_are_served_in_order_of_arrival(tmp_path):
+    """Threads that wait for one object get it in the order they began to
+    wait, however long each waits: a waiter that has slept its period and
+    looked again keeps its place (once it went to the back of the line).
+
+    Each operation is one long call that holds the buffer (`sparse_buffer`).
+    The waiters begin ARRIVAL apart, each after the one before has announced
+    its call, and each then waits out the whole operations of those ahead of
+    it, many periods of 10 ms; the operations are as long as ARRIVAL or
+    longer, so the order in which they finish is the order in which they
+    were served."""
+    hold = sparse_buffer(tmp_path)
+    start = time.monotonic()
+    hold()
+    assert time.monotonic() - start >= ARRIVAL, "an operation must outlast the gap between arrivals"
+
+    served = []
+    errors = []
+
+    def work(name, called):
+        try:
+            called.set()
+            hold()
+            served.append(name)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    names = ["holder", "first", "second", "third", "fourth"]
+    threads = []
+    for name in names:
+        called = threading.Event()
+        t = threading.Thread(target=work, args=(name, called))
+        t.start()
+        threads.append(t)
+        called.wait()
+        time.sleep(ARRIVAL)
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert served == names
+
+
+@pytest.mark.skipif(
+    not getattr(sys, "_is_gil_enabled", lambda: True)(),
+    reason="free-threaded, another thread may let go of the object in the "
+    "microseconds the main thread is out of line (once every 10 ms)",
+)
+def test_the_main_thread_keeps_its_place_while_it_checks_for_signals(tmp_path):
+    """The main thread's wait leaves the line every 10 ms to run signal
+    handlers, and goes back to its place: a thread that began to wait after
+    it is served after it. (With the GIL, the main thread is out of line
+    only while it holds the GIL, so no thread can let go of the object
+    meanwhile.)"""
+    hold = sparse_buffer(tmp_path)
+    served = []
+    errors = []
+
+    def work(name, called, delay):
+        try:
+            time.sleep(delay)
+            called.set()
+            hold()
+            served.append(name)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    held = threading.Event()
+    holder = threading.Thread(target=work, args=("holder", held, 0))
+    holder.start()
+    held.wait()
+    time.sleep(ARRIVAL)
+    # Begins to wait after the main thread has (ARRIVAL after its start).
+    later = threading.Thread(target=work, args=("later", threading.Event(), ARRIVAL))
+    later.start()
+    hold()
+    served.append("main")
+    holder.join()
+    later.join()
+    assert not errors, errors
+    assert served == ["holder", "main", "later"]

@@ -16,13 +16,17 @@
 //!    deadlock between states, and the holder — which may itself be detached
 //!    in an engine call (open, mmap, pread) — is never kept from
 //!    re-attaching to finish.
-//! 3. **The wait checks for signals**, every [`PERIOD`], leaving the queue
-//!    and re-attaching to do so: a signal handler, or a collection (which
-//!    `PyErr_CheckSignals` runs from 3.12 on) calling a finalizer, may then
-//!    use any object, this one included. Ctrl-C ends the wait.
+//! 3. **The wait checks for signals** on the main thread, the only one
+//!    that runs signal handlers: every [`PERIOD`] it leaves the queue and
+//!    re-attaches to do so (a signal handler, or a collection, which
+//!    `PyErr_CheckSignals` runs from 3.12 on, calling a finalizer, may then
+//!    use any object, this one included), then goes back to its place in
+//!    line. Ctrl-C ends the wait. A wait on any other thread, or in a
+//!    destructor, stays queued; it wakes every [`PERIOD`] only to see
+//!    whether the interpreter has begun to shut down.
 //! 4. **No starvation.** A thread that lets go of a state others wait for
-//!    hands it to the first of them (see `waiters`); it queues behind them
-//!    if it asks again. With the GIL, a holder gives the GIL up only inside
+//!    hands it to the first of them in order of arrival (see `waiters`);
+//!    it queues behind them if it asks again. With the GIL, a holder gives the GIL up only inside
 //!    its detached engine call, so without the hand-off a waiter, which must
 //!    re-attach before taking a free state, would always find it taken again.
 //!
@@ -58,7 +62,7 @@ use pyo3::prelude::*;
 
 use crate::fork;
 use crate::interp;
-use crate::waiters::{Waiter, Waiters};
+use crate::waiters::{self, Waiter, Waiters};
 
 /// A thread holds the state.
 const LOCKED: u64 = 1;
@@ -68,7 +72,8 @@ const QUEUED: u64 = 2;
 /// The bits below the generation.
 const BITS: u32 = 2;
 
-/// How long a waiter sleeps between checks for signals.
+/// How long a waiter sleeps between checks for signals (on the main
+/// thread) or for the interpreter's shutdown (on any).
 pub(crate) const PERIOD: Duration = Duration::from_millis(10);
 
 /// What a class keeps in its [`Guarded`].
@@ -218,6 +223,14 @@ impl<T: State> Guarded<T> {
 
     #[cold]
     fn lock_slow(&self, py: Python<'_>, interruptible: bool) -> Result<StateGuard<'_, T>, Refusal> {
+        // Signal handlers run only on the main thread: a wait elsewhere, or
+        // one that may not be interrupted, stays in the queue until it is
+        // handed the state or the interpreter begins to shut down. (Asked
+        // here, holding nothing, as Python code may run.)
+        let checks_signals = interruptible && on_main_thread(py);
+        // One ticket for the whole wait, so that leaving the queue to check
+        // for signals does not lose this thread its place.
+        let me = Waiter::new();
         loop {
             let w = self.word.load(Ordering::Acquire);
             let generation = fork::generation();
@@ -247,16 +260,17 @@ impl<T: State> Guarded<T> {
                     return Ok(StateGuard { cell: self });
                 }
             }
-            let me = Waiter::new();
             if !self.enqueue(&me) {
                 return Ok(StateGuard { cell: self });
             }
-            let granted = interp::detached(py, || me.wait(PERIOD));
+            let granted = interp::detached(py, || {
+                me.wait(PERIOD, || checks_signals || interp::closing())
+            });
             if granted || !self.leave(&me) {
                 return Ok(StateGuard { cell: self });
             }
             // Out of the queue, holding nothing: Python code may run.
-            if interruptible {
+            if checks_signals {
                 py.check_signals().map_err(Refusal::Interrupted)?;
             }
         }
@@ -284,7 +298,7 @@ impl<T: State> Guarded<T> {
                 Err(now) => w = now,
             }
         }
-        queue.push_back(Arc::clone(me));
+        waiters::insert(&mut queue, me);
         true
     }
 
@@ -394,6 +408,19 @@ impl<T: State> Guarded<T> {
         queue.clear();
         self.word.fetch_and(!(LOCKED | QUEUED), Ordering::Release);
     }
+}
+
+/// True if the calling thread is the interpreter's main thread, the one
+/// that runs signal handlers (true too if `threading` cannot tell: such a
+/// wait checks for signals, as every wait once did). Runs Python code.
+fn on_main_thread(py: Python<'_>) -> bool {
+    let ask = || -> PyResult<bool> {
+        let threading = py.import("threading")?;
+        let main = threading.call_method0("main_thread")?.getattr("ident")?;
+        let me = threading.call_method0("get_ident")?;
+        main.eq(me)
+    };
+    ask().unwrap_or(true)
 }
 
 /// True if a state with lock word `w` is consistent: of this process, or
