@@ -26,9 +26,10 @@
 //!    whether the interpreter has begun to shut down.
 //! 4. **No starvation.** A thread that lets go of a state others wait for
 //!    hands it to the first of them in order of arrival (see `waiters`);
-//!    it queues behind them if it asks again. With the GIL, a holder gives the GIL up only inside
-//!    its detached engine call, so without the hand-off a waiter, which must
-//!    re-attach before taking a free state, would always find it taken again.
+//!    it queues behind them if it asks again. With the GIL, a holder gives
+//!    the GIL up only inside its detached engine call, so without the
+//!    hand-off a waiter, which must re-attach before taking a free state,
+//!    would always find it taken again.
 //!
 //! The lock word holds the process's generation (see `fork`) above two
 //! bits, `LOCKED` and `QUEUED` (some thread is queued; only while locked).
@@ -223,14 +224,12 @@ impl<T: State> Guarded<T> {
 
     #[cold]
     fn lock_slow(&self, py: Python<'_>, interruptible: bool) -> Result<StateGuard<'_, T>, Refusal> {
-        // Signal handlers run only on the main thread: a wait elsewhere, or
-        // one that may not be interrupted, stays in the queue until it is
-        // handed the state or the interpreter begins to shut down. (Asked
-        // here, holding nothing, as Python code may run.)
-        let checks_signals = interruptible && on_main_thread(py);
-        // One ticket for the whole wait, so that leaving the queue to check
-        // for signals does not lose this thread its place.
-        let me = Waiter::new();
+        // Made once, when the wait first queues (not on a short spin's way):
+        // whether it checks for signals, and its ticket, kept for the whole
+        // wait so that leaving the queue to check for signals does not lose
+        // this thread its place.
+        let mut checks_signals = None;
+        let mut me = None;
         loop {
             let w = self.word.load(Ordering::Acquire);
             let generation = fork::generation();
@@ -260,13 +259,20 @@ impl<T: State> Guarded<T> {
                     return Ok(StateGuard { cell: self });
                 }
             }
-            if !self.enqueue(&me) {
+            // Signal handlers run only on the main thread: a wait
+            // elsewhere, or one that may not be interrupted, stays in the
+            // queue until it is handed the state or the interpreter begins
+            // to shut down. (Asked holding nothing: Python code may run.)
+            let checks_signals =
+                *checks_signals.get_or_insert_with(|| interruptible && on_main_thread(py));
+            let me = me.get_or_insert_with(Waiter::new);
+            if !self.enqueue(me) {
                 return Ok(StateGuard { cell: self });
             }
             let granted = interp::detached(py, || {
                 me.wait(PERIOD, || checks_signals || interp::closing())
             });
-            if granted || !self.leave(&me) {
+            if granted || !self.leave(me) {
                 return Ok(StateGuard { cell: self });
             }
             // Out of the queue, holding nothing: Python code may run.
