@@ -5,6 +5,7 @@ that thread asks for it again (with the GIL, or without it).
 Each case counts both threads' operations over a second and bounds their
 ratio, generously: a fair lock alternates the two (a ratio near 1), a
 starving one gives one thread all but a handful."""
+import gc
 import random
 import sys
 import threading
@@ -118,66 +119,75 @@ def test_two_threads_moving_one_cursor(data):
     assert_fair(race(move, move))
 
 
-def sparse_buffer(tmp_path):
-    """A buffer over a sparse file of 65,536 granules, and one long call
-    that holds it: a strided read whose every byte misses its one-granule
-    window (the test writes nothing; the first call brings the file's
-    pages, zeros, into the page cache, and is made here)."""
+def sparse_cursor(tmp_path):
+    """A cursor over a sparse file of 32,768 granules, and one long call
+    that holds it: a strided read, through a buffer, whose every byte misses
+    its one-granule window (the test writes nothing; the first call, made
+    here, brings the file's pages, zeros, into the page cache)."""
     path = tmp_path / "sparse.bin"
     with open(path, "wb") as f:
-        f.truncate(65536 * G)
-    buf = SlidingWindowMapBuffer(tight_manager().make_cursor(str(path)))
+        f.truncate(32768 * G)
+    cursor = tight_manager().make_cursor(str(path))
+    buf = SlidingWindowMapBuffer(cursor)
 
     def hold():
-        assert buf[0:len(buf):G] == bytes(65536)
+        assert buf[0:len(buf):G] == bytes(32768)
 
     hold()
-    return hold
+    return cursor, hold
 
 
-ARRIVAL = 0.04
+def queue_up(cursor, hold, names, main=None, attempts=5):
+    """Runs `hold` once for each of `names`, in a thread of its own (the
+    calling thread's for `main`), each starting once those before it are in
+    line for `cursor` (`_waits_begun`); the first two race for it. Returns
+    the names in the order their calls finished, which is the order they
+    were served in, as each call is long.
+
+    An attempt in which some thread did not wait (those before it had all
+    finished by the time it started) proves nothing and is made again."""
+    for _ in range(attempts):
+        base = cursor._waits_begun()
+        served = []
+        errors = []
+        done = [threading.Event() for _ in names]
+
+        def turn(k):
+            # Once k - 1 threads have begun to wait (or all before it are
+            # done, which spoils the attempt).
+            while cursor._waits_begun() - base < k - 1 and not all(d.is_set() for d in done[:k]):
+                time.sleep(0.001)
+            try:
+                hold()
+                served.append(names[k])
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+            finally:
+                done[k].set()
+
+        threads = [threading.Thread(target=turn, args=(k,)) for k, name in enumerate(names) if name != main]
+        for t in threads:
+            t.start()
+        if main is not None:
+            turn(names.index(main))
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        if cursor._waits_begun() - base == len(names) - 1:
+            return served
+    pytest.fail(f"in {attempts} attempts, the threads never all waited for one another")
 
 
 def test_waiters_are_served_in_order_of_arrival(tmp_path):
     """Threads that wait for one object get it in the order they began to
     wait, however long each waits: a waiter that has slept its period and
     looked again keeps its place (once it went to the back of the line).
-
-    Each operation is one long call that holds the buffer (`sparse_buffer`).
-    The waiters begin ARRIVAL apart, each after the one before has announced
-    its call, and each then waits out the whole operations of those ahead of
-    it, many periods of 10 ms; the operations are as long as ARRIVAL or
-    longer, so the order in which they finish is the order in which they
-    were served."""
-    hold = sparse_buffer(tmp_path)
-    start = time.monotonic()
-    hold()
-    assert time.monotonic() - start >= ARRIVAL, "an operation must outlast the gap between arrivals"
-
-    served = []
-    errors = []
-
-    def work(name, called):
-        try:
-            called.set()
-            hold()
-            served.append(name)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    names = ["holder", "first", "second", "third", "fourth"]
-    threads = []
-    for name in names:
-        called = threading.Event()
-        t = threading.Thread(target=work, args=(name, called))
-        t.start()
-        threads.append(t)
-        called.wait()
-        time.sleep(ARRIVAL)
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    assert served == names
+    Each call holds the cursor for tens of milliseconds, so the waiters
+    sleep many periods of 10 ms."""
+    cursor, hold = sparse_cursor(tmp_path)
+    names = ["a", "b", "c", "d", "e"]
+    served = queue_up(cursor, hold, names)
+    assert sorted(served[:2]) == ["a", "b"] and served[2:] == names[2:], served
 
 
 @pytest.mark.skipif(
@@ -188,33 +198,15 @@ def test_waiters_are_served_in_order_of_arrival(tmp_path):
 def test_the_main_thread_keeps_its_place_while_it_checks_for_signals(tmp_path):
     """The main thread's wait leaves the line every 10 ms to run signal
     handlers, and goes back to its place: a thread that began to wait after
-    it is served after it. (With the GIL, the main thread is out of line
-    only while it holds the GIL, so no thread can let go of the object
-    meanwhile.)"""
-    hold = sparse_buffer(tmp_path)
-    served = []
-    errors = []
-
-    def work(name, called, delay):
-        try:
-            time.sleep(delay)
-            called.set()
-            hold()
-            served.append(name)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    held = threading.Event()
-    holder = threading.Thread(target=work, args=("holder", held, 0))
-    holder.start()
-    held.wait()
-    time.sleep(ARRIVAL)
-    # Begins to wait after the main thread has (ARRIVAL after its start).
-    later = threading.Thread(target=work, args=("later", threading.Event(), ARRIVAL))
-    later.start()
-    hold()
-    served.append("main")
-    holder.join()
-    later.join()
-    assert not errors, errors
-    assert served == ["holder", "main", "later"]
+    it is served after it. (With the GIL, and no handler or collection to
+    run, the main thread holds the GIL while it is out of line, so no thread
+    can let go of the object meanwhile: the collector is off.)"""
+    cursor, hold = sparse_cursor(tmp_path)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        served = queue_up(cursor, hold, ["holder", "main", "later"], main="main")
+    finally:
+        if was:
+            gc.enable()
+    assert sorted(served[:2]) == ["holder", "main"] and served[2] == "later", served

@@ -584,6 +584,13 @@ impl PyCursor {
         source
     }
 
+    /// How many times a thread has begun to wait for this cursor, queued
+    /// behind the thread using it. Not part of smmap's API: the package's
+    /// tests start a thread once the one before it is in line.
+    fn _waits_begun(&self) -> u64 {
+        self.state.waits_begun()
+    }
+
     /// A short description, for debugging.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (source, range) = self.read(py, |st| {

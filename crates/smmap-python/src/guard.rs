@@ -63,7 +63,7 @@ use pyo3::prelude::*;
 
 use crate::fork;
 use crate::interp;
-use crate::waiters::{self, Waiter, Waiters};
+use crate::waiters::{Waiter, Waiters};
 
 /// A thread holds the state.
 const LOCKED: u64 = 1;
@@ -224,11 +224,13 @@ impl<T: State> Guarded<T> {
 
     #[cold]
     fn lock_slow(&self, py: Python<'_>, interruptible: bool) -> Result<StateGuard<'_, T>, Refusal> {
-        // Made once, when the wait first queues (not on a short spin's way):
-        // whether it checks for signals, and its ticket, kept for the whole
-        // wait so that leaving the queue to check for signals does not lose
-        // this thread its place.
-        let mut checks_signals = None;
+        // Signal handlers run only on the main thread: a wait elsewhere, or
+        // one that may not be interrupted, stays in the queue until it is
+        // handed the state or the interpreter begins to shut down.
+        let checks_signals = interruptible && interp::on_main_thread();
+        // Made when the wait first queues (not on a short spin's way), and
+        // kept for the whole wait: its ticket keeps its place in line while
+        // it is out to check for signals.
         let mut me = None;
         loop {
             let w = self.word.load(Ordering::Acquire);
@@ -259,12 +261,6 @@ impl<T: State> Guarded<T> {
                     return Ok(StateGuard { cell: self });
                 }
             }
-            // Signal handlers run only on the main thread: a wait
-            // elsewhere, or one that may not be interrupted, stays in the
-            // queue until it is handed the state or the interpreter begins
-            // to shut down. (Asked holding nothing: Python code may run.)
-            let checks_signals =
-                *checks_signals.get_or_insert_with(|| interruptible && on_main_thread(py));
             let me = me.get_or_insert_with(Waiter::new);
             if !self.enqueue(me) {
                 return Ok(StateGuard { cell: self });
@@ -304,7 +300,7 @@ impl<T: State> Guarded<T> {
                 Err(now) => w = now,
             }
         }
-        waiters::insert(&mut queue, me);
+        queue.join(me);
         true
     }
 
@@ -316,7 +312,7 @@ impl<T: State> Guarded<T> {
         if me.is_granted() {
             return false;
         }
-        queue.retain(|w| !Arc::ptr_eq(w, me));
+        queue.leave(me);
         if queue.is_empty() {
             // Still locked: a release would have handed it to `me`.
             self.word.fetch_and(!QUEUED, Ordering::Relaxed);
@@ -374,6 +370,19 @@ impl<T: State> Guarded<T> {
         unsafe { &*self.waiters.get() }
     }
 
+    /// How many times a thread has begun to wait for the state (queued
+    /// behind another), in this process: for tests that must know a thread
+    /// is in line before they start the next.
+    pub(crate) fn waits_begun(&self) -> u64 {
+        let w = self.word.load(Ordering::Acquire);
+        if w >> BITS != fork::generation() || w & (LOCKED | QUEUED) == QUEUED {
+            // A queue of the forking process's, not adopted here yet (see
+            // `adopt`): no thread of this one has waited for it.
+            return 0;
+        }
+        self.waiters().lock().drawn()
+    }
+
     /// Lets go of the state: hands it to the first waiter, if any.
     #[inline(always)]
     fn release(&self) {
@@ -414,19 +423,6 @@ impl<T: State> Guarded<T> {
         queue.clear();
         self.word.fetch_and(!(LOCKED | QUEUED), Ordering::Release);
     }
-}
-
-/// True if the calling thread is the interpreter's main thread, the one
-/// that runs signal handlers (true too if `threading` cannot tell: such a
-/// wait checks for signals, as every wait once did). Runs Python code.
-fn on_main_thread(py: Python<'_>) -> bool {
-    let ask = || -> PyResult<bool> {
-        let threading = py.import("threading")?;
-        let main = threading.call_method0("main_thread")?.getattr("ident")?;
-        let me = threading.call_method0("get_ident")?;
-        main.eq(me)
-    };
-    ask().unwrap_or(true)
 }
 
 /// True if a state with lock word `w` is consistent: of this process, or

@@ -48,7 +48,7 @@
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -89,6 +89,55 @@ fn my_stripe() -> &'static AtomicUsize {
 #[inline]
 pub(crate) fn closing() -> bool {
     CLOSING.0.load(Ordering::Acquire)
+}
+
+/// The identifier of the interpreter's main thread, the one that runs
+/// signal handlers, as `threading.get_ident()` gives it: noted when the
+/// module is imported, and made the forking thread's in a forked child (as
+/// CPython's `PyOS_AfterFork_Child` does).
+static MAIN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" {
+    /// CPython's (in the stable ABI): the calling thread's identifier.
+    fn PyThread_get_thread_ident() -> std::ffi::c_ulong;
+}
+
+/// The calling thread's identifier, as `threading.get_ident()` gives it.
+// `c_ulong` is `u64` on Linux and macOS, `u32` on Windows.
+#[allow(clippy::useless_conversion)]
+fn thread_ident() -> u64 {
+    // SAFETY: a plain query of the calling thread's identifier (on POSIX
+    // `pthread_self`), callable attached or not, from any thread, and in a
+    // forked child's `pthread_atfork` handler.
+    u64::from(unsafe { PyThread_get_thread_ident() })
+}
+
+/// True if the calling thread is the interpreter's main thread: the only
+/// one that runs signal handlers. Runs no Python code.
+pub(crate) fn on_main_thread() -> bool {
+    thread_ident() == MAIN.load(Ordering::Relaxed)
+}
+
+/// Notes which thread is the main one, at import.
+fn note_main_thread(py: Python<'_>) -> PyResult<()> {
+    // `threading.main_thread()` if `threading` is loaded. Importing it here
+    // would, before 3.13, make the importing thread its main thread; and
+    // while it is not loaded, no thread was started through it, so the
+    // thread importing this module is the main one.
+    let threading = py
+        .import("sys")?
+        .getattr("modules")?
+        .call_method1("get", ("threading",))?;
+    let main = if threading.is_none() {
+        thread_ident()
+    } else {
+        threading
+            .call_method0("main_thread")?
+            .getattr("ident")?
+            .extract()?
+    };
+    MAIN.store(main, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Runs `f` (an engine call that may block) with the interpreter released,
@@ -180,7 +229,8 @@ fn close(py: Python<'_>) {
     }
 }
 
-/// Registers [`close`] with `atexit`; the module calls it once, on import.
+/// Registers [`close`] with `atexit`, and notes the main thread; the
+/// module calls it once, on import.
 pub(crate) fn watch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let callback = PyCFunction::new_closure(
@@ -193,13 +243,16 @@ pub(crate) fn watch(m: &Bound<'_, PyModule>) -> PyResult<()> {
         },
     )?;
     py.import("atexit")?.call_method1("register", (callback,))?;
-    Ok(())
+    note_main_thread(py)
 }
 
-/// After a fork, in the child: the threads counted do not exist there.
+/// After a fork, in the child: the threads counted do not exist there,
+/// and the forking thread is the main one.
 #[cfg(unix)]
 pub(crate) fn forked() {
     for s in &ANNOUNCED {
         s.0.store(0, Ordering::Relaxed);
     }
+    // The only thread there, before any other starts: relaxed is enough.
+    MAIN.store(thread_ident(), Ordering::Relaxed);
 }
