@@ -137,7 +137,7 @@ def sparse_cursor(tmp_path):
     return cursor, hold
 
 
-def queue_up(cursor, hold, names, main=None, attempts=5):
+def queue_up(cursor, hold, names, main=None, first=None, attempts=5):
     """Runs `hold` once for each of `names`, in a thread of its own (the
     calling thread's for `main`), each starting once those before it are in
     line for `cursor` (`_waits_begun`); the first two race for it. Returns
@@ -145,18 +145,21 @@ def queue_up(cursor, hold, names, main=None, attempts=5):
     were served in, as each call is long.
 
     An attempt in which some thread did not wait (those before it had all
-    finished by the time it started) proves nothing and is made again."""
+    finished by the time it started), or in which `first` (if given) was
+    not served first, proves nothing and is made again."""
     for _ in range(attempts):
         base = cursor._waits_begun()
         served = []
         errors = []
         done = [threading.Event() for _ in names]
+        calling = [threading.Event() for _ in names]
 
         def turn(k):
             # Once k - 1 threads have begun to wait (or all before it are
             # done, which spoils the attempt).
             while cursor._waits_begun() - base < k - 1 and not all(d.is_set() for d in done[:k]):
                 time.sleep(0.001)
+            calling[k].set()
             try:
                 hold()
                 served.append(names[k])
@@ -169,13 +172,19 @@ def queue_up(cursor, hold, names, main=None, attempts=5):
         for t in threads:
             t.start()
         if main is not None:
-            turn(names.index(main))
+            k = names.index(main)
+            if k > 0:
+                # Leave the thread before it the interpreter for a moment,
+                # to take the cursor first.
+                calling[k - 1].wait()
+                time.sleep(0.01)
+            turn(k)
         for t in threads:
             t.join()
         assert not errors, errors
-        if cursor._waits_begun() - base == len(names) - 1:
+        if cursor._waits_begun() - base == len(names) - 1 and first in (None, served[0]):
             return served
-    pytest.fail(f"in {attempts} attempts, the threads never all waited for one another")
+    pytest.fail(f"in {attempts} attempts, the threads never queued up as the test needs")
 
 
 def test_waiters_are_served_in_order_of_arrival(tmp_path):
@@ -205,8 +214,11 @@ def test_the_main_thread_keeps_its_place_while_it_checks_for_signals(tmp_path):
     was = gc.isenabled()
     gc.disable()
     try:
-        served = queue_up(cursor, hold, ["holder", "main", "later"], main="main")
+        # The main thread must wait (behind the holder) for the test to
+        # prove anything: an attempt in which it took the cursor first is
+        # made again.
+        served = queue_up(cursor, hold, ["holder", "main", "later"], main="main", first="holder")
     finally:
         if was:
             gc.enable()
-    assert sorted(served[:2]) == ["holder", "main"] and served[2] == "later", served
+    assert served == ["holder", "main", "later"], served

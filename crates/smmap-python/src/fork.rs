@@ -42,10 +42,13 @@ pub(crate) fn watch() {
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
-            // SAFETY: `forked` is a plain function that only increments an
-            // atomic (async-signal-safe, as a child handler must be), and
-            // this library is never unloaded (CPython does not unload
-            // extension modules), so the pointer stays valid.
+            // SAFETY: `forked` is a plain function that only stores to
+            // atomics and asks for the calling thread's identifier
+            // (`PyThread_get_thread_ident`: `pthread_self` once the runtime
+            // is initialised, as it is before any module is imported; it
+            // takes no lock and allocates nothing, as a child handler must
+            // not), and this library is never unloaded (CPython does not
+            // unload extension modules), so the pointer stays valid.
             let rc = unsafe { libc::pthread_atfork(None, None, Some(forked)) };
             // ENOMEM is the only failure: without the handler, a forked
             // child would find the locks as they were at the fork.
