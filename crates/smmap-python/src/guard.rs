@@ -314,7 +314,9 @@ impl<T: State> Guarded<T> {
         }
         queue.leave(me);
         if queue.is_empty() {
-            // Still locked: a release would have handed it to `me`.
+            // Still locked: a release would have handed it to `me`. (Or,
+            // once the interpreter shuts down, freed by a release that
+            // emptied the queue. Either way, no thread is queued now.)
             self.word.fetch_and(!QUEUED, Ordering::Relaxed);
         }
         true
