@@ -119,25 +119,26 @@ pub(crate) fn on_main_thread() -> bool {
 }
 
 /// Notes which thread is the main one, at import.
-fn note_main_thread(py: Python<'_>) -> PyResult<()> {
+fn note_main_thread(py: Python<'_>) {
     // `threading.main_thread()` if `threading` is loaded. Importing it here
     // would, before 3.13, make the importing thread its main thread; and
     // while it is not loaded, no thread was started through it, so the
-    // thread importing this module is the main one.
-    let threading = py
-        .import("sys")?
-        .getattr("modules")?
-        .call_method1("get", ("threading",))?;
-    let main = if threading.is_none() {
-        thread_ident()
-    } else {
-        threading
-            .call_method0("main_thread")?
-            .getattr("ident")?
-            .extract()?
+    // thread importing this module is the main one. (The importing thread
+    // too if `threading` cannot say: the import goes on, and the error is
+    // dropped, not left set.)
+    let named = || -> PyResult<Option<u64>> {
+        let threading = py
+            .import("sys")?
+            .getattr("modules")?
+            .call_method1("get", ("threading",))?;
+        if threading.is_none() {
+            return Ok(None);
+        }
+        let ident = threading.call_method0("main_thread")?.getattr("ident")?;
+        Ok(Some(ident.extract()?))
     };
+    let main = named().ok().flatten().unwrap_or_else(thread_ident);
     MAIN.store(main, Ordering::Relaxed);
-    Ok(())
 }
 
 /// Runs `f` (an engine call that may block) with the interpreter released,
@@ -243,7 +244,8 @@ pub(crate) fn watch(m: &Bound<'_, PyModule>) -> PyResult<()> {
         },
     )?;
     py.import("atexit")?.call_method1("register", (callback,))?;
-    note_main_thread(py)
+    note_main_thread(py);
+    Ok(())
 }
 
 /// After a fork, in the child: the threads counted do not exist there,
