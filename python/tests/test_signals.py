@@ -53,8 +53,10 @@ def sparse(tmp_path_factory):
     return str(path)
 
 
-def test_a_signal_handler_uses_the_buffer_its_thread_waits_with(sparse):
-    out = run_script(SETUP + r"""
+# The main thread waits for B while SIGALRM comes; the handler reads the
+# buffer it waits with. Prints "handled inside the wait: ..." if it ran
+# during the wait, as a wait on the main thread checks for signals.
+HANDLED = r"""
 seen = []
 
 def handler(signum, frame):
@@ -75,10 +77,61 @@ for attempt in range(5):
         break
 else:
     print("the handler never ran inside the wait:", seen)
-sys.exit(0)
-""", sparse)
+"""
+
+WAS_HANDLED = f"handled inside the wait: (True, {1 << 30}, 0, True)"
+
+
+def test_a_signal_handler_uses_the_buffer_its_thread_waits_with(sparse):
+    out = run_script(SETUP + HANDLED + "sys.exit(0)\n", sparse)
     assert_exited(out, 0)
-    assert f"handled inside the wait: (True, {1 << 30}, 0, True)" in out.stdout, out.stdout
+    assert WAS_HANDLED in out.stdout, out.stdout
+
+
+def test_the_main_thread_is_known_when_another_thread_imports_the_module(sparse):
+    # Only the main thread's waits check for signals: the module must know
+    # it even when another thread imports it (with `threading` loaded).
+    out = run_script(r"""
+import threading
+
+def load():
+    import smmap  # noqa: F401
+
+t = threading.Thread(target=load)
+t.start()
+t.join()
+""" + SETUP + HANDLED + "sys.exit(0)\n", sparse)
+    assert_exited(out, 0)
+    assert WAS_HANDLED in out.stdout, out.stdout
+
+
+def test_a_child_forked_by_another_thread_checks_for_signals_on_it(sparse):
+    # A child forked by a thread that is not the main one has that thread as
+    # its main thread, the one that runs signal handlers there: its waits
+    # must check for signals. The child makes its own objects.
+    out = run_script(r"""
+import os, sys, threading
+import smmap  # noqa: F401 - imported, and its main thread noted, before the fork
+CHILD = sys.argv[2]
+status = []
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec(CHILD, {"__name__": "__child__"})
+        finally:
+            sys.stdout.flush()
+            os._exit(0)
+    status.append(os.waitpid(pid, 0)[1])
+
+t = threading.Thread(target=fork)
+t.start()
+t.join()
+sys.exit(0 if status == [0] else 1)
+""", sparse, SETUP + HANDLED)
+    assert_exited(out, 0)
+    assert WAS_HANDLED in out.stdout, out.stdout
 
 
 def test_a_finalizer_uses_the_buffer_its_thread_waits_with(sparse):
