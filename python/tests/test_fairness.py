@@ -119,25 +119,33 @@ def test_two_threads_moving_one_cursor(data):
     assert_fair(race(move, move))
 
 
-def sparse_cursor(tmp_path):
-    """A cursor over a sparse file of 32,768 granules, and one long call
-    that holds it: a strided read, through a buffer, whose every byte misses
-    its one-granule window (the test writes nothing; the first call, made
-    here, brings the file's pages, zeros, into the page cache)."""
-    path = tmp_path / "sparse.bin"
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory):
+    """A sparse file of 65,536 granules (the tests write nothing), its
+    pages (zeros) brought into the page cache once."""
+    path = tmp_path_factory.mktemp("fairness") / "sparse.bin"
     with open(path, "wb") as f:
-        f.truncate(32768 * G)
-    cursor = tight_manager().make_cursor(str(path))
+        f.truncate(65536 * G)
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return str(path)
+
+
+def sparse_cursor(path):
+    """A cursor over `path` (the `sparse` file), and one long call that
+    holds it: a strided read, through a buffer, whose every byte misses its
+    one-granule window (about a tenth of a second)."""
+    cursor = tight_manager().make_cursor(path)
     buf = SlidingWindowMapBuffer(cursor)
 
     def hold():
-        assert buf[0:len(buf):G] == bytes(32768)
+        assert buf[0:len(buf):G] == bytes(65536)
 
-    hold()
     return cursor, hold
 
 
-def queue_up(cursor, hold, names, main=None, first=None, attempts=5):
+def queue_up(cursor, hold, names, main=None, first=None, attempts=10):
     """Runs `hold` once for each of `names`, in a thread of its own (the
     calling thread's for `main`), each starting once those before it are in
     line for `cursor` (`_waits_begun`); the first two race for it. Returns
@@ -147,14 +155,21 @@ def queue_up(cursor, hold, names, main=None, first=None, attempts=5):
     An attempt in which some thread did not wait (those before it had all
     finished by the time it started), or in which `first` (if given) was
     not served first, proves nothing and is made again."""
+    waited = []
     for _ in range(attempts):
         base = cursor._waits_begun()
         served = []
         errors = []
         done = [threading.Event() for _ in names]
         calling = [threading.Event() for _ in names]
+        # Every thread is up before the first call (starting a thread can
+        # take longer than a call on a loaded machine): the threads, and the
+        # calling thread if it makes one of the calls, meet here.
+        up = threading.Barrier(len(names))
 
         def turn(k):
+            if names[k] != main:
+                up.wait()
             # Once k - 1 threads have begun to wait (or all before it are
             # done, which spoils the attempt).
             while cursor._waits_begun() - base < k - 1 and not all(d.is_set() for d in done[:k]):
@@ -172,6 +187,7 @@ def queue_up(cursor, hold, names, main=None, first=None, attempts=5):
         for t in threads:
             t.start()
         if main is not None:
+            up.wait()
             k = names.index(main)
             if k > 0:
                 # Leave the thread before it the interpreter for a moment,
@@ -182,18 +198,20 @@ def queue_up(cursor, hold, names, main=None, first=None, attempts=5):
         for t in threads:
             t.join()
         assert not errors, errors
-        if cursor._waits_begun() - base == len(names) - 1 and first in (None, served[0]):
+        waited.append(cursor._waits_begun() - base)
+        if waited[-1] == len(names) - 1 and first in (None, served[0]):
             return served
-    pytest.fail(f"in {attempts} attempts, the threads never queued up as the test needs")
+    pytest.fail(f"in {attempts} attempts, the threads never queued up as the test needs: "
+                f"{waited} waits of {len(names) - 1}")
 
 
-def test_waiters_are_served_in_order_of_arrival(tmp_path):
+def test_waiters_are_served_in_order_of_arrival(sparse):
     """Threads that wait for one object get it in the order they began to
     wait, however long each waits: a waiter that has slept its period and
     looked again keeps its place (once it went to the back of the line).
-    Each call holds the cursor for tens of milliseconds, so the waiters
-    sleep many periods of 10 ms."""
-    cursor, hold = sparse_cursor(tmp_path)
+    Each call holds the cursor for about a tenth of a second, so the
+    waiters sleep many periods of 10 ms."""
+    cursor, hold = sparse_cursor(sparse)
     names = ["a", "b", "c", "d", "e"]
     served = queue_up(cursor, hold, names)
     assert sorted(served[:2]) == ["a", "b"] and served[2:] == names[2:], served
@@ -204,13 +222,13 @@ def test_waiters_are_served_in_order_of_arrival(tmp_path):
     reason="free-threaded, another thread may let go of the object in the "
     "microseconds the main thread is out of line (once every 10 ms)",
 )
-def test_the_main_thread_keeps_its_place_while_it_checks_for_signals(tmp_path):
+def test_the_main_thread_keeps_its_place_while_it_checks_for_signals(sparse):
     """The main thread's wait leaves the line every 10 ms to run signal
     handlers, and goes back to its place: a thread that began to wait after
     it is served after it. (With the GIL, and no handler or collection to
     run, the main thread holds the GIL while it is out of line, so no thread
     can let go of the object meanwhile: the collector is off.)"""
-    cursor, hold = sparse_cursor(tmp_path)
+    cursor, hold = sparse_cursor(sparse)
     was = gc.isenabled()
     gc.disable()
     try:
