@@ -31,9 +31,11 @@ class FileReplacedError(OSError):
 
     An ``OSError`` with ``errno.ESTALE``; ``filename`` is the path the cursor
     was made with (None for a file descriptor, which the message names).
-    Windows already mapped keep reading the original file; once every cursor
-    of the file is gone (and its regions collected), a new cursor opens the
-    new file. Exported as ``smmap.util.FileReplacedError`` and
+    Windows already mapped keep reading the original file. Once this error
+    has been raised, a new cursor made with the same path opens the new
+    file, while the cursors made before keep the original; so does any new
+    cursor once every cursor of the original is gone (and its regions
+    collected). Exported as ``smmap.util.FileReplacedError`` and
     ``smmap.FileReplacedError`` (not in their ``__all__``, which stays the
     reference's)."""
 

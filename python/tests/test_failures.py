@@ -203,14 +203,18 @@ def test_c_a_file_renamed_over_is_never_read_through_the_old_entry(tmp_path):
         buf[2 * MiB]
     with pytest.raises(FileReplacedError):
         buf[MiB - 8:MiB + 8]          # stitching reaches the next window
-    # The window at 0 still reads the old bytes, through every cursor,
-    # including one made after the rename (the manager still knows the file).
+    # The window at 0 still reads the old bytes, through every cursor made
+    # before.
     assert bytes(c.use_region(0).buffer()) == old[:MiB]
     assert buf[:MiB] == old[:MiB]
+    # Found replaced, the old file is no longer met by its path: a cursor
+    # made now opens the new file, while the old cursors keep the old one.
     late = m.make_cursor(pack)
-    assert bytes(late.use_region(100, 50).buffer()) == old[100:150]
+    assert bytes(late.use_region(100, 50).buffer()) == new[100:150]
+    assert bytes(late.use_region(3 * MiB).buffer()) == new[3 * MiB:]
+    assert bytes(c.use_region(0).buffer()) == old[:MiB]
     with pytest.raises(FileReplacedError):
-        late.use_region(3 * MiB)
+        c.use_region(3 * MiB)
     m._verify_invariants()
 
     del c, buf, late, e, unused

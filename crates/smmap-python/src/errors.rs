@@ -78,8 +78,10 @@ renamed over or replaced, or its file descriptor number now names another \
 file. No window of the other file is ever mapped in its place.\n\n\
 An OSError with errno ESTALE; filename is the path the cursor was made \
 with (None for a file descriptor, which the message names). Windows already \
-mapped keep reading the original file; once every cursor of the file is \
-gone (and its regions collected), a new cursor opens the new file."
+mapped keep reading the original file. Once this error has been raised, a \
+new cursor made with the same path opens the new file, while the cursors \
+made before keep the original; so does any new cursor once every cursor of \
+the original is gone (and its regions collected)."
 );
 
 /// The Python exception for an engine error. `filename` is the object the

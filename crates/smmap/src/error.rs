@@ -122,8 +122,10 @@ pub enum Error {
     /// The file is no longer the one the manager pinned when it first met
     /// it: the path was renamed over or replaced, or the descriptor number
     /// was closed and now names another file. The manager never reads
-    /// another file's bytes through an old entry; once every cursor and
-    /// region of the entry is gone, a new cursor meets the new file.
+    /// another file's bytes through an old entry. Once this error has been
+    /// returned, a new cursor made by the same name meets the new file (the
+    /// cursors made before keep the old one); so does any new cursor once
+    /// every cursor and region of the old entry is gone.
     #[error("{file} is no longer the file it was when first opened (replaced, or the descriptor reused); its windows are not mapped from another file")]
     Replaced {
         /// The file, as the caller named it.

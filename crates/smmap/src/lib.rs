@@ -112,8 +112,10 @@
 //!   new file made within a few milliseconds of the one it replaces can
 //!   share it).
 //!   Opening never blocks (a FIFO put in the file's place is refused at
-//!   once). Once every cursor and region of the file is gone, a new cursor
-//!   meets the file anew.
+//!   once). Once a read has found the file replaced, a new cursor made by
+//!   its name meets the new file, while the cursors made before keep the
+//!   old one; once every cursor and region of the file is gone, a new
+//!   cursor meets the file anew.
 //! - **Truncation by another process** makes a later read of the lost pages
 //!   raise `SIGBUS`, which kills the process. This is true of every user of
 //!   memory maps, and no library can prevent it for pages already mapped. What
@@ -178,7 +180,7 @@
 //!
 //! | part | holds | synchronised by |
 //! |---|---|---|
-//! | file registry | path or descriptor → file entry | a mutex, taken to make a cursor, and by an entry that goes |
+//! | file registry | path or descriptor → file entry; entries found replaced, by serial number | a mutex, taken to make a cursor, by an entry that goes, and by a read that finds its file replaced (which retires the entry: a new cursor by its name then meets the new file) |
 //! | file entry, one per file | its table of regions by window-size slot; its slots (regions and windows being mapped, by offset); its cached descriptor | the table: pointers written under the file's lock, read without any; the slots: the file's own mutex and condition variable, signalled only when a thread waits (a count of waiters kept under the mutex); the descriptor: one atomic word |
 //! | cells | one per tracked region: its claim word, range and address, the region and its file entry | the claim word (clients, uses since the hand passed, generation); the rest is written only while the word says no region is readable |
 //! | handle budget | cells reserved (mapped, being mapped, being unmapped) | a counter reserved below `max_open_handles` by compare-and-swap, then a bit of a bitmap |
@@ -190,7 +192,7 @@
 //!
 //! **Lock order**: the evictor's hand, then one file's lock, then the
 //! descriptor ring, then the registry (an entry that goes takes itself out
-//! of it); the room's lock is taken last, only to notify, and nothing is
+//! of it, and a miss that finds its file replaced retires the entry); the room's lock is taken last, only to notify, and nothing is
 //! taken under it. No path takes them all: evictions take the hand, a
 //! file's lock and the room's; the invariant check the hand, the registry,
 //! each file's lock in turn and the ring. The

@@ -130,6 +130,9 @@ pub(crate) struct PinnedFile {
 pub(crate) enum FileKey {
     Path(PathBuf),
     Lent(PathOrFd, FileId),
+    /// An entry whose name was found to name another file: still listed
+    /// (by its serial number) while it lives, but no longer found by name.
+    Retired(u64),
 }
 
 impl PinnedFile {

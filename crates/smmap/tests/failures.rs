@@ -190,8 +190,8 @@ fn on_a_thread(
 
 /// A file renamed over a mapped one is never read through the old entry:
 /// new windows come from the old file while the manager keeps its
-/// descriptor, and are refused once it is closed; once every cursor and
-/// region is gone a new cursor reads the new file. (Unix: Windows refuses
+/// descriptor, and are refused once it is closed; once refused, a new
+/// cursor reads the new file while the old cursors keep the old one. (Unix: Windows refuses
 /// to rename over a mapped file; the next test is its counterpart.)
 #[cfg(unix)]
 #[test]
@@ -211,6 +211,11 @@ fn a_file_renamed_over_is_not_read_through_the_old_entry() {
         old[mib as usize..][..16],
         "the file it opened"
     );
+    // Until a read finds the path replaced, another cursor on it joins the
+    // old entry (a known path is not looked at again).
+    let mut early = m.make_cursor(&pack).unwrap();
+    early.use_region(5, 0).unwrap();
+    assert_eq!(early.buffer()[0], old[5], "the old file");
     c.use_region(0, 0).unwrap();
     m.collect();
     for at in [mib, 2 * mib, 3 * mib] {
@@ -220,17 +225,43 @@ fn a_file_renamed_over_is_not_read_through_the_old_entry() {
         assert_eq!(e.raw_os_error(), Some(libc::ESTALE));
         assert_eq!(c.buffer()[..16], old[..16], "still the old window");
     }
-    // Another cursor on the same path joins the old entry: refused too.
+    // The refusal retired the old entry: a cursor made now meets the new
+    // file, while the old cursors, and their clones, keep the old one.
     let mut c2 = m.make_cursor(&pack).unwrap();
-    assert_eq!(c2.file_size(), Some(4 * mib));
+    c2.use_region(2 * mib, 0).unwrap();
+    assert_eq!(c2.buffer()[..16], new[2 * mib as usize..][..16]);
+    assert_eq!(m.stats().known_files, 2);
+    let mut clone = c.clone();
     assert!(matches!(
-        c2.use_region(2 * mib, 0),
+        clone.use_region(2 * mib, 0),
         Err(Error::Replaced { .. })
     ));
-    c2.use_region(5, 0).unwrap();
-    assert_eq!(c2.buffer()[0], old[5], "the old window is shared");
-    drop((c, c2));
+    assert!(matches!(
+        early.use_region(3 * mib, 0),
+        Err(Error::Replaced { .. })
+    ));
+    clone.use_region(5, 0).unwrap();
+    assert_eq!(clone.buffer()[0], old[5], "the old window is shared");
+    m.verify_invariants().unwrap();
+    let mut c3 = m.make_cursor(&pack).unwrap();
+    c3.use_region(2 * mib + 7, 0).unwrap();
+    assert_eq!(
+        c3.buffer()[0],
+        new[2 * mib as usize + 7],
+        "the new entry's window"
+    );
+    assert_eq!(m.stats().known_files, 2);
+    drop((c, clone, early));
     m.collect();
+    assert_eq!(
+        m.stats().known_files,
+        1,
+        "the retired entry went with its last cursor"
+    );
+    m.verify_invariants().unwrap();
+    drop((c2, c3));
+    m.collect();
+    assert_eq!(m.stats().known_files, 0);
     let mut c = m.make_cursor(&pack).unwrap();
     c.use_region(3 * mib, 0).unwrap();
     assert_eq!(c.buffer()[..16], new[3 * mib as usize..][..16]);
@@ -264,11 +295,16 @@ fn a_file_renamed_over_an_unmapped_one_is_refused() {
     assert!(matches!(e, Error::Replaced { .. }), "{e}");
     assert!(e.to_string().contains("pack"), "{e}");
     assert!(!c.is_valid());
-    drop(c);
-    let mut c = m.make_cursor(&pack).unwrap();
-    c.use_region(3 * g(), 0).unwrap();
-    assert_eq!(c.buffer(), &new[3 * g() as usize..]);
+    // Found replaced, the old entry is retired: a new cursor meets the new
+    // file while the old one lives.
+    let mut n = m.make_cursor(&pack).unwrap();
+    n.use_region(3 * g(), 0).unwrap();
+    assert_eq!(n.buffer(), &new[3 * g() as usize..]);
+    assert!(matches!(c.use_region(0, 0), Err(Error::Replaced { .. })));
     m.verify_invariants().unwrap();
+    drop(c);
+    m.verify_invariants().unwrap();
+    assert_eq!(m.stats().known_files, 1);
 }
 
 /// A descriptor number closed by its owner and reused for another file:

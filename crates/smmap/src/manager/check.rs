@@ -61,10 +61,7 @@ pub(super) fn verify(s: &Shared) -> Result<(), String> {
     let mut cells_named = HashSet::new();
     for entry in &entries {
         let name = entry.pinned().given();
-        if s.files
-            .find(&entry.pinned().key())
-            .is_none_or(|e| !Arc::ptr_eq(&e, entry))
-        {
+        if !s.files.lists(entry) {
             return Err(format!("{name} is not indexed under its key"));
         }
         let slots = entry.slots();

@@ -10,6 +10,11 @@
 //! "a file entry disappears when its last cursor is gone and it has no
 //! regions" holds without any bookkeeping; its cached descriptor is closed
 //! then too.
+//!
+//! An entry whose path (or descriptor) was found, on opening, to name
+//! another file than the one pinned is *retired*: listed under its serial
+//! number instead of its name, so that a new cursor meets the file now
+//! there while the cursors of the old one keep it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, Weak};
@@ -111,12 +116,13 @@ impl Drop for FileEntry {
         let files = self.files.clone();
         {
             let mut index = files.index.lock();
-            let key = self.pinned.key();
-            if index
-                .get(&key)
-                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const FileEntry))
-            {
-                index.remove(&key);
+            for key in [self.pinned.key(), FileKey::Retired(self.serial)] {
+                if index
+                    .get(&key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const FileEntry))
+                {
+                    index.remove(&key);
+                }
             }
         }
         self.desc.close_owned(&files.descs);
@@ -176,6 +182,34 @@ impl Files {
         });
         index.insert(key, Arc::downgrade(&entry));
         entry
+    }
+
+    /// Retires `entry`, whose name was found to name another file now: it
+    /// is listed by its serial number from now on, so that the next cursor
+    /// made by that name pins the file there (its cursors keep `entry`).
+    pub(crate) fn retire(&self, entry: &FileEntry) {
+        let mut index = self.index.lock();
+        let key = entry.pinned.key();
+        if index
+            .get(&key)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), entry as *const FileEntry))
+        {
+            if let Some(w) = index.remove(&key) {
+                index.insert(FileKey::Retired(entry.serial), w);
+            }
+        }
+    }
+
+    /// True if `entry` is listed: under its name, or retired.
+    pub(crate) fn lists(&self, entry: &Arc<FileEntry>) -> bool {
+        let index = self.index.lock();
+        [entry.pinned.key(), FileKey::Retired(entry.serial)]
+            .iter()
+            .any(|key| {
+                index
+                    .get(key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(entry)))
+            })
     }
 
     /// Every entry alive now (for the statistics and the invariant check).

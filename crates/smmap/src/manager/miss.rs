@@ -324,16 +324,20 @@ impl Shared {
 
     /// Opens `entry`'s file; when the process's descriptor table is full,
     /// closes the descriptors the manager keeps (or waits for the thread
-    /// closing them) and opens once more.
+    /// closing them) and opens once more. A file found replaced retires
+    /// the entry: the next cursor made by its name meets the new file.
     fn open(&self, entry: &FileEntry) -> Result<File> {
-        match entry.pinned().open() {
-            Ok((file, _)) => Ok(file),
+        let opened = match entry.pinned().open() {
             Err(e) if descriptors_full(&e) => {
                 self.files.close_descs();
-                Ok(entry.pinned().open()?.0)
+                entry.pinned().open()
             }
-            Err(e) => Err(e),
+            opened => opened,
+        };
+        if let Err(Error::Replaced { .. }) = opened {
+            self.files.retire(entry);
         }
+        Ok(opened?.0)
     }
 
     /// Under the file's lock: the region holding `offset` if one is mapped

@@ -428,9 +428,12 @@ impl Manager {
     /// replaced since gives [`Error::Replaced`](crate::Error::Replaced),
     /// never another file's bytes — or, while the manager keeps the
     /// descriptor it opened (see [`ManagerBuilder::max_open_files`]), reads
-    /// the file it opened, as git does with a pack. Once every cursor and
-    /// region of the file is gone, a new cursor meets the file anew (at its
-    /// new size, or the new file).
+    /// the file it opened, as git does with a pack. A path the manager knows
+    /// is not looked at again: a new cursor joins the file's entry. Once a
+    /// read has found the path replaced (that `Error::Replaced`), a new
+    /// cursor meets the file now there, while the cursors made before keep
+    /// the old one; and once every cursor and region of a file is gone, a
+    /// new cursor meets the file anew (at its new size, or the new file).
     ///
     /// Errors: the file is missing, a directory, not a regular file, or its
     /// size cannot be read.
