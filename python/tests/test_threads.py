@@ -164,8 +164,11 @@ def test_threads_read_while_files_are_replaced(tmp_path):
     def disturb():
         rnd = random.Random(7)
         while not done.is_set():
-            f = rnd.randrange(files)
-            if rnd.random() < 0.5 and latest[f] + 1 < versions:
+            f, p = rnd.randrange(files), rnd.random()
+            # Spread over the run: now and then a new version, or a shared
+            # buffer made anew (it meets the new version once a read has
+            # found the old one replaced).
+            if p < 0.03 and latest[f] + 1 < versions:
                 new = str(tmp_path / f"next{f}")
                 with open(new, "wb") as out:
                     out.write(data[f][latest[f] + 1])
@@ -173,6 +176,9 @@ def test_threads_read_while_files_are_replaced(tmp_path):
                     latest[f] += 1
                 os.replace(new, paths[f])
                 replaced[0] += 1
+            elif p < 0.06:
+                k = rnd.randrange(2)
+                shared[k] = make(k, True) or shared[k]
             else:
                 m.collect()
             time.sleep(0.0005)
@@ -182,7 +188,7 @@ def test_threads_read_while_files_are_replaced(tmp_path):
         own = [None, None]
         for i in range(1500):
             k = rnd.randrange(2)
-            if own[k] is None or rnd.random() < 0.02:
+            if own[k] is None or rnd.random() < 0.05:
                 own[k] = make(rnd.randrange(files), k == 0)
             for r in (own[k], shared[i % 2]):
                 if r is not None:
