@@ -192,8 +192,9 @@
 //!
 //! **Lock order**: the evictor's hand, then one file's lock, then the
 //! descriptor ring, then the registry (an entry that goes takes itself out
-//! of it, and a miss that finds its file replaced retires the entry); the room's lock is taken last, only to notify, and nothing is
-//! taken under it. No path takes them all: evictions take the hand, a
+//! of it, and a miss that finds its file replaced retires the entry); the
+//! room's lock is taken last, only to notify, and nothing is taken under
+//! it. No path takes them all: evictions take the hand, a
 //! file's lock and the room's; the invariant check the hand, the registry,
 //! each file's lock in turn and the ring. The
 //! wait for room (when every handle or byte is held by windows other

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{byte, g, remove_mapped, ACCESS_DENIED, NO_MEMORY};
+use common::{byte, g, make_file, remove_mapped, stress_ops, xorshift, ACCESS_DENIED, NO_MEMORY};
 use smmap::{Error, Manager, SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor};
 
 const FILES: usize = 8;
@@ -26,20 +26,10 @@ const READERS: u64 = 8;
 const VERSIONS: u32 = 64;
 const PANIC: &str = "a panic injected in place of a mapping";
 
-/// Operations per reading thread: a quarter of `SMMAP_STRESS_OPS`, or
-/// 5,000.
+/// Operations per reading thread: a quarter of the stress tests' (5,000
+/// by default).
 fn ops() -> u64 {
-    std::env::var("SMMAP_STRESS_OPS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(5_000, |n| (n / 4).max(1))
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
+    (stress_ops() / 4).max(1)
 }
 
 /// The seed of version `v` of file `f`.
@@ -66,7 +56,7 @@ impl Files {
             latest: (0..FILES).map(|_| AtomicU32::new(0)).collect(),
         };
         for f in 0..FILES {
-            files.write(f, 0, &files.path(f));
+            files.write(f, 0, &format!("f{f}"));
         }
         files
     }
@@ -75,9 +65,9 @@ impl Files {
         self.dir.path().join(format!("f{f}"))
     }
 
-    fn write(&self, f: usize, v: u32, to: &Path) {
-        let bytes: Vec<u8> = (0..size(f)).map(|i| byte(seed(f, v), i)).collect();
-        std::fs::write(to, bytes).unwrap();
+    /// Writes version `v` of file `f` under `name`.
+    fn write(&self, f: usize, v: u32, name: &str) -> PathBuf {
+        make_file(self.dir.path(), name, seed(f, v), size(f)).0
     }
 
     /// Removes file `f` (while windows of it may be mapped) and puts its
@@ -88,8 +78,8 @@ impl Files {
         if v >= VERSIONS {
             return false;
         }
-        let (path, next) = (self.path(f), self.dir.path().join(format!("next{f}")));
-        self.write(f, v, &next);
+        let next = self.write(f, v, &format!("next{f}"));
+        let path = self.path(f);
         self.latest[f].store(v, Ordering::SeqCst);
         remove_mapped(&path);
         std::fs::rename(&next, &path).unwrap();

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 
-use common::{g, make_file};
+use common::{g, make_file, xorshift};
 use libc::{c_int, c_long, c_void, off64_t, off_t, size_t};
 use smmap::{Error, SlidingWindowMapManager, WindowCursor};
 
@@ -124,13 +124,6 @@ fn reset_peaks() -> (usize, usize) {
     PEAK[0].store(base.0, SeqCst);
     PEAK[1].store(base.1, SeqCst);
     base
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 fn ops() -> u64 {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{g, make_file};
+use common::{g, make_file, xorshift};
 use smmap::{shared_locks_taken, SlidingWindowMapBuffer, SlidingWindowMapManager};
 
 /// The shared locks `reads` took, and how many reads it made.
@@ -17,13 +17,6 @@ fn taken(reads: impl FnOnce() -> u64) -> (u64, u64) {
     let before = shared_locks_taken();
     let n = reads();
     (shared_locks_taken() - before, n)
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
 }
 
 #[test]

@@ -5,24 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{byte, g, make_file};
+use common::{byte, g, make_file, stress_ops, xorshift};
 use smmap::{SlidingWindowMapBuffer, SlidingWindowMapManager, WindowCursor};
-
-/// Operations per thread: `SMMAP_STRESS_OPS` (the reliability run uses
-/// 100,000), or 20,000.
-fn stress_ops() -> u64 {
-    std::env::var("SMMAP_STRESS_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
 
 /// 8 threads × random operations on 16 files, 2-page windows, a memory limit
 /// of 24 pages, 32 handles and 4 descriptors: each thread holds at most 3

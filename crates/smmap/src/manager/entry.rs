@@ -111,16 +111,29 @@ impl FileEntry {
     }
 }
 
+impl FileEntry {
+    /// The keys the registry may list the entry under: its name, and its
+    /// serial number once retired.
+    fn keys(&self) -> [FileKey; 2] {
+        [self.pinned.key(), FileKey::Retired(self.serial)]
+    }
+}
+
+/// True if `index` lists `entry` itself under `key` (not another entry of
+/// the same name, nor one gone at the same address).
+fn names(index: &HashMap<FileKey, Weak<FileEntry>>, key: &FileKey, entry: &FileEntry) -> bool {
+    index
+        .get(key)
+        .is_some_and(|w| std::ptr::eq(w.as_ptr(), entry as *const FileEntry))
+}
+
 impl Drop for FileEntry {
     fn drop(&mut self) {
         let files = self.files.clone();
         {
             let mut index = files.index.lock();
-            for key in [self.pinned.key(), FileKey::Retired(self.serial)] {
-                if index
-                    .get(&key)
-                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const FileEntry))
-                {
+            for key in self.keys() {
+                if names(&index, &key, self) {
                     index.remove(&key);
                 }
             }
@@ -190,10 +203,7 @@ impl Files {
     pub(crate) fn retire(&self, entry: &FileEntry) {
         let mut index = self.index.lock();
         let key = entry.pinned.key();
-        if index
-            .get(&key)
-            .is_some_and(|w| std::ptr::eq(w.as_ptr(), entry as *const FileEntry))
-        {
+        if names(&index, &key, entry) {
             if let Some(w) = index.remove(&key) {
                 index.insert(FileKey::Retired(entry.serial), w);
             }
@@ -203,13 +213,7 @@ impl Files {
     /// True if `entry` is listed: under its name, or retired.
     pub(crate) fn lists(&self, entry: &Arc<FileEntry>) -> bool {
         let index = self.index.lock();
-        [entry.pinned.key(), FileKey::Retired(entry.serial)]
-            .iter()
-            .any(|key| {
-                index
-                    .get(key)
-                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(entry)))
-            })
+        entry.keys().iter().any(|key| names(&index, key, entry))
     }
 
     /// Every entry alive now (for the statistics and the invariant check).

@@ -99,6 +99,24 @@ pub fn truncate(path: &Path, len: u64) {
         .unwrap();
 }
 
+/// The next number of a xorshift sequence (`state` must not be 0): the
+/// random choices of the stress tests, the same on every run.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Operations per thread of the stress tests: `SMMAP_STRESS_OPS` (the
+/// reliability run uses 100,000), or 20,000.
+pub fn stress_ops() -> u64 {
+    std::env::var("SMMAP_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
+
 pub fn g() -> u64 {
     *smmap::ALLOCATIONGRANULARITY
 }
