@@ -217,12 +217,16 @@ impl PyStaticManager {
     ///
     /// A file descriptor is borrowed, never closed, and must stay open while
     /// new windows of it are mapped. The file's size and identity (device
-    /// and inode) are read here, once, and kept while any cursor or region of
-    /// the file lives; a relative path is resolved here, once. Every later
-    /// window is mapped from that same file: a path renamed over or replaced
-    /// since, or a descriptor number that now names another file, raises
-    /// `FileReplacedError`, never another file's bytes. The interpreter is
-    /// not held while the file is opened.
+    /// and inode) are read when the manager first meets the file, and kept
+    /// while any cursor or region of it lives; a relative path is resolved
+    /// then, too. A path the manager knows is not looked at again: the new
+    /// cursor joins the file's. Every later window is mapped from that same
+    /// file: a path renamed over or replaced since, or a descriptor number
+    /// that now names another file, raises `FileReplacedError`, never
+    /// another file's bytes. Once a read has raised it for a path, a new
+    /// cursor by that path meets the file now there (the cursors made
+    /// before keep the old one). The interpreter is not held while the file
+    /// is opened.
     ///
     /// Raises the matching `OSError` (`FileNotFoundError`,
     /// `IsADirectoryError`, `PermissionError`, …) if the file cannot be used.

@@ -180,7 +180,7 @@
 //!
 //! | part | holds | synchronised by |
 //! |---|---|---|
-//! | file registry | path or descriptor → file entry; entries found replaced, by serial number | a mutex, taken to make a cursor, by an entry that goes, and by a read that finds its file replaced (which retires the entry: a new cursor by its name then meets the new file) |
+//! | file registry | path or descriptor → file entry; entries found replaced, by serial number | a mutex, taken to make a cursor, by an entry that goes, and by a read that finds its file replaced (which retires the entry: a new cursor by its name then meets the new file; a cursor being made that read the file before a retirement reads it again) |
 //! | file entry, one per file | its table of regions by window-size slot; its slots (regions and windows being mapped, by offset); its cached descriptor | the table: pointers written under the file's lock, read without any; the slots: the file's own mutex and condition variable, signalled only when a thread waits (a count of waiters kept under the mutex); the descriptor: one atomic word |
 //! | cells | one per tracked region: its claim word, range and address, the region and its file entry | the claim word (clients, uses since the hand passed, generation); the rest is written only while the word says no region is readable |
 //! | handle budget | cells reserved (mapped, being mapped, being unmapped) | a counter reserved below `max_open_handles` by compare-and-swap, then a bit of a bitmap |

@@ -14,7 +14,10 @@
 //! An entry whose path (or descriptor) was found, on opening, to name
 //! another file than the one pinned is *retired*: listed under its serial
 //! number instead of its name, so that a new cursor meets the file now
-//! there while the cursors of the old one keep it.
+//! there while the cursors of the old one keep it. The registry counts its
+//! retirements, so that a cursor being made, which read the file at its
+//! path before one of them, does not list that old file under the path
+//! again ([`Files::attach`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, Weak};
@@ -142,6 +145,11 @@ impl Drop for FileEntry {
     }
 }
 
+/// How many entries the registry had retired when a caller looked a file up
+/// and found it unknown: [`Files::attach`] compares it with the count then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(u64);
+
 /// The files a manager knows, by path or lent descriptor, and the budget of
 /// cached descriptors.
 #[derive(Debug)]
@@ -149,6 +157,9 @@ pub(crate) struct Files {
     index: SharedLock<HashMap<FileKey, Weak<FileEntry>>>,
     /// The next entry's serial number.
     serial: AtomicU64,
+    /// Entries retired so far; changed and read under the index's lock
+    /// only (see [`Epoch`]).
+    retired: AtomicU64,
     /// The counts of cached descriptors.
     descs: DescCount,
     max_open_files: usize,
@@ -163,6 +174,7 @@ impl Files {
         Arc::new(Files {
             index: SharedLock::new(HashMap::new()),
             serial: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
             descs: DescCount::default(),
             max_open_files: max_open_files.max(1),
             ring: DescRing::default(),
@@ -170,18 +182,41 @@ impl Files {
         })
     }
 
-    /// The entry `key` names, if the manager knows it.
-    pub(crate) fn find(&self, key: &FileKey) -> Option<Arc<FileEntry>> {
-        self.index.lock().get(key).and_then(Weak::upgrade)
+    /// The entry `key` names, if the manager knows it; if not (or with no
+    /// key), the registry's [`Epoch`] now, for the caller to read the file
+    /// and [`attach`](Self::attach) it.
+    pub(crate) fn find(&self, key: Option<&FileKey>) -> Result<Arc<FileEntry>, Epoch> {
+        let index = self.index.lock();
+        key.and_then(|key| index.get(key))
+            .and_then(Weak::upgrade)
+            .ok_or(Epoch(self.retired.load(Ordering::Relaxed)))
     }
 
-    /// The entry of the file the caller pinned: a new one, or the one
-    /// another thread made meanwhile.
-    pub(crate) fn attach(self: &Arc<Self>, pinned: PinnedFile) -> Arc<FileEntry> {
+    /// The entry of the file the caller pinned, after [`find`](Self::find)
+    /// gave `epoch`: a new one, or the one another thread made meanwhile.
+    ///
+    /// Refused, with the epoch now, when no entry is listed by the file's
+    /// name and an entry has been retired since `epoch`: the caller may
+    /// have read the very file that retirement found replaced, before it
+    /// was, and listing that file under the name again would give the next
+    /// cursors by that name the file they were told was replaced. The
+    /// caller reads the file again. (A read after a retirement sees the
+    /// file that retirement saw, or a later one: the retirement opened the
+    /// path before it took the index's lock, and the reader read the epoch
+    /// under that lock after it.)
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        pinned: PinnedFile,
+        epoch: Epoch,
+    ) -> Result<Arc<FileEntry>, Epoch> {
         let key = pinned.key();
         let mut index = self.index.lock();
         if let Some(found) = index.get(&key).and_then(Weak::upgrade) {
-            return found;
+            return Ok(found);
+        }
+        let now = Epoch(self.retired.load(Ordering::Relaxed));
+        if now != epoch {
+            return Err(now);
         }
         let entry = Arc::new(FileEntry {
             table: WindowTable::new(pinned.size, self.window),
@@ -194,7 +229,7 @@ impl Files {
             files: self.clone(),
         });
         index.insert(key, Arc::downgrade(&entry));
-        entry
+        Ok(entry)
     }
 
     /// Retires `entry`, whose name was found to name another file now: it
@@ -206,6 +241,8 @@ impl Files {
         if names(&index, &key, entry) {
             if let Some(w) = index.remove(&key) {
                 index.insert(FileKey::Retired(entry.serial), w);
+                // Under the lock, as every read of it.
+                self.retired.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -265,7 +302,9 @@ mod tests {
             .map(|i| {
                 let path = dir.join(format!("f{i}"));
                 std::fs::write(&path, b"data").unwrap();
-                files.attach(PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap())
+                let pinned = PinnedFile::stat(crate::PathOrFd::from(path.as_path())).unwrap();
+                let epoch = files.find(None).unwrap_err();
+                files.attach(pinned, epoch).unwrap()
             })
             .collect();
         (files, entries)

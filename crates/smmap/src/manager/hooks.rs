@@ -1,10 +1,11 @@
-//! Points on the miss path where a unit test runs code of its own, on the
+//! Points on the miss path (and in `make_cursor`) where a unit test runs code of its own, on the
 //! missing thread, to put another thread's step exactly there: a window
 //! published and released between the evictor's walk and the look for
 //! windows in flight, the last cell taken between a copy read's look for
 //! room and its reservation, readers marking descriptors used while the
 //! ring's hand passes, the descriptor table found full while a miss sleeps
-//! for room or for the hand. Such races have no other deterministic
+//! for room or for the hand, a file found replaced while a cursor on it is
+//! being made. Such races have no other deterministic
 //! test. Compiled into the crate's unit tests only; elsewhere [`at`] is
 //! empty.
 
@@ -24,6 +25,9 @@ pub(crate) enum Point {
     /// The descriptor ring's hand spared a descriptor used since it last
     /// passed (readers mark them used without the ring's lock).
     RingSpared,
+    /// `make_cursor` has read the identity of a file the manager did not
+    /// know, before it lists it.
+    BeforeAttach,
 }
 
 #[cfg(test)]

@@ -746,6 +746,47 @@ mod tests {
         assert_eq!((st.windows, st.maps, st.evictions), (2, 3, 1), "{st:?}");
     }
 
+    /// A cursor being made has read the file at its path, and before it
+    /// lists it another cursor's read finds the path renamed over and
+    /// retires the file's entry: the cursor being made reads the path again
+    /// and meets the new file, as every cursor made after the refusal does
+    /// (it used to list the old file under the path again, and the next
+    /// cursors by that name were refused once more).
+    #[test]
+    #[cfg(unix)] // Windows refuses to rename over a mapped file.
+    fn a_cursor_made_while_its_file_is_found_replaced_meets_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, next) = (dir.path().join("f"), dir.path().join("next"));
+        std::fs::write(&path, vec![1u8; 2 * g() as usize]).unwrap();
+        std::fs::write(&next, vec![2u8; 2 * g() as usize]).unwrap();
+        let m = crate::SlidingWindowMapManager::builder()
+            .window_size(g())
+            .build();
+        let (m2, p2) = (m.clone(), path.clone());
+        hooks::set(Point::BeforeAttach, move || {
+            // Another cursor meets the old file, which is then renamed
+            // over; with its descriptor closed, its next map finds that.
+            let mut z = m2.make_cursor(&p2).unwrap();
+            z.use_region(0, 1).unwrap();
+            assert_eq!(z.buffer()[0], 1);
+            std::fs::rename(&next, &p2).unwrap();
+            m2.collect();
+            let e = z.use_region(g(), 1).unwrap_err();
+            assert!(matches!(e, Error::Replaced { .. }), "{e}");
+        });
+        let mut a = m.make_cursor(&path).unwrap();
+        assert!(!hooks::pending(), "the hook ran");
+        a.use_region(g(), 1).expect("the file now at the path");
+        assert_eq!(a.buffer()[0], 2);
+        let mut b = m.make_cursor(&path).unwrap();
+        b.use_region(0, 1).unwrap();
+        assert_eq!(b.buffer()[0], 2);
+        // The old file's entry (retired; its window is still mapped) and
+        // the new one's.
+        assert_eq!(m.stats().known_files, 2);
+        m.verify_invariants().unwrap();
+    }
+
     /// Reserves a cell and `cost` bytes as another thread's window in
     /// flight would, and returns what gives them up, as that thread would
     /// (once, whoever calls it first). A watchdog calls it after 30 s: a

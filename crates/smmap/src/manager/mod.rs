@@ -59,6 +59,7 @@ use counters::{Counter, Counters};
 pub(crate) use entry::FileEntry;
 use entry::Files;
 use evictor::{Evictor, Need, Swept};
+use hooks::Point;
 use ledger::Ledger;
 pub(crate) use miss::Fetched;
 use room::Room;
@@ -440,18 +441,24 @@ impl Manager {
     pub fn make_cursor(&self, path_or_fd: impl Into<PathOrFd>) -> Result<WindowCursor> {
         let given = path_or_fd.into();
         let files = &self.shared.files;
-        let known = match &given {
+        let key = match &given {
             // A path known already needs no system call.
-            PathOrFd::Path(p) => std::path::absolute(p)
-                .ok()
-                .and_then(|abs| files.find(&FileKey::Path(abs))),
+            PathOrFd::Path(p) => std::path::absolute(p).ok().map(FileKey::Path),
             // A descriptor is known by what it refers to now (see FileKey).
             _ => None,
         };
-        let entry = match known {
-            Some(entry) => entry,
-            // The size is read without holding any lock.
-            None => files.attach(PinnedFile::stat(given)?),
+        let entry = match files.find(key.as_ref()) {
+            Ok(entry) => entry,
+            Err(mut epoch) => loop {
+                // The size is read without holding any lock; read again if
+                // a file found replaced meanwhile may be the one read.
+                let pinned = PinnedFile::stat(given.clone())?;
+                hooks::at(Point::BeforeAttach);
+                match files.attach(pinned, epoch) {
+                    Ok(entry) => break entry,
+                    Err(now) => epoch = now,
+                }
+            },
         };
         Ok(WindowCursor::attached(Attachment {
             manager: self.clone(),
