@@ -424,6 +424,65 @@ def test_g_a_huge_slice_is_a_memory_error_not_an_abort(tmp_path):
     assert str(path) in first and "not enough memory" in first, first
 
 
+MAPPED_COPY_SCRIPT = """
+    import os, resource, sys
+    from smmap import SlidingWindowMapBuffer, SlidingWindowMapManager
+
+    path = sys.argv[1]
+    # Larger than any arena the allocator may have reserved already (the
+    # free-threaded build's mimalloc reserves address space ahead).
+    size = 8 << 30
+    os.truncate(path, size)
+    m = SlidingWindowMapManager(window_size=size, max_memory_size=size)
+    c = m.make_cursor(path).use_region(0, size)
+    assert c.size() == size
+    view = c.map()
+    buf = SlidingWindowMapBuffer(c)
+    # The window is mapped; leave the address space room for 256 MiB more,
+    # so that a copy of the bytes the window holds cannot be allocated.
+    with open("/proc/self/status") as f:
+        vm = next(int(l.split()[1]) for l in f if l.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.getrlimit(resource.RLIMIT_AS)[1]))
+    for name, read in [
+        ("buf[:]", lambda: buf[:]),
+        ("view[:]", lambda: view[:]),
+        ("view[1:]", lambda: view[1:]),
+        ("view[::2]", lambda: view[::2]),
+        ("bytes(view)", lambda: bytes(view)),
+        ("__getslice__", lambda: buf.__getslice__(0, size)),
+    ]:
+        try:
+            read()
+        except MemoryError as e:
+            print(name, type(e).__name__, e)
+        else:
+            print(name, "returned")
+    # Still usable after every refusal.
+    assert view[5] == 0 and view[3:5] == b"\\0\\0" and buf[7:9] == b"\\0\\0"
+    print("ok")
+"""
+
+
+def test_g_a_copy_of_a_mapped_window_too_large_to_allocate_is_a_memory_error(tmp_path):
+    # The window holds every byte asked for, so the copy is made straight
+    # from it; Python cannot allocate the bytes. That was a panic
+    # (PanicException, which no `except Exception` catches), run with the
+    # cursor's state held.
+    path = tmp_path / "big"
+    path.touch()
+    out = run_python(MAPPED_COPY_SCRIPT, path, timeout=60)
+    assert_exited_cleanly(out)
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "ok" and len(lines) == 7, out.stdout + out.stderr
+    for line in lines[:-1]:
+        assert line.split()[1] == "MemoryError", line
+    for line, at in zip(lines[1:5], ["offset 0", "offset 1", "offset 0", "offset 0"]):
+        assert f"from {at}:" in line, line
+    # The buffer's name the file, as every copy the engine refuses does.
+    for line in (lines[0], lines[5]):
+        assert str(path) in line and "not enough memory" in line, line
+
+
 # ---------------------------------------------------------------- errors
 
 def test_file_replaced_error_is_exported_but_not_in_all():

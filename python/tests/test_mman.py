@@ -1,6 +1,7 @@
 """smmap.mman: the managers and WindowCursor, method by method."""
 import copy
 import errno
+import re
 import os
 import shutil
 import sys
@@ -359,9 +360,10 @@ def test_use_region_past_the_end_leaves_the_cursor_invalid(manager, big):
     assert c.use_region(len(content)).is_valid() is False
     assert c.use_region(2 ** 80).is_valid() is False
     assert c.region() is None
-    with pytest.raises(ValueError):
+    # The error names the cursor's file.
+    with pytest.raises(ValueError, match=re.escape(str(path))):
         c.buffer()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(str(path))):
         c.map()
 
 
@@ -463,6 +465,23 @@ def test_map_iterates_like_bytes_and_is_a_new_view_each_call(big):
     assert content[:1] not in m  # bytes are never found: use m.find()
     assert m.find(content[:1]) == 0
     assert c.map() is not m and c.map()[:] == m[:]
+
+
+def test_map_slices_with_any_step_as_bytes_does(big):
+    # A step as large as an index can be selects one byte: its next index
+    # lies past any int (the copy used to add the step once more, which
+    # overflowed).
+    path, content = big
+    c = SlidingWindowMapManager(window_size=4 * G).make_cursor(path).use_region(0, 10)
+    m = c.map()
+    ref = content[:len(m)]
+    huge = sys.maxsize
+    for key in [
+        slice(1, None, huge), slice(0, None, huge), slice(None, None, -huge),
+        slice(-1, None, -huge), slice(len(m) - 1, None, huge), slice(None, None, 3),
+        slice(None, None, -7), slice(-(10 ** 30), 10 ** 30, 5), slice(10 ** 30, None, -huge),
+    ]:
+        assert m[key] == ref[key], key
 
 
 def test_region_reports_client_counts(big):

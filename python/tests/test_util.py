@@ -172,7 +172,7 @@ def test_region_client_count_and_release(big):
     assert r.increment_client_count(-1) is False
     assert r.increment_client_count(-1) is True  # reached 0: released
     assert r.client_count() == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"the region of {G} bytes at offset 0 was released"):
         r.buffer()
     with pytest.raises(ValueError):
         r.increment_client_count(-1)
@@ -185,7 +185,7 @@ def test_region_release(big):
     r = MapRegion(path, 0, 0)
     m = r.map()
     r.release()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at offset 0 was released"):
         r.map()
     assert m[-3:] == content[-3:]
 

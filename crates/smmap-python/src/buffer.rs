@@ -22,6 +22,7 @@ use crate::cursor::{CursorState, PyCursor};
 use crate::errors;
 use crate::guard::{Guarded, State, StateGuard};
 use crate::interp;
+use crate::region::copy_bytes;
 
 /// Python's `sys.maxsize`, the reference's default buffer size.
 const SYS_MAXSIZE: u64 = isize::MAX as u64;
@@ -160,7 +161,10 @@ impl View<'_> {
         if c.inner.holds(abs, n) {
             // The common case: the current region holds it all, one copy.
             return match c.inner.chunk_at(abs) {
-                Ok(chunk) => Ok(PyBytes::new(py, &chunk[..n as usize])),
+                Ok(chunk) => match copy_bytes(py, &chunk[..n as usize]) {
+                    Some(bytes) => Ok(bytes),
+                    None => Err(too_large(py, c, abs, n)),
+                },
                 Err(e) => Err(read_error(py, c, e, self)),
             };
         }

@@ -310,7 +310,9 @@ impl CursorState {
     }
 
     fn region_or_err(&self) -> PyResult<&smmap::MapRegion> {
-        self.inner.region().ok_or_else(errors::invalid_cursor)
+        self.inner
+            .region()
+            .ok_or_else(|| errors::invalid_cursor(self.file_name().as_deref()))
     }
 
     fn associated_source(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -166,11 +166,13 @@ fn os_error(number: Option<Number>, msg: String, filename: Option<Py<PyAny>>) ->
     }
 }
 
-/// The `ValueError` for using a cursor that holds no region.
-pub(crate) fn invalid_cursor() -> PyErr {
-    PyValueError::new_err(
-        "the cursor is not valid: call use_region() with an offset inside the file first",
-    )
+/// The `ValueError` for using a cursor that holds no region, naming its
+/// file if it has one.
+pub(crate) fn invalid_cursor(file: Option<&str>) -> PyErr {
+    let on = file.map(|f| format!(" on {f}")).unwrap_or_default();
+    PyValueError::new_err(format!(
+        "the cursor{on} is not valid: call use_region() with an offset inside the file first"
+    ))
 }
 
 /// The `ValueError` for asking a cursor without a file about its file.

@@ -36,6 +36,7 @@ use pyo3::types::{PySlice, PyTuple, PyType};
 
 use crate::args::{int_value, SliceBounds};
 use crate::buffer::PyBuffer;
+use crate::region::copy_bytes;
 
 /// The name the public class has (module and qualified name).
 const PUBLIC_NAME: &std::ffi::CStr = c"smmap.buf.SlidingWindowMapBuffer";
@@ -257,10 +258,11 @@ unsafe fn fast(slf: *mut ffi::PyObject, key: *mut ffi::PyObject) -> Fast {
     if chunk.len() < n {
         return Fast::Slice(bounds);
     }
-    // SAFETY: `chunk` holds at least `n` bytes (the region holds them all);
-    // the bytes are copied while the cursor's state is held, and making a
-    // `bytes` object runs no Python code.
-    Fast::Done(unsafe {
-        ffi::PyBytes_FromStringAndSize(chunk.as_ptr().cast(), n as ffi::Py_ssize_t)
-    })
+    // The bytes are copied while the cursor's state is held: making a
+    // `bytes` object runs no Python code. One Python cannot allocate is
+    // left to the slow path, whose `MemoryError` names the file and offset.
+    match copy_bytes(py, &chunk[..n]) {
+        Some(bytes) => Fast::Done(bytes.into_ptr()),
+        None => Fast::Slice(bounds),
+    }
 }

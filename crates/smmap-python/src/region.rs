@@ -10,7 +10,7 @@
 
 use std::os::raw::{c_int, c_void};
 
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
@@ -61,6 +61,11 @@ impl MappedView {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.region.as_slice()[self.start..self.start + self.len]
+    }
+
+    /// The file offset of the view's first byte.
+    fn file_offset(&self) -> u64 {
+        self.region.ofs_begin() + self.start as u64
     }
 
     /// `find(sub, start, end)` of `mmap.mmap` with `how` (first or last
@@ -123,28 +128,59 @@ fn search_bounds(len: usize, start: Option<isize>, end: Option<isize>) -> (usize
     (start.map_or(0, clamp), end.map_or(len, clamp))
 }
 
-/// `data[key]` for a read-only byte sequence: an int gives the byte (negative
-/// counts from the end, `IndexError` past either end), a slice gives `bytes`.
+/// A `bytes` copy of `data`, or `None` if Python cannot allocate one (its
+/// `MemoryError` taken): PyO3's `PyBytes::new` panics then. Runs no Python
+/// code, so it may be called with a cursor's state held.
+pub(crate) fn copy_bytes<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    // SAFETY: `data` is valid for reads of `data.len()` bytes, a length that
+    // fits `Py_ssize_t` as every slice's fits `isize`; CPython copies them
+    // before it returns, and returns a new reference or null with an
+    // exception set, as `from_owned_ptr_or_err` expects.
+    let made = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), data.len() as ffi::Py_ssize_t),
+        )
+    };
+    made.ok()?.cast_into::<PyBytes>().ok()
+}
+
+/// The `MemoryError` of a copy of `n` bytes from file offset `offset` that
+/// Python could not allocate.
+fn no_room_to_copy(n: usize, offset: u64) -> PyErr {
+    PyMemoryError::new_err(format!(
+        "cannot copy {n} bytes of the file from offset {offset}: out of memory"
+    ))
+}
+
+/// `data[key]` for a read-only byte sequence whose first byte is at file
+/// offset `base`: an int gives the byte (negative counts from the end,
+/// `IndexError` past either end), a slice gives `bytes` (`MemoryError`,
+/// naming the offset, if they cannot be allocated).
 pub(crate) fn index_bytes<'py>(
     py: Python<'py>,
     data: &[u8],
+    base: u64,
     key: &Bound<'py, PyAny>,
 ) -> PyResult<Py<PyAny>> {
     if let Ok(slice) = key.cast::<PySlice>() {
         let ind = slice.indices(isize::try_from(data.len()).unwrap_or(isize::MAX))?;
         let n = ind.slicelength;
+        let at = base.saturating_add(ind.start.max(0) as u64);
         let out = if ind.step == 1 {
             let start = ind.start as usize;
-            PyBytes::new(py, &data[start..start + n])
+            copy_bytes(py, &data[start..start + n]).ok_or_else(|| no_room_to_copy(n, at))?
         } else {
+            // The k-th byte is at start + k * step, inside the data for
+            // every k below n (so no product overflows; a running sum
+            // would step once past the last one).
             PyBytes::new_with(py, n, |out| {
-                let mut i = ind.start;
-                for b in out.iter_mut() {
-                    *b = data[i as usize];
-                    i += ind.step;
+                for (k, b) in out.iter_mut().enumerate() {
+                    *b = data[(ind.start + k as isize * ind.step) as usize];
                 }
                 Ok(())
-            })?
+            })
+            .map_err(|_| no_room_to_copy(n, at))?
         };
         return Ok(out.into_any().unbind());
     }
@@ -171,7 +207,7 @@ impl MappedView {
     /// `m[i]` is the byte at `i` as an int (negative counts from the end);
     /// `m[a:b]` (any slice) is `bytes`.
     fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
-        index_bytes(py, self.bytes(), key)
+        index_bytes(py, self.bytes(), self.file_offset(), key)
     }
 
     /// Iterates over the bytes as ints.
@@ -179,9 +215,10 @@ impl MappedView {
         Ok(PyMemoryView::from(slf.as_any())?.try_iter()?.into_any())
     }
 
-    /// The bytes of the view, copied.
-    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.bytes())
+    /// The bytes of the view, copied (`MemoryError`, naming the offset, if
+    /// they cannot be allocated).
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        copy_bytes(py, self.bytes()).ok_or_else(|| no_room_to_copy(self.len, self.file_offset()))
     }
 
     /// The lowest index at which the bytes-like `sub` is found within
@@ -319,11 +356,13 @@ impl PyMapRegion {
 
     /// A handle to the mapping (a clone of the engine's region).
     fn mapped(&self, py: Python<'_>) -> PyResult<Local<smmap::MapRegion>> {
-        self.state
-            .lock(py)?
-            .region
-            .clone()
-            .ok_or_else(|| PyValueError::new_err("the region was released"))
+        let st = self.state.lock(py)?;
+        st.region.clone().ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "the region of {} bytes at offset {} was released",
+                st.size, st.ofs
+            ))
+        })
     }
 }
 
