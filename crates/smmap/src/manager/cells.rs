@@ -307,13 +307,18 @@ impl Cells {
                 Err(now) => n = now,
             }
         }
-        // Counted below the limit: a free bit exists among the cells of the
-        // first segments covering `n + 1` cells, once they are allocated.
+        // Counted below the limit: fewer than `max` bits are set by the
+        // others, so a bit is free at every moment once `max` cells are
+        // allocated. A scan can still miss one (freed behind it while the
+        // others take those ahead): it looks again then, rather than grow
+        // the cells for nothing (and the hand's walk with them).
         loop {
             if let Some(i) = self.claim_free_bit() {
                 return Some(i);
             }
-            self.grow();
+            if self.capacity() < self.max {
+                self.grow();
+            }
         }
     }
 
@@ -465,6 +470,9 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), n, "a cell reserved twice");
         assert_eq!(cells.used(), n);
+        // The first two segments hold the 100: no scan that missed a free
+        // bit grew a third.
+        assert_eq!(cells.capacity(), 192);
     }
 }
 
