@@ -1486,6 +1486,63 @@ fn bench_find_agrees_with_ripgrep() {
         .starts_with("smmap find --count -j 1")));
 }
 
+/// Ctrl-C (the terminal sends SIGINT to the process group) while `bench
+/// --find` waits for a command it times: the command dies of it too, and
+/// that is the interruption (status 130, the data removed), not a failure
+/// of the command measured.
+#[test]
+#[cfg(target_os = "linux")]
+fn ctrl_c_while_bench_find_times_a_command_interrupts_the_bench() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = binary();
+    command
+        .args([
+            "bench", "--find", "--size", "4MiB", "--repeat", "1000", "--quiet", "--dir",
+        ])
+        .arg(dir.path())
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = spawn(&mut command);
+    let pid = child.id();
+    // Wait for a command of its own to be running (a process whose parent
+    // it is), then signal the group, as a terminal would.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_child(pid) {
+        assert!(Instant::now() < deadline, "bench --find ran no command");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on the group of the child just started.
+    assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted; the benchmark data was removed"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// True if some process's parent is `pid` (from `/proc/*/stat`).
+#[cfg(target_os = "linux")]
+fn has_child(pid: u32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        std::fs::read_to_string(p.path().join("stat")).is_ok_and(|stat| {
+            // The parent's pid is the second field after the name, which
+            // ends with the last ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+    })
+}
+
 #[test]
 fn bench_errors() {
     fails(&["bench", "--size", "1k"], &["--size", "at least 64KiB"]);
@@ -1886,6 +1943,34 @@ fn bench_replay_errors_name_the_trace_and_the_files() {
         "1",
         "--quiet",
     ]);
+    // A directory, or (on Unix) a FIFO, where a file should be: refused by
+    // name, never opened (a FIFO's open would wait for a writer).
+    let data1 = elsewhere.join("data1.bin");
+    let real = dir.path().join("data1.real");
+    std::fs::rename(&data1, &real).unwrap();
+    std::fs::create_dir(&data1).unwrap();
+    let in_elsewhere = [
+        "bench",
+        "--replay",
+        t,
+        "--dir",
+        elsewhere.to_str().unwrap(),
+        "--quiet",
+    ];
+    fails(
+        &in_elsewhere,
+        &["reads.trace", "data1.bin", "is a directory"],
+    );
+    std::fs::remove_dir(&data1).unwrap();
+    #[cfg(unix)]
+    {
+        let c = std::ffi::CString::new(data1.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        fails(&in_elsewhere, &["data1.bin", "not a regular file"]);
+        std::fs::remove_file(&data1).unwrap();
+    }
+    std::fs::rename(&real, &data1).unwrap();
     // A file shorter than the trace read.
     std::fs::write(elsewhere.join("data2.bin"), b"short").unwrap();
     fails(
@@ -2111,8 +2196,9 @@ fn bench_takes_any_window() {
     assert!(out.contains("MIN"), "{out}");
 }
 
-/// A chart path in no directory is refused before the run; one that cannot
-/// be written (a directory) fails after the figures are printed.
+/// A chart path in no directory, or that names a directory, is refused
+/// before the run; one that cannot be written (a full device) fails after
+/// the figures are printed.
 #[test]
 fn bench_sweep_prints_its_figures_before_a_chart_it_cannot_draw() {
     let dir = tempfile::tempdir().unwrap();
@@ -2132,11 +2218,19 @@ fn bench_sweep_prints_its_figures_before_a_chart_it_cannot_draw() {
     fails(&args, &["cannot draw", nowhere, "is not a directory"]);
     let args = sweep(d);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&args, &["cannot draw", d, "it is a directory"]);
+    let out = smmap(&args);
+    assert!(out.stdout.is_empty(), "refused before the run");
+    if !Path::new("/dev/full").exists() {
+        return; // Not Linux: no device that refuses every write.
+    }
+    let args = sweep("/dev/full");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = smmap(&args);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("cannot draw") && stderr.contains(d),
+        stderr.contains("cannot draw") && stderr.contains("/dev/full"),
         "{stderr}"
     );
     assert!(

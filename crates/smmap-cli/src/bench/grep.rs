@@ -158,6 +158,13 @@ fn time_one(c: &[String], dir: &Path) -> anyhow::Result<(Duration, u64)> {
         .output()
         .with_context(|| format!("cannot run {}", short(c)))?;
     let time = start.elapsed();
+    // Ctrl-C reaches the command too (the terminal signals the process
+    // group): if it died of that, the run was interrupted, not the command
+    // at fault.
+    data::check_interrupted()?;
+    if died_of_interrupt(&out.status) {
+        bail!(data::Interrupted);
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let count = text.trim().rsplit(':').next().and_then(|n| n.parse().ok());
     match count {
@@ -169,6 +176,21 @@ fn time_one(c: &[String], dir: &Path) -> anyhow::Result<(Duration, u64)> {
             text.trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
+    }
+}
+
+/// True if a command ended by Ctrl-C or a termination request (which may
+/// reach it before this process's handler has seen its own).
+fn died_of_interrupt(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        matches!(status.signal(), Some(libc::SIGINT | libc::SIGTERM))
+    }
+    #[cfg(windows)]
+    {
+        // STATUS_CONTROL_C_EXIT.
+        status.code() == Some(0xC000_013A_u32 as i32)
     }
 }
 

@@ -209,6 +209,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 dir.display()
             );
         }
+        if args.svg.is_dir() {
+            bail!("cannot draw {}: it is a directory", args.svg.display());
+        }
     }
     data::catch_interrupts();
     let result = if let Some(trace) = &args.replay {

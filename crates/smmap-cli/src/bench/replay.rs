@@ -391,7 +391,7 @@ fn find_files(
                 Some(d) => d.join(named.file_name().unwrap_or(named.as_os_str())),
                 None => named,
             };
-            let size = std::fs::metadata(&path).map(|m| m.len()).map_err(|e| {
+            let meta = std::fs::metadata(&path).map_err(|e| {
                 anyhow::anyhow!(
                     "the trace {} reads {}, which is not at {} ({e}): give --dir with the directory that holds the files, or --make-files",
                     trace.display(),
@@ -399,6 +399,17 @@ fn find_files(
                     path.display()
                 )
             })?;
+            // Refused here, by name: a FIFO's open would wait for a writer.
+            if !meta.is_file() {
+                let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+                bail!(
+                    "the trace {} reads {}, but {} is {what}",
+                    trace.display(),
+                    f.name,
+                    path.display()
+                );
+            }
+            let size = meta.len();
             if size < f.size {
                 bail!(
                     "the trace {} read {} bytes of {}, but {} has {size}",
@@ -709,12 +720,15 @@ fn read_all_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result
 fn write_table(out: &mut impl Write, r: &Replay) -> std::io::Result<()> {
     writeln!(
         out,
-        "smmap bench --replay {}: {} reads of {} files ({}), windows of {}; best of {} runs",
+        "smmap bench --replay {}: {} reads of {} files ({}), {}; best of {} runs",
         r.trace,
         r.reads,
         r.files,
         indicatif::HumanBytes(r.files_bytes),
-        indicatif::HumanBytes(r.window_size),
+        match r.window_size {
+            0 => "whole-file windows".to_string(),
+            w => format!("windows of {}", indicatif::HumanBytes(w)),
+        },
         r.repeat
     )?;
     writeln!(
