@@ -176,10 +176,25 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Hits over accesses.
+    /// Hits over accesses; 1 with no access (none missed), as the engine's
+    /// hit ratio is counted.
     pub fn hit_ratio(&self) -> f64 {
         let n = self.hits + self.admitted + self.bypassed;
-        self.hits as f64 / n.max(1) as f64
+        if n == 0 {
+            return 1.0;
+        }
+        self.hits as f64 / n as f64
+    }
+}
+
+/// A policy's hit ratio `hit` over MIN's, `min`: how near the optimum it
+/// came. Both 0 (reads no policy could hit, such as one read of each
+/// window) is 1: as good as MIN.
+pub fn over_min(hit: f64, min: f64) -> f64 {
+    match (hit, min) {
+        (_, m) if m > 0.0 => hit / m,
+        (h, _) if h > 0.0 => f64::INFINITY,
+        _ => 1.0,
     }
 }
 
@@ -363,6 +378,20 @@ mod tests {
         let misses = o.admitted + o.bypassed;
         assert!(misses <= 9, "{o:?}");
         assert_eq!(o.hits + misses, 20);
+    }
+
+    /// No access: none missed, for MIN as for the engine; reads that no
+    /// policy hits put a policy that hits none at MIN's level, not at 0.
+    #[test]
+    fn no_access_and_no_possible_hit() {
+        let limits = Limits {
+            handles: 1,
+            bytes: u64::MAX,
+        };
+        assert_eq!(min(&[], limits).hit_ratio(), 1.0);
+        assert_eq!(over_min(0.0, 0.0), 1.0);
+        assert_eq!(over_min(0.4, 0.8), 0.5);
+        assert_eq!(over_min(0.1, 0.0), f64::INFINITY);
     }
 
     #[test]

@@ -810,7 +810,7 @@ fn write_table(out: &mut impl Write, r: &Replay) -> std::io::Result<()> {
             m("adaptive") * 100.0,
             m("always_map") * 100.0,
             p.belady_hit_ratio * 100.0,
-            m("adaptive") / p.belady_hit_ratio.max(f64::MIN_POSITIVE)
+            belady::over_min(m("adaptive"), p.belady_hit_ratio)
         )?;
     }
     if let Some(full) = r.points.iter().find(|p| p.share == Some(1.0)) {

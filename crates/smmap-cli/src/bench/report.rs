@@ -241,7 +241,7 @@ impl Row {
     /// starts with nothing mapped, over Belady's.
     fn hit_over_belady(&self, id: MethodId) -> Option<f64> {
         let hit = self.first_hit_ratio.get(&id)?;
-        Some(hit / self.belady_hit_ratio?.max(f64::MIN_POSITIVE))
+        Some(super::belady::over_min(*hit, self.belady_hit_ratio?))
     }
 
     fn ns(&self, id: MethodId) -> Option<u64> {
