@@ -21,8 +21,10 @@
 //!
 //! Because a free clears the bit before the count goes down, and a
 //! reservation's count is taken with `Acquire`, every reservation that got
-//! past the count finds a clear bit among the segments allocated (or
-//! allocates the next one).
+//! past the count finds a clear bit among the segments allocated (or, while
+//! they hold fewer cells than `max`, allocates the next one; once they hold
+//! `max`, a bit is clear at every moment, and a scan that missed one looks
+//! again).
 
 use std::sync::{Arc, OnceLock};
 
