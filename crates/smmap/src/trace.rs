@@ -13,7 +13,7 @@
 //!
 //! | tag | record | fields |
 //! |---|---|---|
-//! | 1 | a file, met for the first time | file id (from 0, in order), size, name length, name (UTF-8: the path as given, or `fd N`) |
+//! | 1 | a file, met for the first time | file id (from 0, in order), size, name length, name (the path as given — on Unix its bytes as the system has them, elsewhere UTF-8 — or `file descriptor N`) |
 //! | 2 | a cursor made on a file | cursor id (from 0, in order), file id |
 //! | 3 | a cursor cloned | cursor id, the id of the cursor it was cloned from |
 //! | 4 | a cursor dropped | cursor id |
@@ -184,9 +184,17 @@ struct Sink {
 }
 
 impl Trace {
-    /// Records into a new file at `path` (replacing one there).
+    /// Records into a new file at `path` (replacing one there). The error,
+    /// if the file cannot be made, names `path`.
     pub fn create(path: impl AsRef<Path>) -> io::Result<Trace> {
-        Ok(Trace::to_writer(File::create(path)?))
+        let path = path.as_ref();
+        let file = File::create(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create the trace {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Trace::to_writer(file))
     }
 
     /// Records into `out`.
@@ -257,9 +265,9 @@ impl Trace {
         let file = *s.files.entry(key).or_insert(next_file);
         // After the end record, nothing (the file's name neither).
         if file == next_file && !s.finished {
-            let name = name.to_string();
+            let name = name_bytes(name);
             s.put(TAG_FILE, &[file, size, name.len() as u64]);
-            s.buf.extend_from_slice(name.as_bytes());
+            s.buf.extend_from_slice(&name);
         }
         let id = s.next_cursor;
         s.next_cursor += 1;
@@ -396,11 +404,38 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// How a trace names a file: a path by its bytes as the system has them
+/// (on Unix, any bytes; elsewhere UTF-8, so that a name that is not valid
+/// Unicode is recorded with replacement characters), a lent descriptor as
+/// `file descriptor N`.
+fn name_bytes(name: &PathOrFd) -> Vec<u8> {
+    match name {
+        #[cfg(unix)]
+        PathOrFd::Path(p) => std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
+        #[cfg(not(unix))]
+        PathOrFd::Path(p) => p.to_string_lossy().into_owned().into_bytes(),
+        _ => name.to_string().into_bytes(),
+    }
+}
+
+/// The name of a file record, as [`name_bytes`] wrote it.
+fn name_of(bytes: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    {
+        PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
 /// A file a trace read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceFile {
-    /// Its name as the program gave it: a path, or `fd N`.
-    pub name: String,
+    /// Its name as the program gave it: a path, or `file descriptor N` for
+    /// a descriptor lent to the manager.
+    pub name: PathBuf,
     /// Its size when first met.
     pub size: u64,
 }
@@ -584,7 +619,7 @@ impl TraceReader {
                     }
                     let name = r.take(len).map_err(fail)?;
                     files.push(TraceFile {
-                        name: String::from_utf8_lossy(name).into_owned(),
+                        name: name_of(name),
                         size,
                     });
                 }
@@ -936,6 +971,18 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_that_cannot_be_made_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("t.trace");
+        let Err(e) = Trace::create(&path) else {
+            panic!("no directory to make it in");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+
+    #[test]
     fn records_decode_as_written() {
         let bytes = recorded(|t| {
             let a = t.cursor(1, 7, &PathOrFd::from("pack"), None, 1 << 40);
@@ -1063,7 +1110,7 @@ mod tests {
             }
         });
         let r = TraceReader::parse(&bytes).unwrap();
-        let names: Vec<_> = r.files().iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<_> = r.files().iter().map(|f| f.name.to_str().unwrap()).collect();
         let lent = if cfg!(unix) { 3 } else { 0 };
         assert_eq!(names.len(), 4 + lent, "{names:?}");
         assert_eq!(names[..4], ["pack", "idx", "data", "data"]);
@@ -1079,6 +1126,23 @@ mod tests {
         if cfg!(unix) {
             assert_eq!(files[7..], [4, 5, 6]);
         }
+    }
+
+    /// A name that is not UTF-8 (any bytes, on Unix) is read back as it
+    /// was given, so that the replay finds the file; a lent descriptor is
+    /// named as errors name it.
+    #[cfg(unix)]
+    #[test]
+    fn a_name_that_is_not_utf8_is_read_back_as_given() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = Path::new(std::ffi::OsStr::from_bytes(b"/data/pack-\xff\xfe.pack"));
+        let bytes = recorded(|t| {
+            t.cursor(1, 1, &PathOrFd::Path(odd.to_owned()), None, 100);
+            t.cursor(1, 2, &PathOrFd::Fd(7), None, 10);
+        });
+        let r = TraceReader::parse(&bytes).unwrap();
+        let names: Vec<&Path> = r.files().iter().map(|f| f.name.as_path()).collect();
+        assert_eq!(names, [odd, Path::new("file descriptor 7")]);
     }
 
     #[test]

@@ -172,7 +172,7 @@ proptest! {
         }
         let recorded = first.read(dir.path(), "first.trace");
         // The trace names each file as the program gave it.
-        let named: Vec<std::path::PathBuf> = recorded.files().iter().map(|f| f.name.clone().into()).collect();
+        let named: Vec<std::path::PathBuf> = recorded.files().iter().map(|f| f.name.clone()).collect();
         {
             let m = manager(l, Trace::to_writer(again.clone()));
             recorded.replay(&m, &named, |_| {}).unwrap();

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use memmap2::Mmap;
 use plotters::prelude::*;
 use serde::Serialize;
-use smmap::{Event, Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
+use smmap::{Event, FileRead, Manager, Op, ReadPolicy, SlidingWindowMapManager, TraceReader};
 
 use super::belady;
 use super::{BenchArgs, Notes};
@@ -140,6 +140,10 @@ struct Replay {
     points: Vec<Point>,
 }
 
+/// The most window accesses a replay holds for MIN (about 40 bytes each,
+/// and as much again while MIN runs).
+const MAX_ACCESSES: u64 = 1 << 25;
+
 /// Runs `smmap bench --replay`.
 pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     let reader = read_trace(trace)?;
@@ -154,6 +158,27 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
             reader.files().len()
         );
     }
+    let window = super::window_of(args);
+    let slot = super::slot_of(window);
+    let page = *smmap::ALLOCATIONGRANULARITY;
+    let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
+    let reads = reads_of(&reader);
+    // Refused before anything is made: a copy read is an access for each
+    // window it spans, which MIN holds in memory (tens of bytes each).
+    let count = belady::access_count(&reads, &sizes, slot);
+    if count > MAX_ACCESSES {
+        bail!(
+            "the trace {} makes {count} window accesses with {} windows (a copy read is one for \
+             each window it spans); the replay holds at most {MAX_ACCESSES}: give a larger \
+             --window",
+            trace.display(),
+            if slot == u64::MAX {
+                "whole-file".to_string()
+            } else {
+                crate::output::bytes(slot)
+            }
+        );
+    }
     let made;
     let paths = if args.make_files {
         made = make_files(&reader, args.dir.as_deref())?;
@@ -161,11 +186,7 @@ pub fn run(args: &BenchArgs, trace: &Path) -> anyhow::Result<()> {
     } else {
         find_files(&reader, trace, args.dir.as_deref())?
     };
-    let window = super::window_of(args);
-    let slot = super::slot_of(window);
-    let page = *smmap::ALLOCATIONGRANULARITY;
-    let sizes: Vec<u64> = reader.files().iter().map(|f| f.size).collect();
-    let accesses = belady::accesses(&reads_of(&reader), &sizes, slot, page);
+    let accesses = belady::accesses(&reads, &sizes, slot, page);
     let plan = Plan {
         bytes: plan(&reader, slot),
         touched: accesses.iter().filter(|a| !a.is_release()).count() as u64,
@@ -375,6 +396,14 @@ fn reads_of(reader: &TraceReader) -> Vec<belady::Read> {
     out
 }
 
+/// Whether `read`, of a file of `size` bytes, touches a window as MIN
+/// counts the accesses ([`reads_of`], then [`belady::accesses`]): a
+/// buffer's first map does not, nor a read at or past the end of the file,
+/// nor a copy of no bytes. A read that fails and touches one is a miss.
+fn touches(read: &FileRead, size: u64) -> bool {
+    read.op != Op::First && read.offset < size && (read.op != Op::ReadAt || read.len > 0)
+}
+
 /// Where the trace's files are: each named as the program gave it, or
 /// under `dir` by its file name.
 fn find_files(
@@ -386,16 +415,16 @@ fn find_files(
         .files()
         .iter()
         .map(|f| {
-            let named = PathBuf::from(&f.name);
+            let named = &f.name;
             let path = match dir {
                 Some(d) => d.join(named.file_name().unwrap_or(named.as_os_str())),
-                None => named,
+                None => named.clone(),
             };
             let meta = std::fs::metadata(&path).map_err(|e| {
                 anyhow::anyhow!(
                     "the trace {} reads {}, which is not at {} ({e}): give --dir with the directory that holds the files, or --make-files",
                     trace.display(),
-                    f.name,
+                    f.name.display(),
                     path.display()
                 )
             })?;
@@ -405,7 +434,7 @@ fn find_files(
                 bail!(
                     "the trace {} reads {}, but {} is {what}",
                     trace.display(),
-                    f.name,
+                    f.name.display(),
                     path.display()
                 );
             }
@@ -415,7 +444,7 @@ fn find_files(
                     "the trace {} read {} bytes of {}, but {} has {size}",
                     trace.display(),
                     f.size,
-                    f.name,
+                    f.name.display(),
                     path.display()
                 );
             }
@@ -446,7 +475,7 @@ fn make_files(
                     "cannot make {} of {} bytes, the size the trace gives {}",
                     p.display(),
                     f.size,
-                    f.name
+                    f.name.display()
                 )
             })?;
             Ok(p)
@@ -546,7 +575,8 @@ fn replay_once(
                 ReadPolicy::AlwaysMap
             };
             let m = manager(limits, policy);
-            let mut failed = 0u64;
+            // Failed reads; those of them that touched a window, misses.
+            let (mut failed, mut failed_touching) = (0u64, 0u64);
             let mut first_error = None;
             read.clear();
             read.resize(plan.bytes.len(), 0);
@@ -560,6 +590,8 @@ fn replay_once(
                     }
                     Err(e) => {
                         failed += 1;
+                        failed_touching +=
+                            u64::from(touches(&r.read, reader.files()[r.read.file].size));
                         first_error.get_or_insert_with(|| e.to_string());
                     }
                 })
@@ -569,7 +601,8 @@ fn replay_once(
             let result = Result {
                 ns_per_read: per_read(t),
                 hit_ratio: (1.0
-                    - (s.maps + s.pread_windows + failed) as f64 / plan.touched.max(1) as f64)
+                    - (s.maps + s.pread_windows + failed_touching) as f64
+                        / plan.touched.max(1) as f64)
                     .max(0.0),
                 failed_reads: failed,
                 first_error,
