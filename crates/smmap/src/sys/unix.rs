@@ -52,7 +52,9 @@ pub(crate) fn allocation_granularity() -> u64 {
 /// The descriptor is closed on exec.
 pub(crate) fn open_for_map(path: &Path) -> io::Result<File> {
     let c = c_path(path)?;
-    loop {
+    // O_NONBLOCK makes open return at once; EINTR can only come from a
+    // signal arriving during the path lookup itself.
+    retrying(|| {
         // SAFETY: `c` is a NUL-terminated string that lives across the call;
         // open has no other preconditions.
         let fd = unsafe {
@@ -61,15 +63,23 @@ pub(crate) fn open_for_map(path: &Path) -> io::Result<File> {
                 libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
             )
         };
-        if fd >= 0 {
-            // SAFETY: open just returned this descriptor; nothing else owns it.
-            return Ok(unsafe { File::from_raw_fd(fd) });
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
-        let e = io::Error::last_os_error();
-        // O_NONBLOCK makes open return at once; EINTR can only come from a
-        // signal arriving during the path lookup itself.
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        // SAFETY: open just returned this descriptor; nothing else owns it.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    })
+}
+
+/// `call`, made again for as long as it fails with `EINTR`: a signal (a
+/// profiler's, a Python handler's) that arrives while a call waits, as
+/// the lookup of a path or the `stat` of a file on a network or FUSE file
+/// system may, is no error of the file's.
+fn retrying<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => return done,
         }
     }
 }
@@ -93,8 +103,31 @@ pub(crate) fn fstat_lent(fd: RawFd) -> io::Result<FileInfo> {
 
 /// A duplicate of a descriptor the caller lent (close-on-exec), after
 /// checking that it is open; the caller's own is never closed.
+///
+/// On Linux, a descriptor opened with `O_DIRECT` is opened anew instead,
+/// through its `/proc/self/fd` link (which names the open file, not a
+/// path: the same file, renamed or unlinked since or not): a duplicate
+/// shares the caller's status flags, and under `O_DIRECT` a `pread` into an
+/// unaligned buffer fails (`EINVAL`), so every copy read would. Where that
+/// open fails (no `/proc`, a file no longer readable), the duplicate it is.
 pub(crate) fn clone_lent(fd: RawFd) -> io::Result<File> {
-    borrow(fd)?.try_clone_to_owned().map(File::from)
+    let lent = borrow(fd)?;
+    #[cfg(target_os = "linux")]
+    if is_direct(fd) {
+        if let Ok(f) = open_for_map(Path::new(&format!("/proc/self/fd/{fd}"))) {
+            return Ok(f);
+        }
+    }
+    lent.try_clone_to_owned().map(File::from)
+}
+
+/// True if the open descriptor `fd` reads with `O_DIRECT`.
+#[cfg(target_os = "linux")]
+fn is_direct(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL only queries the descriptor's status flags; any
+    // integer is an acceptable argument (-1 for one not open).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags != -1 && flags & libc::O_DIRECT != 0
 }
 
 /// Borrows the caller's descriptor after checking that it is open.
@@ -172,12 +205,16 @@ fn is_statx_refused(e: &io::Error) -> bool {
 fn statx_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
     let mask = libc::STATX_BASIC_STATS | libc::STATX_BTIME;
-    // SAFETY: `path` is NUL-terminated and lives across the call, `dirfd`
-    // is AT_FDCWD or an open descriptor (with AT_EMPTY_PATH), and `st` is
+    // `path` is NUL-terminated and lives across the call, `dirfd` is
+    // AT_FDCWD or an open descriptor (with AT_EMPTY_PATH), and `st` is
     // valid for writes of one `statx`.
-    if unsafe { libc::statx(dirfd, path.as_ptr(), flags, mask, st.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    retrying(|| {
+        // SAFETY: as above.
+        match unsafe { libc::statx(dirfd, path.as_ptr(), flags, mask, st.as_mut_ptr()) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    })?;
     // SAFETY: statx returned 0, so it filled `st`.
     let st = unsafe { st.assume_init() };
     let born = if st.stx_mask & libc::STATX_BTIME != 0 {
@@ -206,11 +243,15 @@ fn device(major: u32, minor: u32) -> u64 {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn stat_fd(fd: RawFd) -> io::Result<FileInfo> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is valid for writes of one `stat`; fstat of a descriptor
-    // that is not open fails with EBADF and writes nothing.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // `st` is valid for writes of one `stat`; fstat of a descriptor that is
+    // not open fails with EBADF and writes nothing.
+    retrying(|| {
+        // SAFETY: as above.
+        match unsafe { libc::fstat(fd, st.as_mut_ptr()) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    })?;
     // SAFETY: fstat returned 0, so it filled `st`.
     Ok(info_of(&unsafe { st.assume_init() }))
 }
@@ -224,12 +265,16 @@ fn stat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
 /// `AT_EMPTY_PATH`, on Linux).
 fn fstat_at(dirfd: RawFd, path: &CStr, flags: i32) -> io::Result<FileInfo> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `path` is NUL-terminated and lives across the call, `dirfd`
-    // is AT_FDCWD or an open descriptor, and `st` is valid for writes of
-    // one `stat`.
-    if unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // `path` is NUL-terminated and lives across the call, `dirfd` is
+    // AT_FDCWD or an open descriptor, and `st` is valid for writes of one
+    // `stat`.
+    retrying(|| {
+        // SAFETY: as above.
+        match unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    })?;
     // SAFETY: fstatat returned 0, so it filled `st`.
     Ok(info_of(&unsafe { st.assume_init() }))
 }
@@ -344,6 +389,64 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let f = open_for_map(&fifo).unwrap();
         assert_eq!(fstat(&f).unwrap().kind, FileKind::Other("a FIFO"));
+    }
+
+    /// A call interrupted by a signal is made again; any other error, or
+    /// success, ends it.
+    #[test]
+    fn interrupted_calls_are_made_again() {
+        let mut calls = 0;
+        let got = retrying(|| {
+            calls += 1;
+            match calls {
+                1 | 2 => Err(io::Error::from_raw_os_error(libc::EINTR)),
+                _ => Ok(calls),
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
+        let mut calls = 0;
+        let e = retrying(|| -> io::Result<()> {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        })
+        .unwrap_err();
+        assert_eq!((e.raw_os_error(), calls), (Some(libc::ENOENT), 1));
+    }
+
+    /// A lent descriptor opened with `O_DIRECT` is opened anew without it,
+    /// so that a copy read of a few bytes at any offset works; the caller's
+    /// keeps its flags.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lent_descriptor_with_o_direct_is_opened_anew_for_copies() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, vec![7u8; 3 * 4096]).unwrap();
+        let direct = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+        {
+            Ok(f) => f,
+            // A file system without O_DIRECT (tmpfs before Linux 6.6):
+            // no descriptor can have it there.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
+            Err(e) => panic!("{e}"),
+        };
+        let fd = direct.as_raw_fd();
+        assert!(is_direct(fd));
+        let mine = clone_lent(fd).unwrap();
+        assert!(!is_direct(mine.as_raw_fd()));
+        assert!(is_direct(fd), "the caller's flags are its own");
+        assert_eq!(fstat(&mine).unwrap().id, fstat(&direct).unwrap().id);
+        let mut byte = [0u8; 3];
+        mine.read_exact_at(&mut byte, 4097).unwrap();
+        assert_eq!(byte, [7; 3]);
+        // Unlinked meanwhile: the link still opens the same file.
+        std::fs::remove_file(&path).unwrap();
+        let again = clone_lent(fd).unwrap();
+        assert_eq!(fstat(&again).unwrap().id, fstat(&direct).unwrap().id);
     }
 
     #[test]
