@@ -50,10 +50,14 @@ def trace_to(path: Optional[Union[str, bytes, "os.PathLike[str]", "os.PathLike[b
     """Record what every manager made (or first used) from now on reads into
     a new trace file at ``path`` (replacing one there), for
     ``smmap bench --replay``; ``None`` stops recording. The trace in progress,
-    if any, is finished first; the last is finished at exit. The environment
-    variable ``SMMAP_TRACE=path`` does the same for an unmodified program when
-    ``smmap`` is imported. A forked child records nothing. Raises ``OSError``
-    naming the path if the file cannot be made. An extension, not in the
+    if any, is finished first (so ``path`` may name it: it is recorded anew);
+    the last is finished at exit. The environment variable
+    ``SMMAP_TRACE=path`` does the same for an unmodified program when
+    ``smmap`` is imported (and is then taken out of ``os.environ``, unless
+    the path holds ``%p``, which each process replaces by its id). A forked
+    child records nothing. Raises ``OSError``
+    naming the path if the trace in progress cannot be finished (then
+    nothing records) or the file cannot be made. An extension, not in the
     reference."""
 
 def _finish_trace() -> None:

@@ -530,6 +530,14 @@ def test_fd_cursor(manager, big, fd_of):
     os.fstat(fd)  # the caller's descriptor is never closed
 
 
+@pytest.mark.parametrize("fd", [2**31, 2**40, -2**31 - 1, 2**100])
+def test_fd_out_of_range_names_the_argument(manager, fd):
+    with pytest.raises(OverflowError) as e:
+        manager.make_cursor(fd)
+    shown = "a huge number" if fd > 2**64 else str(fd)
+    assert str(e.value) == f"path_or_fd: file descriptor {shown} is out of range"
+
+
 def test_fd_closed_after_make_cursor(big, fd_of):
     path, content = big
     m = SlidingWindowMapManager(window_size=G)

@@ -108,6 +108,28 @@ def test_trace_to_starts_and_stops(tmp_path, data_file):
     assert b[2][1][2] == 20
 
 
+def test_trace_to_the_path_being_recorded_records_it_anew(tmp_path, data_file):
+    # The old trace is finished before the file is made anew: its buffered
+    # records and end record do not land in the new one (more reads than
+    # fit one write of the buffer, and a SMMAP_TRACE naming the same file).
+    trace = tmp_path / "same.trace"
+    out = run_script("""
+        import smmap, sys
+        m = smmap.SlidingWindowMapManager(window_size=4096)
+        b = smmap.SlidingWindowMapBuffer(m.make_cursor(sys.argv[1]))
+        for i in range(20000):
+            b[i % 16384]
+        smmap.trace_to(sys.argv[2])
+        m2 = smmap.SlidingWindowMapManager()
+        m2.make_cursor(sys.argv[1]).use_region(20, 10)
+        smmap.trace_to(None)
+    """, data_file, trace, env=dict(os.environ, SMMAP_TRACE=str(trace)))
+    assert_exited(out, 0)
+    records = decode(trace.read_bytes())
+    assert [k for k, _ in records] == ["file", "cursor", "read", "drop", "end"]
+    assert records[2][1][2] == 20
+
+
 def test_trace_to_a_bad_path_names_it(tmp_path):
     out = run_script("""
         import smmap, sys
@@ -119,6 +141,71 @@ def test_trace_to_a_bad_path_names_it(tmp_path):
     """, tmp_path / "missing" / "t.trace")
     assert_exited(out, 3)
     assert "missing" in out.stdout and "trace" in out.stdout
+
+
+def test_trace_to_takes_bytes_and_path_like_and_names_the_file(tmp_path, data_file):
+    out = run_script("""
+        import os, pathlib, smmap, sys
+        smmap.trace_to(os.fsencode(sys.argv[2]))
+        smmap.SlidingWindowMapManager().make_cursor(sys.argv[1]).use_region(0, 10)
+        smmap.trace_to(pathlib.Path(sys.argv[3]))
+        smmap.SlidingWindowMapManager().make_cursor(sys.argv[1]).use_region(0, 10)
+        smmap.trace_to(None)
+        bad = pathlib.Path(sys.argv[4])
+        try:
+            smmap.trace_to(bad)
+        except FileNotFoundError as e:
+            assert e.filename is bad, e.filename
+            assert "(os error" not in str(e), e
+            print(e)
+        try:
+            smmap.trace_to(3.5)
+        except TypeError as e:
+            print("TypeError", e)
+    """, data_file, tmp_path / "a.trace", tmp_path / "b.trace", tmp_path / "missing" / "c.trace")
+    assert_exited(out, 0)
+    for name in ("a.trace", "b.trace"):
+        assert [k for k, _ in decode((tmp_path / name).read_bytes())] == \
+            ["file", "cursor", "read", "drop", "end"]
+    assert "cannot record a trace into" in out.stdout and "c.trace" in out.stdout, out.stdout
+    assert "TypeError" in out.stdout, out.stdout
+
+
+CHILD = """
+import subprocess, sys
+import smmap
+print("SMMAP_TRACE" in __import__("os").environ)
+m = smmap.SlidingWindowMapManager()
+m.make_cursor(sys.argv[1]).use_region(0, 10)
+subprocess.run([sys.executable, "-c",
+                "import smmap, sys; smmap.SlidingWindowMapManager().make_cursor(sys.argv[1]).use_region(40, 10)",
+                sys.argv[1]], check=True)
+m.make_cursor(sys.argv[1]).use_region(20, 10)
+"""
+
+
+def test_smmap_trace_is_not_made_anew_by_a_child_process(tmp_path, data_file):
+    # The variable is taken out of the environment once read: a child that
+    # imports smmap does not truncate the parent's trace, nor record.
+    trace = tmp_path / "t.trace"
+    out = run_script(CHILD, data_file, env=dict(os.environ, SMMAP_TRACE=str(trace)))
+    assert_exited(out, 0)
+    assert out.stdout.split() == ["False"], out.stdout
+    records = decode(trace.read_bytes())
+    assert [f[2] for k, f in records if k == "read"] == [0, 20]
+    assert [k for k, _ in records][-1] == "end"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "t.trace"]
+
+
+def test_smmap_trace_with_pid_traces_each_process_to_its_own_file(tmp_path, data_file):
+    out = run_script(CHILD, data_file, env=dict(os.environ, SMMAP_TRACE=str(tmp_path / "t-%p.trace")))
+    assert_exited(out, 0)
+    assert out.stdout.split() == ["True"], out.stdout
+    traces = sorted(tmp_path.glob("t-*.trace"))
+    assert len(traces) == 2, traces
+    reads = sorted([f[2] for k, f in decode(t.read_bytes()) if k == "read"] for t in traces)
+    assert reads == [[0, 20], [40]], reads
+    assert all(t.name[2:-6].isdigit() for t in traces), traces
 
 
 def test_smmap_trace_that_cannot_be_made_warns_and_runs_on(tmp_path, data_file):

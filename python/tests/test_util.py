@@ -74,6 +74,27 @@ def test_window_extend_examples():
     assert w.size == 20
 
 
+def test_window_extends_with_huge_limits_or_raises_past_64_bits():
+    # A limit of any size is taken as given; a result that does not fit
+    # the window's 64-bit offsets is an OverflowError, not another window.
+    for huge in (2**63, 2**100):
+        w = MapWindow(100, 10)
+        w.extend_left_to(MapWindow(0, 50), huge)
+        assert (w.ofs, w.size) == (50, 60)
+        w.extend_right_to(MapWindow(1000, 5), huge)
+        assert (w.ofs, w.size) == (50, 950)
+    # The reference's window would be (about 2**100, about -2**100).
+    w = MapWindow(100, 10)
+    with pytest.raises(OverflowError):
+        w.extend_left_to(MapWindow(0, 50), -2**100)
+    w = MapWindow(2**62, 10)
+    with pytest.raises(OverflowError):
+        w.extend_left_to(MapWindow(-2**63, 0), 2**100)
+    assert (w.ofs, w.size) == (2**62, 10), "unchanged"
+    with pytest.raises(OverflowError):
+        w.extend_right_to(MapWindow(2**63 - 1, 0), -2**100)
+
+
 def test_window_arithmetic_matches_the_reference_on_random_input():
     rnd = random.Random(5)
     for _ in range(2000):

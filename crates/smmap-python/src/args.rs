@@ -14,7 +14,7 @@
 use std::os::raw::c_int;
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PySlice, PyString};
@@ -164,16 +164,28 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
 /// (Windows) makes them (on Unix, a `str` that the file system encoding
 /// cannot encode, such as a lone surrogate, raises its `UnicodeEncodeError`).
 pub(crate) fn path_or_fd(ob: &Bound<'_, PyAny>) -> PyResult<smmap::PathOrFd> {
-    if ob.is_instance_of::<PyInt>() {
-        let fd: i32 = ob.extract()?;
+    if let Ok(int) = ob.cast::<PyInt>() {
+        let v = int_value(int);
+        let fd = i32::try_from(v).map_err(|_| {
+            PyOverflowError::new_err(format!(
+                "path_or_fd: file descriptor {} is out of range",
+                show(v)
+            ))
+        })?;
         return lent(ob.py(), fd);
     }
+    Ok(smmap::PathOrFd::Path(path_arg(ob)?))
+}
+
+/// A path argument: `str`, `bytes` or `os.PathLike`, as [`path_or_fd`]
+/// takes them.
+pub(crate) fn path_arg(ob: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let py = ob.py();
     // SAFETY: PyOS_FSPath takes any object and returns a new reference to a
     // str or bytes (calling `__fspath__` once), or NULL with an exception set
     // (TypeError for an object that is not path-like).
     let fspath = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyOS_FSPath(ob.as_ptr())) }?;
-    Ok(smmap::PathOrFd::Path(to_path(&fspath)?))
+    to_path(&fspath)
 }
 
 /// A file descriptor lent by Python.

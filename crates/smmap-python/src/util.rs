@@ -30,10 +30,11 @@ fn align(num: i128, round_up: bool) -> i128 {
     }
 }
 
-/// `v` within the `i64` range, so that sums of a few such values never
+/// `v` within ±2^80: past every sum of a few 64-bit values, so that a
+/// `min` with such a sum decides as with `v` itself, and sums with it never
 /// overflow `i128`.
-fn clamp64(v: i128) -> i128 {
-    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+fn bounded(v: i128) -> i128 {
+    v.clamp(-(1 << 80), 1 << 80)
 }
 
 fn to_i64(v: i128) -> PyResult<i64> {
@@ -106,9 +107,10 @@ impl PyMapWindow {
     }
 }
 
-/// A plain int within 64 bits, from a value a window-like object returned.
+/// A plain int within 64 bits, from a value a window-like object returned;
+/// `OverflowError` beyond them (a window's offsets are 64-bit).
 fn window_int(v: &Bound<'_, PyAny>) -> PyResult<i128> {
-    Ok(clamp64(v.extract::<AnyInt>()?.0))
+    Ok(i128::from(to_i64(v.extract::<AnyInt>()?.0)?))
 }
 
 #[pymethods]
@@ -183,7 +185,9 @@ impl PyMapWindow {
         let (ofs, size) = self.get();
         let mut rofs = ofs - left_end;
         let nsize = rofs + size;
-        rofs -= nsize - nsize.min(clamp64(max_size.0));
+        // A huge `max_size` is no limit; a result beyond 64 bits is an
+        // `OverflowError`.
+        rofs -= nsize - nsize.min(bounded(max_size.0));
         self.set(ofs - rofs, size + rofs)
     }
 
@@ -193,7 +197,7 @@ impl PyMapWindow {
     fn extend_right_to(&self, window: &Bound<'_, PyAny>, max_size: AnyInt) -> PyResult<()> {
         let right = window_int(&window.getattr("ofs")?)?;
         let (ofs, size) = self.get();
-        let nsize = (size + (right - (ofs + size))).min(clamp64(max_size.0));
+        let nsize = (size + (right - (ofs + size))).min(bounded(max_size.0));
         self.set(ofs, nsize)
     }
 
