@@ -4,6 +4,8 @@ exit. A read then works, or raises a Python exception; the process always
 exits with the status the program chose, never with an abort.
 
 Each case runs in a fresh interpreter (see `isolated`)."""
+import os
+
 import pytest
 
 from conftest import G, make_bytes
@@ -136,18 +138,11 @@ def test_daemon_threads_reading_at_exit(data, kind):
         assert_exited(out, 5)
 
 
-def test_a_read_at_exit_does_not_wait_for_a_daemon_thread(data, tmp_path):
-    # A daemon thread is inside a long read through a cursor (a gigabyte of
-    # a sparse file) when the main thread exits; an `atexit` callback, and a
-    # finalizer where the interpreter runs it at exit (not 3.11's, with a
-    # daemon thread alive), then read through the same cursor. That thread
-    # may never give it back: the read does not wait for it but raises
-    # RuntimeError (or works, if the thread had not taken the cursor yet, or
-    # had let go of it: then try again).
-    sparse = tmp_path / "sparse.bin"
-    with open(sparse, "wb") as f:
-        f.truncate(1 << 30)
-    code = r"""
+# A daemon thread is inside a long read through a cursor (a gigabyte of a
+# sparse file) when the main thread exits; an `atexit` callback, and a
+# finalizer where the interpreter runs it at exit (not 3.11's, with a daemon
+# thread alive), then read through the same cursor.
+LONG_READ = r"""
 import atexit, os, sys, threading, time
 at_exit = []
 atexit.register(lambda: [f() for f in at_exit])
@@ -185,14 +180,92 @@ started.wait()
 time.sleep(0.02)
 sys.exit(status)
 """
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sparse") / "sparse.bin"
+    with open(path, "wb") as f:
+        f.truncate(1 << 30)
+    return path
+
+
+def test_a_read_at_exit_does_not_wait_for_a_daemon_thread_given_up(sparse):
+    # With no wait at exit (SMMAP_EXIT_WAIT=0) smmap's callback gives up on
+    # the thread at once: it may never give the cursor back, and the read
+    # does not wait for it but raises RuntimeError (or works, if the thread
+    # had not taken the cursor yet, or had let go of it: then try again).
+    env = dict(os.environ, SMMAP_EXIT_WAIT="0")
     for _ in range(5):
-        out = run_script(code, sparse, 9)
+        out = run_script(LONG_READ, sparse, 9, env=env)
         assert_exited(out, 9)
         if "atexit raised" in out.stdout:
             assert "shutting down" in out.stdout and "another thread" in out.stdout, out.stdout
             return
         assert "atexit read 0" in out.stdout, out.stdout + out.stderr
     pytest.fail("the daemon thread never held the cursor at exit: nothing was tested")
+
+
+def test_exit_waits_for_a_daemon_threads_read_to_end(sparse):
+    # Waiting long enough, smmap's callback lets the daemon thread's read
+    # end and give the cursor back: the read at exit works, every time.
+    env = dict(os.environ, SMMAP_EXIT_WAIT="60")
+    for _ in range(3):
+        out = run_script(LONG_READ, sparse, 9, env=env)
+        assert_exited(out, 9)
+        assert "atexit read 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_exit_callback_registered_first_joins_a_daemon_reader(data):
+    # `atexit` runs the callbacks registered last first: one registered
+    # before smmap was imported runs after smmap's own, once shutdown has
+    # begun. It stops and joins a daemon thread that keeps missing (every
+    # read maps, releasing the interpreter): the thread runs on and ends.
+    path, _ = data
+    code = r"""
+import atexit, os, sys, threading
+stop = threading.Event()
+threads = []
+
+def stop_readers():
+    stop.set()
+    for t in threads:
+        t.join(10)
+    os.write(1, b"alive after join: %d\n" % sum(t.is_alive() for t in threads))
+
+atexit.register(stop_readers)
+from smmap import SlidingWindowMapManager
+
+path, G, status = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+m = SlidingWindowMapManager(window_size=G, max_memory_size=2 * G, max_open_handles=8)
+started = threading.Barrier(3)
+
+def read(n):
+    c = m.make_cursor(path)
+    i = n
+    started.wait()
+    while not stop.is_set():
+        i = (i * 31 + 7) % 64
+        assert c.use_region(i * G, 100).is_valid()
+
+for n in range(2):
+    threads.append(threading.Thread(target=read, args=(n,), daemon=True))
+    threads[-1].start()
+started.wait()
+sys.exit(status)
+"""
+    for _ in range(ROUNDS // 2):
+        out = run_script(code, path, G, 4)
+        assert_exited(out, 4)
+        assert "alive after join: 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_exit_wait_that_is_no_number_warns(data):
+    path, _ = data
+    env = dict(os.environ, SMMAP_EXIT_WAIT="soon")
+    out = run_script("import smmap", env=env)
+    assert_exited(out, 0)
+    assert "RuntimeWarning" in out.stderr and "SMMAP_EXIT_WAIT" in out.stderr and "soon" in out.stderr, out.stderr
 
 
 def test_exit_status_is_kept_with_daemon_threads_waiting_for_each_other(data):

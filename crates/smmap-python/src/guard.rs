@@ -48,8 +48,11 @@
 //! half-updated, and every use of it raises `RuntimeError` (it is leaked).
 //!
 //! Once the interpreter is shutting down (see `interp`), a thread that
-//! finds a state held does not wait for it (the holder may be detached for
-//! good): it raises `RuntimeError`, and a destructor leaves the state alone.
+//! finds a state held does not wait for it (the holder may be a thread
+//! that the `atexit` callback gave up on, detached for good): it raises
+//! `RuntimeError`, and a destructor leaves the state alone. A thread
+//! already waiting when shutdown begins stops waiting within [`PERIOD`]
+//! and tries once more, as such a thread.
 
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
@@ -324,9 +327,10 @@ impl<T: State> Guarded<T> {
 
     /// While the interpreter shuts down: the state, if it is free or (when
     /// free-threaded) freed within [`PERIOD`] by a thread still running
-    /// attached; `Closing` otherwise. (With the GIL, the holder of a state is
-    /// a thread detached in an engine call or a wait, which will never
-    /// attach again.)
+    /// attached; `Closing` otherwise. (With the GIL, once the `atexit`
+    /// callback has returned, the holder of a state is a thread it gave up
+    /// on, detached in an engine call for good; before, a thread whose call
+    /// is ending, which gives the state back soon.)
     fn lock_while_closing(&self) -> Result<StateGuard<'_, T>, Refusal> {
         #[cfg(Py_GIL_DISABLED)]
         {
@@ -421,7 +425,9 @@ impl<T: State> Guarded<T> {
             }
         }
         // No one queued; or the interpreter is shutting down, and those
-        // queued will never attach to use it (they stay detached).
+        // queued stop waiting (within `PERIOD`) and try once more for the
+        // state, not handed it: a thread may wait for its turn only while
+        // others are sure to come back.
         queue.clear();
         self.word.fetch_and(!(LOCKED | QUEUED), Ordering::Release);
     }

@@ -4,77 +4,110 @@
 //! Before 3.14, CPython ends a thread that attaches while the interpreter
 //! finalizes (a daemon thread at exit) with `pthread_exit`. That forced
 //! unwind would run through this binding's frames and PyO3's panic
-//! trampolines, which cannot let it pass (the process aborts). So a thread
-//! never attaches again once the interpreter has begun shutting down: it
-//! stays detached for good instead — CPython 3.14 does the same to such
-//! threads — and the process exits with the status the program chose.
+//! trampolines, which cannot let it pass (the process aborts). So no thread
+//! may come back from an engine call once the interpreter is finalizing.
 //!
-//! "Begun shutting down" is an `atexit` callback ([`closing`]), which runs
-//! after the non-daemon threads are joined and before the other threads
-//! are stopped and the interpreter is marked as finalizing (CPython's
-//! `_PyInterpreterState_SetFinalizing`). A thread about to attach announces itself in a
-//! counter, then reads the flag; the callback sets the flag, then waits
-//! (detached) until no thread is announced. Both sides use sequentially
-//! consistent operations, so either the thread sees the flag and stays
-//! detached, or the callback sees the thread and lets it attach before the
-//! interpreter can be marked as finalizing. The counter is striped over
-//! cache lines, so threads releasing the interpreter at once do not share
-//! one.
+//! "Begun shutting down" is an `atexit` callback ([`closing`]), registered
+//! when the module is imported. `atexit` runs the callbacks last
+//! registered first, so the program's own callbacks registered before the
+//! import run after it — and one of them may stop and join a daemon thread
+//! that reads through smmap. All of them run before the other threads are
+//! stopped and the interpreter is marked as finalizing (CPython's
+//! `_PyInterpreterState_SetFinalizing`). So the callback sets a flag, after
+//! which calls run attached (a read in a finalizer works), and then waits,
+//! detached, until every thread inside an engine call has come back and is
+//! attached again: from then on no thread is detached in this binding's
+//! frames, none will attach there, and a daemon thread runs on as any
+//! other until the interpreter stops it.
 //!
-//! Detaching is announced the same way, until it is done. On a
-//! free-threaded 3.13, finalization unlinks the state of every thread still
-//! alive (the daemon threads) while it has them stopped, and frees those
-//! states once it lets them go; stopping a thread needs only that it be
-//! marked detached. CPython's `PyEval_SaveThread` marks the thread
-//! detached, then reads its state again, so a daemon thread preempted
-//! between the two read freed memory (a crash at exit, once in 200 to 600
-//! exits with four daemon threads reading on a loaded machine). A thread
-//! that announced itself before the flag was set holds the callback until
-//! `PyEval_SaveThread` has returned; one that sees the flag does not
-//! detach at all. A call that panics while detached is caught, so that it
-//! too stays detached once the flag is set, and its panic goes on once the
-//! thread is attached again.
+//! An engine call ends (a wait for an object another thread holds ends
+//! when the flag is set; see `guard`), but a long one (a gigabyte copied
+//! from a slow disk) would hold the exit up: the callback waits at most
+//! [`exit_wait`] (1 s, or `SMMAP_EXIT_WAIT` seconds). Past that it gives
+//! up on those threads: it sets a second flag, and a thread that comes back
+//! from its call afterwards never attaches again — it stays detached for
+//! good, as CPython 3.14 does with such threads, and the process exits
+//! with the status the program chose.
+//!
+//! Each side announces itself before it reads the other's flag. A thread
+//! counts itself in its stripe from before it detaches until it is
+//! attached again (the callback waits for these), and, within that, as
+//! handing over while on its way to detach (until detached) or to attach
+//! (until attached). It reads the flag after announcing; the callback sets
+//! the flag, then reads the counts. Both sides use sequentially consistent
+//! operations, so either the thread sees the flag (and runs attached, or
+//! stays detached), or the callback sees the thread and waits for it, for
+//! the hand-over at least. The counts are striped over cache lines, so
+//! threads releasing the interpreter at once do not share one.
+//!
+//! The hand-over to detach matters on a free-threaded 3.13, where
+//! finalization unlinks the state of every thread still alive (the daemon
+//! threads) while it has them stopped, and frees those states once it lets
+//! them go; stopping a thread needs only that it be marked detached.
+//! CPython's `PyEval_SaveThread` marks the thread detached, then reads its
+//! state again, so a daemon thread preempted between the two read freed
+//! memory (a crash at exit, once in 200 to 600 exits with four daemon
+//! threads reading on a loaded machine). A thread that announced itself
+//! before the flag was set holds the callback until `PyEval_SaveThread`
+//! has returned; one that sees the flag does not detach at all. A call that
+//! panics while detached is caught, so that it too is counted until it is
+//! attached (or stays detached), and its panic goes on once the thread is
+//! attached again.
 //!
 //! PyO3 detaches on its own in one more place: filling one of its cells
 //! (`PyOnceLock::get_or_init`, `intern!`) for the first time. The binding's
 //! cells are filled by [`filled`] instead, attached.
 //!
-//! Once the flag is set, engine calls run attached (a read in a finalizer
-//! works), and a thread never waits for an object another thread holds
-//! (see `guard`): that thread may be detached for good. The flag is never
-//! cleared: a program that runs the `atexit` callbacks itself
+//! Once the flag is set, a thread never waits for an object another thread
+//! holds (see `guard`): that thread may be detached for good. The flag is
+//! never cleared: a program that runs the `atexit` callbacks itself
 //! (`atexit._run_exitfuncs()`) and goes on is shutting down from then on,
 //! as `python/README.md` says.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCFunction;
 
-/// Set by the `atexit` callback; read-mostly, alone on its cache line.
+/// A flag set once by the `atexit` callback; read-mostly, alone on its
+/// cache line.
 #[repr(align(128))]
 struct Flag(AtomicBool);
 
+/// Shutdown has begun: calls run attached.
 static CLOSING: Flag = Flag(AtomicBool::new(false));
 
-/// Threads on their way to detach (until detached) or to attach again
-/// (until attached), striped.
+/// The callback stopped waiting for threads inside calls: one that comes
+/// back from its call now stays detached.
+static GAVE_UP: Flag = Flag(AtomicBool::new(false));
+
+/// Threads inside a call, from before they detach until attached again
+/// (high half, in units of [`INSIDE`]), and of those, the ones handing
+/// over: on their way to detach (until detached) or to attach again (until
+/// attached) (low half); striped.
 #[repr(align(128))]
-struct Stripe(AtomicUsize);
+struct Stripe(AtomicU64);
+
+/// One thread inside a call, in a stripe's count.
+const INSIDE: u64 = 1 << 32;
+/// The threads handing over, in a stripe's count.
+const HANDING: u64 = INSIDE - 1;
 
 const STRIPES: usize = 16;
 
-static ANNOUNCED: [Stripe; STRIPES] = [const { Stripe(AtomicUsize::new(0)) }; STRIPES];
+static ANNOUNCED: [Stripe; STRIPES] = [const { Stripe(AtomicU64::new(0)) }; STRIPES];
 
 thread_local! {
     /// This thread's stripe, dealt round-robin.
     static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-fn my_stripe() -> &'static AtomicUsize {
+fn my_stripe() -> &'static AtomicU64 {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let i = MY_STRIPE.with(|s| {
         if s.get() == usize::MAX {
@@ -83,6 +116,23 @@ fn my_stripe() -> &'static AtomicUsize {
         s.get()
     });
     &ANNOUNCED[i].0
+}
+
+/// True if any stripe counts a thread in `part` of its count.
+fn announced(part: u64) -> bool {
+    ANNOUNCED
+        .iter()
+        .any(|s| s.0.load(Ordering::SeqCst) & part != 0)
+}
+
+/// How long the `atexit` callback waits for threads inside engine calls:
+/// `SMMAP_EXIT_WAIT` seconds if set when the module was imported, else 1 s
+/// (in milliseconds).
+static EXIT_WAIT_MS: AtomicU64 = AtomicU64::new(1000);
+
+/// How long the `atexit` callback waits for threads inside engine calls.
+pub(crate) fn exit_wait() -> Duration {
+    Duration::from_millis(EXIT_WAIT_MS.load(Ordering::Relaxed))
 }
 
 /// True once the interpreter has begun shutting down.
@@ -143,8 +193,8 @@ fn note_main_thread(py: Python<'_>) {
 
 /// Runs `f` (an engine call that may block) with the interpreter released,
 /// so that other threads run meanwhile; attached if the interpreter is
-/// shutting down. A thread that finishes `f` after shutdown began never
-/// returns (see the module documentation).
+/// shutting down. A thread that finishes `f` after the `atexit` callback
+/// gave up waiting for it never returns (see the module documentation).
 #[inline]
 pub(crate) fn detached<T, F>(py: Python<'_>, f: F) -> T
 where
@@ -155,23 +205,24 @@ where
         return f();
     }
     let stripe = my_stripe();
-    // Announced until detached (see the module documentation).
-    stripe.fetch_add(1, Ordering::SeqCst);
+    // Inside, and handing over until detached (see the module
+    // documentation).
+    stripe.fetch_add(INSIDE + 1, Ordering::SeqCst);
     if CLOSING.0.load(Ordering::SeqCst) {
-        stripe.fetch_sub(1, Ordering::Release);
+        stripe.fetch_sub(INSIDE + 1, Ordering::Release);
         return f();
     }
     let out = py.detach(move || {
         stripe.fetch_sub(1, Ordering::Release);
         let out = panic::catch_unwind(AssertUnwindSafe(f));
         stripe.fetch_add(1, Ordering::SeqCst);
-        if CLOSING.0.load(Ordering::SeqCst) {
+        if GAVE_UP.0.load(Ordering::SeqCst) {
             stripe.fetch_sub(1, Ordering::SeqCst);
             stay_detached();
         }
         out
     });
-    stripe.fetch_sub(1, Ordering::Release);
+    stripe.fetch_sub(INSIDE + 1, Ordering::Release);
     out.unwrap_or_else(|payload| panic::resume_unwind(payload))
 }
 
@@ -207,26 +258,62 @@ macro_rules! name {
 }
 pub(crate) use name;
 
-/// Never attaches again: the interpreter is shutting down, and the process
-/// exits without this thread.
+/// Never attaches again: the `atexit` callback stopped waiting for this
+/// thread, and the process exits without it.
 fn stay_detached() -> ! {
     loop {
         std::thread::park();
     }
 }
 
-/// The `atexit` callback: from now on no thread attaches again, once every
-/// thread already on its way has.
+/// The `atexit` callback: from now on calls run attached; returns once
+/// every thread inside an engine call is attached again, or once it has
+/// waited [`exit_wait`] for them and every thread then on its way to
+/// attach has.
 fn close(py: Python<'_>) {
     CLOSING.0.store(true, Ordering::SeqCst);
-    let announced = || ANNOUNCED.iter().any(|s| s.0.load(Ordering::SeqCst) != 0);
-    if announced() {
-        // They need the interpreter (the GIL) to attach.
-        py.detach(|| {
-            while announced() {
-                std::thread::yield_now();
+    if !announced(u64::MAX) {
+        return;
+    }
+    // They need the interpreter (the GIL) to attach.
+    py.detach(|| {
+        let deadline = Instant::now() + exit_wait();
+        while announced(!HANDING) {
+            if Instant::now() >= deadline {
+                GAVE_UP.0.store(true, Ordering::SeqCst);
+                break;
             }
-        });
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        while announced(HANDING) {
+            std::thread::yield_now();
+        }
+    });
+}
+
+/// Reads `SMMAP_EXIT_WAIT` (seconds, a number not negative): a value that
+/// is not one is a `RuntimeWarning`, and the wait stays 1 s.
+fn read_exit_wait(py: Python<'_>) -> PyResult<()> {
+    let Some(given) = std::env::var_os("SMMAP_EXIT_WAIT") else {
+        return Ok(());
+    };
+    let seconds = given
+        .to_str()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    match seconds {
+        Some(s) => {
+            EXIT_WAIT_MS.store((s * 1000.0).round() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        None => {
+            let msg = format!(
+                "SMMAP_EXIT_WAIT: {:?} is not a number of seconds; waiting 1 s at exit",
+                given
+            );
+            let msg = std::ffi::CString::new(msg.replace('\0', "?")).expect("NULs are replaced");
+            PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
+        }
     }
 }
 
@@ -245,7 +332,7 @@ pub(crate) fn watch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     py.import("atexit")?.call_method1("register", (callback,))?;
     note_main_thread(py);
-    Ok(())
+    read_exit_wait(py)
 }
 
 /// After a fork, in the child: the threads counted do not exist there,
