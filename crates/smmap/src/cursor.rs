@@ -138,8 +138,9 @@ impl WindowCursor {
     /// closed meanwhile); a new region could not be mapped —
     /// then the cursor holds no region (it is invalid); or the region at
     /// `offset` is used by as many cursors as it can count
-    /// ([`Error::TooManyCursors`]) — then the cursor keeps its region.
-    /// Either way it can be used again.
+    /// ([`Error::TooManyCursors`]) — then the cursor keeps its region,
+    /// unless it waited first for that window to be mapped (it gave its
+    /// region back before it waited). Either way it can be used again.
     #[inline]
     pub fn use_region(&mut self, offset: u64, size: usize) -> Result<&mut Self> {
         if self.trace.is_none() && self.held.holds(offset) {

@@ -154,7 +154,7 @@ impl Shared {
             if !self.has_room(entry, offset) {
                 if !self.sketch.may_admit(asks) {
                     self.counters.add(Counter::Misses, 1);
-                    return self.copy(entry, start, len);
+                    return self.copy(entry, start, len, None);
                 }
                 admitted = true;
             }
@@ -192,9 +192,13 @@ impl Shared {
             Ok(Room::Cell(cell, hand)) => (cell, hand),
             Ok(Room::Copy) => {
                 drop(pending);
-                drop(desc);
                 let (start, len) = copies.expect("only a copy read copies");
-                return self.copy(entry, start, len);
+                // Through the descriptor this miss holds (a read that copies
+                // never sleeps in `reserve`, so it still has it): taken
+                // anew, one closed meanwhile would have the file opened
+                // again, which may fail (renamed over, removed) with the
+                // cursor's region given back already.
+                return self.copy(entry, start, len, desc);
             }
             Err(e) => {
                 drop(pending);
@@ -279,9 +283,19 @@ impl Shared {
         self.cells.used() < self.limits.max_open_handles && self.ledger.fits(page_cost(hi - lo))
     }
 
-    /// A copy of `len` bytes from `offset` through the file's descriptor.
-    fn copy<'e>(&self, entry: &'e Arc<FileEntry>, offset: u64, len: u64) -> Result<Fetched<'e>> {
-        let desc = self.desc(entry)?;
+    /// A copy of `len` bytes from `offset` through the file's descriptor:
+    /// `held`, if the caller has it already.
+    fn copy<'e>(
+        &self,
+        entry: &'e Arc<FileEntry>,
+        offset: u64,
+        len: u64,
+        held: Option<Desc<'e>>,
+    ) -> Result<Fetched<'e>> {
+        let desc = match held {
+            Some(d) => d,
+            None => self.desc(entry)?,
+        };
         self.counters.add(Counter::Preads, 1);
         self.counters.add(Counter::PreadBytes, len);
         let w = self.limits.slot_window();
@@ -842,6 +856,53 @@ mod tests {
     fn table_full_closes_the_files_descriptor(s: &Shared) {
         assert_eq!(s.files.close_descs(), 1);
         assert_eq!(s.files.open_descs(), 0, "closed at once: nobody holds it");
+    }
+
+    /// A copy read that placed its window (giving its region back) and then
+    /// copies, the hand being busy, reads through the descriptor it holds.
+    /// Taken anew, the descriptor — closed meanwhile by a thread that
+    /// found the process's table full — had the file opened again, renamed
+    /// over since: the read failed (`Replaced`), its region gone.
+    #[test]
+    #[cfg(unix)] // Windows refuses to rename over a mapped file.
+    fn a_copy_after_its_window_is_placed_reads_through_the_descriptor_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, path) = two_handles(dir.path());
+        let next = dir.path().join("next");
+        std::fs::write(&next, vec![9u8; 4 * g() as usize]).unwrap();
+        let s = m.manager().shared.clone();
+        let mut a = m.make_cursor(&path).unwrap();
+        a.use_region(0, 1).unwrap();
+        let mut b = m.make_cursor(&path).unwrap();
+        b.use_region(g(), 1).unwrap();
+        // Window 2 asked for often (copied, both handles being in use; a
+        // read of window 3 between, so that each misses its copy), then a
+        // region let go of: a read of window 2 may evict for it.
+        let mut c = m.make_cursor(&path).unwrap();
+        for _ in 0..crate::manager::sketch::ADMIT_ASKS {
+            assert_eq!(c.byte_at(2 * g()).unwrap(), 2);
+            assert_eq!(c.byte_at(3 * g()).unwrap(), 3);
+        }
+        b.unuse_region();
+        let held = Arc::new(std::sync::Mutex::new(None));
+        let (s2, h2, p2) = (s.clone(), held.clone(), path.clone());
+        hooks::set(Point::BeforeReserve, move || {
+            *h2.lock().unwrap() = Some(hold_hand(&s2));
+            assert_eq!(s2.files.close_descs(), 1);
+            assert_eq!(s2.files.open_descs(), 1, "the miss holds it");
+            std::fs::rename(&next, &p2).unwrap();
+        });
+        let chunk = a.chunk_at(2 * g()).map(|c| c[0]);
+        let taken = held.lock().unwrap().take();
+        let (go, holder) =
+            taken.unwrap_or_else(|| panic!("the hook did not run: {chunk:?}, {:?}", m.stats()));
+        go.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(chunk.expect("copied through the descriptor held"), 2);
+        assert_eq!(s.files.open_descs(), 0, "closed once the copy was read");
+        let st = m.stats();
+        assert_eq!((st.maps, st.fd_opens), (2, 1), "{st:?}");
+        m.verify_invariants().unwrap();
     }
 
     /// A miss that sleeps until room held by another thread's window in
