@@ -211,10 +211,24 @@ impl MapRegion {
 
     /// Passes `hint` to the kernel unless it was the last hint given for this
     /// region. A hint is advice: a kernel that refuses it changes nothing.
+    ///
+    /// Two cursors with different hints may pass theirs at once, in either
+    /// order: each, after its call, passes the hint noted last if that is
+    /// another, so that the kernel is left with the hint noted (the one whose
+    /// call comes last sees it).
     pub(crate) fn advise_once(&self, hint: crate::AccessHint) {
-        let code = hint as u8 + 1;
-        if self.inner.advice.swap(code, Ordering::Relaxed) != code {
+        use crate::AccessHint::{Random, Sequential, WillNeed};
+        let mut code = hint as u8 + 1;
+        if self.inner.advice.swap(code, Ordering::Relaxed) == code {
+            return;
+        }
+        loop {
+            let hint = [Sequential, Random, WillNeed][usize::from(code - 1)];
             let _ = sys::advise(&self.inner.map, hint);
+            match self.inner.advice.load(Ordering::Relaxed) {
+                now if now == code || now == 0 => return,
+                now => code = now,
+            }
         }
     }
 
@@ -247,6 +261,20 @@ impl fmt::Debug for MapRegion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `advise_once` reads a hint back from the code noted (its place in
+    /// the enum, plus 1), and leaves the code of the hint it passed.
+    #[test]
+    fn a_hint_noted_is_the_hint_passed() {
+        let (_dir, path, _) = file_of(3 * 4096);
+        let r = MapRegion::new(&path, 0, 4096).unwrap();
+        use crate::AccessHint::{Random, Sequential, WillNeed};
+        for hint in [Sequential, Random, WillNeed, Random] {
+            r.advise_once(hint);
+            let code = r.inner.advice.load(Ordering::Relaxed);
+            assert_eq!([Sequential, Random, WillNeed][usize::from(code - 1)], hint);
+        }
+    }
 
     fn file_of(len: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();

@@ -91,7 +91,8 @@ stats! {
     charged_bytes: u64,
     /// Most bytes ever mapped at once.
     peak_mapped_bytes: u64,
-    /// Descriptors kept open now.
+    /// Descriptors the manager has open now (one being closed included,
+    /// until the last read through it ends).
     open_descriptors: usize,
     /// Windows whose asks are being counted now (for the proof of heat).
     ghosts: usize,
@@ -102,6 +103,7 @@ stats! {
     /// Bytes charged beyond `max_memory_size` now; only non-zero while every
     /// region is in use.
     over_limit_bytes: u64,
-    /// Most bytes ever mapped beyond `max_memory_size`.
+    /// Most bytes ever charged beyond `max_memory_size` (in whole pages, as
+    /// `over_limit_bytes`).
     peak_over_limit_bytes: u64,
 }

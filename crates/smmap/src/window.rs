@@ -50,12 +50,12 @@ impl MapWindow {
     /// Moves the start down to the allocation granularity and rounds the size
     /// up to it, so that the aligned window still contains the old one —
     /// unless the old one ends within a granule of `u64::MAX`, which no
-    /// aligned window can reach: the size then stops at the last multiple
-    /// of the granularity.
+    /// aligned window can reach: its end then stops at the last multiple
+    /// of the granularity (so `ofs + size` never overflows).
     pub fn align(&mut self) {
-        let end = self.ofs_end();
+        let end = align_to_mmap(self.ofs_end(), true);
         self.ofs = align_to_mmap(self.ofs, false);
-        self.size = align_to_mmap(end - self.ofs, true);
+        self.size = end - self.ofs;
     }
 
     /// Moves the start left towards the end of `left`, the neighbour on the
@@ -143,6 +143,27 @@ mod tests {
         let mut w = MapWindow::new(0, 0);
         w.align();
         assert_eq!(w, MapWindow::new(0, 0));
+    }
+
+    /// Near `u64::MAX` the aligned end stops at the last multiple of the
+    /// granularity, and the window's end never overflows.
+    #[test]
+    fn align_near_the_top_ends_at_the_last_granule() {
+        let top = u64::MAX - u64::MAX % g();
+        for (ofs, size) in [
+            (u64::MAX - 100, 50),
+            (top - 10, 5),
+            (top - g() - 1, 2 * g()),
+        ] {
+            let mut w = MapWindow::new(ofs, size);
+            w.align();
+            assert_eq!(w.ofs % g(), 0, "{w:?}");
+            assert!(w.ofs.checked_add(w.size).is_some_and(|e| e <= top), "{w:?}");
+            assert!(w.ofs <= ofs, "{w:?}");
+        }
+        let mut w = MapWindow::new(top - 10, 5);
+        w.align();
+        assert_eq!(w, MapWindow::new(top - g(), g()));
     }
 
     #[test]
