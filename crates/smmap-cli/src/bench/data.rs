@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{bail, Context};
 
@@ -93,13 +94,24 @@ pub fn mix(h: u64, v: u64) -> u64 {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// The data directories made ([`temp_dir`]): what a second Ctrl-C removes
+/// before it ends the program (those removed already are gone).
+static DATA_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
 /// Makes Ctrl-C (and SIGTERM) set a flag that [`check_interrupted`] turns
 /// into an error, so that the data directory is removed on the way out. A
-/// second Ctrl-C ends the program at once, as it would by default.
+/// second Ctrl-C ends the program at once, as it would by default, once it
+/// has removed the data directories itself (the program may be in a step
+/// that looks at the flag only when it ends: timing a command, writing
+/// data).
 pub fn catch_interrupts() {
     // Fails only if a handler is set already: then it is this one.
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            let dirs = DATA_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
             std::process::exit(130);
         }
     });
@@ -128,10 +140,15 @@ impl std::error::Error for Interrupted {}
 /// A directory `smmap-bench-…` made under `parent` for one run; it is
 /// removed with everything in it when dropped (also on errors and Ctrl-C).
 pub fn temp_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix("smmap-bench-")
         .tempdir_in(parent)
-        .with_context(|| format!("cannot create a data directory in {}", parent.display()))
+        .with_context(|| format!("cannot create a data directory in {}", parent.display()))?;
+    DATA_DIRS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(dir.path().to_path_buf());
+    Ok(dir)
 }
 
 /// The smallest and largest small file.

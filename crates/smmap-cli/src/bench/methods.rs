@@ -476,6 +476,12 @@ impl Engine<'_> {
                 Ok(BufferFile::<RELEASE> { buf })
             })
             .collect::<anyhow::Result<_>>()?;
+        if RELEASE && self.manager.read_policy() == ReadPolicy::AlwaysMap {
+            // Always mapping, a buffer maps its first window when made:
+            // unmapped again, so that the reads start from nothing mapped,
+            // as the hit ratio and MIN's are counted, and pay their maps.
+            self.manager.collect();
+        }
         Ok(Box::new(PerFile::new(bufs)))
     }
 }

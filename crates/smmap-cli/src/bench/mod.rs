@@ -109,7 +109,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     window: Option<u64>,
 
-    /// Memory limit of the uniform small-files workloads
+    /// Memory limit of the uniform small-files workloads (0: the engine's default)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     max_memory: u64,
 
@@ -118,7 +118,7 @@ pub struct BenchArgs {
     max_handles: usize,
 
     /// Descriptors the engine keeps open: in the small-files workloads and the sweep (default: one per file, as the pread baseline keeps, or as many as the open-file limit leaves), and in a replay (default: one per file of the trace)
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    #[arg(long, value_name = "N", value_parser = crate::limits::parse_positive)]
     max_open_files: Option<usize>,
 
     /// Run each method of the small-files workloads all its runs in turn, not interleaved with the others, so that each has the limit on open files (and each engine method its manager) to itself; the default where the limit cannot hold a descriptor per file for the baselines and for each of the engine's two managers at once
@@ -177,7 +177,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--size must be at least 64KiB (got {})", args.size);
     }
     let threads = args.threads.largest();
-    if rows && args.max_handles < threads {
+    // Only the small files' rows keep to --max-handles.
+    if rows && args.files > 0 && args.max_handles < threads {
         bail!(
             "--max-handles {} is fewer than --threads {threads}: each thread holds a window while it reads",
             args.max_handles,
@@ -266,6 +267,7 @@ fn parse_files(input: &str) -> Result<usize, String> {
 /// Parses `--ops`: at most [`MAX_READS`].
 fn parse_ops(input: &str) -> Result<usize, String> {
     match parse_count(input)? {
+        0 => Err("0 reads: at least 1 read per run is needed".to_string()),
         n if n > MAX_READS => Err(format!(
             "{n} reads: at most {MAX_READS} reads per run (the bench holds every read in \
              memory, 24 bytes each, before it runs them)"

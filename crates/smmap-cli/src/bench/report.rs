@@ -289,11 +289,36 @@ pub fn at_largest(
         .collect()
 }
 
+/// True unless the cursor's runs of `r` evicted nothing: the row's reads
+/// pressed on its budget (rows without the cursor's figures are taken to).
+fn pressed(r: &Row) -> bool {
+    r.cells
+        .get(&MethodId::Cursor)
+        .and_then(|(_, stats)| stats.as_ref())
+        .is_none_or(|s| s.evictions > 0)
+}
+
+/// The budgeted rows (of the small files) whose reads never pressed on
+/// the budget — every file fits it, so nothing was evicted — and so set no
+/// goal: said under the goals.
+pub fn unpressed(rows: &[Row]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = rows
+        .iter()
+        .filter(|r| r.threads == 1 && r.name.starts_with("small_files") && !pressed(r))
+        .map(|r| r.label)
+        .collect();
+    names.dedup();
+    names
+}
+
 /// The ratios the project aims at, from this run's rows (those it has):
 /// each method against its baseline in the same run. Those "at `N`
 /// threads" take the largest thread count.
 pub fn goals(rows: &[Row]) -> Vec<Goal> {
     let row = |name: &str, threads| rows.iter().find(|r| r.name == name && r.threads == threads);
+    // A budgeted row whose reads never pressed on the budget measures
+    // nothing its goals are about: it sets none (see `unpressed`).
+    let budgeted = |name: &str, threads| row(name, threads).filter(|r| pressed(r));
     let gains = scaling(rows);
     let mut out = Vec::new();
     let mut goal = |label: String, value: Option<f64>, target, at_least| {
@@ -313,7 +338,7 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
             });
         }
     };
-    let small = row("small_files_random_4k", 1);
+    let small = budgeted("small_files_random_4k", 1);
     let ratio = |r: Option<&Row>, a: MethodId, b: MethodId| {
         r.and_then(|r| Some(r.ns(a)? as f64 / r.ns(b)?.max(1) as f64))
     };
@@ -326,7 +351,9 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
     );
     // The small files' gains at 2 threads (the count the goal is set
     // for), else at the smallest count; the label says which.
-    let small_gains = gains.get("small_files_random_4k");
+    let small_gains = gains
+        .get("small_files_random_4k")
+        .filter(|_| small.is_some());
     let first = small_gains.and_then(|by| {
         by.get_key_value(&2)
             .or_else(|| by.iter().next())
@@ -341,7 +368,7 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
         1.7,
         true,
     );
-    let skewed_row = row("small_files_skewed_4k", 1);
+    let skewed_row = budgeted("small_files_skewed_4k", 1);
     let skewed = |id| {
         let r = skewed_row?;
         let floor = r.ns(Pread)?.min(r.ns(Mmap)?);
@@ -394,7 +421,7 @@ pub fn goals(rows: &[Row]) -> Vec<Goal> {
         );
         goal(
             format!("small files, {n} threads: buffer / pread"),
-            ratio(row("small_files_random_4k_threads", n), Buffer, Pread),
+            ratio(budgeted("small_files_random_4k_threads", n), Buffer, Pread),
             1.5,
             false,
         );
@@ -675,6 +702,14 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             write_goal(out, g, wide)?;
         }
     }
+    let unpressed = unpressed(&r.workloads);
+    if !unpressed.is_empty() {
+        writeln!(
+            out,
+            "no goal for {}: the files fit the budget (nothing was evicted)",
+            unpressed.join("; ")
+        )?;
+    }
     Ok(())
 }
 
@@ -736,6 +771,40 @@ mod tests {
     /// The same, read by `threads` threads.
     fn threaded(threads: usize, r: Row) -> Row {
         Row { threads, ..r }
+    }
+
+    /// Small files that all fit the budget (the cursor evicted nothing)
+    /// set no goal of the budgeted rows, and say so; once the reads press
+    /// on the budget, they do.
+    #[test]
+    fn small_files_that_fit_the_budget_set_no_goal() {
+        use MethodId::*;
+        let small = |evictions| {
+            let mut r = row(
+                "small_files_random_4k",
+                100,
+                &[(Buffer, 100), (Pread, 200), (Cursor, 30), (MapUnmap, 1000)],
+            );
+            let stats = RunStats {
+                evictions,
+                ..RunStats::default()
+            };
+            r.cells.insert(Cursor, (30, Some(stats)));
+            r
+        };
+        let fits = [small(0)];
+        assert!(goals(&fits).is_empty(), "{:?}", goals(&fits));
+        assert_eq!(unpressed(&fits), ["small_files_random_4k"]);
+        let pressed = [small(5)];
+        let labels: Vec<String> = goals(&pressed).into_iter().map(|g| g.label).collect();
+        assert_eq!(
+            labels,
+            [
+                "small files: buffer / pread",
+                "small files: cursor / map+unmap floor"
+            ]
+        );
+        assert!(unpressed(&pressed).is_empty());
     }
 
     #[test]
