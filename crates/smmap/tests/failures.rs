@@ -411,7 +411,11 @@ fn a_relative_path_is_resolved_once() {
         // The trace tells them apart too, each under the name given.
         drop((c, cb, m));
         let trace = smmap::TraceReader::open(&trace_path).unwrap();
-        let names: Vec<_> = trace.files().iter().map(|f| f.name.to_str().unwrap()).collect();
+        let names: Vec<_> = trace
+            .files()
+            .iter()
+            .map(|f| f.name.to_str().unwrap())
+            .collect();
         assert_eq!(names, ["data", "data"]);
     });
 }
