@@ -1539,27 +1539,10 @@ fn bench_find_agrees_with_ripgrep() {
 #[test]
 #[cfg(target_os = "linux")]
 fn ctrl_c_while_bench_find_times_a_command_interrupts_the_bench() {
-    use std::os::unix::process::CommandExt;
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let mut command = binary();
-    command
-        .args([
-            "bench", "--find", "--size", "4MiB", "--repeat", "1000", "--quiet", "--dir",
-        ])
-        .arg(dir.path())
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = spawn(&mut command);
+    let child = bench_find_timing_a_command(dir.path());
     let pid = child.id();
-    // Wait for a command of its own to be running (a process whose parent
-    // it is), then signal the group, as a terminal would.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_child(pid) {
-        assert!(Instant::now() < deadline, "bench --find ran no command");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    // Signal the group, as a terminal would.
     // SAFETY: kill(2) on the group of the child just started.
     assert_eq!(unsafe { libc::kill(-(pid as i32), libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
@@ -1572,31 +1555,14 @@ fn ctrl_c_while_bench_find_times_a_command_interrupts_the_bench() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// A second Ctrl-C ends the bench at once, wherever it is (here timing a
-/// command, which dies of the group's signal too, or writing its data),
-/// and removes the data first.
+/// A second Ctrl-C ends the bench at once, wherever it is (here waiting
+/// for a command it times, which runs on), and removes the data first.
 #[test]
 #[cfg(target_os = "linux")]
 fn a_second_ctrl_c_ends_the_bench_and_removes_its_data() {
-    use std::os::unix::process::CommandExt;
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let mut command = binary();
-    command
-        .args([
-            "bench", "--find", "--size", "4MiB", "--repeat", "1000", "--quiet", "--dir",
-        ])
-        .arg(dir.path())
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = spawn(&mut command);
+    let child = bench_find_timing_a_command(dir.path());
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_child(pid) {
-        assert!(Instant::now() < deadline, "bench --find ran no command");
-        std::thread::sleep(Duration::from_millis(2));
-    }
     // Two in a row, to the bench alone: the second comes before the bench
     // sees the first (its command runs on).
     for _ in 0..2 {
@@ -1606,6 +1572,31 @@ fn a_second_ctrl_c_ends_the_bench_and_removes_its_data() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `smmap bench --find` with its data under `dir`, in a process group of
+/// its own, once it runs a command it times (a process whose parent it
+/// is).
+#[cfg(target_os = "linux")]
+fn bench_find_timing_a_command(dir: &std::path::Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let mut command = binary();
+    command
+        .args([
+            "bench", "--find", "--size", "4MiB", "--repeat", "1000", "--quiet", "--dir",
+        ])
+        .arg(dir)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = spawn(&mut command);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_child(child.id()) {
+        assert!(Instant::now() < deadline, "bench --find ran no command");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
 }
 
 /// True if some process's parent is `pid` (from `/proc/*/stat`).
