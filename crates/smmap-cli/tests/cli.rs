@@ -1819,10 +1819,7 @@ fn record_trace(dir: &std::path::Path) -> (std::path::PathBuf, Vec<std::path::Pa
         })
         .collect();
     let trace = dir.join("reads.trace");
-    let m = smmap::SlidingWindowMapManager::builder()
-        .window_size(64 * 1024)
-        .trace(smmap::Trace::create(&trace).unwrap())
-        .build();
+    let m = traced(&trace).build();
     let mut bufs: Vec<_> = files
         .iter()
         .map(|p| {
@@ -1950,6 +1947,13 @@ fn replay_point(trace: &std::path::Path, extra: &[&str]) -> Value {
     v["points"][0].clone()
 }
 
+/// A manager of 64 KiB windows recording into a new trace at `trace`.
+fn traced(trace: &std::path::Path) -> smmap::ManagerBuilder<smmap::SlidingWindowMapManager> {
+    smmap::SlidingWindowMapManager::builder()
+        .window_size(64 * 1024)
+        .trace(smmap::Trace::create(trace).unwrap())
+}
+
 /// The engine's hit ratio and MIN's count the same accesses: a copy read
 /// spanning four windows is four, a buffer's first map none. Read twice
 /// with room for every window, half the accesses hit, on both sides.
@@ -2015,10 +2019,7 @@ fn bench_replay_counts_no_miss_past_the_end_and_none_held_twice() {
     std::fs::write(&data, vec![7u8; 2 * 65536]).unwrap();
     let trace = dir.path().join("past.trace");
     {
-        let m = smmap::SlidingWindowMapManager::builder()
-            .window_size(64 * 1024)
-            .trace(smmap::Trace::create(&trace).unwrap())
-            .build();
+        let m = traced(&trace).build();
         let mut c = m.make_cursor(&data).unwrap();
         for _ in 0..100 {
             assert_eq!(c.byte_at(5).unwrap(), 7);
@@ -2037,10 +2038,7 @@ fn bench_replay_counts_no_miss_past_the_end_and_none_held_twice() {
 
     let trace = dir.path().join("moves.trace");
     {
-        let m = smmap::SlidingWindowMapManager::builder()
-            .window_size(64 * 1024)
-            .trace(smmap::Trace::create(&trace).unwrap())
-            .build();
+        let m = traced(&trace).build();
         let mut c = m.make_cursor(&data).unwrap();
         for i in 0..50u64 {
             c.use_region((i % 2) * 65536, 0).unwrap();
@@ -2241,10 +2239,7 @@ fn record_two_holders(dir: &std::path::Path) -> std::path::PathBuf {
         })
         .collect();
     let trace = dir.join("holders.trace");
-    let m = smmap::SlidingWindowMapManager::builder()
-        .window_size(64 * 1024)
-        .trace(smmap::Trace::create(&trace).unwrap())
-        .build();
+    let m = traced(&trace).build();
     let mut a = m.make_cursor(&files[0]).unwrap();
     let mut b = m.make_cursor(&files[1]).unwrap();
     for round in 0..4u64 {
