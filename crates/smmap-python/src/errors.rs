@@ -41,7 +41,7 @@
 //! applies is a one-argument `OSError(message)`.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyMemoryError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
 use smmap::{Error, PathOrFd};
 
@@ -178,4 +178,11 @@ pub(crate) fn invalid_cursor(file: Option<&str>) -> PyErr {
 /// The `ValueError` for asking a cursor without a file about its file.
 pub(crate) fn not_associated() -> PyErr {
     PyValueError::new_err("the cursor is not associated with a file")
+}
+
+/// Issues a `RuntimeWarning` saying `msg` (a NUL in it shown as `?`), as
+/// for a setting read from the environment that cannot be used.
+pub(crate) fn runtime_warning(py: Python<'_>, msg: &str) -> PyResult<()> {
+    let msg = std::ffi::CString::new(msg.replace('\0', "?")).expect("NULs are replaced");
+    PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
 }

@@ -69,7 +69,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCFunction;
@@ -311,8 +310,7 @@ fn read_exit_wait(py: Python<'_>) -> PyResult<()> {
                 "SMMAP_EXIT_WAIT: {:?} is not a number of seconds; waiting 1 s at exit",
                 given
             );
-            let msg = std::ffi::CString::new(msg.replace('\0', "?")).expect("NULs are replaced");
-            PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
+            crate::errors::runtime_warning(py, &msg)
         }
     }
 }

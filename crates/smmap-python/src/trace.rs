@@ -13,7 +13,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use pyo3::exceptions::{PyOSError, PyRuntimeWarning};
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
 use crate::interp;
@@ -161,8 +161,7 @@ pub(crate) fn from_env(py: Python<'_>) -> PyResult<()> {
         Ok(()) => Ok(()),
         Err(e) => {
             let msg = format!("SMMAP_TRACE: {}; not tracing", e.value(py));
-            let msg = std::ffi::CString::new(msg.replace('\0', "?")).expect("NULs are replaced");
-            PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 1)
+            crate::errors::runtime_warning(py, &msg)
         }
     }
 }
