@@ -111,6 +111,13 @@ def test_every_public_class_and_method_has_a_docstring():
         assert f.__doc__
 
 
+def test_the_public_buffer_docstring_speaks_of_the_public_class():
+    doc = smmap.SlidingWindowMapBuffer.__doc__
+    assert doc.startswith("SlidingWindowMapBuffer(") or "bytes-like object" in doc, doc
+    for internal in ("the implementation", "subclass", "`fast`", "PyO3"):
+        assert internal not in doc, (internal, doc)
+
+
 def test_allocation_granularity():
     assert G == mmap.ALLOCATIONGRANULARITY
     assert isinstance(G, int) and G & (G - 1) == 0

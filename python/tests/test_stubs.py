@@ -40,6 +40,11 @@ def test_package_type_checks_strictly(tmp_path):
         "b = smmap.SlidingWindowMapBuffer(c)\n"
         "x: int = b[0]\n"
         "y: bytes = b[0:3]\n"
+        # Any index the runtime takes (numpy's integers, for one).
+        "class Index:\n"
+        "    def __index__(self) -> int:\n"
+        "        return 1\n"
+        "x1: int = b[Index()] + c.map()[Index()]\n"
         "z: bytes = c.map()[1:2]\n"
         "n: int = MapRegionList(__file__).file_size()\n"
         "from smmap.util import FileReplacedError\n"

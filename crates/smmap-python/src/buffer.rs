@@ -41,10 +41,10 @@ const SYS_MAXSIZE: u64 = isize::MAX as u64;
 ///
 /// A buffer is a context manager: leaving the `with` block calls
 /// `end_access()`, as dropping the buffer does.
-///
-/// This is the implementation; the class Python sees is a subclass of it
-/// that answers `buf[key]` on a hit without PyO3's call overhead (see
-/// `fast`).
+// (Not in the docstring above, which the public class shows as its own:
+// this is the implementation; the class Python sees is a subclass of it
+// that answers `buf[key]` on a hit without PyO3's call overhead, see
+// `fast`.)
 #[pyclass(
     name = "SlidingWindowMapBuffer",
     module = "smmap._smmap",
