@@ -161,7 +161,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                 progress.inc(size.saturating_sub(scanned));
                 true
             }
-            Err(e) if stdout_failed || crate::is_broken_pipe(&e) => return Err(e),
+            Err(e) if stdout_failed || crate::is_broken_pipe(&e) => return end(failed, e),
             Err(e) => {
                 failed = true;
                 progress.suspend(|| report(&e));
@@ -170,7 +170,7 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
             }
         };
         if args.count && searched {
-            progress.suspend(|| {
+            let written = progress.suspend(|| {
                 if args.json {
                     out.json(&CountLine {
                         path: &shown,
@@ -179,11 +179,16 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
                 } else {
                     out.path_line(&raw, count)
                 }
-            })?;
+            });
+            if let Err(e) = written {
+                return end(failed, e);
+            }
         }
     }
     progress.finish();
-    out.writer.flush().context("cannot write to stdout")?;
+    if let Err(e) = out.writer.flush().context("cannot write to stdout") {
+        return end(failed, e);
+    }
     if failed {
         Err(Exit(2).into())
     } else if found == 0 {
@@ -191,6 +196,17 @@ pub fn run(args: &FindArgs) -> anyhow::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Ends a run whose output could not be written: with status 2 if a file
+/// has failed already (that, not the closed pipe, decides the status; the
+/// error is said unless the pipe was closed), else with the error.
+fn end(failed: bool, e: anyhow::Error) -> anyhow::Result<()> {
+    if failed {
+        crate::output::say_unless_closed(Err(e));
+        return Err(Exit(2).into());
+    }
+    Err(e)
 }
 
 /// Where matches go: stdout, flushed line by line when it is a terminal.
@@ -304,7 +320,9 @@ fn walk(dir: &std::path::Path, files: &mut Vec<(PathBuf, u64)>, failed: &mut boo
 }
 
 /// Parses a hexadecimal pattern: pairs of digits, optionally prefixed with
-/// `0x`, separated by any whitespace, `:` or `-`.
+/// `0x`, separated by any whitespace, `:` or `-`. Each group between
+/// separators is whole bytes (`dead beef`, `de:ad`, not `d ead`): a digit
+/// is never paired with one across a separator.
 pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
     let trimmed = text.trim();
     let body = trimmed
@@ -314,9 +332,13 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
     // Positions are counted in the text as given.
     let skipped = text.len() - body.len() - (text.len() - text.trim_end().len());
     let mut digits = Vec::with_capacity(body.len());
+    // Where the current group began: its digits and its character position.
+    let mut group = (0usize, 0usize);
     for (i, c) in body.char_indices() {
         let i = i + skipped;
         if c.is_whitespace() || c == ':' || c == '-' {
+            odd_group(text, &digits, group)?;
+            group = (digits.len(), text[..i].chars().count() + 1);
             continue;
         }
         match c.to_digit(16) {
@@ -328,16 +350,25 @@ pub fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
             }
         }
     }
-    if digits.len() % 2 == 1 {
-        bail!(
-            "invalid hex pattern {text:?}: odd number of hex digits ({}); each byte takes two",
-            digits.len()
-        );
-    }
+    odd_group(text, &digits, group)?;
     Ok(digits
         .chunks(2)
         .map(|pair| pair[0] << 4 | pair[1])
         .collect())
+}
+
+/// Refuses a group of hex digits (from `group.0` in `digits`, character
+/// `group.1` in `text`) that is not whole bytes.
+fn odd_group(text: &str, digits: &[u8], group: (usize, usize)) -> anyhow::Result<()> {
+    let n = digits.len() - group.0;
+    if n % 2 == 1 {
+        bail!(
+            "invalid hex pattern {text:?}: the group at position {} has an odd number of hex \
+             digits ({n}); each byte takes two",
+            group.1
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -357,6 +388,16 @@ mod tests {
         assert!(e.contains("'z'") && e.contains("not a hex digit"), "{e}");
         let e = parse_hex("abc").unwrap_err().to_string();
         assert!(e.contains("odd number"), "{e}");
+        // A digit is never paired across a separator: "1 2 3 4" is not
+        // 12 34, nor "d ead" de ad.
+        for (text, at) in [("1 2 3 4", 0), ("d ead", 0), ("de a d", 3), ("0xab:c:d", 5)] {
+            let e = parse_hex(text).unwrap_err().to_string();
+            assert!(
+                e.contains("odd number") && e.contains(&format!("group at position {at} ")),
+                "{text:?}: {e}"
+            );
+        }
+        assert_eq!(parse_hex("01 02:0304").unwrap(), [1, 2, 3, 4]);
         // Positions count in the text as given, prefix and spaces included.
         for (text, at) in [
             ("0xde zz", 5),

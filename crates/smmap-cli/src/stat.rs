@@ -20,8 +20,9 @@ use crate::Exit;
 /// Options of `smmap stat`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
-For each file: its size, and how many windows a full front-to-back scan (what `smmap find` \
-does) maps under --window, --max-memory and --max-handles, how many bytes those windows cover \
+For each file: its size, and how many windows a full front-to-back scan by one cursor that \
+maps every window (a sequential reader through the engine; `smmap find` runs several cursors \
+and reads what it does not map) maps under --window, --max-memory and --max-handles, how many bytes those windows cover \
 in total, the most bytes mapped at once, and how many windows were unmapped to stay within the \
 limits. Windows are aligned to the page size, so a window may be up to one page larger than \
 --window.

@@ -679,12 +679,17 @@ fn a_failed_file_is_status_2_whatever_became_of_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "f", b"x");
     let missing = dir.path().join("missing");
-    for json in [false, true] {
-        let mut args = vec!["stat", missing.to_str().unwrap(), &f];
-        if json {
-            args.push("--json");
-        }
-        let out = into_closed_pipe(&args);
+    let missing = missing.to_str().unwrap();
+    let runs: [&[&str]; 6] = [
+        &["stat", missing, &f],
+        &["stat", missing, &f, "--json"],
+        &["find", "x", missing, &f],
+        &["find", "-c", "x", missing, &f],
+        &["find", "--json", "x", missing, &f],
+        &["find", "-j", "1", "x", &f, missing],
+    ];
+    for args in runs {
+        let out = into_closed_pipe(args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
