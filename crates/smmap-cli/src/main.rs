@@ -9,7 +9,8 @@
 //! Exit status: 0 on success, 1 when `find` found nothing, 2 on any error
 //! (the message goes to stderr and names the file and offset), 130 when
 //! interrupted. Writing to a closed pipe (`smmap find … | head`) ends the
-//! program quietly with status 0.
+//! program quietly with status 0. A file truncated by another process while
+//! it is mapped ends the program by `SIGBUS` (see the README).
 
 mod bench;
 mod dump;

@@ -11,8 +11,10 @@
 //!
 //! Every thread has its own cursor on one shared manager. The calling
 //! thread receives each range's matches and hands them on in order; threads
-//! run at most a few ranges ahead of it, so memory stays bounded when the
-//! output is slow.
+//! run at most a few ranges ahead of it, and a thread keeps at most
+//! [`PIECE`] offsets of a range (the calling thread searches the rest of a
+//! range that has more, as it hands them on), so memory stays bounded when
+//! the output is slow or every byte matches.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,16 +35,26 @@ pub struct Plan {
     pub count_only: bool,
 }
 
-/// What one range found.
+/// The most offsets kept of one piece of a range: 512 KiB.
+const PIECE: usize = 1 << 16;
+
+/// What one piece of a range found.
 enum Found {
-    Offsets(Vec<u64>),
+    /// The matches' absolute offsets; `rest`: the range's match start
+    /// (relative to the range) where the search stopped with [`PIECE`]
+    /// offsets kept, if it did.
+    Offsets {
+        offsets: Vec<u64>,
+        rest: Option<u64>,
+    },
     Count(u64),
 }
 
 /// Searches the file at `path` for `pattern` (not empty). Calls `on_range`
-/// once per range, in order, with the number of match starts it covered
-/// and its matches' absolute offsets in increasing order (none with
-/// `count_only`). Returns the number of matches.
+/// once or more per range, in order, with the number of match starts each
+/// call covers and their matches' absolute offsets in increasing order
+/// (none with `count_only`; at most [`PIECE`] a call). Returns the number of
+/// matches.
 pub fn search(
     manager: &Manager,
     path: &Path,
@@ -68,31 +80,48 @@ pub fn search(
         count_only: plan.count_only,
     };
     let mut total = 0u64;
-    let mut deliver = |k: u64, found: Found| {
-        let bytes = search.starts_of(k);
-        match found {
-            Found::Offsets(v) => {
-                total += v.len() as u64;
-                on_range(bytes, &v)
-            }
-            Found::Count(n) => {
-                total += n;
-                on_range(bytes, &[])
+    // Hands on range `k`'s first piece, then searches and hands on the
+    // rest of the range, piece by piece, with this thread's buffer.
+    let mut deliver = |k: u64,
+                       mut found: Found,
+                       buffer: &mut Option<SlidingWindowMapBuffer>,
+                       cursor: &mut Option<WindowCursor>| {
+        let mut from = 0u64;
+        loop {
+            match found {
+                Found::Offsets { offsets, rest } => {
+                    total += offsets.len() as u64;
+                    let end = rest.unwrap_or_else(|| search.starts_of(k));
+                    on_range(end - from, &offsets)?;
+                    let Some(rest) = rest else {
+                        return Ok(());
+                    };
+                    from = rest;
+                    found = search.run(k, from, buffer, cursor)?;
+                }
+                Found::Count(n) => {
+                    total += n;
+                    return on_range(search.starts_of(k), &[]);
+                }
             }
         }
     };
     let threads = plan
         .threads
         .clamp(1, usize::try_from(ranges).unwrap_or(usize::MAX));
+    let mut buffer = None;
     if threads == 1 {
-        let mut buffer = None;
         let mut cursor = Some(cursor);
         for k in 0..ranges {
-            deliver(k, search.run(k, &mut buffer, &mut cursor)?)?;
+            let found = search.run(k, 0, &mut buffer, &mut cursor)?;
+            deliver(k, found, &mut buffer, &mut cursor)?;
         }
         return Ok(total);
     }
-    parallel(&search, cursor, ranges, threads, deliver)?;
+    let mut own = Some(cursor.clone());
+    parallel(&search, cursor, ranges, threads, |k, found| {
+        deliver(k, found, &mut buffer, &mut own)
+    })?;
     Ok(total)
 }
 
@@ -114,17 +143,19 @@ impl Range<'_> {
         self.range.min(self.starts - first)
     }
 
-    /// Searches range `k` with the thread's buffer (made from `cursor` the
-    /// first time).
+    /// Searches range `k` from its match start `from` (relative to the
+    /// range) with the thread's buffer (made from `cursor` the first time),
+    /// keeping at most [`PIECE`] offsets.
     fn run(
         &self,
         k: u64,
+        from: u64,
         buffer: &mut Option<SlidingWindowMapBuffer>,
         cursor: &mut Option<WindowCursor>,
     ) -> anyhow::Result<Found> {
         let m = self.pattern.len() as u64;
-        let start = k * self.range;
-        let starts = self.starts_of(k);
+        let start = k * self.range + from;
+        let starts = self.starts_of(k) - from;
         // A match starting at `start + i` for i < starts ends before
         // `start + starts + m − 1`: that is the view searched.
         let view = (starts + m - 1).min(self.size - start);
@@ -147,13 +178,22 @@ impl Range<'_> {
             }
             count += 1;
             if !self.count_only {
+                if offsets.len() == PIECE {
+                    return Ok(Found::Offsets {
+                        offsets,
+                        rest: Some(from + rel),
+                    });
+                }
                 offsets.push(start + rel);
             }
         }
         Ok(if self.count_only {
             Found::Count(count)
         } else {
-            Found::Offsets(offsets)
+            Found::Offsets {
+                offsets,
+                rest: None,
+            }
         })
     }
 }
@@ -173,11 +213,20 @@ fn parallel(
     let stop = AtomicBool::new(false);
     let delivered = (Mutex::new(0u64), Condvar::new());
     let (tx, rx) = mpsc::channel::<(u64, anyhow::Result<Found>)>();
+    // Ends the search: the threads stop at their next range, and none
+    // waits for a delivery any more.
+    let finish = |result: anyhow::Result<()>| {
+        stop.store(true, Ordering::Relaxed);
+        delivered.1.notify_all();
+        result
+    };
     std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for i in 0..threads {
             let (tx, next, stop, delivered) = (tx.clone(), &next, &stop, &delivered);
             let mut cursor = Some(cursor.clone());
-            scope.spawn(move || {
+            // A thread that cannot start ends the search with an error;
+            // those started see `stop` and end.
+            let started = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let mut buffer = None;
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
@@ -194,21 +243,22 @@ fn parallel(
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let found = search.run(k, &mut buffer, &mut cursor);
+                    let found = search.run(k, 0, &mut buffer, &mut cursor);
                     let failed = found.is_err();
                     if tx.send((k, found)).is_err() || failed {
                         return;
                     }
                 }
             });
+            if let Err(e) = started {
+                return finish(Err(anyhow::anyhow!(
+                    "cannot start search thread {} of {threads}: {e}; try fewer threads (-j)",
+                    i + 1
+                )));
+            }
         }
         drop(tx);
         drop(cursor);
-        let finish = |result: anyhow::Result<()>| {
-            stop.store(true, Ordering::Relaxed);
-            delivered.1.notify_all();
-            result
-        };
         let mut pending = BTreeMap::new();
         let mut want = 0u64;
         while want < ranges {
@@ -228,4 +278,51 @@ fn parallel(
         }
         finish(Ok(()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every match is handed on once, in order, at most [`PIECE`] at a
+    /// time, and the calls cover every match start once: with one thread
+    /// and several, ranges of more matches than a piece holds, and
+    /// overlapping matches.
+    #[test]
+    fn every_match_is_handed_on_once_in_pieces_of_at_most_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        let size = 3 * PIECE as u64 + 1000;
+        std::fs::write(&path, vec![b'a'; size as usize]).unwrap();
+        let manager: Manager = smmap::SlidingWindowMapManager::builder()
+            .window_size(64 * 1024)
+            .build()
+            .into();
+        for pattern in [&b"a"[..], b"aa"] {
+            for (threads, range) in [
+                (1, 2 * PIECE as u64 + 7),
+                (4, 2 * PIECE as u64 + 7),
+                (3, 999),
+            ] {
+                let plan = Plan {
+                    range,
+                    threads,
+                    count_only: false,
+                };
+                let mut seen = Vec::new();
+                let mut covered = 0u64;
+                let n = search(&manager, &path, pattern, plan, |bytes, offsets| {
+                    assert!(offsets.len() <= PIECE, "{}", offsets.len());
+                    covered += bytes;
+                    seen.extend_from_slice(offsets);
+                    Ok(())
+                })
+                .unwrap();
+                let starts = size - pattern.len() as u64 + 1;
+                assert_eq!(n, starts, "{threads} threads, range {range}");
+                assert_eq!(covered, starts);
+                assert!(seen.iter().copied().eq(0..starts), "{threads} threads");
+            }
+        }
+    }
 }

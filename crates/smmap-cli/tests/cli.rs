@@ -1759,6 +1759,25 @@ fn bench_says_when_a_thread_cannot_start() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+/// `find -j N` that cannot start a thread says so and exits 2; it neither
+/// panics nor waits for ranges that will never be handed on.
+#[test]
+fn find_says_when_a_thread_cannot_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "f", &[b'x'; 4096]);
+    let out = output(
+        binary()
+            .args(["find", "-c", "-j", "2", "--chunk", "100", "x", &f])
+            .env("RUST_MIN_STACK", (1u64 << 50).to_string()),
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("cannot start search thread 1 of 2"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(out.stdout.is_empty());
+}
+
 /// Each check applies where its option is used: a sweep writes no large
 /// file and runs one thread, a replay reads no small files; a sweep
 /// honours --max-open-files, as the rows do.
