@@ -72,12 +72,21 @@ fn ok(args: &[&str]) -> String {
 }
 
 /// Checks exit status 2, empty stdout, one error line naming every piece of
-/// `wanted`, and returns stderr.
+/// `wanted`, and returns stderr. (An error of the argument parser's takes
+/// more lines, of usage and help, but only one that says `error:`.)
 fn fails(args: &[&str], wanted: &[&str]) -> String {
+    fails_with(args, wanted, 1)
+}
+
+/// As [`fails`], with `errors` error lines.
+fn fails_with(args: &[&str], wanted: &[&str], errors: usize) -> String {
     let out = smmap(args);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+    let said = err.lines().filter(|l| l.contains("error:")).count();
+    assert_eq!(said, errors, "{args:?}: {err}");
     for w in wanted {
         assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
     }
@@ -779,11 +788,20 @@ fn stat_errors() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(dir.path(), "f", b"x");
     let missing = dir.path().join("missing");
-    let err = fails(
-        &["stat", &f, missing.to_str().unwrap()],
-        &["missing", &not_found()],
+    // The files that could be read are still reported.
+    let out = smmap(&["stat", &f, missing.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("missing") && err.contains(&not_found()),
+        "{err}"
     );
-    assert_eq!(err.lines().count(), 1);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(&f) && !report.contains("missing"),
+        "{report}"
+    );
     fails(&["stat", dir.path().to_str().unwrap()], &["is a directory"]);
     fails(&["stat", "--max-handles", "0", &f], &["at least 1"]);
     fails(&["stat", "--window", "lots", &f], &["lots"]);
@@ -2591,11 +2609,17 @@ fn files_the_kernel_makes_as_they_are_read_are_refused() {
     for args in [vec!["dump", f], vec!["stat", f], vec!["find", "Linux", f]] {
         fails(&args, &[f, "cannot be memory-mapped"]);
     }
-    // Met in a directory searched with -r, too: refused, not "no match".
+    // Met in a directory searched with -r, too: refused, not "no match",
+    // one error line per file of it.
     let d = "/proc/sys/kernel/random";
-    fails(
+    let files = std::fs::read_dir(d)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_file())
+        .count();
+    fails_with(
         &["find", "-r", "-c", "x", d],
         &["/proc/sys/kernel/random/uuid", "cannot be memory-mapped"],
+        files,
     );
 }
 
