@@ -124,6 +124,11 @@ impl Sketch {
 
     /// Counts `n` asks for `key` (a miss: one; uses of a mapped window the
     /// evictor's hand found: their number); returns the estimate now.
+    ///
+    /// The conservative update: every counter of the key below the least
+    /// one plus `n` is raised to that, so that the estimate (the least
+    /// counter) is that afterwards, whatever other keys raised some of the
+    /// counters to before.
     pub(crate) fn add(&self, key: Key, n: u32) -> u32 {
         if n == 0 {
             return self.estimate(key);
@@ -134,7 +139,7 @@ impl Sketch {
         let min = now.iter().copied().min().unwrap_or(0);
         let to = (min + u64::from(n)).min(MAX);
         for (r, &(w, sh)) in cs.iter().enumerate() {
-            if now[r] < to && now[r] == min {
+            if now[r] < to {
                 // Lossy: a racing writer of the same word may undo this,
                 // or undo a halving's store to it (`halve` loads and stores
                 // apart): then that word's sixteen counters keep their
@@ -244,6 +249,21 @@ impl Sketch {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// A credit of many uses raises the key's estimate by that many, also
+    /// when a colliding key raised one of its counters above the least.
+    #[test]
+    fn a_credit_of_many_raises_every_counter_below_the_new_count() {
+        let s = Sketch::new(16);
+        let k = (7, 7);
+        let (w, sh) = s.counters(k)[2];
+        // A colliding key's asks in one of `k`'s counters.
+        s.words[w].store(3 << sh, Ordering::Relaxed);
+        assert_eq!(s.add(k, 1), 1);
+        assert_eq!(s.add(k, 6), 7);
+        assert_eq!(s.estimate(k), 7);
+        assert_eq!(s.add(k, 1), 8);
+    }
 
     #[test]
     fn counts_saturate_decay_and_admission_needs_clear_heat() {
