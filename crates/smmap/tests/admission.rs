@@ -385,3 +385,77 @@ fn a_copy_counts_the_windows_it_reads() {
     assert_eq!(s.pread_windows, 2, "one window each: {s:?}");
     drop((buf, holder));
 }
+
+/// A read about to copy, with no room, reads a mapped window that holds
+/// its offset even where the file's table does not name that window (one
+/// placed in the gap beside a cursor's window off the slots): it maps
+/// nothing, copies nothing, and the window gets the use.
+#[test]
+fn a_mapped_window_the_table_does_not_name_is_read_from_its_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = make_file(dir.path(), "f", 11, 6 * g());
+    let m = SlidingWindowMapManager::builder()
+        .window_size(2 * g())
+        .max_open_handles(3)
+        .build();
+    // A cursor's window off the slots: [g, 3g), named for slots 0 and 1.
+    let mut c = m.make_cursor(&path).unwrap();
+    c.use_region(g(), 2 * g() as usize).unwrap();
+    assert_eq!((c.ofs_begin(), c.ofs_end()), (g(), 3 * g()));
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    // [0, g) in the gap (not named: slot 0 names the cursor's), then the
+    // cursor's window, then [4g, 6g): every handle taken.
+    for at in [0, 2 * g(), 4 * g()] {
+        assert_eq!(buf.get(at).unwrap(), bytes[at as usize]);
+    }
+    let before = m.stats();
+    assert_eq!(before.windows, 3, "{before:?}");
+    assert_eq!(buf.get(5).unwrap(), bytes[5]);
+    let after = m.stats();
+    assert_eq!(
+        (
+            after.preads - before.preads,
+            after.maps - before.maps,
+            after.windows
+        ),
+        (0, 0, 3),
+        "{after:?}"
+    );
+    m.verify_invariants().unwrap();
+    drop(c);
+}
+
+/// The same where the table is coarse: a file of more windows than the
+/// table has slots, so that a slot holds two windows and names one.
+#[test]
+fn a_mapped_window_a_coarse_table_does_not_name_is_read_from_its_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    // One window more than the table has slots (2^17): two windows a slot.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(((1 << 17) + 1) * g()).unwrap();
+    drop(file);
+    let m = SlidingWindowMapManager::builder()
+        .window_size(g())
+        .max_open_handles(3)
+        .build();
+    let mut buf = SlidingWindowMapBuffer::new(m.make_cursor(&path).unwrap(), 0, u64::MAX).unwrap();
+    // Windows 0 and 1 share slot 0, which names window 0; then window 2.
+    for at in [0, g(), 2 * g(), 0] {
+        assert_eq!(buf.get(at).unwrap(), 0);
+    }
+    let before = m.stats();
+    assert_eq!(before.windows, 3, "{before:?}");
+    assert_eq!(buf.get(g() + 1).unwrap(), 0);
+    let after = m.stats();
+    assert_eq!(
+        (
+            after.preads - before.preads,
+            after.maps - before.maps,
+            after.windows
+        ),
+        (0, 0, 3),
+        "{after:?}"
+    );
+    m.verify_invariants().unwrap();
+}

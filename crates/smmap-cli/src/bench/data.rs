@@ -367,7 +367,8 @@ mod tests {
             assert!((SMALL_MIN..=SMALL_MAX).contains(&len), "{len}");
         }
         // A flush that fails says why: a device cannot be flushed so.
-        if cfg!(target_os = "linux") {
+        #[cfg(target_os = "linux")]
+        {
             let err = flush(&File::open("/dev/null").unwrap(), Flush::Wait).unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::ESPIPE), "{err}");
         }

@@ -153,6 +153,9 @@ impl Shared {
         if let Some((start, len)) = copies {
             if !self.has_room(entry, offset) {
                 if !self.sketch.may_admit(asks) {
+                    if let Some(lease) = self.mapped_off_the_table(entry, offset, previous) {
+                        return Ok(Fetched::Mapped(lease, Served::Mapped));
+                    }
                     self.counters.add(Counter::Misses, 1);
                     return self.copy(entry, start, len, None);
                 }
@@ -357,6 +360,51 @@ impl Shared {
     /// Under the file's lock: the region holding `offset` if one is mapped
     /// (waiting for a window being mapped there), or else the new window,
     /// placed and marked pending, with the descriptor to map it through.
+    /// A mapped region holding `offset` that the file's table does not
+    /// name, taken (and the cursor's region given back), for a read about
+    /// to copy: a region placed off the slots, in the gap between others,
+    /// or one of several windows in a slot of a coarse table (a file of
+    /// more than [`MAX_SLOTS`](super::table::MAX_SLOTS) windows). Such a
+    /// region is mapped, so reading it costs no room; copying instead would
+    /// leave it unused, for the hand to evict. Only where the table names a
+    /// region for the offset's slot (one that, [`Shared::find`] found, does
+    /// not hold the offset) can such a region exist: a slot naming none
+    /// has no region overlapping it. Then this takes the file's lock once,
+    /// and never waits: a region being evicted, or being mapped, is left,
+    /// and the read copies.
+    fn mapped_off_the_table(
+        &self,
+        entry: &FileEntry,
+        offset: u64,
+        previous: &mut Option<Lease>,
+    ) -> Option<Lease> {
+        entry.table().get(offset)?;
+        let slots = entry.slots();
+        let Some((
+            _,
+            Slot {
+                what: What::Mapped(c),
+                ..
+            },
+        )) = slots.at(offset)
+        else {
+            return None;
+        };
+        let cell = self.cells.get(c);
+        let seen = cell.claim.seen();
+        if !cell.claim.try_take(seen.generation(), seen) {
+            return None;
+        }
+        drop(slots);
+        self.release(previous);
+        self.counters.add(Counter::Reuses, 1);
+        Some(Lease {
+            cell: std::ptr::NonNull::from(cell),
+            gen: seen.generation(),
+            span: cell.span(),
+        })
+    }
+
     fn place_pending<'e>(
         &self,
         entry: &'e Arc<FileEntry>,

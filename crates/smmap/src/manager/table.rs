@@ -6,12 +6,17 @@
 //! manager or unlimited windows; coarser slots for files of more than
 //! [`MAX_SLOTS`] windows). Each slot names the cell of one region that
 //! overlaps it, if any — the one that covers the whole slot where there is
-//! one, which is every window the engine placed on a slot boundary: all of
-//! a buffer's, and a cursor's whose request fits in one slot. An entry is a
-//! hint: a cursor takes the cell's region by its claim word and checks that
-//! it holds the offset; if it does not (a window placed off the slots, in
-//! the gap between others), the cursor asks its file's slots under the
-//! file's lock.
+//! one, which is every window the engine placed on a slot boundary (all of
+//! a buffer's, and a cursor's whose request fits in one slot) where slots
+//! are windows; a coarse slot holds several windows and names one. A slot
+//! naming none has no region overlapping it. An entry is a hint: a cursor
+//! takes the cell's region by its claim word and checks that it holds the
+//! offset; if it does not (a window placed off the slots, in the gap
+//! between others, or another window of a coarse slot), the miss path
+//! asks the file's slots under the file's lock: a miss that maps, always;
+//! a read about to copy for lack of room, once, without waiting
+//! (`Shared::mapped_off_the_table`), so that it reads a region mapped
+//! there rather than copy.
 //!
 //! Entries are written under the file's lock, when a region is published
 //! or evicted, and read with `Acquire`. They point at cells, which never
