@@ -2,10 +2,11 @@
 //! each — and the handle budget. A cell is reserved for a window before it
 //! is mapped, holds the region while it is mapped, and is freed only once
 //! the region is unmapped: the cells in use are exactly the mappings the
-//! operating system holds for the manager, so reserving at most
-//! `max_open_handles` of them is the handle limit.
+//! operating system holds for the manager (not those of regions a caller
+//! cloned and kept past their eviction, which are the caller's), so
+//! reserving at most `max_open_handles` of them is the handle limit.
 //!
-//! Cells never move: they sit in segments (64 cells, 64, 128, 256, …)
+//! Cells never move: they sit in segments (64 cells, 128, 256, …)
 //! allocated once and kept until the manager goes, so a cursor can read a
 //! cell it found through a file's table without any lock, and without
 //! keeping it alive: the manager does. Which cells are reserved is a bitmap

@@ -11,11 +11,17 @@
 //! An evicted region is taken out of its file's slots and table (under the
 //! file's lock: the hand's lock comes first, a file's second), unmapped,
 //! and only then are its handle and bytes freed: what the limits count is
-//! what the operating system holds. Unmapping under the hand serialises
+//! what the operating system holds for the manager. (A caller that keeps a
+//! clone of a region, [`MapRegion`](crate::MapRegion)'s or a Python
+//! `memoryview`'s, keeps its mapping past the eviction; that mapping is the
+//! caller's from then on and counts against no limit of the manager, as
+//! `MapRegion` documents.) Unmapping under the hand serialises
 //! evictions, which the kernel's own map lock serialises anyway; the miss
-//! that evicted maps its window before it lets go of the hand, so that a
-//! thread that needs room waits asleep rather than in the kernel, on a CPU
-//! each unmap would interrupt to flush its TLB.
+//! that evicted maps its window before it lets go of the hand (but for a
+//! window mapped past the memory limit, whose miss lets go of the hand
+//! once it has evicted what it could), so that a thread that needs room
+//! waits asleep rather than in the kernel, on a CPU each unmap would
+//! interrupt to flush its TLB.
 //!
 //! Who takes the hand: a miss that needs room waits for it
 //! ([`lock`](Evictor::lock)) — it cannot map without room, and the handle

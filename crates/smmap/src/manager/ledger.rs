@@ -23,7 +23,12 @@
 //! is nothing in other builds). The forcing side's fence is real in every
 //! build (`sync::sc_fence_always`): the sweep reads some claim words and
 //! reservation bits with `Acquire` loads before its `SeqCst` ones, and
-//! only a fence orders those after the `force`.
+//! only a fence orders those after the `force`. (The argument leans on the
+//! hardware for one step: that the forcing thread's load of a reservation
+//! bit set by a third thread sees it, which the C++ model promises only
+//! with an edge to that thread, and which x86-64's and ARMv8's
+//! multi-copy-atomic stores give; loom, which does not model `SeqCst`
+//! fences fully, cannot check that step.)
 
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 

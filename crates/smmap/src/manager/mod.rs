@@ -733,6 +733,9 @@ impl<M: From<Manager>> ManagerBuilder<M> {
     /// The limit counts the regions the manager tracks and those it is
     /// unmapping; it is never exceeded, even by threads racing. A miss when
     /// every region is in use by a cursor is [`Error::HandleLimit`](crate::Error::HandleLimit).
+    /// A region cloned out of a cursor ([`WindowCursor::region`](crate::WindowCursor::region))
+    /// and kept past its eviction keeps its mapping outside this count: the
+    /// clone's owner holds it (see [`MapRegion`](crate::MapRegion)).
     pub fn max_open_handles(mut self, handles: usize) -> Self {
         self.limits.max_open_handles = handles.clamp(1, default_max_open_handles());
         self
